@@ -1,0 +1,347 @@
+//! Plain HTTP on the shared port: reading a request head under a deadline,
+//! serving the page's files, and writing responses (framed by tiny_http).
+
+use std::borrow::Cow;
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tiny_http::{HTTPVersion, Header, Response};
+
+/// Largest request head accepted; a larger one gets 431.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+/// Most headers parsed in one request head.
+const MAX_HEADERS: usize = 64;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/www_files.rs"));
+}
+
+/// A parsed HTTP request head.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub method: String,
+    /// The request target as sent: path and query, still percent-encoded.
+    pub target: String,
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether a comma-separated header lists `token` (case-insensitive).
+    pub fn header_has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    /// The path part of the target, before any `?`.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The query part of the target, after the first `?`.
+    pub fn query(&self) -> &str {
+        self.target.split_once('?').map_or("", |(_, q)| q)
+    }
+}
+
+/// Why no request head could be read.
+#[derive(Debug)]
+pub enum HeadError {
+    /// The head was not complete before the deadline (a slow or idle client).
+    Timeout,
+    /// The head grew past [`MAX_HEAD`].
+    TooLarge,
+    /// Not HTTP/1.x.
+    Malformed(httparse::Error),
+    /// The peer closed before sending a whole head.
+    Closed,
+    Io(io::Error),
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadError::Timeout => write!(f, "request head not complete in time"),
+            HeadError::TooLarge => write!(f, "request head over {MAX_HEAD} bytes"),
+            HeadError::Malformed(e) => write!(f, "malformed request head: {e}"),
+            HeadError::Closed => write!(f, "closed before a request head"),
+            HeadError::Io(e) => write!(f, "reading request head: {e}"),
+        }
+    }
+}
+
+/// Reads and parses one request head, which must be complete within
+/// `timeout` in total, however slowly the bytes trickle in. Returns the head
+/// and any bytes the client sent after it.
+pub fn read_head(sock: &TcpStream, timeout: Duration) -> Result<(Head, Vec<u8>), HeadError> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(HeadError::Timeout);
+        }
+        sock.set_read_timeout(Some(left)).map_err(HeadError::Io)?;
+        let n = match (&*sock).read(&mut chunk) {
+            Ok(0) => return Err(HeadError::Closed),
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(HeadError::Timeout);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(HeadError::Io(e)),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some((head, used)) = parse_head(&buf)? {
+            return Ok((head, buf.split_off(used)));
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(HeadError::TooLarge);
+        }
+    }
+}
+
+/// Parses a request head from the start of `buf`; `None` if incomplete.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(used)) if used <= MAX_HEAD => {
+            let head = Head {
+                method: req.method.unwrap_or("").to_owned(),
+                target: req.path.unwrap_or("").to_owned(),
+                version: req.version.unwrap_or(1),
+                headers: req
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_owned(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect(),
+            };
+            Ok(Some((head, used)))
+        }
+        Ok(httparse::Status::Complete(_)) => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
+        Err(e) => Err(HeadError::Malformed(e)),
+    }
+}
+
+/// Where the page's files come from.
+#[derive(Debug, Clone)]
+pub enum Site {
+    /// The copy of `www/` built into the binary.
+    Embedded,
+    /// A directory on disk, read on every request.
+    Dir(PathBuf),
+}
+
+impl Site {
+    /// Answers a GET or HEAD of a page file.
+    pub fn serve(&self, sock: &TcpStream, head: &Head) -> io::Result<()> {
+        let head_only = head.method == "HEAD";
+        match self.lookup(head.path()) {
+            Some((body, content_type)) => respond(
+                sock,
+                Response::from_data(body.into_owned())
+                    .with_header(header("Content-Type", content_type))
+                    .with_header(header("Cache-Control", "no-cache")),
+                head_only,
+            ),
+            None => respond(sock, text_response(404, "not found\n"), head_only),
+        }
+    }
+
+    /// Finds the file for a request path. Anything that could name a file
+    /// outside the site (`..`, encoded or not, backslashes, absolute paths)
+    /// is simply not found.
+    fn lookup(&self, path: &str) -> Option<(Cow<'static, [u8]>, &'static str)> {
+        let decoded = percent_decode(path)?;
+        let rel = match decoded.strip_prefix('/')? {
+            "" => "index.html",
+            rel => rel,
+        };
+        let safe = rel
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+            && !rel.contains(['\\', '\0']);
+        if !safe {
+            return None;
+        }
+        let content_type = content_type(rel);
+        match self {
+            Site::Embedded => embedded::FILES
+                .iter()
+                .find(|(name, _)| *name == rel)
+                .map(|(_, bytes)| (Cow::Borrowed(*bytes), content_type)),
+            Site::Dir(root) => {
+                let file = read_inside(root, rel)?;
+                Some((Cow::Owned(file), content_type))
+            }
+        }
+    }
+}
+
+/// Reads `root/rel` if it is a regular file that really lies inside `root`
+/// (symbolic links pointing out are refused).
+fn read_inside(root: &Path, rel: &str) -> Option<Vec<u8>> {
+    let root = root.canonicalize().ok()?;
+    let file = root.join(rel).canonicalize().ok()?;
+    if !file.starts_with(&root) || !file.is_file() {
+        return None;
+    }
+    std::fs::read(file).ok()
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("webmanifest") => "application/manifest+json",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Decodes `%XX` escapes; `None` if an escape is broken or the result is not
+/// UTF-8. `+` is kept as is (it means a space only in queries).
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Parses a query string into decoded pairs (`+` is a space).
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((
+                percent_decode(&k.replace('+', " "))?,
+                percent_decode(&v.replace('+', " "))?,
+            ))
+        })
+        .collect()
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes())
+        .expect("header names and values are ASCII")
+}
+
+/// A short plain-text response.
+pub fn text_response(status: u16, body: &str) -> Response<io::Cursor<Vec<u8>>> {
+    Response::from_data(body.as_bytes().to_vec())
+        .with_status_code(status)
+        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
+}
+
+/// An error response with extra headers (`Retry-After`, `Upgrade`…).
+pub fn error_response(
+    status: u16,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> Response<io::Cursor<Vec<u8>>> {
+    extra.iter().fold(text_response(status, body), |r, (k, v)| {
+        r.with_header(header(k, v))
+    })
+}
+
+/// Writes a response and asks the client to close: one request per
+/// connection keeps every connection's thread short-lived.
+pub fn respond<R: Read>(
+    sock: &TcpStream,
+    response: Response<R>,
+    head_only: bool,
+) -> io::Result<()> {
+    let response = response
+        .with_header(header("Connection", "close"))
+        .with_header(header("Server", "wschat"));
+    let mut writer = io::BufWriter::new(sock);
+    response.raw_print(&mut writer, HTTPVersion(1, 1), &[], head_only, None)?;
+    io::Write::flush(&mut writer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_not_found() {
+        let site = Site::Embedded;
+        for path in [
+            "/../Cargo.toml",
+            "/%2e%2e/Cargo.toml",
+            "//etc/passwd",
+            "/..%2fCargo.toml",
+            "/a\\b",
+            "/%zz",
+        ] {
+            assert!(site.lookup(path).is_none(), "{path}");
+        }
+    }
+
+    #[test]
+    fn index_is_the_root() {
+        assert!(Site::Embedded.lookup("/").is_some());
+        assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
+    }
+
+    #[test]
+    fn head_parsing() {
+        let (head, used) = parse_head(b"GET /ws?room=a%20b HTTP/1.1\r\nHost: x\r\n\r\nrest")
+            .unwrap()
+            .unwrap();
+        assert_eq!(used, 40);
+        assert_eq!(head.path(), "/ws");
+        assert_eq!(
+            query_pairs(head.query()),
+            vec![("room".into(), "a b".into())]
+        );
+        assert!(parse_head(b"GET / HTTP/1.1\r\nHost").unwrap().is_none());
+        assert!(parse_head(b"\x00\x01\r\n\r\n").is_err());
+    }
+}

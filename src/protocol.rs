@@ -1,0 +1,362 @@
+//! The wire formats clients send and receive in the chat room: the raw
+//! tutorial file header and the `wschat.v1` JSON frames (docs/PROTOCOL.md).
+//! Everything here is pure parsing and encoding, with no I/O, so it can be
+//! fuzzed and unit-tested on its own.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The subprotocol name a client offers to speak JSON.
+pub const V1: &str = "wschat.v1";
+
+/// Longest name or room name, in characters, after trimming.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// Longest file name, in bytes.
+pub const MAX_FILE_NAME: usize = 255;
+
+/// A frame from a `wschat.v1` client, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Join {
+        room: Option<String>,
+        name: Option<String>,
+        since: Option<u64>,
+    },
+    Message {
+        text: String,
+    },
+    File(FileMeta),
+    Typing,
+}
+
+/// What a `file` announcement says about the binary frame that follows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileMeta {
+    pub name: String,
+    pub size: u64,
+    pub mime: String,
+}
+
+/// Why a client frame was refused; becomes an `error` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `error` event for this refusal, as JSON text.
+    pub fn to_json(&self) -> String {
+        encode(&Event::Error {
+            code: self.code,
+            message: &self.message,
+        })
+    }
+}
+
+/// Parses one text frame from a `wschat.v1` client. Limits that depend on
+/// configuration (text length, file size) are checked by the caller.
+pub fn parse_command(text: &str) -> Result<Command, Refusal> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Refusal::new("bad_json", format!("not valid JSON: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(Refusal::new("bad_json", "a frame must be a JSON object"));
+    };
+    let kind = match obj.get("type") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(Refusal::new("unknown_type", "\"type\" must be a string")),
+        None => return Err(Refusal::new("unknown_type", "missing \"type\"")),
+    };
+    match kind {
+        "join" => Ok(Command::Join {
+            room: opt_string(&obj, "room")?,
+            name: opt_string(&obj, "name")?,
+            since: opt_u64(&obj, "since")?,
+        }),
+        "message" => Ok(Command::Message {
+            text: req_string(&obj, "text")?,
+        }),
+        "file" => {
+            let name = req_string(&obj, "name")?;
+            validate_file_name(&name)?;
+            let size = opt_u64(&obj, "size")?
+                .ok_or_else(|| Refusal::new("bad_field", "missing field \"size\""))?;
+            let mime = opt_string(&obj, "mime")?
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "application/octet-stream".to_owned());
+            if mime.len() > 255 || mime.chars().any(char::is_control) {
+                return Err(Refusal::new(
+                    "bad_field",
+                    "field \"mime\" is not a media type",
+                ));
+            }
+            Ok(Command::File(FileMeta { name, size, mime }))
+        }
+        "typing" => Ok(Command::Typing),
+        other => Err(Refusal::new(
+            "unknown_type",
+            format!("unknown type {other:?}; expected join, message, file or typing"),
+        )),
+    }
+}
+
+fn opt_string(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, Refusal> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Refusal::new(
+            "bad_field",
+            format!("field \"{field}\" must be a string"),
+        )),
+    }
+}
+
+fn req_string(obj: &Map<String, Value>, field: &str) -> Result<String, Refusal> {
+    opt_string(obj, field)?
+        .ok_or_else(|| Refusal::new("bad_field", format!("missing field \"{field}\"")))
+}
+
+fn opt_u64(obj: &Map<String, Value>, field: &str) -> Result<Option<u64>, Refusal> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
+        Some(_) => Err(Refusal::new(
+            "bad_field",
+            format!("field \"{field}\" must be a non-negative integer"),
+        )),
+    }
+}
+
+/// Checks a nickname or room name and returns its trimmed form.
+pub fn validate_name(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS || trimmed.chars().any(char::is_control) {
+        return None;
+    }
+    Some(trimmed.to_owned())
+}
+
+fn validate_file_name(name: &str) -> Result<(), Refusal> {
+    if name.is_empty()
+        || name.len() > MAX_FILE_NAME
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
+        return Err(Refusal::new(
+            "bad_field",
+            "field \"name\" must be a file name of 1-255 bytes without control characters or slashes",
+        ));
+    }
+    Ok(())
+}
+
+/// Why a raw binary frame is not a tutorial-format file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileHeaderError {
+    /// Fewer than two bytes, or fewer than the name length announces.
+    Truncated,
+    /// The name bytes are not UTF-8.
+    NameNotUtf8,
+}
+
+/// Splits a tutorial-format file frame (`u16` LE name length, name, bytes)
+/// into its name and the offset where the file's bytes begin.
+pub fn parse_file_header(frame: &[u8]) -> Result<(&str, usize), FileHeaderError> {
+    let [lo, hi, rest @ ..] = frame else {
+        return Err(FileHeaderError::Truncated);
+    };
+    let len = u16::from_le_bytes([*lo, *hi]) as usize;
+    let name = rest.get(..len).ok_or(FileHeaderError::Truncated)?;
+    let name = std::str::from_utf8(name).map_err(|_| FileHeaderError::NameNotUtf8)?;
+    Ok((name, 2 + len))
+}
+
+/// Builds a tutorial-format file frame.
+pub fn file_frame(name: &str, bytes: &[u8]) -> Vec<u8> {
+    // A name longer than u16::MAX cannot be expressed; v1 names are <= 255 bytes.
+    let name = &name.as_bytes()[..name.len().min(u16::MAX as usize)];
+    let mut out = Vec::with_capacity(2 + name.len() + bytes.len());
+    out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    out.extend_from_slice(name);
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// A media type for a file name, from its extension.
+pub fn guess_mime(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("svg") => "image/svg+xml",
+        Some("txt") => "text/plain",
+        Some("pdf") => "application/pdf",
+        Some("json") => "application/json",
+        Some("zip") => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A frame the server sends to `wschat.v1` clients.
+#[derive(Serialize, Debug)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event<'a> {
+    Welcome {
+        name: &'a str,
+        room: &'a str,
+        last_id: u64,
+    },
+    Presence {
+        room: &'a str,
+        users: Vec<&'a str>,
+    },
+    Gap {
+        room: &'a str,
+        since: u64,
+        first: u64,
+    },
+    Join {
+        room: &'a str,
+        name: &'a str,
+        ts: u64,
+    },
+    Leave {
+        room: &'a str,
+        name: &'a str,
+        ts: u64,
+    },
+    Message {
+        id: u64,
+        room: &'a str,
+        from: &'a str,
+        text: &'a str,
+        ts: u64,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        replay: bool,
+    },
+    File {
+        id: u64,
+        room: &'a str,
+        from: &'a str,
+        name: &'a str,
+        size: u64,
+        mime: &'a str,
+        ts: u64,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        replay: bool,
+    },
+    Typing {
+        room: &'a str,
+        name: &'a str,
+    },
+    Error {
+        code: &'a str,
+        message: &'a str,
+    },
+}
+
+/// Encodes an event as JSON text.
+pub fn encode(event: &Event) -> String {
+    serde_json::to_string(event).expect("events contain only strings and integers")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_command() {
+        assert_eq!(
+            parse_command(r#"{"type":"join","room":"r","name":"a","since":3}"#),
+            Ok(Command::Join {
+                room: Some("r".into()),
+                name: Some("a".into()),
+                since: Some(3)
+            })
+        );
+        assert_eq!(
+            parse_command(r#"{"type":"message","text":"hi","extra":1}"#),
+            Ok(Command::Message { text: "hi".into() })
+        );
+        assert_eq!(
+            parse_command(r#"{"type":"file","name":"a.png","size":3}"#),
+            Ok(Command::File(FileMeta {
+                name: "a.png".into(),
+                size: 3,
+                mime: "application/octet-stream".into()
+            }))
+        );
+        assert_eq!(parse_command(r#"{"type":"typing"}"#), Ok(Command::Typing));
+    }
+
+    #[test]
+    fn refuses_with_precise_codes() {
+        let code = |s: &str| parse_command(s).unwrap_err().code;
+        assert_eq!(code("{"), "bad_json");
+        assert_eq!(code("[1]"), "bad_json");
+        assert_eq!(code(r#"{"text":"x"}"#), "unknown_type");
+        assert_eq!(code(r#"{"type":5}"#), "unknown_type");
+        assert_eq!(code(r#"{"type":"dance"}"#), "unknown_type");
+        assert_eq!(code(r#"{"type":"message"}"#), "bad_field");
+        assert_eq!(code(r#"{"type":"message","text":1}"#), "bad_field");
+        assert_eq!(code(r#"{"type":"file","name":"a","size":-1}"#), "bad_field");
+        assert_eq!(
+            code(r#"{"type":"file","name":"../a","size":1}"#),
+            "bad_field"
+        );
+        assert_eq!(code(r#"{"type":"join","since":"x"}"#), "bad_field");
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(validate_name("  alice "), Some("alice".into()));
+        assert_eq!(validate_name("   "), None);
+        assert_eq!(validate_name("a\u{7}b"), None);
+        assert!(validate_name(&"é".repeat(32)).is_some());
+        assert_eq!(validate_name(&"x".repeat(33)), None);
+    }
+
+    #[test]
+    fn file_header_round_trip() {
+        let frame = file_frame("a.txt", b"hello");
+        assert_eq!(parse_file_header(&frame), Ok(("a.txt", 7)));
+        assert_eq!(&frame[7..], b"hello");
+        assert_eq!(parse_file_header(&[1]), Err(FileHeaderError::Truncated));
+        assert_eq!(
+            parse_file_header(&[5, 0, b'a']),
+            Err(FileHeaderError::Truncated)
+        );
+        assert_eq!(
+            parse_file_header(&[1, 0, 0xff]),
+            Err(FileHeaderError::NameNotUtf8)
+        );
+    }
+
+    #[test]
+    fn events_match_the_protocol_document() {
+        let json = encode(&Event::Message {
+            id: 58,
+            room: "lobby",
+            from: "alice",
+            text: "hello",
+            ts: 1,
+            replay: false,
+        });
+        assert_eq!(
+            json,
+            r#"{"type":"message","id":58,"room":"lobby","from":"alice","text":"hello","ts":1}"#
+        );
+    }
+}

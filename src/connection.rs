@@ -35,6 +35,10 @@ pub const THREAD_STACK: usize = 128 * 1024;
 const ERROR_BURST: u32 = 20;
 const ERRORS_PER_SEC: f64 = 1.0;
 
+/// Close code for a peer that has gone silent or a server going down: no
+/// point waiting for the peer's answer.
+const CLOSE_GOING_AWAY: u16 = 1001;
+
 /// Everything a connection needs once its handshake is done.
 pub struct Connection {
     pub id: ClientId,
@@ -106,25 +110,39 @@ impl Connection {
         };
 
         let mut session = Session::new(self.id, &self.endpoint, &self.config, self.events.clone());
-        session.tell(Event::Connect {
+        let connect = Event::Connect {
             id: self.id,
             peer: self.peer,
             mode: session.mode,
             outbox,
-        });
-        if let Endpoint::Room(mode, query) = &self.endpoint
-            && (*mode == Mode::Raw || query.name.is_some())
-        {
-            session.join(query, None, None, None);
-        }
-        let mut ctx = WebSocketContext::from_partially_read(
-            self.early,
-            Role::Server,
-            Some(ws_config(session.message_limit())),
-        );
-        let end = read_loop(&sock, &mut ctx, &mut session, &own_tx);
-        if session.in_room {
+        };
+        let end = if session.events.send(connect).is_err() {
+            // The dispatcher has stopped: the server is shutting down.
+            let reason = "server shutting down".to_owned();
+            let _ = own_tx.send(Own::Close(1001, reason.clone()));
+            End::ClosedByUs(1001, reason)
+        } else {
+            if let Endpoint::Room(mode, query) = &self.endpoint
+                && (*mode == Mode::Raw || query.name.is_some())
+            {
+                session.join(query, None, None, None);
+            }
+            let mut ctx = WebSocketContext::from_partially_read(
+                self.early,
+                Role::Server,
+                Some(ws_config(session.message_limit())),
+            );
+            let end = read_loop(&sock, &mut ctx, &mut session, &own_tx);
+            // The room hears of the leave before any lingering below.
             session.tell(Event::Leave { id: self.id });
+            end
+        };
+        if let End::ClosedByUs(code, _) = &end
+            && *code != CLOSE_GOING_AWAY
+        {
+            // Let the peer read our close frame and close its side first,
+            // so the close is not lost to a TCP reset.
+            linger(&sock);
         }
         drop(own_tx);
         let writer_end = writer.join();
@@ -170,10 +188,7 @@ fn read_loop(
             Flow::Continue => {}
             Flow::End(end) => return end,
             Flow::Close(code, reason) => {
-                // The writer sends the close; wait for the peer to close
-                // its side so it can read our close frame before TCP ends.
                 let _ = own.send(Own::Close(code, reason.clone()));
-                linger(sock);
                 return End::ClosedByUs(code, reason);
             }
         }
@@ -207,7 +222,7 @@ fn failure(err: WsError) -> Flow {
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ) =>
         {
-            Flow::Close(1001, "ping timeout".into())
+            Flow::Close(CLOSE_GOING_AWAY, "ping timeout".into())
         }
         WsError::Io(e) => Flow::End(End::Reset(e.to_string())),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
@@ -291,8 +306,6 @@ struct Session {
     query: RoomQuery,
     config: Arc<Config>,
     events: Sender<Event>,
-    /// Whether the dispatcher knows this client (it must hear its leave).
-    in_room: bool,
     pending_file: Option<FileMeta>,
     rate: TokenBucket,
     /// Frames dropped by the rate limit draw on this; empty means flooding.
@@ -318,7 +331,6 @@ impl Session {
             query,
             config: config.clone(),
             events,
-            in_room: false,
             pending_file: None,
             rate: TokenBucket::new(config.rate, config.burst),
             strikes: TokenBucket::new(config.rate, config.burst),
@@ -337,9 +349,6 @@ impl Session {
     }
 
     fn tell(&mut self, event: Event) {
-        if matches!(event, Event::Connect { .. }) {
-            self.in_room = true;
-        }
         // Fails only when the dispatcher has stopped (shutdown); the writer
         // has then been told to close.
         let _ = self.events.send(event);

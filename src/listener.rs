@@ -167,6 +167,8 @@ impl Server {
         let (alive, all_gone) = crossbeam_channel::bounded::<()>(0);
 
         self.accept_loop(&shared, &alive);
+        // Stop accepting: new connections are refused by the kernel from here.
+        drop(self);
 
         log::info!(
             "shutting down: closing clients (grace {:?})",

@@ -23,6 +23,7 @@ use crate::handshake::{Endpoint, RoomQuery};
 use crate::protocol::{self, Command, FileMeta, Refusal};
 use crate::queue::{self, OWN_QUEUE, Own};
 use crate::ratelimit::TokenBucket;
+use crate::text_limit::{TextLimit, TextTooBig};
 use crate::wire::Encoded;
 use crate::writer::{CLOSE_TIMEOUT, Writer, WriterEnd};
 
@@ -92,6 +93,7 @@ impl Connection {
             own: own_rx,
             room: inbox,
             ping_interval: self.config.ping_interval,
+            write_timeout: self.config.write_timeout,
         };
         let writer = match thread::Builder::new()
             .name(format!("writer-{}", self.id))
@@ -176,7 +178,13 @@ fn read_loop(
     session: &mut Session,
     own: &Sender<Own>,
 ) -> End {
-    let mut stream = ReplyStream { sock, own };
+    let text_limit =
+        (session.mode != Mode::Echo).then(|| TextLimit::new(session.config.max_message_size));
+    let mut stream = ReplyStream {
+        sock,
+        own,
+        text_limit,
+    };
     let mut limit = session.message_limit();
     loop {
         let result = ctx.read(&mut stream);
@@ -223,6 +231,9 @@ fn failure(err: WsError) -> Flow {
             ) =>
         {
             Flow::Close(CLOSE_GOING_AWAY, "ping timeout".into())
+        }
+        WsError::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<TextTooBig>()) => {
+            Flow::Close(1009, "message too big".into())
         }
         WsError::Io(e) => Flow::End(End::Reset(e.to_string())),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
@@ -275,11 +286,19 @@ fn linger(sock: &TcpStream) {
 struct ReplyStream<'a> {
     sock: &'a TcpStream,
     own: &'a Sender<Own>,
+    /// In the chat room, stops text over `--max-message-size` from its header.
+    text_limit: Option<TextLimit>,
 }
 
 impl Read for ReplyStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.sock).read(buf)
+        let n = (&*self.sock).read(buf)?;
+        if let Some(limit) = &mut self.text_limit {
+            limit
+                .observe(&buf[..n])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        }
+        Ok(n)
     }
 }
 
@@ -307,6 +326,10 @@ struct Session {
     config: Arc<Config>,
     events: Sender<Event>,
     pending_file: Option<FileMeta>,
+    /// Whether a join has been asked for. The dispatcher decides whether it
+    /// succeeded; this only lets a file announced before any join be refused
+    /// at once rather than after its bytes.
+    join_asked: bool,
     rate: TokenBucket,
     /// Frames dropped by the rate limit draw on this; empty means flooding.
     strikes: TokenBucket,
@@ -332,6 +355,7 @@ impl Session {
             config: config.clone(),
             events,
             pending_file: None,
+            join_asked: false,
             rate: TokenBucket::new(config.rate, config.burst),
             strikes: TokenBucket::new(config.rate, config.burst),
             errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
@@ -361,6 +385,7 @@ impl Session {
         name: Option<String>,
         since: Option<u64>,
     ) {
+        self.join_asked = true;
         let event = Event::Join {
             id: self.id,
             room: room.or_else(|| query.room.clone()),
@@ -413,7 +438,7 @@ impl Session {
             Err(_) => return Flow::Close(1007, "bad file header".into()),
         };
         if frame.len() - offset > self.config.max_file_size {
-            return Flow::Close(1009, "file too big".into());
+            return Flow::Close(1009, "message too big".into());
         }
         if let Err(flow) = self.admit() {
             return flow;
@@ -476,6 +501,10 @@ impl Session {
                     id: self.id,
                     text: text.into(),
                 });
+            }
+            Command::File(_) if !self.join_asked => {
+                let why = "join a room before sending messages, files or typing";
+                return self.refuse(own, Refusal::new("not_joined", why));
             }
             Command::File(meta) => {
                 if meta.size > self.config.max_file_size as u64 {

@@ -6,10 +6,10 @@
 //! byte goes through this one thread, a reply can never be interleaved with
 //! a frame that is half written. It also sends the heartbeat pings.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, after, never, select, tick};
 
@@ -22,6 +22,10 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Frames taken from a queue before the buffered bytes are flushed.
 const BATCH: usize = 64;
+
+/// Small frames are gathered up to this many bytes before a write; larger
+/// frames are written straight from their shared buffer.
+const BUFFER: usize = 16 * 1024;
 
 /// How a writer thread ended.
 #[derive(Debug)]
@@ -39,6 +43,9 @@ pub struct Writer {
     pub own: Receiver<Own>,
     pub room: Inbox,
     pub ping_interval: Duration,
+    /// Longest time one flush to the socket may take, however many bytes
+    /// trickle out meanwhile.
+    pub write_timeout: Duration,
 }
 
 impl Writer {
@@ -54,8 +61,10 @@ impl Writer {
 
     fn pump(self) -> WriterEnd {
         let mut out = Output {
-            buf: BufWriter::with_capacity(16 * 1024, &*self.sock),
+            sock: &self.sock,
+            buf: Vec::with_capacity(BUFFER),
             closing: false,
+            timeout: self.write_timeout,
         };
         let mut room = self.room.rx.clone();
         let ticker = tick(self.ping_interval);
@@ -124,9 +133,11 @@ impl Writer {
 
 /// The socket's buffered output and whether a close frame has gone out.
 struct Output<'a> {
-    buf: BufWriter<&'a TcpStream>,
+    sock: &'a TcpStream,
+    buf: Vec<u8>,
     /// After a close frame nothing more may be sent (RFC 6455 §5.5.1).
     closing: bool,
+    timeout: Duration,
 }
 
 impl Output<'_> {
@@ -134,12 +145,58 @@ impl Output<'_> {
         if self.closing {
             return Ok(());
         }
-        self.buf.write_all(frame.as_bytes())?;
         self.closing = frame.is_close();
-        Ok(())
+        if self.buf.len() + frame.len() <= BUFFER {
+            self.buf.extend_from_slice(frame.as_bytes());
+            return Ok(());
+        }
+        self.flush()?;
+        if frame.len() <= BUFFER {
+            self.buf.extend_from_slice(frame.as_bytes());
+            Ok(())
+        } else {
+            self.write_by_deadline(frame.as_bytes())
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.buf.flush()
+        let buf = std::mem::take(&mut self.buf);
+        let result = self.write_by_deadline(&buf);
+        self.buf = buf;
+        self.buf.clear();
+        result
+    }
+
+    /// Writes all of `bytes` within the write timeout. The socket's own
+    /// send timeout restarts whenever a few bytes get through, so a peer
+    /// that reads a trickle could hold a writer for ever; the deadline
+    /// covers the whole write instead.
+    fn write_by_deadline(&self, mut bytes: &[u8]) -> io::Result<()> {
+        let deadline = Instant::now() + self.timeout;
+        let mut shortened = false;
+        while !bytes.is_empty() {
+            match (&*self.sock).write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
+                }
+                Err(e) => return Err(e),
+            }
+            if !bytes.is_empty() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
+                }
+                self.sock.set_write_timeout(Some(left))?;
+                shortened = true;
+            }
+        }
+        if shortened {
+            // Restore the full timeout for the next write.
+            self.sock.set_write_timeout(Some(self.timeout))?;
+        }
+        Ok(())
     }
 }

@@ -16,5 +16,6 @@ pub mod listener;
 pub mod protocol;
 pub mod queue;
 pub mod ratelimit;
+pub mod text_limit;
 pub mod wire;
 pub mod writer;

@@ -147,8 +147,9 @@ impl Server {
     }
 
     /// Serves until shut down; returns when every connection has finished or
-    /// the shutdown grace has passed.
-    pub fn run(self) -> io::Result<()> {
+    /// the shutdown grace has passed. `ready` is called once every thread of
+    /// the server is running, just before the first accept.
+    pub fn run(self, ready: impl FnOnce()) -> io::Result<()> {
         let config = self.config.clone();
         let (events, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
         let dispatcher = Dispatcher::new(Limits {
@@ -165,6 +166,7 @@ impl Server {
             config: config.clone(),
         });
         let (alive, all_gone) = crossbeam_channel::bounded::<()>(0);
+        ready();
 
         self.accept_loop(&shared, &alive);
         // Stop accepting: new connections are refused by the kernel from here.

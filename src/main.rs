@@ -54,10 +54,12 @@ fn main() -> ExitCode {
             std::process::exit(130);
         }
     });
-    // Tests and scripts read the chosen port from this line.
-    println!("wschat listening on {addr}");
-    log::info!("serving http://{addr}/ (chat page), ws://{addr}/ws, ws://{addr}/echo");
-    match server.run() {
+    let ready = || {
+        // Tests and scripts read the chosen port from this line.
+        println!("wschat listening on {addr}");
+        log::info!("serving http://{addr}/ (chat page), ws://{addr}/ws, ws://{addr}/echo");
+    };
+    match server.run(ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("server failed: {e}");

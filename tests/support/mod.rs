@@ -159,13 +159,26 @@ fn set_watchdog(ws: &mut Client) {
     }
 }
 
-/// Reads the next data frame (text or binary), skipping pings and pongs.
+/// Reads the next data frame (text or binary, or a close), skipping pings
+/// and pongs; fails the test if none comes within the watchdog in total (the
+/// server's own pings must not keep a test waiting for ever).
 pub fn next_data(ws: &mut Client) -> Message {
+    let deadline = std::time::Instant::now() + WATCHDOG;
     loop {
+        set_read_deadline(ws, deadline);
         match ws.read().expect("read frame") {
             m @ (Message::Text(_) | Message::Binary(_) | Message::Close(_)) => return m,
             _ => continue,
         }
+    }
+}
+
+/// Sets the client's read timeout to what is left until `deadline`.
+fn set_read_deadline(ws: &mut Client, deadline: std::time::Instant) {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    assert!(!left.is_zero(), "nothing arrived within the watchdog");
+    if let MaybeTlsStream::Plain(s) = ws.get_mut() {
+        s.set_read_timeout(Some(left)).unwrap();
     }
 }
 
@@ -179,7 +192,9 @@ pub fn next_json(ws: &mut Client) -> serde_json::Value {
 
 /// Reads frames until the connection closes and returns the close code, if any.
 pub fn close_code(ws: &mut Client) -> Option<u16> {
+    let deadline = std::time::Instant::now() + WATCHDOG;
     loop {
+        set_read_deadline(ws, deadline);
         match ws.read() {
             Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
             Ok(_) => continue,
@@ -520,7 +535,12 @@ pub fn expect_error(ws: &mut Client, code: &str) -> serde_json::Value {
 
 /// Reads until the close frame and returns its code and reason.
 pub fn close_frame(ws: &mut Client) -> Option<(u16, String)> {
+    let deadline = std::time::Instant::now() + WATCHDOG;
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no close frame within the watchdog"
+        );
         match ws.read() {
             Ok(Message::Close(frame)) => {
                 return frame.map(|f| (u16::from(f.code), f.reason.as_str().to_string()));
@@ -537,7 +557,12 @@ pub fn close_frame(ws: &mut Client) -> Option<(u16, String)> {
 pub fn wait_disconnected(ws: &mut Client) -> Option<u16> {
     use std::io::ErrorKind::*;
     use tungstenite::Error;
+    let deadline = std::time::Instant::now() + WATCHDOG;
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still connected at the watchdog"
+        );
         match ws.read() {
             Ok(Message::Close(frame)) => return Some(frame.map_or(1005, |f| u16::from(f.code))),
             Ok(_) => continue,
@@ -565,7 +590,12 @@ pub fn wait_disconnected(ws: &mut Client) -> Option<u16> {
 pub fn assert_pong(ws: &mut Client, payload: &[u8]) {
     ws.send(Message::Ping(payload.to_vec().into()))
         .expect("send ping");
+    let deadline = std::time::Instant::now() + WATCHDOG;
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pong within the watchdog"
+        );
         match ws.read().expect("read while waiting for pong") {
             Message::Pong(p) if p.as_ref() == payload => return,
             Message::Ping(_) | Message::Pong(_) => continue,
@@ -662,7 +692,7 @@ pub fn raw_room(server: &Server, room: &str, prefix: &str, n: usize) -> Vec<Clie
 }
 
 // ---------------------------------------------------------------------------
-// Hardening helpers: hand-built frames, resource baselines, process control
+// Hardening: hand-built frames, resource baselines, process control
 // ---------------------------------------------------------------------------
 
 /// The mask key of every hand-built client frame.
@@ -846,7 +876,14 @@ pub struct Baseline {
 }
 
 impl Baseline {
+    /// Counts the server's threads and fds now. The server prints its
+    /// address before it starts its dispatcher thread, so this first waits
+    /// for that thread. Every connection open at this point must be fully
+    /// up (a frame received from it), or its writer thread may be missed.
     pub fn take(server: &Server) -> Baseline {
+        server.wait_until("the dispatcher thread to start", |s| {
+            s.thread_names().iter().any(|n| n == "dispatcher")
+        });
         Baseline {
             threads: server.threads(),
             fds: server.fds(),
@@ -894,6 +931,18 @@ pub fn upgrade_request(addr: &str, path: &str, extra_headers: &[&str]) -> HttpRe
 }
 
 impl Server {
+    /// Names of the server's threads, from /proc.
+    pub fn thread_names(&self) -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .map(|tasks| {
+                tasks
+                    .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                    .map(|n| n.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether the server process is still running (it has not exited or
     /// crashed).
     pub fn is_running(&mut self) -> bool {

@@ -145,3 +145,182 @@ fn screenshot_of_a_conversation() {
     let png = std::fs::read(&out).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "screenshot is a PNG");
 }
+
+/// Copies the tutorial page fixture into `site`, changing nothing but the
+/// port of its hard-coded `ws://localhost:8080/ws` (there must be exactly one).
+fn install_tutorial_page(site: &support::TempDir, port: &str) {
+    const URL: &str = "ws://localhost:8080/ws";
+    let mut replaced = 0;
+    for entry in std::fs::read_dir(scripts_dir().join("tutorial")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            let n = text.matches(URL).count();
+            if n > 0 {
+                replaced += n;
+                bytes = text
+                    .replace(URL, &format!("ws://localhost:{port}/ws"))
+                    .into_bytes();
+            }
+        }
+        site.write(path.file_name().unwrap().to_str().unwrap(), &bytes);
+    }
+    assert_eq!(replaced, 1, "the tutorial page names {URL} exactly once");
+}
+
+/// What the v1 observer saw after both tutorial pages had joined.
+#[derive(Debug)]
+enum Seen {
+    Event(serde_json::Value),
+    Bytes(Vec<u8>),
+}
+
+/// Reads the joins of the two pages, tells the script (`ready` on its stdin)
+/// and then records everything until both pages have left.
+fn observe_tutorial_pages(
+    observer: &mut support::Client,
+    script_stdin: std::process::ChildStdin,
+) -> (Vec<String>, Vec<Seen>) {
+    use std::io::Write;
+    let mut guests = Vec::new();
+    while guests.len() < 2 {
+        let v = support::next_json(observer);
+        assert_eq!(v["type"], "join", "only joins before the pages talk: {v}");
+        guests.push(v["name"].as_str().unwrap().to_string());
+    }
+    let mut stdin = script_stdin;
+    stdin
+        .write_all(b"ready\n")
+        .expect("tell the script to go on");
+    drop(stdin);
+    let mut seen = Vec::new();
+    let mut left = 0;
+    while left < 2 {
+        match support::next_data(observer) {
+            tungstenite::Message::Text(t) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                left += usize::from(v["type"] == "leave");
+                seen.push(Seen::Event(v));
+            }
+            tungstenite::Message::Binary(b) => seen.push(Seen::Bytes(b.to_vec())),
+            other => panic!("observer: unexpected {other:?}"),
+        }
+    }
+    (guests, seen)
+}
+
+/// The tutorial's page, served from disk with nothing changed but its port,
+/// works against raw mode: text goes to the other page exactly and is never
+/// echoed, a file becomes a download link with identical bytes, Close closes
+/// cleanly, and a v1 client in the room sees the text and the file from the
+/// pages' guest names.
+#[test]
+fn tutorial_page_works_unchanged() {
+    use std::process::Stdio;
+    use tungstenite::stream::MaybeTlsStream;
+    let _guard = prepare();
+    let site = support::TempDir::new("tutorial-page");
+    let server = Server::start(&["--www", site.path.to_str().unwrap()]);
+    let port = server.addr.rsplit_once(':').unwrap().1.to_string();
+    install_tutorial_page(&site, &port);
+    let mut observer = support::join_v1(&server, "lobby", "observer");
+
+    let text = " Hello from the tutorial page: ünïcødé ✓ <b>not bold</b> &amp;  two spaces ";
+    let file_name = "all bytes é.bin";
+    let bytes: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+
+    let mut node = Command::new("node")
+        .arg(scripts_dir().join("tutorial_page.mjs"))
+        .arg(format!("localhost:{port}"))
+        .args([text, file_name, &hex])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not run node (install Node.js): {e}"));
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            let _ = pipe.unwrap().read_to_string(&mut out);
+            out
+        })
+    };
+    let stdout = drain(node.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(node.stderr.take().map(|p| Box::new(p) as _));
+    let stdin = node.stdin.take().unwrap();
+    // The script always ends (its own watchdogs, or EOF on its stdin); when it
+    // does, the observer stops waiting for events that can no longer come.
+    // (Its reads alone would wait forever: the server's pings keep them busy.)
+    let MaybeTlsStream::Plain(observer_sock) = observer.get_ref() else {
+        unreachable!("plain TCP")
+    };
+    let observer_sock = observer_sock.try_clone().unwrap();
+    let script = std::thread::spawn(move || {
+        let status = node.wait().unwrap();
+        let _ = observer_sock.shutdown(std::net::Shutdown::Both);
+        status
+    });
+    let observed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        observe_tutorial_pages(&mut observer, stdin)
+    }));
+    let status = script.join().unwrap();
+    let output = format!(
+        "--- stdout ---\n{}\n--- stderr ---\n{}",
+        stdout.join().unwrap(),
+        stderr.join().unwrap()
+    );
+    let (guests, seen) = match observed {
+        Ok(o) => o,
+        Err(panic) => {
+            eprintln!("tutorial_page.mjs ({status}):\n{output}");
+            std::panic::resume_unwind(panic);
+        }
+    };
+    assert!(
+        status.success(),
+        "tutorial_page.mjs failed ({status}):\n{output}"
+    );
+
+    // Raw clients join as guest-N; the observer saw A's message, then B's
+    // file with its bytes, then both leave.
+    for g in &guests {
+        let n = g.strip_prefix("guest-").unwrap_or_else(|| panic!("{g}"));
+        assert!(n.parse::<u32>().is_ok(), "raw page named {g:?}");
+    }
+    assert_ne!(guests[0], guests[1]);
+    let [
+        Seen::Event(message),
+        Seen::Event(file),
+        Seen::Bytes(file_bytes),
+        Seen::Event(leave1),
+        Seen::Event(leave2),
+    ] = &seen[..]
+    else {
+        panic!("observer expected message, file, bytes, leave, leave; saw {seen:?}");
+    };
+    assert_eq!(message["type"], "message", "{message}");
+    assert_eq!(message["text"], text, "{message}");
+    assert_eq!(message["room"], "lobby", "{message}");
+    let sender = message["from"].as_str().unwrap_or_default();
+    assert!(guests.iter().any(|g| g == sender), "{message}");
+    assert_eq!(file["type"], "file", "{file}");
+    assert_eq!(file["name"], file_name, "{file}");
+    assert_eq!(file["size"], bytes.len(), "{file}");
+    let file_from = file["from"].as_str().unwrap_or_default();
+    assert!(
+        guests.iter().any(|g| g == file_from) && file_from != sender,
+        "the file comes from the other page: {file}"
+    );
+    assert_eq!(file_bytes, &bytes, "observer got the file's bytes");
+    let mut left = [leave1, leave2].map(|v| {
+        assert_eq!(v["type"], "leave", "{v}");
+        v["name"].as_str().unwrap().to_string()
+    });
+    left.sort();
+    let mut joined = guests.clone();
+    joined.sort();
+    assert_eq!(left.to_vec(), joined, "both pages left");
+    drop(server);
+}

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::wire::Encoded;
 
@@ -46,8 +46,10 @@ pub struct Full;
 /// bytes of frames.
 pub fn room_queue(max_frames: usize, max_bytes: usize) -> (Outbox, Inbox) {
     let max_frames = max_frames.max(1);
-    // One slot more than the frame limit, so a Close always fits.
-    let (tx, rx) = crossbeam_channel::bounded(max_frames + 1);
+    // The bound is enforced by `push`, not by the channel: a bounded channel
+    // allocates every slot up front, which idle clients would pay for. It
+    // also lets a Close always fit after an eviction.
+    let (tx, rx) = crossbeam_channel::unbounded();
     let queued_bytes = Arc::new(AtomicUsize::new(0));
     (
         Outbox {
@@ -61,27 +63,26 @@ pub fn room_queue(max_frames: usize, max_bytes: usize) -> (Outbox, Inbox) {
 }
 
 impl Outbox {
-    /// Queues a frame without waiting. Only the dispatcher sends on this
-    /// queue, so the length it checks can only shrink before the send.
+    /// Queues a frame without waiting (the channel is unbounded; this is
+    /// the bound). Only the dispatcher sends on this queue, so the length it
+    /// checks can only shrink before the send.
     pub fn push(&self, frame: &Encoded) -> Result<(), Full> {
         let queued = self.queued_bytes.load(Ordering::Acquire);
         if self.tx.len() >= self.max_frames || queued + frame.len() > self.max_bytes {
             return Err(Full);
         }
         self.queued_bytes.fetch_add(frame.len(), Ordering::AcqRel);
-        match self.tx.try_send(RoomItem::Frame(frame.clone())) {
-            Ok(()) => Ok(()),
-            // The writer has gone; the reader's leave event is on its way.
-            Err(TrySendError::Disconnected(_)) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(Full),
-        }
+        // Fails only when the writer has gone; the reader's leave event is
+        // then on its way to the dispatcher.
+        let _ = self.tx.send(RoomItem::Frame(frame.clone()));
+        Ok(())
     }
 
     /// Queues a close after everything already queued. Always fits: the
-    /// channel keeps one slot beyond the frame limit for it.
+    /// frame limit binds only frames.
     pub fn close(self, code: u16, reason: &'static str) {
         // A disconnected writer needs no close.
-        let _ = self.tx.try_send(RoomItem::Close(code, reason));
+        let _ = self.tx.send(RoomItem::Close(code, reason));
     }
 }
 

@@ -1,4 +1,4 @@
-//! The chat page works in a real browser: headless Chromium, driven by the
+//! The chat page (and a tutorial-style raw page) work in a real browser: headless Chromium, driven by the
 //! playwright-core scripts in tests/browser/, against a real wschat serving
 //! its embedded page.
 

@@ -1,6 +1,6 @@
-//! The chat page (and a tutorial-style raw page) work in a real browser: headless Chromium, driven by the
+//! The pages work in a real browser: headless Chromium, driven by the
 //! playwright-core scripts in tests/browser/, against a real wschat serving
-//! its embedded page.
+//! its embedded chat page (or, for the tutorial-style raw page, a directory).
 
 mod support;
 

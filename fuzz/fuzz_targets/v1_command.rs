@@ -1,0 +1,97 @@
+//! `protocol::parse_command` on arbitrary text frames from a `wschat.v1`
+//! client. Besides not panicking, every accepted frame must obey
+//! docs/PROTOCOL.md, and every refusal must carry one of the documented codes
+//! and encode as a valid `error` event.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use wschat::protocol::{self, Command, MAX_FILE_NAME};
+
+fuzz_target!(|data: &[u8]| {
+    // Text frames are UTF-8 by the time they reach the parser; a lossy
+    // conversion keeps every input useful (it is the identity on UTF-8).
+    let text = String::from_utf8_lossy(data);
+    check(&text);
+});
+
+fn check(text: &str) {
+    let parsed = protocol::parse_command(text);
+    // The same frame read independently, to compare field by field.
+    let object = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(obj)) => Some(obj),
+        _ => None,
+    };
+    let field = |key: &str| object.as_ref().and_then(|o| o.get(key));
+    let string_field = |key: &str| field(key).and_then(Value::as_str).map(str::to_owned);
+    match parsed {
+        Ok(command) => {
+            assert!(
+                object.is_some(),
+                "accepted a frame that is not a JSON object"
+            );
+            let kind = field("type").and_then(Value::as_str);
+            match command {
+                Command::Join { room, name, since } => {
+                    assert_eq!(kind, Some("join"));
+                    assert_eq!(room, string_field("room"));
+                    assert_eq!(name, string_field("name"));
+                    assert_eq!(since, field("since").and_then(Value::as_u64));
+                    // The dispatcher validates both; that must not panic either.
+                    for value in [room, name].into_iter().flatten() {
+                        let _ = protocol::validate_name(&value);
+                    }
+                }
+                Command::Message { text: body } => {
+                    assert_eq!(kind, Some("message"));
+                    assert_eq!(Some(body), string_field("text"));
+                }
+                Command::File(meta) => {
+                    assert_eq!(kind, Some("file"));
+                    assert_eq!(Some(&meta.name), string_field("name").as_ref());
+                    assert!(!meta.name.is_empty(), "empty file name accepted");
+                    assert!(meta.name.len() <= MAX_FILE_NAME, "file name over 255 bytes");
+                    assert!(
+                        !meta.name.contains(['/', '\\']),
+                        "file name with a slash accepted: {:?}",
+                        meta.name
+                    );
+                    assert!(
+                        !meta.name.chars().any(char::is_control),
+                        "file name with a control character accepted: {:?}",
+                        meta.name
+                    );
+                    assert_eq!(Some(meta.size), field("size").and_then(Value::as_u64));
+                    assert!(!meta.mime.is_empty() && meta.mime.len() <= 255);
+                    assert!(!meta.mime.chars().any(char::is_control));
+                    match string_field("mime").filter(|m| !m.is_empty()) {
+                        Some(mime) => assert_eq!(meta.mime, mime),
+                        None => assert_eq!(meta.mime, "application/octet-stream"),
+                    }
+                    let _ = protocol::guess_mime(&meta.name);
+                }
+                Command::Typing => assert_eq!(kind, Some("typing")),
+            }
+        }
+        Err(refusal) => {
+            match refusal.code {
+                "bad_json" => assert!(object.is_none(), "a JSON object refused as bad_json"),
+                "unknown_type" => {
+                    assert!(object.is_some());
+                    assert!(!matches!(
+                        field("type").and_then(Value::as_str),
+                        Some("join" | "message" | "file" | "typing")
+                    ));
+                }
+                "bad_field" => assert!(object.is_some()),
+                other => panic!("undocumented refusal code {other:?}"),
+            }
+            // The refusal goes back to the client as an `error` event.
+            let event: Value =
+                serde_json::from_str(&refusal.to_json()).expect("error events are valid JSON");
+            assert_eq!(event["type"], "error");
+            assert_eq!(event["code"], refusal.code);
+            assert_eq!(event["message"], refusal.message.as_str());
+        }
+    }
+}

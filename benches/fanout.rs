@@ -1,0 +1,716 @@
+//! Load figures for a real `wschat` process: raw-mode fan-out throughput and
+//! latency with 100 and 1,000 clients in one room, and the memory and thread
+//! cost of idle connections held at 1,000 and 5,000.
+//!
+//! Run with `cargo bench --bench fanout`. `WSCHAT_BENCH_QUICK=1` shrinks every
+//! size for a fast smoke run. The method is described in docs/BENCHMARKS.md.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tungstenite::{Message, WebSocket};
+
+/// Text payload size in bytes for every measured frame (a typical chat line).
+const PAYLOAD_BYTES: usize = 64;
+/// How long the bench waits for any phase before declaring the server stalled.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Read timeout on every client socket: a watchdog, never a pacing device.
+const READ_WATCHDOG: Duration = Duration::from_secs(90);
+
+// ---------------------------------------------------------------------------
+// The server process
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    /// Starts the release binary on an ephemeral port with caps and rate
+    /// limits lifted, plus `extra` options, and reads its `listening on` line.
+    fn start(extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wschat"))
+            .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
+            .args(["--max-connections", "100000"])
+            .args(["--max-connections-per-ip", "100000"])
+            .args(["--max-handshakes", "1024"])
+            .args(["--rate", "1000000", "--burst", "1000000"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn wschat");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout);
+        let mut line = String::new();
+        lines.read_line(&mut line).expect("read listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("wschat listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = lines.read_to_end(&mut sink);
+        });
+        Server { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    fn status_field(&self, key: &str) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("server process is gone");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in /proc status"))
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn rss_kib(&self) -> usize {
+        self.status_field("VmRSS:")
+    }
+
+    fn threads(&self) -> usize {
+        self.status_field("Threads:")
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(&self.child.id().to_string())
+    }
+
+    fn dispatcher_cpu_seconds(&self) -> f64 {
+        dispatcher_cpu_seconds(self.child.id())
+    }
+
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Fails loudly if the server died; used between phases.
+    fn check_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("wschat exited during the benchmark: {status}");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU time (user + system) a process has used, from `/proc/PID/stat`.
+fn cpu_seconds(pid: &str) -> f64 {
+    stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// CPU time of the server's dispatcher thread (the one that fans out).
+fn dispatcher_cpu_seconds(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(dispatcher)"))
+        .map(|stat| stat_cpu_seconds(&stat))
+        .sum()
+}
+
+fn stat_cpu_seconds(stat: &str) -> f64 {
+    // Fields after the parenthesised command name; utime and stime are the
+    // 12th and 13th of those, in USER_HZ ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next().and_then(|f| f.parse().ok()).unwrap_or(0.0);
+    let stime: f64 = fields.next().and_then(|f| f.parse().ok()).unwrap_or(0.0);
+    (utime + stime) / 100.0
+}
+
+/// Opens a raw-mode WebSocket over a plain TCP stream.
+fn connect_raw(url: &str, addr: &str) -> WebSocket<TcpStream> {
+    let stream = TcpStream::connect(addr).expect("tcp connect");
+    stream.set_nodelay(true).unwrap();
+    stream.set_read_timeout(Some(READ_WATCHDOG)).unwrap();
+    let (ws, _) = tungstenite::client::client(url, stream).expect("websocket handshake");
+    ws
+}
+
+// ---------------------------------------------------------------------------
+// Fan-out
+
+/// Frame payload: `<phase><last> <seq> <send-nanos> ` padded with `x`.
+/// Phase `S` is the readiness probe, `B` the unpaced burst, `P` the paced run.
+fn payload(phase: u8, last: bool, seq: u64, nanos: u64) -> String {
+    let mut s = format!("{}{} {seq} {nanos} ", phase as char, u8::from(last));
+    while s.len() < PAYLOAD_BYTES {
+        s.push('x');
+    }
+    s
+}
+
+/// What a receiver thread reports back to the driver.
+enum Event {
+    /// First probe frame seen: this receiver is a member of the room.
+    Ready,
+    /// The last frame of a phase arrived (order is per sender, so everything
+    /// before it has arrived too unless it was dropped).
+    PhaseDone {
+        phase: u8,
+        frames: u64,
+        latencies_us: Vec<u32>,
+        last_nanos: u64,
+    },
+    /// The connection ended early (close frame or error).
+    Lost(String),
+}
+
+fn receiver(mut ws: WebSocket<TcpStream>, base: Instant, events: mpsc::Sender<Event>) {
+    let mut ready = false;
+    let mut frames = 0u64;
+    let mut latencies_us = Vec::new();
+    loop {
+        let msg = match ws.read() {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = events.send(Event::Lost(e.to_string()));
+                return;
+            }
+        };
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Close(c) => {
+                let _ = events.send(Event::Lost(format!("close frame {c:?}")));
+                return;
+            }
+            _ => continue,
+        };
+        let now = base.elapsed().as_nanos() as u64;
+        let bytes = text.as_bytes();
+        let (phase, last) = (bytes[0], bytes[1] == b'1');
+        if phase == b'S' {
+            if !ready {
+                ready = true;
+                let _ = events.send(Event::Ready);
+            }
+            continue;
+        }
+        let mut fields = text.as_str().split(' ');
+        let _tag = fields.next();
+        let _seq = fields.next();
+        let sent: u64 = fields.next().and_then(|f| f.parse().ok()).unwrap_or(now);
+        frames += 1;
+        latencies_us.push((now.saturating_sub(sent) / 1000).min(u32::MAX as u64) as u32);
+        if last {
+            let done = Event::PhaseDone {
+                phase,
+                frames,
+                latencies_us: std::mem::take(&mut latencies_us),
+                last_nanos: now,
+            };
+            frames = 0;
+            if events.send(done).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+struct FanoutRow {
+    clients: usize,
+    run: String,
+    sent: u64,
+    expected: u64,
+    delivered: u64,
+    lost_clients: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    /// CPU seconds the server and the bench process used during the run.
+    server_cpu: f64,
+    dispatcher_cpu: f64,
+    client_cpu: f64,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx] as f64 / 1000.0
+}
+
+/// Waits for one `PhaseDone` (or `Lost`) per live receiver and aggregates.
+#[allow(clippy::too_many_arguments)]
+fn collect_phase(
+    events: &mpsc::Receiver<Event>,
+    live: &mut usize,
+    lost_reasons: &mut Vec<String>,
+    phase: u8,
+    clients: usize,
+    run: String,
+    sent: u64,
+    first_send_nanos: u64,
+) -> FanoutRow {
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    let mut pending = *live;
+    let mut delivered = 0u64;
+    let mut last_nanos = first_send_nanos;
+    let mut all = Vec::new();
+    let lost_before = lost_reasons.len();
+    while pending > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(Event::PhaseDone {
+                phase: p,
+                frames,
+                latencies_us,
+                last_nanos: at,
+            }) if p == phase => {
+                pending -= 1;
+                delivered += frames;
+                last_nanos = last_nanos.max(at);
+                all.extend(latencies_us);
+            }
+            Ok(Event::Lost(why)) => {
+                pending -= 1;
+                *live -= 1;
+                lost_reasons.push(why);
+            }
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!(
+                    "  !! {clients} clients, {run}: {pending} receivers never saw the last frame \
+                     within {PHASE_TIMEOUT:?} (server stalled or dropped frames)"
+                );
+                break;
+            }
+        }
+    }
+    all.sort_unstable();
+    FanoutRow {
+        clients,
+        run,
+        sent,
+        expected: sent * (clients as u64),
+        delivered,
+        lost_clients: lost_reasons.len() - lost_before,
+        seconds: (last_nanos - first_send_nanos) as f64 / 1e9,
+        p50_ms: percentile(&all, 0.50),
+        p99_ms: percentile(&all, 0.99),
+        max_ms: all.last().map_or(f64::NAN, |&v| v as f64 / 1000.0),
+        server_cpu: 0.0,
+        dispatcher_cpu: 0.0,
+        client_cpu: 0.0,
+    }
+}
+
+struct FanoutPlan {
+    clients: usize,
+    burst_frames: u64,
+    paced_rate: u64,
+    paced_seconds: f64,
+}
+
+fn fanout(plan: &FanoutPlan, rows: &mut Vec<FanoutRow>) {
+    // Per-client queues are made deep enough for the whole burst, so that it
+    // measures throughput rather than the slow-consumer policy.
+    let queue_frames = (plan.burst_frames as usize + 64).max(1024).to_string();
+    let mut server = Server::start(&["--queue-frames", &queue_frames]);
+    let url = server.url("/ws?room=bench");
+    let base = Instant::now();
+    let (tx, events) = mpsc::channel();
+
+    let connect_start = Instant::now();
+    let mut handles = Vec::with_capacity(plan.clients);
+    for _ in 0..plan.clients {
+        let ws = connect_raw(&url, &server.addr);
+        let tx = tx.clone();
+        let h = thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || receiver(ws, base, tx))
+            .expect("spawn receiver thread");
+        handles.push(h);
+    }
+    drop(tx);
+    let mut sender = connect_raw(&url, &server.addr);
+    let connect_secs = connect_start.elapsed().as_secs_f64();
+
+    // Readiness: probe until every receiver has seen one relayed frame, so no
+    // measured frame can race a join.
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    let mut ready = 0;
+    let mut live = plan.clients;
+    let mut lost_reasons = Vec::new();
+    while ready < live {
+        assert!(Instant::now() < deadline, "receivers never joined the room");
+        sender
+            .send(Message::text(payload(b'S', false, 0, 0)))
+            .unwrap();
+        let until = Instant::now() + Duration::from_millis(20);
+        while let Ok(ev) = events.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            match ev {
+                Event::Ready => ready += 1,
+                Event::Lost(why) => {
+                    live -= 1;
+                    lost_reasons.push(why);
+                }
+                Event::PhaseDone { .. } => {}
+            }
+        }
+    }
+    eprintln!(
+        "  {} clients connected and joined in {:.2} s",
+        plan.clients, connect_secs
+    );
+
+    // Unpaced burst: send as fast as the socket takes frames.
+    let cpu = (
+        server.cpu_seconds(),
+        cpu_seconds("self"),
+        server.dispatcher_cpu_seconds(),
+    );
+    let first = base.elapsed().as_nanos() as u64;
+    for seq in 0..plan.burst_frames {
+        let now = base.elapsed().as_nanos() as u64;
+        let last = seq + 1 == plan.burst_frames;
+        sender
+            .send(Message::text(payload(b'B', last, seq, now)))
+            .unwrap();
+    }
+    let mut row = collect_phase(
+        &events,
+        &mut live,
+        &mut lost_reasons,
+        b'B',
+        plan.clients,
+        "burst".into(),
+        plan.burst_frames,
+        first,
+    );
+    row.server_cpu = server.cpu_seconds() - cpu.0;
+    row.client_cpu = cpu_seconds("self") - cpu.1;
+    row.dispatcher_cpu = server.dispatcher_cpu_seconds() - cpu.2;
+    rows.push(row);
+    server.check_alive();
+
+    // Paced run: a fixed send schedule well under what the burst sustained.
+    let frames = ((plan.paced_rate as f64) * plan.paced_seconds).round() as u64;
+    let interval = Duration::from_secs_f64(1.0 / plan.paced_rate as f64);
+    let start = Instant::now();
+    let cpu = (
+        server.cpu_seconds(),
+        cpu_seconds("self"),
+        server.dispatcher_cpu_seconds(),
+    );
+    let first = base.elapsed().as_nanos() as u64;
+    for seq in 0..frames {
+        let at = start + interval * seq as u32;
+        let now = Instant::now();
+        if at > now {
+            thread::sleep(at - now);
+        }
+        let nanos = base.elapsed().as_nanos() as u64;
+        let last = seq + 1 == frames;
+        sender
+            .send(Message::text(payload(b'P', last, seq, nanos)))
+            .unwrap();
+    }
+    let mut row = collect_phase(
+        &events,
+        &mut live,
+        &mut lost_reasons,
+        b'P',
+        plan.clients,
+        format!("paced {}/s", plan.paced_rate),
+        frames,
+        first,
+    );
+    row.server_cpu = server.cpu_seconds() - cpu.0;
+    row.client_cpu = cpu_seconds("self") - cpu.1;
+    row.dispatcher_cpu = server.dispatcher_cpu_seconds() - cpu.2;
+    rows.push(row);
+    server.check_alive();
+
+    for why in lost_reasons.iter().take(5) {
+        eprintln!("  !! receiver lost: {why}");
+    }
+    // Ending the server ends every receiver (EOF or reset).
+    drop(sender);
+    drop(server);
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Idle connections
+
+struct IdleRow {
+    connections: usize,
+    rss_kib: usize,
+    delta_kib: usize,
+    per_conn_kib: f64,
+    threads: usize,
+    fds: usize,
+    handshakes_per_s: f64,
+}
+
+/// Waits for the server to have `want` fds open, then for its thread count
+/// and RSS to stop moving (no event reports either, so /proc is polled).
+fn settle(server: &Server, want: usize) {
+    let deadline = Instant::now() + PHASE_TIMEOUT;
+    while server.fds() < want {
+        assert!(
+            Instant::now() < deadline,
+            "server holds {} fds, expected at least {want}",
+            server.fds()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut prev = (server.threads(), server.rss_kib());
+    loop {
+        thread::sleep(Duration::from_millis(250));
+        let now = (server.threads(), server.rss_kib());
+        if now == prev || Instant::now() > deadline {
+            return;
+        }
+        prev = now;
+    }
+}
+
+fn idle(levels: &[usize]) -> (usize, usize, Vec<IdleRow>) {
+    // Pings are pushed far out: idle clients here never read, so they would
+    // never answer one, and that is not what is being measured.
+    let mut server = Server::start(&["--ping-interval", "3600"]);
+    let url = server.url("/ws?room=idle");
+    let base_fds = server.fds();
+    settle(&server, base_fds);
+    let base_rss = server.rss_kib();
+    let base_threads = server.threads();
+    let mut held: Vec<WebSocket<TcpStream>> = Vec::with_capacity(*levels.last().unwrap());
+    let mut rows = Vec::new();
+    for &n in levels {
+        let started = Instant::now();
+        let added = n - held.len();
+        while held.len() < n {
+            held.push(connect_raw(&url, &server.addr));
+        }
+        let handshakes_per_s = added as f64 / started.elapsed().as_secs_f64();
+        settle(&server, base_fds + n);
+        server.check_alive();
+        let rss = server.rss_kib();
+        let delta = rss.saturating_sub(base_rss);
+        rows.push(IdleRow {
+            connections: n,
+            rss_kib: rss,
+            delta_kib: delta,
+            per_conn_kib: delta as f64 / n as f64,
+            threads: server.threads(),
+            fds: server.fds(),
+            handshakes_per_s,
+        });
+    }
+    drop(server);
+    drop(held);
+    (base_rss, base_threads, rows)
+}
+
+// ---------------------------------------------------------------------------
+// Pure parsing and encoding, in process
+
+/// Runs `f` repeatedly for about `budget` and returns nanoseconds per call.
+fn ns_per_op(budget: Duration, mut f: impl FnMut()) -> f64 {
+    for _ in 0..1000 {
+        f();
+    }
+    let start = Instant::now();
+    let mut ops = 0u64;
+    while start.elapsed() < budget {
+        for _ in 0..1000 {
+            f();
+        }
+        ops += 1000;
+    }
+    start.elapsed().as_nanos() as f64 / ops as f64
+}
+
+fn micro(budget: Duration) -> Vec<(&'static str, f64)> {
+    use std::hint::black_box;
+    use wschat::protocol::{Event, encode, file_frame, parse_command, parse_file_header};
+    let frame = r#"{"type":"message","text":"hello everyone, the build is green again"}"#;
+    let file = file_frame("holiday-photo.png", &[0u8; 1024]);
+    vec![
+        (
+            "parse_command (v1 message frame)",
+            ns_per_op(budget, || {
+                black_box(parse_command(black_box(frame)).is_ok());
+            }),
+        ),
+        (
+            "encode (v1 message event)",
+            ns_per_op(budget, || {
+                black_box(encode(black_box(&Event::Message {
+                    id: 58,
+                    room: "lobby",
+                    from: "alice",
+                    text: "hello everyone, the build is green again",
+                    ts: 1_764_028_800_000,
+                    replay: false,
+                })));
+            }),
+        ),
+        (
+            "parse_file_header (raw file frame)",
+            ns_per_op(budget, || {
+                black_box(parse_file_header(black_box(&file)).is_ok());
+            }),
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+
+fn main() {
+    // `cargo bench` passes `--bench`. Without it the binary is being run as a
+    // test (`cargo test --all-targets`), where a load run has no place.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("fanout: nothing to do without --bench (run `cargo bench --bench fanout`)");
+        return;
+    }
+    let quick = std::env::var("WSCHAT_BENCH_QUICK").is_ok_and(|v| v != "0" && !v.is_empty());
+    let plans = if quick {
+        vec![
+            FanoutPlan {
+                clients: 20,
+                burst_frames: 500,
+                paced_rate: 100,
+                paced_seconds: 1.0,
+            },
+            FanoutPlan {
+                clients: 200,
+                burst_frames: 100,
+                paced_rate: 20,
+                paced_seconds: 1.0,
+            },
+        ]
+    } else {
+        vec![
+            FanoutPlan {
+                clients: 100,
+                burst_frames: 10000,
+                paced_rate: 100,
+                paced_seconds: 5.0,
+            },
+            FanoutPlan {
+                clients: 1000,
+                burst_frames: 300,
+                paced_rate: 10,
+                paced_seconds: 5.0,
+            },
+        ]
+    };
+    let idle_levels: &[usize] = if quick { &[200, 1000] } else { &[1000, 5000] };
+
+    let total = Instant::now();
+    println!(
+        "wschat benchmark{} ({} cores)",
+        if quick { " [quick]" } else { "" },
+        thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    let micro_rows = micro(Duration::from_millis(if quick { 50 } else { 300 }));
+    let mut rows = Vec::new();
+    for plan in &plans {
+        eprintln!("fan-out, {} receivers ...", plan.clients);
+        fanout(plan, &mut rows);
+    }
+    eprintln!("idle connections ...");
+    let (base_rss, base_threads, idle_rows) = idle(idle_levels);
+
+    println!();
+    println!("Fan-out, raw mode, one room, 1 sender, {PAYLOAD_BYTES}-byte text frames");
+    println!(
+        "{:>7}  {:<12} {:>5} {:>8} {:>7} {:>4} {:>6} {:>12} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>8}",
+        "clients",
+        "run",
+        "sent",
+        "deliv'd",
+        "missing",
+        "lost",
+        "secs",
+        "deliveries/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "srv cpu",
+        "disp cpu",
+        "bench cpu",
+        "srv us/d"
+    );
+    for r in &rows {
+        println!(
+            "{:>7}  {:<12} {:>5} {:>8} {:>7} {:>4} {:>6.2} {:>12.0} {:>7.2} {:>7.2} {:>7.1} {:>7.2}s {:>7.2}s {:>8.2}s {:>8.2}",
+            r.clients,
+            r.run,
+            r.sent,
+            r.delivered,
+            r.expected - r.delivered,
+            r.lost_clients,
+            r.seconds,
+            r.delivered as f64 / r.seconds,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.server_cpu,
+            r.dispatcher_cpu,
+            r.client_cpu,
+            r.server_cpu * 1e6 / r.delivered.max(1) as f64
+        );
+    }
+    println!();
+    println!(
+        "Idle raw connections (server baseline: RSS {:.1} MiB, {base_threads} threads)",
+        base_rss as f64 / 1024.0
+    );
+    println!(
+        "{:>11} {:>12} {:>14} {:>10} {:>8} {:>7} {:>13}",
+        "connections", "RSS MiB", "RSS-base MiB", "KiB/conn", "threads", "fds", "handshakes/s"
+    );
+    for r in &idle_rows {
+        println!(
+            "{:>11} {:>12.1} {:>14.1} {:>10.1} {:>8} {:>7} {:>13.0}",
+            r.connections,
+            r.rss_kib as f64 / 1024.0,
+            r.delta_kib as f64 / 1024.0,
+            r.per_conn_kib,
+            r.threads,
+            r.fds,
+            r.handshakes_per_s
+        );
+    }
+    println!();
+    println!("Parsing and encoding, in process, one thread");
+    println!("{:<36} {:>10} {:>14}", "operation", "ns/op", "ops/s");
+    for (name, ns) in &micro_rows {
+        println!("{name:<36} {ns:>10.1} {:>14.0}", 1e9 / ns);
+    }
+    println!();
+    println!("total bench time {:.1} s", total.elapsed().as_secs_f64());
+}

@@ -3,8 +3,10 @@
 //! The modules follow the life of a connection: `listener` accepts it and
 //! applies the connection caps, `http` reads the request head and serves the
 //! page, `handshake` upgrades `/ws` and `/echo`, `connection` runs its reader
-//! thread and `writer` its writer thread, and `dispatcher` owns the rooms.
-//! `protocol` and `wire` are the pure formats; `config` holds every option.
+//! thread (with `session` deciding what each message means) and `writer` its
+//! writer thread, and `dispatcher` owns the rooms. `protocol`, `wire` and
+//! `text_limit` are pure formats; `queue` and `ratelimit` are the plumbing;
+//! `config` holds every option.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -16,6 +18,7 @@ pub mod listener;
 pub mod protocol;
 pub mod queue;
 pub mod ratelimit;
+pub mod session;
 pub mod text_limit;
 pub mod wire;
 pub mod writer;

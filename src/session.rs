@@ -1,0 +1,281 @@
+//! What a connection's reader does with each message it reads: the rules of
+//! its endpoint (echo, raw room, wschat.v1), the rate limits, and turning
+//! client frames into dispatcher events or error replies. No I/O happens
+//! here beyond sending on channels.
+
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use tungstenite::{Bytes, Message, Utf8Bytes};
+
+use crate::config::Config;
+use crate::dispatcher::{ClientId, Event, Mode};
+use crate::handshake::{Endpoint, RoomQuery};
+use crate::protocol::{self, Command, FileMeta, Refusal};
+use crate::queue::Own;
+use crate::ratelimit::TokenBucket;
+use crate::wire::Encoded;
+
+/// Error frames a v1 client may provoke in a burst before it is closed as
+/// abusive, and how many per second it earns back.
+const ERROR_BURST: u32 = 20;
+const ERRORS_PER_SEC: f64 = 1.0;
+
+/// What the reader does after a message.
+pub enum Flow {
+    Continue,
+    /// Send a close frame with this code and reason, then stop reading.
+    Close(u16, String),
+    /// The writer has stopped; nothing more can be sent.
+    WriterGone,
+}
+
+/// What the reader knows about its client: the endpoint's rules, the rate
+/// limits and, in v1, a file announced but not yet received.
+pub struct Session {
+    id: ClientId,
+    pub mode: Mode,
+    query: RoomQuery,
+    pub config: Arc<Config>,
+    pub events: Sender<Event>,
+    pending_file: Option<FileMeta>,
+    /// Whether a join has been asked for. The dispatcher decides whether it
+    /// succeeded; this only lets a file announced before any join be refused
+    /// at once rather than after its bytes.
+    join_asked: bool,
+    rate: TokenBucket,
+    /// Frames dropped by the rate limit draw on this; empty means flooding.
+    strikes: TokenBucket,
+    /// Error frames sent draw on this; empty means abuse.
+    errors: TokenBucket,
+}
+
+impl Session {
+    pub fn new(
+        id: ClientId,
+        endpoint: &Endpoint,
+        config: &Arc<Config>,
+        events: Sender<Event>,
+    ) -> Session {
+        let (mode, query) = match endpoint {
+            Endpoint::Echo => (Mode::Echo, RoomQuery::default()),
+            Endpoint::Room(mode, query) => (*mode, query.clone()),
+        };
+        Session {
+            id,
+            mode,
+            query,
+            config: config.clone(),
+            events,
+            pending_file: None,
+            join_asked: false,
+            rate: TokenBucket::new(config.rate, config.burst),
+            strikes: TokenBucket::new(config.rate, config.burst),
+            errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
+        }
+    }
+
+    /// The largest message tungstenite may buffer for the next read: a v1
+    /// client may send a binary frame only after announcing its size.
+    pub fn message_limit(&self) -> usize {
+        match (self.mode, &self.pending_file) {
+            (Mode::V1, None) => self.config.max_message_size,
+            (Mode::V1, Some(f)) => self.config.max_message_size.max(f.size as usize),
+            _ => self.config.max_frame_size(),
+        }
+    }
+
+    pub fn tell(&mut self, event: Event) {
+        // Fails only when the dispatcher has stopped (shutdown); the writer
+        // has then been told to close.
+        let _ = self.events.send(event);
+    }
+
+    pub fn join(
+        &mut self,
+        query: &RoomQuery,
+        room: Option<String>,
+        name: Option<String>,
+        since: Option<u64>,
+    ) {
+        self.join_asked = true;
+        let event = Event::Join {
+            id: self.id,
+            room: room.or_else(|| query.room.clone()),
+            name: name.or_else(|| query.name.clone()),
+            since: since.or(query.since),
+        };
+        self.tell(event);
+    }
+
+    pub fn on_message(&mut self, msg: Message, own: &Sender<Own>) -> Flow {
+        match (msg, self.mode) {
+            (Message::Text(text), Mode::Echo) => send_own(own, Own::Frame(Encoded::text(text))),
+            (Message::Binary(bytes), Mode::Echo) => {
+                send_own(own, Own::Frame(Encoded::binary(bytes)))
+            }
+            (Message::Text(text), Mode::Raw) => self.raw_text(text),
+            (Message::Binary(bytes), Mode::Raw) => self.raw_file(bytes),
+            (Message::Text(text), Mode::V1) => self.v1_text(text, own),
+            (Message::Binary(bytes), Mode::V1) => self.v1_file(bytes, own),
+            _ => Flow::Continue,
+        }
+    }
+
+    /// Applies the rate limit. `Err` carries what to do with a dropped frame.
+    fn admit(&mut self) -> Result<(), Flow> {
+        if self.rate.take() {
+            return Ok(());
+        }
+        if self.strikes.take() {
+            Err(Flow::Continue)
+        } else {
+            Err(Flow::Close(1008, "flooding".into()))
+        }
+    }
+
+    fn raw_text(&mut self, text: Utf8Bytes) -> Flow {
+        if text.len() > self.config.max_message_size {
+            return Flow::Close(1009, "message too big".into());
+        }
+        if let Err(flow) = self.admit() {
+            return flow;
+        }
+        self.tell(Event::Text { id: self.id, text });
+        Flow::Continue
+    }
+
+    fn raw_file(&mut self, frame: Bytes) -> Flow {
+        let (name, offset) = match protocol::parse_file_header(&frame) {
+            Ok((name, offset)) => (name.to_owned(), offset),
+            Err(_) => return Flow::Close(1007, "bad file header".into()),
+        };
+        if frame.len() - offset > self.config.max_file_size {
+            return Flow::Close(1009, "message too big".into());
+        }
+        if let Err(flow) = self.admit() {
+            return flow;
+        }
+        let event = Event::File {
+            id: self.id,
+            mime: protocol::guess_mime(&name).to_owned(),
+            name,
+            data: frame.slice(offset..),
+            raw_frame: Some(frame),
+        };
+        self.tell(event);
+        Flow::Continue
+    }
+
+    fn v1_text(&mut self, text: Utf8Bytes, own: &Sender<Own>) -> Flow {
+        if self.pending_file.take().is_some() {
+            let flow = self.refuse(
+                own,
+                Refusal::new(
+                    "unexpected_frame",
+                    "expected the announced file's binary frame; the file is cancelled",
+                ),
+            );
+            if !matches!(flow, Flow::Continue) {
+                return flow;
+            }
+        }
+        if let Err(flow) = self.admit() {
+            if let Flow::Close(..) = flow {
+                return flow;
+            }
+            // Not counted as abuse: the flood budget already decides that.
+            let refusal = Refusal::new("rate_limited", "too many frames; this one was dropped");
+            return send_own(own, Own::Frame(Encoded::text(refusal.to_json())));
+        }
+        let command = match protocol::parse_command(&text) {
+            Ok(c) => c,
+            Err(refusal) => return self.refuse(own, refusal),
+        };
+        match command {
+            Command::Join { room, name, since } => {
+                let query = self.query.clone();
+                self.join(&query, room, name, since);
+            }
+            Command::Message { text } => {
+                if text.is_empty() {
+                    return self
+                        .refuse(own, Refusal::new("empty_text", "a message needs some text"));
+                }
+                if text.len() > self.config.max_text {
+                    let why = format!(
+                        "text is {} bytes; the limit is {}",
+                        text.len(),
+                        self.config.max_text
+                    );
+                    return self.refuse(own, Refusal::new("text_too_long", why));
+                }
+                self.tell(Event::Text {
+                    id: self.id,
+                    text: text.into(),
+                });
+            }
+            Command::File(_) if !self.join_asked => {
+                let why = "join a room before sending messages, files or typing";
+                return self.refuse(own, Refusal::new("not_joined", why));
+            }
+            Command::File(meta) => {
+                if meta.size > self.config.max_file_size as u64 {
+                    let why = format!(
+                        "file is {} bytes; the limit is {}",
+                        meta.size, self.config.max_file_size
+                    );
+                    return self.refuse(own, Refusal::new("file_too_large", why));
+                }
+                self.pending_file = Some(meta);
+            }
+            Command::Typing => self.tell(Event::Typing { id: self.id }),
+        }
+        Flow::Continue
+    }
+
+    fn v1_file(&mut self, bytes: Bytes, own: &Sender<Own>) -> Flow {
+        let Some(meta) = self.pending_file.take() else {
+            return self.refuse(
+                own,
+                Refusal::new(
+                    "unexpected_binary",
+                    "send a file announcement before its bytes",
+                ),
+            );
+        };
+        if bytes.len() as u64 != meta.size {
+            let why = format!("announced {} bytes, received {}", meta.size, bytes.len());
+            return self.refuse(own, Refusal::new("size_mismatch", why));
+        }
+        self.tell(Event::File {
+            id: self.id,
+            name: meta.name,
+            mime: meta.mime,
+            data: bytes,
+            raw_frame: None,
+        });
+        Flow::Continue
+    }
+
+    /// Sends an `error` event; a client that keeps provoking them is closed.
+    fn refuse(&mut self, own: &Sender<Own>, refusal: Refusal) -> Flow {
+        log::debug!(
+            "client {}: refused: {} {}",
+            self.id,
+            refusal.code,
+            refusal.message
+        );
+        if !self.errors.take() {
+            return Flow::Close(1008, "too many errors".into());
+        }
+        send_own(own, Own::Frame(Encoded::text(refusal.to_json())))
+    }
+}
+
+fn send_own(own: &Sender<Own>, item: Own) -> Flow {
+    match own.send(item) {
+        Ok(()) => Flow::Continue,
+        Err(_) => Flow::WriterGone,
+    }
+}

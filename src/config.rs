@@ -59,6 +59,11 @@ pub struct Config {
     #[arg(long, default_value_t = 60, value_name = "N")]
     pub burst: u32,
 
+    /// Seconds an IP address is refused new connections (HTTP 429) after
+    /// one of its clients was closed for flooding or abuse.
+    #[arg(long, default_value = "30", value_name = "SECS", value_parser = parse_secs)]
+    pub flood_ban: Duration,
+
     /// Open connections in total (page loads included); more get HTTP 503.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_connections: usize,

@@ -33,6 +33,11 @@ pub const THREAD_STACK: usize = 128 * 1024;
 /// point waiting for the peer's answer.
 const CLOSE_GOING_AWAY: u16 = 1001;
 
+/// Close code for a client closed for what it did (flooding, too many
+/// errors, too slow to read, a refused name). Of these, the reader itself
+/// closes only for flooding and too many errors: abuse.
+const CLOSE_POLICY: u16 = 1008;
+
 /// Everything a connection needs once its handshake is done.
 pub struct Connection {
     pub id: ClientId,
@@ -69,7 +74,10 @@ impl std::fmt::Display for End {
 impl Connection {
     /// Serves the connection on the current thread (the reader) until it
     /// ends, with a writer thread beside it; returns when both are done.
-    pub fn serve(self) {
+    /// `on_abuse` is called, as soon as it is known, if the client is closed
+    /// for flooding or persistent bad input (so that the listener can refuse
+    /// it reconnecting at once with a fresh allowance).
+    pub fn serve(self, on_abuse: impl FnOnce()) {
         let sock = Arc::new(self.sock);
         if let Err(e) = configure(&sock, &self.config) {
             log::warn!(
@@ -132,6 +140,9 @@ impl Connection {
             session.tell(Event::Leave { id: self.id });
             end
         };
+        if let End::ClosedByUs(CLOSE_POLICY, _) = &end {
+            on_abuse();
+        }
         if let End::ClosedByUs(code, _) = &end
             && *code != CLOSE_GOING_AWAY
         {
@@ -145,7 +156,15 @@ impl Connection {
             (End::Reset(_), Ok(WriterEnd::Io(e))) => End::Reset(format!("write failed: {e}")),
             (end, _) => end,
         };
-        log::info!("client {} ({}) disconnected: {end}", self.id, self.peer);
+        let dropped = match session.dropped {
+            0 => String::new(),
+            n => format!("; {n} frames dropped by the rate limit"),
+        };
+        log::info!(
+            "client {} ({}) disconnected: {end}{dropped}",
+            self.id,
+            self.peer
+        );
     }
 }
 

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
@@ -63,6 +63,8 @@ enum Release {
     HandshakeDone,
     /// A connection that counted against the caps has ended.
     Closed(IpAddr),
+    /// A client from this address was closed for flooding or abuse.
+    Abuse(IpAddr),
 }
 
 /// Held by a connection's thread; reports its stages to the accept thread.
@@ -76,6 +78,10 @@ struct Ticket {
 }
 
 impl Ticket {
+    fn report_abuse(&self) {
+        let _ = self.release.send(Release::Abuse(self.ip));
+    }
+
     fn handshake_done(&mut self) {
         if std::mem::take(&mut self.in_handshake) {
             let _ = self.release.send(Release::HandshakeDone);
@@ -98,11 +104,37 @@ struct Admission {
     total: usize,
     per_ip: HashMap<IpAddr, usize>,
     handshakes: usize,
+    /// Addresses refused until the given time, after abuse. Without this a
+    /// flooder would reconnect at once with a fresh rate allowance.
+    banned: HashMap<IpAddr, Instant>,
+    ban: Duration,
 }
 
+/// Bans are swept out of the map once it holds this many.
+const MAX_BANS_BEFORE_SWEEP: usize = 1024;
+
 impl Admission {
+    /// How long `ip` is still refused, if it is.
+    fn banned_for(&mut self, ip: IpAddr) -> Option<Duration> {
+        let now = Instant::now();
+        if self.banned.len() > MAX_BANS_BEFORE_SWEEP {
+            self.banned.retain(|_, until| *until > now);
+        }
+        let left = self.banned.get(&ip)?.saturating_duration_since(now);
+        (!left.is_zero()).then_some(left)
+    }
+
     fn apply(&mut self, release: Release) {
         match release {
+            Release::Abuse(ip) => {
+                if !self.ban.is_zero() {
+                    log::warn!(
+                        "{ip}: refusing new connections for {:?} after abuse",
+                        self.ban
+                    );
+                    self.banned.insert(ip, Instant::now() + self.ban);
+                }
+            }
             Release::HandshakeDone => self.handshakes -= 1,
             Release::Closed(ip) => {
                 self.total -= 1;
@@ -189,7 +221,10 @@ impl Server {
 
     fn accept_loop(&self, shared: &Arc<Shared>, alive: &Sender<()>) {
         let (release, released) = crossbeam_channel::unbounded();
-        let mut admission = Admission::default();
+        let mut admission = Admission {
+            ban: self.config.flood_ban,
+            ..Admission::default()
+        };
         let mut next_id = 0u64;
         for stream in self.listener.incoming() {
             if self.stop.load(Ordering::SeqCst) {
@@ -206,15 +241,21 @@ impl Server {
             let Ok(peer) = sock.peer_addr() else { continue };
             released.try_iter().for_each(|r| admission.apply(r));
 
+            let ip = peer.ip();
+            if let Some(left) = admission.banned_for(ip) {
+                log::debug!("{peer}: refused, banned for {left:?} more");
+                let retry = left.as_secs().max(1).to_string();
+                refuse_now(&sock, 429, "too many requests\n", &retry);
+                continue;
+            }
             if admission.handshakes >= self.config.max_handshakes {
                 log::warn!(
                     "{peer}: refused, {} handshakes in progress",
                     admission.handshakes
                 );
-                refuse_now(&sock);
+                refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
                 continue;
             }
-            let ip = peer.ip();
             let per_ip = admission.per_ip.get(&ip).copied().unwrap_or(0);
             let over_cap = admission.total >= self.config.max_connections
                 || per_ip >= self.config.max_connections_per_ip;
@@ -245,11 +286,14 @@ impl Server {
     }
 }
 
-/// Refuses a connection from the accept thread without reading its request:
-/// used only when too many handshakes are in progress to start another.
-fn refuse_now(sock: &TcpStream) {
+/// Refuses a connection from the accept thread without reading its request
+/// or starting a thread: for banned addresses, and when too many handshakes
+/// are in progress to start another.
+fn refuse_now(sock: &TcpStream, status: u16, body: &str, retry_after: &str) {
+    // A fresh socket's send buffer is empty: this small write cannot block
+    // for long, and the timeout makes sure of it.
     let _ = sock.set_write_timeout(Some(Duration::from_millis(100)));
-    let response = http::error_response(503, "server busy\n", &[("Retry-After", RETRY_AFTER)]);
+    let response = http::error_response(status, body, &[("Retry-After", retry_after)]);
     let _ = http::respond(sock, response, false);
 }
 
@@ -322,7 +366,7 @@ fn handle(
                     config: config.clone(),
                     events: shared.events.clone(),
                 }
-                .serve();
+                .serve(|| ticket.report_abuse());
                 return;
             }
             Err(refusal) => refuse_upgrade(&sock, peer, refusal),

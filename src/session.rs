@@ -44,6 +44,8 @@ pub struct Session {
     /// at once rather than after its bytes.
     join_asked: bool,
     rate: TokenBucket,
+    /// Frames the rate limit has dropped, for the disconnect log line.
+    pub dropped: u64,
     /// Frames dropped by the rate limit draw on this; empty means flooding.
     strikes: TokenBucket,
     /// Error frames sent draw on this; empty means abuse.
@@ -70,6 +72,7 @@ impl Session {
             pending_file: None,
             join_asked: false,
             rate: TokenBucket::new(config.rate, config.burst),
+            dropped: 0,
             strikes: TokenBucket::new(config.rate, config.burst),
             errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
         }
@@ -127,6 +130,7 @@ impl Session {
         if self.rate.take() {
             return Ok(());
         }
+        self.dropped += 1;
         if self.strikes.take() {
             Err(Flow::Continue)
         } else {

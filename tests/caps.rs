@@ -86,28 +86,6 @@ fn refused_connections_leave_nothing_behind() {
     assert_eq!(expect_text(&mut first), "still echoing");
 }
 
-/// Opens a raw-mode WebSocket to `server` from the local address `from`
-/// (any 127.0.0.0/8 address is this machine, so each is a distinct client IP).
-fn connect_from(server: &Server, from: &str) -> Result<Client, tungstenite::Error> {
-    use socket2::{Domain, Socket, Type};
-    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
-    socket.bind(&local.into()).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let stream: std::net::TcpStream = socket.into();
-    stream.set_read_timeout(Some(WATCHDOG)).unwrap();
-    let url = server.url("/ws?room=ip");
-    match tungstenite::client(
-        url.as_str(),
-        tungstenite::stream::MaybeTlsStream::Plain(stream),
-    ) {
-        Ok((ws, _)) => Ok(ws),
-        Err(tungstenite::HandshakeError::Failure(e)) => Err(e),
-        Err(tungstenite::HandshakeError::Interrupted(_)) => unreachable!("blocking socket"),
-    }
-}
-
 #[test]
 fn per_ip_cap_counts_each_address_apart() {
     let server = Server::start(&["--max-connections-per-ip", "1"]);

@@ -151,3 +151,34 @@ fn sustained_raw_flood_closes_1008_flooding() {
     }
     room.check_recovered("mallory");
 }
+
+#[test]
+fn a_client_closed_for_flooding_cannot_reconnect_at_once_but_other_addresses_can() {
+    let server = Server::start(&["--rate", "5", "--burst", "5", "--flood-ban", "30"]);
+    let mut flooder = connect_path_from(&server, "/ws?name=mallory", "127.0.0.1").unwrap();
+    for i in 0..1000 {
+        if flooder
+            .send(tungstenite::Message::text(format!("m{i}")))
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(
+        close_frame(&mut flooder),
+        Some((1008, "flooding".to_string()))
+    );
+    // Its address is refused with 429 and told when to come back …
+    let refused = upgrade_request(&server.addr, "/ws?name=mallory2", &[]);
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    let retry: u64 = refused
+        .header("Retry-After")
+        .expect("a Retry-After header")
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!((1..=30).contains(&retry), "Retry-After {retry}");
+    // … while another address is served as usual.
+    let mut other = connect_path_from(&server, "/ws?name=alice", "127.0.0.2").unwrap();
+    other.close(None).unwrap();
+    wait_disconnected(&mut other);
+}

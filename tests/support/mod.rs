@@ -1035,3 +1035,36 @@ impl Watched {
         assert!(self.server.is_running(), "the server process has exited");
     }
 }
+
+// ---- clients from other loopback addresses ----
+
+/// Opens a raw-mode WebSocket to `server` from the local address `from`
+/// (any 127.0.0.0/8 address is this machine, so each is a distinct client IP).
+pub fn connect_from(server: &Server, from: &str) -> Result<Client, tungstenite::Error> {
+    connect_path_from(server, "/ws?room=ip", from)
+}
+
+/// Opens a raw-mode WebSocket to `path` on `server` from the local address `from`.
+pub fn connect_path_from(
+    server: &Server,
+    path: &str,
+    from: &str,
+) -> Result<Client, tungstenite::Error> {
+    use socket2::{Domain, Socket, Type};
+    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    socket.bind(&local.into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream: std::net::TcpStream = socket.into();
+    stream.set_read_timeout(Some(WATCHDOG)).unwrap();
+    let url = server.url(path);
+    match tungstenite::client(
+        url.as_str(),
+        tungstenite::stream::MaybeTlsStream::Plain(stream),
+    ) {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::HandshakeError::Failure(e)) => Err(e),
+        Err(tungstenite::HandshakeError::Interrupted(_)) => unreachable!("blocking socket"),
+    }
+}

@@ -476,6 +476,24 @@ fn fanout(plan: &FanoutPlan, rows: &mut Vec<FanoutRow>) {
 /// limited.
 const FLOOD_RATE: u64 = 200;
 const FLOOD_BURST: u64 = 400;
+/// The flooder's own address: a client apart from the honest ones, so that
+/// the server's ban of the flooder's address touches nobody else.
+const FLOODER_IP: &str = "127.0.0.2";
+
+/// Pause between the flooder's attempts while its address is refused.
+const FLOOD_RETRY: Duration = Duration::from_millis(10);
+
+/// Opens a TCP connection to `addr` from the local address `from`.
+fn connect_from(addr: &str, from: &str) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let to: std::net::SocketAddr = addr.parse().expect("server address");
+    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket.bind(&local.into()).expect("bind flooder address");
+    socket.connect(&to.into()).expect("tcp connect");
+    socket.into()
+}
+
 /// Frames per write of the flooder: one `write` system call each.
 const FLOOD_BATCH: usize = 64;
 /// The v1 flooder's frame.
@@ -710,7 +728,7 @@ fn run_flooder(
     while !stop.load(Ordering::Relaxed) {
         // A fresh name each time: the last one may not have left yet.
         let path = format!("/ws?room=bench&name=flood-{}", stats.connections);
-        let mut stream = TcpStream::connect(addr).expect("tcp connect");
+        let mut stream = connect_from(addr, FLOODER_IP);
         stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(READ_WATCHDOG)).unwrap();
         stream.set_write_timeout(Some(READ_WATCHDOG)).unwrap();
@@ -719,6 +737,9 @@ fn run_flooder(
                 .endings
                 .entry(format!("handshake failed: {e}"))
                 .or_default() += 1;
+            // Refused (banned): try again soon, as a bot would, but not so
+            // fast that loopback runs out of ephemeral ports.
+            thread::sleep(FLOOD_RETRY);
             continue;
         }
         stats.connections += 1;

@@ -122,8 +122,8 @@ impl Connection {
         let end = if session.events.send(connect).is_err() {
             // The dispatcher has stopped: the server is shutting down.
             let reason = "server shutting down".to_owned();
-            let _ = own_tx.send(Own::Close(1001, reason.clone()));
-            End::ClosedByUs(1001, reason)
+            let _ = own_tx.send(Own::Close(CLOSE_GOING_AWAY, reason.clone()));
+            End::ClosedByUs(CLOSE_GOING_AWAY, reason)
         } else {
             if let Endpoint::Room(mode, query) = &self.endpoint
                 && (*mode == Mode::Raw || query.name.is_some())

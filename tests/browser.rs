@@ -324,3 +324,18 @@ fn tutorial_page_works_unchanged() {
     assert_eq!(left.to_vec(), joined, "both pages left");
     drop(server);
 }
+
+#[test]
+fn dropped_file_is_sent_and_shown() {
+    run_script("drag_and_drop.mjs", &[]);
+}
+
+#[test]
+fn upload_shows_progress_until_confirmed() {
+    run_script("upload_progress.mjs", &[]);
+}
+
+#[test]
+fn typing_shows_for_the_other_user() {
+    run_script("typing_indicator.mjs", &[]);
+}

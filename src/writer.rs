@@ -62,7 +62,7 @@ impl Writer {
     fn pump(self) -> WriterEnd {
         let mut out = Output {
             sock: &self.sock,
-            buf: Vec::with_capacity(BUFFER),
+            buf: Vec::new(),
             closing: false,
             timeout: self.write_timeout,
         };

@@ -151,6 +151,28 @@ fn stat_cpu_seconds(stat: &str) -> f64 {
     (utime + stime) / 100.0
 }
 
+/// Connects `n` raw clients to `url` and gives each a thread (small stack)
+/// running `body`, which reports on its own clone of `tx`.
+fn spawn_receivers<E: Send + 'static>(
+    n: usize,
+    url: &str,
+    addr: &str,
+    base: Instant,
+    tx: mpsc::Sender<E>,
+    body: fn(WebSocket<TcpStream>, Instant, mpsc::Sender<E>),
+) -> Vec<thread::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let ws = connect_raw(url, addr);
+            let tx = tx.clone();
+            thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || body(ws, base, tx))
+                .expect("spawn receiver thread")
+        })
+        .collect()
+}
+
 /// Opens a raw-mode WebSocket over a plain TCP stream.
 fn connect_raw(url: &str, addr: &str) -> WebSocket<TcpStream> {
     let stream = TcpStream::connect(addr).expect("tcp connect");
@@ -347,17 +369,7 @@ fn fanout(plan: &FanoutPlan, rows: &mut Vec<FanoutRow>) {
     let (tx, events) = mpsc::channel();
 
     let connect_start = Instant::now();
-    let mut handles = Vec::with_capacity(plan.clients);
-    for _ in 0..plan.clients {
-        let ws = connect_raw(&url, &server.addr);
-        let tx = tx.clone();
-        let h = thread::Builder::new()
-            .stack_size(64 * 1024)
-            .spawn(move || receiver(ws, base, tx))
-            .expect("spawn receiver thread");
-        handles.push(h);
-    }
-    drop(tx);
+    let handles = spawn_receivers(plan.clients, &url, &server.addr, base, tx, receiver);
     let mut sender = connect_raw(&url, &server.addr);
     let connect_secs = connect_start.elapsed().as_secs_f64();
 
@@ -817,17 +829,7 @@ fn flood_runs(plan: &FloodPlan, kind: Flooder, rows: &mut Vec<FloodRow>) {
     let url = server.url("/ws?room=bench");
     let base = Instant::now();
     let (tx, events) = mpsc::channel();
-    let mut handles = Vec::with_capacity(plan.receivers);
-    for _ in 0..plan.receivers {
-        let ws = connect_raw(&url, &server.addr);
-        let tx = tx.clone();
-        let h = thread::Builder::new()
-            .stack_size(64 * 1024)
-            .spawn(move || round_receiver(ws, base, tx))
-            .expect("spawn receiver thread");
-        handles.push(h);
-    }
-    drop(tx);
+    let handles = spawn_receivers(plan.receivers, &url, &server.addr, base, tx, round_receiver);
     let mut sender = connect_raw(&url, &server.addr);
     // The honest sender is relayed the flood like everyone else: this thread
     // reads and discards it, and reports how the connection ended.

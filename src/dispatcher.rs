@@ -609,11 +609,6 @@ impl Dispatcher {
             self.rooms.remove(&name);
         }
     }
-
-    /// Number of rooms held (occupied or remembered for their history).
-    pub fn room_count(&self) -> usize {
-        self.rooms.len()
-    }
 }
 
 /// What each kind of room member receives for one event. The frames are

@@ -39,7 +39,11 @@ fn prepare() -> MutexGuard<'static, ()> {
         "chromium not found: install it with: apt-get update && apt-get install -y chromium"
     );
     let dir = scripts_dir();
-    if !dir.join("node_modules").join("playwright-core").exists() {
+    let modules = dir.join("node_modules");
+    if !["playwright-core", "axe-core"]
+        .iter()
+        .all(|m| modules.join(m).exists())
+    {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--prefix"])
             .arg(&dir)
@@ -65,8 +69,14 @@ fn running_as_root() -> bool {
 /// Starts a server with the page built into the binary and runs one script
 /// against it (`node SCRIPT ADDR EXTRA…`); the script exits 0 when its checks pass.
 fn run_script(script: &str, extra: &[&str]) {
+    run_script_with(script, &[], extra);
+}
+
+/// As `run_script`, with the server started as `wschat SERVER_ARGS…`.
+/// What the script prints is shown with `cargo test -- --show-output`.
+fn run_script_with(script: &str, server_args: &[&str], extra: &[&str]) {
     let _guard = prepare();
-    let server = Server::start(&[]);
+    let server = Server::start(server_args);
     let output = Command::new("node")
         .arg(scripts_dir().join(script))
         .arg(&server.addr)
@@ -81,7 +91,18 @@ fn run_script(script: &str, extra: &[&str]) {
         "{script} failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
         output.status
     );
+    print!("{stdout}");
     drop(server);
+}
+
+/// Where screenshots go: the target directory, or `docs/` when
+/// `WSCHAT_UPDATE_SCREENSHOT` is set (to refresh the pictures the docs show).
+fn screenshot_dir() -> PathBuf {
+    if std::env::var_os("WSCHAT_UPDATE_SCREENSHOT").is_some() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs")
+    } else {
+        Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf()
+    }
 }
 
 #[test]
@@ -134,13 +155,7 @@ fn page_fits_a_phone_screen() {
 /// refreshes docs/screenshot.png instead.
 #[test]
 fn screenshot_of_a_conversation() {
-    let out = if std::env::var_os("WSCHAT_UPDATE_SCREENSHOT").is_some() {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("docs")
-            .join("screenshot.png")
-    } else {
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshot.png")
-    };
+    let out = screenshot_dir().join("screenshot.png");
     run_script("screenshot.mjs", &[out.to_str().unwrap()]);
     let png = std::fs::read(&out).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "screenshot is a PNG");
@@ -338,4 +353,44 @@ fn upload_shows_progress_until_confirmed() {
 #[test]
 fn typing_shows_for_the_other_user() {
     run_script("typing_indicator.mjs", &[]);
+}
+
+/// axe-core finds no serious or critical WCAG 2.1 AA violations on the join
+/// screen, a busy chat (light and dark), the phone people panel, the offline
+/// chat, refused limits and a taken name; reduced motion stops animations.
+/// Screenshots of each state go where `screenshot_of_a_conversation` puts its own.
+#[test]
+fn accessibility_checked_by_axe() {
+    let dir = screenshot_dir();
+    run_script("a11y.mjs", &[dir.to_str().unwrap()]);
+    for name in [
+        "screenshot-join.png",
+        "screenshot-dark.png",
+        "screenshot-phone-people.png",
+    ] {
+        let png = std::fs::read(dir.join(name)).expect("screenshot written");
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name} is a PNG");
+    }
+}
+
+#[test]
+fn keyboard_alone_is_enough() {
+    run_script("keyboard.mjs", &[]);
+}
+
+/// The server runs with a 1 MiB file limit; the page keeps to the limits it
+/// was told (or the defaults) and never sends what would be refused.
+#[test]
+fn limits_are_kept_before_sending() {
+    run_script_with("limits.mjs", &["--max-file-size", "1048576"], &[]);
+}
+
+#[test]
+fn offline_is_said_and_typed_text_kept() {
+    run_script("offline.mjs", &[]);
+}
+
+#[test]
+fn view_follows_the_newest_message() {
+    run_script("scrolling.mjs", &[]);
 }

@@ -192,3 +192,111 @@ export async function makePng(w, h, pixel) {
     chunk('IEND', Buffer.alloc(0)),
   ]);
 }
+
+/**
+ * Test-only instrumentation, installed before the page's own scripts (pass
+ * as `initScript`): remembers every socket, the frames the page sends
+ * (`__sent`: parsed text frames; `__sentBinary`: sizes of binary ones), the
+ * events it receives (`__received`) and the last `welcome`. While
+ * `window.__block` is true, new sockets fail at once, as with no network.
+ */
+export const socketSpy = () => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.__sent = [];
+  window.__sentBinary = [];
+  window.__received = [];
+  window.__welcome = null;
+  window.__block = false;
+  window.WebSocket = class extends Native {
+    constructor(url, protocols) {
+      // Port 9 on loopback has no listener: the connection is refused.
+      super(window.__block ? 'ws://127.0.0.1:9/' : url, protocols);
+      window.__sockets.push(this);
+      this.addEventListener('message', (ev) => {
+        if (typeof ev.data !== 'string') return;
+        const msg = JSON.parse(ev.data);
+        window.__received.push(msg);
+        if (msg.type === 'welcome') window.__welcome = msg;
+      });
+    }
+    send(data) {
+      if (typeof data === 'string') window.__sent.push(JSON.parse(data));
+      else window.__sentBinary.push(data.size ?? data.byteLength);
+      return super.send(data);
+    }
+  };
+};
+
+/** Frames the page has sent so far: {text, binary}. */
+export function sentCounts(page) {
+  return page.evaluate(() => ({ text: window.__sent.length, binary: window.__sentBinary.length }));
+}
+
+/** What has keyboard focus, in words. */
+export function describeFocus(page) {
+  return page.evaluate(() => {
+    const a = document.activeElement;
+    if (!a || a === document.body) return 'nothing (body)';
+    return a.tagName.toLowerCase() + (a.dataset.testid ? `[data-testid="${a.dataset.testid}"]` : a.id ? '#' + a.id : '');
+  });
+}
+
+/** Fails unless the element with keyboard focus matches `selector`. */
+export async function expectFocus(page, selector) {
+  const ok = await page.evaluate((sel) => document.activeElement !== null && document.activeElement.matches(sel), selector);
+  assert(ok, `focus on ${selector}, not on ${await describeFocus(page)}`);
+}
+
+/**
+ * Fails unless the focused element is drawn with a focus ring (an outline
+ * on it, or on the composer around the text box).
+ */
+export async function expectFocusVisible(page) {
+  const seen = await page.evaluate(() => {
+    const a = document.activeElement;
+    const ring = (n) => {
+      const cs = getComputedStyle(n);
+      return cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) >= 1 && cs.visibility === 'visible';
+    };
+    return a && a !== document.body && a.getClientRects().length > 0 && (ring(a) || ring(a.closest('.composer') || a));
+  });
+  assert(seen, `a visible focus ring on ${await describeFocus(page)}`);
+}
+
+/** Presses Tab (or Shift+Tab) until `selector` has focus; fails if it never does. */
+export async function tabTo(page, selector, { shift = false, max = 25 } = {}) {
+  for (let i = 0; i <= max; i++) {
+    if (await page.evaluate((sel) => document.activeElement !== null && document.activeElement.matches(sel), selector)) return;
+    await page.keyboard.press(shift ? 'Shift+Tab' : 'Tab');
+  }
+  throw new Error(`${selector} not reached with ${max} presses of ${shift ? 'Shift+Tab' : 'Tab'}; focus is on ${await describeFocus(page)}`);
+}
+
+const AXE = path.join(REPO, 'tests', 'browser', 'node_modules', 'axe-core', 'axe.min.js');
+
+/**
+ * Runs axe-core on the page as it is now, against WCAG 2.1 A and AA and
+ * axe's best practices. Violations of impact serious or critical fail the
+ * test; the others are printed.
+ */
+export async function axeCheck(page, label) {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: AXE });
+  // Colours are measured as drawn: let entrance animations and transitions end first.
+  await page.waitForFunction(() => document.getAnimations()
+    .every((a) => a.playState !== 'running' || a.effect.getComputedTiming().iterations === Infinity));
+  const result = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+    resultTypes: ['violations'],
+  }));
+  const where = (v) => v.nodes.map((n) => `    ${n.target.join(' ')}: ${(n.failureSummary || '').replace(/\s*\n\s*/g, ' ')}`).join('\n');
+  const blocking = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of result.violations.filter((x) => !blocking.includes(x))) {
+    console.log(`axe (${label}): ${v.impact} ${v.id}: ${v.help}\n${where(v)}`);
+  }
+  if (blocking.length) {
+    throw new Error(`axe (${label}): ${blocking.length} serious or critical violation(s):\n`
+      + blocking.map((v) => `  ${v.impact} ${v.id}: ${v.help}\n${where(v)}`).join('\n'));
+  }
+  console.log(`axe (${label}): no serious or critical violations; ${result.violations.length} other(s)`);
+}

@@ -1,0 +1,235 @@
+// Sharing files: picking them (the attach button, drag and drop, paste),
+// refusing those over the size limit before reading a byte of them, and
+// sending the rest one at a time, each as a `file` announcement followed by
+// one binary frame, with a progress row until the server announces it back.
+import { $, el, utf8Length, formatSize, formatLimit, safeFileName } from './util.js';
+
+const uploadsEl = $('uploads');
+const attachButton = $('attach-button');
+const fileInput = $('file-input');
+const messageInput = $('message-input');
+const chatScreen = $('chat-screen');
+const dropOverlay = $('drop-overlay');
+
+const up = {
+  queue: [], // picked, not sent yet: {file, name, size, node, bar, label}
+  current: null, // the one whose bytes are leaving now
+  outgoing: [], // sent, awaiting our own `file` event: {file, name, size, upload}
+  timer: null, // retry once the rate allows
+};
+
+/**
+ * How uploads reach the connection, given by app.js:
+ *   socket()            the WebSocket when joined and open, else null
+ *   sendFrame(obj, n)   sends a JSON frame counting as n against the rate; '' when sent, else why not
+ *   budget()            the FrameBudget of the current socket
+ *   limits()            the server's limits
+ *   notice(kind, text)  shows a line above the composer; notice(null) clears a refusal
+ *   notConnectedWhy()   why there is no connection, in words
+ */
+let link = null;
+
+export function connectUploads(l) {
+  link = l;
+}
+
+/** Says why files over the size limit were not shared. */
+function tooLargeText(files) {
+  const limit = formatLimit(link.limits().file);
+  if (files.length === 1) {
+    const size = formatLimit(files[0].size);
+    return '“' + safeFileName(files[0].name) + '” was not shared: it is ' + (size === limit ? 'over ' + limit : size)
+      + ', and a file can be ' + limit + ' at most. Pick a smaller file.';
+  }
+  return files.length + ' files were not shared (' + files.map((f) => '“' + safeFileName(f.name) + '”').join(', ')
+    + '): a file can be ' + limit + ' at most. Pick smaller files.';
+}
+
+export function queueFiles(files) {
+  if (!link.socket()) {
+    link.notice('offline', 'Not shared: ' + link.notConnectedWhy() + '. Share the file again once you are back.');
+    return;
+  }
+  // Only the size is looked at: the bytes of a file that is too large are never read.
+  const max = link.limits().file;
+  const tooLarge = files.filter((f) => f.size > max);
+  link.notice(tooLarge.length ? 'error' : null, tooLarge.length ? tooLargeText(tooLarge) : '');
+  for (const file of files) {
+    if (file.size > max) continue;
+    const upload = { file, name: safeFileName(file.name), size: file.size };
+    upload.bar = el('span', { class: 'bar' });
+    upload.label = el('span', { class: 'upload-status', 'data-testid': 'upload-status', text: 'waiting…' });
+    upload.node = el('li', { class: 'upload', 'data-testid': 'upload', 'data-name': upload.name, 'data-state': 'queued' },
+      el('span', { class: 'upload-name', text: upload.name }),
+      upload.label,
+      el('span', {
+        class: 'progress', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-label': 'Upload progress of ' + upload.name,
+      }, upload.bar));
+    uploadsEl.append(upload.node);
+    up.queue.push(upload);
+  }
+  pumpUploads();
+}
+
+/** Sends the next queued file, if the connection and the rate allow. */
+export function pumpUploads() {
+  clearTimeout(up.timer);
+  if (up.current || up.queue.length === 0) return;
+  const ws = link.socket();
+  if (!ws) return;
+  const upload = up.queue[0];
+  let mime = upload.file.type || 'application/octet-stream';
+  if (utf8Length(mime) > 255) mime = 'application/octet-stream';
+  // The announcement and the bytes go together: both must fit in the rate.
+  const wait = link.budget().wait(2);
+  if (wait > 0) {
+    up.timer = setTimeout(pumpUploads, wait);
+    return;
+  }
+  if (link.sendFrame({ type: 'file', name: upload.name, size: upload.size, mime }, 2) !== '') {
+    up.timer = setTimeout(pumpUploads, 500);
+    return;
+  }
+  up.queue.shift();
+  up.current = upload;
+  ws.send(upload.file);
+  up.outgoing.push({ file: upload.file, name: upload.name, size: upload.size, upload });
+  upload.node.dataset.state = 'sending';
+  // Progress is the send buffer draining: bufferedAmount counts bytes that
+  // are queued but not yet handed to the network.
+  const total = Math.max(1, ws.bufferedAmount);
+  const tick = () => {
+    if (up.current !== upload) return;
+    const same = link.socket() === ws;
+    const left = same ? ws.bufferedAmount : total;
+    const pct = upload.size === 0 ? 100 : Math.max(0, Math.min(100, Math.round(100 * (1 - left / total))));
+    setProgress(upload, pct);
+    if (left === 0 && same) {
+      upload.node.dataset.state = 'delivering';
+      upload.label.textContent = 'delivering…';
+      up.current = null;
+      pumpUploads();
+      return;
+    }
+    upload.timer = setTimeout(tick, 50);
+  };
+  tick();
+}
+
+function setProgress(upload, pct) {
+  upload.bar.style.width = pct + '%';
+  upload.node.querySelector('.progress').setAttribute('aria-valuenow', String(pct));
+  upload.node.dataset.progress = String(pct);
+  upload.label.textContent = pct + '% of ' + formatSize(upload.size);
+}
+
+function failUpload(upload, why) {
+  clearTimeout(upload.timer);
+  upload.node.dataset.state = 'failed';
+  upload.label.textContent = why;
+  const node = upload.node;
+  setTimeout(() => node.remove(), 6000);
+}
+
+/**
+ * Our own `file` event came back: the server has the file. Returns the
+ * File we sent (to show it from here) and takes its row away, or null when
+ * the file was not sent from this page.
+ */
+export function ownFileAnnounced(name, size) {
+  const i = up.outgoing.findIndex((o) => o.name === name && o.size === size);
+  if (i < 0) return null;
+  const { file, upload } = up.outgoing.splice(i, 1)[0];
+  clearTimeout(upload.timer);
+  if (up.current === upload) {
+    up.current = null;
+    pumpUploads();
+  }
+  setProgress(upload, 100);
+  upload.node.dataset.state = 'done';
+  upload.label.textContent = 'sent';
+  upload.node.remove();
+  return file;
+}
+
+/** The server refused the oldest file it has not announced yet. */
+export function failCurrentUpload(why) {
+  const out = up.outgoing.shift();
+  if (!out) return;
+  if (up.current === out.upload) up.current = null;
+  failUpload(out.upload, 'not sent: ' + why);
+  pumpUploads();
+}
+
+/** The connection is gone: nothing queued or on its way will arrive. */
+export function failUploads() {
+  const pending = up.outgoing.map((o) => o.upload).concat(up.queue);
+  forget();
+  for (const u of pending) failUpload(u, 'connection lost, not sent');
+}
+
+function forget() {
+  up.outgoing = [];
+  up.queue = [];
+  up.current = null;
+  clearTimeout(up.timer);
+}
+
+/** A new conversation: no uploads, no rows. */
+export function resetUploads() {
+  forget();
+  uploadsEl.replaceChildren();
+}
+
+// -------------------------------------------------------- picking files
+
+attachButton.addEventListener('click', () => fileInput.click());
+
+fileInput.addEventListener('change', () => {
+  if (fileInput.files && fileInput.files.length) queueFiles(Array.from(fileInput.files));
+  fileInput.value = '';
+});
+
+let dragDepth = 0;
+const hasFiles = (e) => e.dataTransfer && Array.from(e.dataTransfer.types || []).includes('Files');
+function hideDropOverlay() {
+  dragDepth = 0;
+  dropOverlay.hidden = true;
+}
+window.addEventListener('dragenter', (e) => {
+  if (chatScreen.hidden || !hasFiles(e)) return;
+  e.preventDefault();
+  dragDepth++;
+  dropOverlay.hidden = false;
+});
+window.addEventListener('dragover', (e) => {
+  if (chatScreen.hidden || !hasFiles(e)) return;
+  e.preventDefault();
+  e.dataTransfer.dropEffect = 'copy';
+});
+window.addEventListener('dragleave', () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) dropOverlay.hidden = true;
+});
+window.addEventListener('drop', (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  hideDropOverlay();
+  if (chatScreen.hidden) return;
+  const files = Array.from(e.dataTransfer.files || []);
+  if (files.length) queueFiles(files);
+});
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && !dropOverlay.hidden) {
+    e.preventDefault();
+    hideDropOverlay();
+  }
+});
+
+messageInput.addEventListener('paste', (e) => {
+  const files = Array.from((e.clipboardData && e.clipboardData.files) || []);
+  if (files.length) {
+    e.preventDefault();
+    queueFiles(files);
+  }
+});

@@ -1,16 +1,15 @@
-//! A WebSocket connection's threads: this file owns the reader, which is
-//! the thread that did the handshake; it starts the writer (see `writer`).
+//! A WebSocket connection's thread: the reader, which is the thread that did
+//! the handshake, and the only one that reads from the socket.
 //!
-//! Only the reader reads from the socket and only the writer writes to it.
-//! tungstenite answers pings and closes from inside `read()`, writing to the
-//! stream it reads from; the reader therefore gives it a stream whose write
-//! half is the writer's own queue, so those replies are written by the
-//! writer between whole frames, never in the middle of one.
+//! Everything sent to the client goes through its `Outlet`, shared with the
+//! dispatcher. tungstenite answers pings and closes from inside `read()`,
+//! writing to the stream it reads from; the reader therefore gives it a
+//! stream whose write half is the outlet, so those replies are written
+//! between whole frames, never in the middle of one.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::thread;
 
 use crossbeam_channel::Sender;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -19,15 +18,20 @@ use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use crate::config::Config;
 use crate::dispatcher::{ClientId, Event, Mode};
 use crate::handshake::Endpoint;
-use crate::queue::{self, OWN_QUEUE, Own};
+use crate::outlet::{Bounds, CLOSE_TIMEOUT, Outlet};
 use crate::session::{Flow, Session};
 use crate::text_limit::{TextLimit, TextTooBig};
 use crate::wire::Encoded;
-use crate::writer::{CLOSE_TIMEOUT, Writer, WriterEnd};
+use crate::writer::Writers;
 
 /// Stack size of connection threads: they hold no large buffers on the
-/// stack, and thousands of them must fit in memory.
+/// stack, and thousands of them must fit in memory. Only the pages a
+/// thread touches cost memory.
 pub const THREAD_STACK: usize = 128 * 1024;
+
+/// tungstenite's read buffer per connection, sized for chat lines rather
+/// than its 128 KiB default: larger frames grow it while they are read.
+const READ_BUFFER: usize = 4 * 1024;
 
 /// Close code for a peer that has gone silent or a server going down: no
 /// point waiting for the peer's answer.
@@ -48,6 +52,8 @@ pub struct Connection {
     pub endpoint: Endpoint,
     pub config: Arc<Config>,
     pub events: Sender<Event>,
+    /// The count of backlog writers, shared by every connection.
+    pub writers: Arc<Writers>,
 }
 
 /// How a connection ended, for the disconnect log line.
@@ -73,13 +79,11 @@ impl std::fmt::Display for End {
 
 impl Connection {
     /// Serves the connection on the current thread (the reader) until it
-    /// ends, with a writer thread beside it; returns when both are done.
-    /// `on_abuse` is called, as soon as it is known, if the client is closed
-    /// for flooding or persistent bad input (so that the listener can refuse
-    /// it reconnecting at once with a fresh allowance).
+    /// ends. `on_abuse` is called, as soon as it is known, if the client is
+    /// closed for flooding or persistent bad input (so that the listener can
+    /// refuse it reconnecting at once with a fresh allowance).
     pub fn serve(self, on_abuse: impl FnOnce()) {
-        let sock = Arc::new(self.sock);
-        if let Err(e) = configure(&sock, &self.config) {
+        if let Err(e) = configure(&self.sock, &self.config) {
             log::warn!(
                 "client {} ({}): socket setup failed: {e}",
                 self.id,
@@ -87,43 +91,25 @@ impl Connection {
             );
             return;
         }
-        let (own_tx, own_rx) = crossbeam_channel::bounded(OWN_QUEUE);
-        let (outbox, inbox) = queue::room_queue(self.config.queue_frames, self.config.queue_bytes);
-        let writer = Writer {
-            sock: sock.clone(),
-            own: own_rx,
-            room: inbox,
-            ping_interval: self.config.ping_interval,
+        let bounds = Bounds {
+            frames: self.config.queue_frames.max(1),
+            bytes: self.config.queue_bytes,
             write_timeout: self.config.write_timeout,
         };
-        let writer = match thread::Builder::new()
-            .name(format!("writer-{}", self.id))
-            .stack_size(THREAD_STACK)
-            .spawn(move || writer.run())
-        {
-            Ok(handle) => handle,
-            Err(e) => {
-                log::error!(
-                    "client {} ({}): cannot start writer: {e}",
-                    self.id,
-                    self.peer
-                );
-                return;
-            }
-        };
+        let outlet = Outlet::new(self.id, self.sock, bounds, self.writers);
 
         let mut session = Session::new(self.id, &self.endpoint, &self.config, self.events.clone());
         let connect = Event::Connect {
             id: self.id,
             peer: self.peer,
             mode: session.mode,
-            outbox,
+            outlet: outlet.clone(),
         };
         let end = if session.events.send(connect).is_err() {
             // The dispatcher has stopped: the server is shutting down.
-            let reason = "server shutting down".to_owned();
-            let _ = own_tx.send(Own::Close(CLOSE_GOING_AWAY, reason.clone()));
-            End::ClosedByUs(CLOSE_GOING_AWAY, reason)
+            let reason = "server shutting down";
+            outlet.close(CLOSE_GOING_AWAY, reason);
+            End::ClosedByUs(CLOSE_GOING_AWAY, reason.to_owned())
         } else {
             if let Endpoint::Room(mode, query) = &self.endpoint
                 && (*mode == Mode::Raw || query.name.is_some())
@@ -135,7 +121,7 @@ impl Connection {
                 Role::Server,
                 Some(ws_config(session.message_limit())),
             );
-            let end = read_loop(&sock, &mut ctx, &mut session, &own_tx);
+            let end = read_loop(&outlet, &mut ctx, &mut session);
             // The room hears of the leave before any lingering below.
             session.tell(Event::Leave { id: self.id });
             end
@@ -148,12 +134,11 @@ impl Connection {
         {
             // Let the peer read our close frame and close its side first,
             // so the close is not lost to a TCP reset.
-            linger(&sock);
+            linger(outlet.socket());
         }
-        drop(own_tx);
-        let writer_end = writer.join();
-        let end = match (end, writer_end) {
-            (End::Reset(_), Ok(WriterEnd::Io(e))) => End::Reset(format!("write failed: {e}")),
+        outlet.end();
+        let end = match (end, outlet.failure()) {
+            (End::Reset(_), Some(failure)) => End::Reset(failure),
             (end, _) => end,
         };
         let dropped = match session.dropped {
@@ -178,29 +163,20 @@ fn configure(sock: &TcpStream, config: &Config) -> io::Result<()> {
 
 fn ws_config(limit: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit))
 }
 
 /// Reads messages until the connection ends; hands each to the session.
-fn read_loop(
-    sock: &TcpStream,
-    ctx: &mut WebSocketContext,
-    session: &mut Session,
-    own: &Sender<Own>,
-) -> End {
+fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Session) -> End {
     let text_limit =
         (session.mode != Mode::Echo).then(|| TextLimit::new(session.config.max_message_size));
-    let mut stream = ReplyStream {
-        sock,
-        own,
-        text_limit,
-    };
+    let mut stream = ReplyStream { outlet, text_limit };
     let mut limit = session.message_limit();
     loop {
         let (code, reason) = match ctx.read(&mut stream) {
-            Ok(msg) => match session.on_message(msg, own) {
+            Ok(msg) => match session.on_message(msg, outlet) {
                 Flow::Continue => {
                     let wanted = session.message_limit();
                     if wanted != limit {
@@ -213,14 +189,14 @@ fn read_loop(
                     continue;
                 }
                 Flow::Close(code, reason) => (code, reason),
-                Flow::WriterGone => return End::Reset("writer stopped".into()),
+                Flow::Gone => return End::Reset("connection ended".into()),
             },
             Err(err) => match failure(err) {
                 Failure::Ended(end) => return end,
                 Failure::Close(code, reason) => (code, reason),
             },
         };
-        let _ = own.send(Own::Close(code, reason.clone()));
+        outlet.close(code, &reason);
         return End::ClosedByUs(code, reason);
     }
 }
@@ -285,7 +261,8 @@ fn linger(sock: &TcpStream) {
         return;
     }
     let mut sink = [0u8; 4096];
-    while let Ok(n) = (&*sock).read(&mut sink) {
+    let mut sock = sock;
+    while let Ok(n) = sock.read(&mut sink) {
         if n == 0 {
             break;
         }
@@ -293,17 +270,22 @@ fn linger(sock: &TcpStream) {
 }
 
 /// The stream tungstenite reads from and writes its replies to: reads come
-/// from the socket, writes go to the writer thread as whole frames.
+/// from the socket, writes go to the client's outlet as whole frames.
 struct ReplyStream<'a> {
-    sock: &'a TcpStream,
-    own: &'a Sender<Own>,
+    outlet: &'a Arc<Outlet>,
     /// In the chat room, stops text over `--max-message-size` from its header.
     text_limit: Option<TextLimit>,
 }
 
 impl Read for ReplyStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = (&*self.sock).read(buf)?;
+        let n = loop {
+            match self.outlet.socket().read(buf) {
+                // A signal (a profiler attaching, say) is no reason to drop a client.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
         if let Some(limit) = &mut self.text_limit {
             limit
                 .observe(&buf[..n])
@@ -317,9 +299,9 @@ impl Write for ReplyStream<'_> {
     /// tungstenite writes out its whole buffer of encoded replies in one call
     /// (it never holds more than one reply), so each call is whole frames.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.own
-            .send(Own::Frame(Encoded::from_wire(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "writer has stopped"))?;
+        self.outlet
+            .reply(&Encoded::from_wire(buf))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "connection has ended"))?;
         Ok(buf.len())
     }
 

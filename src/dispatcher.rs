@@ -2,21 +2,31 @@
 //!
 //! Connection threads talk to it only through one channel of [`Event`]s, so
 //! events are handled one at a time, in the order they arrived, without a
-//! lock. It sends to clients only through their bounded room queues and
-//! never waits on one: a client whose queue is full is closed with 1008 and
-//! everyone else carries on.
+//! lock. It takes every event already waiting (up to [`BATCH`]), decides
+//! what each client receives, and only then writes: each client's share of
+//! the batch goes out with one non-blocking vectored send through its
+//! [`Outlet`]. It never waits on a client: a client whose backlog is full is
+//! closed with 1008 and everyone else carries on. It also sends every
+//! client's heartbeat ping, from one timer.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::ops::Range;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tungstenite::Bytes;
 use tungstenite::Utf8Bytes;
 
+use crate::outlet::{CLOSE_TIMEOUT, Outlet};
 use crate::protocol::{self, Event as Out, Refusal};
-use crate::queue::Outbox;
 use crate::wire::Encoded;
+
+/// Most events handled before the writes they caused are made. Larger
+/// batches mean fewer system calls per delivery when the server is busy;
+/// an idle server handles each event as it comes.
+pub const BATCH: usize = 512;
 
 /// Identifies a connection for its whole life; never reused.
 pub type ClientId = u64;
@@ -40,7 +50,7 @@ pub enum Event {
         id: ClientId,
         peer: SocketAddr,
         mode: Mode,
-        outbox: Outbox,
+        outlet: Arc<Outlet>,
     },
     /// The client asks to enter a room (from the query or a `join` frame).
     Join {
@@ -74,21 +84,27 @@ pub enum Event {
     Shutdown,
 }
 
-/// Limits the dispatcher applies.
+/// Limits and timings the dispatcher applies.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Stored events kept per room.
     pub history: usize,
     /// Empty rooms remembered (for their history) before the oldest goes.
     pub max_idle_rooms: usize,
+    /// Every client is pinged this often.
+    pub ping_interval: Duration,
+    /// What a v1 client is told, in its welcome, that it may send.
+    pub welcome: protocol::Limits,
 }
 
 struct Client {
     peer: SocketAddr,
     mode: Mode,
-    outbox: Outbox,
+    outlet: Arc<Outlet>,
     /// Room and name, once joined.
     seat: Option<(String, String)>,
+    /// This batch's frames for the client: indices into `Dispatcher::batch`.
+    staged: Vec<u32>,
 }
 
 #[derive(Default)]
@@ -149,26 +165,92 @@ pub struct Dispatcher {
     rooms: HashMap<String, Room>,
     /// Source of `guest-N` names for raw clients that give none.
     guests: u64,
+    /// Every frame the current batch of events produced, each encoded once
+    /// and shared by all its receivers.
+    batch: Vec<Encoded>,
+    /// Clients with staged frames, to be written at the end of the batch.
+    dirty: Vec<ClientId>,
+    closing: Closing,
+    next_ping: Instant,
+    ping: Encoded,
 }
 
 impl Dispatcher {
     pub fn new(limits: Limits) -> Dispatcher {
         Dispatcher {
+            next_ping: Instant::now() + limits.ping_interval,
             limits,
             clients: HashMap::new(),
             rooms: HashMap::new(),
             guests: 0,
+            batch: Vec::new(),
+            dirty: Vec::new(),
+            closing: VecDeque::new(),
+            ping: Encoded::ping(),
         }
     }
 
-    /// Handles events until `Shutdown` arrives or every sender is gone.
-    pub fn run(mut self, events: Receiver<Event>) {
-        for event in events {
-            if let Event::Shutdown = event {
-                self.shutdown();
-                return;
+    /// Handles events until `Shutdown` arrives or every sender is gone, then
+    /// closes every client. Returns the clients still to answer their close,
+    /// with the time by which they must.
+    pub fn run(mut self, events: Receiver<Event>) -> Closing {
+        let mut open = true;
+        while open {
+            match events.recv_timeout(self.next_wake().saturating_duration_since(Instant::now())) {
+                Ok(first) => {
+                    // Everything already waiting joins the batch.
+                    for event in std::iter::once(first).chain(events.try_iter().take(BATCH - 1)) {
+                        if let Event::Shutdown = event {
+                            open = false;
+                            break;
+                        }
+                        self.handle(event);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
             }
-            self.handle(event);
+            self.flush();
+            self.on_timers();
+        }
+        self.shutdown();
+        self.closing
+    }
+
+    /// When the next timer is due: a heartbeat or a close deadline.
+    fn next_wake(&self) -> Instant {
+        match self.closing.front() {
+            Some((deadline, _)) => self.next_ping.min(*deadline),
+            None => self.next_ping,
+        }
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        self.expire_closes(now);
+        if now >= self.next_ping {
+            // One timer pings everyone: no thread wakes per connection.
+            let ping = stage_frames(&mut self.batch, std::slice::from_ref(&self.ping));
+            let ids: Vec<ClientId> = self.clients.keys().copied().collect();
+            for id in ids {
+                self.stage(id, ping.clone());
+            }
+            self.flush();
+            self.next_ping = now + self.limits.ping_interval;
+        }
+    }
+
+    /// Shuts the sockets of clients that have not answered our close in time.
+    fn expire_closes(&mut self, now: Instant) {
+        while let Some((deadline, _)) = self.closing.front() {
+            if *deadline > now {
+                break;
+            }
+            if let Some((_, outlet)) = self.closing.pop_front()
+                && let Some(outlet) = outlet.upgrade()
+            {
+                outlet.end();
+            }
         }
     }
 
@@ -178,13 +260,14 @@ impl Dispatcher {
                 id,
                 peer,
                 mode,
-                outbox,
+                outlet,
             } => {
                 let client = Client {
                     peer,
                     mode,
-                    outbox,
+                    outlet,
                     seat: None,
+                    staged: Vec::new(),
                 };
                 self.clients.insert(id, client);
             }
@@ -291,6 +374,7 @@ impl Dispatcher {
                 name,
                 room: room_name,
                 last_id: room.last_id,
+                limits: &self.limits.welcome,
             },
             Out::Presence {
                 room: room_name,
@@ -325,11 +409,8 @@ impl Dispatcher {
             .iter()
             .map(|f| Encoded::text(protocol::encode(f)))
             .collect();
-        for frame in &encoded {
-            if !self.send(id, frame) {
-                return;
-            }
-        }
+        let range = self.stage_frames(&encoded);
+        self.stage(id, range);
     }
 
     fn text(&mut self, id: ClientId, text: Utf8Bytes) {
@@ -418,11 +499,21 @@ impl Dispatcher {
         );
     }
 
+    /// Closes every client with 1001 behind what it still has to receive.
     fn shutdown(&mut self) {
         log::info!("closing {} clients", self.clients.len());
-        for (_, client) in self.clients.drain() {
-            client.outbox.close(1001, "server shutting down");
+        let clients: Vec<Client> = self.clients.drain().map(|(_, c)| c).collect();
+        for client in clients {
+            self.close(&client.outlet, 1001, "server shutting down");
         }
+    }
+
+    /// Sends a client a close frame after what it has queued, and gives it
+    /// `CLOSE_TIMEOUT` to answer before its socket is shut.
+    fn close(&mut self, outlet: &Arc<Outlet>, code: u16, reason: &str) {
+        outlet.close(code, reason);
+        self.closing
+            .push_back((Instant::now() + CLOSE_TIMEOUT, Arc::downgrade(outlet)));
     }
 
     fn guest_name(&mut self, room: &str) -> String {
@@ -484,43 +575,66 @@ impl Dispatcher {
         live
     }
 
-    /// Queues `fanout`'s frames for every member of `room`. Clients whose
-    /// queue is full are evicted after the loop.
+    /// Stages `fanout`'s frames for every member of `room`.
     fn fan_out(&mut self, room: &str, sender: Option<ClientId>, fanout: &Fanout) {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
-        let mut slow = Vec::new();
+        let v1 = stage_frames(&mut self.batch, fanout.v1);
+        let v1_sender = stage_frames(&mut self.batch, fanout.v1_sender);
+        let raw = stage_frames(&mut self.batch, fanout.raw);
         for member in &r.members {
-            let Some(client) = self.clients.get(member) else {
+            let Some(client) = self.clients.get_mut(member) else {
                 continue;
             };
             let frames = match (client.mode, Some(*member) == sender) {
-                (Mode::V1, false) => fanout.v1,
-                (Mode::V1, true) => fanout.v1_sender,
-                (Mode::Raw, false) => fanout.raw,
-                (Mode::Raw, true) | (Mode::Echo, _) => &[],
+                (Mode::V1, false) => v1.clone(),
+                (Mode::V1, true) => v1_sender.clone(),
+                (Mode::Raw, false) => raw.clone(),
+                (Mode::Raw, true) | (Mode::Echo, _) => continue,
             };
-            if frames.iter().any(|f| client.outbox.push(f).is_err()) {
-                slow.push(*member);
-            }
-        }
-        for id in slow {
-            self.evict(id);
+            client.stage(*member, frames, &mut self.dirty);
         }
     }
 
-    /// Queues one frame for one client, evicting it if its queue is full.
-    /// Returns whether the client is still connected.
-    fn send(&mut self, id: ClientId, frame: &Encoded) -> bool {
-        let Some(client) = self.clients.get(&id) else {
-            return false;
-        };
-        if client.outbox.push(frame).is_ok() {
-            return true;
+    /// Adds frames to this batch; returns their indices.
+    fn stage_frames(&mut self, frames: &[Encoded]) -> Range<u32> {
+        stage_frames(&mut self.batch, frames)
+    }
+
+    /// Stages frames of this batch for one client.
+    fn stage(&mut self, id: ClientId, frames: Range<u32>) {
+        if let Some(client) = self.clients.get_mut(&id) {
+            client.stage(id, frames, &mut self.dirty);
         }
-        self.evict(id);
-        false
+    }
+
+    /// Sends one frame to one client.
+    fn send(&mut self, id: ClientId, frame: Encoded) {
+        let range = self.stage_frames(&[frame]);
+        self.stage(id, range);
+    }
+
+    /// Writes every client's staged frames, each client's with one vectored
+    /// send; evicts the clients that have fallen too far behind (which may
+    /// stage `leave` events for others, written in the same call).
+    fn flush(&mut self) {
+        while let Some(id) = self.dirty.pop() {
+            let Some(client) = self.clients.get_mut(&id) else {
+                continue;
+            };
+            let staged = std::mem::take(&mut client.staged);
+            let batch = &self.batch;
+            let sent = client
+                .outlet
+                .send(staged.iter().map(|&i| &batch[i as usize]));
+            client.staged = staged;
+            client.staged.clear();
+            if sent.is_err() {
+                self.evict(id);
+            }
+        }
+        self.batch.clear();
     }
 
     fn evict(&mut self, id: ClientId) {
@@ -541,7 +655,7 @@ impl Dispatcher {
         };
         match client.mode {
             Mode::V1 | Mode::Echo => {
-                self.send(id, &Encoded::text(refusal.to_json()));
+                self.send(id, Encoded::text(refusal.to_json()));
             }
             Mode::Raw => {
                 let reason = match refusal.code {
@@ -561,7 +675,7 @@ impl Dispatcher {
     /// tells the room, and closes its queue with `close` if given.
     fn vacate(&mut self, id: ClientId, client: Client, close: Option<(u16, &'static str)>) {
         if let Some((code, reason)) = close {
-            client.outbox.close(code, reason);
+            self.close(&client.outlet, code, reason);
         }
         let Some((room_name, name)) = client.seat else {
             return;
@@ -610,6 +724,30 @@ impl Dispatcher {
         }
     }
 }
+
+impl Client {
+    fn stage(&mut self, id: ClientId, frames: Range<u32>, dirty: &mut Vec<ClientId>) {
+        if frames.is_empty() {
+            return;
+        }
+        if self.staged.is_empty() {
+            dirty.push(id);
+        }
+        self.staged.extend(frames);
+    }
+}
+
+/// Adds frames to a batch; returns their indices.
+fn stage_frames(batch: &mut Vec<Encoded>, frames: &[Encoded]) -> Range<u32> {
+    let start = batch.len() as u32;
+    batch.extend_from_slice(frames);
+    start..batch.len() as u32
+}
+
+/// Clients we sent a close frame, with the time by which they must have
+/// answered it, oldest first; past that their socket is shut. Weak, so that a
+/// client that has gone does not keep its socket open here.
+pub type Closing = VecDeque<(Instant, Weak<Outlet>)>;
 
 /// What each kind of room member receives for one event. The frames are
 /// encoded once and shared by every receiver. A raw sender never receives

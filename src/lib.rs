@@ -1,22 +1,25 @@
 //! wschat: a self-hosted WebSocket chat-room server on blocking threads.
 //!
 //! The modules follow the life of a connection: `listener` accepts it and
-//! applies the connection caps, `http` reads the request head and serves the
-//! page, `handshake` upgrades `/ws` and `/echo`, `connection` runs its reader
-//! thread (with `session` deciding what each message means) and `writer` its
-//! writer thread, and `dispatcher` owns the rooms. `protocol`, `wire` and
-//! `text_limit` are pure formats; `queue` and `ratelimit` are the plumbing;
-//! `config` holds every option.
+//! applies the connection caps (fitted to the machine by `capacity`), `http`
+//! reads the request head and serves the page, `handshake` upgrades `/ws`
+//! and `/echo`, `connection` runs its reader thread (with `session` deciding
+//! what each message means), and `dispatcher` owns the rooms and fans frames
+//! out. Every byte to a client goes through its `outlet`, straight into the
+//! socket when it has room, otherwise through a `writer` thread that lives
+//! while the client is behind. `protocol`, `wire` and `text_limit` are pure
+//! formats; `ratelimit` is plumbing; `config` holds every option.
 #![forbid(unsafe_code)]
 
+pub mod capacity;
 pub mod config;
 pub mod connection;
 pub mod dispatcher;
 pub mod handshake;
 pub mod http;
 pub mod listener;
+pub mod outlet;
 pub mod protocol;
-pub mod queue;
 pub mod ratelimit;
 pub mod session;
 pub mod text_limit;

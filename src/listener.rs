@@ -16,11 +16,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::capacity::Readings;
 use crate::config::Config;
 use crate::connection::{Connection, THREAD_STACK};
-use crate::dispatcher::{Dispatcher, Event, Limits};
+use crate::dispatcher::{Closing, Dispatcher, Event, Limits};
 use crate::handshake::{self, OriginPolicy, Refusal};
 use crate::http::{self, HeadError, Site};
+use crate::protocol;
+use crate::writer::Writers;
 
 /// Seconds a client refused for load is asked to wait (`Retry-After`).
 const RETRY_AFTER: &str = "5";
@@ -38,6 +41,7 @@ pub struct Server {
     listener: TcpListener,
     config: Arc<Config>,
     stop: Arc<AtomicBool>,
+    writers: Arc<Writers>,
 }
 
 /// Stops a running server from another thread (the signal handler).
@@ -155,15 +159,36 @@ struct Shared {
     site: Site,
     origins: OriginPolicy,
     events: Sender<Event>,
+    writers: Arc<Writers>,
 }
 
 impl Server {
-    pub fn bind(config: Config) -> io::Result<Server> {
+    /// Binds the listening socket and fits `--max-connections` to what this
+    /// machine allows (see `capacity`).
+    pub fn bind(mut config: Config) -> io::Result<Server> {
         let listener = TcpListener::bind(config.listen)?;
+        let capacity = Readings::of_this_process().capacity(config.max_handshakes);
+        log::info!(
+            "this process can hold {} connections (bound by {}), with {} backlog writers",
+            capacity.connections,
+            capacity.bound_by.name,
+            capacity.writers
+        );
+        if config.max_connections > capacity.connections {
+            log::warn!(
+                "--max-connections {} lowered to {}: bound by {}; to raise it: {}",
+                config.max_connections,
+                capacity.connections,
+                capacity.bound_by.name,
+                capacity.bound_by.remedy
+            );
+            config.max_connections = capacity.connections;
+        }
         Ok(Server {
             listener,
             config: Arc::new(config),
             stop: Arc::new(AtomicBool::new(false)),
+            writers: Writers::new(capacity.writers),
         })
     }
 
@@ -187,6 +212,14 @@ impl Server {
         let dispatcher = Dispatcher::new(Limits {
             history: config.history,
             max_idle_rooms: config.max_idle_rooms,
+            ping_interval: config.ping_interval,
+            welcome: protocol::Limits {
+                text: config.max_text,
+                file: config.max_file_size,
+                message: config.max_message_size,
+                rate: config.rate,
+                burst: config.burst,
+            },
         });
         let dispatcher = thread::Builder::new()
             .name("dispatcher".into())
@@ -196,6 +229,7 @@ impl Server {
             origins: OriginPolicy::new(&config.allow_origins),
             events: events.clone(),
             config: config.clone(),
+            writers: self.writers.clone(),
         });
         let (alive, all_gone) = crossbeam_channel::bounded::<()>(0);
         ready();
@@ -211,11 +245,12 @@ impl Server {
         drop(shared);
         let _ = events.send(Event::Shutdown);
         drop(events);
-        if dispatcher.join().is_err() {
+        let closing = dispatcher.join().unwrap_or_else(|_| {
             log::error!("the dispatcher thread panicked");
-        }
+            Closing::new()
+        });
         drop(alive);
-        wait_for_connections(&all_gone, config.shutdown_grace);
+        wait_for_connections(&all_gone, config.shutdown_grace, closing);
         Ok(())
     }
 
@@ -274,14 +309,43 @@ impl Server {
             next_id += 1;
             let id = next_id;
             let shared = shared.clone();
-            let spawned = thread::Builder::new()
+            let thread = thread::Builder::new()
                 .name(format!("conn-{id}"))
-                .stack_size(THREAD_STACK)
-                .spawn(move || handle(sock, peer, id, ticket, over_cap, &shared));
-            if let Err(e) = spawned {
-                // The ticket went down with the closure and released its counts.
-                log::error!("{peer}: cannot start a thread: {e}");
+                .stack_size(THREAD_STACK);
+            let spawned = spawn_with(thread, (sock, ticket), move |(sock, ticket)| {
+                handle(sock, peer, id, ticket, over_cap, &shared)
+            });
+            if let Err((e, (sock, ticket))) = spawned {
+                drop(ticket);
+                log::error!("{peer}: refused, cannot start a thread: {e}");
+                refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
             }
+        }
+    }
+}
+
+/// Starts a thread that runs `f(value)`; if the thread cannot be started,
+/// gives `value` back with the error, so that the caller can still answer.
+fn spawn_with<T: Send + 'static>(
+    builder: thread::Builder,
+    value: T,
+    f: impl FnOnce(T) + Send + 'static,
+) -> Result<(), (io::Error, T)> {
+    let slot = Arc::new(std::sync::Mutex::new(Some(value)));
+    let theirs = slot.clone();
+    let started = builder.spawn(move || {
+        let value = theirs.lock().map(|mut v| v.take());
+        if let Ok(Some(value)) = value {
+            f(value);
+        }
+    });
+    match started {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // The closure, with its clone of the slot, is gone: ours is the
+            // only one left, and still holds the value.
+            let value = slot.lock().ok().and_then(|mut v| v.take());
+            Err((e, value.expect("a thread that never started took nothing")))
         }
     }
 }
@@ -297,8 +361,23 @@ fn refuse_now(sock: &TcpStream, status: u16, body: &str, retry_after: &str) {
     let _ = http::respond(sock, response, false);
 }
 
-fn wait_for_connections(all_gone: &Receiver<()>, grace: Duration) {
-    match all_gone.recv_timeout(grace) {
+/// Waits until every connection has ended or `grace` has passed. Clients
+/// that have not answered their close frame by its deadline have their
+/// socket shut then, which ends their connection.
+fn wait_for_connections(all_gone: &Receiver<()>, grace: Duration, closing: Closing) {
+    let grace_end = Instant::now() + grace;
+    let mut deadlines = closing.iter().map(|(d, _)| *d).filter(|d| *d < grace_end);
+    if let Some(last) = deadlines.next_back() {
+        if let Err(RecvTimeoutError::Timeout) = all_gone.recv_deadline(last) {
+            for outlet in closing.iter().filter_map(|(_, o)| o.upgrade()) {
+                outlet.end();
+            }
+        } else {
+            log::info!("all connections closed");
+            return;
+        }
+    }
+    match all_gone.recv_deadline(grace_end) {
         Err(RecvTimeoutError::Disconnected) | Ok(()) => log::info!("all connections closed"),
         Err(RecvTimeoutError::Timeout) => {
             log::warn!("shutdown grace over; exiting with connections open")
@@ -365,6 +444,7 @@ fn handle(
                     endpoint,
                     config: config.clone(),
                     events: shared.events.clone(),
+                    writers: shared.writers.clone(),
                 }
                 .serve(|| ticket.report_abuse());
                 return;

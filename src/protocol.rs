@@ -209,6 +209,22 @@ pub fn guess_mime(name: &str) -> &'static str {
     }
 }
 
+/// What a v1 client may send, told in its `welcome` so that it can refuse
+/// what the server would refuse before sending it.
+#[derive(Serialize, Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    /// Longest `message` text, in bytes (`--max-text`).
+    pub text: usize,
+    /// Largest file, in bytes (`--max-file-size`).
+    pub file: usize,
+    /// Largest text frame, in bytes (`--max-message-size`).
+    pub message: usize,
+    /// Sustained frames per second (`--rate`).
+    pub rate: f64,
+    /// Frames in a burst above the rate (`--burst`).
+    pub burst: u32,
+}
+
 /// A frame the server sends to `wschat.v1` clients.
 #[derive(Serialize, Debug)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -217,6 +233,7 @@ pub enum Event<'a> {
         name: &'a str,
         room: &'a str,
         last_id: u64,
+        limits: &'a Limits,
     },
     Presence {
         room: &'a str,

@@ -1,7 +1,7 @@
 //! What a connection's reader does with each message it reads: the rules of
 //! its endpoint (echo, raw room, wschat.v1), the rate limits, and turning
-//! client frames into dispatcher events or error replies. No I/O happens
-//! here beyond sending on channels.
+//! client frames into dispatcher events or error replies. Its only I/O is
+//! handing events to the dispatcher and replies to the client's outlet.
 
 use std::sync::Arc;
 
@@ -11,8 +11,8 @@ use tungstenite::{Bytes, Message, Utf8Bytes};
 use crate::config::Config;
 use crate::dispatcher::{ClientId, Event, Mode};
 use crate::handshake::{Endpoint, RoomQuery};
+use crate::outlet::Outlet;
 use crate::protocol::{self, Command, FileMeta, Refusal};
-use crate::queue::Own;
 use crate::ratelimit::TokenBucket;
 use crate::wire::Encoded;
 
@@ -26,8 +26,8 @@ pub enum Flow {
     Continue,
     /// Send a close frame with this code and reason, then stop reading.
     Close(u16, String),
-    /// The writer has stopped; nothing more can be sent.
-    WriterGone,
+    /// The connection's output has ended; nothing more can be sent.
+    Gone,
 }
 
 /// What the reader knows about its client: the endpoint's rules, the rate
@@ -111,12 +111,10 @@ impl Session {
         self.tell(event);
     }
 
-    pub fn on_message(&mut self, msg: Message, own: &Sender<Own>) -> Flow {
+    pub fn on_message(&mut self, msg: Message, own: &Arc<Outlet>) -> Flow {
         match (msg, self.mode) {
-            (Message::Text(text), Mode::Echo) => send_own(own, Own::Frame(Encoded::text(text))),
-            (Message::Binary(bytes), Mode::Echo) => {
-                send_own(own, Own::Frame(Encoded::binary(bytes)))
-            }
+            (Message::Text(text), Mode::Echo) => reply(own, Encoded::text(text)),
+            (Message::Binary(bytes), Mode::Echo) => reply(own, Encoded::binary(bytes)),
             (Message::Text(text), Mode::Raw) => self.raw_text(text),
             (Message::Binary(bytes), Mode::Raw) => self.raw_file(bytes),
             (Message::Text(text), Mode::V1) => self.v1_text(text, own),
@@ -171,7 +169,7 @@ impl Session {
         Flow::Continue
     }
 
-    fn v1_text(&mut self, text: Utf8Bytes, own: &Sender<Own>) -> Flow {
+    fn v1_text(&mut self, text: Utf8Bytes, own: &Arc<Outlet>) -> Flow {
         if self.pending_file.take().is_some() {
             let flow = self.refuse(
                 own,
@@ -190,7 +188,7 @@ impl Session {
             }
             // Not counted as abuse: the flood budget already decides that.
             let refusal = Refusal::new("rate_limited", "too many frames; this one was dropped");
-            return send_own(own, Own::Frame(Encoded::text(refusal.to_json())));
+            return reply(own, Encoded::text(refusal.to_json()));
         }
         let command = match protocol::parse_command(&text) {
             Ok(c) => c,
@@ -238,7 +236,7 @@ impl Session {
         Flow::Continue
     }
 
-    fn v1_file(&mut self, bytes: Bytes, own: &Sender<Own>) -> Flow {
+    fn v1_file(&mut self, bytes: Bytes, own: &Arc<Outlet>) -> Flow {
         let Some(meta) = self.pending_file.take() else {
             return self.refuse(
                 own,
@@ -263,7 +261,7 @@ impl Session {
     }
 
     /// Sends an `error` event; a client that keeps provoking them is closed.
-    fn refuse(&mut self, own: &Sender<Own>, refusal: Refusal) -> Flow {
+    fn refuse(&mut self, own: &Arc<Outlet>, refusal: Refusal) -> Flow {
         log::debug!(
             "client {}: refused: {} {}",
             self.id,
@@ -273,13 +271,13 @@ impl Session {
         if !self.errors.take() {
             return Flow::Close(1008, "too many errors".into());
         }
-        send_own(own, Own::Frame(Encoded::text(refusal.to_json())))
+        reply(own, Encoded::text(refusal.to_json()))
     }
 }
 
-fn send_own(own: &Sender<Own>, item: Own) -> Flow {
-    match own.send(item) {
+fn reply(own: &Arc<Outlet>, frame: Encoded) -> Flow {
+    match own.reply(&frame) {
         Ok(()) => Flow::Continue,
-        Err(_) => Flow::WriterGone,
+        Err(_) => Flow::Gone,
     }
 }

@@ -1,202 +1,140 @@
-//! The writer thread: the only code that writes to a connection's socket.
+//! The backlog writer: a thread that exists only while one client has frames
+//! its socket could not take at once (see `outlet.rs`).
 //!
-//! Frames reach it from two queues (see `queue`): the room queue, filled by
-//! the dispatcher, and the own queue, filled by the connection's reader with
-//! tungstenite's pong and close replies, echoes and errors. Because every
-//! byte goes through this one thread, a reply can never be interleaved with
-//! a frame that is half written. It also sends the heartbeat pings.
+//! It writes the backlog oldest first with blocking writes, each batch
+//! within `--write-timeout` in total, and ends as soon as the backlog is
+//! empty. A client that cannot take a batch in that time is dropped: the
+//! writer shuts its socket down, which wakes its reader, which leaves the
+//! room. Idle clients and clients that keep up never have a writer.
 
-use std::io::{self, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io::{self, IoSlice};
+use std::net::TcpStream;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, after, never, select, tick};
-
-use crate::queue::{Inbox, Own, RoomItem};
+use crate::outlet::{self, Outlet};
 use crate::wire::Encoded;
 
-/// How long the writer waits for the peer to answer a close frame it sent
-/// before it drops the connection.
-pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Stack size of a backlog writer: it only copies slices to the kernel.
+const WRITER_STACK: usize = 64 * 1024;
 
-/// Frames taken from a queue before the buffered bytes are flushed.
+/// Frames written per blocking `sendmsg` batch.
 const BATCH: usize = 64;
 
-/// Small frames are gathered up to this many bytes before a write; larger
-/// frames are written straight from their shared buffer.
-const BUFFER: usize = 16 * 1024;
-
-/// How a writer thread ended.
+/// How many backlog writers may run at once: the threads the machine has
+/// left beyond one per connection (see `capacity.rs`). Shared by every
+/// connection as a plain atomic count, never a lock.
 #[derive(Debug)]
-pub enum WriterEnd {
-    /// The reader finished (close handshake, EOF or error).
-    ReaderDone,
-    /// The peer did not answer our close frame in time.
-    CloseTimeout,
-    /// Writing failed or could not progress for the write timeout.
-    Io(io::Error),
+pub struct Writers {
+    running: AtomicUsize,
+    max: usize,
 }
 
-pub struct Writer {
-    pub sock: Arc<TcpStream>,
-    pub own: Receiver<Own>,
-    pub room: Inbox,
-    pub ping_interval: Duration,
-    /// Longest time one flush to the socket may take, however many bytes
-    /// trickle out meanwhile.
-    pub write_timeout: Duration,
-}
-
-impl Writer {
-    /// Runs until the connection ends, then shuts the socket down in both
-    /// directions, which also wakes the reader if it is still blocked.
-    pub fn run(self) -> WriterEnd {
-        let sock = self.sock.clone();
-        let end = self.pump();
-        // Fails only if the socket is already gone, which is the goal anyway.
-        let _ = sock.shutdown(Shutdown::Both);
-        end
+impl Writers {
+    pub fn new(max: usize) -> Arc<Writers> {
+        Arc::new(Writers {
+            running: AtomicUsize::new(0),
+            max,
+        })
     }
 
-    fn pump(self) -> WriterEnd {
-        let mut out = Output {
-            sock: &self.sock,
-            buf: Vec::new(),
-            closing: false,
-            timeout: self.write_timeout,
-        };
-        let mut room = self.room.rx.clone();
-        let ticker = tick(self.ping_interval);
-        let mut close_deadline = never();
-        let mut close_armed = false;
-        let ping = Encoded::ping();
+    /// Backlog writers running now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
 
-        loop {
-            let step: io::Result<()> = select! {
-                recv(self.own) -> msg => match msg {
-                    Ok(Own::Frame(f)) => out.write(&f).and_then(|_| out.flush()),
-                    Ok(Own::Close(code, reason)) => {
-                        out.write(&Encoded::close(code, &reason)).and_then(|_| out.flush())
-                    }
-                    Err(_) => {
-                        // The reader is done. Whatever is queued for a peer
-                        // that has finished reading is of no use.
-                        let _ = out.flush();
-                        return WriterEnd::ReaderDone;
-                    }
-                },
-                recv(room) -> item => match item {
-                    Ok(item) => self.write_room_batch(&mut out, item),
-                    // The dispatcher dropped us without a close: it has
-                    // already handled our leave; wait for the reader.
-                    Err(_) => { room = never(); Ok(()) }
-                },
-                recv(ticker) -> _ => if out.closing { Ok(()) } else {
-                    out.write(&ping).and_then(|_| out.flush())
-                },
-                recv(close_deadline) -> _ => return WriterEnd::CloseTimeout,
-            };
-            if let Err(e) = step {
-                return WriterEnd::Io(e);
-            }
-            if out.closing && !close_armed {
-                close_deadline = after(CLOSE_TIMEOUT);
-                close_armed = true;
+    fn acquire(self: &Arc<Self>) -> Option<Slot> {
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.clone()))
+    }
+}
+
+/// A running writer's place in the count, given back on drop.
+struct Slot(Arc<Writers>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Starts a backlog writer for `outlet`. Fails when the machine has no
+/// thread to spare; the caller then drops the client.
+pub(crate) fn start(outlet: Arc<Outlet>, writers: &Arc<Writers>) -> io::Result<()> {
+    let Some(slot) = writers.acquire() else {
+        return Err(io::Error::other("too many backlog writers"));
+    };
+    thread::Builder::new()
+        .name(format!("writer-{}", outlet.id))
+        .stack_size(WRITER_STACK)
+        .spawn(move || {
+            let _slot = slot;
+            drain(&outlet);
+        })
+        .map(drop)
+}
+
+fn drain(outlet: &Outlet) {
+    while let Some((frames, offset)) = outlet.next_batch(BATCH) {
+        match by_deadline(outlet.socket(), &frames, offset, outlet.write_timeout()) {
+            Ok(()) => outlet.written(frames.len()),
+            Err(e) => {
+                log::debug!("client {}: backlog write failed: {e}", outlet.id);
+                outlet.write_failed(&e);
+                return;
             }
         }
     }
-
-    /// Writes `first` and whatever else is already queued (up to a batch),
-    /// then flushes once: fewer system calls when the room is busy.
-    fn write_room_batch(&self, out: &mut Output, first: RoomItem) -> io::Result<()> {
-        let inbox = &self.room;
-        let mut item = Some(first);
-        let mut taken = 0;
-        while let Some(next) = item.take() {
-            match next {
-                RoomItem::Frame(f) => {
-                    let result = out.write(&f);
-                    inbox.sent(&f);
-                    result?;
-                }
-                RoomItem::Close(code, reason) => out.write(&Encoded::close(code, reason))?,
-            }
-            taken += 1;
-            if taken < BATCH {
-                item = inbox.rx.try_recv().ok();
-            }
-        }
-        out.flush()
-    }
 }
 
-/// The socket's buffered output and whether a close frame has gone out.
-struct Output<'a> {
-    sock: &'a TcpStream,
-    buf: Vec<u8>,
-    /// After a close frame nothing more may be sent (RFC 6455 §5.5.1).
-    closing: bool,
+/// Writes `frames`, the first from byte `offset`, within `timeout` in total.
+/// The socket's own send timeout restarts whenever a few bytes get through,
+/// so a peer that reads a trickle could hold a writer for ever; the deadline
+/// covers the whole batch instead.
+fn by_deadline(
+    sock: &TcpStream,
+    frames: &[Encoded],
+    mut offset: usize,
     timeout: Duration,
+) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut first = 0;
+    let mut slices = Vec::with_capacity(frames.len());
+    loop {
+        while first < frames.len() && offset >= frames[first].len() {
+            offset -= frames[first].len();
+            first += 1;
+        }
+        if first == frames.len() {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        sock.set_write_timeout(Some(left))?;
+        slices.clear();
+        slices.push(IoSlice::new(&frames[first].as_bytes()[offset..]));
+        slices.extend(
+            frames[first + 1..]
+                .iter()
+                .map(|f| IoSlice::new(f.as_bytes())),
+        );
+        match outlet::send_vectored(sock, &slices, outlet::BLOCKING) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => offset += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(timed_out()),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
-impl Output<'_> {
-    fn write(&mut self, frame: &Encoded) -> io::Result<()> {
-        if self.closing {
-            return Ok(());
-        }
-        self.closing = frame.is_close();
-        if self.buf.len() + frame.len() <= BUFFER {
-            self.buf.extend_from_slice(frame.as_bytes());
-            return Ok(());
-        }
-        self.flush()?;
-        if frame.len() <= BUFFER {
-            self.buf.extend_from_slice(frame.as_bytes());
-            Ok(())
-        } else {
-            self.write_by_deadline(frame.as_bytes())
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let buf = std::mem::take(&mut self.buf);
-        let result = self.write_by_deadline(&buf);
-        self.buf = buf;
-        self.buf.clear();
-        result
-    }
-
-    /// Writes all of `bytes` within the write timeout. The socket's own
-    /// send timeout restarts whenever a few bytes get through, so a peer
-    /// that reads a trickle could hold a writer for ever; the deadline
-    /// covers the whole write instead.
-    fn write_by_deadline(&self, mut bytes: &[u8]) -> io::Result<()> {
-        let deadline = Instant::now() + self.timeout;
-        let mut shortened = false;
-        while !bytes.is_empty() {
-            match (&*self.sock).write(bytes) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
-                }
-                Err(e) => return Err(e),
-            }
-            if !bytes.is_empty() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
-                }
-                self.sock.set_write_timeout(Some(left))?;
-                shortened = true;
-            }
-        }
-        if shortened {
-            // Restore the full timeout for the next write.
-            self.sock.set_write_timeout(Some(self.timeout))?;
-        }
-        Ok(())
-    }
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "write timed out")
 }

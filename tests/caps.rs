@@ -30,13 +30,13 @@ fn cap_of_two(options: &[&str]) {
     assert_eq!(v["text"], "still here");
     room.base.wait_back(&room.server);
 
-    // bob leaves; once his threads are gone, his place is free again.
+    // bob leaves; once his thread is gone, his place is free again.
     room.bob.close(None).unwrap();
     wait_disconnected(&mut room.bob);
     assert_eq!(wait_leave(&mut room.alice), "bob");
-    let one_left = room.base.threads - 2;
+    let one_left = room.base.threads - 1;
     room.server
-        .wait_until("bob's threads to end", |s| s.threads() <= one_left);
+        .wait_until("bob's thread to end", |s| s.threads() <= one_left);
     let mut carol = join_v1(&room.server, "r", "carol");
     assert_eq!(wait_join(&mut room.alice), "carol");
     assert_relayed(&mut carol, &mut room.alice, "carol took the place");

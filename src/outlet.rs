@@ -1,0 +1,415 @@
+//! The write side of one connection: every byte sent to a client goes
+//! through its `Outlet`.
+//!
+//! Three parties write to a client: the dispatcher (frames fanned out to the
+//! room, heartbeat pings, closes), the connection's reader (tungstenite's
+//! pong and close replies, echoes, v1 errors) and, while the client is
+//! behind, its backlog writer (`writer.rs`). They share the socket's one
+//! `Outlet`, whose lock guards this socket only, is held for a non-blocking
+//! send or some bookkeeping, and never across a blocking call.
+//!
+//! Most of the time the socket's send buffer has room, and a sender writes
+//! its frames straight into it with one non-blocking vectored `sendmsg`: no
+//! other thread wakes up. When the kernel takes only part, the rest becomes
+//! the client's *backlog*, and a writer thread is started to drain it with
+//! blocking writes; it ends when the backlog is empty. While a backlog
+//! exists, every new frame joins its tail. So a client receives frames in the
+//! order they were sent, and a reply never lands inside a half-written frame.
+
+use std::collections::VecDeque;
+use std::ffi::c_int;
+use std::io::{self, IoSlice};
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use socket2::SockRef;
+
+use crate::dispatcher::ClientId;
+use crate::wire::Encoded;
+use crate::writer::{self, Writers};
+
+/// How long a peer has to answer our close frame before its socket is shut.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A reader that has a reply to send (an echo, a pong, an error) waits while
+/// its client's backlog holds more than this: the pressure falls on the
+/// client that does not read, and on no one else.
+const REPLY_BACKLOG: usize = 256 * 1024;
+
+/// Most buffers one `sendmsg` takes (Linux's `IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+/// `send` flags for the backlog writer, which blocks (up to its deadline):
+/// a closed peer gives `EPIPE`, not `SIGPIPE`.
+pub(crate) const BLOCKING: c_int = libc::MSG_NOSIGNAL;
+/// `send` flags for everyone else, who never waits.
+const DONTWAIT: c_int = libc::MSG_DONTWAIT | BLOCKING;
+
+/// How much one client may have waiting in its backlog, and how long a
+/// blocked write may last.
+#[derive(Debug, Clone)]
+pub struct Bounds {
+    pub frames: usize,
+    pub bytes: usize,
+    pub write_timeout: Duration,
+}
+
+/// The backlog has no room for a frame: the client is too slow.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Full;
+
+/// The connection is over; nothing more can be sent.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Gone;
+
+/// One client's socket and what is waiting to be written to it.
+#[derive(Debug)]
+pub struct Outlet {
+    pub id: ClientId,
+    sock: TcpStream,
+    state: Mutex<State>,
+    /// Signalled whenever the backlog shrinks or the connection ends.
+    drained: Condvar,
+    bounds: Bounds,
+    writers: Arc<Writers>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Frames not yet (completely) written, oldest first.
+    backlog: VecDeque<Encoded>,
+    /// Bytes of the backlog's first frame already written.
+    offset: usize,
+    /// Sum of the lengths of the frames in the backlog.
+    backlog_bytes: usize,
+    /// A backlog writer thread is running for this socket. Whenever the
+    /// backlog is not empty, one is (or the connection is gone).
+    writer: bool,
+    /// A close frame has been queued: nothing may follow it (RFC 6455 §5.5.1).
+    closing: bool,
+    /// The connection is over: a write failed or timed out, or the reader
+    /// finished. Everything sent from now on is dropped.
+    gone: bool,
+    /// Why writing failed, for the disconnect log line.
+    failure: Option<String>,
+}
+
+impl Outlet {
+    pub fn new(
+        id: ClientId,
+        sock: TcpStream,
+        bounds: Bounds,
+        writers: Arc<Writers>,
+    ) -> Arc<Outlet> {
+        Arc::new(Outlet {
+            id,
+            sock,
+            state: Mutex::new(State::default()),
+            drained: Condvar::new(),
+            bounds,
+            writers,
+        })
+    }
+
+    /// The socket, for the reader (which only reads from it).
+    pub fn socket(&self) -> &TcpStream {
+        &self.sock
+    }
+
+    /// Sends frames from the dispatcher: written at once as far as the
+    /// socket takes them, the rest queued within the client's bounds. `Full`
+    /// means the client is too slow: frames that did not fit were not
+    /// queued, and the caller closes the client.
+    pub fn send<'a, I>(self: &Arc<Self>, frames: I) -> Result<(), Full>
+    where
+        I: Iterator<Item = &'a Encoded> + Clone,
+    {
+        let mut state = self.lock();
+        self.offer(&mut state, frames, true)
+    }
+
+    /// Sends a frame from the connection's reader, which first waits while
+    /// the client has a large backlog. Never refused for size: the wait is
+    /// the bound.
+    pub fn reply(self: &Arc<Self>, frame: &Encoded) -> Result<(), Gone> {
+        let mut state = self.lock();
+        while state.backlog_bytes > REPLY_BACKLOG && !state.gone {
+            state = self
+                .drained
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        if state.gone {
+            return Err(Gone);
+        }
+        let _ = self.offer(&mut state, std::iter::once(frame), false);
+        Ok(())
+    }
+
+    /// Queues a close frame after everything already queued. Always fits.
+    pub fn close(self: &Arc<Self>, code: u16, reason: &str) {
+        let frame = Encoded::close(code, reason);
+        let mut state = self.lock();
+        let _ = self.offer(&mut state, std::iter::once(&frame), false);
+    }
+
+    /// Ends the connection's output: drops the backlog and shuts the socket
+    /// down in both directions, which wakes a reader blocked in `read` and
+    /// a writer blocked in `send`.
+    pub fn end(&self) {
+        let mut state = self.lock();
+        state.gone = true;
+        state.backlog.clear();
+        state.backlog_bytes = 0;
+        drop(state);
+        self.drained.notify_all();
+        // Fails only if the socket is already shut, which is the goal anyway.
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+
+    /// Why writing to this client failed, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.lock().failure.clone()
+    }
+
+    /// Writes what the socket takes now and queues the rest. With `bounded`,
+    /// whole frames beyond the client's bounds are refused with `Full`; a
+    /// frame already partly written is always queued, so that the stream of
+    /// frames stays whole.
+    fn offer<'a, I>(
+        self: &Arc<Self>,
+        state: &mut State,
+        frames: I,
+        bounded: bool,
+    ) -> Result<(), Full>
+    where
+        I: Iterator<Item = &'a Encoded> + Clone,
+    {
+        if state.gone || state.closing {
+            // Nothing may follow a close; a gone client's reader is leaving.
+            return Ok(());
+        }
+        let mut written = 0;
+        if state.backlog.is_empty() && !state.writer {
+            match send_now(&self.sock, frames.clone()) {
+                Ok(n) => written = n,
+                Err(e) => {
+                    self.fail(state, format!("write failed: {e}"));
+                    return Ok(());
+                }
+            }
+        }
+        let mut result = Ok(());
+        for frame in frames {
+            state.closing |= frame.is_close();
+            if written >= frame.len() {
+                written -= frame.len();
+                continue;
+            }
+            let partly_written = written > 0;
+            if bounded && !partly_written && !self.fits(state, frame) {
+                result = Err(Full);
+                break;
+            }
+            if state.backlog.is_empty() {
+                state.offset = written;
+            }
+            written = 0;
+            state.backlog_bytes += frame.len();
+            state.backlog.push_back(frame.clone());
+        }
+        if !state.backlog.is_empty() && !state.writer {
+            self.start_writer(state);
+        }
+        result
+    }
+
+    fn fits(&self, state: &State, frame: &Encoded) -> bool {
+        state.backlog.len() < self.bounds.frames
+            && state.backlog_bytes + frame.len() <= self.bounds.bytes
+    }
+
+    fn start_writer(self: &Arc<Self>, state: &mut State) {
+        match writer::start(self.clone(), &self.writers) {
+            Ok(()) => state.writer = true,
+            Err(e) => {
+                log::warn!("client {}: cannot start a backlog writer: {e}", self.id);
+                self.fail(state, format!("no writer: {e}"));
+            }
+        }
+    }
+
+    fn fail(&self, state: &mut State, why: String) {
+        state.gone = true;
+        state.backlog.clear();
+        state.backlog_bytes = 0;
+        state.failure.get_or_insert(why);
+        self.drained.notify_all();
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves plain bookkeeping behind;
+        // the worst outcome is one client's broken stream, never a stuck server.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    // The backlog writer's side (see `writer.rs`).
+
+    /// The next frames for the backlog writer to write, with the bytes of
+    /// the first one already written; `None` when the backlog is empty or the
+    /// connection is gone, and the writer must end (it is then no longer
+    /// counted as running).
+    pub(crate) fn next_batch(&self, most: usize) -> Option<(Vec<Encoded>, usize)> {
+        let mut state = self.lock();
+        if state.gone || state.backlog.is_empty() {
+            state.writer = false;
+            drop(state);
+            self.drained.notify_all();
+            return None;
+        }
+        let batch = state.backlog.iter().take(most).cloned().collect();
+        Some((batch, state.offset))
+    }
+
+    /// The backlog writer wrote the first `frames` frames of the backlog.
+    pub(crate) fn written(&self, frames: usize) {
+        let mut state = self.lock();
+        if state.gone {
+            return;
+        }
+        for frame in state.backlog.drain(..frames).collect::<Vec<_>>() {
+            state.backlog_bytes -= frame.len();
+        }
+        state.offset = 0;
+        drop(state);
+        self.drained.notify_all();
+    }
+
+    /// The backlog writer could not write: the connection is over.
+    pub(crate) fn write_failed(&self, error: &io::Error) {
+        let mut state = self.lock();
+        state.writer = false;
+        self.fail(&mut state, format!("write failed: {error}"));
+    }
+
+    pub(crate) fn write_timeout(&self) -> Duration {
+        self.bounds.write_timeout
+    }
+}
+
+/// Writes as much of `frames` as the socket takes without waiting; returns
+/// the number of bytes written.
+fn send_now<'a>(sock: &TcpStream, frames: impl Iterator<Item = &'a Encoded>) -> io::Result<usize> {
+    let mut slices: Vec<IoSlice<'a>> = Vec::new();
+    let mut total = 0;
+    let mut frames = frames.peekable();
+    while frames.peek().is_some() {
+        slices.clear();
+        slices.extend(
+            frames
+                .by_ref()
+                .take(IOV_MAX)
+                .map(|f| IoSlice::new(f.as_bytes())),
+        );
+        let wanted: usize = slices.iter().map(|s| s.len()).sum();
+        let n = match send_vectored(sock, &slices, DONTWAIT) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        total += n;
+        if n < wanted {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// One `sendmsg` with `flags`, retried when a signal interrupts it.
+pub(crate) fn send_vectored(
+    sock: &TcpStream,
+    slices: &[IoSlice],
+    flags: c_int,
+) -> io::Result<usize> {
+    loop {
+        match SockRef::from(sock).send_vectored_with_flags(slices, flags) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (server, client)
+    }
+
+    fn outlet(sock: TcpStream, frames: usize, bytes: usize) -> Arc<Outlet> {
+        let bounds = Bounds {
+            frames,
+            bytes,
+            write_timeout: Duration::from_secs(5),
+        };
+        Outlet::new(1, sock, bounds, Writers::new(4))
+    }
+
+    #[test]
+    fn small_frames_are_written_at_once() {
+        let (server, mut client) = pair();
+        let out = outlet(server, 10, 1000);
+        let frames = [Encoded::text("a"), Encoded::text("bc")];
+        out.send(frames.iter()).unwrap();
+        assert!(!out.lock().writer, "no writer for what the socket took");
+        let mut got = [0u8; 7];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"\x81\x01a\x81\x02bc");
+    }
+
+    #[test]
+    fn a_backlog_keeps_order_and_is_bounded() {
+        let (server, mut client) = pair();
+        // Kernel buffers small enough for a backlog to form at once (smaller
+        // ones stall loopback TCP on its window rules).
+        SockRef::from(&server)
+            .set_send_buffer_size(64 * 1024)
+            .unwrap();
+        SockRef::from(&client)
+            .set_recv_buffer_size(64 * 1024)
+            .unwrap();
+        let out = outlet(server, 1000, 1 << 20);
+        let big = Encoded::binary(vec![7u8; 128 * 1024]);
+        let mut sent = 0;
+        while out.send(std::iter::once(&big)).is_ok() {
+            sent += 1;
+        }
+        assert!(sent >= 2, "the first frames fit");
+        assert!(out.lock().backlog_bytes <= 1 << 20);
+        out.close(1000, "bye");
+        // Everything accepted arrives whole, in order, then the close.
+        let frame = big.as_bytes();
+        let mut all = vec![0u8; sent * frame.len() + 7];
+        client.read_exact(&mut all).unwrap();
+        for i in 0..sent {
+            assert_eq!(&all[i * frame.len()..(i + 1) * frame.len()], frame);
+        }
+        assert_eq!(&all[sent * frame.len()..], b"\x88\x05\x03\xe8bye");
+        out.end();
+        assert_eq!(
+            client.read(&mut [0u8; 1]).unwrap(),
+            0,
+            "nothing after the close"
+        );
+    }
+}

@@ -31,7 +31,7 @@ pub const THREAD_STACK: usize = 128 * 1024;
 
 /// tungstenite's read buffer per connection, sized for chat lines rather
 /// than its 128 KiB default: larger frames grow it while they are read.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
 
 /// Close code for a peer that has gone silent or a server going down: no
 /// point waiting for the peer's answer.
@@ -98,7 +98,14 @@ impl Connection {
         };
         let outlet = Outlet::new(self.id, self.sock, bounds, self.writers);
 
-        let mut session = Session::new(self.id, &self.endpoint, &self.config, self.events.clone());
+        // The reader's state lives on the heap: a connection's thread keeps
+        // every stack page it ever touched, and these are its largest values.
+        let mut session = Box::new(Session::new(
+            self.id,
+            &self.endpoint,
+            &self.config,
+            self.events.clone(),
+        ));
         let connect = Event::Connect {
             id: self.id,
             peer: self.peer,
@@ -116,11 +123,11 @@ impl Connection {
             {
                 session.join(query, None, None, None);
             }
-            let mut ctx = WebSocketContext::from_partially_read(
+            let mut ctx = Box::new(WebSocketContext::from_partially_read(
                 self.early,
                 Role::Server,
                 Some(ws_config(session.message_limit())),
-            );
+            ));
             let end = read_loop(&outlet, &mut ctx, &mut session);
             // The room hears of the leave before any lingering below.
             session.tell(Event::Leave { id: self.id });
@@ -260,7 +267,9 @@ fn linger(sock: &TcpStream) {
     if sock.set_read_timeout(Some(CLOSE_TIMEOUT)).is_err() {
         return;
     }
-    let mut sink = [0u8; 4096];
+    // On the heap: a stack array here would cost every connection a page
+    // of stack for as long as it lives, lingering or not.
+    let mut sink = vec![0u8; 4096];
     let mut sock = sock;
     while let Ok(n) = sock.read(&mut sink) {
         if n == 0 {

@@ -90,17 +90,25 @@ impl std::fmt::Display for HeadError {
 /// and any bytes the client sent after it.
 pub fn read_head(sock: &TcpStream, timeout: Duration) -> Result<(Head, Vec<u8>), HeadError> {
     let deadline = Instant::now() + timeout;
+    // Read straight into `buf`: a connection's thread keeps every stack page
+    // it ever touched, so large arrays on the stack cost every connection.
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(HeadError::Timeout);
         }
         sock.set_read_timeout(Some(left)).map_err(HeadError::Io)?;
-        let n = match (&*sock).read(&mut chunk) {
+        if buf.len() == buf.capacity() {
+            buf.reserve(1024);
+        }
+        let start = buf.len();
+        buf.resize(buf.capacity(), 0);
+        let read = (&*sock).read(&mut buf[start..]);
+        buf.truncate(start + *read.as_ref().unwrap_or(&0));
+        match read {
             Ok(0) => return Err(HeadError::Closed),
-            Ok(n) => n,
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),
@@ -111,8 +119,7 @@ pub fn read_head(sock: &TcpStream, timeout: Duration) -> Result<(Head, Vec<u8>),
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(HeadError::Io(e)),
-        };
-        buf.extend_from_slice(&chunk[..n]);
+        }
         if let Some((head, used)) = parse_head(&buf)? {
             return Ok((head, buf.split_off(used)));
         }
@@ -124,7 +131,8 @@ pub fn read_head(sock: &TcpStream, timeout: Duration) -> Result<(Head, Vec<u8>),
 
 /// Parses a request head from the start of `buf`; `None` if incomplete.
 pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    // On the heap, for the reason given in `read_head`.
+    let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
         Ok(httparse::Status::Complete(used)) if used <= MAX_HEAD => {

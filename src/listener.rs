@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::connection::{Connection, THREAD_STACK};
 use crate::dispatcher::{Closing, Dispatcher, Event, Limits};
 use crate::handshake::{self, OriginPolicy, Refusal};
-use crate::http::{self, HeadError, Site};
+use crate::http::{self, Head, HeadError, Site};
 use crate::protocol;
 use crate::writer::Writers;
 
@@ -403,20 +403,55 @@ fn handle(
     }
     let (head, early) = match head {
         Ok(h) => h,
-        Err(e) => {
-            log::debug!("{peer}: {e}");
-            let response = match e {
-                HeadError::TooLarge => http::text_response(431, "request head too large\n"),
-                HeadError::Malformed(_) => http::text_response(400, "malformed request\n"),
-                HeadError::Timeout => {
-                    http::text_response(408, "request head not received in time\n")
-                }
-                HeadError::Closed | HeadError::Io(_) => return,
-            };
-            let _ = http::respond(&sock, response, false);
-            return;
-        }
+        Err(e) => return answer_bad_head(&sock, peer, e),
     };
+    if over_cap || !handshake::endpoint_path(&head) {
+        return answer_http(&sock, peer, &head, over_cap, shared);
+    }
+    match handshake::accept(&sock, &head, &shared.origins) {
+        Ok(endpoint) => {
+            log::info!(
+                "client {id} ({peer}) connected to {} ({endpoint:?})",
+                head.path()
+            );
+            // Not kept for the connection's life.
+            drop(head);
+            Connection {
+                id,
+                peer,
+                sock,
+                early,
+                endpoint,
+                config: config.clone(),
+                events: shared.events.clone(),
+                writers: shared.writers.clone(),
+            }
+            .serve(|| ticket.report_abuse());
+        }
+        Err(refusal) => refuse_upgrade(&sock, peer, refusal),
+    }
+}
+
+// The answers below are kept out of line (as is `refuse_upgrade`): their
+// responses are large values, and a connection's thread keeps every stack
+// page it ever touched, so they must not widen the frame a WebSocket lives in.
+
+/// Answers a request head that could not be read.
+#[inline(never)]
+fn answer_bad_head(sock: &TcpStream, peer: SocketAddr, e: HeadError) {
+    log::debug!("{peer}: {e}");
+    let response = match e {
+        HeadError::TooLarge => http::text_response(431, "request head too large\n"),
+        HeadError::Malformed(_) => http::text_response(400, "malformed request\n"),
+        HeadError::Timeout => http::text_response(408, "request head not received in time\n"),
+        HeadError::Closed | HeadError::Io(_) => return,
+    };
+    let _ = http::respond(sock, response, false);
+}
+
+/// Answers plain HTTP: the page, or a refusal when over the connection cap.
+#[inline(never)]
+fn answer_http(sock: &TcpStream, peer: SocketAddr, head: &Head, over_cap: bool, shared: &Shared) {
     let result = if over_cap {
         log::info!(
             "{peer}: refused {} {}: connection cap reached",
@@ -425,44 +460,24 @@ fn handle(
         );
         let body = "too many connections; retry later\n";
         http::respond(
-            &sock,
+            sock,
             http::error_response(503, body, &[("Retry-After", RETRY_AFTER)]),
             false,
         )
-    } else if handshake::endpoint_path(&head) {
-        match handshake::accept(&sock, &head, &shared.origins) {
-            Ok(endpoint) => {
-                log::info!(
-                    "client {id} ({peer}) connected to {} ({endpoint:?})",
-                    head.path()
-                );
-                Connection {
-                    id,
-                    peer,
-                    sock,
-                    early,
-                    endpoint,
-                    config: config.clone(),
-                    events: shared.events.clone(),
-                    writers: shared.writers.clone(),
-                }
-                .serve(|| ticket.report_abuse());
-                return;
-            }
-            Err(refusal) => refuse_upgrade(&sock, peer, refusal),
-        }
     } else if head.method == "GET" || head.method == "HEAD" {
-        shared.site.serve(&sock, &head)
+        shared.site.serve(sock, head)
     } else {
         let response = http::error_response(405, "method not allowed\n", &[("Allow", "GET, HEAD")]);
-        http::respond(&sock, response, false)
+        http::respond(sock, response, false)
     };
     if let Err(e) = result {
         log::debug!("{peer}: writing response: {e}");
     }
 }
 
-fn refuse_upgrade(sock: &TcpStream, peer: SocketAddr, refusal: Refusal) -> io::Result<()> {
+/// Answers an upgrade request that was refused.
+#[inline(never)]
+fn refuse_upgrade(sock: &TcpStream, peer: SocketAddr, refusal: Refusal) {
     let response = match refusal {
         Refusal::NotUpgrade => http::error_response(
             426,
@@ -478,5 +493,7 @@ fn refuse_upgrade(sock: &TcpStream, peer: SocketAddr, refusal: Refusal) -> io::R
             http::text_response(400, &format!("bad WebSocket upgrade: {why}\n"))
         }
     };
-    http::respond(sock, response, false)
+    if let Err(e) = http::respond(sock, response, false) {
+        log::debug!("{peer}: writing response: {e}");
+    }
 }

@@ -22,19 +22,31 @@ pub const WATCHDOG: Duration = Duration::from_secs(20);
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// What it writes to stderr, when that is collected rather than inherited.
+    log: Option<ServerLog>,
 }
 
 impl Server {
     /// Starts `wschat --listen 127.0.0.1:0 ARGS…` and waits for its
     /// `listening on` line, which carries the port the kernel chose.
     pub fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wschat"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wschat"));
+        command.stderr(Stdio::inherit());
+        Server::start_command(command, args)
+    }
+
+    /// Like `start`, but runs `command`, which must end up exec'ing `wschat`
+    /// with the arguments it is given (see `start_with_nofile`). Its stderr
+    /// is left as the command set it; if that is a pipe, its lines are
+    /// collected from the start (see `ServerLog`).
+    pub fn start_command(mut command: Command, args: &[&str]) -> Server {
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn wschat");
+        let log = child.stderr.take().map(ServerLog::collect);
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout);
         let mut line = String::new();
@@ -49,7 +61,7 @@ impl Server {
             let mut sink = Vec::new();
             let _ = lines.read_to_end(&mut sink);
         });
-        Server { child, addr }
+        Server { child, addr, log }
     }
 
     pub fn pid(&self) -> u32 {
@@ -436,7 +448,21 @@ pub fn connect_manual(
     path: &str,
     extra_headers: &[&str],
 ) -> (Client, HttpResponse) {
-    let mut s = TcpStream::connect(&server.addr).unwrap();
+    connect_manual_over(
+        TcpStream::connect(&server.addr).unwrap(),
+        server,
+        path,
+        extra_headers,
+    )
+}
+
+/// `connect_manual` over `s`, a socket already connected to `server`.
+pub fn connect_manual_over(
+    mut s: TcpStream,
+    server: &Server,
+    path: &str,
+    extra_headers: &[&str],
+) -> (Client, HttpResponse) {
     s.set_read_timeout(Some(WATCHDOG)).unwrap();
     let mut req = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -806,6 +832,19 @@ impl RawSocket {
     /// ended (EOF or reset). Panics if nothing arrives within the socket's
     /// read timeout (the watchdog unless changed).
     pub fn read_frame(&mut self) -> Option<WireFrame> {
+        let (first, len) = self.read_header()?;
+        let payload = self.read_payload(usize::try_from(len).expect("frame length"))?;
+        Some(WireFrame {
+            fin: first & 0x80 != 0,
+            opcode: first & 0x0f,
+            payload,
+        })
+    }
+
+    /// Reads only the header of the next frame: its FIN/RSV/opcode byte and
+    /// its payload length. The payload is left to `read_payload`, which may
+    /// take it in parts. `None` once the connection has ended.
+    pub fn read_header(&mut self) -> Option<(u8, u64)> {
         let mut head = [0u8; 2];
         if !self.fill(&mut head) {
             return None;
@@ -828,15 +867,13 @@ impl RawSocket {
             }
             n => u64::from(n),
         };
-        let mut payload = vec![0u8; usize::try_from(len).expect("frame length")];
-        if !self.fill(&mut payload) {
-            return None;
-        }
-        Some(WireFrame {
-            fin: head[0] & 0x80 != 0,
-            opcode: head[0] & 0x0f,
-            payload,
-        })
+        Some((head[0], len))
+    }
+
+    /// Reads exactly `n` bytes of payload; `None` if the connection ended first.
+    pub fn read_payload(&mut self, n: usize) -> Option<Vec<u8>> {
+        let mut payload = vec![0u8; n];
+        self.fill(&mut payload).then_some(payload)
     }
 
     /// Reads, skipping other frames, until the server's close frame and
@@ -1066,5 +1103,132 @@ pub fn connect_path_from(
         Ok((ws, _)) => Ok(ws),
         Err(tungstenite::HandshakeError::Failure(e)) => Err(e),
         Err(tungstenite::HandshakeError::Interrupted(_)) => unreachable!("blocking socket"),
+    }
+}
+
+// ---- small receive buffers ----
+
+/// A TCP connection to `server` whose receive buffer (`SO_RCVBUF`) is set to
+/// `bytes` before it connects, so that the window it offers stays small and
+/// the kernel holds little of what the server sends while the client does
+/// not read.
+pub fn tcp_with_rcvbuf(server: &Server, bytes: usize) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(bytes).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(WATCHDOG)).unwrap();
+    stream
+}
+
+/// Opens a raw-mode WebSocket to `path` over a socket whose receive buffer
+/// is `bytes` (see `tcp_with_rcvbuf`).
+pub fn connect_rcvbuf(server: &Server, path: &str, bytes: usize) -> Client {
+    let stream = tcp_with_rcvbuf(server, bytes);
+    match tungstenite::client(server.url(path).as_str(), MaybeTlsStream::Plain(stream)) {
+        Ok((ws, _)) => ws,
+        Err(e) => panic!("websocket connect: {e}"),
+    }
+}
+
+impl RawSocket {
+    /// Like `open`, over a socket whose receive buffer is `bytes` (see
+    /// `tcp_with_rcvbuf`).
+    pub fn open_rcvbuf(
+        server: &Server,
+        path: &str,
+        extra_headers: &[&str],
+        bytes: usize,
+    ) -> RawSocket {
+        let stream = tcp_with_rcvbuf(server, bytes);
+        let (ws, _response) = connect_manual_over(stream, server, path, extra_headers);
+        let tcp = match ws.get_ref() {
+            MaybeTlsStream::Plain(s) => s.try_clone().expect("clone socket"),
+            _ => unreachable!("tests use plain TCP"),
+        };
+        tcp.set_read_timeout(Some(WATCHDOG)).unwrap();
+        RawSocket { tcp }
+    }
+}
+
+// ---- a server under a resource limit, and what it logs ----
+
+/// The lines a server wrote to its stderr, collected as they come (and
+/// passed on to the test's own stderr).
+#[derive(Clone)]
+pub struct ServerLog {
+    lines: std::sync::Arc<(std::sync::Mutex<LogState>, std::sync::Condvar)>,
+}
+
+#[derive(Default)]
+struct LogState {
+    lines: Vec<String>,
+    ended: bool,
+}
+
+impl ServerLog {
+    /// Collects the lines of `stderr` on a thread of its own until it ends.
+    pub fn collect(stderr: impl Read + Send + 'static) -> ServerLog {
+        let log = ServerLog {
+            lines: Default::default(),
+        };
+        let shared = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                let (state, changed) = &*shared.lines;
+                state.lock().unwrap().lines.push(line);
+                changed.notify_all();
+            }
+            let (state, changed) = &*shared.lines;
+            state.lock().unwrap().ended = true;
+            changed.notify_all();
+        });
+        log
+    }
+
+    /// Waits for a line for which `f` holds and returns it; `None` if the
+    /// server's stderr ended or `within` passed without one.
+    pub fn wait_for(&self, within: Duration, f: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = std::time::Instant::now() + within;
+        let (state, changed) = &*self.lines;
+        let mut state = state.lock().unwrap();
+        loop {
+            if let Some(line) = state.lines.iter().find(|l| f(l)) {
+                return Some(line.clone());
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if state.ended || left.is_zero() {
+                return None;
+            }
+            state = changed.wait_timeout(state, left).unwrap().0;
+        }
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.0.lock().unwrap().lines.clone()
+    }
+}
+
+impl Server {
+    /// Starts `wschat ARGS…` (as `start` does) with its open-file limit
+    /// (`RLIMIT_NOFILE`, soft and hard) set to `nofile`, and collects what it
+    /// writes to stderr.
+    pub fn start_with_nofile(nofile: u64, args: &[&str]) -> (Server, ServerLog) {
+        let mut command = Command::new("sh");
+        command
+            .args([
+                "-c",
+                &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
+                env!("CARGO_BIN_EXE_wschat"),
+            ])
+            .stderr(Stdio::piped());
+        let server = Server::start_command(command, args);
+        let log = server.log.clone().expect("stderr is collected");
+        (server, log)
     }
 }

@@ -143,6 +143,10 @@ impl Connection {
             // so the close is not lost to a TCP reset.
             linger(outlet.socket());
         }
+        // Our answer to the peer's close may still wait behind a backlog.
+        if let End::Closed = end {
+            outlet.wait_for_close(CLOSE_TIMEOUT);
+        }
         outlet.end();
         let end = match (end, outlet.failure()) {
             (End::Reset(_), Some(failure)) => End::Reset(failure),

@@ -21,7 +21,7 @@ use std::ffi::c_int;
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
@@ -152,6 +152,25 @@ impl Outlet {
         let frame = Encoded::close(code, reason);
         let mut state = self.lock();
         let _ = self.offer(&mut state, std::iter::once(&frame), false);
+    }
+
+    /// Waits, up to `timeout`, until a queued close frame has been written
+    /// by the backlog writer. Without this, a close reply queued behind a
+    /// backlog would be dropped by `end` and the peer would see its close
+    /// answered by a reset.
+    pub fn wait_for_close(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        while state.closing && state.writer && !state.gone {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            state = match self.drained.wait_timeout(state, left) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
     }
 
     /// Ends the connection's output: drops the backlog and shuts the socket

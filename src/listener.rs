@@ -313,7 +313,13 @@ impl Server {
                 .name(format!("conn-{id}"))
                 .stack_size(THREAD_STACK);
             let spawned = spawn_with(thread, (sock, ticket), move |(sock, ticket)| {
-                handle(sock, peer, id, ticket, over_cap, &shared)
+                // The handshake's frames are gone before the connection is
+                // served: the two never stack up on the thread.
+                if let Some((connection, ticket)) =
+                    handle(sock, peer, id, ticket, over_cap, &shared)
+                {
+                    connection.serve(|| ticket.report_abuse());
+                }
             });
             if let Err((e, (sock, ticket))) = spawned {
                 drop(ticket);
@@ -385,8 +391,9 @@ fn wait_for_connections(all_gone: &Receiver<()>, grace: Duration, closing: Closi
     }
 }
 
-/// One connection's thread: reads the request head, then serves a file,
-/// refuses, or becomes the WebSocket's reader.
+/// One connection's thread: reads the request head, then serves a file or
+/// refuses, or upgrades to a WebSocket, which it returns to be served (with
+/// the ticket, held until the connection ends).
 fn handle(
     sock: TcpStream,
     peer: SocketAddr,
@@ -394,19 +401,23 @@ fn handle(
     mut ticket: Ticket,
     over_cap: bool,
     shared: &Shared,
-) {
+) -> Option<(Connection, Ticket)> {
     let config = &shared.config;
     let head = http::read_head(&sock, config.handshake_timeout);
     ticket.handshake_done();
     if sock.set_write_timeout(Some(config.write_timeout)).is_err() {
-        return;
+        return None;
     }
     let (head, early) = match head {
         Ok(h) => h,
-        Err(e) => return answer_bad_head(&sock, peer, e),
+        Err(e) => {
+            answer_bad_head(&sock, peer, e);
+            return None;
+        }
     };
     if over_cap || !handshake::endpoint_path(&head) {
-        return answer_http(&sock, peer, &head, over_cap, shared);
+        answer_http(&sock, peer, &head, over_cap, shared);
+        return None;
     }
     match handshake::accept(&sock, &head, &shared.origins) {
         Ok(endpoint) => {
@@ -414,9 +425,7 @@ fn handle(
                 "client {id} ({peer}) connected to {} ({endpoint:?})",
                 head.path()
             );
-            // Not kept for the connection's life.
-            drop(head);
-            Connection {
+            let connection = Connection {
                 id,
                 peer,
                 sock,
@@ -425,10 +434,13 @@ fn handle(
                 config: config.clone(),
                 events: shared.events.clone(),
                 writers: shared.writers.clone(),
-            }
-            .serve(|| ticket.report_abuse());
+            };
+            Some((connection, ticket))
         }
-        Err(refusal) => refuse_upgrade(&sock, peer, refusal),
+        Err(refusal) => {
+            refuse_upgrade(&sock, peer, refusal);
+            None
+        }
     }
 }
 

@@ -152,12 +152,12 @@ impl Connection {
             (End::Reset(_), Some(failure)) => End::Reset(failure),
             (end, _) => end,
         };
-        let dropped = match session.dropped {
-            0 => String::new(),
-            n => format!("; {n} frames dropped by the rate limit"),
+        let held = match session.held {
+            d if d.is_zero() => String::new(),
+            d => format!("; held back {:.1} s by the rate limit", d.as_secs_f64()),
         };
         log::info!(
-            "client {} ({}) disconnected: {end}{dropped}",
+            "client {} ({}) disconnected: {end}{held}",
             self.id,
             self.peer
         );

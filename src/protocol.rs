@@ -239,6 +239,10 @@ pub enum Event<'a> {
         room: &'a str,
         users: Vec<&'a str>,
     },
+    /// The client is over its rate: what it sends is read more slowly.
+    SlowDown {
+        wait_ms: u64,
+    },
     Gap {
         room: &'a str,
         since: u64,

@@ -1,7 +1,8 @@
-//! Per-connection token buckets: the rate limit on frames a client sends, and
-//! the budget of refusals after which a client is considered abusive.
+//! Token buckets: the rate at which a client's frames are read, the budget
+//! of refusals after which a client is considered abusive, and how fast one
+//! address may open connections.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A token bucket: holds up to `capacity` tokens, refilled at `rate` per
 /// second; each event takes one.
@@ -19,7 +20,9 @@ impl TokenBucket {
         let capacity = f64::from(capacity.max(1));
         TokenBucket {
             capacity,
-            rate: rate.max(0.0),
+            // Options are validated positive; this only keeps a zero rate
+            // from dividing by zero in `take_or_wait`.
+            rate: rate.max(1e-6),
             tokens: capacity,
             last: Instant::now(),
         }
@@ -28,6 +31,20 @@ impl TokenBucket {
     /// Takes a token if there is one.
     pub fn take(&mut self) -> bool {
         self.take_at(Instant::now())
+    }
+
+    /// Takes a token if there is one; otherwise says how long until there
+    /// is (and takes nothing).
+    pub fn take_or_wait(&mut self) -> Option<Duration> {
+        self.take_or_wait_at(Instant::now())
+    }
+
+    fn take_or_wait_at(&mut self, now: Instant) -> Option<Duration> {
+        if self.take_at(now) {
+            return None;
+        }
+        let missing = 1.0 - self.tokens;
+        Some(Duration::from_secs_f64(missing / self.rate).max(Duration::from_millis(1)))
     }
 
     fn take_at(&mut self, now: Instant) -> bool {
@@ -46,7 +63,6 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn burst_then_refill_at_rate() {
@@ -61,5 +77,16 @@ mod tests {
         let later = t0 + Duration::from_secs(100);
         assert!(b.take_at(later) && b.take_at(later) && b.take_at(later));
         assert!(!b.take_at(later));
+    }
+
+    #[test]
+    fn says_how_long_until_the_next_token() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10.0, 1);
+        b.last = t0;
+        assert_eq!(b.take_or_wait_at(t0), None);
+        let wait = b.take_or_wait_at(t0).expect("empty");
+        assert!((99..=101).contains(&wait.as_millis()), "{wait:?}");
+        assert_eq!(b.take_or_wait_at(t0 + wait), None);
     }
 }

@@ -4,6 +4,7 @@
 //! handing events to the dispatcher and replies to the client's outlet.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use tungstenite::{Bytes, Message, Utf8Bytes};
@@ -43,11 +44,15 @@ pub struct Session {
     /// succeeded; this only lets a file announced before any join be refused
     /// at once rather than after its bytes.
     join_asked: bool,
+    /// Every frame the client sends in a room draws on this; when it is
+    /// empty the reader waits (see `pace`).
     rate: TokenBucket,
-    /// Frames the rate limit has dropped, for the disconnect log line.
-    pub dropped: u64,
-    /// Frames dropped by the rate limit draw on this; empty means flooding.
-    strikes: TokenBucket,
+    /// The client has been told `slow_down` and has not since sent a frame
+    /// within its rate.
+    slowed: bool,
+    /// How long the rate limit has held the client back, for the disconnect
+    /// log line.
+    pub held: Duration,
     /// Error frames sent draw on this; empty means abuse.
     errors: TokenBucket,
 }
@@ -72,8 +77,8 @@ impl Session {
             pending_file: None,
             join_asked: false,
             rate: TokenBucket::new(config.rate, config.burst),
-            dropped: 0,
-            strikes: TokenBucket::new(config.rate, config.burst),
+            slowed: false,
+            held: Duration::ZERO,
             errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
         }
     }
@@ -112,6 +117,16 @@ impl Session {
     }
 
     pub fn on_message(&mut self, msg: Message, own: &Arc<Outlet>) -> Flow {
+        let counted = matches!(
+            msg,
+            Message::Text(_) | Message::Binary(_) | Message::Ping(_)
+        );
+        if self.mode != Mode::Echo
+            && counted
+            && let Flow::Gone = self.pace(own)
+        {
+            return Flow::Gone;
+        }
         match (msg, self.mode) {
             (Message::Text(text), Mode::Echo) => reply(own, Encoded::text(text)),
             (Message::Binary(bytes), Mode::Echo) => reply(own, Encoded::binary(bytes)),
@@ -123,25 +138,39 @@ impl Session {
         }
     }
 
-    /// Applies the rate limit. `Err` carries what to do with a dropped frame.
-    fn admit(&mut self) -> Result<(), Flow> {
-        if self.rate.take() {
-            return Ok(());
+    /// The rate limit, applied by waiting: a client over its rate is not
+    /// read from until its allowance refills, so TCP flow control holds it
+    /// back and nothing it sent is lost. Only its own thread waits; everyone
+    /// else carries on. A v1 client is told `slow_down` when it is first
+    /// held back, so that a page can say so. Pings count too: a ping flood
+    /// gets pongs at the rate, not at the flood's pace.
+    fn pace(&mut self, own: &Arc<Outlet>) -> Flow {
+        let Some(mut wait) = self.rate.take_or_wait() else {
+            self.slowed = false;
+            return Flow::Continue;
+        };
+        if self.mode == Mode::V1 && !self.slowed {
+            self.slowed = true;
+            let notice = protocol::encode(&protocol::Event::SlowDown {
+                wait_ms: wait.as_millis().max(1) as u64,
+            });
+            if let Flow::Gone = reply(own, Encoded::text(notice)) {
+                return Flow::Gone;
+            }
         }
-        self.dropped += 1;
-        if self.strikes.take() {
-            Err(Flow::Continue)
-        } else {
-            Err(Flow::Close(1008, "flooding".into()))
+        loop {
+            self.held += wait;
+            std::thread::sleep(wait);
+            match self.rate.take_or_wait() {
+                None => return Flow::Continue,
+                Some(more) => wait = more,
+            }
         }
     }
 
     fn raw_text(&mut self, text: Utf8Bytes) -> Flow {
         if text.len() > self.config.max_message_size {
             return Flow::Close(1009, "message too big".into());
-        }
-        if let Err(flow) = self.admit() {
-            return flow;
         }
         self.tell(Event::Text { id: self.id, text });
         Flow::Continue
@@ -154,9 +183,6 @@ impl Session {
         };
         if frame.len() - offset > self.config.max_file_size {
             return Flow::Close(1009, "message too big".into());
-        }
-        if let Err(flow) = self.admit() {
-            return flow;
         }
         let event = Event::File {
             id: self.id,
@@ -181,14 +207,6 @@ impl Session {
             if !matches!(flow, Flow::Continue) {
                 return flow;
             }
-        }
-        if let Err(flow) = self.admit() {
-            if let Flow::Close(..) = flow {
-                return flow;
-            }
-            // Not counted as abuse: the flood budget already decides that.
-            let refusal = Refusal::new("rate_limited", "too many frames; this one was dropped");
-            return reply(own, Encoded::text(refusal.to_json()));
         }
         let command = match protocol::parse_command(&text) {
             Ok(c) => c,

@@ -345,10 +345,10 @@ fn handle(
             head.path()
         );
         let body = "too many connections; retry later\n";
-        http::respond(
+        http::respond_to(
             &sock,
+            &head,
             http::error_response(503, body, &[("Retry-After", RETRY_AFTER)]),
-            false,
         )
     } else if handshake::endpoint_path(&head) {
         match handshake::accept(&sock, &head, &shared.origins) {
@@ -369,20 +369,25 @@ fn handle(
                 .serve(|| ticket.report_abuse());
                 return;
             }
-            Err(refusal) => refuse_upgrade(&sock, peer, refusal),
+            Err(refusal) => refuse_upgrade(&sock, &head, peer, refusal),
         }
     } else if head.method == "GET" || head.method == "HEAD" {
         shared.site.serve(&sock, &head)
     } else {
         let response = http::error_response(405, "method not allowed\n", &[("Allow", "GET, HEAD")]);
-        http::respond(&sock, response, false)
+        http::respond_to(&sock, &head, response)
     };
     if let Err(e) = result {
         log::debug!("{peer}: writing response: {e}");
     }
 }
 
-fn refuse_upgrade(sock: &TcpStream, peer: SocketAddr, refusal: Refusal) -> io::Result<()> {
+fn refuse_upgrade(
+    sock: &TcpStream,
+    head: &http::Head,
+    peer: SocketAddr,
+    refusal: Refusal,
+) -> io::Result<()> {
     let response = match refusal {
         Refusal::NotUpgrade => http::error_response(
             426,
@@ -398,5 +403,5 @@ fn refuse_upgrade(sock: &TcpStream, peer: SocketAddr, refusal: Refusal) -> io::R
             http::text_response(400, &format!("bad WebSocket upgrade: {why}\n"))
         }
     };
-    http::respond(sock, response, false)
+    http::respond_to(sock, head, response)
 }

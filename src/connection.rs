@@ -61,12 +61,15 @@ enum End {
     Reset(String),
 }
 
-impl std::fmt::Display for End {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl End {
+    /// The close code and reason of the connection's end, for the log and
+    /// the metrics: ours when we closed, the peer's when it did (1005 if it
+    /// gave none), 1006 when the connection dropped without a close.
+    fn close(self, peer: Option<(u16, String)>) -> (u16, String) {
         match self {
-            End::Closed => write!(f, "closed"),
-            End::ClosedByUs(code, reason) => write!(f, "closed by server ({code} {reason})"),
-            End::Reset(why) => write!(f, "dropped ({why})"),
+            End::Closed => peer.unwrap_or((1005, String::new())),
+            End::ClosedByUs(code, reason) => (code, reason),
+            End::Reset(why) => (1006, why),
         }
     }
 }
@@ -113,6 +116,7 @@ impl Connection {
         };
 
         let mut session = Session::new(self.id, &self.endpoint, &self.config, self.events.clone());
+        let open = crate::metrics::get().connection(session.mode);
         let connect = Event::Connect {
             id: self.id,
             peer: self.peer,
@@ -156,14 +160,15 @@ impl Connection {
             (End::Reset(_), Ok(WriterEnd::Io(e))) => End::Reset(format!("write failed: {e}")),
             (end, _) => end,
         };
-        let dropped = match session.dropped {
-            0 => String::new(),
-            n => format!("; {n} frames dropped by the rate limit"),
-        };
+        let (code, reason) = end.close(session.peer_close.take());
+        crate::metrics::get().disconnect(code);
         log::info!(
-            "client {} ({}) disconnected: {end}{dropped}",
+            "event=disconnect client={} peer={} mode={} code={code} reason={reason:?} duration={:.3}s rate_limited={}",
             self.id,
-            self.peer
+            self.peer,
+            crate::metrics::mode_label(session.mode),
+            open.elapsed().as_secs_f64(),
+            session.dropped,
         );
     }
 }
@@ -304,6 +309,7 @@ struct ReplyStream<'a> {
 impl Read for ReplyStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = (&*self.sock).read(buf)?;
+        crate::metrics::get().bytes_received(n);
         if let Some(limit) = &mut self.text_limit {
             limit
                 .observe(&buf[..n])

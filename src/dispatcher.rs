@@ -169,6 +169,7 @@ impl Dispatcher {
                 return;
             }
             self.handle(event);
+            crate::metrics::get().rooms(self.rooms.len());
         }
     }
 
@@ -258,10 +259,8 @@ impl Dispatcher {
         room.emptied_at = None;
         let client = self.clients.get_mut(&id).expect("checked above");
         client.seat = Some((room_name.clone(), name.clone()));
-        log::debug!(
-            "client {id} ({}) joined {room_name:?} as {name:?}",
-            client.peer
-        );
+        log::info!("event=join client={id} room={room_name:?}");
+        log::debug!("event=join client={id} room={room_name:?} name={name:?}");
 
         if mode == Mode::V1 {
             self.greet(id, &room_name, &name, since);
@@ -419,7 +418,7 @@ impl Dispatcher {
     }
 
     fn shutdown(&mut self) {
-        log::info!("closing {} clients", self.clients.len());
+        log::info!("event=close_all clients={}", self.clients.len());
         for (_, client) in self.clients.drain() {
             client.outbox.close(1001, "server shutting down");
         }
@@ -487,6 +486,7 @@ impl Dispatcher {
     /// Queues `fanout`'s frames for every member of `room`. Clients whose
     /// queue is full are evicted after the loop.
     fn fan_out(&mut self, room: &str, sender: Option<ClientId>, fanout: &Fanout) {
+        let _timer = crate::metrics::get().fanout_timer();
         let Some(r) = self.rooms.get(room) else {
             return;
         };
@@ -526,9 +526,10 @@ impl Dispatcher {
     fn evict(&mut self, id: ClientId) {
         if let Some(client) = self.clients.remove(&id) {
             log::warn!(
-                "client {id} ({}) disconnected: outbound queue full (too slow)",
+                "event=evict client={id} peer={} code=1008 reason=\"too slow\" msg=\"outbound queue full\"",
                 client.peer
             );
+            crate::metrics::get().evicted();
             self.vacate(id, client, Some((1008, "too slow")));
         }
     }
@@ -550,7 +551,12 @@ impl Dispatcher {
                     "invalid_room" => "invalid room",
                     _ => "refused",
                 };
-                log::info!("client {id} ({}) refused: {}", client.peer, refusal.message);
+                log::info!(
+                    "event=refused client={id} peer={} code={}",
+                    client.peer,
+                    refusal.code
+                );
+                log::debug!("event=refused client={id} message={:?}", refusal.message);
                 let client = self.clients.remove(&id).expect("looked up above");
                 self.vacate(id, client, Some((1008, reason)));
             }

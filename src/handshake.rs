@@ -38,6 +38,16 @@ pub enum Refusal {
     Invalid(String),
 }
 
+impl Refusal {
+    /// The reason counted in `wschat_handshakes_refused_total`.
+    pub fn metric(&self) -> crate::metrics::Refused {
+        match self {
+            Refusal::Origin(_) => crate::metrics::Refused::Origin,
+            Refusal::NotUpgrade | Refusal::Invalid(_) => crate::metrics::Refused::BadRequest,
+        }
+    }
+}
+
 /// Which browser origins may open WebSockets (see `--allow-origin`).
 #[derive(Debug, Clone, Default)]
 pub struct OriginPolicy {

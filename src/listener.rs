@@ -19,8 +19,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::config::Config;
 use crate::connection::{Connection, THREAD_STACK};
 use crate::dispatcher::{Dispatcher, Event, Limits};
-use crate::handshake::{self, OriginPolicy, Refusal};
+use crate::handshake::{self, Endpoint, OriginPolicy, Refusal};
+use crate::health::{Drain, Health};
 use crate::http::{self, HeadError, Site};
+use crate::metrics::{self, Refused};
 
 /// Seconds a client refused for load is asked to wait (`Retry-After`).
 const RETRY_AFTER: &str = "5";
@@ -129,8 +131,8 @@ impl Admission {
             Release::Abuse(ip) => {
                 if !self.ban.is_zero() {
                     log::warn!(
-                        "{ip}: refusing new connections for {:?} after abuse",
-                        self.ban
+                        "event=ban ip={ip} seconds={} msg=\"refusing new connections after abuse\"",
+                        self.ban.as_secs_f64()
                     );
                     self.banned.insert(ip, Instant::now() + self.ban);
                 }
@@ -155,6 +157,7 @@ struct Shared {
     site: Site,
     origins: OriginPolicy,
     events: Sender<Event>,
+    health: Health,
 }
 
 impl Server {
@@ -188,25 +191,33 @@ impl Server {
             history: config.history,
             max_idle_rooms: config.max_idle_rooms,
         });
+        let health = Health::new(self.stop.clone());
+        let running = health.dispatcher_running();
         let dispatcher = thread::Builder::new()
             .name("dispatcher".into())
-            .spawn(move || dispatcher.run(events_rx))?;
+            .spawn(move || {
+                let _running = running;
+                dispatcher.run(events_rx)
+            })?;
         let shared = Arc::new(Shared {
             site: config.www.clone().map_or(Site::Embedded, Site::Dir),
             origins: OriginPolicy::new(&config.allow_origins),
             events: events.clone(),
             config: config.clone(),
+            health: health.clone(),
         });
         let (alive, all_gone) = crossbeam_channel::bounded::<()>(0);
         ready();
 
         self.accept_loop(&shared, &alive);
-        // Stop accepting: new connections are refused by the kernel from here.
+        // Stop accepting clients; until the end, new connections are answered
+        // 503 (and /readyz says so) by the drain thread.
+        let draining = Drain::start(&self.listener, health);
         drop(self);
 
         log::info!(
-            "shutting down: closing clients (grace {:?})",
-            config.shutdown_grace
+            "event=shutdown grace={}s msg=\"closing clients\"",
+            config.shutdown_grace.as_secs_f64()
         );
         drop(shared);
         let _ = events.send(Event::Shutdown);
@@ -216,6 +227,7 @@ impl Server {
         }
         drop(alive);
         wait_for_connections(&all_gone, config.shutdown_grace);
+        drop(draining);
         Ok(())
     }
 
@@ -243,16 +255,21 @@ impl Server {
 
             let ip = peer.ip();
             if let Some(left) = admission.banned_for(ip) {
-                log::debug!("{peer}: refused, banned for {left:?} more");
+                log::debug!(
+                    "event=refused peer={peer} reason=rate banned_for={}s",
+                    left.as_secs()
+                );
+                metrics::get().refused(Refused::Rate);
                 let retry = left.as_secs().max(1).to_string();
                 refuse_now(&sock, 429, "too many requests\n", &retry);
                 continue;
             }
             if admission.handshakes >= self.config.max_handshakes {
                 log::warn!(
-                    "{peer}: refused, {} handshakes in progress",
+                    "event=refused peer={peer} reason=busy handshakes={}",
                     admission.handshakes
                 );
+                metrics::get().refused(Refused::Busy);
                 refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
                 continue;
             }
@@ -299,9 +316,11 @@ fn refuse_now(sock: &TcpStream, status: u16, body: &str, retry_after: &str) {
 
 fn wait_for_connections(all_gone: &Receiver<()>, grace: Duration) {
     match all_gone.recv_timeout(grace) {
-        Err(RecvTimeoutError::Disconnected) | Ok(()) => log::info!("all connections closed"),
+        Err(RecvTimeoutError::Disconnected) | Ok(()) => {
+            log::info!("event=stopped msg=\"all connections closed\"")
+        }
         Err(RecvTimeoutError::Timeout) => {
-            log::warn!("shutdown grace over; exiting with connections open")
+            log::warn!("event=stopped msg=\"shutdown grace over; exiting with connections open\"")
         }
     }
 }
@@ -325,7 +344,8 @@ fn handle(
     let (head, early) = match head {
         Ok(h) => h,
         Err(e) => {
-            log::debug!("{peer}: {e}");
+            log::debug!("event=no_request peer={peer} error={:?}", e.to_string());
+            metrics::get().head_error(&e);
             let response = match e {
                 HeadError::TooLarge => http::text_response(431, "request head too large\n"),
                 HeadError::Malformed(_) => http::text_response(400, "malformed request\n"),
@@ -338,12 +358,15 @@ fn handle(
             return;
         }
     };
-    let result = if over_cap {
+    let result = if let Some(response) = shared.health.answer(&head) {
+        http::respond_to(&sock, &head, response)
+    } else if over_cap {
         log::info!(
-            "{peer}: refused {} {}: connection cap reached",
+            "event=refused peer={peer} reason=cap method={} path={:?}",
             head.method,
             head.path()
         );
+        metrics::get().refused(Refused::Cap);
         let body = "too many connections; retry later\n";
         http::respond_to(
             &sock,
@@ -353,8 +376,15 @@ fn handle(
     } else if handshake::endpoint_path(&head) {
         match handshake::accept(&sock, &head, &shared.origins) {
             Ok(endpoint) => {
+                let (mode, room) = match &endpoint {
+                    Endpoint::Echo => ("echo", None),
+                    Endpoint::Room(mode, query) => {
+                        (metrics::mode_label(*mode), query.room.as_ref())
+                    }
+                };
+                let room = room.map_or(String::new(), |r| format!(" room={r:?}"));
                 log::info!(
-                    "client {id} ({peer}) connected to {} ({endpoint:?})",
+                    "event=connect client={id} peer={peer} mode={mode} path={}{room}",
                     head.path()
                 );
                 Connection {
@@ -378,7 +408,7 @@ fn handle(
         http::respond_to(&sock, &head, response)
     };
     if let Err(e) = result {
-        log::debug!("{peer}: writing response: {e}");
+        log::debug!("event=write_failed peer={peer} error={:?}", e.to_string());
     }
 }
 
@@ -388,6 +418,7 @@ fn refuse_upgrade(
     peer: SocketAddr,
     refusal: Refusal,
 ) -> io::Result<()> {
+    metrics::get().refused(refusal.metric());
     let response = match refusal {
         Refusal::NotUpgrade => http::error_response(
             426,
@@ -395,11 +426,11 @@ fn refuse_upgrade(
             &[("Upgrade", "websocket")],
         ),
         Refusal::Origin(origin) => {
-            log::info!("{peer}: refused WebSocket from origin {origin:?}");
+            log::info!("event=refused peer={peer} reason=origin origin={origin:?}");
             http::text_response(403, "origin not allowed\n")
         }
         Refusal::Invalid(why) => {
-            log::debug!("{peer}: bad upgrade request: {why}");
+            log::debug!("event=refused peer={peer} reason=bad_request why={why:?}");
             http::text_response(400, &format!("bad WebSocket upgrade: {why}\n"))
         }
     };

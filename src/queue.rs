@@ -72,6 +72,7 @@ impl Outbox {
             return Err(Full);
         }
         self.queued_bytes.fetch_add(frame.len(), Ordering::AcqRel);
+        crate::metrics::get().queued(self.tx.len());
         // Fails only when the writer has gone; the reader's leave event is
         // then on its way to the dispatcher.
         let _ = self.tx.send(RoomItem::Frame(frame.clone()));

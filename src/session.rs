@@ -50,6 +50,8 @@ pub struct Session {
     strikes: TokenBucket,
     /// Error frames sent draw on this; empty means abuse.
     errors: TokenBucket,
+    /// The close code and reason the peer sent, if it has (1005: no code).
+    pub peer_close: Option<(u16, String)>,
 }
 
 impl Session {
@@ -75,6 +77,7 @@ impl Session {
             dropped: 0,
             strikes: TokenBucket::new(config.rate, config.burst),
             errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
+            peer_close: None,
         }
     }
 
@@ -89,6 +92,7 @@ impl Session {
     }
 
     pub fn tell(&mut self, event: Event) {
+        crate::metrics::get().received(&event);
         // Fails only when the dispatcher has stopped (shutdown); the writer
         // has then been told to close.
         let _ = self.events.send(event);
@@ -121,6 +125,12 @@ impl Session {
             (Message::Binary(bytes), Mode::Raw) => self.raw_file(bytes),
             (Message::Text(text), Mode::V1) => self.v1_text(text, own),
             (Message::Binary(bytes), Mode::V1) => self.v1_file(bytes, own),
+            (Message::Close(frame), _) => {
+                self.peer_close = Some(frame.map_or((1005, String::new()), |f| {
+                    (f.code.into(), f.reason.as_str().to_owned())
+                }));
+                Flow::Continue
+            }
             _ => Flow::Continue,
         }
     }
@@ -131,6 +141,7 @@ impl Session {
             return Ok(());
         }
         self.dropped += 1;
+        crate::metrics::get().rate_limited();
         if self.strikes.take() {
             Err(Flow::Continue)
         } else {
@@ -265,7 +276,7 @@ impl Session {
     /// Sends an `error` event; a client that keeps provoking them is closed.
     fn refuse(&mut self, own: &Sender<Own>, refusal: Refusal) -> Flow {
         log::debug!(
-            "client {}: refused: {} {}",
+            "event=error client={} code={} message={:?}",
             self.id,
             refusal.code,
             refusal.message

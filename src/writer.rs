@@ -172,6 +172,7 @@ impl Output<'_> {
     /// that reads a trickle could hold a writer for ever; the deadline
     /// covers the whole write instead.
     fn write_by_deadline(&self, mut bytes: &[u8]) -> io::Result<()> {
+        crate::metrics::get().sent(bytes.len());
         let deadline = Instant::now() + self.timeout;
         let mut shortened = false;
         while !bytes.is_empty() {

@@ -1,5 +1,5 @@
 //! Embeds every file under `www/` into the binary, so `wschat` serves its
-//! page from any working directory.
+//! page from any working directory, each with its `ETag` computed here.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,15 +11,24 @@ fn main() {
     collect(&root, &root, &mut files);
     files.sort();
     let mut out = String::from(
-        "/// Files of `www/`, by path relative to it.\npub static FILES: &[(&str, &[u8])] = &[\n",
+        "/// Files of `www/`: path relative to it, bytes, ETag.\npub static FILES: &[(&str, &[u8], &str)] = &[\n",
     );
     for (rel, abs) in &files {
         println!("cargo:rerun-if-changed={abs}");
-        writeln!(out, "    ({rel:?}, include_bytes!({abs:?})),").unwrap();
+        let bytes = std::fs::read(abs).unwrap();
+        let etag = format!("\"{:016x}\"", fnv1a(&bytes));
+        writeln!(out, "    ({rel:?}, include_bytes!({abs:?}), {etag:?}),").unwrap();
     }
     out.push_str("];\n");
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("www_files.rs");
     std::fs::write(dest, out).unwrap();
+}
+
+/// FNV-1a, 64 bits; `http::etag` computes the same for `--www` files.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) {

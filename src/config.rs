@@ -1,106 +1,223 @@
-//! Command-line options: every limit and timing of the server, in one place.
+//! Options: every limit and timing of the server, in one place. Each is a
+//! flag, an environment variable `WSCHAT_<NAME>`, or a key of the TOML file
+//! given by `--config`; a flag wins over the environment, the environment
+//! over the file, and the file over the default.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+use crate::proxy::Cidr;
+
+/// Printed at the end of `--help`.
+const PRECEDENCE: &str = "\
+Every option can also be given as an environment variable, WSCHAT_ and its
+name in capitals with underscores (WSCHAT_MAX_CONNECTIONS=500), or in the TOML
+file named by --config (or WSCHAT_CONFIG), keyed by its name
+(max-connections = 500). A flag wins over the environment, the environment
+over the file, and the file over the default.";
 
 /// A self-hosted WebSocket chat-room server: `/` serves the chat page, `/ws` is
-/// the chat room, `/echo` echoes every frame.
+/// the chat room, `/echo` echoes every frame; `/metrics`, `/healthz` and
+/// `/readyz` are for operators.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "wschat", version)]
+#[command(name = "wschat", version, after_help = PRECEDENCE)]
 pub struct Config {
+    /// TOML file of options, keyed by their long names
+    /// (`max-connections = 500`, `allow-origin = ["https://a.example"]`).
+    #[arg(long, env = "WSCHAT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "WSCHAT_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
     pub listen: SocketAddr,
 
     /// Serve the page from this directory instead of the copy built into the
     /// binary (for editing the page without rebuilding).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "WSCHAT_WWW", value_name = "DIR")]
     pub www: Option<PathBuf>,
 
-    /// Log level: error, warn, info, debug or trace. RUST_LOG is used when
-    /// this is not given.
-    #[arg(long, value_name = "LEVEL")]
-    pub log_level: Option<log::LevelFilter>,
+    /// Log level (error, warn, info, debug, trace), or filters in RUST_LOG's
+    /// syntax such as `info,wschat::dispatcher=debug`. RUST_LOG is used when
+    /// this is not given; `info` when neither is.
+    #[arg(long, env = "WSCHAT_LOG_LEVEL", value_name = "LEVEL", value_parser = parse_log_filter)]
+    pub log_level: Option<String>,
 
     /// Messages and file announcements kept per room for joining clients.
-    #[arg(long, default_value_t = 100, value_name = "N")]
+    #[arg(long, env = "WSCHAT_HISTORY", default_value_t = 100, value_name = "N")]
     pub history: usize,
 
     /// Longest `message` text a wschat.v1 client may send, in bytes.
-    #[arg(long, default_value_t = 4096, value_name = "BYTES")]
+    #[arg(
+        long,
+        env = "WSCHAT_MAX_TEXT",
+        default_value_t = 4096,
+        value_name = "BYTES",
+        value_parser = parse_count::<usize>
+    )]
     pub max_text: usize,
 
     /// Largest text frame accepted; a larger one closes the sender with 1009.
-    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    #[arg(long, env = "WSCHAT_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024, value_name = "BYTES", value_parser = parse_count::<usize>)]
     pub max_message_size: usize,
 
     /// Largest file (binary frame) accepted; a larger one is refused (error in
     /// wschat.v1, close 1009 in raw mode).
-    #[arg(long, default_value_t = 16 * 1024 * 1024, value_name = "BYTES")]
+    #[arg(long, env = "WSCHAT_MAX_FILE_SIZE", default_value_t = 16 * 1024 * 1024, value_name = "BYTES", value_parser = parse_count::<usize>)]
     pub max_file_size: usize,
 
     /// Frames that may wait in one client's outbound queue; a client that
     /// falls further behind is closed with 1008 ("too slow").
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    #[arg(
+        long,
+        env = "WSCHAT_QUEUE_FRAMES",
+        default_value_t = 1024,
+        value_name = "N",
+        value_parser = parse_count::<usize>
+    )]
     pub queue_frames: usize,
 
     /// Bytes that may wait in one client's outbound queue (same rule).
-    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    #[arg(long, env = "WSCHAT_QUEUE_BYTES", default_value_t = 64 * 1024 * 1024, value_name = "BYTES", value_parser = parse_count::<usize>)]
     pub queue_bytes: usize,
 
     /// Sustained frames per second one connection may send.
-    #[arg(long, default_value_t = 20.0, value_name = "MSGS_PER_S")]
+    #[arg(
+        long,
+        env = "WSCHAT_RATE",
+        default_value_t = 20.0,
+        value_name = "MSGS_PER_S",
+        value_parser = parse_rate
+    )]
     pub rate: f64,
 
     /// Frames one connection may send in a burst above the sustained rate.
-    #[arg(long, default_value_t = 60, value_name = "N")]
+    #[arg(long, env = "WSCHAT_BURST", default_value_t = 60, value_name = "N", value_parser = parse_count::<u32>)]
     pub burst: u32,
 
-    /// Seconds an IP address is refused new connections (HTTP 429) after
-    /// one of its clients was closed for flooding or abuse.
-    #[arg(long, default_value = "30", value_name = "SECS", value_parser = parse_secs)]
-    pub flood_ban: Duration,
+    /// Sustained new connections per second one client address may open
+    /// (page loads count); more get HTTP 429 with Retry-After.
+    #[arg(long, env = "WSCHAT_CONNECT_RATE", default_value_t = 50.0, value_name = "PER_S", value_parser = parse_rate)]
+    pub connect_rate: f64,
+
+    /// New connections one client address may open in a burst above the
+    /// connect rate.
+    #[arg(long, env = "WSCHAT_CONNECT_BURST", default_value_t = 200, value_name = "N", value_parser = parse_count::<u32>)]
+    pub connect_burst: u32,
 
     /// Open connections in total (page loads included); more get HTTP 503.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    #[arg(
+        long,
+        env = "WSCHAT_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        value_name = "N",
+        value_parser = parse_count::<usize>
+    )]
     pub max_connections: usize,
 
     /// Open connections from one IP address; more get HTTP 503.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    #[arg(
+        long,
+        env = "WSCHAT_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 256,
+        value_name = "N",
+        value_parser = parse_count::<usize>
+    )]
     pub max_connections_per_ip: usize,
 
-    /// Origin allowed to open WebSockets besides the server's own (repeatable;
-    /// `*` allows every origin). Clients that send no Origin are always allowed.
-    #[arg(long = "allow-origin", value_name = "URL")]
+    /// Origin allowed to open WebSockets besides the server's own (repeatable,
+    /// or comma-separated; `*` allows every origin). Clients that send no
+    /// Origin are always allowed.
+    #[arg(
+        long = "allow-origin",
+        env = "WSCHAT_ALLOW_ORIGIN",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
     pub allow_origins: Vec<String>,
+
+    /// Address or range (`10.0.0.0/8`) of a reverse proxy in front of this
+    /// server (repeatable, or comma-separated). From it, the client's address
+    /// is taken from X-Forwarded-For (or Forwarded), and the scheme and host
+    /// it used from X-Forwarded-Proto and X-Forwarded-Host; from anyone
+    /// else those headers are ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "WSCHAT_TRUSTED_PROXY",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// URL people use to reach this server, like `https://chat.example.com`
+    /// (repeatable, or comma-separated). When set, a request for any other
+    /// host gets 421. When not set, only IP addresses, `localhost` and this
+    /// machine's name are accepted, so that no other site's name can be
+    /// pointed at this server (DNS rebinding).
+    #[arg(
+        long = "public-url",
+        env = "WSCHAT_PUBLIC_URL",
+        value_name = "URL",
+        value_delimiter = ',',
+        value_parser = parse_public_url
+    )]
+    pub public_urls: Vec<String>,
 
     /// Seconds between the server's pings; a peer silent for two intervals is
     /// dropped.
-    #[arg(long, default_value = "20", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, env = "WSCHAT_PING_INTERVAL", default_value = "20", value_name = "SECS", value_parser = parse_positive_secs)]
     pub ping_interval: Duration,
 
     /// Seconds a blocked write may last before the peer is dropped.
-    #[arg(long, default_value = "10", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, env = "WSCHAT_WRITE_TIMEOUT", default_value = "10", value_name = "SECS", value_parser = parse_positive_secs)]
     pub write_timeout: Duration,
 
     /// Seconds a new connection has to send its complete request head.
-    #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, env = "WSCHAT_HANDSHAKE_TIMEOUT", default_value = "5", value_name = "SECS", value_parser = parse_positive_secs)]
     pub handshake_timeout: Duration,
 
     /// Connections that may be sending their request head at once; more are
     /// refused with 503.
-    #[arg(long, default_value_t = 128, value_name = "N")]
+    #[arg(
+        long,
+        env = "WSCHAT_MAX_HANDSHAKES",
+        default_value_t = 128,
+        value_name = "N",
+        value_parser = parse_count::<usize>
+    )]
     pub max_handshakes: usize,
 
+    /// Request heads one address may be sending at once (a trusted proxy is
+    /// exempt: it sends whole heads); more get 503.
+    #[arg(
+        long,
+        env = "WSCHAT_MAX_HANDSHAKES_PER_IP",
+        default_value_t = 8,
+        value_name = "N",
+        value_parser = parse_count::<usize>
+    )]
+    pub max_handshakes_per_ip: usize,
+
     /// Seconds given to outbound queues to drain on shutdown.
-    #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, env = "WSCHAT_SHUTDOWN_GRACE", default_value = "5", value_name = "SECS", value_parser = parse_secs)]
     pub shutdown_grace: Duration,
 
     /// Empty rooms whose history is kept; beyond this the longest-idle is forgotten.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(
+        long,
+        env = "WSCHAT_MAX_IDLE_ROOMS",
+        default_value_t = 1000,
+        value_name = "N"
+    )]
     pub max_idle_rooms: usize,
 }
 
@@ -109,10 +226,87 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
         .map_err(|_| format!("not a number of seconds: {s}"))?;
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s}: {e}"))
+    Duration::try_from_secs_f64(secs).map_err(|_| "a number of seconds, 0 or more".to_owned())
+}
+
+/// A duration that must be more than zero (a zero ping interval would drop
+/// every client at once).
+fn parse_positive_secs(s: &str) -> Result<Duration, String> {
+    match parse_secs(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err("a number of seconds more than 0, like 20 or 0.5".to_owned()),
+    }
+}
+
+/// A rate per second: finite and more than zero.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err("a number more than 0, like 20 or 0.5".to_owned()),
+    }
+}
+
+/// A count or size for which zero makes no sense.
+fn parse_count<T: std::str::FromStr + PartialOrd + Default>(s: &str) -> Result<T, String> {
+    match s.parse::<T>() {
+        Ok(n) if n > T::default() => Ok(n),
+        _ => Err("a whole number, 1 or more".to_owned()),
+    }
+}
+
+/// A public URL: `http` or `https`, a host and maybe a port.
+fn parse_public_url(s: &str) -> Result<String, String> {
+    crate::proxy::public_authority(s).map(|_| s.to_owned())
+}
+
+/// Checks a log filter in RUST_LOG's syntax: comma-separated directives,
+/// each `LEVEL` or `TARGET=LEVEL`. (RUST_LOG also takes a bare `TARGET`,
+/// meaning every level; here a bare word must be a level, so that a typo
+/// is not taken for a target.)
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    for directive in s.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let (target, level) = match directive.split_once('=') {
+            Some((target, level)) => (target, Some(level)),
+            None if directive.parse::<log::LevelFilter>().is_ok() => continue,
+            None => ("", None),
+        };
+        let target_ok = !target.is_empty()
+            && target
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'));
+        if !target_ok || level.is_some_and(|l| l.parse::<log::LevelFilter>().is_err()) {
+            return Err(format!(
+                "not a log level or filter: {directive:?} (use error, warn, info, debug, \
+                 trace, or TARGET=LEVEL)"
+            ));
+        }
+    }
+    Ok(s.to_owned())
 }
 
 impl Config {
+    /// Reads the options from the command line, the environment and the
+    /// `--config` file; prints the error or the help and exits like clap.
+    pub fn load() -> Config {
+        Config::try_load_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// As [`Config::load`], from the given arguments (the first is the
+    /// program's name) and the process's environment.
+    pub fn try_load_from<I, T>(args: I) -> Result<Config, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let mut command = Config::command();
+        if let Some(file) = config_file(&args) {
+            command = with_file_defaults(command, &file)?;
+        }
+        let matches = command.try_get_matches_from_mut(args)?;
+        Config::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+    }
+
     /// The limit given to tungstenite for one incoming message: the larger of
     /// the text and file limits, plus room for a raw file header (2 + 65535).
     /// Finer, per-kind limits are applied by the reader before buffering.
@@ -124,6 +318,84 @@ impl Config {
     /// A peer that sends nothing for this long is considered gone.
     pub fn idle_timeout(&self) -> Duration {
         self.ping_interval * 2
+    }
+}
+
+/// The `--config` file named on the command line, or else by `WSCHAT_CONFIG`.
+/// Found before the real parse, which needs the file's values as defaults.
+fn config_file(args: &[OsString]) -> Option<PathBuf> {
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--config" {
+            return rest.next().map(PathBuf::from);
+        }
+        if let Some(path) = arg.to_str().and_then(|a| a.strip_prefix("--config=")) {
+            return Some(PathBuf::from(path));
+        }
+    }
+    std::env::var_os("WSCHAT_CONFIG").map(PathBuf::from)
+}
+
+/// Makes each value of the TOML file `path` the default of its option, so
+/// that clap's own order (flag, then environment, then default) gives the
+/// file its place below both.
+fn with_file_defaults(
+    mut command: clap::Command,
+    path: &Path,
+) -> Result<clap::Command, clap::Error> {
+    let fail = |command: &mut clap::Command, kind, why: String| {
+        Err(command.error(kind, format!("{}: {why}", path.display())))
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => return fail(&mut command, ErrorKind::Io, e.to_string()),
+    };
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(table) => table,
+        Err(e) => return fail(&mut command, ErrorKind::InvalidValue, e.to_string()),
+    };
+    for (key, value) in table {
+        let long = key.replace('_', "-");
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long.as_str()) && long != "config")
+            .map(|a| {
+                (
+                    a.get_id().clone(),
+                    matches!(a.get_action(), clap::ArgAction::Append),
+                )
+            });
+        let Some((id, many)) = arg else {
+            return fail(
+                &mut command,
+                ErrorKind::UnknownArgument,
+                format!("unknown option {key:?}"),
+            );
+        };
+        let values = match (value, many) {
+            (toml::Value::Array(items), true) => items.into_iter().map(scalar).collect(),
+            (value, _) => vec![scalar(value)],
+        };
+        let Some(values) = values.into_iter().collect::<Option<Vec<String>>>() else {
+            let why = format!("{key}: expected a string, a number or (for allow-origin) a list");
+            return fail(&mut command, ErrorKind::InvalidValue, why);
+        };
+        command = command.mut_arg(id, |a| a.default_values(values));
+    }
+    Ok(command)
+}
+
+/// A TOML value as the text an option would be given on the command line.
+fn scalar(value: toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
@@ -143,5 +415,46 @@ mod tests {
         let c = Config::parse_from(["wschat"]);
         assert_eq!(c.listen.port(), 8080);
         assert_eq!(c.idle_timeout(), Duration::from_secs(40));
+    }
+
+    #[test]
+    fn log_filters() {
+        for ok in [
+            "warn",
+            "info,wschat=debug",
+            "wschat::dispatcher=trace",
+            "OFF",
+        ] {
+            assert!(parse_log_filter(ok).is_ok(), "{ok}");
+        }
+        for bad in ["loud", "wschat", "wschat=loud", "=debug", "a b=info"] {
+            assert!(parse_log_filter(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_values_are_defaults_below_flags() {
+        let dir = std::env::temp_dir().join(format!("wschat-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("wschat.toml");
+        std::fs::write(
+            &file,
+            "history = 7\nping_interval = 0.5\nallow-origin = [\"https://a.example\", \"https://b.example\"]\nmax-connections = 9\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let c =
+            Config::try_load_from(["wschat", "--config", path, "--max-connections", "3"]).unwrap();
+        assert_eq!(c.history, 7);
+        assert_eq!(c.ping_interval, Duration::from_millis(500));
+        assert_eq!(c.allow_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(c.max_connections, 3);
+
+        std::fs::write(&file, "histroy = 7\n").unwrap();
+        let e = Config::try_load_from(["wschat", "--config", path]).unwrap_err();
+        assert!(e.to_string().contains("unknown option \"histroy\""), "{e}");
+        std::fs::write(&file, "listen = \"nowhere\"\n").unwrap();
+        assert!(Config::try_load_from(["wschat", "--config", path]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -37,11 +37,6 @@ const READ_BUFFER: usize = 1024;
 /// point waiting for the peer's answer.
 const CLOSE_GOING_AWAY: u16 = 1001;
 
-/// Close code for a client closed for what it did (flooding, too many
-/// errors, too slow to read, a refused name). Of these, the reader itself
-/// closes only for flooding and too many errors: abuse.
-const CLOSE_POLICY: u16 = 1008;
-
 /// Everything a connection needs once its handshake is done.
 pub struct Connection {
     pub id: ClientId,
@@ -67,22 +62,23 @@ enum End {
     Reset(String),
 }
 
-impl std::fmt::Display for End {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl End {
+    /// The close code and reason of the connection's end, for the log and
+    /// the metrics: ours when we closed, the peer's when it did (1005 if it
+    /// gave none), 1006 when the connection dropped without a close.
+    fn close(self, peer: Option<(u16, String)>) -> (u16, String) {
         match self {
-            End::Closed => write!(f, "closed"),
-            End::ClosedByUs(code, reason) => write!(f, "closed by server ({code} {reason})"),
-            End::Reset(why) => write!(f, "dropped ({why})"),
+            End::Closed => peer.unwrap_or((1005, String::new())),
+            End::ClosedByUs(code, reason) => (code, reason),
+            End::Reset(why) => (1006, why),
         }
     }
 }
 
 impl Connection {
     /// Serves the connection on the current thread (the reader) until it
-    /// ends. `on_abuse` is called, as soon as it is known, if the client is
-    /// closed for flooding or persistent bad input (so that the listener can
-    /// refuse it reconnecting at once with a fresh allowance).
-    pub fn serve(self, on_abuse: impl FnOnce()) {
+    /// ends.
+    pub fn serve(self) {
         if let Err(e) = configure(&self.sock, &self.config) {
             log::warn!(
                 "client {} ({}): socket setup failed: {e}",
@@ -106,6 +102,7 @@ impl Connection {
             &self.config,
             self.events.clone(),
         ));
+        let open = crate::metrics::get().connection(session.mode);
         let connect = Event::Connect {
             id: self.id,
             peer: self.peer,
@@ -133,9 +130,6 @@ impl Connection {
             session.tell(Event::Leave { id: self.id });
             end
         };
-        if let End::ClosedByUs(CLOSE_POLICY, _) = &end {
-            on_abuse();
-        }
         if let End::ClosedByUs(code, _) = &end
             && *code != CLOSE_GOING_AWAY
         {
@@ -152,14 +146,15 @@ impl Connection {
             (End::Reset(_), Some(failure)) => End::Reset(failure),
             (end, _) => end,
         };
-        let held = match session.held {
-            d if d.is_zero() => String::new(),
-            d => format!("; held back {:.1} s by the rate limit", d.as_secs_f64()),
-        };
+        let (code, reason) = end.close(session.peer_close.take());
+        crate::metrics::get().disconnect(code);
         log::info!(
-            "client {} ({}) disconnected: {end}{held}",
+            "event=disconnect client={} peer={} mode={} code={code} reason={reason:?} duration={:.3}s held={:.3}s",
             self.id,
-            self.peer
+            self.peer,
+            crate::metrics::mode_label(session.mode),
+            open.elapsed().as_secs_f64(),
+            session.held.as_secs_f64(),
         );
     }
 }
@@ -299,6 +294,7 @@ impl Read for ReplyStream<'_> {
                 other => break other?,
             }
         };
+        crate::metrics::get().bytes_received(n);
         if let Some(limit) = &mut self.text_limit {
             limit
                 .observe(&buf[..n])

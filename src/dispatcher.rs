@@ -218,6 +218,7 @@ impl Dispatcher {
                         }
                         self.handle(event);
                     }
+                    crate::metrics::get().rooms(self.rooms.len());
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => open = false,
@@ -360,10 +361,8 @@ impl Dispatcher {
         let client = self.clients.get_mut(&id).expect("checked above");
         client.seat = Some((room_name.clone(), name.clone()));
         client.joined = self.joins;
-        log::debug!(
-            "client {id} ({}) joined {room_name:?} as {name:?}",
-            client.peer
-        );
+        log::info!("event=join client={id} room={room_name:?}");
+        log::debug!("event=join client={id} room={room_name:?} name={name:?}");
 
         if mode == Mode::V1 {
             self.greet(id, &room_name, &name, since);
@@ -520,7 +519,7 @@ impl Dispatcher {
 
     /// Closes every client with 1001 behind what it still has to receive.
     fn shutdown(&mut self) {
-        log::info!("closing {} clients", self.clients.len());
+        log::info!("event=close_all clients={}", self.clients.len());
         let clients: Vec<Client> = self.clients.drain().map(|(_, c)| c).collect();
         for client in clients {
             self.close(&client.outlet, 1001, "server shutting down");
@@ -592,6 +591,7 @@ impl Dispatcher {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
+        let _timer = crate::metrics::get().fanout_timer();
         let v1 = stage_frames(&mut self.batch, fanout.v1);
         let v1_sender = stage_frames(&mut self.batch, fanout.v1_sender);
         let raw = stage_frames(&mut self.batch, fanout.raw);
@@ -658,9 +658,10 @@ impl Dispatcher {
     fn evict(&mut self, id: ClientId) {
         if let Some(client) = self.clients.remove(&id) {
             log::warn!(
-                "client {id} ({}) disconnected: outbound queue full (too slow)",
+                "event=evict client={id} peer={} code=1008 reason=\"too slow\" msg=\"outbound backlog full\"",
                 client.peer
             );
+            crate::metrics::get().evicted();
             self.vacate(client, Some((1008, "too slow")));
         }
     }
@@ -682,7 +683,12 @@ impl Dispatcher {
                     "invalid_room" => "invalid room",
                     _ => "refused",
                 };
-                log::info!("client {id} ({}) refused: {}", client.peer, refusal.message);
+                log::info!(
+                    "event=refused client={id} peer={} code={}",
+                    client.peer,
+                    refusal.code
+                );
+                log::debug!("event=refused client={id} message={:?}", refusal.message);
                 let client = self.clients.remove(&id).expect("looked up above");
                 self.vacate(client, Some((1008, reason)));
             }

@@ -10,6 +10,7 @@ use tungstenite::handshake::derive_accept_key;
 use crate::dispatcher::Mode;
 use crate::http::{Head, query_pairs};
 use crate::protocol;
+use crate::proxy::{Seen, with_port};
 
 /// What a WebSocket connection is for.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,8 +36,23 @@ pub enum Refusal {
     NotUpgrade,
     /// 403: the Origin is not allowed.
     Origin(String),
+    /// 426 with `Sec-WebSocket-Version: 13`: a WebSocket version we do not
+    /// speak (RFC 6455 §4.4).
+    Version,
     /// 400: the upgrade request is invalid.
     Invalid(String),
+}
+
+impl Refusal {
+    /// The reason counted in `wschat_handshakes_refused_total`.
+    pub fn metric(&self) -> crate::metrics::Refused {
+        match self {
+            Refusal::Origin(_) => crate::metrics::Refused::Origin,
+            Refusal::NotUpgrade | Refusal::Version | Refusal::Invalid(_) => {
+                crate::metrics::Refused::BadRequest
+            }
+        }
+    }
 }
 
 /// Which browser origins may open WebSockets (see `--allow-origin`).
@@ -55,18 +71,28 @@ impl OriginPolicy {
     }
 
     /// Clients that send no Origin (not browsers) are allowed; a browser is
-    /// allowed from the server's own origin (the Origin's host and port equal
-    /// the Host header) or from a listed one. Anything else could be a page
-    /// the user merely visited, opening a socket into their chat as them.
-    pub fn allows(&self, origin: Option<&str>, host: Option<&str>) -> bool {
+    /// allowed from the server's own origin (the Origin's scheme, host and
+    /// port equal those the client used: `seen`, from the Host header or a
+    /// trusted proxy's X-Forwarded-Proto/-Host) or from a listed one.
+    /// Anything else could be a page the user merely visited, opening a
+    /// socket into their chat as them.
+    pub fn allows(&self, origin: Option<&str>, seen: &Seen) -> bool {
         let Some(origin) = origin else {
             return true;
         };
         if self.any || self.allowed.contains(&normalize_origin(origin)) {
             return true;
         }
-        match (origin_authority(origin), host) {
-            (Some(from), Some(host)) => from == with_default_port(&host.to_ascii_lowercase(), 80),
+        let default = if seen.scheme == "https" { 443 } else { 80 };
+        let own = seen.host.as_deref().map(|h| {
+            format!(
+                "{}://{}",
+                seen.scheme,
+                with_port(&h.trim().to_ascii_lowercase(), default)
+            )
+        });
+        match (origin_with_port(origin), own) {
+            (Some(from), Some(own)) => from == own,
             _ => false,
         }
     }
@@ -76,9 +102,9 @@ fn normalize_origin(origin: &str) -> String {
     origin.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 
-/// `host:port` of an Origin like `http://example.com`, with the scheme's
-/// default port filled in.
-fn origin_authority(origin: &str) -> Option<String> {
+/// `scheme://host:port` of an Origin like `http://example.com`, with the
+/// scheme's default port filled in.
+fn origin_with_port(origin: &str) -> Option<String> {
     let origin = normalize_origin(origin);
     let (scheme, authority) = origin.split_once("://")?;
     let default = match scheme {
@@ -86,19 +112,7 @@ fn origin_authority(origin: &str) -> Option<String> {
         "https" => 443,
         _ => return None,
     };
-    Some(with_default_port(authority, default))
-}
-
-fn with_default_port(authority: &str, default: u16) -> String {
-    // An IPv6 literal ends with `]` when it has no port.
-    let has_port = authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()) && !authority.ends_with(']'));
-    if has_port {
-        authority.to_owned()
-    } else {
-        format!("{authority}:{default}")
-    }
+    Some(format!("{scheme}://{}", with_port(authority, default)))
 }
 
 /// Whether this request is for a WebSocket endpoint at all.
@@ -108,11 +122,19 @@ pub fn endpoint_path(head: &Head) -> bool {
 
 /// Checks an upgrade request and writes the 101 response. On success the
 /// socket speaks WebSocket from the next byte on.
-pub fn accept(sock: &TcpStream, head: &Head, origins: &OriginPolicy) -> Result<Endpoint, Refusal> {
+pub fn accept(
+    sock: &TcpStream,
+    head: &Head,
+    seen: &Seen,
+    origins: &OriginPolicy,
+) -> Result<Endpoint, Refusal> {
     if !head.header_has_token("Upgrade", "websocket") {
         return Err(Refusal::NotUpgrade);
     }
-    if !origins.allows(head.header("Origin"), head.header("Host")) {
+    if head.header("Sec-WebSocket-Version").map(str::trim) != Some("13") {
+        return Err(Refusal::Version);
+    }
+    if !origins.allows(head.header("Origin"), seen) {
         return Err(Refusal::Origin(
             head.header("Origin").unwrap_or("").to_owned(),
         ));
@@ -155,9 +177,6 @@ fn validate(head: &Head) -> Result<String, String> {
     if !head.header_has_token("Connection", "upgrade") {
         return Err("no \"Connection: upgrade\"".into());
     }
-    if head.header("Sec-WebSocket-Version").map(str::trim) != Some("13") {
-        return Err("Sec-WebSocket-Version must be 13".into());
-    }
     match head.header("Sec-WebSocket-Key").map(str::trim) {
         Some(key) if !key.is_empty() => Ok(derive_accept_key(key.as_bytes())),
         _ => Err("no Sec-WebSocket-Key".into()),
@@ -181,18 +200,42 @@ fn room_query(query: &str) -> RoomQuery {
 mod tests {
     use super::*;
 
+    fn seen(scheme: &str, host: Option<&str>) -> Seen {
+        Seen {
+            scheme: scheme.into(),
+            host: host.map(str::to_owned),
+        }
+    }
+
     #[test]
     fn same_origin_and_listed_origins() {
         let p = OriginPolicy::new(&["https://chat.example.com/".into()]);
-        assert!(p.allows(None, Some("x")));
-        assert!(p.allows(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")));
-        assert!(p.allows(Some("http://example.com"), Some("example.com")));
-        assert!(p.allows(Some("http://example.com"), Some("example.com:80")));
-        assert!(p.allows(Some("https://chat.example.com"), Some("other:1")));
-        assert!(!p.allows(Some("http://evil.example"), Some("127.0.0.1:8080")));
-        assert!(!p.allows(Some("http://127.0.0.1:9999"), Some("127.0.0.1:8080")));
-        assert!(!p.allows(Some("null"), Some("127.0.0.1:8080")));
-        assert!(OriginPolicy::new(&["*".into()]).allows(Some("http://evil.example"), None));
+        let http = |h| seen("http", Some(h));
+        assert!(p.allows(None, &http("x")));
+        assert!(p.allows(Some("http://127.0.0.1:8080"), &http("127.0.0.1:8080")));
+        assert!(p.allows(Some("http://example.com"), &http("example.com")));
+        assert!(p.allows(Some("http://example.com"), &http("example.com:80")));
+        assert!(p.allows(Some("https://chat.example.com"), &http("other:1")));
+        assert!(!p.allows(Some("http://evil.example"), &http("127.0.0.1:8080")));
+        assert!(!p.allows(Some("http://127.0.0.1:9999"), &http("127.0.0.1:8080")));
+        assert!(!p.allows(Some("null"), &http("127.0.0.1:8080")));
+        assert!(
+            OriginPolicy::new(&["*".into()])
+                .allows(Some("http://evil.example"), &seen("http", None))
+        );
+    }
+
+    #[test]
+    fn behind_a_tls_proxy_the_scheme_gives_the_default_port() {
+        let p = OriginPolicy::new(&[]);
+        let tls = seen("https", Some("chat.example.com"));
+        assert!(p.allows(Some("https://chat.example.com"), &tls));
+        assert!(p.allows(Some("https://chat.example.com:443"), &tls));
+        assert!(!p.allows(Some("http://chat.example.com"), &tls));
+        assert!(!p.allows(
+            Some("https://127.0.0.1:8080"),
+            &seen("http", Some("127.0.0.1:8080"))
+        ));
     }
 
     #[test]

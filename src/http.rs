@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tiny_http::{HTTPVersion, Header, Response};
+use tiny_http::{HTTPVersion, Header, Response, StatusCode};
 
 /// Largest request head accepted; a larger one gets 431.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -48,14 +48,73 @@ impl Head {
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     }
 
+    /// Whether an `If-None-Match` header names `etag` (or is `*`). Weak
+    /// tags match too: the comparison for GET and HEAD is the weak one.
+    pub fn if_none_match(&self, etag: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("If-None-Match"))
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+    }
+
+    /// The target in origin form: an absolute-form target
+    /// (`http://host/path`, which RFC 9112 requires servers to accept) loses
+    /// its scheme and authority.
+    fn origin_form(&self) -> &str {
+        let t = self.target.as_str();
+        let lower = t.get(..8).unwrap_or(t).to_ascii_lowercase();
+        let Some(rest) = ["http://", "https://"]
+            .iter()
+            .find(|scheme| lower.starts_with(**scheme))
+            .map(|scheme| &t[scheme.len()..])
+        else {
+            return t;
+        };
+        match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('/') => &rest[i..],
+            Some(i) => &rest[i..],
+            None => "/",
+        }
+    }
+
     /// The path part of the target, before any `?`.
     pub fn path(&self) -> &str {
-        self.target.split('?').next().unwrap_or("")
+        let path = self.origin_form().split('?').next().unwrap_or("");
+        if path.is_empty() { "/" } else { path }
     }
 
     /// The query part of the target, after the first `?`.
     pub fn query(&self) -> &str {
-        self.target.split_once('?').map_or("", |(_, q)| q)
+        self.origin_form().split_once('?').map_or("", |(_, q)| q)
+    }
+
+    /// What RFC 9112 requires of a request's framing headers: exactly one
+    /// `Host`, and no two `Content-Length`s that differ. `Err` says which,
+    /// for a 400.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let count = |name: &str| {
+            self.headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .count()
+        };
+        if count("Host") != 1 {
+            return Err("a request needs exactly one Host header");
+        }
+        let mut lengths = self
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim);
+        if let Some(first) = lengths.next()
+            && lengths.any(|l| l != first)
+        {
+            return Err("differing Content-Length headers");
+        }
+        Ok(())
     }
 }
 
@@ -169,26 +228,58 @@ pub enum Site {
     Dir(PathBuf),
 }
 
+/// What the built-in page's files are sent with: a Content-Security-Policy that lets
+/// the page load only its own scripts, styles and WebSocket (and the images
+/// and files it makes itself as `data:` and `blob:` URLs), and may not be
+/// framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data: blob:; connect-src 'self' blob:; \
+     manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// A file of the site, found for a request path.
+struct File {
+    body: Cow<'static, [u8]>,
+    content_type: &'static str,
+    etag: Cow<'static, str>,
+}
+
 impl Site {
-    /// Answers a GET or HEAD of a page file.
+    /// Answers a GET or HEAD of a page file: 304 when the client's copy (by
+    /// `If-None-Match`) is current, else the file; with its `ETag` either way.
     pub fn serve(&self, sock: &TcpStream, head: &Head) -> io::Result<()> {
-        let head_only = head.method == "HEAD";
-        match self.lookup(head.path()) {
-            Some((body, content_type)) => respond(
-                sock,
-                Response::from_data(body.into_owned())
-                    .with_header(header("Content-Type", content_type))
-                    .with_header(header("Cache-Control", "no-cache")),
-                head_only,
-            ),
-            None => respond(sock, text_response(404, "not found\n"), head_only),
+        let Some(file) = self.lookup(head.path()) else {
+            return respond_to(sock, head, text_response(404, "not found\n"));
+        };
+        let mut headers = vec![
+            ("ETag", file.etag.as_ref()),
+            ("Cache-Control", "no-cache"),
+            ("Referrer-Policy", "no-referrer"),
+        ];
+        // A page served with --www is the operator's own, and may need what
+        // this policy forbids (the tutorial's page has inline handlers).
+        if let Site::Embedded = self {
+            headers.push(("Content-Security-Policy", CONTENT_SECURITY_POLICY));
         }
+        if head.if_none_match(&file.etag) {
+            // The length a 200 would have, as RFC 9110 allows; no body.
+            let not_modified = Response::new(
+                StatusCode(304),
+                Vec::new(),
+                io::empty(),
+                Some(file.body.len()),
+                None,
+            );
+            return respond_to(sock, head, with_headers(not_modified, &headers));
+        }
+        let ok = Response::from_data(file.body.into_owned())
+            .with_header(header("Content-Type", file.content_type));
+        respond_to(sock, head, with_headers(ok, &headers))
     }
 
     /// Finds the file for a request path. Anything that could name a file
     /// outside the site (`..`, encoded or not, backslashes, absolute paths)
     /// is simply not found.
-    fn lookup(&self, path: &str) -> Option<(Cow<'static, [u8]>, &'static str)> {
+    fn lookup(&self, path: &str) -> Option<File> {
         let decoded = percent_decode(path)?;
         let rel = match decoded.strip_prefix('/')? {
             "" => "index.html",
@@ -205,14 +296,31 @@ impl Site {
         match self {
             Site::Embedded => embedded::FILES
                 .iter()
-                .find(|(name, _)| *name == rel)
-                .map(|(_, bytes)| (Cow::Borrowed(*bytes), content_type)),
+                .find(|(name, _, _)| *name == rel)
+                .map(|(_, bytes, etag)| File {
+                    body: Cow::Borrowed(*bytes),
+                    content_type,
+                    etag: Cow::Borrowed(*etag),
+                }),
             Site::Dir(root) => {
-                let file = read_inside(root, rel)?;
-                Some((Cow::Owned(file), content_type))
+                let bytes = read_inside(root, rel)?;
+                Some(File {
+                    etag: Cow::Owned(etag(&bytes)),
+                    body: Cow::Owned(bytes),
+                    content_type,
+                })
             }
         }
     }
+}
+
+/// A strong ETag for `bytes`: FNV-1a, 64 bits, as `build.rs` computes it
+/// for the embedded page.
+pub fn etag(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("\"{hash:016x}\"")
 }
 
 /// Reads `root/rel` if it is a regular file that really lies inside `root`
@@ -280,11 +388,19 @@ fn header(name: &str, value: &str) -> Header {
         .expect("header names and values are ASCII")
 }
 
+/// A response with a body in memory and these headers.
+pub fn data_response(
+    status: u16,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> Response<io::Cursor<Vec<u8>>> {
+    with_headers(Response::from_data(body).with_status_code(status), headers)
+}
+
 /// A short plain-text response.
 pub fn text_response(status: u16, body: &str) -> Response<io::Cursor<Vec<u8>>> {
-    Response::from_data(body.as_bytes().to_vec())
-        .with_status_code(status)
-        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
+    let content_type = [("Content-Type", "text/plain; charset=utf-8")];
+    data_response(status, body.as_bytes().to_vec(), &content_type)
 }
 
 /// An error response with extra headers (`Retry-After`, `Upgrade`…).
@@ -293,21 +409,35 @@ pub fn error_response(
     body: &str,
     extra: &[(&str, &str)],
 ) -> Response<io::Cursor<Vec<u8>>> {
-    extra.iter().fold(text_response(status, body), |r, (k, v)| {
-        r.with_header(header(k, v))
-    })
+    with_headers(text_response(status, body), extra)
+}
+
+fn with_headers<R: Read>(response: Response<R>, headers: &[(&str, &str)]) -> Response<R> {
+    headers
+        .iter()
+        .fold(response, |r, (k, v)| r.with_header(header(k, v)))
+}
+
+/// Writes the response to `head`'s request: without its body if that was a
+/// HEAD.
+pub fn respond_to<R: Read>(sock: &TcpStream, head: &Head, response: Response<R>) -> io::Result<()> {
+    respond(sock, response, head.method == "HEAD")
 }
 
 /// Writes a response and asks the client to close: one request per
-/// connection keeps every connection's thread short-lived.
+/// connection keeps every connection's thread short-lived. Every body is in
+/// memory, so it is sent with its `Content-Length`, never chunked, and a
+/// HEAD (`head_only`) gets the same headers without it.
 pub fn respond<R: Read>(
     sock: &TcpStream,
     response: Response<R>,
     head_only: bool,
 ) -> io::Result<()> {
     let response = response
+        .with_chunked_threshold(usize::MAX)
         .with_header(header("Connection", "close"))
-        .with_header(header("Server", "wschat"));
+        .with_header(header("Server", "wschat"))
+        .with_header(header("X-Content-Type-Options", "nosniff"));
     let mut writer = io::BufWriter::new(sock);
     response.raw_print(&mut writer, HTTPVersion(1, 1), &[], head_only, None)?;
     io::Write::flush(&mut writer)
@@ -330,6 +460,30 @@ mod tests {
         ] {
             assert!(site.lookup(path).is_none(), "{path}");
         }
+    }
+
+    #[test]
+    fn embedded_etags_are_the_runtime_hash() {
+        for (name, bytes, tag) in embedded::FILES {
+            assert_eq!(*tag, etag(bytes), "{name}");
+        }
+    }
+
+    #[test]
+    fn if_none_match_lists() {
+        let (head, _) = parse_head(
+            b"GET / HTTP/1.1\r\nIf-None-Match: \"a\", W/\"b\"\r\nIf-None-Match: \"c\"\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        for tag in ["\"a\"", "\"b\"", "\"c\""] {
+            assert!(head.if_none_match(tag), "{tag}");
+        }
+        assert!(!head.if_none_match("\"d\""));
+        let (star, _) = parse_head(b"GET / HTTP/1.1\r\nIf-None-Match: *\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(star.if_none_match("\"anything\""));
     }
 
     #[test]

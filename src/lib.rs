@@ -8,18 +8,23 @@
 //! out. Every byte to a client goes through its `outlet`, straight into the
 //! socket when it has room, otherwise through a `writer` thread that lives
 //! while the client is behind. `protocol`, `wire` and `text_limit` are pure
-//! formats; `ratelimit` is plumbing; `config` holds every option.
+//! formats; `ratelimit` is plumbing; `config` holds every option. `metrics`
+//! counts what happens and `health` answers the operator's endpoints.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod capacity;
 pub mod config;
 pub mod connection;
 pub mod dispatcher;
 pub mod handshake;
+pub mod health;
 pub mod http;
 pub mod listener;
+pub mod metrics;
 pub mod outlet;
 pub mod protocol;
+pub mod proxy;
 pub mod ratelimit;
 pub mod session;
 pub mod text_limit;

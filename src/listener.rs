@@ -6,9 +6,8 @@
 //! per IP) and of handshakes in progress; connection threads report their
 //! end through a channel, so no count is shared behind a lock.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -16,13 +15,17 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::admission::{Admission, Entry, Gate, Ticket, Verdict};
 use crate::capacity::Readings;
 use crate::config::Config;
 use crate::connection::{Connection, THREAD_STACK};
 use crate::dispatcher::{Closing, Dispatcher, Event, Limits};
-use crate::handshake::{self, OriginPolicy, Refusal};
+use crate::handshake::{self, Endpoint, OriginPolicy, Refusal};
+use crate::health::{Drain, Health};
 use crate::http::{self, Head, HeadError, Site};
+use crate::metrics::{self, Refused};
 use crate::protocol;
+use crate::proxy::{Hosts, Proxies, Seen};
 use crate::writer::Writers;
 
 /// Seconds a client refused for load is asked to wait (`Retry-After`).
@@ -61,98 +64,6 @@ impl ShutdownHandle {
     }
 }
 
-/// What the connection threads tell the accept thread.
-enum Release {
-    /// A connection has read its request head.
-    HandshakeDone,
-    /// A connection that counted against the caps has ended.
-    Closed(IpAddr),
-    /// A client from this address was closed for flooding or abuse.
-    Abuse(IpAddr),
-}
-
-/// Held by a connection's thread; reports its stages to the accept thread.
-struct Ticket {
-    release: Sender<Release>,
-    ip: IpAddr,
-    counted: bool,
-    in_handshake: bool,
-    /// Dropped when the connection ends: `run` waits for all of these on shutdown.
-    _alive: Sender<()>,
-}
-
-impl Ticket {
-    fn report_abuse(&self) {
-        let _ = self.release.send(Release::Abuse(self.ip));
-    }
-
-    fn handshake_done(&mut self) {
-        if std::mem::take(&mut self.in_handshake) {
-            let _ = self.release.send(Release::HandshakeDone);
-        }
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.handshake_done();
-        if self.counted {
-            let _ = self.release.send(Release::Closed(self.ip));
-        }
-    }
-}
-
-/// The accept thread's counts.
-#[derive(Default)]
-struct Admission {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
-    handshakes: usize,
-    /// Addresses refused until the given time, after abuse. Without this a
-    /// flooder would reconnect at once with a fresh rate allowance.
-    banned: HashMap<IpAddr, Instant>,
-    ban: Duration,
-}
-
-/// Bans are swept out of the map once it holds this many.
-const MAX_BANS_BEFORE_SWEEP: usize = 1024;
-
-impl Admission {
-    /// How long `ip` is still refused, if it is.
-    fn banned_for(&mut self, ip: IpAddr) -> Option<Duration> {
-        let now = Instant::now();
-        if self.banned.len() > MAX_BANS_BEFORE_SWEEP {
-            self.banned.retain(|_, until| *until > now);
-        }
-        let left = self.banned.get(&ip)?.saturating_duration_since(now);
-        (!left.is_zero()).then_some(left)
-    }
-
-    fn apply(&mut self, release: Release) {
-        match release {
-            Release::Abuse(ip) => {
-                if !self.ban.is_zero() {
-                    log::warn!(
-                        "{ip}: refusing new connections for {:?} after abuse",
-                        self.ban
-                    );
-                    self.banned.insert(ip, Instant::now() + self.ban);
-                }
-            }
-            Release::HandshakeDone => self.handshakes -= 1,
-            Release::Closed(ip) => {
-                self.total -= 1;
-                if let Some(n) = self.per_ip.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.per_ip.remove(&ip);
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// What every connection thread shares, read-only.
 struct Shared {
     config: Arc<Config>,
@@ -160,6 +71,10 @@ struct Shared {
     origins: OriginPolicy,
     events: Sender<Event>,
     writers: Arc<Writers>,
+    health: Health,
+    admission: Admission,
+    proxies: Proxies,
+    hosts: Hosts,
 }
 
 impl Server {
@@ -169,14 +84,14 @@ impl Server {
         let listener = TcpListener::bind(config.listen)?;
         let capacity = Readings::of_this_process().capacity(config.max_handshakes);
         log::info!(
-            "this process can hold {} connections (bound by {}), with {} backlog writers",
+            "event=capacity connections={} bound_by={:?} writers={}",
             capacity.connections,
             capacity.bound_by.name,
             capacity.writers
         );
         if config.max_connections > capacity.connections {
             log::warn!(
-                "--max-connections {} lowered to {}: bound by {}; to raise it: {}",
+                "event=capacity msg=\"--max-connections {} lowered to {}\" bound_by={:?} remedy={:?}",
                 config.max_connections,
                 capacity.connections,
                 capacity.bound_by.name,
@@ -221,26 +136,41 @@ impl Server {
                 burst: config.burst,
             },
         });
+        let health = Health::new(self.stop.clone());
+        let running = health.dispatcher_running();
         let dispatcher = thread::Builder::new()
             .name("dispatcher".into())
-            .spawn(move || dispatcher.run(events_rx))?;
+            .spawn(move || {
+                let _running = running;
+                dispatcher.run(events_rx)
+            })?;
         let shared = Arc::new(Shared {
             site: config.www.clone().map_or(Site::Embedded, Site::Dir),
             origins: OriginPolicy::new(&config.allow_origins),
             events: events.clone(),
             config: config.clone(),
             writers: self.writers.clone(),
+            health: health.clone(),
+            admission: Admission::start(
+                config.max_connections_per_ip,
+                config.connect_rate,
+                config.connect_burst,
+            )?,
+            proxies: Proxies::new(&config.trusted_proxies),
+            hosts: Hosts::new(&config.public_urls).map_err(io::Error::other)?,
         });
         let (alive, all_gone) = crossbeam_channel::bounded::<()>(0);
         ready();
 
         self.accept_loop(&shared, &alive);
-        // Stop accepting: new connections are refused by the kernel from here.
+        // Stop accepting clients; until the end, new connections are answered
+        // 503 (and /readyz says so) by the drain thread.
+        let draining = Drain::start(&self.listener, health);
         drop(self);
 
         log::info!(
-            "shutting down: closing clients (grace {:?})",
-            config.shutdown_grace
+            "event=shutdown grace={}s msg=\"closing clients\"",
+            config.shutdown_grace.as_secs_f64()
         );
         drop(shared);
         let _ = events.send(Event::Shutdown);
@@ -251,15 +181,18 @@ impl Server {
         });
         drop(alive);
         wait_for_connections(&all_gone, config.shutdown_grace, closing);
+        drop(draining);
         Ok(())
     }
 
     fn accept_loop(&self, shared: &Arc<Shared>, alive: &Sender<()>) {
         let (release, released) = crossbeam_channel::unbounded();
-        let mut admission = Admission {
-            ban: self.config.flood_ban,
-            ..Admission::default()
-        };
+        let config = &self.config;
+        let mut gate = Gate::new(
+            config.max_connections,
+            config.max_handshakes,
+            config.max_handshakes_per_ip,
+        );
         let mut next_id = 0u64;
         for stream in self.listener.incoming() {
             if self.stop.load(Ordering::SeqCst) {
@@ -268,44 +201,27 @@ impl Server {
             let sock = match stream {
                 Ok(sock) => sock,
                 Err(e) => {
-                    log::warn!("accept failed: {e}");
+                    log::warn!("event=accept_failed error={:?}", e.to_string());
                     thread::sleep(ACCEPT_BACKOFF);
                     continue;
                 }
             };
             let Ok(peer) = sock.peer_addr() else { continue };
-            released.try_iter().for_each(|r| admission.apply(r));
+            released.try_iter().for_each(|r| gate.apply(r));
 
-            let ip = peer.ip();
-            if let Some(left) = admission.banned_for(ip) {
-                log::debug!("{peer}: refused, banned for {left:?} more");
-                let retry = left.as_secs().max(1).to_string();
-                refuse_now(&sock, 429, "too many requests\n", &retry);
-                continue;
-            }
-            if admission.handshakes >= self.config.max_handshakes {
-                log::warn!(
-                    "{peer}: refused, {} handshakes in progress",
-                    admission.handshakes
-                );
-                refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
-                continue;
-            }
-            let per_ip = admission.per_ip.get(&ip).copied().unwrap_or(0);
-            let over_cap = admission.total >= self.config.max_connections
-                || per_ip >= self.config.max_connections_per_ip;
-            admission.handshakes += 1;
-            if !over_cap {
-                admission.total += 1;
-                *admission.per_ip.entry(ip).or_default() += 1;
-            }
-            let ticket = Ticket {
-                release: release.clone(),
-                ip,
-                counted: !over_cap,
-                in_handshake: true,
-                _alive: alive.clone(),
+            let counted = match gate.enter(peer.ip(), shared.proxies.trusts(peer.ip())) {
+                Entry::Read { counted } => counted,
+                Entry::Busy => {
+                    log::warn!(
+                        "event=refused peer={peer} reason=busy handshakes={}",
+                        gate.handshakes
+                    );
+                    metrics::get().refused(Refused::Busy);
+                    refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
+                    continue;
+                }
             };
+            let ticket = Ticket::new(release.clone(), peer.ip(), counted, alive.clone());
             next_id += 1;
             let id = next_id;
             let shared = shared.clone();
@@ -315,15 +231,18 @@ impl Server {
             let spawned = spawn_with(thread, (sock, ticket), move |(sock, ticket)| {
                 // The handshake's frames are gone before the connection is
                 // served: the two never stack up on the thread.
-                if let Some((connection, ticket)) =
-                    handle(sock, peer, id, ticket, over_cap, &shared)
-                {
-                    connection.serve(|| ticket.report_abuse());
+                if let Some((connection, ticket)) = handle(sock, peer, id, ticket, &shared) {
+                    connection.serve();
+                    drop(ticket);
                 }
             });
             if let Err((e, (sock, ticket))) = spawned {
                 drop(ticket);
-                log::error!("{peer}: refused, cannot start a thread: {e}");
+                log::error!(
+                    "event=refused peer={peer} reason=busy error={:?}",
+                    e.to_string()
+                );
+                metrics::get().refused(Refused::Busy);
                 refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
             }
         }
@@ -379,14 +298,16 @@ fn wait_for_connections(all_gone: &Receiver<()>, grace: Duration, closing: Closi
                 outlet.end();
             }
         } else {
-            log::info!("all connections closed");
+            log::info!("event=stopped msg=\"all connections closed\"");
             return;
         }
     }
     match all_gone.recv_deadline(grace_end) {
-        Err(RecvTimeoutError::Disconnected) | Ok(()) => log::info!("all connections closed"),
+        Err(RecvTimeoutError::Disconnected) | Ok(()) => {
+            log::info!("event=stopped msg=\"all connections closed\"")
+        }
         Err(RecvTimeoutError::Timeout) => {
-            log::warn!("shutdown grace over; exiting with connections open")
+            log::warn!("event=stopped msg=\"shutdown grace over; exiting with connections open\"")
         }
     }
 }
@@ -399,12 +320,11 @@ fn handle(
     peer: SocketAddr,
     id: u64,
     mut ticket: Ticket,
-    over_cap: bool,
     shared: &Shared,
 ) -> Option<(Connection, Ticket)> {
     let config = &shared.config;
     let head = http::read_head(&sock, config.handshake_timeout);
-    ticket.handshake_done();
+    ticket.head_done();
     if sock.set_write_timeout(Some(config.write_timeout)).is_err() {
         return None;
     }
@@ -415,19 +335,36 @@ fn handle(
             return None;
         }
     };
-    if over_cap || !handshake::endpoint_path(&head) {
-        answer_http(&sock, peer, &head, over_cap, shared);
+    // Behind a trusted proxy: the real client, and the address it used.
+    let client = SocketAddr::new(shared.proxies.client(peer.ip(), &head), peer.port());
+    let seen = shared.proxies.seen(peer.ip(), &head);
+    if let Some(response) = shared.health.answer(&head) {
+        // Health checks come from the operator's tools, by any name.
+        let _ = http::respond_to(&sock, &head, response);
         return None;
     }
-    match handshake::accept(&sock, &head, &shared.origins) {
+    if let Err(refusal) = admit(&mut ticket, client, &seen, &head, shared) {
+        refuse(&sock, &head, client, refusal);
+        return None;
+    }
+    if !handshake::endpoint_path(&head) {
+        answer_http(&sock, client, &head, shared);
+        return None;
+    }
+    match handshake::accept(&sock, &head, &seen, &shared.origins) {
         Ok(endpoint) => {
+            let (mode, room) = match &endpoint {
+                Endpoint::Echo => ("echo", None),
+                Endpoint::Room(mode, query) => (metrics::mode_label(*mode), query.room.as_ref()),
+            };
+            let room = room.map_or(String::new(), |r| format!(" room={r:?}"));
             log::info!(
-                "client {id} ({peer}) connected to {} ({endpoint:?})",
+                "event=connect client={id} peer={client} mode={mode} path={}{room}",
                 head.path()
             );
             let connection = Connection {
                 id,
-                peer,
+                peer: client,
                 sock,
                 early,
                 endpoint,
@@ -438,9 +375,84 @@ fn handle(
             Some((connection, ticket))
         }
         Err(refusal) => {
-            refuse_upgrade(&sock, peer, refusal);
+            refuse_upgrade(&sock, &head, client, refusal);
             None
         }
+    }
+}
+
+/// Why a request is refused before it is served.
+enum Denial {
+    BadRequest(&'static str),
+    WrongHost,
+    OverCap,
+    TooFast(Duration),
+}
+
+/// The checks every request meets once its head is read: well-formed
+/// framing, a host this server answers for, and the caps and connect rate
+/// of its client's address.
+#[inline(never)]
+fn admit(
+    ticket: &mut Ticket,
+    client: SocketAddr,
+    seen: &Seen,
+    head: &Head,
+    shared: &Shared,
+) -> Result<(), Denial> {
+    head.check().map_err(Denial::BadRequest)?;
+    if !shared.hosts.allows(seen) {
+        return Err(Denial::WrongHost);
+    }
+    if !ticket.counted {
+        return Err(Denial::OverCap);
+    }
+    match shared.admission.admit(ticket, client.ip()) {
+        Verdict::Admit => Ok(()),
+        Verdict::OverCap => Err(Denial::OverCap),
+        Verdict::TooFast(wait) => Err(Denial::TooFast(wait)),
+    }
+}
+
+#[inline(never)]
+fn refuse(sock: &TcpStream, head: &Head, client: SocketAddr, refusal: Denial) {
+    let response = match refusal {
+        Denial::BadRequest(why) => {
+            log::debug!("event=refused peer={client} reason=bad_request why={why:?}");
+            metrics::get().refused(Refused::BadRequest);
+            http::text_response(400, &format!("{why}\n"))
+        }
+        Denial::WrongHost => {
+            log::info!(
+                "event=refused peer={client} reason=host host={:?}",
+                head.header("Host").unwrap_or("")
+            );
+            metrics::get().refused(Refused::BadRequest);
+            http::text_response(421, "this server does not answer for that host\n")
+        }
+        Denial::OverCap => {
+            log::info!(
+                "event=refused peer={client} reason=cap method={} path={:?}",
+                head.method,
+                head.path()
+            );
+            metrics::get().refused(Refused::Cap);
+            let body = "too many connections; retry later\n";
+            http::error_response(503, body, &[("Retry-After", RETRY_AFTER)])
+        }
+        Denial::TooFast(wait) => {
+            log::info!("event=refused peer={client} reason=rate");
+            metrics::get().refused(Refused::Rate);
+            let retry = wait.as_secs_f64().ceil().max(1.0).to_string();
+            http::error_response(
+                429,
+                "too many new connections; retry later\n",
+                &[("Retry-After", &retry)],
+            )
+        }
+    };
+    if let Err(e) = http::respond_to(sock, head, response) {
+        log::debug!("event=write_failed peer={client} error={:?}", e.to_string());
     }
 }
 
@@ -451,7 +463,8 @@ fn handle(
 /// Answers a request head that could not be read.
 #[inline(never)]
 fn answer_bad_head(sock: &TcpStream, peer: SocketAddr, e: HeadError) {
-    log::debug!("{peer}: {e}");
+    log::debug!("event=no_request peer={peer} error={:?}", e.to_string());
+    metrics::get().head_error(&e);
     let response = match e {
         HeadError::TooLarge => http::text_response(431, "request head too large\n"),
         HeadError::Malformed(_) => http::text_response(400, "malformed request\n"),
@@ -461,35 +474,24 @@ fn answer_bad_head(sock: &TcpStream, peer: SocketAddr, e: HeadError) {
     let _ = http::respond(sock, response, false);
 }
 
-/// Answers plain HTTP: the page, or a refusal when over the connection cap.
+/// Answers plain HTTP: the page, or 405.
 #[inline(never)]
-fn answer_http(sock: &TcpStream, peer: SocketAddr, head: &Head, over_cap: bool, shared: &Shared) {
-    let result = if over_cap {
-        log::info!(
-            "{peer}: refused {} {}: connection cap reached",
-            head.method,
-            head.path()
-        );
-        let body = "too many connections; retry later\n";
-        http::respond(
-            sock,
-            http::error_response(503, body, &[("Retry-After", RETRY_AFTER)]),
-            false,
-        )
-    } else if head.method == "GET" || head.method == "HEAD" {
+fn answer_http(sock: &TcpStream, client: SocketAddr, head: &Head, shared: &Shared) {
+    let result = if head.method == "GET" || head.method == "HEAD" {
         shared.site.serve(sock, head)
     } else {
         let response = http::error_response(405, "method not allowed\n", &[("Allow", "GET, HEAD")]);
-        http::respond(sock, response, false)
+        http::respond_to(sock, head, response)
     };
     if let Err(e) = result {
-        log::debug!("{peer}: writing response: {e}");
+        log::debug!("event=write_failed peer={client} error={:?}", e.to_string());
     }
 }
 
 /// Answers an upgrade request that was refused.
 #[inline(never)]
-fn refuse_upgrade(sock: &TcpStream, peer: SocketAddr, refusal: Refusal) {
+fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: Refusal) {
+    metrics::get().refused(refusal.metric());
     let response = match refusal {
         Refusal::NotUpgrade => http::error_response(
             426,
@@ -497,15 +499,20 @@ fn refuse_upgrade(sock: &TcpStream, peer: SocketAddr, refusal: Refusal) {
             &[("Upgrade", "websocket")],
         ),
         Refusal::Origin(origin) => {
-            log::info!("{peer}: refused WebSocket from origin {origin:?}");
+            log::info!("event=refused peer={peer} reason=origin origin={origin:?}");
             http::text_response(403, "origin not allowed\n")
         }
+        Refusal::Version => http::error_response(
+            426,
+            "this server speaks WebSocket version 13\n",
+            &[("Sec-WebSocket-Version", "13")],
+        ),
         Refusal::Invalid(why) => {
-            log::debug!("{peer}: bad upgrade request: {why}");
+            log::debug!("event=refused peer={peer} reason=bad_request why={why:?}");
             http::text_response(400, &format!("bad WebSocket upgrade: {why}\n"))
         }
     };
-    if let Err(e) = http::respond(sock, response, false) {
-        log::debug!("{peer}: writing response: {e}");
+    if let Err(e) = http::respond_to(sock, head, response) {
+        log::debug!("event=write_failed peer={peer} error={:?}", e.to_string());
     }
 }

@@ -1,9 +1,9 @@
-//! Starts wschat: parses the options, sets up logging and signals, runs the
+//! Starts wschat: reads the options, sets up logging and signals, runs the
 //! server until SIGINT or SIGTERM.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -11,14 +11,8 @@ use wschat::config::Config;
 use wschat::listener::Server;
 
 fn main() -> ExitCode {
-    let config = Config::parse();
-    let level = config.log_level.unwrap_or_else(|| {
-        std::env::var("RUST_LOG")
-            .ok()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(log::LevelFilter::Info)
-    });
-    if let Err(e) = simple_logger::SimpleLogger::new().with_level(level).init() {
+    let config = Config::load();
+    if let Err(e) = init_logging(&config) {
         eprintln!("wschat: cannot start logging: {e}");
         return ExitCode::FAILURE;
     }
@@ -46,18 +40,23 @@ fn main() -> ExitCode {
     std::thread::spawn(move || {
         let mut received = signals.forever();
         if let Some(sig) = received.next() {
-            log::info!("signal {sig}: shutting down (send it again to exit at once)");
+            log::info!(
+                "event=signal signal={sig} msg=\"shutting down; send it again to exit at once\""
+            );
             shutdown.shutdown();
         }
         if received.next().is_some() {
-            log::warn!("second signal: exiting now");
+            log::warn!("event=signal msg=\"second signal: exiting now\"");
             std::process::exit(130);
         }
     });
     let ready = || {
         // Tests and scripts read the chosen port from this line.
         println!("wschat listening on {addr}");
-        log::info!("serving http://{addr}/ (chat page), ws://{addr}/ws, ws://{addr}/echo");
+        log::info!(
+            "event=listening addr={addr} version={} page=http://{addr}/ room=ws://{addr}/ws",
+            env!("CARGO_PKG_VERSION")
+        );
     };
     match server.run(ready) {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,4 +65,46 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr, one `key=value` line per event. The filter is
+/// `--log-level` (or `WSCHAT_LOG_LEVEL`, or the config file), else
+/// `RUST_LOG`, else `info`; both take env_logger's `target=level` syntax.
+fn init_logging(config: &Config) -> Result<(), log::SetLoggerError> {
+    let filter = config
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    env_logger::Builder::new()
+        .parse_filters(&filter)
+        .target(env_logger::Target::Stderr)
+        .format(|buf, record| {
+            write!(
+                buf,
+                "ts={} level={} target={} ",
+                buf.timestamp_millis(),
+                record.level().as_str().to_ascii_lowercase(),
+                record.target()
+            )?;
+            let message = record.args().to_string();
+            if starts_with_field(&message) {
+                writeln!(buf, "{message}")
+            } else {
+                // Free text (from a library, or an error's own words) is
+                // quoted as one field.
+                writeln!(buf, "msg={message:?}")
+            }
+        })
+        .try_init()
+}
+
+/// Whether a log message already begins with a `key=` field.
+fn starts_with_field(message: &str) -> bool {
+    message.split_once('=').is_some_and(|(key, _)| {
+        !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    })
 }

@@ -126,7 +126,9 @@ impl Outlet {
         I: Iterator<Item = &'a Encoded> + Clone,
     {
         let mut state = self.lock();
-        self.offer(&mut state, frames, true)
+        let result = self.offer(&mut state, frames, true);
+        crate::metrics::get().queue_depth(state.backlog.len());
+        result
     }
 
     /// Sends a frame from the connection's reader, which first waits while
@@ -220,7 +222,9 @@ impl Outlet {
             }
         }
         let mut result = Ok(());
+        let mut delivered = 0;
         for frame in frames {
+            delivered += 1;
             state.closing |= frame.is_close();
             if written >= frame.len() {
                 written -= frame.len();
@@ -228,6 +232,7 @@ impl Outlet {
             }
             let partly_written = written > 0;
             if bounded && !partly_written && !self.fits(state, frame) {
+                delivered -= 1;
                 result = Err(Full);
                 break;
             }
@@ -241,6 +246,7 @@ impl Outlet {
         if !state.backlog.is_empty() && !state.writer {
             self.start_writer(state);
         }
+        crate::metrics::get().delivered(delivered);
         result
     }
 
@@ -341,6 +347,7 @@ fn send_now<'a>(sock: &TcpStream, frames: impl Iterator<Item = &'a Encoded>) -> 
             Err(e) => return Err(e),
         };
         total += n;
+        crate::metrics::get().sent(n);
         if n < wanted {
             break;
         }

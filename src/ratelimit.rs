@@ -47,10 +47,21 @@ impl TokenBucket {
         Some(Duration::from_secs_f64(missing / self.rate).max(Duration::from_millis(1)))
     }
 
-    fn take_at(&mut self, now: Instant) -> bool {
+    /// Whether the bucket has refilled completely (its owner has been
+    /// quiet long enough to be forgotten).
+    pub fn is_full(&mut self) -> bool {
+        self.refill(Instant::now());
+        self.tokens >= self.capacity
+    }
+
+    fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+    }
+
+    fn take_at(&mut self, now: Instant) -> bool {
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true

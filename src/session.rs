@@ -53,6 +53,8 @@ pub struct Session {
     /// How long the rate limit has held the client back, for the disconnect
     /// log line.
     pub held: Duration,
+    /// The close code and reason the peer sent, if it has (1005: no code).
+    pub peer_close: Option<(u16, String)>,
     /// Error frames sent draw on this; empty means abuse.
     errors: TokenBucket,
 }
@@ -79,6 +81,7 @@ impl Session {
             rate: TokenBucket::new(config.rate, config.burst),
             slowed: false,
             held: Duration::ZERO,
+            peer_close: None,
             errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
         }
     }
@@ -94,6 +97,7 @@ impl Session {
     }
 
     pub fn tell(&mut self, event: Event) {
+        crate::metrics::get().received(&event);
         // Fails only when the dispatcher has stopped (shutdown); the writer
         // has then been told to close.
         let _ = self.events.send(event);
@@ -134,6 +138,12 @@ impl Session {
             (Message::Binary(bytes), Mode::Raw) => self.raw_file(bytes),
             (Message::Text(text), Mode::V1) => self.v1_text(text, own),
             (Message::Binary(bytes), Mode::V1) => self.v1_file(bytes, own),
+            (Message::Close(frame), _) => {
+                self.peer_close = Some(frame.map_or((1005, String::new()), |f| {
+                    (f.code.into(), f.reason.as_str().to_owned())
+                }));
+                Flow::Continue
+            }
             _ => Flow::Continue,
         }
     }
@@ -149,6 +159,7 @@ impl Session {
             self.slowed = false;
             return Flow::Continue;
         };
+        crate::metrics::get().rate_limited();
         if self.mode == Mode::V1 && !self.slowed {
             self.slowed = true;
             let notice = protocol::encode(&protocol::Event::SlowDown {
@@ -281,7 +292,7 @@ impl Session {
     /// Sends an `error` event; a client that keeps provoking them is closed.
     fn refuse(&mut self, own: &Arc<Outlet>, refusal: Refusal) -> Flow {
         log::debug!(
-            "client {}: refused: {} {}",
+            "event=error client={} code={} message={:?}",
             self.id,
             refusal.code,
             refusal.message

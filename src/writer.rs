@@ -128,7 +128,10 @@ fn by_deadline(
         );
         match outlet::send_vectored(sock, &slices, outlet::BLOCKING) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => offset += n,
+            Ok(n) => {
+                crate::metrics::get().sent(n);
+                offset += n
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(timed_out()),
             Err(e) => return Err(e),
         }

@@ -235,7 +235,7 @@ fn a_server_with_few_descriptors_refuses_what_it_cannot_hold_with_503() {
     // It said at start that it cannot hold what it was asked to.
     let warning = log.wait_for(Duration::from_secs(5), |line| {
         let lower = line.to_ascii_lowercase();
-        line.contains("WARN")
+        lower.contains("level=warn")
             && ["max-connections", "max_connections", "max connections"]
                 .iter()
                 .any(|k| lower.contains(k))

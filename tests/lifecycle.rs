@@ -120,7 +120,8 @@ fn cycle(server: &Server, i: usize) {
         // TCP connection that dies half-way through the HTTP request.
         _ => {
             let mut s = TcpStream::connect(&server.addr).unwrap();
-            s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgr").unwrap();
+            s.write_all(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgr")
+                .unwrap();
         }
     }
 }

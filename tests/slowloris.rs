@@ -116,7 +116,8 @@ fn beyond_max_handshakes_a_new_connection_gets_503_at_once() {
     let mut room = Watched::start(&["--max-handshakes", "2", "--handshake-timeout", "10"]);
     // Two incomplete heads hold both handshake slots.
     let mut h1 = TcpStream::connect(&room.server.addr).unwrap();
-    h1.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    h1.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
     let mut h2 = TcpStream::connect(&room.server.addr).unwrap();
     h2.write_all(HALF_HEAD).unwrap();
     // The server accepts in order, so both are counted before the third.

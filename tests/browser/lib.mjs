@@ -63,6 +63,8 @@ export async function openPage(browser, options = {}) {
   page.on('pageerror', (e) => pageErrors.push(`${label}: ${e.stack || e}`));
   page.on('console', (m) => {
     if (m.type() === 'error') console.error(`[${label} console] ${m.text()}`);
+    // Whatever the server's Content-Security-Policy blocks fails the test.
+    if (/Content Security Policy/.test(m.text())) pageErrors.push(`${label}: ${m.text()}`);
   });
   if (options.initScript) await page.addInitScript(options.initScript);
   await page.goto(base);

@@ -40,9 +40,17 @@ impl Server {
     /// is left as the command set it; if that is a pipe, its lines are
     /// collected from the start (see `ServerLog`).
     pub fn start_command(mut command: Command, args: &[&str]) -> Server {
-        let mut child = command
+        command
             .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
-            .args(args)
+            .args(args);
+        Server::spawn(command)
+    }
+
+    /// Starts `command` (a `wschat` command line built by the test: its own
+    /// options, environment and stderr) and waits for its `listening on`
+    /// line. Its stdout must be left alone.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn wschat");
@@ -222,6 +230,46 @@ pub fn file_frame(name: &str, bytes: &[u8]) -> Vec<u8> {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(bytes);
     out
+}
+
+/// The server's metrics (`GET /metrics`), by sample: `name{labels}` as
+/// written, or just `name`, to its value.
+pub fn scrape(addr: &str) -> std::collections::HashMap<String, f64> {
+    let r = http_fetch(addr, "/metrics");
+    assert_eq!(r.status, 200, "GET /metrics: {}", r.text());
+    r.text()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').expect("a sample line");
+            (name.to_string(), value.parse().expect("a numeric sample"))
+        })
+        .collect()
+}
+
+/// One sample of `scrape`'s result; 0 when absent (a labelled counter
+/// appears only once it has counted something).
+pub fn sample(metrics: &std::collections::HashMap<String, f64>, name: &str) -> f64 {
+    metrics.get(name).copied().unwrap_or(0.0)
+}
+
+impl Server {
+    /// Waits until the sample `name` satisfies `f`, scraping `/metrics` again
+    /// and again (the server updates its metrics on its own schedule).
+    pub fn wait_metric(&self, name: &str, f: impl Fn(f64) -> bool) -> f64 {
+        let deadline = std::time::Instant::now() + WATCHDOG;
+        loop {
+            let v = sample(&scrape(&self.addr), name);
+            if f(v) {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} stayed at {v} for the whole watchdog"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 /// Sends a raw HTTP request over plain TCP and returns the whole response.

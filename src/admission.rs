@@ -1,0 +1,304 @@
+//! Who may connect: the connection caps and the connect rate.
+//!
+//! Two owners, each of its own counts, so that no count sits behind a lock:
+//! - the accept thread's [`Gate`] counts open connections and request heads
+//!   being read, in total and per TCP peer, and decides before a thread is
+//!   started for a connection;
+//! - the admission thread ([`Clients`]) counts connections and connection
+//!   attempts per *client* address, which is known only once the request
+//!   head is read (behind a trusted proxy it comes from `X-Forwarded-For`).
+//!   Connection threads ask it over a channel and wait for the answer, a
+//!   few microseconds once per connection.
+//!
+//! A connection's [`Ticket`] gives back everything it took when it is
+//! dropped, on every path.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::ratelimit::TokenBucket;
+
+/// Connect-rate buckets are swept of full (idle) ones once there are this
+/// many, which bounds the map by the addresses active in the last
+/// `burst / rate` seconds.
+const SWEEP_BUCKETS_AT: usize = 4096;
+
+/// The accept thread's counts.
+#[derive(Debug)]
+pub struct Gate {
+    pub total: usize,
+    pub handshakes: usize,
+    handshakes_per_peer: HashMap<IpAddr, usize>,
+    max_connections: usize,
+    max_handshakes: usize,
+    max_handshakes_per_peer: usize,
+}
+
+/// What the accept thread decides for a new TCP connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// Start a thread to read its request head; `counted` says whether it
+    /// holds a place under `--max-connections` (if not, it gets 503 once
+    /// its head is read).
+    Read { counted: bool },
+    /// Too many request heads are being read, in total or from this peer:
+    /// answer 503 at once.
+    Busy,
+}
+
+impl Gate {
+    pub fn new(max_connections: usize, max_handshakes: usize, per_peer: usize) -> Gate {
+        Gate {
+            total: 0,
+            handshakes: 0,
+            handshakes_per_peer: HashMap::new(),
+            max_connections,
+            max_handshakes,
+            max_handshakes_per_peer: per_peer.max(1),
+        }
+    }
+
+    /// Decides for a connection from `peer`. A trusted proxy is not held to
+    /// the per-peer share of request heads: it reads whole heads itself
+    /// before it connects, and all its clients share its address.
+    pub fn enter(&mut self, peer: IpAddr, trusted: bool) -> Entry {
+        let mine = self.handshakes_per_peer.get(&peer).copied().unwrap_or(0);
+        if self.handshakes >= self.max_handshakes
+            || (!trusted && mine >= self.max_handshakes_per_peer)
+        {
+            return Entry::Busy;
+        }
+        self.handshakes += 1;
+        *self.handshakes_per_peer.entry(peer).or_default() += 1;
+        let counted = self.total < self.max_connections;
+        if counted {
+            self.total += 1;
+        }
+        Entry::Read { counted }
+    }
+
+    pub fn apply(&mut self, release: Release) {
+        match release {
+            Release::HeadDone(peer) => {
+                self.handshakes -= 1;
+                if let Some(n) = self.handshakes_per_peer.get_mut(&peer) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.handshakes_per_peer.remove(&peer);
+                    }
+                }
+            }
+            Release::Closed => self.total -= 1,
+        }
+    }
+}
+
+/// What a connection's ticket gives back to the accept thread.
+#[derive(Debug)]
+pub enum Release {
+    /// The request head from this TCP peer has been read (or not).
+    HeadDone(IpAddr),
+    /// A connection that held a place under `--max-connections` ended.
+    Closed,
+}
+
+/// What the admission thread answers for a client address.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Admit,
+    /// `--max-connections-per-ip` reached: 503.
+    OverCap,
+    /// Over `--connect-rate`: 429, retry after this long.
+    TooFast(Duration),
+}
+
+enum Ask {
+    Admit { ip: IpAddr, reply: Sender<Verdict> },
+    Closed(IpAddr),
+}
+
+/// The admission thread's counts, per client address.
+struct Clients {
+    open: HashMap<IpAddr, usize>,
+    attempts: HashMap<IpAddr, TokenBucket>,
+    max_per_ip: usize,
+    rate: f64,
+    burst: u32,
+}
+
+impl Clients {
+    fn admit(&mut self, ip: IpAddr) -> Verdict {
+        if self.attempts.len() >= SWEEP_BUCKETS_AT {
+            self.attempts.retain(|_, bucket| !bucket.is_full());
+        }
+        let bucket = self
+            .attempts
+            .entry(ip)
+            .or_insert_with(|| TokenBucket::new(self.rate, self.burst));
+        if let Some(wait) = bucket.take_or_wait() {
+            return Verdict::TooFast(wait);
+        }
+        let open = self.open.entry(ip).or_default();
+        if *open >= self.max_per_ip {
+            return Verdict::OverCap;
+        }
+        *open += 1;
+        Verdict::Admit
+    }
+
+    fn closed(&mut self, ip: IpAddr) {
+        if let Some(n) = self.open.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.open.remove(&ip);
+            }
+        }
+    }
+}
+
+/// The connection threads' way to the admission thread.
+#[derive(Clone)]
+pub struct Admission {
+    asks: Sender<Ask>,
+}
+
+impl Admission {
+    /// Starts the admission thread; it ends when every handle is gone.
+    pub fn start(max_per_ip: usize, rate: f64, burst: u32) -> std::io::Result<Admission> {
+        let (asks, inbox) = crossbeam_channel::unbounded();
+        let clients = Clients {
+            open: HashMap::new(),
+            attempts: HashMap::new(),
+            max_per_ip,
+            rate,
+            burst,
+        };
+        thread::Builder::new()
+            .name("admission".into())
+            .spawn(move || serve(clients, inbox))?;
+        Ok(Admission { asks })
+    }
+
+    /// Asks whether client `ip` may have a connection; if so, the ticket
+    /// gives its place back when dropped.
+    pub fn admit(&self, ticket: &mut Ticket, ip: IpAddr) -> Verdict {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        if self.asks.send(Ask::Admit { ip, reply }).is_err() {
+            return Verdict::Admit;
+        }
+        let verdict = answer.recv().unwrap_or(Verdict::Admit);
+        if verdict == Verdict::Admit {
+            ticket.client = Some((ip, self.clone()));
+        }
+        verdict
+    }
+}
+
+fn serve(mut clients: Clients, inbox: Receiver<Ask>) {
+    for ask in inbox {
+        match ask {
+            Ask::Admit { ip, reply } => {
+                let _ = reply.send(clients.admit(ip));
+            }
+            Ask::Closed(ip) => clients.closed(ip),
+        }
+    }
+}
+
+/// Held by a connection's thread; gives back its places when dropped.
+pub struct Ticket {
+    release: Sender<Release>,
+    peer: IpAddr,
+    pub counted: bool,
+    reading_head: bool,
+    /// The client address it holds a place for at the admission thread.
+    client: Option<(IpAddr, Admission)>,
+    /// Dropped when the connection ends: shutdown waits for all of these.
+    _alive: Sender<()>,
+}
+
+impl Ticket {
+    pub fn new(release: Sender<Release>, peer: IpAddr, counted: bool, alive: Sender<()>) -> Ticket {
+        Ticket {
+            release,
+            peer,
+            counted,
+            reading_head: true,
+            client: None,
+            _alive: alive,
+        }
+    }
+
+    /// The request head has been read (or failed): its slot is free.
+    pub fn head_done(&mut self) {
+        if std::mem::take(&mut self.reading_head) {
+            let _ = self.release.send(Release::HeadDone(self.peer));
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.head_done();
+        if self.counted {
+            let _ = self.release.send(Release::Closed);
+        }
+        if let Some((ip, admission)) = self.client.take() {
+            let _ = admission.asks.send(Ask::Closed(ip));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    #[test]
+    fn one_peer_gets_only_its_share_of_request_heads() {
+        let mut gate = Gate::new(100, 10, 2);
+        assert_eq!(gate.enter(ip(2), false), Entry::Read { counted: true });
+        assert_eq!(gate.enter(ip(2), false), Entry::Read { counted: true });
+        assert_eq!(gate.enter(ip(2), false), Entry::Busy);
+        assert_eq!(gate.enter(ip(3), false), Entry::Read { counted: true });
+        // A trusted proxy carries many clients' heads.
+        assert_eq!(gate.enter(ip(1), true), Entry::Read { counted: true });
+        assert_eq!(gate.enter(ip(1), true), Entry::Read { counted: true });
+        assert_eq!(gate.enter(ip(1), true), Entry::Read { counted: true });
+        gate.apply(Release::HeadDone(ip(2)));
+        assert_eq!(gate.enter(ip(2), false), Entry::Read { counted: true });
+    }
+
+    #[test]
+    fn over_the_total_the_head_is_read_then_refused() {
+        let mut gate = Gate::new(1, 10, 10);
+        assert_eq!(gate.enter(ip(2), false), Entry::Read { counted: true });
+        assert_eq!(gate.enter(ip(3), false), Entry::Read { counted: false });
+        gate.apply(Release::Closed);
+        assert_eq!(gate.enter(ip(3), false), Entry::Read { counted: true });
+    }
+
+    #[test]
+    fn per_address_cap_and_connect_rate() {
+        let mut clients = Clients {
+            open: HashMap::new(),
+            attempts: HashMap::new(),
+            max_per_ip: 2,
+            rate: 1.0,
+            burst: 3,
+        };
+        assert_eq!(clients.admit(ip(2)), Verdict::Admit);
+        assert_eq!(clients.admit(ip(2)), Verdict::Admit);
+        assert_eq!(clients.admit(ip(2)), Verdict::OverCap);
+        clients.closed(ip(2));
+        assert!(matches!(clients.admit(ip(2)), Verdict::TooFast(_)));
+        assert_eq!(clients.admit(ip(3)), Verdict::Admit);
+    }
+}

@@ -1,0 +1,559 @@
+//! The server's Prometheus metrics, served at `/metrics`.
+//!
+//! One process-wide [`Metrics`], built with `prometheus-client`, reached
+//! through [`get`]. Every update is an atomic add or store on a handle made
+//! when the process starts: no lock is taken on the fan-out path. (The
+//! crate's own histogram holds a mutex, so the two histograms here are
+//! [`AtomicHistogram`]s, encoded through the crate's encoder all the same.)
+//! Only disconnects, labelled by an open-ended close code, look their counter
+//! up in a map, once per connection.
+//!
+//! The rest of the server calls the small named methods below, one line per
+//! place where something happens; the README lists every metric.
+
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::dispatcher::{Event, Mode};
+
+/// The `Content-Type` of [`Metrics::render_openmetrics`]'s output.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A label set of one label with a fixed value.
+type Label = [(&'static str, &'static str); 1];
+
+/// Why a connection was refused before it became a WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// A browser page from an origin that is not allowed (403).
+    Origin,
+    /// Over `--max-connections` or `--max-connections-per-ip` (503).
+    Cap,
+    /// Over `--max-handshakes`: too many request heads in progress (503).
+    Busy,
+    /// The address is banned for flooding (429).
+    Rate,
+    /// A malformed or oversized request head, or a bad upgrade (400, 426, 431).
+    BadRequest,
+    /// The request head did not arrive within `--handshake-timeout` (408).
+    Timeout,
+}
+
+impl Refused {
+    const ALL: [Refused; 6] = [
+        Refused::Origin,
+        Refused::Cap,
+        Refused::Busy,
+        Refused::Rate,
+        Refused::BadRequest,
+        Refused::Timeout,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Refused::Origin => "origin",
+            Refused::Cap => "cap",
+            Refused::Busy => "busy",
+            Refused::Rate => "rate",
+            Refused::BadRequest => "bad_request",
+            Refused::Timeout => "timeout",
+        }
+    }
+}
+
+const MODES: [Mode; 3] = [Mode::Raw, Mode::V1, Mode::Echo];
+
+fn mode_index(mode: Mode) -> usize {
+    match mode {
+        Mode::Raw => 0,
+        Mode::V1 => 1,
+        Mode::Echo => 2,
+    }
+}
+
+/// The label value of a client's mode, also used in log lines.
+pub fn mode_label(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Raw => "raw",
+        Mode::V1 => "v1",
+        Mode::Echo => "echo",
+    }
+}
+
+const KINDS: [&str; 4] = ["text", "file", "typing", "join"];
+
+/// Every metric of the server, with a handle per label value.
+pub struct Metrics {
+    registry: Registry,
+    connections: [Gauge; 3],
+    rooms: Gauge,
+    received: [Counter; 4],
+    rate_limited: Counter,
+    deliveries: Counter,
+    bytes_received: Counter,
+    bytes_sent: Counter,
+    refused: [Counter; 6],
+    disconnects: Family<[(&'static str, u16); 1], Counter>,
+    evictions: Counter,
+    queue_depth: AtomicHistogram,
+    fanout: AtomicHistogram,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics.
+pub fn get() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("wschat");
+        registry.register(
+            "build",
+            "The running version of wschat",
+            Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+        );
+
+        let connections = Family::<Label, Gauge>::default();
+        registry.register(
+            "connections",
+            "Open WebSocket connections by mode (raw, v1, echo)",
+            connections.clone(),
+        );
+        let rooms = Gauge::default();
+        registry.register(
+            "rooms",
+            "Rooms held in memory: occupied, or empty and remembered for their history",
+            rooms.clone(),
+        );
+        let received = Family::<Label, Counter>::default();
+        registry.register(
+            "messages_received",
+            "Messages clients sent into rooms, by kind (text, file, typing, join)",
+            received.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited",
+            "Times a client was held back by the per-connection rate limit",
+            rate_limited.clone(),
+        );
+        let deliveries = Counter::default();
+        registry.register(
+            "deliveries",
+            "Frames sent or queued to a client by its room (messages, files, events, history)",
+            deliveries.clone(),
+        );
+        let bytes_received = Counter::default();
+        registry.register(
+            "bytes_received",
+            "Bytes read from WebSocket connections",
+            bytes_received.clone(),
+        );
+        let bytes_sent = Counter::default();
+        registry.register(
+            "bytes_sent",
+            "Bytes written to WebSocket connections",
+            bytes_sent.clone(),
+        );
+        let refused = Family::<Label, Counter>::default();
+        registry.register(
+            "handshakes_refused",
+            "Connections refused before the WebSocket upgrade, by reason \
+             (origin, cap, busy, rate, bad_request, timeout)",
+            refused.clone(),
+        );
+        let disconnects = Family::default();
+        registry.register(
+            "disconnects",
+            "Ended WebSocket connections by close code (1006: dropped without a close frame)",
+            disconnects.clone(),
+        );
+        let evictions = Counter::default();
+        registry.register(
+            "slow_consumer_evictions",
+            "Clients closed with 1008 because their outbound queue was full",
+            evictions.clone(),
+        );
+        let queue_depth =
+            AtomicHistogram::new(1.0, &[0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]);
+        registry.register(
+            "outbound_queue_depth",
+            "Frames already waiting in a client's outbound queue when another is queued",
+            queue_depth.clone(),
+        );
+        // In microseconds: 10 µs to 1 s.
+        let fanout = AtomicHistogram::new(
+            1e6,
+            &[
+                10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000,
+            ],
+        );
+        registry.register_with_unit(
+            "fanout_duration",
+            "Time the dispatcher takes to queue one event for every member of a room",
+            Unit::Seconds,
+            fanout.clone(),
+        );
+
+        let one = |family: &Family<Label, Counter>, key, value| -> Counter {
+            family.get_or_create(&[(key, value)]).clone()
+        };
+        Metrics {
+            connections: MODES.map(|m| {
+                connections
+                    .get_or_create(&[("mode", mode_label(m))])
+                    .clone()
+            }),
+            rooms,
+            received: KINDS.map(|k| one(&received, "kind", k)),
+            rate_limited,
+            deliveries,
+            bytes_received,
+            bytes_sent,
+            refused: Refused::ALL.map(|r| one(&refused, "reason", r.label())),
+            disconnects,
+            evictions,
+            queue_depth,
+            fanout,
+            registry,
+        }
+    }
+
+    /// The metrics in the OpenMetrics text format, which Prometheus asks for.
+    pub fn render_openmetrics(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// The metrics in Prometheus's older text format (0.0.4), for every other
+    /// reader (`curl`, `promtool check metrics`).
+    pub fn render(&self) -> String {
+        to_text_format(&self.render_openmetrics())
+    }
+
+    /// A WebSocket connection in `mode` is open until the guard is dropped.
+    pub fn connection(&'static self, mode: Mode) -> OpenConnection {
+        let gauge = &self.connections[mode_index(mode)];
+        gauge.inc();
+        OpenConnection {
+            gauge,
+            since: Instant::now(),
+        }
+    }
+
+    /// The number of rooms held now.
+    pub fn rooms(&self, n: usize) {
+        self.rooms.set(n as i64);
+    }
+
+    /// A client's event is on its way to its room.
+    pub fn received(&self, event: &Event) {
+        let kind = match event {
+            Event::Text { .. } => 0,
+            Event::File { .. } => 1,
+            Event::Typing { .. } => 2,
+            Event::Join { .. } => 3,
+            _ => return,
+        };
+        self.received[kind].inc();
+    }
+
+    /// The rate limit held a client back.
+    pub fn rate_limited(&self) {
+        self.rate_limited.inc();
+    }
+
+    /// `n` frames were sent or queued to clients.
+    pub fn delivered(&self, n: u64) {
+        self.deliveries.inc_by(n);
+    }
+
+    /// A frame was queued behind `frames` others in a client's queue.
+    pub fn queue_depth(&self, frames: usize) {
+        self.queue_depth.observe(frames as u64);
+    }
+
+    /// A frame was queued for a client behind `depth` others: one delivery,
+    /// and the queue's depth.
+    pub fn queued(&self, depth: usize) {
+        self.delivered(1);
+        self.queue_depth(depth);
+    }
+
+    /// `n` bytes were read from a WebSocket.
+    pub fn bytes_received(&self, n: usize) {
+        self.bytes_received.inc_by(n as u64);
+    }
+
+    /// `n` bytes were written to a WebSocket.
+    pub fn sent(&self, n: usize) {
+        self.bytes_sent.inc_by(n as u64);
+    }
+
+    /// A connection was refused before becoming a WebSocket.
+    pub fn refused(&self, why: Refused) {
+        self.refused[why as usize].inc();
+    }
+
+    /// A request head could not be read: counted as refused when it was
+    /// late or malformed (not when the peer simply went away).
+    pub fn head_error(&self, e: &crate::http::HeadError) {
+        use crate::http::HeadError;
+        match e {
+            HeadError::Timeout => self.refused(Refused::Timeout),
+            HeadError::TooLarge | HeadError::Malformed(_) => self.refused(Refused::BadRequest),
+            HeadError::Closed | HeadError::Io(_) => {}
+        }
+    }
+
+    /// A WebSocket connection ended with this close code.
+    pub fn disconnect(&self, code: u16) {
+        self.disconnects.get_or_create(&[("code", code)]).inc();
+    }
+
+    /// A client was closed for being too slow to read.
+    pub fn evicted(&self) {
+        self.evictions.inc();
+    }
+
+    /// One fan-out took `d`.
+    pub fn fanout_duration(&self, d: Duration) {
+        self.fanout
+            .observe(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Measures a fan-out until the guard is dropped.
+    pub fn fanout_timer(&'static self) -> FanoutTimer {
+        FanoutTimer(self, Instant::now())
+    }
+}
+
+/// Rewrites OpenMetrics text into the 0.0.4 text format. The samples are
+/// the same; only the metadata differs: a counter's family is named with its
+/// `_total` suffix, an info metric becomes a gauge named `…_info`, and there
+/// are no `# UNIT` or `# EOF` lines.
+fn to_text_format(openmetrics: &str) -> String {
+    let lines: Vec<&str> = openmetrics.lines().collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with("# UNIT ") || *line == "# EOF" {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|rest| ("HELP", rest))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|rest| ("TYPE", rest)));
+        let Some((kind, rest)) = meta else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let (name, text) = rest.split_once(' ').unwrap_or((rest, ""));
+        // A family's HELP comes just before its TYPE.
+        let family_type = if kind == "TYPE" {
+            text
+        } else {
+            lines
+                .get(i + 1)
+                .and_then(|l| l.strip_prefix("# TYPE "))
+                .and_then(|l| l.split_once(' '))
+                .map_or("", |(_, t)| t)
+        };
+        let (suffix, text) = match (family_type, kind) {
+            ("counter", _) => ("_total", text),
+            ("info", "TYPE") => ("_info", "gauge"),
+            ("info", _) => ("_info", text),
+            _ => ("", text),
+        };
+        out.push_str(&format!("# {kind} {name}{suffix} {text}\n"));
+    }
+    out
+}
+
+/// Counts an open connection; see [`Metrics::connection`].
+pub struct OpenConnection {
+    gauge: &'static Gauge,
+    since: Instant,
+}
+
+impl OpenConnection {
+    /// How long the connection has been open.
+    pub fn elapsed(&self) -> Duration {
+        self.since.elapsed()
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// Times a fan-out; see [`Metrics::fanout_timer`].
+pub struct FanoutTimer(&'static Metrics, Instant);
+
+impl Drop for FanoutTimer {
+    fn drop(&mut self) {
+        self.0.fanout_duration(self.1.elapsed());
+    }
+}
+
+/// A histogram of whole numbers (counts, or microseconds) kept in atomics,
+/// so that observing takes no lock. Each observation adds to one bucket and
+/// to the sum; the count is the sum of the buckets, so a scrape never sees
+/// them disagree.
+#[derive(Clone)]
+pub struct AtomicHistogram(std::sync::Arc<HistogramInner>);
+
+struct HistogramInner {
+    /// Units in one exported unit (1e6 for microseconds exported as seconds).
+    scale: f64,
+    /// Upper bounds, inclusive, ascending; a last bucket catches the rest.
+    bounds: Vec<u64>,
+    counts: Vec<AtomicU64>,
+    sum: AtomicU64,
+}
+
+impl AtomicHistogram {
+    pub fn new(scale: f64, bounds: &[u64]) -> AtomicHistogram {
+        AtomicHistogram(std::sync::Arc::new(HistogramInner {
+            scale,
+            bounds: bounds.to_vec(),
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum: AtomicU64::new(0),
+        }))
+    }
+
+    pub fn observe(&self, v: u64) {
+        let h = &self.0;
+        let i = h.bounds.partition_point(|&b| b < v);
+        h.counts[i].fetch_add(1, Ordering::Relaxed);
+        h.sum.fetch_add(v, Ordering::Relaxed);
+    }
+
+    /// Upper bounds with the count of each bucket (not cumulative), as the
+    /// encoder expects, and the total count.
+    fn snapshot(&self) -> (Vec<(f64, u64)>, u64) {
+        let h = &self.0;
+        let mut total = 0;
+        let buckets = h
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let n = c.load(Ordering::Relaxed);
+                total += n;
+                let bound = h
+                    .bounds
+                    .get(i)
+                    .map_or(f64::INFINITY, |&b| b as f64 / h.scale);
+                (bound, n)
+            })
+            .collect();
+        (buckets, total)
+    }
+}
+
+impl EncodeMetric for AtomicHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let (buckets, count) = self.snapshot();
+        let sum = self.0.sum.load(Ordering::Relaxed) as f64 / self.0.scale;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+impl std::fmt::Debug for AtomicHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtomicHistogram")
+            .field("bounds", &self.0.bounds)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_inclusive_and_cumulative_in_output() {
+        let h = AtomicHistogram::new(1.0, &[0, 1, 4]);
+        for v in [0, 1, 2, 4, 5, 100] {
+            h.observe(v);
+        }
+        let (buckets, count) = h.snapshot();
+        assert_eq!(count, 6);
+        assert_eq!(
+            buckets,
+            vec![(0.0, 1), (1.0, 1), (4.0, 2), (f64::INFINITY, 2)]
+        );
+        let mut registry = Registry::default();
+        registry.register("h", "test", h);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        assert!(out.contains("h_bucket{le=\"4.0\"} 4\n"), "{out}");
+        assert!(out.contains("h_bucket{le=\"+Inf\"} 6\n"), "{out}");
+        assert!(out.contains("h_count 6\n"), "{out}");
+        assert!(out.contains("h_sum 112.0\n"), "{out}");
+    }
+
+    #[test]
+    fn every_metric_is_rendered() {
+        let m = get();
+        m.disconnect(1000);
+        let out = m.render();
+        for name in [
+            "wschat_build_info{version=",
+            "wschat_connections{mode=\"raw\"}",
+            "wschat_connections{mode=\"v1\"}",
+            "wschat_connections{mode=\"echo\"}",
+            "wschat_rooms ",
+            "wschat_messages_received_total{kind=\"join\"}",
+            "wschat_rate_limited_total ",
+            "wschat_deliveries_total ",
+            "wschat_bytes_received_total ",
+            "wschat_bytes_sent_total ",
+            "wschat_handshakes_refused_total{reason=\"origin\"}",
+            "wschat_disconnects_total{code=\"1000\"}",
+            "wschat_slow_consumer_evictions_total ",
+            "wschat_outbound_queue_depth_bucket{le=\"0.0\"}",
+            "wschat_fanout_duration_seconds_bucket{le=\"0.00001\"}",
+        ] {
+            assert!(out.contains(name), "{name} missing from:\n{out}");
+        }
+        assert!(m.render_openmetrics().ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn text_format_names_families_by_their_samples() {
+        let om = "# HELP x_c Things.\n# TYPE x_c counter\nx_c_total 1\n\
+                  # HELP x_b Build.\n# TYPE x_b info\nx_b_info{v=\"1\"} 1\n\
+                  # HELP x_s_seconds Time.\n# TYPE x_s_seconds histogram\n# UNIT x_s_seconds seconds\n\
+                  x_s_seconds_count 0\n# EOF\n";
+        assert_eq!(
+            to_text_format(om),
+            "# HELP x_c_total Things.\n# TYPE x_c_total counter\nx_c_total 1\n\
+             # HELP x_b_info Build.\n# TYPE x_b_info gauge\nx_b_info{v=\"1\"} 1\n\
+             # HELP x_s_seconds Time.\n# TYPE x_s_seconds histogram\nx_s_seconds_count 0\n"
+        );
+    }
+}

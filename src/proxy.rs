@@ -1,0 +1,398 @@
+//! Behind a reverse proxy: which peers are trusted to say who the client is
+//! and what address it used, and which hosts this server answers for.
+//!
+//! Only a peer inside a `--trusted-proxy` range is believed. From it, the
+//! client is the right-most address in `X-Forwarded-For` (or `Forwarded:
+//! for=`) that is not itself trusted: each proxy appends the address it
+//! received from, so everything left of the first untrusted hop could have
+//! been written by the client. From any other peer those headers are
+//! ignored, so a client cannot claim another address by sending them.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use crate::http::Head;
+
+/// An address range, like `10.0.0.0/8`, `::1/128` or a bare address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let net: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or an address/prefix"))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix must be 0 to {max}"))?,
+        };
+        Ok(Cidr { net, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.net, self.prefix)
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        match (self.net.to_canonical(), ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The trusted proxies.
+#[derive(Debug, Clone, Default)]
+pub struct Proxies {
+    ranges: Vec<Cidr>,
+}
+
+/// What the client used to reach us: the scheme and the `host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub scheme: String,
+    pub host: Option<String>,
+}
+
+impl Proxies {
+    pub fn new(ranges: &[Cidr]) -> Proxies {
+        Proxies {
+            ranges: ranges.to_vec(),
+        }
+    }
+
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.ranges.iter().any(|r| r.contains(ip))
+    }
+
+    /// The client's address: for a trusted peer, the right-most forwarded
+    /// address that is not itself trusted (the left-most if all are);
+    /// otherwise, or when the headers say nothing usable, the peer.
+    pub fn client(&self, peer: IpAddr, head: &Head) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let hops = forwarded_for(head);
+        hops.iter()
+            .rev()
+            .find(|ip| !self.trusts(**ip))
+            .or(hops.first())
+            .copied()
+            .unwrap_or(peer)
+    }
+
+    /// The scheme and host the client used: from a trusted peer, what the
+    /// proxy says it received (`X-Forwarded-Proto`/`-Host`, or `Forwarded`);
+    /// otherwise plain `http` and the `Host` header.
+    pub fn seen(&self, peer: IpAddr, head: &Head) -> Seen {
+        let mut seen = Seen {
+            scheme: "http".to_owned(),
+            host: head.header("Host").map(str::to_owned),
+        };
+        if self.trusts(peer) {
+            let forwarded = forwarded_pairs(head);
+            let pick = |x: &str, key: &str| {
+                last_value(head, x).or_else(|| {
+                    forwarded
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.clone())
+                })
+            };
+            if let Some(proto) = pick("X-Forwarded-Proto", "proto") {
+                seen.scheme = proto.to_ascii_lowercase();
+            }
+            if let Some(host) = pick("X-Forwarded-Host", "host") {
+                seen.host = Some(host);
+            }
+        }
+        seen
+    }
+}
+
+/// The last (right-most) comma-separated value of a header, across all its
+/// occurrences: the one the nearest proxy wrote.
+fn last_value(head: &Head, name: &str) -> Option<String> {
+    head.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .rfind(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// The addresses of `X-Forwarded-For`, or else of `Forwarded: for=`, in
+/// order (left-most first). Entries that are not addresses (`unknown`,
+/// obfuscated names) end the list at that point, since nothing to their
+/// left can be placed.
+fn forwarded_for(head: &Head) -> Vec<IpAddr> {
+    let xff: Vec<String> = head
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("X-Forwarded-For"))
+        .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_owned()))
+        .collect();
+    let entries = if xff.is_empty() {
+        forwarded_pairs(head)
+            .into_iter()
+            .filter(|(k, _)| k == "for")
+            .map(|(_, v)| v)
+            .collect()
+    } else {
+        xff
+    };
+    let mut hops = Vec::new();
+    for entry in entries.iter().rev() {
+        match parse_node(entry) {
+            Some(ip) => hops.push(ip),
+            None => break,
+        }
+    }
+    hops.reverse();
+    hops
+}
+
+/// `key=value` pairs of every `Forwarded` header (RFC 7239), in order, keys
+/// lowercased, quotes removed.
+fn forwarded_pairs(head: &Head) -> Vec<(String, String)> {
+    head.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Forwarded"))
+        .flat_map(|(_, v)| v.split([',', ';']))
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            Some((
+                k.trim().to_ascii_lowercase(),
+                v.trim().trim_matches('"').to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// An address as proxies write it: `1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]:80`.
+fn parse_node(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    s.rsplit_once(':')?.0.parse().ok()
+}
+
+/// Which `Host` values this server answers for (`--public-url`), against
+/// DNS rebinding: a page on another site whose name is made to resolve to
+/// this server would otherwise count as same-origin.
+#[derive(Debug, Clone, Default)]
+pub struct Hosts {
+    /// `host:port` of each public URL, lowercased; empty when none is set.
+    public: Vec<String>,
+    /// The machine's own name, accepted when no public URL is set.
+    hostname: Option<String>,
+}
+
+impl Hosts {
+    pub fn new(public_urls: &[String]) -> Result<Hosts, String> {
+        let public = public_urls
+            .iter()
+            .map(|url| public_authority(url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty());
+        Ok(Hosts { public, hostname })
+    }
+
+    /// Whether a request that reached us as `seen` is for this server. With
+    /// public URLs, only their hosts; without, IP literals (which no DNS
+    /// can rebind), `localhost` and the machine's own name.
+    pub fn allows(&self, seen: &Seen) -> bool {
+        let Some(host) = seen.host.as_deref() else {
+            return false;
+        };
+        let host = host.trim().to_ascii_lowercase();
+        let default = if seen.scheme == "https" { 443 } else { 80 };
+        if !self.public.is_empty() {
+            return self.public.contains(&with_port(&host, default));
+        }
+        let name = strip_port(&host);
+        name.parse::<IpAddr>().is_ok()
+            || name
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok()
+            || name == "localhost"
+            || self.hostname.as_deref() == Some(name)
+    }
+}
+
+/// The `host:port` of a public URL (`https://chat.example.com/` gives
+/// `chat.example.com:443`).
+pub fn public_authority(url: &str) -> Result<String, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| "a URL like https://chat.example.com".to_owned())?;
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err("the scheme must be http or https".to_owned()),
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() {
+        return Err("a URL with a host, like https://chat.example.com".to_owned());
+    }
+    Ok(with_port(&authority.to_ascii_lowercase(), default))
+}
+
+/// `host:port`, with the scheme's default port when `authority` has none.
+pub fn with_port(authority: &str, default: u16) -> String {
+    // An IPv6 literal ends with `]` when it has no port.
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()) && !authority.ends_with(']'));
+    if has_port && !authority.is_empty() {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{default}")
+    }
+}
+
+fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.split_inclusive(']').next().unwrap_or(authority);
+    }
+    match authority.rsplit_once(':') {
+        // A bare IPv6 address has several colons and no brackets.
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !h.contains(':') => h,
+        _ => authority,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(headers: &[(&str, &str)]) -> Head {
+        Head {
+            method: "GET".into(),
+            target: "/".into(),
+            version: 1,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ranges() {
+        let c: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(c.contains(ip("10.1.2.3")) && !c.contains(ip("11.0.0.1")));
+        let one: Cidr = "127.0.0.1".parse().unwrap();
+        assert!(one.contains(ip("127.0.0.1")) && !one.contains(ip("127.0.0.2")));
+        assert!(one.contains(ip("::ffff:127.0.0.1")), "IPv4-mapped");
+        let v6: Cidr = "fd00::/8".parse().unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("nonsense".parse::<Cidr>().is_err());
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("8.8.8.8")));
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_untrusted_hop() {
+        let p = Proxies::new(&["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()]);
+        let h = head(&[("X-Forwarded-For", "6.6.6.6, 1.2.3.4, 10.0.0.5")]);
+        assert_eq!(p.client(ip("127.0.0.1"), &h), ip("1.2.3.4"));
+        // From an untrusted peer the header is ignored.
+        assert_eq!(p.client(ip("127.0.0.9"), &h), ip("127.0.0.9"));
+        // Several headers read as one list; ports and brackets are allowed.
+        let h = head(&[
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-For", "[2001:db8::1]:4711"),
+        ]);
+        assert_eq!(p.client(ip("127.0.0.1"), &h), ip("2001:db8::1"));
+        let h = head(&[("Forwarded", "for=192.0.2.60;proto=https, for=\"10.0.0.2\"")]);
+        assert_eq!(p.client(ip("127.0.0.1"), &h), ip("192.0.2.60"));
+        let h = head(&[]);
+        assert_eq!(p.client(ip("127.0.0.1"), &h), ip("127.0.0.1"));
+    }
+
+    #[test]
+    fn what_the_client_used() {
+        let p = Proxies::new(&["127.0.0.1".parse().unwrap()]);
+        let h = head(&[
+            ("Host", "127.0.0.1:8080"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "chat.example.com"),
+        ]);
+        let seen = p.seen(ip("127.0.0.1"), &h);
+        assert_eq!(seen.scheme, "https");
+        assert_eq!(seen.host.as_deref(), Some("chat.example.com"));
+        let direct = p.seen(ip("127.0.0.2"), &h);
+        assert_eq!(direct.scheme, "http");
+        assert_eq!(direct.host.as_deref(), Some("127.0.0.1:8080"));
+    }
+
+    #[test]
+    fn hosts_without_and_with_public_urls() {
+        let any = Hosts::new(&[]).unwrap();
+        let seen = |host: &str| Seen {
+            scheme: "http".into(),
+            host: Some(host.into()),
+        };
+        assert!(any.allows(&seen("127.0.0.1:8080")));
+        assert!(any.allows(&seen("[::1]:8080")));
+        assert!(any.allows(&seen("localhost:8080")));
+        assert!(any.allows(&seen("192.168.1.5")));
+        assert!(!any.allows(&seen("attacker.example:8080")));
+        let public = Hosts::new(&["https://chat.example.com/".into()]).unwrap();
+        let https = Seen {
+            scheme: "https".into(),
+            host: Some("chat.example.com".into()),
+        };
+        assert!(public.allows(&https));
+        assert!(!public.allows(&seen("127.0.0.1:8080")));
+        assert!(Hosts::new(&["chat.example.com".into()]).is_err());
+    }
+}

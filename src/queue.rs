@@ -68,11 +68,12 @@ impl Outbox {
     /// checks can only shrink before the send.
     pub fn push(&self, frame: &Encoded) -> Result<(), Full> {
         let queued = self.queued_bytes.load(Ordering::Acquire);
-        if self.tx.len() >= self.max_frames || queued + frame.len() > self.max_bytes {
+        let depth = self.tx.len();
+        if depth >= self.max_frames || queued + frame.len() > self.max_bytes {
             return Err(Full);
         }
         self.queued_bytes.fetch_add(frame.len(), Ordering::AcqRel);
-        crate::metrics::get().queued(self.tx.len());
+        crate::metrics::get().queued(depth);
         // Fails only when the writer has gone; the reader's leave event is
         // then on its way to the dispatcher.
         let _ = self.tx.send(RoomItem::Frame(frame.clone()));

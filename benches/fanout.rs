@@ -1162,6 +1162,19 @@ fn micro(budget: Duration) -> Vec<(&'static str, f64)> {
                 black_box(parse_file_header(black_box(&file)).is_ok());
             }),
         ),
+        (
+            "metrics: one client's send (count, depth)",
+            ns_per_op(budget, || {
+                wschat::metrics::get().delivered(black_box(1));
+                wschat::metrics::get().queue_depth(black_box(3));
+            }),
+        ),
+        (
+            "metrics: one fan-out timed",
+            ns_per_op(budget, || {
+                drop(black_box(wschat::metrics::get().fanout_timer()));
+            }),
+        ),
     ]
 }
 
@@ -1298,7 +1311,7 @@ fn main() {
         );
     }
     println!();
-    println!("Parsing and encoding, in process, one thread");
+    println!("Parsing, encoding and metrics, in process, one thread");
     println!("{:<36} {:>10} {:>14}", "operation", "ns/op", "ops/s");
     for (name, ns) in &micro_rows {
         println!("{name:<36} {ns:>10.1} {:>14.0}", 1e9 / ns);

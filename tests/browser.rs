@@ -1,6 +1,7 @@
 //! The pages work in a real browser: headless Chromium, driven by the
 //! playwright-core scripts in tests/browser/, against a real wschat serving
-//! its embedded chat page (or, for the tutorial-style raw page, a directory).
+//! its embedded chat page (or, for the tutorial-style raw page, a directory),
+//! and once through nginx in front of it.
 
 mod support;
 
@@ -77,9 +78,27 @@ fn run_script(script: &str, extra: &[&str]) {
 fn run_script_with(script: &str, server_args: &[&str], extra: &[&str]) {
     let _guard = prepare();
     let server = Server::start(server_args);
+    run_node(script, &server.addr, extra);
+    drop(server);
+}
+
+/// As `run_script_with`, with Debian's nginx in front of the server (set up
+/// as docs/DEPLOY.md shows): the script is given nginx's address, so the
+/// browser reaches the page and its WebSocket only through the proxy.
+fn run_script_through_nginx(script: &str, server_args: &[&str], extra: &[&str]) {
+    let _guard = prepare();
+    let server = Server::start(server_args);
+    let nginx = support::nginx::Nginx::in_front_of(&server);
+    run_node(script, &nginx.addr, extra);
+    drop(nginx);
+    drop(server);
+}
+
+/// Runs `node SCRIPT ADDR EXTRA…` and fails with its output unless it exits 0.
+fn run_node(script: &str, addr: &str, extra: &[&str]) {
     let output = Command::new("node")
         .arg(scripts_dir().join(script))
-        .arg(&server.addr)
+        .arg(addr)
         .args(extra)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -92,7 +111,6 @@ fn run_script_with(script: &str, server_args: &[&str], extra: &[&str]) {
         output.status
     );
     print!("{stdout}");
-    drop(server);
 }
 
 /// Where screenshots go: the target directory, or `docs/` when
@@ -393,4 +411,11 @@ fn offline_is_said_and_typed_text_kept() {
 #[test]
 fn view_follows_the_newest_message() {
     run_script("scrolling.mjs", &[]);
+}
+
+/// The chat page served through nginx works: two people join and each sees
+/// the other's message, over a WebSocket that went through the proxy too.
+#[test]
+fn page_works_through_nginx() {
+    run_script_through_nginx("through_proxy.mjs", &["--trusted-proxy", "127.0.0.1"], &[]);
 }

@@ -2,6 +2,8 @@
 //! an ephemeral localhost port and talk to it through real WebSocket clients.
 #![allow(dead_code)] // each test binary uses a different subset of the helpers
 
+pub mod nginx;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

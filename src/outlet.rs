@@ -246,7 +246,10 @@ impl Outlet {
         if !state.backlog.is_empty() && !state.writer {
             self.start_writer(state);
         }
-        crate::metrics::get().delivered(delivered);
+        if bounded {
+            // Deliveries are what rooms send; replies are the reader's own.
+            crate::metrics::get().delivered(delivered);
+        }
         result
     }
 

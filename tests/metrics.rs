@@ -70,7 +70,11 @@ fn metrics_follow_connections_messages_and_disconnects() {
     // The message to alice (her copy) and bob, the announcement and the
     // bytes to alice: the typing event reaches nobody (bob is raw).
     assert_eq!(grew("wschat_deliveries_total"), 4.0);
-    assert_eq!(grew("wschat_outbound_queue_depth_count"), 4.0);
+    // The depth is observed once per send to a client, which carries all
+    // its frames of one batch of events: between one send per frame and
+    // one for all of them.
+    let sends = grew("wschat_outbound_queue_depth_count");
+    assert!((1.0..=4.0).contains(&sends), "{sends} sends");
     // A fan-out is timed once it has queued its last frame: it may still
     // be finishing while the frames arrive.
     let fanouts = sample(&before, "wschat_fanout_duration_seconds_count");

@@ -142,7 +142,6 @@ function describeClose(ev, opened) {
       if (reason === 'ping timeout') return { short: 'Connection lost', why: 'the server stopped hearing from this page' };
       break;
     case 1008:
-      if (reason === 'flooding') return { short: 'Disconnected: too fast', why: 'the server disconnected this page for sending too fast, and lets it back in after a short wait' };
       if (reason === 'too many errors') return { short: 'Disconnected: refused too often', why: 'the server disconnected this page after refusing too many of its requests, and lets it back in after a short wait' };
       if (reason === 'too slow') return { short: 'Disconnected: too slow', why: 'this connection could not keep up with the room' };
       break;
@@ -444,6 +443,9 @@ function handleEvent(msg) {
     case 'typing': return onTyping(msg);
     case 'gap': return onGap(msg);
     case 'error': return onError(msg);
+    case 'slow_down':
+      // Nothing is lost: the server reads this page's frames more slowly.
+      return setNotice('info', 'You are sending faster than the server allows: your messages are delayed, not lost.');
     default: return undefined; // ignore what we do not know
   }
 }
@@ -583,7 +585,7 @@ function onError(msg) {
     refuseJoin(code, text);
     return;
   }
-  if (code === 'text_too_long' || code === 'empty_text' || code === 'rate_limited') {
+  if (code === 'text_too_long' || code === 'empty_text') {
     const draft = state.unackedTexts.shift();
     if (draft !== undefined && input.value === '') {
       input.value = draft;
@@ -601,8 +603,6 @@ function onError(msg) {
         + ' (' + formatCount(state.limits.text) + ' bytes) at most; shorten it and send it again.');
     case 'empty_text':
       return setNotice('error', 'Not sent: a message needs some text.');
-    case 'rate_limited':
-      return setNotice('error', 'Not sent: you are sending faster than the server allows. Wait a moment, then send again.');
     case 'file_too_large':
       learnLimit('file', text);
       state.swallowBinaryError = true;

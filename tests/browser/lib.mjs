@@ -5,6 +5,7 @@
 import { chromium } from 'playwright-core';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import fs from 'node:fs';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const WATCHDOG_MS = 20000;
@@ -212,8 +213,10 @@ export const socketSpy = () => {
   window.__block = false;
   window.WebSocket = class extends Native {
     constructor(url, protocols) {
-      // Port 9 on loopback has no listener: the connection is refused.
-      super(window.__block ? 'ws://127.0.0.1:9/' : url, protocols);
+      // A path of the page's own server that is no WebSocket endpoint: the
+      // upgrade fails at once (404), and the page's Content-Security-Policy
+      // (which allows only its own origin) is respected.
+      super(window.__block ? new URL('/no-such-socket', url).href : url, protocols);
       window.__sockets.push(this);
       this.addEventListener('message', (ev) => {
         if (typeof ev.data !== 'string') return;
@@ -283,7 +286,9 @@ const AXE = path.join(REPO, 'tests', 'browser', 'node_modules', 'axe-core', 'axe
  * test; the others are printed.
  */
 export async function axeCheck(page, label) {
-  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: AXE });
+  // Evaluated through the DevTools protocol rather than added as a <script>:
+  // the page's Content-Security-Policy rightly forbids inline scripts.
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(fs.readFileSync(AXE, 'utf8'));
   // Colours are measured as drawn: let entrance animations and transitions end first.
   await page.waitForFunction(() => document.getAnimations()
     .every((a) => a.playState !== 'running' || a.effect.getComputedTiming().iterations === Infinity));

@@ -78,7 +78,11 @@ impl End {
 impl Connection {
     /// Serves the connection on the current thread (the reader) until it
     /// ends.
-    pub fn serve(self) {
+    #[allow(
+        clippy::boxed_local,
+        reason = "boxed by the caller so that the thread's frame stays small; see handle"
+    )]
+    pub fn serve(self: Box<Self>) {
         if let Err(e) = configure(&self.sock, &self.config) {
             log::warn!(
                 "client {} ({}): socket setup failed: {e}",
@@ -146,16 +150,8 @@ impl Connection {
             (End::Reset(_), Some(failure)) => End::Reset(failure),
             (end, _) => end,
         };
-        let (code, reason) = end.close(session.peer_close.take());
-        crate::metrics::get().disconnect(code);
-        log::info!(
-            "event=disconnect client={} peer={} mode={} code={code} reason={reason:?} duration={:.3}s held={:.3}s",
-            self.id,
-            self.peer,
-            crate::metrics::mode_label(session.mode),
-            open.elapsed().as_secs_f64(),
-            session.held.as_secs_f64(),
-        );
+        let close = end.close(session.peer_close.take());
+        log_end(self.id, self.peer, &session, close, open.elapsed());
     }
 }
 
@@ -174,7 +170,28 @@ fn ws_config(limit: usize) -> WebSocketConfig {
         .max_frame_size(Some(limit))
 }
 
+/// Counts and logs a connection's end.
+// Out of line, like `read_loop`: a connection's thread keeps every stack page
+// it ever touched, so what runs beside the reading must not widen its frame.
+#[inline(never)]
+fn log_end(
+    id: ClientId,
+    peer: SocketAddr,
+    session: &Session,
+    (code, reason): (u16, String),
+    duration: std::time::Duration,
+) {
+    crate::metrics::get().disconnect(code);
+    log::info!(
+        "event=disconnect client={id} peer={peer} mode={} code={code} reason={reason:?} duration={:.3}s held={:.3}s",
+        crate::metrics::mode_label(session.mode),
+        duration.as_secs_f64(),
+        session.held.as_secs_f64(),
+    );
+}
+
 /// Reads messages until the connection ends; hands each to the session.
+#[inline(never)]
 fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Session) -> End {
     let text_limit =
         (session.mode != Mode::Echo).then(|| TextLimit::new(session.config.max_message_size));

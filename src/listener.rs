@@ -231,6 +231,9 @@ impl Server {
             let spawned = spawn_with(thread, (sock, ticket), move |(sock, ticket)| {
                 // The handshake's frames are gone before the connection is
                 // served: the two never stack up on the thread.
+                // The connection comes boxed: the frame it is served from is
+                // one the thread keeps, and stack pages once touched are never
+                // given back (see "Limits" in docs/ARCHITECTURE.md).
                 if let Some((connection, ticket)) = handle(sock, peer, id, ticket, &shared) {
                     connection.serve();
                     drop(ticket);
@@ -321,7 +324,7 @@ fn handle(
     id: u64,
     mut ticket: Ticket,
     shared: &Shared,
-) -> Option<(Connection, Ticket)> {
+) -> Option<(Box<Connection>, Ticket)> {
     let config = &shared.config;
     let head = http::read_head(&sock, config.handshake_timeout);
     ticket.head_done();
@@ -372,7 +375,7 @@ fn handle(
                 events: shared.events.clone(),
                 writers: shared.writers.clone(),
             };
-            Some((connection, ticket))
+            Some((Box::new(connection), ticket))
         }
         Err(refusal) => {
             refuse_upgrade(&sock, &head, client, refusal);

@@ -62,13 +62,17 @@ fn metrics_follow_connections_messages_and_disconnects() {
     send_binary(&mut bob, file_frame("a.txt", b"abc"));
     assert_eq!(expect_type(&mut alice, "file")["name"], "a.txt");
     assert_eq!(expect_binary(&mut alice), b"abc");
+    // The message to alice (her copy) and bob, the announcement and the
+    // bytes to alice: the typing event reaches nobody (bob is raw). A send
+    // is counted once the socket has taken it, which may be just after
+    // alice has read it.
+    let delivered = sample(&before, "wschat_deliveries_total") + 4.0;
+    server.wait_metric("wschat_deliveries_total", |v| v >= delivered);
     let m = scrape(&server.addr);
     let grew = |name: &str| sample(&m, name) - sample(&before, name);
     assert_eq!(grew("wschat_messages_received_total{kind=\"text\"}"), 1.0);
     assert_eq!(grew("wschat_messages_received_total{kind=\"typing\"}"), 1.0);
     assert_eq!(grew("wschat_messages_received_total{kind=\"file\"}"), 1.0);
-    // The message to alice (her copy) and bob, the announcement and the
-    // bytes to alice: the typing event reaches nobody (bob is raw).
     assert_eq!(grew("wschat_deliveries_total"), 4.0);
     // The depth is observed once per send to a client, which carries all
     // its frames of one batch of events: between one send per frame and

@@ -248,7 +248,17 @@ impl Hosts {
         let host = host.trim().to_ascii_lowercase();
         let default = if seen.scheme == "https" { 443 } else { 80 };
         if !self.public.is_empty() {
-            return self.public.contains(&with_port(&host, default));
+            // A Host without a port names the host alone: a client that
+            // reached a TLS proxy at https://chat.example.com may arrive
+            // here as plain http with `Host: chat.example.com`.
+            let name = strip_port(&host);
+            return self.public.iter().any(|public| {
+                if name == host {
+                    strip_port(public) == name
+                } else {
+                    *public == with_port(&host, default)
+                }
+            });
         }
         let name = strip_port(&host);
         name.parse::<IpAddr>().is_ok()

@@ -48,6 +48,7 @@ impl Server {
             .args(["--max-connections-per-ip", "100000"])
             .args(["--max-handshakes", "1024"])
             .args(["--rate", rate, "--burst", burst])
+            .args(["--connect-rate", "1000000", "--connect-burst", "1000000"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

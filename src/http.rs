@@ -81,8 +81,7 @@ impl Head {
 
     /// The path part of the target, before any `?`.
     pub fn path(&self) -> &str {
-        let path = self.origin_form().split('?').next().unwrap_or("");
-        if path.is_empty() { "/" } else { path }
+        self.origin_form().split('?').next().unwrap_or("")
     }
 
     /// The query part of the target, after the first `?`.

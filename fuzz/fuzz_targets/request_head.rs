@@ -8,6 +8,7 @@
 use libfuzzer_sys::fuzz_target;
 use wschat::handshake::{self, OriginPolicy};
 use wschat::http::{self, HeadError, MAX_HEAD};
+use wschat::proxy::Seen;
 
 fuzz_target!(|data: &[u8]| {
     match http::parse_head(data) {
@@ -33,12 +34,19 @@ fuzz_target!(|data: &[u8]| {
 
             let path = head.path();
             let query = head.query();
-            assert!(head.target.starts_with(path));
-            if head.target.contains('?') {
-                assert_eq!(head.target, format!("{path}?{query}"));
+            let lower = head.target.to_ascii_lowercase();
+            if lower.starts_with("http://") || lower.starts_with("https://") {
+                // Absolute form: the scheme and authority are dropped.
+                assert!(path.is_empty() || path.starts_with('/'), "{path:?}");
+                assert!(query.is_empty() || head.target.ends_with(&format!("?{query}")));
             } else {
-                assert_eq!(path, head.target);
-                assert!(query.is_empty());
+                assert!(head.target.starts_with(path));
+                if head.target.contains('?') {
+                    assert_eq!(head.target, format!("{path}?{query}"));
+                } else {
+                    assert_eq!(path, head.target);
+                    assert!(query.is_empty());
+                }
             }
             let _ = handshake::endpoint_path(&head);
             check_decode(path);
@@ -121,18 +129,22 @@ fn check_query(query: &str) {
 }
 
 fn check_origin(origin: Option<&str>, host: Option<&str>) {
+    let seen = |host: Option<&str>| Seen {
+        scheme: "http".to_owned(),
+        host: host.map(str::to_owned),
+    };
     let default = OriginPolicy::default();
     let any = OriginPolicy::new(&["*".to_owned()]);
     // Clients without an Origin are not browsers and are let in.
-    assert!(default.allows(None, host));
-    assert!(any.allows(origin, host));
+    assert!(default.allows(None, &seen(host)));
+    assert!(any.allows(origin, &seen(host)));
     let Some(origin) = origin else { return };
     // A browser origin with no Host to compare to is only let in by a list.
-    assert!(!default.allows(Some(origin), None));
+    assert!(!default.allows(Some(origin), &seen(None)));
     // A listed origin is let in, however the list spells it.
     let listed = OriginPolicy::new(&[format!("{}/", origin.trim().to_ascii_uppercase())]);
     assert!(
-        listed.allows(Some(origin), None),
+        listed.allows(Some(origin), &seen(None)),
         "{origin:?} not found in its own list"
     );
     // The server's own origin is let in for an ordinary Host.
@@ -146,10 +158,10 @@ fn check_origin(origin: Option<&str>, host: Option<&str>) {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
         if ordinary {
             assert!(
-                default.allows(Some(&format!("http://{host}")), Some(host)),
+                default.allows(Some(&format!("http://{host}")), &seen(Some(host))),
                 "{host:?}"
             );
         }
-        let _ = default.allows(Some(origin), Some(host));
+        let _ = default.allows(Some(origin), &seen(Some(host)));
     }
 }

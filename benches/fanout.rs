@@ -734,7 +734,6 @@ fn run_flooder(
         Flooder::V1 => masked_frame(0x1, V1_FLOOD_FRAME.as_bytes()),
     };
     let batch = frame.repeat(FLOOD_BATCH);
-    let close = masked_frame(0x8, &1000u16.to_be_bytes());
     let mut stats = FloodStats::default();
     let start = Instant::now();
     let mut started = Some(started);
@@ -782,7 +781,12 @@ fn run_flooder(
             }
         }
         if !broken {
-            let _ = stream.write_all(&close);
+            // The server reads a flooder only at its rate, so a close frame
+            // would wait behind everything in the socket's buffers (minutes
+            // of frames). A bot that is stopped simply drops the connection:
+            // with SO_LINGER 0 that is a reset, which ends it at once.
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            let _ = stream.shutdown(Shutdown::Both);
         }
         stats.sent += (written / frame.len()) as u64;
         let ending = reader

@@ -32,8 +32,8 @@ pub const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// A label set of one label with a fixed value.
 type Label = [(&'static str, &'static str); 1];
 
-/// A counter whose value has a cache line of its own: the writer threads
-/// add to `bytes_sent` while the dispatcher adds to `deliveries`, and two
+/// A counter whose value has a cache line of its own: readers and backlog
+/// writers add to theirs while the dispatcher adds to `deliveries`, and two
 /// values sharing a line would make each wait for the other's core.
 type Counter = prometheus_client::metrics::counter::Counter<u64, Padded>;
 

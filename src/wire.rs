@@ -8,7 +8,7 @@ use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 
 /// A complete, encoded WebSocket frame, cheap to clone and share between
-/// writer threads.
+/// the clients of a room and their backlogs.
 #[derive(Clone, Debug)]
 pub struct Encoded(Bytes);
 

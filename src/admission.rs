@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -117,8 +118,35 @@ pub enum Verdict {
 }
 
 enum Ask {
-    Admit { ip: IpAddr, reply: Sender<Verdict> },
+    Admit { ip: IpAddr, reply: Arc<Reply> },
     Closed(IpAddr),
+}
+
+/// Where the admission thread puts its answer for one connection thread.
+/// A mutex and condition variable rather than a channel: waiting on a
+/// channel takes the connection's thread a stack page deeper, a page it
+/// would keep for its whole life.
+#[derive(Default)]
+struct Reply {
+    verdict: Mutex<Option<Verdict>>,
+    ready: Condvar,
+}
+
+impl Reply {
+    fn give(&self, verdict: Verdict) {
+        *self.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict);
+        self.ready.notify_one();
+    }
+
+    fn wait(&self) -> Verdict {
+        let mut slot = self.verdict.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(verdict) = slot.take() {
+                return verdict;
+            }
+            slot = self.ready.wait(slot).unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
 
 /// The admission thread's counts, per client address.
@@ -186,11 +214,15 @@ impl Admission {
     /// Asks whether client `ip` may have a connection; if so, the ticket
     /// gives its place back when dropped.
     pub fn admit(&self, ticket: &mut Ticket, ip: IpAddr) -> Verdict {
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        if self.asks.send(Ask::Admit { ip, reply }).is_err() {
+        let reply = Arc::new(Reply::default());
+        let ask = Ask::Admit {
+            ip,
+            reply: reply.clone(),
+        };
+        if self.asks.send(ask).is_err() {
             return Verdict::Admit;
         }
-        let verdict = answer.recv().unwrap_or(Verdict::Admit);
+        let verdict = reply.wait();
         if verdict == Verdict::Admit {
             ticket.client = Some((ip, self.clone()));
         }
@@ -201,9 +233,7 @@ impl Admission {
 fn serve(mut clients: Clients, inbox: Receiver<Ask>) {
     for ask in inbox {
         match ask {
-            Ask::Admit { ip, reply } => {
-                let _ = reply.send(clients.admit(ip));
-            }
+            Ask::Admit { ip, reply } => reply.give(clients.admit(ip)),
             Ask::Closed(ip) => clients.closed(ip),
         }
     }

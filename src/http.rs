@@ -420,26 +420,54 @@ fn with_headers<R: Read>(response: Response<R>, headers: &[(&str, &str)]) -> Res
 /// Writes the response to `head`'s request: without its body if that was a
 /// HEAD.
 pub fn respond_to<R: Read>(sock: &TcpStream, head: &Head, response: Response<R>) -> io::Result<()> {
-    respond(sock, response, head.method == "HEAD")
+    respond_with(sock, response, head.method == "HEAD", &[])
 }
 
-/// Writes a response and asks the client to close: one request per
-/// connection keeps every connection's thread short-lived. Every body is in
-/// memory, so it is sent with its `Content-Length`, never chunked, and a
-/// HEAD (`head_only`) gets the same headers without it.
+/// As [`respond_to`], with headers tiny_http refuses to set (`Upgrade`).
+pub fn respond_to_with<R: Read>(
+    sock: &TcpStream,
+    head: &Head,
+    response: Response<R>,
+    forbidden: &[(&str, &str)],
+) -> io::Result<()> {
+    respond_with(sock, response, head.method == "HEAD", forbidden)
+}
+
 pub fn respond<R: Read>(
     sock: &TcpStream,
     response: Response<R>,
     head_only: bool,
 ) -> io::Result<()> {
+    respond_with(sock, response, head_only, &[])
+}
+
+/// Writes a response and says `Connection: close` (we answer one request
+/// per connection). tiny_http drops `Connection` and `Upgrade` from a
+/// response's headers, so the response is printed into a buffer (every body
+/// is in memory already) and those lines are written in after its status
+/// line.
+fn respond_with<R: Read>(
+    sock: &TcpStream,
+    response: Response<R>,
+    head_only: bool,
+    forbidden: &[(&str, &str)],
+) -> io::Result<()> {
     let response = response
         .with_chunked_threshold(usize::MAX)
-        .with_header(header("Connection", "close"))
         .with_header(header("Server", "wschat"))
         .with_header(header("X-Content-Type-Options", "nosniff"));
-    let mut writer = io::BufWriter::new(sock);
-    response.raw_print(&mut writer, HTTPVersion(1, 1), &[], head_only, None)?;
-    io::Write::flush(&mut writer)
+    let mut out = Vec::new();
+    response.raw_print(&mut out, HTTPVersion(1, 1), &[], head_only, None)?;
+    let mut extra = String::from("Connection: close\r\n");
+    for (name, value) in forbidden {
+        extra.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let after_status = out
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(out.len(), |i| i + 2);
+    out.splice(after_status..after_status, extra.into_bytes());
+    io::Write::write_all(&mut &*sock, &out)
 }
 
 #[cfg(test)]

@@ -495,12 +495,13 @@ fn answer_http(sock: &TcpStream, client: SocketAddr, head: &Head, shared: &Share
 #[inline(never)]
 fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: Refusal) {
     metrics::get().refused(refusal.metric());
+    // `Upgrade` is one of the headers tiny_http will not set itself.
+    let mut upgrade: &[(&str, &str)] = &[];
     let response = match refusal {
-        Refusal::NotUpgrade => http::error_response(
-            426,
-            "this endpoint speaks WebSocket only\n",
-            &[("Upgrade", "websocket")],
-        ),
+        Refusal::NotUpgrade => {
+            upgrade = &[("Upgrade", "websocket")];
+            http::text_response(426, "this endpoint speaks WebSocket only\n")
+        }
         Refusal::Origin(origin) => {
             log::info!("event=refused peer={peer} reason=origin origin={origin:?}");
             http::text_response(403, "origin not allowed\n")
@@ -515,7 +516,7 @@ fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: Refu
             http::text_response(400, &format!("bad WebSocket upgrade: {why}\n"))
         }
     };
-    if let Err(e) = http::respond_to(sock, head, response) {
+    if let Err(e) = http::respond_to_with(sock, head, response, upgrade) {
         log::debug!("event=write_failed peer={peer} error={:?}", e.to_string());
     }
 }

@@ -4,7 +4,9 @@
 //! Content-Lengths (400), absolute-form targets are served, a wrong
 //! WebSocket version gets 426 with the version we speak, one address gets
 //! only its share of unfinished request heads, and bad option values stop
-//! the server with status 2 and a message naming the option.
+//! the server with status 2 and a message naming the option. Every answer
+//! says `Connection: close`, and a 426 says `Upgrade: websocket`, although
+//! tiny_http drops both headers.
 
 mod support;
 
@@ -162,4 +164,16 @@ fn bad_option_values_exit_2_naming_the_option() {
         assert_eq!(out.status.code(), Some(2), "{option} {value}: {stderr}");
         assert!(stderr.contains(option), "{option} {value}: {stderr}");
     }
+}
+
+#[test]
+fn responses_say_connection_close_and_426_says_upgrade() {
+    let server = Server::start(&[]);
+    let page = http_fetch(&server.addr, "/");
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("Connection"), Some("close"));
+    let plain = http_fetch(&server.addr, "/ws");
+    assert_eq!(plain.status, 426);
+    assert_eq!(plain.header("Upgrade"), Some("websocket"));
+    assert_eq!(plain.header("Connection"), Some("close"));
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
-use support::Server;
+use support::{Server, require_debian_package};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -27,18 +27,8 @@ fn prepare() -> MutexGuard<'static, ()> {
     let guard = BROWSER
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !Path::new(CHROMIUM).exists() && running_as_root() {
-        // Debian's package; the same command CI runs.
-        let installed = Command::new("sh")
-            .args(["-c", "apt-get update && apt-get install -y chromium"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(installed, "apt-get install -y chromium failed");
-    }
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "chromium not found: install it with: apt-get update && apt-get install -y chromium"
-    );
+    // Debian's package; the same command CI runs.
+    require_debian_package(CHROMIUM, "chromium");
     let dir = scripts_dir();
     let modules = dir.join("node_modules");
     if !["playwright-core", "axe-core"]
@@ -58,13 +48,6 @@ fn prepare() -> MutexGuard<'static, ()> {
         );
     }
     guard
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 /// Starts a server with the page built into the binary and runs one script

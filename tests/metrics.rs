@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use support::*;
@@ -189,28 +188,10 @@ fn eviction_and_rate_limit_are_counted() {
     assert!(sample(&scrape(&server.addr), "wschat_rate_limited_total") >= 1.0);
 }
 
-/// Installs Debian's prometheus package for `promtool` when it is missing
-/// and we run as root, the way the browser tests install Chromium.
+/// Debian's prometheus package provides `promtool`.
 fn promtool() -> &'static str {
-    if !Path::new(PROMTOOL).exists() && running_as_root() {
-        let installed = Command::new("sh")
-            .args(["-c", "apt-get update && apt-get install -y prometheus"])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(installed, "apt-get install -y prometheus failed");
-    }
-    assert!(
-        Path::new(PROMTOOL).exists(),
-        "promtool not found: install it with: apt-get update && apt-get install -y prometheus"
-    );
+    require_debian_package(PROMTOOL, "prometheus");
     PROMTOOL
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 #[test]

@@ -292,7 +292,7 @@ fn rust_log_filters_by_target_and_lines_are_key_value() {
 
 #[test]
 fn systemd_unit_passes_systemd_analyze_verify() {
-    ensure_installed("systemd-analyze", "systemd");
+    require_debian_package("/usr/bin/systemd-analyze", "systemd");
     let unit = std::fs::read_to_string(repo("contrib/wschat.service")).unwrap();
     assert!(
         unit.contains("\nExecStart=/usr/local/bin/wschat\n"),
@@ -366,34 +366,4 @@ fn sysctl_file_sets_real_keys() {
         keys.push(key.to_string());
     }
     assert_eq!(keys, ["kernel.pid_max", "vm.max_map_count"]);
-}
-
-/// Installs Debian's `package` when `tool` is missing and we run as root
-/// (the way the browser tests install Chromium); else fails with the command.
-fn ensure_installed(tool: &str, package: &str) {
-    let found = || {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    if !found() && root {
-        let installed = Command::new("sh")
-            .args([
-                "-c",
-                &format!("apt-get update && apt-get install -y {package}"),
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(installed, "apt-get install -y {package} failed");
-    }
-    assert!(
-        found(),
-        "{tool} not found: install it with: apt-get update && apt-get install -y {package}"
-    );
 }

@@ -1282,3 +1282,27 @@ impl Server {
         (server, log)
     }
 }
+
+/// Makes sure the Debian package `package` is installed, judged by the file
+/// `path` it provides: installs it with apt-get when it is missing and the
+/// tests run as root (as `.ci/run` does), and otherwise fails with the
+/// command to run. A test that needs a system tool is never skipped.
+pub fn require_debian_package(path: &str, package: &str) {
+    let install = format!("apt-get update && apt-get install -y {package}");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !std::path::Path::new(path).exists() && root {
+        let installed = Command::new("sh")
+            .args(["-c", &install])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(installed, "{install} failed");
+    }
+    assert!(
+        std::path::Path::new(path).exists(),
+        "{path} not found: install it with: {install}"
+    );
+}

@@ -21,9 +21,6 @@ use super::{Client, HttpResponse, Server, TempDir, WATCHDOG, read_http_response}
 /// Debian's nginx binary (package `nginx`).
 pub const NGINX: &str = "/usr/sbin/nginx";
 
-/// The command that installs it, as `.ci/run` does.
-const INSTALL: &str = "apt-get update && apt-get install -y nginx";
-
 /// nginx writes this notice once its listening socket is open (after
 /// reading its configuration, before serving): it is the sign to go on.
 const READY: &str = "getrlimit(RLIMIT_NOFILE)";
@@ -159,26 +156,8 @@ fn ensure_installed() {
     if *checked {
         return;
     }
-    if !Path::new(NGINX).exists() && running_as_root() {
-        let installed = Command::new("sh")
-            .args(["-c", INSTALL])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(installed, "{INSTALL} failed");
-    }
-    assert!(
-        Path::new(NGINX).exists(),
-        "nginx not found: install it with: {INSTALL}"
-    );
+    super::require_debian_package(NGINX, "nginx");
     *checked = true;
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 /// The whole nginx.conf: one process in the foreground, everything it

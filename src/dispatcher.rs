@@ -244,9 +244,8 @@ impl Dispatcher {
         if now >= self.next_ping {
             // One timer pings everyone: no thread wakes per connection.
             let ping = stage_frames(&mut self.batch, std::slice::from_ref(&self.ping));
-            let ids: Vec<ClientId> = self.clients.keys().copied().collect();
-            for id in ids {
-                self.stage(id, ping.clone());
+            for (id, client) in &mut self.clients {
+                client.stage(*id, ping.clone(), &mut self.dirty);
             }
             self.flush();
             self.next_ping = now + self.limits.ping_interval;

@@ -180,13 +180,7 @@ impl Outlet {
     /// a writer blocked in `send`.
     pub fn end(&self) {
         let mut state = self.lock();
-        state.gone = true;
-        state.backlog.clear();
-        state.backlog_bytes = 0;
-        drop(state);
-        self.drained.notify_all();
-        // Fails only if the socket is already shut, which is the goal anyway.
-        let _ = self.sock.shutdown(Shutdown::Both);
+        self.stop(&mut state);
     }
 
     /// Why writing to this client failed, if it did.
@@ -269,11 +263,18 @@ impl Outlet {
     }
 
     fn fail(&self, state: &mut State, why: String) {
+        state.failure.get_or_insert(why);
+        self.stop(state);
+    }
+
+    /// The connection is over: everything waiting is dropped, waiters are
+    /// woken, and the socket is shut down.
+    fn stop(&self, state: &mut State) {
         state.gone = true;
         state.backlog.clear();
         state.backlog_bytes = 0;
-        state.failure.get_or_insert(why);
         self.drained.notify_all();
+        // Fails only if the socket is already shut, which is the goal anyway.
         let _ = self.sock.shutdown(Shutdown::Both);
     }
 
@@ -309,9 +310,8 @@ impl Outlet {
         if state.gone {
             return;
         }
-        for frame in state.backlog.drain(..frames).collect::<Vec<_>>() {
-            state.backlog_bytes -= frame.len();
-        }
+        let freed: usize = state.backlog.drain(..frames).map(|f| f.len()).sum();
+        state.backlog_bytes -= freed;
         state.offset = 0;
         drop(state);
         self.drained.notify_all();

@@ -1005,6 +1005,12 @@ pub fn assert_relayed(speaker: &mut Client, listener: &mut Client, text: &str) {
 /// `Name: value`) over a fresh connection and reads the answer, whatever
 /// its status.
 pub fn upgrade_request(addr: &str, path: &str, extra_headers: &[&str]) -> HttpResponse {
+    http_request(addr, &upgrade_head(addr, path, extra_headers))
+}
+
+/// The head of a WebSocket upgrade for `path` on `addr`, with extra header
+/// lines (`Name: value`).
+pub fn upgrade_head(addr: &str, path: &str, extra_headers: &[&str]) -> String {
     let mut req = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -1014,7 +1020,7 @@ pub fn upgrade_request(addr: &str, path: &str, extra_headers: &[&str]) -> HttpRe
         req.push_str("\r\n");
     }
     req.push_str("\r\n");
-    http_request(addr, &req)
+    req
 }
 
 impl Server {

@@ -285,15 +285,7 @@ pub fn ws_from(
 /// Like `ws_from`, but the client must be refused: returns the response.
 #[track_caller]
 pub fn refused_from(addr: &str, path: &str, from: &str, headers: &[&str]) -> HttpResponse {
-    let mut req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-    );
-    for h in headers {
-        req.push_str(h);
-        req.push_str("\r\n");
-    }
-    req.push_str("\r\n");
+    let req = super::upgrade_head(addr, path, headers);
     let mut s = tcp_from(addr, from);
     std::io::Write::write_all(&mut s, req.as_bytes()).unwrap();
     let response = read_http_response(&mut s);

@@ -86,9 +86,23 @@ pub struct Config {
     )]
     pub queue_frames: usize,
 
-    /// Bytes that may wait in one client's outbound queue (same rule).
-    #[arg(long, env = "WSCHAT_QUEUE_BYTES", default_value_t = 64 * 1024 * 1024, value_name = "BYTES", value_parser = parse_count::<usize>)]
+    /// Bytes that may wait in one client's outbound queue (same rule). A
+    /// room's history is kept within half of this, so that a joiner's
+    /// replay always fits.
+    #[arg(long, env = "WSCHAT_QUEUE_BYTES", default_value_t = 32 * 1024 * 1024, value_name = "BYTES", value_parser = parse_count::<usize>)]
     pub queue_bytes: usize,
+
+    /// Bytes the server may hold on behalf of clients: a quarter for room
+    /// history, three eighths for outbound queues, three eighths for
+    /// messages and files being received. Takes K, M or G suffixes (powers
+    /// of 1024).
+    #[arg(long, env = "WSCHAT_MEMORY_BUDGET", default_value = "512M", value_name = "BYTES", value_parser = parse_budget)]
+    pub memory_budget: usize,
+
+    /// A message or file being received must arrive at least this fast
+    /// (after a 10 s grace), or its sender is closed with 1008.
+    #[arg(long, env = "WSCHAT_MIN_UPLOAD_RATE", default_value = "16K", value_name = "BYTES_PER_S", value_parser = parse_bytes)]
+    pub min_upload_rate: usize,
 
     /// Sustained frames per second one connection may send.
     #[arg(
@@ -254,6 +268,40 @@ fn parse_count<T: std::str::FromStr + PartialOrd + Default>(s: &str) -> Result<T
     }
 }
 
+/// A number of bytes, with an optional K, M or G suffix (powers of 1024;
+/// `KiB`, `MiB`, `GiB` are also accepted).
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, suffix) = s.split_at(digits);
+    let shift = match suffix.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => {
+            return Err(format!(
+                "a number of bytes like 65536, 64K or 512M, not {s:?}"
+            ));
+        }
+    };
+    number
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n > 0)
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("a number of bytes, 1 or more, like 65536, 64K or 512M, not {s:?}"))
+}
+
+/// A memory budget: at least [`crate::budget::MIN_BUDGET`].
+fn parse_budget(s: &str) -> Result<usize, String> {
+    let bytes = parse_bytes(s)?;
+    if bytes < crate::budget::MIN_BUDGET {
+        return Err(format!("at least {} MiB", crate::budget::MIN_BUDGET >> 20));
+    }
+    Ok(bytes)
+}
+
 /// A public URL: `http` or `https`, a host and maybe a port.
 fn parse_public_url(s: &str) -> Result<String, String> {
     crate::proxy::public_authority(s).map(|_| s.to_owned())
@@ -304,7 +352,29 @@ impl Config {
             command = with_file_defaults(command, &file)?;
         }
         let matches = command.try_get_matches_from_mut(args)?;
-        Config::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+        let config = Config::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+        config
+            .check_budget()
+            .map_err(|why| command.error(clap::error::ErrorKind::ValueValidation, why))?;
+        Ok(config)
+    }
+
+    /// The memory budget must leave room, in the share for incoming
+    /// messages, for the largest one a client may send.
+    fn check_budget(&self) -> Result<(), String> {
+        let incoming = crate::budget::Budget::new(self.memory_budget)
+            .incoming
+            .limit();
+        if incoming < self.max_frame_size() {
+            return Err(format!(
+                "--memory-budget {} leaves {incoming} bytes for incoming messages, less than \
+                 one file of --max-file-size {} (raise the budget to at least {} or lower the file size)",
+                self.memory_budget,
+                self.max_file_size,
+                self.max_frame_size() * 8 / 3 + 1
+            ));
+        }
+        Ok(())
     }
 
     /// The limit given to tungstenite for one incoming message: the larger of

@@ -10,17 +10,20 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+use tungstenite::Message;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
+use crate::budget::Budget;
 use crate::config::Config;
 use crate::dispatcher::{ClientId, Event, Mode};
 use crate::handshake::Endpoint;
+use crate::incoming::{self, Incoming, Refused};
 use crate::outlet::{Bounds, CLOSE_TIMEOUT, Outlet};
 use crate::session::{Flow, Session};
-use crate::text_limit::{TextLimit, TextTooBig};
 use crate::wire::Encoded;
 use crate::writer::Writers;
 
@@ -49,6 +52,7 @@ pub struct Connection {
     pub events: Sender<Event>,
     /// The count of backlog writers, shared by every connection.
     pub writers: Arc<Writers>,
+    pub budget: Budget,
 }
 
 /// How a connection ended, for the disconnect log line.
@@ -95,6 +99,7 @@ impl Connection {
             frames: self.config.queue_frames.max(1),
             bytes: self.config.queue_bytes,
             write_timeout: self.config.write_timeout,
+            share: self.budget.outbound.clone(),
         };
         let outlet = Outlet::new(self.id, self.sock, bounds, self.writers);
 
@@ -105,6 +110,7 @@ impl Connection {
             &self.endpoint,
             &self.config,
             self.events.clone(),
+            self.budget.incoming.clone(),
         ));
         let open = crate::metrics::get().connection(session.mode);
         let connect = Event::Connect {
@@ -193,27 +199,37 @@ fn log_end(
 /// Reads messages until the connection ends; hands each to the session.
 #[inline(never)]
 fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Session) -> End {
-    let text_limit =
-        (session.mode != Mode::Echo).then(|| TextLimit::new(session.config.max_message_size));
-    let mut stream = ReplyStream { outlet, text_limit };
+    let text = match session.mode {
+        Mode::Echo => session.config.max_frame_size(),
+        Mode::Raw | Mode::V1 => session.config.max_message_size,
+    };
+    let incoming = Incoming::new(incoming::Limits {
+        text: text as u64,
+        message: session.config.max_frame_size() as u64,
+        min_rate: session.config.min_upload_rate as u64,
+        share: session.incoming.clone(),
+    });
+    let mut stream = ReplyStream { outlet, incoming };
     let mut limit = session.message_limit();
     loop {
         let (code, reason) = match ctx.read(&mut stream) {
-            Ok(msg) => match session.on_message(msg, outlet) {
-                Flow::Continue => {
-                    let wanted = session.message_limit();
-                    if wanted != limit {
-                        ctx.set_config(|c| {
-                            c.max_message_size = Some(wanted);
-                            c.max_frame_size = Some(wanted);
-                        });
-                        limit = wanted;
+            Ok(msg) => {
+                match session.on_message(stream.received(msg), stream.incoming.held(), outlet) {
+                    Flow::Continue => {
+                        let wanted = session.message_limit();
+                        if wanted != limit {
+                            ctx.set_config(|c| {
+                                c.max_message_size = Some(wanted);
+                                c.max_frame_size = Some(wanted);
+                            });
+                            limit = wanted;
+                        }
+                        continue;
                     }
-                    continue;
+                    Flow::Close(code, reason) => (code, reason),
+                    Flow::Gone => return End::Reset("connection ended".into()),
                 }
-                Flow::Close(code, reason) => (code, reason),
-                Flow::Gone => return End::Reset("connection ended".into()),
-            },
+            }
             Err(err) => match failure(err) {
                 Failure::Ended(end) => return end,
                 Failure::Close(code, reason) => (code, reason),
@@ -242,8 +258,13 @@ fn failure(err: WsError) -> Failure {
         {
             Failure::Close(CLOSE_GOING_AWAY, "ping timeout".into())
         }
-        WsError::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<TextTooBig>()) => {
-            Failure::Close(1009, "message too big".into())
+        WsError::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<Refused>()) => {
+            let refused = e
+                .into_inner()
+                .and_then(|inner| inner.downcast::<Refused>().ok())
+                .map_or(Refused::Busy, |r| *r);
+            let (code, reason) = refused.close();
+            Failure::Close(code, reason.into())
         }
         WsError::Io(e) => Failure::Ended(End::Reset(e.to_string())),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
@@ -298,12 +319,26 @@ fn linger(sock: &TcpStream) {
 /// from the socket, writes go to the client's outlet as whole frames.
 struct ReplyStream<'a> {
     outlet: &'a Arc<Outlet>,
-    /// In the chat room, stops text over `--max-message-size` from its header.
-    text_limit: Option<TextLimit>,
+    /// Stops, from its header, what must not be buffered (see `incoming`).
+    incoming: Incoming,
+}
+
+impl ReplyStream<'_> {
+    /// A message tungstenite has read whole: a data message no longer
+    /// counts as incoming.
+    fn received(&mut self, msg: Message) -> Message {
+        if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+            self.incoming.message_done();
+        }
+        msg
+    }
 }
 
 impl Read for ReplyStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Only waiting in the middle of a message counts against the
+        // client's upload rate.
+        let started = self.incoming.in_progress().then(Instant::now);
         let n = loop {
             match self.outlet.socket().read(buf) {
                 // A signal (a profiler attaching, say) is no reason to drop a client.
@@ -312,11 +347,10 @@ impl Read for ReplyStream<'_> {
             }
         };
         crate::metrics::get().bytes_received(n);
-        if let Some(limit) = &mut self.text_limit {
-            limit
-                .observe(&buf[..n])
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        }
+        let waited = started.map_or(Duration::ZERO, |t| t.elapsed());
+        self.incoming
+            .observe(&buf[..n], waited)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         Ok(n)
     }
 }

@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tungstenite::Bytes;
 use tungstenite::Utf8Bytes;
 
+use crate::budget::Share;
 use crate::outlet::{CLOSE_TIMEOUT, Outlet};
 use crate::protocol::{self, Event as Out, Refusal};
 use crate::wire::Encoded;
@@ -89,6 +90,12 @@ pub enum Event {
 pub struct Limits {
     /// Stored events kept per room.
     pub history: usize,
+    /// The memory budget's share for history, across every room: when it
+    /// is full, the oldest stored event of any room goes first.
+    pub history_share: Arc<Share>,
+    /// Bytes of stored events kept per room, so that a joiner's replay fits
+    /// in its outbound queue.
+    pub room_history_bytes: usize,
     /// Empty rooms remembered (for their history) before the oldest goes.
     pub max_idle_rooms: usize,
     /// Every client is pinged this often.
@@ -121,13 +128,31 @@ struct Room {
     /// Names in use.
     names: HashSet<String>,
     history: VecDeque<Stored>,
+    /// What `history` is charged to the budget.
+    history_bytes: usize,
     last_id: u64,
     /// When the last member left; `None` while occupied.
     emptied_at: Option<Instant>,
 }
 
-/// A message or file announcement kept for replay.
+/// A message or file announcement kept for replay: its event, encoded once
+/// when it was sent, shared by every joiner it is replayed to.
 struct Stored {
+    id: u64,
+    /// Position among every event stored on the server, oldest first.
+    seq: u64,
+    frame: Encoded,
+}
+
+impl Stored {
+    /// What keeping it costs the history share.
+    fn cost(&self) -> usize {
+        self.frame.len() + std::mem::size_of::<Stored>()
+    }
+}
+
+/// A message or file about to be recorded.
+struct Record {
     id: u64,
     from: String,
     ts: u64,
@@ -143,7 +168,7 @@ enum StoredBody {
     },
 }
 
-impl Stored {
+impl Record {
     fn event<'a>(&'a self, room: &'a str, replay: bool) -> Out<'a> {
         match &self.body {
             StoredBody::Text(text) => Out::Message {
@@ -181,6 +206,15 @@ pub struct Dispatcher {
     batch: Vec<Encoded>,
     /// Clients with staged frames, to be written at the end of the batch.
     dirty: Vec<ClientId>,
+    /// Every stored event of every room, oldest first, by `Stored::seq` and
+    /// room: the order in which the history share is freed. Entries whose
+    /// event is gone already are skipped, and swept when they outnumber
+    /// the live ones.
+    stored_order: VecDeque<(u64, String)>,
+    /// Events stored in all rooms.
+    stored: usize,
+    /// The next `Stored::seq`.
+    next_seq: u64,
     closing: Closing,
     next_ping: Instant,
     ping: Encoded,
@@ -197,6 +231,9 @@ impl Dispatcher {
             joins: 0,
             batch: Vec::new(),
             dirty: Vec::new(),
+            stored_order: VecDeque::new(),
+            stored: 0,
+            next_seq: 0,
             closing: VecDeque::new(),
             ping: Encoded::ping(),
         }
@@ -416,16 +453,14 @@ impl Dispatcher {
                 since
             }
         };
-        frames.extend(
-            room.history
-                .iter()
-                .filter(|s| s.id > replay_from)
-                .map(|s| s.event(room_name, true)),
-        );
-        let encoded: Vec<Encoded> = frames
+        let mut encoded: Vec<Encoded> = frames
             .iter()
             .map(|f| Encoded::text(protocol::encode(f)))
             .collect();
+        // The history was encoded when it was sent: a join costs a copy of
+        // pointers, however large the room's history.
+        let start = room.history.partition_point(|s| s.id <= replay_from);
+        encoded.extend(room.history.range(start..).map(|s| s.frame.clone()));
         let range = self.stage_frames(&encoded);
         self.stage(id, range);
     }
@@ -569,20 +604,96 @@ impl Dispatcher {
             .get_mut(room_name)
             .expect("senders are seated in a room");
         room.last_id += 1;
-        let stored = Stored {
+        let record = Record {
             id: room.last_id,
             from: from.to_owned(),
             ts: now_ms(),
             body,
         };
-        let live = Encoded::text(protocol::encode(&stored.event(room_name, false)));
+        let live = Encoded::text(protocol::encode(&record.event(room_name, false)));
         if self.limits.history > 0 {
-            if room.history.len() == self.limits.history {
-                room.history.pop_front();
-            }
-            room.history.push_back(stored);
+            let stored = Stored {
+                id: record.id,
+                seq: self.next_seq,
+                frame: Encoded::text(protocol::encode(&record.event(room_name, true))),
+            };
+            self.next_seq += 1;
+            self.keep(room_name, stored);
         }
         live
+    }
+
+    /// Keeps an event in its room's history, within the room's bounds and
+    /// the history share, making room by forgetting the oldest events: the
+    /// room's own first, then the server's.
+    fn keep(&mut self, room_name: &str, stored: Stored) {
+        let cost = stored.cost();
+        if cost > self.limits.room_history_bytes || cost > self.limits.history_share.limit() {
+            log::debug!(
+                "event=not_kept room={room_name:?} bytes={cost} msg=\"larger than a room's history\""
+            );
+            return;
+        }
+        let (share, history, room_bytes) = (
+            self.limits.history_share.clone(),
+            self.limits.history,
+            self.limits.room_history_bytes,
+        );
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        while room.history.len() >= history || room.history_bytes + cost > room_bytes {
+            let Some(old) = room.history.pop_front() else {
+                break;
+            };
+            room.history_bytes -= old.cost();
+            share.give(old.cost());
+            self.stored -= 1;
+        }
+        while !share.try_take(cost) {
+            if !self.forget_oldest() {
+                return;
+            }
+        }
+        let room = self.rooms.get_mut(room_name).expect("looked up above");
+        room.history_bytes += cost;
+        self.stored_order
+            .push_back((stored.seq, room_name.to_owned()));
+        room.history.push_back(stored);
+        self.stored += 1;
+        if self.stored_order.len() > 2 * self.stored + 1024 {
+            let rooms = &self.rooms;
+            self.stored_order
+                .retain(|(seq, room)| rooms.get(room).is_some_and(|r| r.holds(*seq)));
+        }
+    }
+
+    /// Forgets the oldest event stored in any room, to make room in the
+    /// history share; false if there is none.
+    fn forget_oldest(&mut self) -> bool {
+        while let Some((seq, room_name)) = self.stored_order.pop_front() {
+            let Some(room) = self.rooms.get_mut(&room_name) else {
+                continue;
+            };
+            if room.history.front().is_none_or(|s| s.seq != seq) {
+                continue;
+            }
+            let old = room.history.pop_front().expect("checked above");
+            room.history_bytes -= old.cost();
+            self.limits.history_share.give(old.cost());
+            self.stored -= 1;
+            log::debug!("event=history_full room={room_name:?} forgot={}", old.id);
+            return true;
+        }
+        false
+    }
+
+    /// Forgets a room and gives its history's bytes back.
+    fn remove_room(&mut self, name: &str) {
+        if let Some(room) = self.rooms.remove(name) {
+            self.limits.history_share.give(room.history_bytes);
+            self.stored -= room.history.len();
+        }
     }
 
     /// Stages `fanout`'s frames for every member of `room`.
@@ -661,6 +772,9 @@ impl Dispatcher {
                 client.peer
             );
             crate::metrics::get().evicted();
+            // What it has not taken by now it will not get: its close goes
+            // out next, and its backlog's memory is free for others.
+            client.outlet.discard_backlog();
             self.vacate(client, Some((1008, "too slow")));
         }
     }
@@ -712,7 +826,7 @@ impl Dispatcher {
         if room.members.is_empty() {
             room.emptied_at = Some(Instant::now());
             if room.history.is_empty() {
-                self.rooms.remove(&room_name);
+                self.remove_room(&room_name);
             }
             self.forget_idle_rooms();
             return;
@@ -745,8 +859,15 @@ impl Dispatcher {
         idle.sort();
         let excess = idle.len() - self.limits.max_idle_rooms;
         for (_, name) in idle.into_iter().take(excess) {
-            self.rooms.remove(&name);
+            self.remove_room(&name);
         }
+    }
+}
+
+impl Room {
+    /// Whether the event stored as `seq` is still in this room's history.
+    fn holds(&self, seq: u64) -> bool {
+        self.history.front().is_some_and(|s| s.seq <= seq)
     }
 }
 
@@ -788,4 +909,165 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outlet::Bounds;
+    use crate::writer::Writers;
+    use std::net::{TcpListener, TcpStream};
+
+    /// A dispatcher with `history_share` bytes for history, and a way to
+    /// add clients whose outlets write to sockets nobody reads (the tests
+    /// look at the dispatcher's state, not at what clients receive).
+    struct Harness {
+        d: Dispatcher,
+        next: ClientId,
+        listener: TcpListener,
+        /// The client ends of the sockets, kept open.
+        peers: Vec<TcpStream>,
+    }
+
+    impl Harness {
+        fn new(history: usize, history_share: usize, room_history_bytes: usize) -> Harness {
+            let limits = Limits {
+                history,
+                history_share: Share::new("history", history_share),
+                room_history_bytes,
+                max_idle_rooms: 1000,
+                ping_interval: Duration::from_secs(60),
+                welcome: protocol::Limits::default(),
+            };
+            Harness {
+                d: Dispatcher::new(limits),
+                next: 0,
+                listener: TcpListener::bind("127.0.0.1:0").unwrap(),
+                peers: Vec::new(),
+            }
+        }
+
+        fn join(&mut self, room: &str, mode: Mode) -> ClientId {
+            self.next += 1;
+            let id = self.next;
+            let client = TcpStream::connect(self.listener.local_addr().unwrap()).unwrap();
+            let (server, peer) = self.listener.accept().unwrap();
+            self.peers.push(client);
+            let bounds = Bounds {
+                frames: 1 << 20,
+                bytes: 1 << 30,
+                write_timeout: Duration::from_secs(5),
+                share: Share::new("outbound", 1 << 30),
+            };
+            let outlet = Outlet::new(id, server, bounds, Writers::new(64));
+            self.d.handle(Event::Connect {
+                id,
+                peer,
+                mode,
+                outlet,
+            });
+            self.d.handle(Event::Join {
+                id,
+                room: Some(room.into()),
+                name: Some(format!("user{id}")),
+                since: None,
+            });
+            self.d.flush();
+            id
+        }
+
+        fn say(&mut self, id: ClientId, text: &str) {
+            self.d.handle(Event::Text {
+                id,
+                text: text.into(),
+            });
+            self.d.flush();
+        }
+
+        fn kept(&self, room: &str) -> Vec<u64> {
+            self.d.rooms[room].history.iter().map(|s| s.id).collect()
+        }
+
+        fn share_used(&self) -> usize {
+            self.d.limits.history_share.used()
+        }
+    }
+
+    #[test]
+    fn history_is_charged_and_kept_within_the_rooms_count() {
+        let mut h = Harness::new(3, 1 << 20, 1 << 20);
+        let a = h.join("r", Mode::V1);
+        for i in 0..5 {
+            h.say(a, &format!("m{i}"));
+        }
+        assert_eq!(h.kept("r"), [3, 4, 5]);
+        let charged: usize = h.d.rooms["r"].history.iter().map(Stored::cost).sum();
+        assert_eq!(h.share_used(), charged);
+        assert_eq!(h.d.rooms["r"].history_bytes, charged);
+    }
+
+    #[test]
+    fn a_full_share_forgets_the_oldest_message_of_any_room() {
+        // Each 1,000-byte text costs a little over 1,000 bytes: the share
+        // holds four.
+        let mut h = Harness::new(100, 5000, 1 << 20);
+        let a = h.join("a", Mode::V1);
+        let b = h.join("b", Mode::V1);
+        let text = "x".repeat(1000);
+        h.say(a, &text); // a:1
+        h.say(a, &text); // a:2
+        h.say(b, &text); // b:1
+        h.say(b, &text); // b:2
+        assert_eq!((h.kept("a").len(), h.kept("b").len()), (2, 2));
+        h.say(b, &text); // b:3 pushes out a:1, the oldest anywhere
+        assert_eq!(h.kept("a"), [2]);
+        assert_eq!(h.kept("b"), [1, 2, 3]);
+        h.say(a, &text); // a:3 pushes out a:2
+        assert_eq!(h.kept("a"), [3]);
+        assert!(h.share_used() <= 5000);
+    }
+
+    #[test]
+    fn a_room_keeps_its_history_within_its_bytes() {
+        let mut h = Harness::new(100, 1 << 20, 2500);
+        let a = h.join("r", Mode::Raw);
+        let text = "x".repeat(1000);
+        for _ in 0..4 {
+            h.say(a, &text);
+        }
+        assert_eq!(h.kept("r"), [3, 4]);
+        // Larger than a room may hold at all: delivered, not kept.
+        h.say(a, &"y".repeat(3000));
+        assert_eq!(h.kept("r"), [3, 4]);
+        assert_eq!(h.d.rooms["r"].last_id, 5, "it still had its id");
+    }
+
+    #[test]
+    fn a_forgotten_room_gives_its_bytes_back() {
+        let mut h = Harness::new(100, 1 << 20, 1 << 20);
+        h.d.limits.max_idle_rooms = 0;
+        let a = h.join("r", Mode::V1);
+        h.say(a, "hello");
+        assert!(h.share_used() > 0);
+        h.d.handle(Event::Leave { id: a });
+        assert!(!h.d.rooms.contains_key("r"));
+        assert_eq!(h.share_used(), 0);
+        assert_eq!(h.d.stored, 0);
+    }
+
+    #[test]
+    fn stale_order_entries_are_swept() {
+        let mut h = Harness::new(1, 1 << 20, 1 << 20);
+        let a = h.join("r", Mode::V1);
+        for i in 0..5000 {
+            h.say(a, &format!("m{i}"));
+        }
+        // One message kept; the order holds at most the sweep's slack.
+        assert_eq!(h.d.stored, 1);
+        assert!(
+            h.d.stored_order.len() <= 2 + 1024,
+            "{}",
+            h.d.stored_order.len()
+        );
+    }
 }

@@ -7,12 +7,13 @@
 //! what each message means), and `dispatcher` owns the rooms and fans frames
 //! out. Every byte to a client goes through its `outlet`, straight into the
 //! socket when it has room, otherwise through a `writer` thread that lives
-//! while the client is behind. `protocol`, `wire` and `text_limit` are pure
-//! formats; `ratelimit` is plumbing; `config` holds every option. `metrics`
+//! while the client is behind. `incoming` stops what must not be buffered,
+//! within the memory `budget`. `protocol` and `wire` are pure formats; `ratelimit` is plumbing; `config` holds every option. `metrics`
 //! counts what happens and `health` answers the operator's endpoints.
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod budget;
 pub mod capacity;
 pub mod config;
 pub mod connection;
@@ -20,6 +21,7 @@ pub mod dispatcher;
 pub mod handshake;
 pub mod health;
 pub mod http;
+pub mod incoming;
 pub mod listener;
 pub mod metrics;
 pub mod outlet;
@@ -27,6 +29,5 @@ pub mod protocol;
 pub mod proxy;
 pub mod ratelimit;
 pub mod session;
-pub mod text_limit;
 pub mod wire;
 pub mod writer;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::admission::{Admission, Entry, Gate, Ticket, Verdict};
+use crate::budget::Budget;
 use crate::capacity::Readings;
 use crate::config::Config;
 use crate::connection::{Connection, THREAD_STACK};
@@ -45,6 +46,7 @@ pub struct Server {
     config: Arc<Config>,
     stop: Arc<AtomicBool>,
     writers: Arc<Writers>,
+    budget: Budget,
 }
 
 /// Stops a running server from another thread (the signal handler).
@@ -71,6 +73,7 @@ struct Shared {
     origins: OriginPolicy,
     events: Sender<Event>,
     writers: Arc<Writers>,
+    budget: Budget,
     health: Health,
     admission: Admission,
     proxies: Proxies,
@@ -99,11 +102,29 @@ impl Server {
             );
             config.max_connections = capacity.connections;
         }
+        let budget = Budget::new(config.memory_budget);
+        if config.queue_bytes > budget.outbound.limit() {
+            log::warn!(
+                "event=budget msg=\"--queue-bytes {} lowered to the outbound share of --memory-budget, {}\"",
+                config.queue_bytes,
+                budget.outbound.limit()
+            );
+            config.queue_bytes = budget.outbound.limit();
+        }
+        log::info!(
+            "event=budget total={} history={} outbound={} incoming={}",
+            config.memory_budget,
+            budget.history.limit(),
+            budget.outbound.limit(),
+            budget.incoming.limit()
+        );
+        crate::metrics::get().watch_budget(&budget);
         Ok(Server {
             listener,
             config: Arc::new(config),
             stop: Arc::new(AtomicBool::new(false)),
             writers: Writers::new(capacity.writers),
+            budget,
         })
     }
 
@@ -126,6 +147,8 @@ impl Server {
         let (events, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
         let dispatcher = Dispatcher::new(Limits {
             history: config.history,
+            history_share: self.budget.history.clone(),
+            room_history_bytes: config.queue_bytes / 2,
             max_idle_rooms: config.max_idle_rooms,
             ping_interval: config.ping_interval,
             welcome: protocol::Limits {
@@ -150,6 +173,7 @@ impl Server {
             events: events.clone(),
             config: config.clone(),
             writers: self.writers.clone(),
+            budget: self.budget.clone(),
             health: health.clone(),
             admission: Admission::start(
                 config.max_connections_per_ip,
@@ -374,6 +398,7 @@ fn handle(
                 config: config.clone(),
                 events: shared.events.clone(),
                 writers: shared.writers.clone(),
+                budget: shared.budget.clone(),
             };
             Some((Box::new(connection), ticket))
         }

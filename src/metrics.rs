@@ -11,8 +11,8 @@
 //! The rest of the server calls the small named methods below, one line per
 //! place where something happens; the README lists every metric.
 
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -21,6 +21,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::budget::Budget;
 use crate::dispatcher::{Event, Mode};
 
 /// The `Content-Type` of [`Metrics::render_openmetrics`]'s output.
@@ -166,6 +167,10 @@ pub struct Metrics {
     evictions: Counter,
     queue_depth: AtomicHistogram,
     fanout: AtomicHistogram,
+    memory_used: Family<Label, Gauge>,
+    memory_limit: Family<Label, Gauge>,
+    /// The server's memory budget, read at each scrape.
+    budget: OnceLock<Budget>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -266,6 +271,21 @@ impl Metrics {
             fanout.clone(),
         );
 
+        let memory_used = Family::<Label, Gauge>::default();
+        registry.register_with_unit(
+            "memory_used",
+            "Bytes held for clients, by share of --memory-budget (history, outbound, incoming)",
+            Unit::Bytes,
+            memory_used.clone(),
+        );
+        let memory_limit = Family::<Label, Gauge>::default();
+        registry.register_with_unit(
+            "memory_limit",
+            "Each share's limit within --memory-budget",
+            Unit::Bytes,
+            memory_limit.clone(),
+        );
+
         let one = |family: &Family<Label, Counter>, key, value| -> Counter {
             family.get_or_create(&[(key, value)]).clone()
         };
@@ -286,12 +306,26 @@ impl Metrics {
             evictions,
             queue_depth,
             fanout,
+            memory_used,
+            memory_limit,
+            budget: OnceLock::new(),
             registry,
         }
     }
 
     /// The metrics in the OpenMetrics text format, which Prometheus asks for.
     pub fn render_openmetrics(&self) -> String {
+        if let Some(budget) = self.budget.get() {
+            for share in budget.shares() {
+                let label = [("share", share.name())];
+                self.memory_used
+                    .get_or_create(&label)
+                    .set(share.used() as i64);
+                self.memory_limit
+                    .get_or_create(&label)
+                    .set(share.limit() as i64);
+            }
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
@@ -302,6 +336,12 @@ impl Metrics {
     /// reader (`curl`, `promtool check metrics`).
     pub fn render(&self) -> String {
         to_text_format(&self.render_openmetrics())
+    }
+
+    /// Reports `budget`'s shares from now on (the first budget given wins:
+    /// a process runs one server).
+    pub fn watch_budget(&self, budget: &Budget) {
+        let _ = self.budget.set(budget.clone());
     }
 
     /// A WebSocket connection in `mode` is open until the guard is dropped.

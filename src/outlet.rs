@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
+use crate::budget::Share;
 use crate::dispatcher::ClientId;
 use crate::wire::Encoded;
 use crate::writer::{self, Writers};
@@ -46,6 +47,9 @@ pub(crate) const BLOCKING: c_int = libc::MSG_NOSIGNAL;
 /// `send` flags for everyone else, who never waits.
 const DONTWAIT: c_int = libc::MSG_DONTWAIT | BLOCKING;
 
+/// What the memory budget charges a backlog entry beyond its frame's bytes.
+const ENTRY: usize = std::mem::size_of::<Encoded>();
+
 /// How much one client may have waiting in its backlog, and how long a
 /// blocked write may last.
 #[derive(Debug, Clone)]
@@ -53,6 +57,8 @@ pub struct Bounds {
     pub frames: usize,
     pub bytes: usize,
     pub write_timeout: Duration,
+    /// The budget's outbound share, which every backlog draws on.
+    pub share: Arc<Share>,
 }
 
 /// The backlog has no room for a frame: the client is too slow.
@@ -156,6 +162,18 @@ impl Outlet {
         let _ = self.offer(&mut state, std::iter::once(&frame), false);
     }
 
+    /// Drops what is queued for a client being evicted for falling behind,
+    /// so that its close goes out next and its memory is free at once. A
+    /// frame already partly written stays, to keep the stream whole.
+    pub fn discard_backlog(&self) {
+        let mut state = self.lock();
+        let keep = usize::from(state.offset > 0).min(state.backlog.len());
+        let dropped: usize = state.backlog.iter().skip(keep).map(Encoded::len).sum();
+        self.release(state.backlog.iter().skip(keep));
+        state.backlog.truncate(keep);
+        state.backlog_bytes -= dropped;
+    }
+
     /// Waits, up to `timeout`, until a queued close frame has been written
     /// by the backlog writer. Without this, a close reply queued behind a
     /// backlog would be dropped by `end` and the peer would see its close
@@ -225,10 +243,14 @@ impl Outlet {
                 continue;
             }
             let partly_written = written > 0;
-            if bounded && !partly_written && !self.fits(state, frame) {
-                delivered -= 1;
-                result = Err(Full);
-                break;
+            if bounded && !partly_written {
+                if !self.fits(state, frame) {
+                    delivered -= 1;
+                    result = Err(Full);
+                    break;
+                }
+            } else {
+                self.force(frame);
             }
             if state.backlog.is_empty() {
                 state.offset = written;
@@ -247,9 +269,39 @@ impl Outlet {
         result
     }
 
+    /// Whether a frame may join the backlog: within the client's own
+    /// bounds, and within the outbound share, which is charged if so.
     fn fits(&self, state: &State, frame: &Encoded) -> bool {
-        state.backlog.len() < self.bounds.frames
-            && state.backlog_bytes + frame.len() <= self.bounds.bytes
+        if state.backlog.len() >= self.bounds.frames
+            || state.backlog_bytes + frame.len() > self.bounds.bytes
+        {
+            return false;
+        }
+        if self.bounds.share.try_take(charge(frame, frame.queued())) {
+            return true;
+        }
+        // Not queued after all; nobody else was charged for the frame.
+        frame.unqueued();
+        log::warn!(
+            "event=budget_full share=outbound client={} bytes={} msg=\"no room to queue a frame; the client is behind\"",
+            self.id,
+            frame.len()
+        );
+        false
+    }
+
+    /// Charges the outbound share for a frame that must be queued whatever
+    /// the limit: the rest of a frame already partly written (the stream
+    /// must stay whole), a close frame, or a reader's reply (the reader
+    /// waited for its client's backlog to shrink first).
+    fn force(&self, frame: &Encoded) {
+        self.bounds.share.take_anyway(charge(frame, frame.queued()));
+    }
+
+    /// Gives back what frames leaving the backlog were charged.
+    fn release<'a>(&self, frames: impl Iterator<Item = &'a Encoded>) {
+        let freed: usize = frames.map(|f| charge(f, f.unqueued())).sum();
+        self.bounds.share.give(freed);
     }
 
     fn start_writer(self: &Arc<Self>, state: &mut State) {
@@ -271,6 +323,7 @@ impl Outlet {
     /// woken, and the socket is shut down.
     fn stop(&self, state: &mut State) {
         state.gone = true;
+        self.release(state.backlog.iter());
         state.backlog.clear();
         state.backlog_bytes = 0;
         self.drained.notify_all();
@@ -310,8 +363,10 @@ impl Outlet {
         if state.gone {
             return;
         }
-        let freed: usize = state.backlog.drain(..frames).map(|f| f.len()).sum();
+        let freed: usize = state.backlog.iter().take(frames).map(Encoded::len).sum();
         state.backlog_bytes -= freed;
+        self.release(state.backlog.iter().take(frames));
+        state.backlog.drain(..frames);
         state.offset = 0;
         drop(state);
         self.drained.notify_all();
@@ -327,6 +382,13 @@ impl Outlet {
     pub(crate) fn write_timeout(&self) -> Duration {
         self.bounds.write_timeout
     }
+}
+
+/// What the outbound share is charged for one backlog entry: the entry, and
+/// the frame's bytes if this backlog is the first to hold them (`first`)
+/// or the last to let go.
+fn charge(frame: &Encoded, first: bool) -> usize {
+    ENTRY + if first { frame.len() } else { 0 }
 }
 
 /// Writes as much of `frames` as the socket takes without waiting; returns
@@ -390,6 +452,7 @@ mod tests {
             frames,
             bytes,
             write_timeout: Duration::from_secs(5),
+            share: Share::new("outbound", 64 << 20),
         };
         Outlet::new(1, sock, bounds, Writers::new(4))
     }

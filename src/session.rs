@@ -9,6 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use tungstenite::{Bytes, Message, Utf8Bytes};
 
+use crate::budget::Share;
 use crate::config::Config;
 use crate::dispatcher::{ClientId, Event, Mode};
 use crate::handshake::{Endpoint, RoomQuery};
@@ -57,6 +58,9 @@ pub struct Session {
     pub peer_close: Option<(u16, String)>,
     /// Error frames sent draw on this; empty means abuse.
     errors: TokenBucket,
+    /// The memory budget's share for messages being received: a file is
+    /// refused at its announcement when the share cannot hold it now.
+    pub incoming: Arc<Share>,
 }
 
 impl Session {
@@ -65,6 +69,7 @@ impl Session {
         endpoint: &Endpoint,
         config: &Arc<Config>,
         events: Sender<Event>,
+        incoming: Arc<Share>,
     ) -> Session {
         let (mode, query) = match endpoint {
             Endpoint::Echo => (Mode::Echo, RoomQuery::default()),
@@ -83,6 +88,7 @@ impl Session {
             held: Duration::ZERO,
             peer_close: None,
             errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
+            incoming,
         }
     }
 
@@ -120,7 +126,10 @@ impl Session {
         self.tell(event);
     }
 
-    pub fn on_message(&mut self, msg: Message, own: &Arc<Outlet>) -> Flow {
+    /// Handles one message. `ahead` is what the incoming share already
+    /// holds for frames the client sent after it (a file's bytes may follow
+    /// its announcement in the same read).
+    pub fn on_message(&mut self, msg: Message, ahead: usize, own: &Arc<Outlet>) -> Flow {
         let counted = matches!(
             msg,
             Message::Text(_) | Message::Binary(_) | Message::Ping(_)
@@ -136,7 +145,7 @@ impl Session {
             (Message::Binary(bytes), Mode::Echo) => reply(own, Encoded::binary(bytes)),
             (Message::Text(text), Mode::Raw) => self.raw_text(text),
             (Message::Binary(bytes), Mode::Raw) => self.raw_file(bytes),
-            (Message::Text(text), Mode::V1) => self.v1_text(text, own),
+            (Message::Text(text), Mode::V1) => self.v1_text(text, ahead, own),
             (Message::Binary(bytes), Mode::V1) => self.v1_file(bytes, own),
             (Message::Close(frame), _) => {
                 self.peer_close = Some(frame.map_or((1005, String::new()), |f| {
@@ -206,7 +215,7 @@ impl Session {
         Flow::Continue
     }
 
-    fn v1_text(&mut self, text: Utf8Bytes, own: &Arc<Outlet>) -> Flow {
+    fn v1_text(&mut self, text: Utf8Bytes, ahead: usize, own: &Arc<Outlet>) -> Flow {
         if self.pending_file.take().is_some() {
             let flow = self.refuse(
                 own,
@@ -257,6 +266,18 @@ impl Session {
                         meta.size, self.config.max_file_size
                     );
                     return self.refuse(own, Refusal::new("file_too_large", why));
+                }
+                if meta.size > (self.incoming.available() + ahead) as u64 {
+                    log::warn!(
+                        "event=budget_full share=incoming client={} bytes={} msg=\"file refused at its announcement\"",
+                        self.id,
+                        meta.size
+                    );
+                    let why = format!(
+                        "the server is receiving too much at the moment to take {} bytes; try again shortly",
+                        meta.size
+                    );
+                    return self.refuse(own, Refusal::new("server_busy", why));
                 }
                 self.pending_file = Some(meta);
             }

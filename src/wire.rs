@@ -2,6 +2,9 @@
 //! to every receiver: server frames are never masked, so the bytes are the
 //! same for all of them.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tungstenite::Bytes;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::Frame;
@@ -9,8 +12,12 @@ use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 
 /// A complete, encoded WebSocket frame, cheap to clone and share between
 /// the clients of a room and their backlogs.
+///
+/// Clones share one buffer and one count of the backlogs that hold the
+/// frame, so that the memory budget charges a frame queued to a whole room
+/// once (see `outlet.rs`).
 #[derive(Clone, Debug)]
-pub struct Encoded(Bytes);
+pub struct Encoded(Bytes, Arc<AtomicUsize>);
 
 impl Encoded {
     pub fn text(payload: impl Into<Bytes>) -> Encoded {
@@ -34,7 +41,17 @@ impl Encoded {
 
     /// Bytes already encoded elsewhere (by tungstenite's own replies).
     pub fn from_wire(bytes: &[u8]) -> Encoded {
-        Encoded(Bytes::copy_from_slice(bytes))
+        Encoded(Bytes::copy_from_slice(bytes), Arc::default())
+    }
+
+    /// A backlog now holds this frame; true if it is the first.
+    pub fn queued(&self) -> bool {
+        self.1.fetch_add(1, Ordering::AcqRel) == 0
+    }
+
+    /// A backlog let go of this frame; true if it was the last.
+    pub fn unqueued(&self) -> bool {
+        self.1.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
     /// Whether this is a close frame, after which nothing may be sent.
@@ -60,7 +77,7 @@ fn encode(frame: Frame) -> Encoded {
     frame
         .format(&mut out)
         .expect("formatting into a Vec cannot fail");
-    Encoded(out.into())
+    Encoded(out.into(), Arc::default())
 }
 
 #[cfg(test)]

@@ -845,6 +845,32 @@ impl RawSocket {
         RawSocket { tcp }
     }
 
+    /// Like `open`, over `tcp`, a socket already connected to `server`
+    /// (from a chosen address, or with chosen buffer sizes).
+    pub fn open_over(tcp: TcpStream, server: &Server, path: &str) -> RawSocket {
+        let (ws, _response) = connect_manual_over(tcp, server, path, &[]);
+        let tcp = match ws.get_ref() {
+            MaybeTlsStream::Plain(s) => s.try_clone().expect("clone socket"),
+            _ => unreachable!("tests use plain TCP"),
+        };
+        tcp.set_read_timeout(Some(WATCHDOG)).unwrap();
+        RawSocket { tcp }
+    }
+
+    /// Whether the server has sent something (or closed) within `timeout`.
+    pub fn readable_within(&mut self, timeout: Duration) -> bool {
+        self.tcp.set_read_timeout(Some(timeout)).unwrap();
+        let readable = match self.tcp.peek(&mut [0u8; 1]) {
+            Ok(_) => true,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        self.tcp.set_read_timeout(Some(WATCHDOG)).unwrap();
+        readable
+    }
+
     /// Like `open`, offering the `wschat.v1` subprotocol.
     pub fn open_v1(server: &Server, path: &str) -> RawSocket {
         RawSocket::open(server, path, &["Sec-WebSocket-Protocol: wschat.v1"])

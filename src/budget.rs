@@ -1,0 +1,179 @@
+//! The memory budget: every byte the server holds on behalf of clients is
+//! counted against one of three shares of `--memory-budget`.
+//!
+//! - **history**: the frames kept for replay to joining v1 clients, across
+//!   every room. When it is full the oldest stored message of any room goes
+//!   first (the dispatcher owns this share).
+//! - **outbound**: the frames waiting in clients' backlogs. A frame queued
+//!   to many clients at once (a file fanned out to a room) is one buffer and
+//!   counts once, plus a small charge per queue entry. A client whose backlog
+//!   would pass the share is closed like any client that is too slow.
+//! - **incoming**: messages and files being received, counted at the size
+//!   their frame headers announce, from the header until the message is
+//!   whole. A frame that would pass the share is refused at its header,
+//!   before its bytes are read.
+//!
+//! The shares are fixed fractions of the budget (a quarter for history,
+//! three eighths each for the others), so their sum is the budget. Each is a
+//! lock-free count shared by the threads that use it; taking from a share
+//! either succeeds whole or not at all, so no share ever passes its limit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The default `--memory-budget`: what a small host can spare.
+pub const DEFAULT_BUDGET: usize = 512 * 1024 * 1024;
+
+/// The smallest budget accepted: below it the shares could not hold one
+/// message of the default sizes.
+pub const MIN_BUDGET: usize = 8 * 1024 * 1024;
+
+/// The three shares of the budget.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub history: Arc<Share>,
+    pub outbound: Arc<Share>,
+    pub incoming: Arc<Share>,
+}
+
+impl Budget {
+    /// Splits `total` bytes into the three shares.
+    pub fn new(total: usize) -> Budget {
+        let history = total / 4;
+        let outbound = (total - history) / 2;
+        let incoming = total - history - outbound;
+        Budget {
+            history: Share::new("history", history),
+            outbound: Share::new("outbound", outbound),
+            incoming: Share::new("incoming", incoming),
+        }
+    }
+
+    /// Every share, for metrics and logs.
+    pub fn shares(&self) -> [&Arc<Share>; 3] {
+        [&self.history, &self.outbound, &self.incoming]
+    }
+}
+
+/// One share of the budget: a limit and what is in use now.
+#[derive(Debug)]
+pub struct Share {
+    name: &'static str,
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl Share {
+    pub fn new(name: &'static str, limit: usize) -> Arc<Share> {
+        Arc::new(Share {
+            name,
+            limit,
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Bytes that can still be taken now.
+    pub fn available(&self) -> usize {
+        self.limit.saturating_sub(self.used())
+    }
+
+    /// Takes `bytes` if they fit under the limit; otherwise takes nothing.
+    #[must_use]
+    pub fn try_take(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&total| total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    /// Takes `bytes` even past the limit, for the few charges that cannot
+    /// be refused (see where it is called); what they overshoot by is
+    /// bounded there.
+    pub fn take_anyway(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// Gives back bytes taken earlier.
+    pub fn give(&self, bytes: usize) {
+        let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
+        debug_assert!(
+            before >= bytes,
+            "share {} gave back more than it took",
+            self.name
+        );
+    }
+
+    /// Takes `bytes` as a guard that gives them back when dropped.
+    pub fn hold(self: &Arc<Self>, bytes: usize) -> Option<Held> {
+        self.try_take(bytes).then(|| Held {
+            share: self.clone(),
+            bytes,
+        })
+    }
+}
+
+/// Bytes taken from a share, given back on drop.
+#[derive(Debug)]
+pub struct Held {
+    share: Arc<Share>,
+    bytes: usize,
+}
+
+impl Held {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.share.give(self.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_to_the_budget() {
+        let b = Budget::new(64 * 1024 * 1024 + 3);
+        let sum: usize = b.shares().iter().map(|s| s.limit()).sum();
+        assert_eq!(sum, 64 * 1024 * 1024 + 3);
+        assert_eq!(b.history.limit(), 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn a_share_never_passes_its_limit() {
+        let s = Share::new("t", 100);
+        assert!(s.try_take(60));
+        assert!(!s.try_take(41), "all or nothing");
+        assert_eq!(s.used(), 60);
+        assert!(s.try_take(40));
+        assert_eq!(s.available(), 0);
+        s.give(100);
+        assert_eq!(s.used(), 0);
+    }
+
+    #[test]
+    fn a_held_guard_gives_back_on_drop() {
+        let s = Share::new("t", 10);
+        let held = s.hold(10).expect("fits");
+        assert!(s.hold(1).is_none());
+        drop(held);
+        assert_eq!(s.used(), 0);
+    }
+}

@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tungstenite::Bytes;
 use tungstenite::Utf8Bytes;
 
+use crate::names::{self, Owner};
 use crate::outlet::{CLOSE_TIMEOUT, Outlet};
 use crate::protocol::{self, Event as Out, Refusal};
 use crate::wire::Encoded;
@@ -58,6 +59,9 @@ pub enum Event {
         room: Option<String>,
         name: Option<String>,
         since: Option<u64>,
+        /// Who asks: the same owner may hold one name from several
+        /// connections.
+        owner: Owner,
     },
     /// A chat message: raw text, or a v1 `message` frame's text.
     Text {
@@ -118,8 +122,9 @@ struct Room {
     /// The v1 clients among them: events only v1 clients receive (joins,
     /// leaves, typing) visit only these.
     v1_members: BTreeMap<u64, ClientId>,
-    /// Names in use.
-    names: HashSet<String>,
+    /// Names in use, by skeleton: one entry per person, however many
+    /// connections they have.
+    people: names::People,
     history: VecDeque<Stored>,
     last_id: u64,
     /// When the last member left; `None` while occupied.
@@ -174,6 +179,8 @@ pub struct Dispatcher {
     rooms: HashMap<String, Room>,
     /// Source of `guest-N` names for raw clients that give none.
     guests: u64,
+    /// Which spelling of a room name is the room.
+    room_names: names::Rooms,
     /// Counts joins, to keep each room's members in order of joining.
     joins: u64,
     /// Every frame the current batch of events produced, each encoded once
@@ -194,6 +201,7 @@ impl Dispatcher {
             clients: HashMap::new(),
             rooms: HashMap::new(),
             guests: 0,
+            room_names: names::Rooms::default(),
             joins: 0,
             batch: Vec::new(),
             dirty: Vec::new(),
@@ -289,7 +297,8 @@ impl Dispatcher {
                 room,
                 name,
                 since,
-            } => self.join(id, room, name, since),
+                owner,
+            } => self.join(id, room, name, since, owner),
             Event::Text { id, text } => self.text(id, text),
             Event::File {
                 id,
@@ -314,6 +323,7 @@ impl Dispatcher {
         room: Option<String>,
         name: Option<String>,
         since: Option<u64>,
+        owner: Owner,
     ) {
         let Some(client) = self.clients.get(&id) else {
             return;
@@ -326,10 +336,16 @@ impl Dispatcher {
             );
             return;
         }
-        let Some(room_name) = protocol::validate_name(room.as_deref().unwrap_or("lobby")) else {
-            let why = "a room name must be 1-32 characters without control characters";
-            self.refuse(id, Refusal::new("invalid_room", why));
-            return;
+        let room_name = match names::name(room.as_deref().unwrap_or("lobby")) {
+            Ok(room) => {
+                let rooms = &self.rooms;
+                self.room_names.resolve(room, |r| rooms.contains_key(r))
+            }
+            Err(e) => {
+                let why = format!("{e}; a room name must be 1-32 visible characters");
+                self.refuse(id, Refusal::new("invalid_room", why));
+                return;
+            }
         };
         let name = match (name, mode) {
             (Some(n), _) => n,
@@ -339,23 +355,38 @@ impl Dispatcher {
                 return;
             }
         };
-        let Some(name) = protocol::validate_name(&name) else {
-            let why = "a name must be 1-32 characters without control characters";
-            self.refuse(id, Refusal::new("invalid_name", why));
-            return;
+        let name = match names::name(&name) {
+            Ok(name) => name,
+            Err(e) => {
+                let why = format!("{e}; a name must be 1-32 visible characters");
+                self.refuse(id, Refusal::new("invalid_name", why));
+                return;
+            }
         };
-        if self.name_taken(&room_name, &name) {
-            let why = format!("the name {name:?} is already used in room {room_name:?}");
-            self.refuse(id, Refusal::new("name_taken", why));
-            return;
-        }
-        self.joins += 1;
         let room = self.rooms.entry(room_name.clone()).or_default();
+        let seat = match room.people.admit(&name, &owner) {
+            Ok(seat) => seat,
+            Err(taken) => {
+                let why = match taken.holder == name.text {
+                    true => format!(
+                        "the name {:?} is already used in room {room_name:?}",
+                        name.text
+                    ),
+                    false => format!(
+                        "{:?} looks the same as {:?}, who is in room {room_name:?}",
+                        name.text, taken.holder
+                    ),
+                };
+                self.refuse(id, Refusal::new("name_taken", why));
+                return;
+            }
+        };
+        let name = seat.name;
+        self.joins += 1;
         room.members.insert(self.joins, id);
         if mode == Mode::V1 {
             room.v1_members.insert(self.joins, id);
         }
-        room.names.insert(name.clone());
         room.emptied_at = None;
         let client = self.clients.get_mut(&id).expect("checked above");
         client.seat = Some((room_name.clone(), name.clone()));
@@ -365,6 +396,10 @@ impl Dispatcher {
 
         if mode == Mode::V1 {
             self.greet(id, &room_name, &name, since);
+        }
+        if !seat.first {
+            // Another connection of someone already here: the room knows.
+            return;
         }
         let ts = now_ms();
         let joined = Encoded::text(protocol::encode(&Out::Join {
@@ -386,6 +421,8 @@ impl Dispatcher {
     /// history it asked for, in that order.
     fn greet(&mut self, id: ClientId, room_name: &str, name: &str, since: Option<u64>) {
         let room = &self.rooms[room_name];
+        // A person with two connections is one entry.
+        let mut listed = HashSet::new();
         let mut frames = vec![
             Out::Welcome {
                 name,
@@ -399,6 +436,7 @@ impl Dispatcher {
                     .members
                     .values()
                     .filter_map(|m| self.clients.get(m)?.seat.as_ref().map(|s| s.1.as_str()))
+                    .filter(|name| listed.insert(*name))
                     .collect(),
             },
         ];
@@ -544,7 +582,7 @@ impl Dispatcher {
     }
 
     fn name_taken(&self, room: &str, name: &str) -> bool {
-        self.rooms.get(room).is_some_and(|r| r.names.contains(name))
+        self.rooms.get(room).is_some_and(|r| r.people.holds(name))
     }
 
     /// The room, name and mode of a client that has joined. A v1 client that
@@ -708,13 +746,17 @@ impl Dispatcher {
         };
         room.members.remove(&client.joined);
         room.v1_members.remove(&client.joined);
-        room.names.remove(&name);
+        let gone = room.people.leave(&name);
         if room.members.is_empty() {
             room.emptied_at = Some(Instant::now());
             if room.history.is_empty() {
                 self.rooms.remove(&room_name);
             }
             self.forget_idle_rooms();
+            return;
+        }
+        if !gone {
+            // The person is still here on another connection.
             return;
         }
         let left = [Encoded::text(protocol::encode(&Out::Leave {

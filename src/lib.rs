@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod auth;
 pub mod capacity;
 pub mod config;
 pub mod connection;
@@ -22,6 +23,7 @@ pub mod health;
 pub mod http;
 pub mod listener;
 pub mod metrics;
+pub mod names;
 pub mod outlet;
 pub mod protocol;
 pub mod proxy;

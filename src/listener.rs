@@ -354,7 +354,7 @@ fn handle(
         answer_http(&sock, client, &head, shared);
         return None;
     }
-    match handshake::accept(&sock, &head, &seen, &shared.origins) {
+    match handshake::accept(&sock, &head, &seen, &shared.origins, config) {
         Ok(endpoint) => {
             let (mode, room) = match &endpoint {
                 Endpoint::Echo => ("echo", None),
@@ -514,6 +514,10 @@ fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: Refu
         Refusal::Invalid(why) => {
             log::debug!("event=refused peer={peer} reason=bad_request why={why:?}");
             http::text_response(400, &format!("bad WebSocket upgrade: {why}\n"))
+        }
+        Refusal::Unauthorized(e) => {
+            log::info!("event=refused peer={peer} reason=auth code={}", e.code());
+            http::text_response(e.status(), &format!("{}: {e}\n", e.code()))
         }
     };
     if let Err(e) = http::respond_to_with(sock, head, response, upgrade) {

@@ -22,6 +22,10 @@ pub enum Command {
         room: Option<String>,
         name: Option<String>,
         since: Option<u64>,
+        /// An identity token, when the server asks for one.
+        token: Option<String>,
+        /// A browser's random key: its own tabs may share a name.
+        key: Option<String>,
     },
     Message {
         text: String,
@@ -80,6 +84,8 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
             room: opt_string(&obj, "room")?,
             name: opt_string(&obj, "name")?,
             since: opt_u64(&obj, "since")?,
+            token: opt_string(&obj, "token")?,
+            key: opt_string(&obj, "key")?,
         }),
         "message" => Ok(Command::Message {
             text: req_string(&obj, "text")?,
@@ -150,11 +156,11 @@ fn validate_file_name(name: &str) -> Result<(), Refusal> {
         || name.len() > MAX_FILE_NAME
         || name
             .chars()
-            .any(|c| c.is_control() || c == '/' || c == '\\')
+            .any(|c| c.is_control() || crate::names::is_format(c) || c == '/' || c == '\\')
     {
         return Err(Refusal::new(
             "bad_field",
-            "field \"name\" must be a file name of 1-255 bytes without control characters or slashes",
+            "field \"name\" must be a file name of 1-255 bytes without control, format or direction characters or slashes",
         ));
     }
     Ok(())
@@ -304,7 +310,9 @@ mod tests {
             Ok(Command::Join {
                 room: Some("r".into()),
                 name: Some("a".into()),
-                since: Some(3)
+                since: Some(3),
+                token: None,
+                key: None,
             })
         );
         assert_eq!(

@@ -19,10 +19,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tungstenite::Bytes;
 use tungstenite::Utf8Bytes;
 
+use crate::moderation::{self, Bans};
 use crate::names::{self, Owner};
 use crate::outlet::{CLOSE_TIMEOUT, Outlet};
 use crate::protocol::{self, Event as Out, Refusal};
 use crate::wire::Encoded;
+
+mod moderate;
 
 /// Most events handled before the writes they caused are made. Larger
 /// batches mean fewer system calls per delivery when the server is busy;
@@ -83,6 +86,11 @@ pub enum Event {
     /// The connection ended, for whatever reason.
     Leave {
         id: ClientId,
+    },
+    /// A moderator's request (the admin view or API), answered on `reply`.
+    Admin {
+        request: moderation::Request,
+        reply: crossbeam_channel::Sender<moderation::Reply>,
     },
     /// Close every client with 1001 and stop.
     Shutdown,
@@ -181,6 +189,8 @@ pub struct Dispatcher {
     guests: u64,
     /// Which spelling of a room name is the room.
     room_names: names::Rooms,
+    /// Names a moderator has banned, until when.
+    bans: Bans,
     /// Counts joins, to keep each room's members in order of joining.
     joins: u64,
     /// Every frame the current batch of events produced, each encoded once
@@ -202,6 +212,7 @@ impl Dispatcher {
             rooms: HashMap::new(),
             guests: 0,
             room_names: names::Rooms::default(),
+            bans: Bans::default(),
             joins: 0,
             batch: Vec::new(),
             dirty: Vec::new(),
@@ -313,6 +324,7 @@ impl Dispatcher {
                     self.vacate(client, None);
                 }
             }
+            Event::Admin { request, reply } => self.moderate(request, reply),
             Event::Shutdown => unreachable!("handled by run"),
         }
     }
@@ -363,6 +375,11 @@ impl Dispatcher {
                 return;
             }
         };
+        if let Some(until) = self.banned_until(&name) {
+            let why = format!("a moderator has banned the name {:?} for now", name.text);
+            self.refuse(id, Refusal::new("banned", why).until(until));
+            return;
+        }
         let room = self.rooms.entry(room_name.clone()).or_default();
         let seat = match room.people.admit(&name, &owner) {
             Ok(seat) => seat,
@@ -718,6 +735,7 @@ impl Dispatcher {
                     "name_taken" => "name taken",
                     "invalid_name" => "invalid name",
                     "invalid_room" => "invalid room",
+                    "banned" => "banned",
                     _ => "refused",
                 };
                 log::info!(

@@ -12,6 +12,7 @@
 //! counts what happens and `health` answers the operator's endpoints.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod capacity;
@@ -23,6 +24,7 @@ pub mod health;
 pub mod http;
 pub mod listener;
 pub mod metrics;
+pub mod moderation;
 pub mod names;
 pub mod outlet;
 pub mod protocol;

@@ -75,6 +75,7 @@ struct Shared {
     admission: Admission,
     proxies: Proxies,
     hosts: Hosts,
+    admin: crate::admin::Admin,
 }
 
 impl Server {
@@ -158,6 +159,12 @@ impl Server {
             )?,
             proxies: Proxies::new(&config.trusted_proxies),
             hosts: Hosts::new(&config.public_urls).map_err(io::Error::other)?,
+            admin: crate::admin::Admin::new(
+                crate::auth::admin_token(&config).cloned(),
+                events.clone(),
+                config.www.clone().map_or(Site::Embedded, Site::Dir),
+                config.handshake_timeout,
+            ),
         });
         let (alive, all_gone) = crossbeam_channel::bounded::<()>(0);
         ready();
@@ -348,6 +355,10 @@ fn handle(
     }
     if let Err(refusal) = admit(&mut ticket, client, &seen, &head, shared) {
         refuse(&sock, &head, client, refusal);
+        return None;
+    }
+    if crate::admin::is_admin_path(head.path()) {
+        shared.admin.answer(&sock, client, &head, &early);
         return None;
     }
     if !handshake::endpoint_path(&head) {

@@ -47,6 +47,8 @@ pub struct FileMeta {
 pub struct Refusal {
     pub code: &'static str,
     pub message: String,
+    /// For a refusal that ends (`banned`): when, in ms since the epoch.
+    pub until: Option<u64>,
 }
 
 impl Refusal {
@@ -54,6 +56,15 @@ impl Refusal {
         Refusal {
             code,
             message: message.into(),
+            until: None,
+        }
+    }
+
+    /// The same refusal, saying when it ends.
+    pub fn until(self, until: u64) -> Refusal {
+        Refusal {
+            until: Some(until),
+            ..self
         }
     }
 
@@ -62,6 +73,7 @@ impl Refusal {
         encode(&Event::Error {
             code: self.code,
             message: &self.message,
+            until: self.until,
         })
     }
 }
@@ -291,6 +303,9 @@ pub enum Event<'a> {
     Error {
         code: &'a str,
         message: &'a str,
+        /// When a `banned` refusal ends, in ms since the epoch.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
     },
 }
 

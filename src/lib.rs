@@ -10,6 +10,9 @@
 //! while the client is behind. `protocol`, `wire` and `text_limit` are pure
 //! formats; `ratelimit` is plumbing; `config` holds every option. `metrics`
 //! counts what happens and `health` answers the operator's endpoints.
+//! `auth` checks identity tokens and `names` the names people and rooms go
+//! by; `admin` answers the admin view, whose requests the dispatcher
+//! carries out (`moderation`).
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -334,6 +334,9 @@ pub fn mint(
 /// (which has no join frame to carry one) or a v1 client joining from the
 /// query is refused. A v1 client that will send a join frame may bring its
 /// token there. Without a secret everything passes, as before.
+// Out of line: only a server with a secret goes deeper, and a connection's
+// thread keeps every stack page it touched (docs/ARCHITECTURE.md).
+#[inline(never)]
 pub fn admit_upgrade(config: &Config, mode: Mode, query: &mut RoomQuery) -> Result<(), AuthError> {
     let Some(secret) = secret(config) else {
         return Ok(());
@@ -358,6 +361,9 @@ pub fn admit_upgrade(config: &Config, mode: Mode, query: &mut RoomQuery) -> Resu
 /// Who a v1 `join` frame comes from. With a secret: the frame's `token`, or
 /// else the one verified at the upgrade, which must allow the room and the
 /// name asked for. Without: the frame's `key`, if any.
+// Out of line: only a server with a secret goes deeper, and a connection's
+// thread keeps every stack page it touched (docs/ARCHITECTURE.md).
+#[inline(never)]
 pub fn owner_for_join(
     config: &Config,
     query: &RoomQuery,

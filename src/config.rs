@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
+use crate::auth::Secret;
 use crate::proxy::Cidr;
 
 /// Printed at the end of `--help`.
@@ -233,6 +234,28 @@ pub struct Config {
         value_name = "N"
     )]
     pub max_idle_rooms: usize,
+
+    /// Secret that signs identity tokens (JWT, HS256; at least 32 bytes).
+    /// When set, every client in a room must present a token (`?token=` or
+    /// in its join frame) and goes by the token's name.
+    #[arg(long, env = "WSCHAT_AUTH_SECRET", value_name = "SECRET", value_parser = crate::auth::parse_secret, hide_env_values = true, global = true)]
+    pub auth_secret: Option<Secret>,
+
+    /// File holding the --auth-secret (a line end after it is ignored).
+    #[arg(long, env = "WSCHAT_AUTH_SECRET_FILE", value_name = "FILE", value_parser = crate::auth::read_secret_file, conflicts_with = "auth_secret", global = true)]
+    pub auth_secret_file: Option<Secret>,
+
+    /// Token (at least 16 bytes) that opens the admin view (`/admin`) and
+    /// its API (`Authorization: Bearer TOKEN`); without it they answer 404.
+    #[arg(long, env = "WSCHAT_ADMIN_TOKEN", value_name = "TOKEN", value_parser = crate::auth::parse_admin_token, hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+
+    /// File holding the --admin-token (a line end after it is ignored).
+    #[arg(long, env = "WSCHAT_ADMIN_TOKEN_FILE", value_name = "FILE", value_parser = crate::auth::read_admin_token_file, conflicts_with = "admin_token")]
+    pub admin_token_file: Option<Secret>,
+
+    #[command(subcommand)]
+    pub tool: Option<crate::auth::Tool>,
 }
 
 /// Parses a duration given in (possibly fractional) seconds, like `0.5`.

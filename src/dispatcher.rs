@@ -20,9 +20,13 @@ use tungstenite::Bytes;
 use tungstenite::Utf8Bytes;
 
 use crate::budget::Share;
+use crate::moderation::{self, Bans};
+use crate::names::{self, Owner};
 use crate::outlet::{CLOSE_TIMEOUT, Outlet};
 use crate::protocol::{self, Event as Out, Refusal};
 use crate::wire::Encoded;
+
+mod moderate;
 
 /// Most events handled before the writes they caused are made. Larger
 /// batches mean fewer system calls per delivery when the server is busy;
@@ -59,6 +63,9 @@ pub enum Event {
         room: Option<String>,
         name: Option<String>,
         since: Option<u64>,
+        /// Who asks: the same owner may hold one name from several
+        /// connections.
+        owner: Owner,
     },
     /// A chat message: raw text, or a v1 `message` frame's text.
     Text {
@@ -80,6 +87,11 @@ pub enum Event {
     /// The connection ended, for whatever reason.
     Leave {
         id: ClientId,
+    },
+    /// A moderator's request (the admin view or API), answered on `reply`.
+    Admin {
+        request: moderation::Request,
+        reply: crossbeam_channel::Sender<moderation::Reply>,
     },
     /// Close every client with 1001 and stop.
     Shutdown,
@@ -125,8 +137,9 @@ struct Room {
     /// The v1 clients among them: events only v1 clients receive (joins,
     /// leaves, typing) visit only these.
     v1_members: BTreeMap<u64, ClientId>,
-    /// Names in use.
-    names: HashSet<String>,
+    /// Names in use, by skeleton: one entry per person, however many
+    /// connections they have.
+    people: names::People,
     history: VecDeque<Stored>,
     /// What `history` is charged to the budget.
     history_bytes: usize,
@@ -199,6 +212,10 @@ pub struct Dispatcher {
     rooms: HashMap<String, Room>,
     /// Source of `guest-N` names for raw clients that give none.
     guests: u64,
+    /// Which spelling of a room name is the room.
+    room_names: names::Rooms,
+    /// Names a moderator has banned, until when.
+    bans: Bans,
     /// Counts joins, to keep each room's members in order of joining.
     joins: u64,
     /// Every frame the current batch of events produced, each encoded once
@@ -228,6 +245,8 @@ impl Dispatcher {
             clients: HashMap::new(),
             rooms: HashMap::new(),
             guests: 0,
+            room_names: names::Rooms::default(),
+            bans: Bans::default(),
             joins: 0,
             batch: Vec::new(),
             dirty: Vec::new(),
@@ -326,7 +345,8 @@ impl Dispatcher {
                 room,
                 name,
                 since,
-            } => self.join(id, room, name, since),
+                owner,
+            } => self.join(id, room, name, since, owner),
             Event::Text { id, text } => self.text(id, text),
             Event::File {
                 id,
@@ -341,6 +361,7 @@ impl Dispatcher {
                     self.vacate(client, None);
                 }
             }
+            Event::Admin { request, reply } => self.moderate(request, reply),
             Event::Shutdown => unreachable!("handled by run"),
         }
     }
@@ -351,6 +372,7 @@ impl Dispatcher {
         room: Option<String>,
         name: Option<String>,
         since: Option<u64>,
+        owner: Owner,
     ) {
         let Some(client) = self.clients.get(&id) else {
             return;
@@ -363,10 +385,16 @@ impl Dispatcher {
             );
             return;
         }
-        let Some(room_name) = protocol::validate_name(room.as_deref().unwrap_or("lobby")) else {
-            let why = "a room name must be 1-32 characters without control characters";
-            self.refuse(id, Refusal::new("invalid_room", why));
-            return;
+        let room_name = match names::name(room.as_deref().unwrap_or("lobby")) {
+            Ok(room) => {
+                let rooms = &self.rooms;
+                self.room_names.resolve(room, |r| rooms.contains_key(r))
+            }
+            Err(e) => {
+                let why = format!("{e}; a room name must be 1-32 visible characters");
+                self.refuse(id, Refusal::new("invalid_room", why));
+                return;
+            }
         };
         let name = match (name, mode) {
             (Some(n), _) => n,
@@ -376,23 +404,43 @@ impl Dispatcher {
                 return;
             }
         };
-        let Some(name) = protocol::validate_name(&name) else {
-            let why = "a name must be 1-32 characters without control characters";
-            self.refuse(id, Refusal::new("invalid_name", why));
-            return;
+        let name = match names::name(&name) {
+            Ok(name) => name,
+            Err(e) => {
+                let why = format!("{e}; a name must be 1-32 visible characters");
+                self.refuse(id, Refusal::new("invalid_name", why));
+                return;
+            }
         };
-        if self.name_taken(&room_name, &name) {
-            let why = format!("the name {name:?} is already used in room {room_name:?}");
-            self.refuse(id, Refusal::new("name_taken", why));
+        if let Some(until) = self.banned_until(&name) {
+            let why = format!("a moderator has banned the name {:?} for now", name.text);
+            self.refuse(id, Refusal::new("banned", why).until(until));
             return;
         }
-        self.joins += 1;
         let room = self.rooms.entry(room_name.clone()).or_default();
+        let seat = match room.people.admit(&name, &owner) {
+            Ok(seat) => seat,
+            Err(taken) => {
+                let why = match taken.holder == name.text {
+                    true => format!(
+                        "the name {:?} is already used in room {room_name:?}",
+                        name.text
+                    ),
+                    false => format!(
+                        "{:?} looks the same as {:?}, who is in room {room_name:?}",
+                        name.text, taken.holder
+                    ),
+                };
+                self.refuse(id, Refusal::new("name_taken", why));
+                return;
+            }
+        };
+        let name = seat.name;
+        self.joins += 1;
         room.members.insert(self.joins, id);
         if mode == Mode::V1 {
             room.v1_members.insert(self.joins, id);
         }
-        room.names.insert(name.clone());
         room.emptied_at = None;
         let client = self.clients.get_mut(&id).expect("checked above");
         client.seat = Some((room_name.clone(), name.clone()));
@@ -402,6 +450,10 @@ impl Dispatcher {
 
         if mode == Mode::V1 {
             self.greet(id, &room_name, &name, since);
+        }
+        if !seat.first {
+            // Another connection of someone already here: the room knows.
+            return;
         }
         let ts = now_ms();
         let joined = Encoded::text(protocol::encode(&Out::Join {
@@ -423,6 +475,8 @@ impl Dispatcher {
     /// history it asked for, in that order.
     fn greet(&mut self, id: ClientId, room_name: &str, name: &str, since: Option<u64>) {
         let room = &self.rooms[room_name];
+        // A person with two connections is one entry.
+        let mut listed = HashSet::new();
         let mut frames = vec![
             Out::Welcome {
                 name,
@@ -436,6 +490,7 @@ impl Dispatcher {
                     .members
                     .values()
                     .filter_map(|m| self.clients.get(m)?.seat.as_ref().map(|s| s.1.as_str()))
+                    .filter(|name| listed.insert(*name))
                     .collect(),
             },
         ];
@@ -579,7 +634,7 @@ impl Dispatcher {
     }
 
     fn name_taken(&self, room: &str, name: &str) -> bool {
-        self.rooms.get(room).is_some_and(|r| r.names.contains(name))
+        self.rooms.get(room).is_some_and(|r| r.people.holds(name))
     }
 
     /// The room, name and mode of a client that has joined. A v1 client that
@@ -794,6 +849,7 @@ impl Dispatcher {
                     "name_taken" => "name taken",
                     "invalid_name" => "invalid name",
                     "invalid_room" => "invalid room",
+                    "banned" => "banned",
                     _ => "refused",
                 };
                 log::info!(
@@ -822,13 +878,17 @@ impl Dispatcher {
         };
         room.members.remove(&client.joined);
         room.v1_members.remove(&client.joined);
-        room.names.remove(&name);
+        let gone = room.people.leave(&name);
         if room.members.is_empty() {
             room.emptied_at = Some(Instant::now());
             if room.history.is_empty() {
                 self.remove_room(&room_name);
             }
             self.forget_idle_rooms();
+            return;
+        }
+        if !gone {
+            // The person is still here on another connection.
             return;
         }
         let left = [Encoded::text(protocol::encode(&Out::Leave {
@@ -971,6 +1031,7 @@ mod tests {
                 room: Some(room.into()),
                 name: Some(format!("user{id}")),
                 since: None,
+                owner: Owner::Nobody,
             });
             self.d.flush();
             id

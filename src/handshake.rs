@@ -27,6 +27,10 @@ pub struct RoomQuery {
     pub room: Option<String>,
     pub name: Option<String>,
     pub since: Option<u64>,
+    /// `?token=`: an identity token, checked before the upgrade.
+    pub token: Option<String>,
+    /// The identity `token` proved, once checked.
+    pub identity: Option<crate::auth::Identity>,
 }
 
 /// Why an upgrade was refused; each becomes an HTTP error response.
@@ -41,6 +45,9 @@ pub enum Refusal {
     Version,
     /// 400: the upgrade request is invalid.
     Invalid(String),
+    /// 401 or 403: no identity token, a bad one, or one that does not
+    /// allow the room or name asked for.
+    Unauthorized(crate::auth::AuthError),
 }
 
 impl Refusal {
@@ -48,6 +55,7 @@ impl Refusal {
     pub fn metric(&self) -> crate::metrics::Refused {
         match self {
             Refusal::Origin(_) => crate::metrics::Refused::Origin,
+            Refusal::Unauthorized(_) => crate::metrics::Refused::Auth,
             Refusal::NotUpgrade | Refusal::Version | Refusal::Invalid(_) => {
                 crate::metrics::Refused::BadRequest
             }
@@ -127,6 +135,7 @@ pub fn accept(
     head: &Head,
     seen: &Seen,
     origins: &OriginPolicy,
+    config: &crate::config::Config,
 ) -> Result<Endpoint, Refusal> {
     if !head.header_has_token("Upgrade", "websocket") {
         return Err(Refusal::NotUpgrade);
@@ -140,13 +149,16 @@ pub fn accept(
         ));
     }
     let accept_key = validate(head).map_err(Refusal::Invalid)?;
-    let endpoint = if head.path() == "/echo" {
+    let mut endpoint = if head.path() == "/echo" {
         Endpoint::Echo
     } else {
         let v1 = head.header_has_token("Sec-WebSocket-Protocol", protocol::V1);
         let mode = if v1 { Mode::V1 } else { Mode::Raw };
         Endpoint::Room(mode, room_query(head.query()))
     };
+    if let Endpoint::Room(mode, query) = &mut endpoint {
+        crate::auth::admit_upgrade(config, *mode, query).map_err(Refusal::Unauthorized)?;
+    }
     // Written in one piece, with one system call.
     let mut response = String::with_capacity(192);
     response.push_str("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n");
@@ -190,6 +202,7 @@ fn room_query(query: &str) -> RoomQuery {
             "room" => q.room = Some(value),
             "name" => q.name = Some(value),
             "since" => q.since = value.parse().ok(),
+            "token" => q.token = Some(value),
             _ => {}
         }
     }

@@ -8,11 +8,17 @@
 //! out. Every byte to a client goes through its `outlet`, straight into the
 //! socket when it has room, otherwise through a `writer` thread that lives
 //! while the client is behind. `incoming` stops what must not be buffered,
-//! within the memory `budget`. `protocol` and `wire` are pure formats; `ratelimit` is plumbing; `config` holds every option. `metrics`
+//! within the memory `budget`. `protocol` and `wire` are pure formats;
+//! `ratelimit` is plumbing; `config` holds every option. `metrics`
 //! counts what happens and `health` answers the operator's endpoints.
+//! `auth` checks identity tokens and `names` the names people and rooms go
+//! by; `admin` answers the admin view, whose requests the dispatcher
+//! carries out (`moderation`).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod admission;
+pub mod auth;
 pub mod budget;
 pub mod capacity;
 pub mod config;
@@ -24,6 +30,8 @@ pub mod http;
 pub mod incoming;
 pub mod listener;
 pub mod metrics;
+pub mod moderation;
+pub mod names;
 pub mod outlet;
 pub mod protocol;
 pub mod proxy;

@@ -78,6 +78,7 @@ struct Shared {
     admission: Admission,
     proxies: Proxies,
     hosts: Hosts,
+    admin: crate::admin::Admin,
 }
 
 impl Server {
@@ -182,6 +183,12 @@ impl Server {
             )?,
             proxies: Proxies::new(&config.trusted_proxies),
             hosts: Hosts::new(&config.public_urls).map_err(io::Error::other)?,
+            admin: crate::admin::Admin::new(
+                crate::auth::admin_token(&config).cloned(),
+                events.clone(),
+                config.www.clone().map_or(Site::Embedded, Site::Dir),
+                config.handshake_timeout,
+            ),
         });
         let (alive, all_gone) = crossbeam_channel::bounded::<()>(0);
         ready();
@@ -374,11 +381,15 @@ fn handle(
         refuse(&sock, &head, client, refusal);
         return None;
     }
+    if crate::admin::is_admin_path(head.path()) {
+        shared.admin.answer(&sock, client, &head, &early);
+        return None;
+    }
     if !handshake::endpoint_path(&head) {
         answer_http(&sock, client, &head, shared);
         return None;
     }
-    match handshake::accept(&sock, &head, &seen, &shared.origins) {
+    match handshake::accept(&sock, &head, &seen, &shared.origins, config) {
         Ok(endpoint) => {
             let (mode, room) = match &endpoint {
                 Endpoint::Echo => ("echo", None),
@@ -539,6 +550,10 @@ fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: Refu
         Refusal::Invalid(why) => {
             log::debug!("event=refused peer={peer} reason=bad_request why={why:?}");
             http::text_response(400, &format!("bad WebSocket upgrade: {why}\n"))
+        }
+        Refusal::Unauthorized(e) => {
+            log::info!("event=refused peer={peer} reason=auth code={}", e.code());
+            http::text_response(e.status(), &format!("{}: {e}\n", e.code()))
         }
     };
     if let Err(e) = http::respond_to_with(sock, head, response, upgrade) {

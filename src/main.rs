@@ -12,6 +12,9 @@ use wschat::listener::Server;
 
 fn main() -> ExitCode {
     let config = Config::load();
+    if let Some(tool) = &config.tool {
+        return wschat::auth::run_tool(tool, &config);
+    }
     if let Err(e) = init_logging(&config) {
         eprintln!("wschat: cannot start logging: {e}");
         return ExitCode::FAILURE;

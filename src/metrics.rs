@@ -107,16 +107,20 @@ pub enum Refused {
     BadRequest,
     /// The request head did not arrive within `--handshake-timeout` (408).
     Timeout,
+    /// No identity token, a bad one, or one that does not allow the room or
+    /// name asked for (401, 403).
+    Auth,
 }
 
 impl Refused {
-    const ALL: [Refused; 6] = [
+    const ALL: [Refused; 7] = [
         Refused::Origin,
         Refused::Cap,
         Refused::Busy,
         Refused::Rate,
         Refused::BadRequest,
         Refused::Timeout,
+        Refused::Auth,
     ];
 
     fn label(self) -> &'static str {
@@ -127,6 +131,7 @@ impl Refused {
             Refused::Rate => "rate",
             Refused::BadRequest => "bad_request",
             Refused::Timeout => "timeout",
+            Refused::Auth => "auth",
         }
     }
 }
@@ -162,7 +167,7 @@ pub struct Metrics {
     deliveries: Counter,
     bytes_received: Counter,
     bytes_sent: Counter,
-    refused: [Counter; 6],
+    refused: [Counter; 7],
     disconnects: Family<[(&'static str, u16); 1], Counter>,
     evictions: Counter,
     queue_depth: AtomicHistogram,

@@ -22,6 +22,10 @@ pub enum Command {
         room: Option<String>,
         name: Option<String>,
         since: Option<u64>,
+        /// An identity token, when the server asks for one.
+        token: Option<String>,
+        /// A browser's random key: its own tabs may share a name.
+        key: Option<String>,
     },
     Message {
         text: String,
@@ -43,6 +47,8 @@ pub struct FileMeta {
 pub struct Refusal {
     pub code: &'static str,
     pub message: String,
+    /// For a refusal that ends (`banned`): when, in ms since the epoch.
+    pub until: Option<u64>,
 }
 
 impl Refusal {
@@ -50,6 +56,15 @@ impl Refusal {
         Refusal {
             code,
             message: message.into(),
+            until: None,
+        }
+    }
+
+    /// The same refusal, saying when it ends.
+    pub fn until(self, until: u64) -> Refusal {
+        Refusal {
+            until: Some(until),
+            ..self
         }
     }
 
@@ -58,6 +73,7 @@ impl Refusal {
         encode(&Event::Error {
             code: self.code,
             message: &self.message,
+            until: self.until,
         })
     }
 }
@@ -80,6 +96,8 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
             room: opt_string(&obj, "room")?,
             name: opt_string(&obj, "name")?,
             since: opt_u64(&obj, "since")?,
+            token: opt_string(&obj, "token")?,
+            key: opt_string(&obj, "key")?,
         }),
         "message" => Ok(Command::Message {
             text: req_string(&obj, "text")?,
@@ -150,11 +168,11 @@ fn validate_file_name(name: &str) -> Result<(), Refusal> {
         || name.len() > MAX_FILE_NAME
         || name
             .chars()
-            .any(|c| c.is_control() || c == '/' || c == '\\')
+            .any(|c| c.is_control() || crate::names::is_format(c) || c == '/' || c == '\\')
     {
         return Err(Refusal::new(
             "bad_field",
-            "field \"name\" must be a file name of 1-255 bytes without control characters or slashes",
+            "field \"name\" must be a file name of 1-255 bytes without control, format or direction characters or slashes",
         ));
     }
     Ok(())
@@ -285,6 +303,9 @@ pub enum Event<'a> {
     Error {
         code: &'a str,
         message: &'a str,
+        /// When a `banned` refusal ends, in ms since the epoch.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
     },
 }
 
@@ -304,7 +325,9 @@ mod tests {
             Ok(Command::Join {
                 room: Some("r".into()),
                 name: Some("a".into()),
-                since: Some(3)
+                since: Some(3),
+                token: None,
+                key: None,
             })
         );
         assert_eq!(

@@ -116,12 +116,30 @@ impl Session {
         name: Option<String>,
         since: Option<u64>,
     ) {
+        let owner = crate::auth::owner_of_query(query);
+        self.join_as(query, room, name, since, owner);
+    }
+
+    /// Asks to join as `owner`; a token's holder goes by the token's name.
+    fn join_as(
+        &mut self,
+        query: &RoomQuery,
+        room: Option<String>,
+        name: Option<String>,
+        since: Option<u64>,
+        owner: crate::names::Owner,
+    ) {
         self.join_asked = true;
+        let subject = match &owner {
+            crate::names::Owner::Subject(subject) => Some(subject.clone()),
+            _ => None,
+        };
         let event = Event::Join {
             id: self.id,
             room: room.or_else(|| query.room.clone()),
-            name: name.or_else(|| query.name.clone()),
+            name: subject.or(name).or_else(|| query.name.clone()),
             since: since.or(query.since),
+            owner,
         };
         self.tell(event);
     }
@@ -207,7 +225,9 @@ impl Session {
         let event = Event::File {
             id: self.id,
             mime: protocol::guess_mime(&name).to_owned(),
-            name,
+            // v1 clients get a name that meets their rules; raw ones, the
+            // frame as it was sent.
+            name: crate::names::file_name(&name),
             data: frame.slice(offset..),
             raw_frame: Some(frame),
         };
@@ -233,9 +253,26 @@ impl Session {
             Err(refusal) => return self.refuse(own, refusal),
         };
         match command {
-            Command::Join { room, name, since } => {
+            Command::Join {
+                room,
+                name,
+                since,
+                token,
+                key,
+            } => {
                 let query = self.query.clone();
-                self.join(&query, room, name, since);
+                let owner = crate::auth::owner_for_join(
+                    &self.config,
+                    &query,
+                    token.as_deref(),
+                    key.as_deref(),
+                    room.as_deref(),
+                    name.as_deref(),
+                );
+                match owner {
+                    Ok(owner) => self.join_as(&query, room, name, since, owner),
+                    Err(e) => return self.refuse(own, e.refusal()),
+                }
             }
             Command::Message { text } => {
                 if text.is_empty() {

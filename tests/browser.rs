@@ -402,3 +402,45 @@ fn view_follows_the_newest_message() {
 fn page_works_through_nginx() {
     run_script_through_nginx("through_proxy.mjs", &["--trusted-proxy", "127.0.0.1"], &[]);
 }
+
+/// The admin view (`--admin-token`) kicks and bans from Chromium, each
+/// action leaving its log line.
+#[test]
+fn admin_view_kicks_and_bans() {
+    const ADMIN: &str = "the admin token of the browser test";
+    let _guard = prepare();
+    let (server, log) = Server::start_logged(&["--admin-token", ADMIN]);
+    run_node("admin.mjs", &server.addr, &[ADMIN]);
+    for action in ["kick", "ban", "unban"] {
+        let fields = [
+            "event=admin".to_string(),
+            format!("action={action} "),
+            "by=\"browser-moderator\"".to_string(),
+            "outcome=done".to_string(),
+        ];
+        assert!(
+            log.lines()
+                .iter()
+                .any(|l| fields.iter().all(|f| l.contains(f.as_str()))),
+            "no {action} line in the log:\n{}",
+            log.lines().join("\n")
+        );
+    }
+}
+
+/// With `--auth-secret`, a sign-in link names the person, and the same
+/// browser's second tab is the same person.
+#[test]
+fn sign_in_links_name_the_person() {
+    const SECRET: &str = "the secret of the browser test, long enough";
+    let mint = |name: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wschat"))
+            .args(["token", name, "--auth-secret", SECRET])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (alice, bob) = (mint("alice"), mint("bob"));
+    run_script_with("signin.mjs", &["--auth-secret", SECRET], &[&alice, &bob]);
+}

@@ -19,6 +19,9 @@ import {
 } from './log.js';
 import { closePeople } from './panel.js';
 import {
+  browserKey, heldToken, forgetToken, tokenName, identityRefusal, removedBy,
+} from './identity.js';
+import {
   connectUploads, queueFiles, pumpUploads, ownFileAnnounced, failCurrentUpload, failUploads, resetUploads,
 } from './uploads.js';
 
@@ -310,7 +313,9 @@ function connect() {
     if (state.ws !== ws) return;
     opened = true;
     state.budget = new FrameBudget(state.limits);
-    const join = { type: 'join', room: state.room, name: state.name };
+    const join = { type: 'join', room: state.room, name: state.name, key: browserKey() };
+    const token = heldToken();
+    if (token) join.token = token;
     if (state.lastSeenId !== null) join.since = state.lastSeenId;
     sendFrame(join);
   });
@@ -333,6 +338,12 @@ function connect() {
     clearTypists();
     renderPresence();
     if (!state.wanted) return;
+    const removed = removedBy(ev, state.name, state.room);
+    if (removed) {
+      // A moderator's doing: no reconnecting, and the person is told.
+      refuseJoin('removed', removed);
+      return;
+    }
     if (!wasJoined && !state.everJoined && !state.retryNameTaken) {
       // A join that never got in: say so on the form.
       state.wanted = false;
@@ -424,7 +435,8 @@ function leave() {
 
 // ----------------------------------------------------------------- events
 
-const JOIN_ERRORS = new Set(['name_taken', 'invalid_name', 'invalid_room', 'bad_field', 'already_joined']);
+const JOIN_ERRORS = new Set(['name_taken', 'invalid_name', 'invalid_room', 'bad_field', 'already_joined',
+  'banned', 'token_required', 'token_invalid', 'token_expired', 'room_forbidden', 'name_mismatch']);
 
 function handleEvent(msg) {
   // A live `file` event is immediately followed by its bytes; anything else
@@ -536,7 +548,6 @@ function onGap(msg) {
 
 /** A refused join: back to the form, with the field to change focused. */
 function refuseJoin(code, text) {
-  const automatic = state.how !== 'typed';
   state.wanted = false;
   saved.remove(STORE_AUTO);
   tabSaved.remove(TAB_JOINED);
@@ -549,10 +560,22 @@ function refuseJoin(code, text) {
   const room = '#' + state.room;
   resetConversation();
   switch (code) {
+    case 'removed':
+      return showJoin(text, joinName);
+    case 'token_invalid':
+    case 'token_expired':
+      forgetToken();
+      return showJoin(text, joinName);
+    case 'banned':
+    case 'token_required':
+    case 'name_mismatch':
+      return showJoin(text, joinName);
+    case 'room_forbidden':
+      return showJoin(text, joinRoom);
     case 'name_taken':
-      return showJoin(automatic
-        ? '“' + state.name + '” is already in ' + room + ', perhaps in another tab or window. Pick another name, or close the other one and join again.'
-        : 'Someone in ' + room + ' is already called “' + state.name + '”. Pick another name.', joinName);
+      // This browser's own tabs share its key and are let in: a name
+      // taken is someone else's, or one that looks the same.
+      return showJoin('Someone in ' + room + ' is already called “' + state.name + '”, or by a name that looks the same. Pick another name.', joinName);
     case 'invalid_name':
       return showJoin('That name is not allowed (' + text + '). Pick another name.', joinName);
     case 'invalid_room':
@@ -582,7 +605,7 @@ function onError(msg) {
       scheduleReconnect();
       return;
     }
-    refuseJoin(code, text);
+    refuseJoin(code, identityRefusal(msg, state.name, state.room) || text);
     return;
   }
   if (code === 'text_too_long' || code === 'empty_text') {
@@ -854,12 +877,23 @@ function savedTab() {
 
 const savedName = saved.get(STORE_NAME);
 const savedRoom = saved.get(STORE_ROOM) || 'lobby';
+// A sign-in link followed while the page is open starts it again with it.
+window.addEventListener('hashchange', () => {
+  if (/(?:^#|&)token=/.test(location.hash)) location.reload();
+});
+
 const tabWas = savedTab();
-joinName.value = tabWas ? tabWas.name : savedName;
+const signedIn = tokenName(heldToken());
+joinName.value = signedIn || (tabWas ? tabWas.name : savedName);
+if (signedIn) {
+  // A sign-in link says who this is: the server takes no other name.
+  joinName.readOnly = true;
+  joinName.setAttribute('aria-readonly', 'true');
+}
 joinRoom.value = tabWas ? tabWas.room : savedRoom;
 if (tabWas) {
   // This tab was in a room before it was reloaded: go straight back in.
-  start(tabWas.name, tabWas.room, 'reload');
+  start(signedIn || tabWas.name, tabWas.room, 'reload');
 } else if (saved.get(STORE_AUTO) === '1' && savedName && !checkName(savedName, 'name') && !checkName(savedRoom, 'room')) {
   // Remembered from last time: join again, from the join screen.
   start(savedName, savedRoom, 'auto');

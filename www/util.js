@@ -120,6 +120,7 @@ export function checkName(value, what) {
   if (len === 0) return 'Please enter a ' + what + '.';
   if (len > 32) return 'The ' + what + ' can be at most 32 characters.';
   if (/[\u0000-\u001f\u007f-\u009f]/.test(v)) return 'The ' + what + ' cannot contain control characters.';
+  if (/\p{Cf}/u.test(v)) return 'The ' + what + ' cannot contain invisible or direction-changing characters.';
   return '';
 }
 

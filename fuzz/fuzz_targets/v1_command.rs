@@ -32,7 +32,7 @@ fn check(text: &str) {
             );
             let kind = field("type").and_then(Value::as_str);
             match command {
-                Command::Join { room, name, since } => {
+                Command::Join { room, name, since, .. } => {
                     assert_eq!(kind, Some("join"));
                     assert_eq!(room, string_field("room"));
                     assert_eq!(name, string_field("name"));

@@ -1338,3 +1338,18 @@ pub fn require_debian_package(path: &str, package: &str) {
         "{path} not found: install it with: {install}"
     );
 }
+
+impl Server {
+    /// Starts `wschat ARGS…` (as `start` does) logging at `info`, and
+    /// collects what it writes to stderr.
+    pub fn start_logged(args: &[&str]) -> (Server, ServerLog) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wschat"));
+        command
+            .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
+            .args(args)
+            .stderr(Stdio::piped());
+        let server = Server::spawn(command);
+        let log = server.log.clone().expect("stderr is collected");
+        (server, log)
+    }
+}

@@ -27,6 +27,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod ratelimit;
 pub mod session;
+pub mod store;
 pub mod text_limit;
 pub mod wire;
 pub mod writer;

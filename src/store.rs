@@ -68,13 +68,14 @@ pub struct Options {
 #[derive(Debug)]
 pub enum StoreError {
     /// The file could not be opened or created: its directory is missing or
-    /// is not a directory, or this user may not create files there.
+    /// is not a directory, or this user may not create the file (or the
+    /// write-ahead log beside it) there.
     CannotOpen {
         path: String,
         source: rusqlite::Error,
     },
-    /// The file (or its directory, which must hold the WAL beside it) can
-    /// only be read by this user, or lies on a read-only file system.
+    /// The file can only be read, by this user or on a read-only file
+    /// system.
     ReadOnly { path: String },
     /// The file exists but is not an SQLite database.
     NotADatabase { path: String },

@@ -534,6 +534,44 @@ fn a_full_disk_loses_only_the_records_that_did_not_fit() {
 }
 
 #[test]
+fn after_a_full_disk_in_a_group_the_replies_match_what_is_stored() {
+    let db = TempDb::new("fullgroup");
+    let store = open(&options(&db.path())).unwrap();
+    store
+        .conn
+        .pragma_update(None, "max_page_count", 64)
+        .unwrap();
+    let stats = store.stats();
+    let running = Running::start(store);
+    running.open("lobby", 0);
+    let group = [
+        (text("lobby", 1, "before"), None),
+        (file("lobby", 2, "huge", 1 << 20), Some(bytes(1 << 20, 2))),
+        (text("lobby", 3, "after"), None),
+    ];
+    for (record, data) in group {
+        running.handle.send(Request::Append { record, data });
+    }
+    let stored: Vec<u64> = (0..3)
+        .filter_map(|_| match running.reply() {
+            Reply::Committed { id, stored, .. } => stored.then_some(id),
+            other => panic!("expected Committed, got {other:?}"),
+        })
+        .collect();
+    // The transaction SQLite rolled back is written again without the
+    // record that did not fit.
+    assert_eq!(stored, [1, 3]);
+    let kept: Vec<u64> = running
+        .fetch("lobby", 0, 10, 10)
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(kept, stored);
+    assert_eq!(stats.write_errors.load(Ordering::Relaxed), 1);
+    running.stop();
+}
+
+#[test]
 fn readers_read_while_the_writer_writes() {
     for path in [":memory:".to_owned(), TempDb::new("readers").path()] {
         let store = open(&options(&path)).unwrap();

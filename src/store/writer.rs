@@ -3,8 +3,9 @@
 //! Requests are handled in the order they were sent. Appends that are
 //! waiting together are written in one transaction, each inside its own
 //! savepoint so that one bad record (an id already taken) costs only
-//! itself; the group then has one commit, which is one sync of the log to
-//! disk. An `Open` or `Fetch` first commits the appends before it, so that
+//! itself (should SQLite roll the whole transaction back instead, the group
+//! is written again without it); the group then has one commit, and so one
+//! write of the log (and with `fsync`, one sync). An `Open` or `Fetch` first commits the appends before it, so that
 //! it sees them and its answer comes after theirs. Retention runs in the
 //! same transaction as the appends that made it necessary.
 
@@ -149,35 +150,42 @@ impl Writer {
     /// One transaction for the whole group; says which records it stored.
     fn write_group(&mut self, appends: &[(Record, Option<Bytes>)]) -> Vec<bool> {
         let mut stored = vec![false; appends.len()];
-        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
-            let first = &appends[0].0;
-            self.failed("begin", &first.room, first.id, appends.len(), &e);
-            return stored;
-        }
-        let mut added = 0;
-        for (i, (record, data)) in appends.iter().enumerate() {
-            match self.append_one(record, data.as_ref()) {
-                Ok(bytes) => {
-                    stored[i] = true;
-                    added += bytes;
+        let mut refused = vec![false; appends.len()];
+        let added = 'group: loop {
+            if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+                let first = &appends[0].0;
+                let lost = refused.iter().filter(|r| !**r).count();
+                self.failed("begin", &first.room, first.id, lost, &e);
+                stored.fill(false);
+                return stored;
+            }
+            stored.fill(false);
+            let mut added = 0;
+            for (i, (record, data)) in appends.iter().enumerate() {
+                if refused[i] {
+                    continue;
                 }
-                Err(e) if self.conn.is_autocommit() => {
-                    // SQLite rolled the whole transaction back, as it may on
-                    // a full disk or an I/O error: the records before this
-                    // one are gone too. Start again with the rest.
-                    let lost = stored.iter().filter(|s| **s).count() + 1;
-                    stored.fill(false);
-                    added = 0;
-                    self.failed("append", &record.room, record.id, lost, &e);
-                    if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
-                        let rest = appends.len() - i - 1;
-                        self.failed("begin", &record.room, record.id, rest, &e);
-                        return stored;
+                match self.append_one(record, data.as_ref()) {
+                    Ok(bytes) => {
+                        stored[i] = true;
+                        added += bytes;
+                    }
+                    Err(e) => {
+                        refused[i] = true;
+                        self.failed("append", &record.room, record.id, 1, &e);
+                        if self.conn.is_autocommit() {
+                            // SQLite rolled the whole transaction back, as it
+                            // may on a full disk or an I/O error, and took the
+                            // records before this one with it: write them
+                            // again. Each round refuses one more record, so
+                            // this ends.
+                            continue 'group;
+                        }
                     }
                 }
-                Err(e) => self.failed("append", &record.room, record.id, 1, &e),
             }
-        }
+            break added;
+        };
         let freed = self.retain(appends, &stored, added);
         let written = stored.iter().filter(|s| **s).count();
         if let Err(e) = self.conn.execute_batch("COMMIT") {

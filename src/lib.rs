@@ -37,5 +37,6 @@ pub mod protocol;
 pub mod proxy;
 pub mod ratelimit;
 pub mod session;
+pub mod store;
 pub mod wire;
 pub mod writer;

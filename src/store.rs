@@ -1,0 +1,430 @@
+//! The history store: rooms' messages, file announcements and file bytes,
+//! kept in an embedded SQLite database so that they outlive the process.
+//!
+//! One thread owns the database's only writing connection (see
+//! [`Store::spawn`]). The dispatcher talks to it through an unbounded
+//! channel of [`Request`]s and never waits for it: answers come back as
+//! [`Reply`]s through a callback, which the dispatcher turns into events of
+//! its own channel. Appends already waiting are written together, in one
+//! transaction with one commit, so a busy server pays for one disk sync per
+//! group rather than one per message. Files are served over HTTP from any
+//! thread through a [`Reader`], whose connections only read (in WAL mode,
+//! beside the writer, without waiting for it).
+//!
+//! The layout and its migrations are in `schema`; `writer` is the store
+//! thread; `reader` serves stored files. `docs/STORE.md` tells what survives
+//! a crash and what the bounds are.
+
+mod reader;
+mod schema;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use tungstenite::Bytes;
+
+pub use reader::{Reader, StoredFile};
+
+/// How long a connection waits for a lock held by another connection before
+/// giving up with "database is locked". Only a checkpoint or another
+/// process holds one for long; a reader never blocks the writer in WAL mode.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite holds a memory database to 1 GiB; within that, file bytes are
+/// kept to this much, so that files are evicted before messages fail to fit.
+const MEMORY_FILE_BYTES: u64 = 768 << 20;
+
+/// How the store is opened. Both bounds apply to what is kept on disk; the
+/// dispatcher's own in-memory history is bounded separately.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The database file, created if missing (its directory must exist), or
+    /// `":memory:"` for a database that lasts as long as the process.
+    pub path: String,
+    /// Messages and file announcements kept per room; older ones are deleted
+    /// first. 0 keeps none (each room's epoch and last id are still kept).
+    pub retain_messages: usize,
+    /// File bytes kept, all rooms together; the oldest files' bytes are
+    /// deleted first, and their announcements stay, marked unavailable.
+    /// A memory database keeps at most 768 MiB, whatever this says.
+    pub retain_bytes: u64,
+    /// Sync to disk on every commit (`synchronous=FULL`), so that committed
+    /// records survive a power loss too; otherwise (`NORMAL`) they survive a
+    /// crash of the process but a power loss may take the last few.
+    pub fsync: bool,
+}
+
+/// Why the store could not be opened or used. Every message names the file.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The file could not be opened or created: its directory is missing or
+    /// is not a directory, or this user may not create the file (or the
+    /// write-ahead log beside it) there.
+    CannotOpen {
+        path: String,
+        source: rusqlite::Error,
+    },
+    /// The file can only be read, by this user or on a read-only file
+    /// system.
+    ReadOnly { path: String },
+    /// The file exists but is not an SQLite database.
+    NotADatabase { path: String },
+    /// The file is an SQLite database with tables but no wschat schema
+    /// version: another program's database, which the store will not write
+    /// into.
+    Foreign { path: String },
+    /// The database was written by a newer wschat, whose schema this one
+    /// does not know.
+    TooNew {
+        path: String,
+        version: i64,
+        known: i64,
+    },
+    /// Any other failure of the database.
+    Database {
+        path: String,
+        source: rusqlite::Error,
+    },
+}
+
+impl StoreError {
+    /// Classifies a failure of opening `path`, so that the common mistakes
+    /// get a message that says what to do.
+    fn at_open(path: &str, source: rusqlite::Error) -> StoreError {
+        let path = path.to_owned();
+        match source.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => StoreError::NotADatabase { path },
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { path },
+            Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+                StoreError::CannotOpen { path, source }
+            }
+            _ => StoreError::Database { path, source },
+        }
+    }
+
+    fn database(path: &str, source: rusqlite::Error) -> StoreError {
+        StoreError::Database {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::CannotOpen { path, source } => write!(
+                f,
+                "cannot open the history store {path}: {source} (its directory must exist \
+                 and be writable by this user)"
+            ),
+            StoreError::ReadOnly { path } => write!(
+                f,
+                "the history store {path} can only be read: this user must be able to write \
+                 the file and its directory"
+            ),
+            StoreError::NotADatabase { path } => write!(
+                f,
+                "{path} is not an SQLite database; give the history store a new file's path \
+                 or a wschat store"
+            ),
+            StoreError::Foreign { path } => write!(
+                f,
+                "{path} is another program's SQLite database (it has tables but no wschat \
+                 schema version); the history store will not write into it"
+            ),
+            StoreError::TooNew {
+                path,
+                version,
+                known,
+            } => write!(
+                f,
+                "the history store {path} has schema version {version}, newer than this \
+                 wschat knows ({known}); run a newer wschat, or move the file away"
+            ),
+            StoreError::Database { path, source } => write!(f, "history store {path}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::CannotOpen { source, .. } | StoreError::Database { source, .. } => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A message or file announcement, as the dispatcher keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub room: String,
+    /// Given by the dispatcher, one more than the room's last; never reused.
+    pub id: u64,
+    pub from: String,
+    /// Milliseconds since the Unix epoch.
+    pub ts: u64,
+    /// The sender's own id for the message (at most 64 characters), so that
+    /// a client that sends again after a reconnect can recognise it.
+    pub cid: Option<String>,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    Text(String),
+    /// A file's announcement. `available` says whether its bytes are still
+    /// stored; it is ignored in an append.
+    File {
+        name: String,
+        size: u64,
+        mime: String,
+        available: bool,
+    },
+}
+
+/// What the dispatcher asks of the store thread.
+#[derive(Debug)]
+pub enum Request {
+    /// Load a room: its epoch, last id, and its most recent `recent` records,
+    /// oldest first. A room without history gets a new epoch, the same for
+    /// every `Open` until its first record writes it down with the room's
+    /// row; so a room that is only visited leaves nothing in the database.
+    Open { room: String, recent: usize },
+    /// Append a record with the id it carries; a room never opened gets its
+    /// row (and epoch) now. Appends waiting together (up to 256) are written
+    /// in one transaction, then answered with one [`Reply::Committed`] each,
+    /// in order. `data` is a file's bytes; it is kept only for a file.
+    Append { record: Record, data: Option<Bytes> },
+    /// Records of `room` with `after < id <= upto`, oldest first, at most
+    /// `limit`; `token` is echoed back.
+    Fetch {
+        room: String,
+        after: u64,
+        upto: u64,
+        limit: usize,
+        token: u64,
+    },
+    /// Stop once everything already sent has been written and answered.
+    Shutdown,
+}
+
+/// The store thread's answers, in the order of the requests.
+#[derive(Debug)]
+pub enum Reply {
+    /// `loaded` is false when the database could not be read: then `epoch`
+    /// is a fresh one, `last_id` 0 and `recent` empty, and appends to the
+    /// room will fail if it has history (their ids are taken); the failure
+    /// was logged and counted. Ask again with another `Open`.
+    Opened {
+        room: String,
+        epoch: String,
+        last_id: u64,
+        recent: Vec<Record>,
+        loaded: bool,
+    },
+    /// `stored` is false when the record could not be written (logged and
+    /// counted in [`Stats::write_errors`]); nothing else was lost by it.
+    Committed { room: String, id: u64, stored: bool },
+    /// Empty also when the database could not be read (logged and counted
+    /// in [`Stats::read_errors`]).
+    Fetched {
+        token: u64,
+        room: String,
+        records: Vec<Record>,
+    },
+}
+
+/// Counts for metrics; every field is updated with plain atomic stores.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Records committed since the store was opened.
+    pub records_written: AtomicU64,
+    /// Records that could not be written.
+    pub write_errors: AtomicU64,
+    /// Opens and fetches that could not read the database.
+    pub read_errors: AtomicU64,
+    /// Requests sent to the store thread and not yet taken up by it.
+    pub queue_len: AtomicU64,
+    /// File bytes stored now, counted against `retain_bytes`.
+    pub file_bytes: AtomicU64,
+}
+
+/// The opened store, before its thread is started.
+pub struct Store {
+    conn: Connection,
+    options: Options,
+    reader: Reader,
+    stats: Arc<Stats>,
+}
+
+/// Sends requests to the store thread; cheap to clone.
+#[derive(Clone)]
+pub struct StoreHandle {
+    inbox: Sender<Request>,
+    stats: Arc<Stats>,
+}
+
+/// Where the database lives, and how each connection reaches it.
+#[derive(Debug, Clone)]
+enum Location {
+    /// A file, opened by its path as given (not as a URI).
+    File(String),
+    /// A process-private database of the `memdb` VFS, reached by a URI; any
+    /// connection of this process opening the same URI shares it.
+    Memory(String),
+}
+
+impl Location {
+    fn for_path(path: &str) -> Location {
+        if path == ":memory:" {
+            Location::Memory(format!(
+                "file:/wschat-mem-{}-{:016x}?vfs=memdb",
+                std::process::id(),
+                writer::random_u64()
+            ))
+        } else {
+            Location::File(path.to_owned())
+        }
+    }
+
+    fn connect(&self, write: bool) -> rusqlite::Result<Connection> {
+        let mode = if write {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        };
+        let flags = mode | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = match self {
+            Location::File(path) => Connection::open_with_flags(Path::new(path), flags)?,
+            Location::Memory(uri) => {
+                Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?
+            }
+        };
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
+    }
+}
+
+/// Opens (or creates) the store and brings its schema up to date. Meant for
+/// start-up, on the main thread: every error says which file and why.
+pub fn open(options: &Options) -> Result<Store, StoreError> {
+    let path = options.path.as_str();
+    let location = Location::for_path(path);
+    let mut conn = location
+        .connect(true)
+        .map_err(|e| StoreError::at_open(path, e))?;
+    if conn.is_readonly("main").unwrap_or(false) {
+        return Err(StoreError::ReadOnly {
+            path: path.to_owned(),
+        });
+    }
+    schema::check(&conn, path)?;
+    if let Location::File(_) = location {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| StoreError::at_open(path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            log::warn!(
+                "event=store_no_wal path={path:?} journal_mode={mode:?} msg=\"readers will wait \
+                 for writes\""
+            );
+        }
+    }
+    let sync = if options.fsync { "FULL" } else { "NORMAL" };
+    conn.pragma_update(None, "synchronous", sync)
+        .map_err(|e| StoreError::at_open(path, e))?;
+    schema::migrate(&mut conn, path, schema::MIGRATIONS)?;
+    let stats = Arc::new(Stats::default());
+    let file_bytes: i64 = conn
+        .query_row("SELECT COALESCE(SUM(size), 0) FROM file_bytes", [], |row| {
+            row.get(0)
+        })
+        .map_err(|e| StoreError::database(path, e))?;
+    stats
+        .file_bytes
+        .store(file_bytes.max(0) as u64, Ordering::Relaxed);
+    // A memory database lives while a connection to it is open; the
+    // reader's pool keeps one for as long as the store or a reader lives.
+    let keeper = match location {
+        Location::Memory(_) => Some(
+            location
+                .connect(false)
+                .map_err(|e| StoreError::database(path, e))?,
+        ),
+        Location::File(_) => None,
+    };
+    let in_memory = keeper.is_some();
+    let reader = Reader::new(path, location, keeper);
+    let mut options = options.clone();
+    if in_memory {
+        options.retain_bytes = options.retain_bytes.min(MEMORY_FILE_BYTES);
+    }
+    Ok(Store {
+        conn,
+        options,
+        reader,
+        stats,
+    })
+}
+
+impl Store {
+    /// Moves the store to its own thread, named `store`. Replies are handed
+    /// to `reply`, on that thread, in the order of the requests. The thread
+    /// ends after a [`Request::Shutdown`] (having written and answered
+    /// everything sent before it), or when every handle is dropped.
+    pub fn spawn(
+        self,
+        reply: Box<dyn Fn(Reply) + Send>,
+    ) -> std::io::Result<(StoreHandle, JoinHandle<()>)> {
+        let (inbox, requests) = crossbeam_channel::unbounded();
+        let handle = StoreHandle {
+            inbox,
+            stats: self.stats.clone(),
+        };
+        let writer = writer::Writer::new(self.conn, self.options, self.stats, self.reader, reply);
+        let thread = thread::Builder::new()
+            .name("store".into())
+            .spawn(move || writer.run(&requests))?;
+        Ok((handle, thread))
+    }
+
+    /// A handle for reading stored files from any thread.
+    pub fn reader(&self) -> Reader {
+        self.reader.clone()
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+}
+
+impl StoreHandle {
+    /// Queues a request; never blocks. Returns false, dropping the request,
+    /// when the store thread has ended.
+    pub fn send(&self, request: Request) -> bool {
+        self.stats.queue_len.fetch_add(1, Ordering::Relaxed);
+        if self.inbox.send(request).is_ok() {
+            return true;
+        }
+        self.stats.queue_len.fetch_sub(1, Ordering::Relaxed);
+        false
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+}

@@ -1,0 +1,143 @@
+//! Stored files, read from any thread (to serve `GET /files/…`).
+//!
+//! Each read takes a connection of its own from a small pool, opened
+//! read-only. In WAL mode a reader sees the last commit and neither waits
+//! for the writer nor holds it up; a memory database uses SQLite's ordinary
+//! locks instead, and a reader may wait there while a commit is written.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::{Connection, MAIN_DB, OptionalExtension, params};
+
+use super::{Location, StoreError};
+
+/// Connections kept open between reads; more are opened when reads overlap,
+/// and closed after.
+const IDLE_CONNECTIONS: usize = 4;
+
+/// A stored file, for an HTTP answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFile {
+    pub name: String,
+    pub mime: String,
+    /// The number of bytes stored: the whole file's, also when `bytes`
+    /// holds only a range of it.
+    pub size: u64,
+    /// When it was sent, in milliseconds since the Unix epoch.
+    pub ts: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// Reads the store from any thread; cheap to clone.
+#[derive(Clone)]
+pub struct Reader {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// For error messages: the path as given.
+    path: String,
+    location: Location,
+    idle: Mutex<Vec<Connection>>,
+    /// A memory database is dropped with its last connection; this one,
+    /// never used, keeps it for as long as the store or a reader lives.
+    _keeper: Option<Mutex<Connection>>,
+}
+
+/// A file's meta, and where its bytes are.
+const FILE: &str = "SELECT r.file_name, r.file_mime, f.size, r.ts, f.seq \
+    FROM records r JOIN file_bytes f ON f.room = r.room AND f.id = r.id \
+    WHERE r.room = ?1 AND r.id = ?2 AND r.file_name IS NOT NULL";
+
+impl Reader {
+    pub(super) fn new(path: &str, location: Location, keeper: Option<Connection>) -> Reader {
+        Reader {
+            shared: Arc::new(Shared {
+                path: path.to_owned(),
+                location,
+                idle: Mutex::new(Vec::new()),
+                _keeper: keeper.map(Mutex::new),
+            }),
+        }
+    }
+
+    /// A stored file's meta and bytes, for `GET /files/ROOM/ID/NAME`; `None`
+    /// if there is no such file or its bytes were evicted.
+    pub fn file(&self, room: &str, id: u64) -> Result<Option<StoredFile>, StoreError> {
+        self.read_range(room, id, 0, u64::MAX)
+    }
+
+    /// As [`Reader::file`], with only `len` bytes from `start` (fewer at the
+    /// end of the file; none when `start` is past it) in `bytes`, read
+    /// without loading the rest, for answering a `Range` request. `size` is
+    /// still the whole file's.
+    pub fn read_range(
+        &self,
+        room: &str,
+        id: u64,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<StoredFile>, StoreError> {
+        let Ok(id) = i64::try_from(id) else {
+            return Ok(None);
+        };
+        self.with(|conn| {
+            // One snapshot: the file cannot be evicted, and its row id taken
+            // by another, between finding it and reading it.
+            let tx = conn.transaction()?;
+            let found = tx
+                .prepare_cached(FILE)?
+                .query_row(params![room, id], |row| {
+                    let file = StoredFile {
+                        name: row.get(0)?,
+                        mime: row.get(1)?,
+                        size: row.get(2)?,
+                        ts: row.get(3)?,
+                        bytes: Vec::new(),
+                    };
+                    Ok((file, row.get::<_, i64>(4)?))
+                })
+                .optional()?;
+            let Some((mut file, seq)) = found else {
+                return Ok(None);
+            };
+            let from = start.min(file.size);
+            let count = len.min(file.size - from);
+            let blob = tx.blob_open(MAIN_DB, "file_bytes", "bytes", seq, true)?;
+            file.bytes = vec![0; count as usize];
+            blob.read_at_exact(&mut file.bytes, from as usize)?;
+            drop(blob);
+            Ok(Some(file))
+        })
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub fn ping(&self) -> bool {
+        self.with(|conn| conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0)))
+            .is_ok()
+    }
+
+    /// Runs `read` on a pooled connection.
+    fn with<T>(
+        &self,
+        read: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let shared = &*self.shared;
+        let fail = |e| StoreError::database(&shared.path, e);
+        let pooled = shared
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => shared.location.connect(false).map_err(fail)?,
+        };
+        let result = read(&mut conn).map_err(fail)?;
+        let mut idle = shared.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_CONNECTIONS {
+            idle.push(conn);
+        }
+        Ok(result)
+    }
+}

@@ -1,0 +1,604 @@
+//! The store thread: the one connection that writes.
+//!
+//! Requests are handled in the order they were sent. Appends that are
+//! waiting together are written in one transaction, each inside its own
+//! savepoint so that one bad record (an id already taken) costs only
+//! itself (should SQLite roll the whole transaction back instead, the group
+//! is written again without it); the group then has one commit, and so one
+//! write of the log (and with `fsync`, one sync). An `Open` or `Fetch` first commits the appends before it, so that
+//! it sees them and its answer comes after theirs. Retention runs in the
+//! same transaction as the appends that made it necessary.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Receiver;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use tungstenite::Bytes;
+
+use super::{Body, Options, Reader, Record, Reply, Request, Stats};
+
+/// Most requests taken from the channel at once, and so most appends in one
+/// transaction.
+pub const GROUP: usize = 256;
+
+/// Rooms opened but not yet written to whose epochs are remembered.
+const PENDING_EPOCHS: usize = 65_536;
+
+/// At most one error line per this long; the next one says how many were
+/// left out.
+const COMPLAINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The columns of a [`Record`], in the order [`record`] reads them.
+const RECORD: &str = "SELECT r.room, r.id, r.sender, r.ts, r.cid, r.text, r.file_name, \
+    r.file_size, r.file_mime, \
+    EXISTS (SELECT 1 FROM file_bytes f WHERE f.room = r.room AND f.id = r.id) \
+    FROM records r";
+
+pub struct Writer {
+    conn: Connection,
+    options: Options,
+    stats: Arc<Stats>,
+    /// Holds the reader's pool, and with it a memory database, while the
+    /// thread runs.
+    _reader: Reader,
+    reply: Box<dyn Fn(Reply) + Send>,
+    /// Epochs handed out in `Opened` for rooms without a row: the append
+    /// that creates the row uses the same one.
+    pending_epochs: HashMap<String, String>,
+    /// File bytes stored, as of the last commit.
+    file_bytes: u64,
+    complaints: Complaints,
+}
+
+impl Writer {
+    pub fn new(
+        conn: Connection,
+        options: Options,
+        stats: Arc<Stats>,
+        reader: Reader,
+        reply: Box<dyn Fn(Reply) + Send>,
+    ) -> Writer {
+        let file_bytes = stats.file_bytes.load(Ordering::Relaxed);
+        Writer {
+            conn,
+            options,
+            stats,
+            _reader: reader,
+            reply,
+            pending_epochs: HashMap::new(),
+            file_bytes,
+            complaints: Complaints::default(),
+        }
+    }
+
+    pub fn run(mut self, requests: &Receiver<Request>) {
+        self.bound_everything();
+        let mut appends: Vec<(Record, Option<Bytes>)> = Vec::new();
+        let mut stopping = false;
+        loop {
+            // Once told to stop, finish what is already queued, then end.
+            let first = if stopping {
+                requests.try_recv().ok()
+            } else {
+                requests.recv().ok()
+            };
+            let Some(first) = first else {
+                break;
+            };
+            let mut batch = vec![first];
+            while batch.len() < GROUP {
+                match requests.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            self.stats
+                .queue_len
+                .fetch_sub(batch.len() as u64, Ordering::Relaxed);
+            for request in batch {
+                match request {
+                    Request::Append { record, data } => appends.push((record, data)),
+                    Request::Open { room, recent } => {
+                        self.append(&mut appends);
+                        let reply = self.open(room, recent);
+                        (self.reply)(reply);
+                    }
+                    Request::Fetch {
+                        room,
+                        after,
+                        upto,
+                        limit,
+                        token,
+                    } => {
+                        self.append(&mut appends);
+                        let records = self.fetch(&room, after, upto, limit);
+                        (self.reply)(Reply::Fetched {
+                            token,
+                            room,
+                            records,
+                        });
+                    }
+                    Request::Shutdown => {
+                        self.append(&mut appends);
+                        stopping = true;
+                    }
+                }
+            }
+            self.append(&mut appends);
+        }
+        log::info!("event=store_stopped path={:?}", self.options.path);
+    }
+
+    /// Writes a group of appends and answers each.
+    fn append(&mut self, appends: &mut Vec<(Record, Option<Bytes>)>) {
+        if appends.is_empty() {
+            return;
+        }
+        let stored = self.write_group(appends);
+        for ((record, _), stored) in appends.drain(..).zip(stored) {
+            (self.reply)(Reply::Committed {
+                room: record.room,
+                id: record.id,
+                stored,
+            });
+        }
+    }
+
+    /// One transaction for the whole group; says which records it stored.
+    fn write_group(&mut self, appends: &[(Record, Option<Bytes>)]) -> Vec<bool> {
+        let mut stored = vec![false; appends.len()];
+        let mut refused = vec![false; appends.len()];
+        let added = 'group: loop {
+            if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+                let first = &appends[0].0;
+                let lost = refused.iter().filter(|r| !**r).count();
+                self.failed("begin", &first.room, first.id, lost, &e);
+                stored.fill(false);
+                return stored;
+            }
+            stored.fill(false);
+            let mut added = 0;
+            for (i, (record, data)) in appends.iter().enumerate() {
+                if refused[i] {
+                    continue;
+                }
+                match self.append_one(record, data.as_ref()) {
+                    Ok(bytes) => {
+                        stored[i] = true;
+                        added += bytes;
+                    }
+                    Err(e) => {
+                        refused[i] = true;
+                        self.failed("append", &record.room, record.id, 1, &e);
+                        if self.conn.is_autocommit() {
+                            // SQLite rolled the whole transaction back, as it
+                            // may on a full disk or an I/O error, and took the
+                            // records before this one with it: write them
+                            // again. Each round refuses one more record, so
+                            // this ends.
+                            continue 'group;
+                        }
+                    }
+                }
+            }
+            break added;
+        };
+        let freed = self.retain(appends, &stored, added);
+        let written = stored.iter().filter(|s| **s).count();
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            let last = &appends[appends.len() - 1].0;
+            self.failed("commit", &last.room, last.id, written, &e);
+            stored.fill(false);
+            return stored;
+        }
+        self.file_bytes = (self.file_bytes + added).saturating_sub(freed);
+        self.stats
+            .file_bytes
+            .store(self.file_bytes, Ordering::Relaxed);
+        self.stats
+            .records_written
+            .fetch_add(written as u64, Ordering::Relaxed);
+        if !self.pending_epochs.is_empty() {
+            for ((record, _), _) in appends.iter().zip(&stored).filter(|(_, s)| **s) {
+                self.pending_epochs.remove(&record.room);
+            }
+        }
+        stored
+    }
+
+    /// Appends one record inside a savepoint, so that its failure undoes
+    /// only itself. Returns the file bytes it added.
+    fn append_one(&mut self, record: &Record, data: Option<&Bytes>) -> rusqlite::Result<u64> {
+        self.conn.execute_batch("SAVEPOINT record")?;
+        let result = self
+            .insert(record, data)
+            .and_then(|bytes| self.conn.execute_batch("RELEASE record").map(|()| bytes));
+        if result.is_err() && !self.conn.is_autocommit() {
+            let _ = self
+                .conn
+                .execute_batch("ROLLBACK TO record; RELEASE record");
+        }
+        result
+    }
+
+    fn insert(&mut self, record: &Record, data: Option<&Bytes>) -> rusqlite::Result<u64> {
+        let room = record.room.as_str();
+        let known = self
+            .conn
+            .prepare_cached("UPDATE rooms SET last_id = max(last_id, ?2) WHERE name = ?1")?
+            .execute(params![room, record.id])?;
+        if known == 0 {
+            let epoch = match self.pending_epochs.get(room) {
+                Some(epoch) => epoch.clone(),
+                None => new_epoch(),
+            };
+            self.conn
+                .prepare_cached("INSERT INTO rooms (name, epoch, last_id) VALUES (?1, ?2, ?3)")?
+                .execute(params![room, epoch, record.id])?;
+        }
+        let (text, name, size, mime) = match &record.body {
+            Body::Text(text) => (Some(text), None, None, None),
+            Body::File {
+                name, size, mime, ..
+            } => (None, Some(name), Some(*size), Some(mime)),
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO records \
+                 (room, id, sender, ts, cid, text, file_name, file_size, file_mime) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                room,
+                record.id,
+                record.from,
+                record.ts,
+                record.cid,
+                text,
+                name,
+                size,
+                mime
+            ])?;
+        match (&record.body, data) {
+            (Body::File { .. }, Some(bytes)) => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO file_bytes (room, id, size, bytes) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![room, record.id, bytes.len(), bytes.as_ref()])?;
+                Ok(bytes.len() as u64)
+            }
+            _ => Ok(0),
+        }
+    }
+
+    /// Applies both bounds after a group's appends, inside its transaction.
+    /// A failure here is logged and undone, and the appends still commit:
+    /// the bounds are caught up with by the next group. Returns the file
+    /// bytes freed.
+    fn retain(&mut self, appends: &[(Record, Option<Bytes>)], stored: &[bool], added: u64) -> u64 {
+        let mut rooms: Vec<&str> = appends
+            .iter()
+            .zip(stored)
+            .filter(|(_, s)| **s)
+            .map(|((record, _), _)| record.room.as_str())
+            .collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        let over = (self.file_bytes + added).saturating_sub(self.options.retain_bytes);
+        if rooms.is_empty() && over == 0 {
+            return 0;
+        }
+        let result = self.conn.execute_batch("SAVEPOINT retain").and_then(|()| {
+            let freed = self.bound(&rooms, over)?;
+            self.conn.execute_batch("RELEASE retain")?;
+            Ok(freed)
+        });
+        match result {
+            Ok(freed) => freed,
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self
+                        .conn
+                        .execute_batch("ROLLBACK TO retain; RELEASE retain");
+                }
+                self.failed("retain", rooms.first().copied().unwrap_or(""), 0, 0, &e);
+                0
+            }
+        }
+    }
+
+    /// Deletes the records of `rooms` beyond `retain_messages`, then the
+    /// oldest files' bytes until `over` bytes are freed. Returns the file
+    /// bytes freed.
+    fn bound<S: AsRef<str>>(&mut self, rooms: &[S], over: u64) -> rusqlite::Result<u64> {
+        let mut freed = 0;
+        for room in rooms {
+            freed += self.retain_messages(room.as_ref())?;
+        }
+        if over > freed {
+            freed += self.evict_bytes(over - freed)?;
+        }
+        Ok(freed)
+    }
+
+    /// Applies both bounds to every room, for when they were lowered since
+    /// the database was last written. A failure is logged; the next appends
+    /// apply the bounds to their own rooms.
+    fn bound_everything(&mut self) {
+        let result = self.conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
+            let rooms = self
+                .conn
+                .prepare("SELECT name FROM rooms")?
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            let over = self.file_bytes.saturating_sub(self.options.retain_bytes);
+            let freed = self.bound(&rooms, over)?;
+            self.conn.execute_batch("COMMIT")?;
+            Ok(freed)
+        });
+        match result {
+            Ok(freed) => {
+                self.file_bytes = self.file_bytes.saturating_sub(freed);
+                self.stats
+                    .file_bytes
+                    .store(self.file_bytes, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                self.failed("retain", "", 0, 0, &e);
+            }
+        }
+    }
+
+    /// Deletes `room`'s records beyond the newest `retain_messages`, with
+    /// their files' bytes. The room's row, and so its last id, stays.
+    fn retain_messages(&mut self, room: &str) -> rusqlite::Result<u64> {
+        let keep = self.options.retain_messages.min(i64::MAX as usize);
+        let newest_gone: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM records WHERE room = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",
+            )?
+            .query_row(params![room, keep], |row| row.get(0))
+            .optional()?;
+        let Some(upto) = newest_gone else {
+            return Ok(0);
+        };
+        let freed: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(size), 0) FROM file_bytes WHERE room = ?1 AND id <= ?2",
+            )?
+            .query_row(params![room, upto], |row| row.get(0))?;
+        self.conn
+            .prepare_cached("DELETE FROM file_bytes WHERE room = ?1 AND id <= ?2")?
+            .execute(params![room, upto])?;
+        self.conn
+            .prepare_cached("DELETE FROM records WHERE room = ?1 AND id <= ?2")?
+            .execute(params![room, upto])?;
+        Ok(freed.max(0) as u64)
+    }
+
+    /// Deletes the oldest files' bytes until at least `excess` bytes are
+    /// freed; their announcements stay.
+    fn evict_bytes(&mut self, excess: u64) -> rusqlite::Result<u64> {
+        let mut freed = 0;
+        let mut upto = None;
+        {
+            let mut oldest = self
+                .conn
+                .prepare_cached("SELECT seq, size FROM file_bytes ORDER BY seq")?;
+            let mut rows = oldest.query([])?;
+            while freed < excess {
+                let Some(row) = rows.next()? else {
+                    break;
+                };
+                upto = Some(row.get::<_, i64>(0)?);
+                freed += row.get::<_, u64>(1)?;
+            }
+        }
+        if let Some(upto) = upto {
+            self.conn
+                .prepare_cached("DELETE FROM file_bytes WHERE seq <= ?1")?
+                .execute([upto])?;
+        }
+        Ok(freed)
+    }
+
+    /// Loads a room. A room without history gets an epoch, which is
+    /// written with its first record: opening a room writes nothing, so
+    /// rooms that are only visited leave no trace in the database.
+    fn open(&mut self, room: String, recent: usize) -> Reply {
+        match self.load(&room, recent) {
+            Ok((epoch, last_id, recent)) => Reply::Opened {
+                epoch: epoch.unwrap_or_else(|| self.pending_epoch(&room)),
+                room,
+                last_id,
+                recent,
+                loaded: true,
+            },
+            Err(e) => {
+                self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                self.failed("open", &room, 0, 0, &e);
+                Reply::Opened {
+                    epoch: self.pending_epoch(&room),
+                    room,
+                    last_id: 0,
+                    recent: Vec::new(),
+                    loaded: false,
+                }
+            }
+        }
+    }
+
+    /// The epoch handed out for a room that has no row yet; the same one
+    /// until its first record is written.
+    fn pending_epoch(&mut self, room: &str) -> String {
+        if let Some(epoch) = self.pending_epochs.get(room) {
+            return epoch.clone();
+        }
+        if self.pending_epochs.len() >= PENDING_EPOCHS {
+            // Any one will do: a room that loses its pending epoch gets a
+            // new one with its first record, which its clients see as a
+            // new history once the room is next opened.
+            let any = self.pending_epochs.keys().next().cloned();
+            if let Some(any) = any {
+                self.pending_epochs.remove(&any);
+            }
+        }
+        let epoch = new_epoch();
+        self.pending_epochs.insert(room.to_owned(), epoch.clone());
+        epoch
+    }
+
+    /// The room's epoch (if it has a row), last id and newest records.
+    fn load(
+        &mut self,
+        room: &str,
+        recent: usize,
+    ) -> rusqlite::Result<(Option<String>, u64, Vec<Record>)> {
+        let row: Option<(String, u64)> = self
+            .conn
+            .prepare_cached("SELECT epoch, last_id FROM rooms WHERE name = ?1")?
+            .query_row([room], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        let mut records = self.query(
+            &format!("{RECORD} WHERE r.room = ?1 ORDER BY r.id DESC LIMIT ?2"),
+            params![room, recent.min(i64::MAX as usize)],
+        )?;
+        records.reverse();
+        match row {
+            Some((epoch, last_id)) => Ok((Some(epoch), last_id, records)),
+            None => {
+                // Records without a room row are not written by wschat, but
+                // a file edited by hand should not make ids go back.
+                let last_id: u64 = self
+                    .conn
+                    .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM records WHERE room = ?1")?
+                    .query_row([room], |row| row.get(0))?;
+                Ok((None, last_id, records))
+            }
+        }
+    }
+
+    fn fetch(&mut self, room: &str, after: u64, upto: u64, limit: usize) -> Vec<Record> {
+        let max = i64::MAX as u64;
+        let fetched = self.query(
+            &format!(
+                "{RECORD} WHERE r.room = ?1 AND r.id > ?2 AND r.id <= ?3 ORDER BY r.id LIMIT ?4"
+            ),
+            params![
+                room,
+                after.min(max),
+                upto.min(max),
+                limit.min(i64::MAX as usize)
+            ],
+        );
+        fetched.unwrap_or_else(|e| {
+            self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
+            self.failed("fetch", room, after, 0, &e);
+            Vec::new()
+        })
+    }
+
+    fn query(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<Record>> {
+        self.conn
+            .prepare_cached(sql)?
+            .query_map(params, record)?
+            .collect()
+    }
+
+    /// Counts `lost` records as not written and logs the failure, at most
+    /// once a second.
+    fn failed(&mut self, op: &str, room: &str, id: u64, lost: usize, error: &rusqlite::Error) {
+        self.stats
+            .write_errors
+            .fetch_add(lost as u64, Ordering::Relaxed);
+        if let Some(left_out) = self.complaints.speak() {
+            log::error!(
+                "event=store_error op={op} path={:?} room={room:?} id={id} lost={lost} \
+                 error={:?} left_out={left_out}",
+                self.options.path,
+                error.to_string()
+            );
+        }
+    }
+}
+
+/// Reads a row of [`RECORD`].
+fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
+    let text: Option<String> = row.get(5)?;
+    let body = match text {
+        Some(text) => Body::Text(text),
+        None => Body::File {
+            name: row.get(6)?,
+            size: row.get(7)?,
+            mime: row.get(8)?,
+            available: row.get(9)?,
+        },
+    };
+    Ok(Record {
+        room: row.get(0)?,
+        id: row.get(1)?,
+        from: row.get(2)?,
+        ts: row.get(3)?,
+        cid: row.get(4)?,
+        body,
+    })
+}
+
+/// Keeps a failing disk from filling the log: one line per
+/// [`COMPLAINT_INTERVAL`], which tells how many were left out before it.
+#[derive(Default)]
+struct Complaints {
+    last: Option<Instant>,
+    left_out: u64,
+}
+
+impl Complaints {
+    fn speak(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < COMPLAINT_INTERVAL)
+        {
+            self.left_out += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.left_out))
+    }
+}
+
+/// A room's epoch: 16 hex digits, new for every history that begins.
+pub fn new_epoch() -> String {
+    format!("{:016x}", random_u64())
+}
+
+/// A random number from the operating system. Should that fail, the time
+/// and a counter stand in: an epoch need only differ from the room's
+/// previous ones.
+pub fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    getrandom::u64().unwrap_or_else(|e| {
+        log::warn!("event=store_random_failed error={:?}", e.to_string());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // splitmix64's finaliser, so that near times give unlike epochs.
+        let mut z = nanos ^ count.rotate_left(32) ^ u64::from(std::process::id());
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
+}

@@ -152,6 +152,9 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// What a v1 client is told, in its welcome, that it may send.
     pub welcome: protocol::Limits,
+    /// Frames that may wait for a client whose resume is read from the
+    /// store (its `--queue-frames`).
+    pub held_frames: usize,
 }
 
 struct Client {
@@ -164,7 +167,28 @@ struct Client {
     joined: u64,
     /// This batch's frames for the client: indices into `Dispatcher::batch`.
     staged: Vec<u32>,
+    /// While its resume is read from the store: what it is sent meanwhile,
+    /// held back to follow the replay.
+    held: Option<Vec<Encoded>>,
 }
+
+/// A resume that reaches further back than the room's history in memory:
+/// the store is asked for the rest, and the client's welcome waits for it.
+struct Catchup {
+    client: ClientId,
+    room: String,
+    name: String,
+    since: u64,
+    /// The room's last id when the client joined: the replay ends there.
+    last_id: u64,
+    /// The first id the room had in memory then, and the frames from it on.
+    first: u64,
+    cached: Vec<Encoded>,
+}
+
+/// Most events a resume reads back from the store; a client that missed
+/// more is told `trimmed` and given a gap.
+const RESUME_FROM_STORE: u64 = 1000;
 
 #[derive(Default)]
 struct Room {
@@ -302,6 +326,9 @@ pub struct Dispatcher {
     /// written them (that copy is the sender's acknowledgement), by room
     /// and id.
     acks: HashMap<(String, u64), (ClientId, Encoded)>,
+    /// Resumes waiting for the store, by the token of their fetch.
+    catchups: HashMap<u64, Catchup>,
+    next_token: u64,
     closing: Closing,
     next_ping: Instant,
     ping: Encoded,
@@ -313,6 +340,8 @@ impl Dispatcher {
             store,
             loading: HashMap::new(),
             waiting: HashMap::new(),
+            catchups: HashMap::new(),
+            next_token: 0,
             acks: HashMap::new(),
             next_ping: Instant::now() + limits.ping_interval,
             limits,
@@ -419,6 +448,7 @@ impl Dispatcher {
                     seat: None,
                     joined: 0,
                     staged: Vec::new(),
+                    held: None,
                 };
                 self.clients.insert(id, client);
             }
@@ -593,6 +623,31 @@ impl Dispatcher {
         let first = room.history.front().map_or(room.last_id + 1, |s| s.id);
         // A person with two connections is one entry.
         let mut listed = HashSet::new();
+        // Missed more than memory holds, but not too much: the store is
+        // asked for the rest, and the welcome waits for it.
+        if let Some(since) = since
+            && epoch.is_none_or(|e| e == room.epoch)
+            && since < room.last_id
+            && first > since + 1
+            && first - 1 - since <= RESUME_FROM_STORE
+        {
+            let start = room.history.partition_point(|s| s.id <= since);
+            let catchup = Catchup {
+                client: id,
+                room: room_name.to_owned(),
+                name: name.to_owned(),
+                since,
+                last_id: room.last_id,
+                first,
+                cached: room
+                    .history
+                    .range(start..)
+                    .map(|s| s.frame.clone())
+                    .collect(),
+            };
+            self.catch_up(catchup);
+            return;
+        }
         // Where the replay starts, and what the welcome says of it.
         let (replay_from, recovered, reason, gap) = match since {
             None => (0, None, None, false),
@@ -642,6 +697,89 @@ impl Dispatcher {
         encoded.extend(room.history.range(start..).map(|s| s.frame.clone()));
         let range = self.stage_frames(&encoded);
         self.stage(id, range);
+    }
+
+    /// Asks the store for what a resuming client missed beyond the room's
+    /// history in memory; until it answers, the client's frames are held.
+    fn catch_up(&mut self, catchup: Catchup) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.store.send(store::Request::Fetch {
+            room: catchup.room.clone(),
+            after: catchup.since,
+            upto: catchup.first - 1,
+            limit: RESUME_FROM_STORE as usize,
+            token,
+        });
+        if let Some(client) = self.clients.get_mut(&catchup.client) {
+            client.held = Some(Vec::new());
+        }
+        self.catchups.insert(token, catchup);
+    }
+
+    /// The store answered a resume: the client gets its welcome, the
+    /// events it missed (from the store, then from memory) and then what
+    /// was held back for it meanwhile.
+    fn caught_up(&mut self, token: u64, records: Vec<store::Record>) {
+        let Some(c) = self.catchups.remove(&token) else {
+            return;
+        };
+        let Some(held) = self
+            .clients
+            .get_mut(&c.client)
+            .and_then(|cl| cl.held.take())
+        else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&c.room) else {
+            return;
+        };
+        // Whole from `since` on, or the store had lost some too.
+        let whole = records.first().is_some_and(|r| r.id == c.since + 1)
+            && records.last().is_some_and(|r| r.id + 1 == c.first)
+            && records.len() as u64 == c.first - 1 - c.since;
+        let first = if whole {
+            c.since + 1
+        } else {
+            records.first().map_or(c.first, |r| r.id)
+        };
+        let mut listed = HashSet::new();
+        let mut frames = vec![
+            Out::Welcome {
+                name: &c.name,
+                room: &c.room,
+                last_id: c.last_id,
+                epoch: &room.epoch,
+                recovered: Some(whole),
+                reason: (!whole).then_some("trimmed"),
+                limits: &self.limits.welcome,
+            },
+            Out::Presence {
+                room: &c.room,
+                users: room
+                    .members
+                    .values()
+                    .filter_map(|m| self.clients.get(m)?.seat.as_ref().map(|s| s.1.as_str()))
+                    .filter(|name| listed.insert(*name))
+                    .collect(),
+            },
+        ];
+        if !whole {
+            frames.push(Out::Gap {
+                room: &c.room,
+                since: c.since,
+                first,
+            });
+        }
+        let mut encoded: Vec<Encoded> = frames
+            .iter()
+            .map(|f| Encoded::text(protocol::encode(f)))
+            .collect();
+        encoded.extend(records.iter().map(replay_frame));
+        encoded.extend(c.cached);
+        encoded.extend(held);
+        let range = self.stage_frames(&encoded);
+        self.stage(c.client, range);
     }
 
     fn text(&mut self, id: ClientId, text: Utf8Bytes, cid: Option<String>) {
@@ -896,7 +1034,7 @@ impl Dispatcher {
                     self.send(client, frame);
                 }
             }
-            store::Reply::Fetched { .. } => {}
+            store::Reply::Fetched { token, records, .. } => self.caught_up(token, records),
         }
     }
 
@@ -1030,6 +1168,16 @@ impl Dispatcher {
             };
             let staged = std::mem::take(&mut client.staged);
             let batch = &self.batch;
+            if let Some(held) = &mut client.held {
+                held.extend(staged.iter().map(|&i| batch[i as usize].clone()));
+                let over = held.len() > self.limits.held_frames;
+                client.staged = staged;
+                client.staged.clear();
+                if over {
+                    self.evict(id);
+                }
+                continue;
+            }
             let sent = client
                 .outlet
                 .send(staged.iter().map(|&i| &batch[i as usize]));
@@ -1222,6 +1370,7 @@ mod tests {
                 max_idle_rooms: 1000,
                 ping_interval: Duration::from_secs(60),
                 welcome: protocol::Limits::default(),
+                held_frames: 1024,
             };
             let options = store::Options {
                 path: ":memory:".into(),

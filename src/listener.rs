@@ -177,6 +177,7 @@ impl Server {
                     rate: config.rate,
                     burst: config.burst,
                 },
+                held_frames: config.queue_frames,
             },
             store.clone(),
         );

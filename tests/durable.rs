@@ -54,10 +54,11 @@ fn a_killed_server_resumes_with_nothing_missed_and_nothing_twice() {
     let dir = TempDir::new("durable-kill");
     let db = dir.path.join("chat.db");
     let db = db.to_str().unwrap();
-    // Resume replays from the history the server keeps for it (`--history`).
+    // With `--history 50` most of what bob missed is only in the database:
+    // his resume reads it back from there.
     let server = start_on(
         db,
-        &["--rate", "10000", "--burst", "10000", "--history", "1000"],
+        &["--rate", "10000", "--burst", "10000", "--history", "50"],
     );
     let mut bob = join_v1(&server, "r", "bob");
     let mut alice = join_v1(&server, "r", "alice");
@@ -126,7 +127,7 @@ fn a_killed_server_resumes_with_nothing_missed_and_nothing_twice() {
     let acked = streamer.join().unwrap();
     assert!(acked.len() > 250, "{} acknowledged", acked.len());
 
-    let server = start_on(db, &["--history", "1000"]);
+    let server = start_on(db, &["--history", "50"]);
     let (mut bob, welcome) = resume(&server, "r", "bob", bob_last, &welcome_epoch);
     assert_eq!(welcome["epoch"], welcome_epoch.as_str(), "{welcome}");
     assert_eq!(welcome["recovered"], true, "{welcome}");
@@ -212,6 +213,7 @@ fn a_resent_cid_is_delivered_once_and_answered_with_the_original() {
         (Some("once"), Some("abc-1"))
     );
     assert_eq!(expect_type(&mut bob, "message")["text"], "next");
+    assert_eq!(expect_type(&mut alice, "message")["text"], "next");
     // A cid too long is refused.
     send_json(
         &mut alice,
@@ -235,4 +237,49 @@ fn a_database_that_cannot_be_used_stops_the_start_naming_the_file() {
         assert!(err.contains(path.to_str().unwrap()), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+#[test]
+fn a_resume_read_from_the_store_keeps_live_messages_behind_it() {
+    // Five events in memory, thirty in the database.
+    let server = Server::start(&["--history", "5", "--rate", "1000", "--burst", "1000"]);
+    let (mut alice, welcome, _) = join_v1_path(&server, "/ws?room=r&name=alice");
+    let epoch = welcome["epoch"].as_str().unwrap().to_owned();
+    for i in 1..=30 {
+        send_json(
+            &mut alice,
+            json!({"type": "message", "text": format!("m{i}")}),
+        );
+        expect_type(&mut alice, "message");
+    }
+    // bob resumes from 3 while alice keeps talking.
+    let mut bob = connect_v1(&server.url("/ws"));
+    send_json(
+        &mut bob,
+        json!({"type": "join", "room": "r", "name": "bob", "since": 3, "epoch": epoch}),
+    );
+    for i in 31..=35 {
+        send_json(
+            &mut alice,
+            json!({"type": "message", "text": format!("m{i}")}),
+        );
+    }
+    let welcome = expect_type(&mut bob, "welcome");
+    assert_eq!(welcome["recovered"], true, "{welcome}");
+    let last_id = welcome["last_id"].as_u64().unwrap();
+    assert!((30..=35).contains(&last_id), "{welcome}");
+    // Every id from 4 on, once, in order: replayed to 30, live after.
+    let mut ids = Vec::new();
+    while ids.last() != Some(&35) {
+        let v = next_json(&mut bob);
+        if v["type"] == "message" {
+            assert_eq!(
+                v["replay"] == true,
+                v["id"].as_u64().unwrap() <= last_id,
+                "{v}"
+            );
+            ids.push(v["id"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(ids, (4..=35).collect::<Vec<u64>>());
 }

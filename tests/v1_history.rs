@@ -48,7 +48,7 @@ fn join_bob(server: &Server, query: &str) -> (Client, Value) {
 
 #[test]
 fn history_keeps_exactly_the_last_n() {
-    let server = Server::start(&["--history", "5"]);
+    let server = Server::start(&["--history", "5", "--retain-messages", "5"]);
     let mut alice = post(&server, "den", 8);
     let (mut bob, welcome) = join_bob(&server, "");
     assert_eq!(welcome["last_id"], 8);
@@ -61,7 +61,7 @@ fn history_keeps_exactly_the_last_n() {
 
 #[test]
 fn whole_history_replayed_when_it_fits() {
-    let server = Server::start(&["--history", "5"]);
+    let server = Server::start(&["--history", "5", "--retain-messages", "5"]);
     let mut alice = post(&server, "den", 3);
     let (mut bob, welcome) = join_bob(&server, "");
     assert_eq!(welcome["last_id"], 3);
@@ -73,7 +73,7 @@ fn whole_history_replayed_when_it_fits() {
 
 #[test]
 fn no_gap_without_since_even_when_history_was_trimmed() {
-    let server = Server::start(&["--history", "5"]);
+    let server = Server::start(&["--history", "5", "--retain-messages", "5"]);
     let mut alice = post(&server, "den", 12);
     let (mut bob, _) = join_bob(&server, "");
     // First frame after presence is the oldest kept event, not a gap.
@@ -149,7 +149,7 @@ fn since_zero_replays_everything_kept() {
 #[test]
 fn lost_events_yield_gap_with_exact_numbers() {
     // Ids 1..12 posted, 8..12 kept: since=3 lost 4..7.
-    let server = Server::start(&["--history", "5"]);
+    let server = Server::start(&["--history", "5", "--retain-messages", "5"]);
     let mut alice = post(&server, "den", 12);
     let (mut bob, _) = join_bob(&server, "&since=3");
     let gap = expect_type(&mut bob, "gap");
@@ -165,7 +165,7 @@ fn lost_events_yield_gap_with_exact_numbers() {
 #[test]
 fn gap_of_one_event_is_reported() {
     // 8..12 kept: since=6 lost exactly event 7.
-    let server = Server::start(&["--history", "5"]);
+    let server = Server::start(&["--history", "5", "--retain-messages", "5"]);
     let _alice = post(&server, "den", 12);
     let (mut bob, _) = join_bob(&server, "&since=6");
     let gap = expect_type(&mut bob, "gap");
@@ -177,7 +177,7 @@ fn gap_of_one_event_is_reported() {
 #[test]
 fn no_gap_when_since_is_just_before_oldest_kept() {
     // 8..12 kept: since=7 lost nothing.
-    let server = Server::start(&["--history", "5"]);
+    let server = Server::start(&["--history", "5", "--retain-messages", "5"]);
     let _alice = post(&server, "den", 12);
     let (mut bob, _) = join_bob(&server, "&since=7");
     for id in 8..=12 {
@@ -187,7 +187,7 @@ fn no_gap_when_since_is_just_before_oldest_kept() {
 
 #[test]
 fn since_zero_after_trim_yields_gap_from_zero() {
-    let server = Server::start(&["--history", "5"]);
+    let server = Server::start(&["--history", "5", "--retain-messages", "5"]);
     let _alice = post(&server, "den", 12);
     let (mut bob, _) = join_bob(&server, "&since=0");
     let gap = expect_type(&mut bob, "gap");

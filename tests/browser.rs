@@ -386,8 +386,9 @@ fn limits_are_kept_before_sending() {
     run_script_with("limits.mjs", &["--max-file-size", "1048576"], &[]);
 }
 
+/// Offline, what is sent waits (across a reload too) and goes once, in order.
 #[test]
-fn offline_is_said_and_typed_text_kept() {
+fn offline_is_said_and_what_is_sent_waits() {
     run_script("offline.mjs", &[]);
 }
 

@@ -107,6 +107,19 @@ export async function waitMessage(page, from, text) {
   );
 }
 
+/** The text messages the page shows as confirmed by the server, in order: [from, text]. */
+export function shownTexts(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('[data-testid="message"][data-kind="text"]'))
+    .map((b) => [b.dataset.from, b.querySelector('[data-testid="message-text"]').textContent]));
+}
+
+/** The page's own messages still waiting for the server, in order: [text, state, what it says]. */
+export function pendingTexts(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('[data-testid="pending-message"]'))
+    .map((b) => [b.querySelector('[data-testid="message-text"]').textContent, b.dataset.state,
+      b.querySelector('[data-testid="pending-status"]').textContent]));
+}
+
 /** Waits until the presence list holds exactly `names` (any order). */
 export async function waitPresence(page, names) {
   await page.waitForFunction(
@@ -201,7 +214,8 @@ export async function makePng(w, h, pixel) {
  * as `initScript`): remembers every socket, the frames the page sends
  * (`__sent`: parsed text frames; `__sentBinary`: sizes of binary ones), the
  * events it receives (`__received`) and the last `welcome`. While
- * `window.__block` is true, new sockets fail at once, as with no network.
+ * `window.__block` is true, new sockets fail at once, as with no network;
+ * `setBlocked` sets it so that it holds across a reload of the tab too.
  */
 export const socketSpy = () => {
   const Native = window.WebSocket;
@@ -210,7 +224,11 @@ export const socketSpy = () => {
   window.__sentBinary = [];
   window.__received = [];
   window.__welcome = null;
-  window.__block = false;
+  try {
+    window.__block = sessionStorage.getItem('test.block') === '1';
+  } catch (_) {
+    window.__block = false;
+  }
   window.WebSocket = class extends Native {
     constructor(url, protocols) {
       // A path of the page's own server that is no WebSocket endpoint: the
@@ -232,6 +250,21 @@ export const socketSpy = () => {
     }
   };
 };
+
+/**
+ * Cuts the page (with `socketSpy`) off the network, or lets it back on:
+ * its current socket drops and new ones fail, also after a reload, until
+ * `setBlocked(page, false)`.
+ */
+export async function setBlocked(page, on) {
+  await page.evaluate((block) => {
+    window.__block = block;
+    if (block) sessionStorage.setItem('test.block', '1');
+    else sessionStorage.removeItem('test.block');
+    const ws = window.__sockets.at(-1);
+    if (block && ws) ws.close();
+  }, on);
+}
 
 /** Frames the page has sent so far: {text, binary}. */
 export function sentCounts(page) {

@@ -445,3 +445,10 @@ fn sign_in_links_name_the_person() {
     let (alice, bob) = (mint("alice"), mint("bob"));
     run_script_with("signin.mjs", &["--auth-secret", SECRET], &[&alice, &bob]);
 }
+
+/// A received SVG is offered as a download typed application/octet-stream,
+/// never rendered.
+#[test]
+fn svg_is_a_download_never_rendered() {
+    run_script("svg_download.mjs", &[]);
+}

@@ -3,6 +3,8 @@
 // exits 0 when its checks pass. Scripts wait on page state (selectors and
 // predicates); the timeouts below are watchdogs against hangs, never delays.
 import { chromium } from 'playwright-core';
+import net from 'node:net';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -131,6 +133,27 @@ export async function waitPresence(page, names) {
   );
 }
 
+let runnerLines = null;
+
+/**
+ * Asks the test in tests/browser.rs that runs this script to `stop`,
+ * `start` or `restart` the server (on the same address), and waits until
+ * it has done so.
+ */
+export async function serverControl(command) {
+  if (!runnerLines) runnerLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  console.log(command);
+  const { value, done } = await runnerLines.next();
+  if (done || value.trim() !== 'done') throw new Error(`the server was not told to ${command}: ${done ? 'no answer' : value}`);
+}
+
+/** Waits until the page is back in its room on a connection after its `n`th (see socketSpy). */
+export async function waitRejoined(page, n) {
+  await page.waitForFunction((k) => window.__sockets.length > k
+    && window.__sockets.at(-1).readyState === WebSocket.OPEN
+    && document.querySelector('[data-testid="status"]').dataset.state === 'online', n);
+}
+
 export function assert(cond, message) {
   if (!cond) throw new Error('assertion failed: ' + message);
 }
@@ -164,6 +187,51 @@ export function run(name, body) {
       process.exit(1);
     },
   );
+}
+
+/**
+ * A TCP relay to the server whose server-to-browser direction can be held
+ * back (as on a stalled downlink) while the browser-to-server one keeps
+ * flowing. Held bytes are kept in order and delivered on release, or
+ * dropped with every connection by `cut` (as when the network goes).
+ */
+export async function holdableRelay(target) {
+  const i = target.lastIndexOf(':');
+  const [host, port] = [target.slice(0, i), Number(target.slice(i + 1))];
+  let held = null; // [socket, bytes] in arrival order while holding
+  const sockets = new Set();
+  const server = net.createServer((browserSide) => {
+    const serverSide = net.connect(port, host);
+    for (const s of [browserSide, serverSide]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => { browserSide.destroy(); serverSide.destroy(); sockets.delete(s); });
+    }
+    browserSide.pipe(serverSide);
+    serverSide.on('data', (d) => (held ? held.push([browserSide, d]) : browserSide.write(d)));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const destroyAll = () => {
+    for (const s of sockets) s.destroy();
+    sockets.clear();
+  };
+  return {
+    addr: `127.0.0.1:${server.address().port}`,
+    hold() { held = held || []; },
+    release() {
+      const queue = held || [];
+      held = null;
+      for (const [s, d] of queue) s.write(d);
+    },
+    cut() {
+      held = null;
+      destroyAll();
+    },
+    close() {
+      server.close();
+      destroyAll();
+    },
+  };
 }
 
 /** A valid RGBA PNG of `w`×`h` pixels drawn by `pixel(x, y) -> [r, g, b, a]`. */

@@ -43,6 +43,7 @@ impl Server {
     /// frames per second and bursts of `burst`.
     fn start_rate_limited(rate: &str, burst: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wschat"))
+            .env("WSCHAT_DB", ":memory:")
             .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
             .args(["--max-connections", "100000"])
             .args(["--max-connections-per-ip", "100000"])
@@ -1157,6 +1158,7 @@ fn micro(budget: Duration) -> Vec<(&'static str, f64)> {
                     from: "alice",
                     text: "hello everyone, the build is green again",
                     ts: 1_764_028_800_000,
+                    cid: None,
                     replay: false,
                 })));
             }),

@@ -1,8 +1,8 @@
 //! How much one room's joins cost everyone else: an honest pair chats in
 //! room `quiet` (one message every 5 ms, timed end to end) while joiners
 //! churn into room `heavy`, whose history holds 100 raw texts of 64 KiB of
-//! control characters (each 384 KiB as v1 JSON): each joiner connects,
-//! asks for the whole history, and resets without reading it.
+//! control characters (each 384 KiB as v1 JSON): 300 joiners connect,
+//! ask for the whole history, and reset without reading it.
 //!
 //! Run with `cargo bench --bench join_churn`. With `WSCHAT_BENCH_BASELINE`
 //! set to another wschat binary (an older build, say), the same run is made
@@ -22,6 +22,8 @@ use tungstenite::{Message, WebSocket};
 /// How long the pair is timed with and without the churn.
 const PHASE: Duration = Duration::from_secs(4);
 const TICK: Duration = Duration::from_millis(5);
+/// Joins churned into the heavy room during the second phase.
+const JOINS: usize = 300;
 
 struct Server {
     child: Child,
@@ -31,6 +33,7 @@ struct Server {
 impl Server {
     fn start(binary: &str) -> Server {
         let mut child = Command::new(binary)
+            .env("WSCHAT_DB", ":memory:")
             .args(["--listen", "127.0.0.1:0", "--log-level", "error"])
             .args(["--rate", "1000000", "--burst", "1000000"])
             .args(["--connect-rate", "1000000", "--connect-burst", "1000000"])
@@ -153,11 +156,12 @@ fn time_pair(addr: &str, phase: Duration) -> Vec<u64> {
     reader.join().unwrap()
 }
 
-/// Joiners that ask for `heavy`'s whole history and reset at once, until
-/// `stop`; returns how many there were.
+/// Joiners that ask for `heavy`'s whole history and reset at once, as fast
+/// as they can: `JOINS` of them, or fewer if `stop` comes first; returns how
+/// many there were.
 fn churn(addr: String, stop: Arc<AtomicBool>) -> usize {
     let mut n = 0;
-    while !stop.load(Ordering::Relaxed) {
+    while n < JOINS && !stop.load(Ordering::Relaxed) {
         n += 1;
         let mut tcp = TcpStream::connect(&addr).unwrap();
         let head = format!(

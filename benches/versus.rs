@@ -180,6 +180,7 @@ impl Server {
         let mut command = match kind {
             Kind::Wschat => {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_wschat"));
+                c.env("WSCHAT_DB", ":memory:");
                 c.args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
                     .args(["--rate", "1000000", "--burst", "1000000"])
                     .args(["--max-connections", "100000"])

@@ -93,6 +93,39 @@ pub struct Config {
     #[arg(long, env = "WSCHAT_QUEUE_BYTES", default_value_t = 32 * 1024 * 1024, value_name = "BYTES", value_parser = parse_count::<usize>)]
     pub queue_bytes: usize,
 
+    /// The history database (SQLite, created if missing): messages, file
+    /// announcements and file bytes outlive restarts. `:memory:` keeps them
+    /// only for the process's life.
+    #[arg(
+        long,
+        env = "WSCHAT_DB",
+        default_value = "wschat.db",
+        value_name = "PATH"
+    )]
+    pub db: String,
+
+    /// Messages and file announcements kept per room in the database; the
+    /// oldest go first.
+    #[arg(
+        long,
+        env = "WSCHAT_RETAIN_MESSAGES",
+        default_value_t = 10_000,
+        value_name = "N"
+    )]
+    pub retain_messages: usize,
+
+    /// File bytes kept in the database, all rooms together; the oldest
+    /// files' bytes go first (their announcements stay, marked gone).
+    /// Takes K, M or G suffixes.
+    #[arg(long, env = "WSCHAT_RETAIN_BYTES", default_value = "1G", value_name = "BYTES", value_parser = parse_bytes)]
+    pub retain_bytes: usize,
+
+    /// Sync the database to disk on every commit, so that acknowledged
+    /// messages survive a power loss too (by default they survive a crash
+    /// of the process; a power loss may take the last few).
+    #[arg(long, env = "WSCHAT_FSYNC")]
+    pub fsync: bool,
+
     /// Bytes the server may hold on behalf of clients: a quarter for room
     /// history, three eighths for outbound queues, three eighths for
     /// messages and files being received. Takes K, M or G suffixes (powers
@@ -406,6 +439,16 @@ impl Config {
     pub fn max_frame_size(&self) -> usize {
         self.max_message_size
             .max(self.max_file_size + 2 + u16::MAX as usize)
+    }
+
+    /// How the history store is opened.
+    pub fn store_options(&self) -> crate::store::Options {
+        crate::store::Options {
+            path: self.db.clone(),
+            retain_messages: self.retain_messages,
+            retain_bytes: self.retain_bytes as u64,
+            fsync: self.fsync,
+        }
     }
 
     /// A peer that sends nothing for this long is considered gone.

@@ -24,6 +24,7 @@ use crate::moderation::{self, Bans};
 use crate::names::{self, Owner};
 use crate::outlet::{CLOSE_TIMEOUT, Outlet};
 use crate::protocol::{self, Event as Out, Refusal};
+use crate::store::{self, StoreHandle};
 use crate::wire::Encoded;
 
 mod moderate;
@@ -63,6 +64,8 @@ pub enum Event {
         room: Option<String>,
         name: Option<String>,
         since: Option<u64>,
+        /// The room's epoch the client knew `since` in.
+        epoch: Option<String>,
         /// Who asks: the same owner may hold one name from several
         /// connections.
         owner: Owner,
@@ -71,6 +74,8 @@ pub enum Event {
     Text {
         id: ClientId,
         text: Utf8Bytes,
+        /// The sender's id for it, so that a resend is not delivered twice.
+        cid: Option<String>,
     },
     /// A file, with its bytes. `raw_frame` is the sender's tutorial-format
     /// frame when it came from a raw client, relayed to raw clients as is.
@@ -80,6 +85,7 @@ pub enum Event {
         mime: String,
         data: Bytes,
         raw_frame: Option<Bytes>,
+        cid: Option<String>,
     },
     Typing {
         id: ClientId,
@@ -93,8 +99,40 @@ pub enum Event {
         request: moderation::Request,
         reply: crossbeam_channel::Sender<moderation::Reply>,
     },
+    /// The history store answered (see `store.rs`).
+    Store(store::Reply),
     /// Close every client with 1001 and stop.
     Shutdown,
+}
+
+/// What waits for a room to be loaded: a join, then what its client sent.
+enum Parked {
+    Join(JoinRequest),
+    Then(Event),
+}
+
+/// A join asked for, kept while its room is being loaded from the store.
+struct JoinRequest {
+    id: ClientId,
+    room: Option<String>,
+    name: Option<String>,
+    since: Option<u64>,
+    epoch: Option<String>,
+    owner: Owner,
+}
+
+impl Event {
+    /// The client an event comes from, if it comes from one.
+    fn client(&self) -> Option<ClientId> {
+        match self {
+            Event::Join { id, .. }
+            | Event::Text { id, .. }
+            | Event::File { id, .. }
+            | Event::Typing { id }
+            | Event::Leave { id } => Some(*id),
+            Event::Connect { .. } | Event::Admin { .. } | Event::Store(_) | Event::Shutdown => None,
+        }
+    }
 }
 
 /// Limits and timings the dispatcher applies.
@@ -144,6 +182,9 @@ struct Room {
     /// What `history` is charged to the budget.
     history_bytes: usize,
     last_id: u64,
+    /// Names this room's history (see `store.rs`): ids compare only within
+    /// one epoch.
+    epoch: String,
     /// When the last member left; `None` while occupied.
     emptied_at: Option<Instant>,
 }
@@ -155,55 +196,72 @@ struct Stored {
     /// Position among every event stored on the server, oldest first.
     seq: u64,
     frame: Encoded,
+    /// Who sent it with which `cid`, to know a resend when it comes.
+    sent_as: Option<(Box<str>, Box<str>)>,
 }
 
 impl Stored {
-    /// What keeping it costs the history share.
-    fn cost(&self) -> usize {
-        self.frame.len() + std::mem::size_of::<Stored>()
-    }
-}
-
-/// A message or file about to be recorded.
-struct Record {
-    id: u64,
-    from: String,
-    ts: u64,
-    body: StoredBody,
-}
-
-enum StoredBody {
-    Text(String),
-    File {
-        name: String,
-        size: u64,
-        mime: String,
-    },
-}
-
-impl Record {
-    fn event<'a>(&'a self, room: &'a str, replay: bool) -> Out<'a> {
-        match &self.body {
-            StoredBody::Text(text) => Out::Message {
-                id: self.id,
-                room,
-                from: &self.from,
-                text,
-                ts: self.ts,
-                replay,
-            },
-            StoredBody::File { name, size, mime } => Out::File {
-                id: self.id,
-                room,
-                from: &self.from,
-                name,
-                size: *size,
-                mime,
-                ts: self.ts,
-                replay,
-            },
+    fn new(record: &store::Record, seq: u64) -> Stored {
+        Stored {
+            id: record.id,
+            seq,
+            frame: replay_frame(record),
+            sent_as: record
+                .cid
+                .as_deref()
+                .map(|cid| (record.from.as_str().into(), cid.into())),
         }
     }
+
+    /// What keeping it costs the history share.
+    fn cost(&self) -> usize {
+        let sent_as = self.sent_as.as_ref().map_or(0, |(f, c)| f.len() + c.len());
+        self.frame.len() + sent_as + std::mem::size_of::<Stored>()
+    }
+}
+
+/// A message or file's event, as sent live (`replay` false) or replayed.
+/// A replayed file whose bytes are kept says where to download them.
+fn event<'a>(record: &'a store::Record, replay: bool, url: Option<&'a str>) -> Out<'a> {
+    let cid = record.cid.as_deref();
+    match &record.body {
+        store::Body::Text(text) => Out::Message {
+            id: record.id,
+            room: &record.room,
+            from: &record.from,
+            text,
+            ts: record.ts,
+            cid,
+            replay,
+        },
+        store::Body::File {
+            name,
+            size,
+            mime,
+            available,
+        } => Out::File {
+            id: record.id,
+            room: &record.room,
+            from: &record.from,
+            name,
+            size: *size,
+            mime,
+            ts: record.ts,
+            cid,
+            url: url.filter(|_| *available),
+            available: (!available).then_some(false),
+            replay,
+        },
+    }
+}
+
+/// The replay frame of a record.
+fn replay_frame(record: &store::Record) -> Encoded {
+    let url = match &record.body {
+        store::Body::File { name, .. } => Some(crate::files::url(&record.room, record.id, name)),
+        store::Body::Text(_) => None,
+    };
+    Encoded::text(protocol::encode(&event(record, true, url.as_deref())))
 }
 
 pub struct Dispatcher {
@@ -232,14 +290,30 @@ pub struct Dispatcher {
     stored: usize,
     /// The next `Stored::seq`.
     next_seq: u64,
+    /// Where every message and file is written; the dispatcher never waits
+    /// for it.
+    store: StoreHandle,
+    /// Joins waiting for their room to be loaded from the store, by room,
+    /// each followed by whatever its client sent meanwhile, in order.
+    loading: HashMap<String, Vec<Parked>>,
+    /// The clients whose joins wait there, and for which room.
+    waiting: HashMap<ClientId, String>,
+    /// Senders' own copies of their messages, held until the store has
+    /// written them (that copy is the sender's acknowledgement), by room
+    /// and id.
+    acks: HashMap<(String, u64), (ClientId, Encoded)>,
     closing: Closing,
     next_ping: Instant,
     ping: Encoded,
 }
 
 impl Dispatcher {
-    pub fn new(limits: Limits) -> Dispatcher {
+    pub fn new(limits: Limits, store: StoreHandle) -> Dispatcher {
         Dispatcher {
+            store,
+            loading: HashMap::new(),
+            waiting: HashMap::new(),
+            acks: HashMap::new(),
             next_ping: Instant::now() + limits.ping_interval,
             limits,
             clients: HashMap::new(),
@@ -323,6 +397,14 @@ impl Dispatcher {
     }
 
     fn handle(&mut self, event: Event) {
+        // A client whose join waits for its room: what it sends waits too,
+        // behind the join, so that nothing it said is refused or reordered.
+        if let Some(room) = event.client().and_then(|id| self.waiting.get(&id))
+            && let Some(parked) = self.loading.get_mut(room)
+        {
+            parked.push(Parked::Then(event));
+            return;
+        }
         match event {
             Event::Connect {
                 id,
@@ -345,16 +427,26 @@ impl Dispatcher {
                 room,
                 name,
                 since,
+                epoch,
                 owner,
-            } => self.join(id, room, name, since, owner),
-            Event::Text { id, text } => self.text(id, text),
+            } => self.join(JoinRequest {
+                id,
+                room,
+                name,
+                since,
+                epoch,
+                owner,
+            }),
+            Event::Text { id, text, cid } => self.text(id, text, cid),
+            Event::Store(reply) => self.stored(reply),
             Event::File {
                 id,
                 name,
                 mime,
                 data,
                 raw_frame,
-            } => self.file(id, name, mime, data, raw_frame),
+                cid,
+            } => self.file(id, name, mime, data, raw_frame, cid),
             Event::Typing { id } => self.typing(id),
             Event::Leave { id } => {
                 if let Some(client) = self.clients.remove(&id) {
@@ -366,14 +458,8 @@ impl Dispatcher {
         }
     }
 
-    fn join(
-        &mut self,
-        id: ClientId,
-        room: Option<String>,
-        name: Option<String>,
-        since: Option<u64>,
-        owner: Owner,
-    ) {
+    fn join(&mut self, request: JoinRequest) {
+        let id = request.id;
         let Some(client) = self.clients.get(&id) else {
             return;
         };
@@ -385,7 +471,7 @@ impl Dispatcher {
             );
             return;
         }
-        let room_name = match names::name(room.as_deref().unwrap_or("lobby")) {
+        let room_name = match names::name(request.room.as_deref().unwrap_or("lobby")) {
             Ok(room) => {
                 let rooms = &self.rooms;
                 self.room_names.resolve(room, |r| rooms.contains_key(r))
@@ -396,6 +482,26 @@ impl Dispatcher {
                 return;
             }
         };
+        if !self.rooms.contains_key(&room_name) {
+            // Its ids, epoch and recent history come from the store first.
+            let parked = self.loading.entry(room_name.clone()).or_default();
+            if parked.is_empty() {
+                self.store.send(store::Request::Open {
+                    room: room_name.clone(),
+                    recent: self.limits.history,
+                });
+            }
+            parked.push(Parked::Join(request));
+            self.waiting.insert(id, room_name);
+            return;
+        }
+        let JoinRequest {
+            name,
+            since,
+            epoch,
+            owner,
+            ..
+        } = request;
         let name = match (name, mode) {
             (Some(n), _) => n,
             (None, Mode::Raw) => self.guest_name(&room_name),
@@ -417,7 +523,7 @@ impl Dispatcher {
             self.refuse(id, Refusal::new("banned", why).until(until));
             return;
         }
-        let room = self.rooms.entry(room_name.clone()).or_default();
+        let room = self.rooms.get_mut(&room_name).expect("loaded above");
         let seat = match room.people.admit(&name, &owner) {
             Ok(seat) => seat,
             Err(taken) => {
@@ -449,7 +555,7 @@ impl Dispatcher {
         log::debug!("event=join client={id} room={room_name:?} name={name:?}");
 
         if mode == Mode::V1 {
-            self.greet(id, &room_name, &name, since);
+            self.greet(id, &room_name, &name, since, epoch.as_deref());
         }
         if !seat.first {
             // Another connection of someone already here: the room knows.
@@ -472,16 +578,41 @@ impl Dispatcher {
     }
 
     /// Sends a newly joined v1 client its welcome, the presence list and the
-    /// history it asked for, in that order.
-    fn greet(&mut self, id: ClientId, room_name: &str, name: &str, since: Option<u64>) {
+    /// history it asked for, in that order. With `since`, the welcome says
+    /// whether the replay is exactly what the client missed (see
+    /// docs/PROTOCOL.md, "Resuming").
+    fn greet(
+        &mut self,
+        id: ClientId,
+        room_name: &str,
+        name: &str,
+        since: Option<u64>,
+        epoch: Option<&str>,
+    ) {
         let room = &self.rooms[room_name];
+        let first = room.history.front().map_or(room.last_id + 1, |s| s.id);
         // A person with two connections is one entry.
         let mut listed = HashSet::new();
+        // Where the replay starts, and what the welcome says of it.
+        let (replay_from, recovered, reason, gap) = match since {
+            None => (0, None, None, false),
+            // Another history, or ids it never gave: the client starts over.
+            Some(since) if epoch.is_some_and(|e| e != room.epoch) || since > room.last_id => {
+                (0, Some(false), Some("epoch"), false)
+            }
+            Some(since) if since < room.last_id && first > since + 1 => {
+                (since, Some(false), Some("trimmed"), true)
+            }
+            Some(since) => (since, Some(true), None, false),
+        };
         let mut frames = vec![
             Out::Welcome {
                 name,
                 room: room_name,
                 last_id: room.last_id,
+                epoch: &room.epoch,
+                recovered,
+                reason,
                 limits: &self.limits.welcome,
             },
             Out::Presence {
@@ -494,20 +625,13 @@ impl Dispatcher {
                     .collect(),
             },
         ];
-        let replay_from = match since {
-            None => 0,
-            Some(since) => {
-                let first = room.history.front().map_or(room.last_id + 1, |s| s.id);
-                if since < room.last_id && first > since + 1 {
-                    frames.push(Out::Gap {
-                        room: room_name,
-                        since,
-                        first,
-                    });
-                }
-                since
-            }
-        };
+        if gap {
+            frames.push(Out::Gap {
+                room: room_name,
+                since: replay_from,
+                first,
+            });
+        }
         let mut encoded: Vec<Encoded> = frames
             .iter()
             .map(|f| Encoded::text(protocol::encode(f)))
@@ -520,26 +644,25 @@ impl Dispatcher {
         self.stage(id, range);
     }
 
-    fn text(&mut self, id: ClientId, text: Utf8Bytes) {
+    fn text(&mut self, id: ClientId, text: Utf8Bytes, cid: Option<String>) {
         let Some((room_name, from, sender_mode)) = self.seated(id) else {
             return;
         };
-        let live = self.record(
-            &room_name,
-            &from,
-            StoredBody::Text(text.as_str().to_owned()),
-        );
+        if self.answered_before(id, &room_name, &from, cid.as_deref()) {
+            return;
+        }
+        let body = store::Body::Text(text.as_str().to_owned());
+        let live = self.record(id, &room_name, &from, cid, body, None);
         let raw = match sender_mode {
             Mode::Raw | Mode::Echo => Encoded::text(text),
             Mode::V1 => Encoded::text(format!("{from}: {text}")),
         };
-        let live = [live];
         self.fan_out(
             &room_name,
             Some(id),
             &Fanout {
-                v1: &live,
-                v1_sender: &live,
+                v1: &[live],
+                v1_sender: &[],
                 raw: &[raw],
             },
         );
@@ -552,20 +675,21 @@ impl Dispatcher {
         mime: String,
         data: Bytes,
         raw_frame: Option<Bytes>,
+        cid: Option<String>,
     ) {
         let Some((room_name, from, _)) = self.seated(id) else {
             return;
         };
-        let size = data.len() as u64;
-        let announcement = self.record(
-            &room_name,
-            &from,
-            StoredBody::File {
-                name: name.clone(),
-                size,
-                mime,
-            },
-        );
+        if self.answered_before(id, &room_name, &from, cid.as_deref()) {
+            return;
+        }
+        let body = store::Body::File {
+            name: name.clone(),
+            size: data.len() as u64,
+            mime,
+            available: true,
+        };
+        let announcement = self.record(id, &room_name, &from, cid, body, Some(data.clone()));
         let room = &self.rooms[&room_name];
         let sender_is_raw = self.clients.get(&id).is_some_and(|c| c.mode == Mode::Raw);
         let raw_members = room.members.len() - room.v1_members.len();
@@ -576,16 +700,38 @@ impl Dispatcher {
         } else {
             Vec::new()
         };
-        let v1 = [announcement.clone(), Encoded::binary(data)];
+        let v1 = [announcement, Encoded::binary(data)];
         self.fan_out(
             &room_name,
             Some(id),
             &Fanout {
                 v1: &v1,
-                v1_sender: &[announcement],
+                v1_sender: &[],
                 raw: &raw,
             },
         );
+    }
+
+    /// Whether `from` has already sent `cid` in this room (within the
+    /// history kept): then the sender gets the stored event back as its
+    /// acknowledgement, and nothing is delivered again.
+    fn answered_before(&mut self, id: ClientId, room: &str, from: &str, cid: Option<&str>) -> bool {
+        let Some(cid) = cid else {
+            return false;
+        };
+        let Some(stored) = self.rooms.get(room).and_then(|r| {
+            r.history.iter().rev().find(|s| {
+                s.sent_as
+                    .as_ref()
+                    .is_some_and(|(f, c)| &**f == from && &**c == cid)
+            })
+        }) else {
+            return false;
+        };
+        log::debug!("event=resend client={id} room={room:?} id={}", stored.id);
+        let frame = stored.frame.clone();
+        self.send(id, frame);
+        true
     }
 
     fn typing(&mut self, id: ClientId) {
@@ -651,31 +797,107 @@ impl Dispatcher {
         }
     }
 
-    /// Gives a message or file the room's next id, keeps it in history and
-    /// returns its live event, encoded.
-    fn record(&mut self, room_name: &str, from: &str, body: StoredBody) -> Encoded {
+    /// Gives a message or file the room's next id, keeps it in history,
+    /// hands it to the store and returns its live event, encoded. A v1
+    /// sender's own copy is held until the store has written it.
+    fn record(
+        &mut self,
+        sender: ClientId,
+        room_name: &str,
+        from: &str,
+        cid: Option<String>,
+        body: store::Body,
+        data: Option<Bytes>,
+    ) -> Encoded {
         let room = self
             .rooms
             .get_mut(room_name)
             .expect("senders are seated in a room");
         room.last_id += 1;
-        let record = Record {
+        let record = store::Record {
+            room: room_name.to_owned(),
             id: room.last_id,
             from: from.to_owned(),
             ts: now_ms(),
+            cid,
             body,
         };
-        let live = Encoded::text(protocol::encode(&record.event(room_name, false)));
+        let live = Encoded::text(protocol::encode(&event(&record, false, None)));
+        if self
+            .clients
+            .get(&sender)
+            .is_some_and(|c| c.mode == Mode::V1)
+        {
+            self.acks
+                .insert((room_name.to_owned(), record.id), (sender, live.clone()));
+        }
         if self.limits.history > 0 {
-            let stored = Stored {
-                id: record.id,
-                seq: self.next_seq,
-                frame: Encoded::text(protocol::encode(&record.event(room_name, true))),
-            };
+            let stored = Stored::new(&record, self.next_seq);
             self.next_seq += 1;
             self.keep(room_name, stored);
         }
+        self.store.send(store::Request::Append { record, data });
         live
+    }
+
+    /// What the store answered: a room loaded (its waiting joins go on), a
+    /// record written (its sender's acknowledgement goes out).
+    fn stored(&mut self, reply: store::Reply) {
+        match reply {
+            store::Reply::Opened {
+                room: name,
+                epoch,
+                last_id,
+                recent,
+                loaded,
+            } => {
+                if !loaded {
+                    log::error!(
+                        "event=store_error room={name:?} msg=\"history could not be read; the room starts a new epoch\""
+                    );
+                }
+                if !self.rooms.contains_key(&name) {
+                    self.rooms.insert(
+                        name.clone(),
+                        Room {
+                            last_id,
+                            epoch,
+                            emptied_at: Some(Instant::now()),
+                            ..Room::default()
+                        },
+                    );
+                    for record in &recent {
+                        let stored = Stored::new(record, self.next_seq);
+                        self.next_seq += 1;
+                        self.keep(&name, stored);
+                    }
+                }
+                let parked = self.loading.remove(&name).unwrap_or_default();
+                for p in &parked {
+                    if let Parked::Join(request) = p {
+                        self.waiting.remove(&request.id);
+                    }
+                }
+                for p in parked {
+                    match p {
+                        Parked::Join(request) => self.join(request),
+                        Parked::Then(event) => self.handle(event),
+                    }
+                }
+                // A room whose joiners all left while it loaded is idle.
+                if self.rooms.get(&name).is_some_and(|r| r.members.is_empty()) {
+                    self.forget_idle_rooms();
+                }
+            }
+            // A record the store failed to write was logged and counted
+            // there; it was delivered all the same, and so is its echo.
+            store::Reply::Committed { room, id, .. } => {
+                if let Some((client, frame)) = self.acks.remove(&(room, id)) {
+                    self.send(client, frame);
+                }
+            }
+            store::Reply::Fetched { .. } => {}
+        }
     }
 
     /// Keeps an event in its room's history, within the room's bounds and
@@ -987,6 +1209,8 @@ mod tests {
         listener: TcpListener,
         /// The client ends of the sockets, kept open.
         peers: Vec<TcpStream>,
+        /// What the store answers, handed to the dispatcher by the test.
+        replies: crossbeam_channel::Receiver<store::Reply>,
     }
 
     impl Harness {
@@ -999,8 +1223,22 @@ mod tests {
                 ping_interval: Duration::from_secs(60),
                 welcome: protocol::Limits::default(),
             };
+            let options = store::Options {
+                path: ":memory:".into(),
+                retain_messages: 1000,
+                retain_bytes: 1 << 30,
+                fsync: false,
+            };
+            let (tx, replies) = crossbeam_channel::unbounded();
+            let (store, _thread) = store::open(&options)
+                .unwrap()
+                .spawn(Box::new(move |reply| {
+                    let _ = tx.send(reply);
+                }))
+                .unwrap();
             Harness {
-                d: Dispatcher::new(limits),
+                d: Dispatcher::new(limits, store),
+                replies,
                 next: 0,
                 listener: TcpListener::bind("127.0.0.1:0").unwrap(),
                 peers: Vec::new(),
@@ -1031,8 +1269,14 @@ mod tests {
                 room: Some(room.into()),
                 name: Some(format!("user{id}")),
                 since: None,
+                epoch: None,
                 owner: Owner::Nobody,
             });
+            // The room comes from the store first.
+            while !self.d.rooms.contains_key(room) {
+                let reply = self.replies.recv_timeout(Duration::from_secs(10)).unwrap();
+                self.d.handle(Event::Store(reply));
+            }
             self.d.flush();
             id
         }
@@ -1041,6 +1285,7 @@ mod tests {
             self.d.handle(Event::Text {
                 id,
                 text: text.into(),
+                cid: None,
             });
             self.d.flush();
         }

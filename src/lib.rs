@@ -24,6 +24,7 @@ pub mod capacity;
 pub mod config;
 pub mod connection;
 pub mod dispatcher;
+pub mod files;
 pub mod handshake;
 pub mod health;
 pub mod http;

@@ -21,12 +21,14 @@ use crate::capacity::Readings;
 use crate::config::Config;
 use crate::connection::{Connection, THREAD_STACK};
 use crate::dispatcher::{Closing, Dispatcher, Event, Limits};
+use crate::files;
 use crate::handshake::{self, Endpoint, OriginPolicy, Refusal};
 use crate::health::{Drain, Health};
 use crate::http::{self, Head, HeadError, Site};
 use crate::metrics::{self, Refused};
 use crate::protocol;
 use crate::proxy::{Hosts, Proxies, Seen};
+use crate::store::{self, Store};
 use crate::writer::Writers;
 
 /// Seconds a client refused for load is asked to wait (`Retry-After`).
@@ -47,6 +49,8 @@ pub struct Server {
     stop: Arc<AtomicBool>,
     writers: Arc<Writers>,
     budget: Budget,
+    /// Taken by `run`, which starts its thread.
+    store: Option<Store>,
 }
 
 /// Stops a running server from another thread (the signal handler).
@@ -74,6 +78,8 @@ struct Shared {
     events: Sender<Event>,
     writers: Arc<Writers>,
     budget: Budget,
+    /// Reads stored files for `/files/…` downloads.
+    files: store::Reader,
     health: Health,
     admission: Admission,
     proxies: Proxies,
@@ -84,7 +90,9 @@ struct Shared {
 impl Server {
     /// Binds the listening socket and fits `--max-connections` to what this
     /// machine allows (see `capacity`).
-    pub fn bind(mut config: Config) -> io::Result<Server> {
+    /// `store` is the history database, opened by the caller (so that a bad
+    /// database is reported as such, before anything else starts).
+    pub fn bind(mut config: Config, store: Store) -> io::Result<Server> {
         let listener = TcpListener::bind(config.listen)?;
         let capacity = Readings::of_this_process().capacity(config.max_handshakes);
         log::info!(
@@ -126,6 +134,7 @@ impl Server {
             stop: Arc::new(AtomicBool::new(false)),
             writers: Writers::new(capacity.writers),
             budget,
+            store: Some(store),
         })
     }
 
@@ -143,23 +152,33 @@ impl Server {
     /// Serves until shut down; returns when every connection has finished or
     /// the shutdown grace has passed. `ready` is called once every thread of
     /// the server is running, just before the first accept.
-    pub fn run(self, ready: impl FnOnce()) -> io::Result<()> {
+    pub fn run(mut self, ready: impl FnOnce()) -> io::Result<()> {
         let config = self.config.clone();
         let (events, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
-        let dispatcher = Dispatcher::new(Limits {
-            history: config.history,
-            history_share: self.budget.history.clone(),
-            room_history_bytes: config.queue_bytes / 2,
-            max_idle_rooms: config.max_idle_rooms,
-            ping_interval: config.ping_interval,
-            welcome: protocol::Limits {
-                text: config.max_text,
-                file: config.max_file_size,
-                message: config.max_message_size,
-                rate: config.rate,
-                burst: config.burst,
+        let replies = events.clone();
+        let store = self.store.take().expect("run is called once");
+        let files = store.reader();
+        let (store, store_thread) = store.spawn(Box::new(move |reply| {
+            // Fails only once the dispatcher has stopped, at shutdown.
+            let _ = replies.send(Event::Store(reply));
+        }))?;
+        let dispatcher = Dispatcher::new(
+            Limits {
+                history: config.history,
+                history_share: self.budget.history.clone(),
+                room_history_bytes: config.queue_bytes / 2,
+                max_idle_rooms: config.max_idle_rooms,
+                ping_interval: config.ping_interval,
+                welcome: protocol::Limits {
+                    text: config.max_text,
+                    file: config.max_file_size,
+                    message: config.max_message_size,
+                    rate: config.rate,
+                    burst: config.burst,
+                },
             },
-        });
+            store.clone(),
+        );
         let health = Health::new(self.stop.clone());
         let running = health.dispatcher_running();
         let dispatcher = thread::Builder::new()
@@ -175,6 +194,7 @@ impl Server {
             config: config.clone(),
             writers: self.writers.clone(),
             budget: self.budget.clone(),
+            files,
             health: health.clone(),
             admission: Admission::start(
                 config.max_connections_per_ip,
@@ -210,6 +230,12 @@ impl Server {
             log::error!("the dispatcher thread panicked");
             Closing::new()
         });
+        // Everything the dispatcher handed the store is written before the
+        // process ends.
+        store.send(store::Request::Shutdown);
+        if store_thread.join().is_err() {
+            log::error!("the store thread panicked");
+        }
         drop(alive);
         wait_for_connections(&all_gone, config.shutdown_grace, closing);
         drop(draining);
@@ -516,7 +542,9 @@ fn answer_bad_head(sock: &TcpStream, peer: SocketAddr, e: HeadError) {
 /// Answers plain HTTP: the page, or 405.
 #[inline(never)]
 fn answer_http(sock: &TcpStream, client: SocketAddr, head: &Head, shared: &Shared) {
-    let result = if head.method == "GET" || head.method == "HEAD" {
+    let result = if files::is_files_path(head.path()) {
+        files::serve(sock, head, &shared.files)
+    } else if head.method == "GET" || head.method == "HEAD" {
         shared.site.serve(sock, head)
     } else {
         let response = http::error_response(405, "method not allowed\n", &[("Allow", "GET, HEAD")]);

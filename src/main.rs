@@ -19,7 +19,17 @@ fn main() -> ExitCode {
         eprintln!("wschat: cannot start logging: {e}");
         return ExitCode::FAILURE;
     }
-    let server = match Server::bind(config.clone()) {
+    // A history database that cannot be used stops the start, naming the
+    // file and why.
+    let store = match wschat::store::open(&config.store_options()) {
+        Ok(store) => store,
+        Err(e) => {
+            log::error!("event=store_error msg={:?}", e.to_string());
+            eprintln!("wschat: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::bind(config.clone(), store) {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot listen on {}: {e}", config.listen);

@@ -22,6 +22,8 @@ pub enum Command {
         room: Option<String>,
         name: Option<String>,
         since: Option<u64>,
+        /// The room's epoch when the client learnt `since`.
+        epoch: Option<String>,
         /// An identity token, when the server asks for one.
         token: Option<String>,
         /// A browser's random key: its own tabs may share a name.
@@ -29,6 +31,7 @@ pub enum Command {
     },
     Message {
         text: String,
+        cid: Option<String>,
     },
     File(FileMeta),
     Typing,
@@ -40,6 +43,25 @@ pub struct FileMeta {
     pub name: String,
     pub size: u64,
     pub mime: String,
+    pub cid: Option<String>,
+}
+
+/// Longest `cid`, in characters.
+pub const MAX_CID_CHARS: usize = 64;
+
+/// A client's id for a message: 1-64 characters, none of them control.
+fn opt_cid(obj: &Map<String, Value>) -> Result<Option<String>, Refusal> {
+    let cid = opt_string(obj, "cid")?;
+    if let Some(cid) = &cid {
+        let chars = cid.chars().count();
+        if chars == 0 || chars > MAX_CID_CHARS || cid.chars().any(char::is_control) {
+            return Err(Refusal::new(
+                "bad_field",
+                "field \"cid\" must be 1-64 characters without control characters",
+            ));
+        }
+    }
+    Ok(cid)
 }
 
 /// Why a client frame was refused; becomes an `error` event.
@@ -96,11 +118,13 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
             room: opt_string(&obj, "room")?,
             name: opt_string(&obj, "name")?,
             since: opt_u64(&obj, "since")?,
+            epoch: opt_string(&obj, "epoch")?,
             token: opt_string(&obj, "token")?,
             key: opt_string(&obj, "key")?,
         }),
         "message" => Ok(Command::Message {
             text: req_string(&obj, "text")?,
+            cid: opt_cid(&obj)?,
         }),
         "file" => {
             let name = req_string(&obj, "name")?;
@@ -116,7 +140,12 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
                     "field \"mime\" is not a media type",
                 ));
             }
-            Ok(Command::File(FileMeta { name, size, mime }))
+            Ok(Command::File(FileMeta {
+                name,
+                size,
+                mime,
+                cid: opt_cid(&obj)?,
+            }))
         }
         "typing" => Ok(Command::Typing),
         other => Err(Refusal::new(
@@ -251,6 +280,14 @@ pub enum Event<'a> {
         name: &'a str,
         room: &'a str,
         last_id: u64,
+        /// Names the room's history; ids compare only within one epoch.
+        epoch: &'a str,
+        /// With `since`: whether the replay is exactly what was missed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+        /// Why not: `epoch` or `trimmed`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
         limits: &'a Limits,
     },
     Presence {
@@ -282,6 +319,8 @@ pub enum Event<'a> {
         from: &'a str,
         text: &'a str,
         ts: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cid: Option<&'a str>,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         replay: bool,
     },
@@ -293,6 +332,14 @@ pub enum Event<'a> {
         size: u64,
         mime: &'a str,
         ts: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cid: Option<&'a str>,
+        /// Where a replayed file's bytes can be downloaded, while kept.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        url: Option<&'a str>,
+        /// `false` when the bytes are no longer kept.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        available: Option<bool>,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         replay: bool,
     },
@@ -326,20 +373,25 @@ mod tests {
                 room: Some("r".into()),
                 name: Some("a".into()),
                 since: Some(3),
+                epoch: None,
                 token: None,
                 key: None,
             })
         );
         assert_eq!(
             parse_command(r#"{"type":"message","text":"hi","extra":1}"#),
-            Ok(Command::Message { text: "hi".into() })
+            Ok(Command::Message {
+                text: "hi".into(),
+                cid: None
+            })
         );
         assert_eq!(
             parse_command(r#"{"type":"file","name":"a.png","size":3}"#),
             Ok(Command::File(FileMeta {
                 name: "a.png".into(),
                 size: 3,
-                mime: "application/octet-stream".into()
+                mime: "application/octet-stream".into(),
+                cid: None
             }))
         );
         assert_eq!(parse_command(r#"{"type":"typing"}"#), Ok(Command::Typing));
@@ -396,6 +448,7 @@ mod tests {
             from: "alice",
             text: "hello",
             ts: 1,
+            cid: None,
             replay: false,
         });
         assert_eq!(

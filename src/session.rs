@@ -117,7 +117,7 @@ impl Session {
         since: Option<u64>,
     ) {
         let owner = crate::auth::owner_of_query(query);
-        self.join_as(query, room, name, since, owner);
+        self.join_as(query, room, name, (since, None), owner);
     }
 
     /// Asks to join as `owner`; a token's holder goes by the token's name.
@@ -126,7 +126,7 @@ impl Session {
         query: &RoomQuery,
         room: Option<String>,
         name: Option<String>,
-        since: Option<u64>,
+        (since, epoch): (Option<u64>, Option<String>),
         owner: crate::names::Owner,
     ) {
         self.join_asked = true;
@@ -139,6 +139,7 @@ impl Session {
             room: room.or_else(|| query.room.clone()),
             name: subject.or(name).or_else(|| query.name.clone()),
             since: since.or(query.since),
+            epoch,
             owner,
         };
         self.tell(event);
@@ -210,7 +211,11 @@ impl Session {
         if text.len() > self.config.max_message_size {
             return Flow::Close(1009, "message too big".into());
         }
-        self.tell(Event::Text { id: self.id, text });
+        self.tell(Event::Text {
+            id: self.id,
+            text,
+            cid: None,
+        });
         Flow::Continue
     }
 
@@ -230,6 +235,7 @@ impl Session {
             name: crate::names::file_name(&name),
             data: frame.slice(offset..),
             raw_frame: Some(frame),
+            cid: None,
         };
         self.tell(event);
         Flow::Continue
@@ -257,6 +263,7 @@ impl Session {
                 room,
                 name,
                 since,
+                epoch,
                 token,
                 key,
             } => {
@@ -270,11 +277,11 @@ impl Session {
                     name.as_deref(),
                 );
                 match owner {
-                    Ok(owner) => self.join_as(&query, room, name, since, owner),
+                    Ok(owner) => self.join_as(&query, room, name, (since, epoch), owner),
                     Err(e) => return self.refuse(own, e.refusal()),
                 }
             }
-            Command::Message { text } => {
+            Command::Message { text, cid } => {
                 if text.is_empty() {
                     return self
                         .refuse(own, Refusal::new("empty_text", "a message needs some text"));
@@ -290,6 +297,7 @@ impl Session {
                 self.tell(Event::Text {
                     id: self.id,
                     text: text.into(),
+                    cid,
                 });
             }
             Command::File(_) if !self.join_asked => {
@@ -343,6 +351,7 @@ impl Session {
             mime: meta.mime,
             data: bytes,
             raw_frame: None,
+            cid: meta.cid,
         });
         Flow::Continue
     }

@@ -29,8 +29,15 @@ const OVERHEAD: usize = 48 << 20;
 /// allows for a loaded 2-core test machine).
 const HONEST_LATENCY: Duration = Duration::from_millis(300);
 
-fn start(extra: &[&str]) -> Server {
+/// A server on a 64 MiB budget, its history in a database file (with
+/// `--db :memory:` the database itself, files included, would be held in
+/// memory, outside the budget).
+fn start(tag: &str, extra: &[&str]) -> (Server, TempDir) {
+    let dir = TempDir::new(tag);
+    let db = dir.path.join("wschat.db");
     let mut args = vec![
+        "--db",
+        db.to_str().unwrap(),
         "--memory-budget",
         BUDGET,
         "--rate",
@@ -39,7 +46,7 @@ fn start(extra: &[&str]) -> Server {
         "1000",
     ];
     args.extend_from_slice(extra);
-    Server::start(&args)
+    (Server::start(&args), dir)
 }
 
 /// A TCP connection to the server from the loopback address `from`.
@@ -156,7 +163,7 @@ fn heavy_text(tag: usize) -> String {
 
 #[test]
 fn history_across_many_rooms_stays_in_its_share_oldest_first() {
-    let server = start(&[]);
+    let (server, _db) = start("history", &[]);
     let mut pair = HonestPair::join(&server);
     let rooms = 40;
     for r in 0..rooms {
@@ -208,7 +215,7 @@ fn history_across_many_rooms_stays_in_its_share_oldest_first() {
 
 #[test]
 fn join_churn_into_the_fullest_room_costs_the_others_nothing() {
-    let server = start(&[]);
+    let (server, _db) = start("churn", &[]);
     let mut filler = ws_from(&server, "/ws?room=heavy&name=filler", &address(0), false);
     for i in 0..100 {
         filler.send(Message::text(heavy_text(i))).unwrap();
@@ -242,7 +249,7 @@ fn join_churn_into_the_fullest_room_costs_the_others_nothing() {
 
 #[test]
 fn slow_uploads_are_refused_at_their_headers_and_the_trickler_is_closed() {
-    let server = start(&["--min-upload-rate", "64K"]);
+    let (server, _db) = start("uploads", &["--min-upload-rate", "64K"]);
     let mut pair = HonestPair::join(&server);
     let size: usize = 16 << 20;
     // The first holds 16 MiB of the 24 MiB share and then trickles.
@@ -320,7 +327,7 @@ fn slow_uploads_are_refused_at_their_headers_and_the_trickler_is_closed() {
 fn receivers_that_never_read_are_closed_within_the_outbound_share() {
     // Each client may queue 16 MiB, more than any sleeper will be sent, so
     // only the outbound share can close them.
-    let server = start(&["--queue-bytes", "16777216"]);
+    let (server, _db) = start("sleepers", &["--queue-bytes", "16777216"]);
     let mut pair = HonestPair::join(&server);
     // Ten rooms, each with a sender of its own 256 KiB files and three
     // receivers that never read, with small receive buffers so that the

@@ -121,10 +121,17 @@ fn since_equal_to_last_id_replays_nothing() {
 }
 
 #[test]
-fn since_beyond_last_id_replays_nothing() {
+fn since_beyond_last_id_is_another_history_replayed_whole() {
+    // Ids the server never gave: the client knew another history, so it is
+    // told to start over and gets everything kept.
     let server = Server::start(&["--history", "10"]);
     let mut alice = post(&server, "den", 4);
-    let (mut bob, _) = join_bob(&server, "&since=100");
+    let (mut bob, welcome) = join_bob(&server, "&since=100");
+    assert_eq!(welcome["recovered"], false, "{welcome}");
+    assert_eq!(welcome["reason"], "epoch", "{welcome}");
+    for id in 1..=4 {
+        expect_replay(&mut bob, id);
+    }
     expect_live_next(&mut alice, &mut bob, 5);
 }
 

@@ -52,6 +52,12 @@ impl Server {
     /// options, environment and stderr) and waits for its `listening on`
     /// line. Its stdout must be left alone.
     pub fn spawn(mut command: Command) -> Server {
+        // Tests run side by side in one directory: each server keeps its
+        // history in memory unless the test names a database (a flag wins
+        // over this).
+        if !command.get_envs().any(|(k, _)| k == "WSCHAT_DB") {
+            command.env("WSCHAT_DB", ":memory:");
+        }
         let mut child = command
             .stdout(Stdio::piped())
             .spawn()

@@ -735,11 +735,9 @@ function onFile(msg) {
   const size = Number.isFinite(msg.size) ? msg.size : 0;
   const mime = typeof msg.mime === 'string' ? msg.mime : 'application/octet-stream';
   const mine = from === state.name;
-  // Our own copy confirms a file we sent, as for messages. One that answers
-  // a resend comes as a replay, and the bytes we sent after the
-  // announcement may then be refused as unexpected: that is no news.
+  // Our own copy confirms a file we sent, as for messages (a resend's
+  // answer, or the replay after a reconnect, confirms it too).
   const own = mine ? ownFileAnnounced(msg) : null;
-  if (own && msg.replay) state.swallowBinaryError = true;
   if (!trackId(msg)) return;
   stopTyping(from);
   const record = addFileBubble(msg, from, name, size, mime);

@@ -541,6 +541,20 @@ fn history_reset_by_the_server_is_said() {
     run_script_restarting("history_reset.mjs", &["--db", ":memory:"], &[]);
 }
 
+/// A message whose confirmation was lost with its connection is sent again
+/// with the same cid and still delivered exactly once.
+#[test]
+fn resent_message_is_delivered_once() {
+    run_script("resend_once.mjs", &[]);
+}
+
+/// A reload shows earlier images inline from their /files/ URLs, and an
+/// earlier SVG as a download of opaque bytes.
+#[test]
+fn reload_shows_earlier_files() {
+    run_script("reload_files.mjs", &[]);
+}
+
 /// A received SVG is offered as a download typed application/octet-stream,
 /// never rendered.
 #[test]

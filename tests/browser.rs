@@ -561,3 +561,17 @@ fn reload_shows_earlier_files() {
 fn svg_is_a_download_never_rendered() {
     run_script("svg_download.mjs", &[]);
 }
+
+/// With little room for file bytes, files whose bytes are gone say "No
+/// longer available": when their URL answers 404, and when the history
+/// (read from the database after a restart) says so.
+#[test]
+fn files_no_longer_kept_say_so() {
+    let dir = support::TempDir::new("gone-db");
+    let db = dir.path.join("chat.db");
+    run_script_restarting(
+        "files_gone.mjs",
+        &["--db", db.to_str().unwrap(), "--retain-bytes", "6K"],
+        &[],
+    );
+}

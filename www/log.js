@@ -265,8 +265,11 @@ export function renderFilePending(record) {
 }
 
 export function renderFileUnavailable(record, why) {
+  const hadFocus = record.holder.contains(document.activeElement);
   record.bubble.dataset.state = 'unavailable';
   record.holder.replaceChildren(fileCard(record, why));
+  // Its download button is gone: keyboard focus stays in the list.
+  if (hadFocus) messagesEl.focus();
 }
 
 /** A URL for `blob`'s bytes, typed as a raster image or else as opaque bytes. */

@@ -158,6 +158,7 @@ impl Server {
         let replies = events.clone();
         let store = self.store.take().expect("run is called once");
         let files = store.reader();
+        metrics::get().watch_store(store.stats());
         let (store, store_thread) = store.spawn(Box::new(move |reply| {
             // Fails only once the dispatcher has stopped, at shutdown.
             let _ = replies.send(Event::Store(reply));

@@ -12,7 +12,7 @@
 //! place where something happens; the README lists every metric.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -23,6 +23,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::budget::Budget;
 use crate::dispatcher::{Event, Mode};
+use crate::store::Stats;
 
 /// The `Content-Type` of [`Metrics::render_openmetrics`]'s output.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -176,6 +177,13 @@ pub struct Metrics {
     memory_limit: Family<Label, Gauge>,
     /// The server's memory budget, read at each scrape.
     budget: OnceLock<Budget>,
+    store_written: Gauge,
+    store_write_errors: Gauge,
+    store_read_errors: Gauge,
+    store_queue: Gauge,
+    store_file_bytes: Gauge,
+    /// The history store's counts, read at each scrape.
+    store: OnceLock<Arc<Stats>>,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -291,6 +299,32 @@ impl Metrics {
             memory_limit.clone(),
         );
 
+        let mut store_gauge = |name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let store_written = store_gauge(
+            "store_records_written",
+            "Messages and file announcements the history store has committed since start",
+        );
+        let store_write_errors = store_gauge(
+            "store_write_errors",
+            "Records the history store could not write (a full disk, say); they were delivered all the same",
+        );
+        let store_read_errors = store_gauge(
+            "store_read_errors",
+            "Room loads the history store could not read",
+        );
+        let store_queue = store_gauge(
+            "store_queue",
+            "Requests waiting for the history store thread",
+        );
+        let store_file_bytes = store_gauge(
+            "store_file_bytes",
+            "File bytes kept in the history store (bounded by --retain-bytes)",
+        );
+
         let one = |family: &Family<Label, Counter>, key, value| -> Counter {
             family.get_or_create(&[(key, value)]).clone()
         };
@@ -314,6 +348,12 @@ impl Metrics {
             memory_used,
             memory_limit,
             budget: OnceLock::new(),
+            store_written,
+            store_write_errors,
+            store_read_errors,
+            store_queue,
+            store_file_bytes,
+            store: OnceLock::new(),
             registry,
         }
     }
@@ -331,6 +371,14 @@ impl Metrics {
                     .set(share.limit() as i64);
             }
         }
+        if let Some(stats) = self.store.get() {
+            let read = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed) as i64;
+            self.store_written.set(read(&stats.records_written));
+            self.store_write_errors.set(read(&stats.write_errors));
+            self.store_read_errors.set(read(&stats.read_errors));
+            self.store_queue.set(read(&stats.queue_len));
+            self.store_file_bytes.set(read(&stats.file_bytes));
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
@@ -347,6 +395,11 @@ impl Metrics {
     /// a process runs one server).
     pub fn watch_budget(&self, budget: &Budget) {
         let _ = self.budget.set(budget.clone());
+    }
+
+    /// Reports the history store's counts from now on (the first wins).
+    pub fn watch_store(&self, stats: Arc<Stats>) {
+        let _ = self.store.set(stats);
     }
 
     /// A WebSocket connection in `mode` is open until the guard is dropped.

@@ -386,8 +386,9 @@ fn limits_are_kept_before_sending() {
     run_script_with("limits.mjs", &["--max-file-size", "1048576"], &[]);
 }
 
+/// Offline, what is sent waits (across a reload too) and goes once, in order.
 #[test]
-fn offline_is_said_and_typed_text_kept() {
+fn offline_is_said_and_what_is_sent_waits() {
     run_script("offline.mjs", &[]);
 }
 
@@ -443,4 +444,134 @@ fn sign_in_links_name_the_person() {
     };
     let (alice, bob) = (mint("alice"), mint("bob"));
     run_script_with("signin.mjs", &["--auth-secret", SECRET], &[&alice, &bob]);
+}
+
+/// Starts `wschat --listen ADDR ARGS…` on a given address: the one a server
+/// before it had, so that the pages open on it find the new one there.
+fn start_on(addr: &str, args: &[&str]) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wschat"));
+    command
+        .args(["--listen", addr, "--log-level", "warn"])
+        .args(args)
+        .stderr(std::process::Stdio::inherit());
+    Server::spawn(command)
+}
+
+/// As `run_script_with`, with the server stopped and started again under the
+/// pages when the script asks. The script prints `stop`, `start` or
+/// `restart` on a line of its own; the server is stopped with SIGTERM (as
+/// an operator would) and/or started again as `wschat SERVER_ARGS…` on the
+/// same address, and the script is told `done` on its stdin.
+fn run_script_restarting(script: &str, server_args: &[&str], extra: &[&str]) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+    let _guard = prepare();
+    let mut server = Some(Server::start(server_args));
+    let addr = server.as_ref().unwrap().addr.clone();
+    let mut node = Command::new("node")
+        .arg(scripts_dir().join(script))
+        .arg(&addr)
+        .args(extra)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not run node (install Node.js): {e}"));
+    let mut stderr = node.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = stderr.read_to_string(&mut out);
+        out
+    });
+    let mut stdin = node.stdin.take().unwrap();
+    let mut stdout = String::new();
+    // The script always ends (its watchdogs), and with it its stdout.
+    for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let command = line.trim();
+        if matches!(command, "stop" | "restart")
+            && let Some(s) = server.take()
+        {
+            s.terminate();
+        }
+        if matches!(command, "start" | "restart") && server.is_none() {
+            server = Some(start_on(&addr, server_args));
+        }
+        if matches!(command, "stop" | "start" | "restart") {
+            // A script that has already failed no longer reads its stdin.
+            let _ = stdin.write_all(b"done\n");
+        }
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let status = node.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert!(
+        status.success(),
+        "{script} failed ({status}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+    );
+    print!("{stdout}");
+    drop(server);
+}
+
+/// Two pages chatting while the server is restarted under them, on the same
+/// database: both resume where they were, and every message after the
+/// restart shows on both exactly once, with no reload.
+#[test]
+fn history_survives_a_server_restart() {
+    let dir = support::TempDir::new("restart-db");
+    let db = dir.path.join("chat.db");
+    run_script_restarting("server_restart.mjs", &["--db", db.to_str().unwrap()], &[]);
+}
+
+/// A message sent while the server is down waits on the page and is
+/// delivered exactly once when the server is back.
+#[test]
+fn message_sent_while_the_server_is_down_arrives_once() {
+    let dir = support::TempDir::new("down-db");
+    let db = dir.path.join("chat.db");
+    run_script_restarting("server_down.mjs", &["--db", db.to_str().unwrap()], &[]);
+}
+
+/// A server that keeps its history only in memory starts it again when it
+/// restarts: the pages say the history was reset and start clean.
+#[test]
+fn history_reset_by_the_server_is_said() {
+    run_script_restarting("history_reset.mjs", &["--db", ":memory:"], &[]);
+}
+
+/// A message whose confirmation was lost with its connection is sent again
+/// with the same cid and still delivered exactly once.
+#[test]
+fn resent_message_is_delivered_once() {
+    run_script("resend_once.mjs", &[]);
+}
+
+/// A reload shows earlier images inline from their /files/ URLs, and an
+/// earlier SVG as a download of opaque bytes.
+#[test]
+fn reload_shows_earlier_files() {
+    run_script("reload_files.mjs", &[]);
+}
+
+/// A received SVG is offered as a download typed application/octet-stream,
+/// never rendered.
+#[test]
+fn svg_is_a_download_never_rendered() {
+    run_script("svg_download.mjs", &[]);
+}
+
+/// With little room for file bytes, files whose bytes are gone say "No
+/// longer available": when their URL answers 404, and when the history
+/// (read from the database after a restart) says so.
+#[test]
+fn files_no_longer_kept_say_so() {
+    let dir = support::TempDir::new("gone-db");
+    let db = dir.path.join("chat.db");
+    run_script_restarting(
+        "files_gone.mjs",
+        &["--db", db.to_str().unwrap(), "--retain-bytes", "6K"],
+        &[],
+    );
 }

@@ -2,6 +2,7 @@
 // on the same origin. This file holds the connection, the join screen and
 // the composer. The other modules, each loaded from here:
 //   log.js      the message list, and keeping the newest message in view
+//   outbox.js   messages sent or typed but not yet confirmed by the server
 //   uploads.js  picking and sending files
 //   panel.js    the people panel on narrow screens
 //   limits.js   what the server accepts (from its welcome)
@@ -15,14 +16,19 @@ import {
 import { DEFAULT_LIMITS, limitsFrom, FrameBudget } from './limits.js';
 import {
   setSelf, resetLog, addTextBubble, addFileBubble, addNote,
-  renderFilePending, renderFileUnavailable, renderFileReady,
+  renderFilePending, renderFileUnavailable, renderFileReady, renderFileRemote, fileUrl,
 } from './log.js';
+import {
+  openOutbox, renameOutbox, closeOutbox, waiting, unsent, addSent, enqueue, flush, requeue, confirm, refused,
+  dropFirstUnsent, newCid,
+} from './outbox.js';
 import { closePeople } from './panel.js';
 import {
   browserKey, heldToken, forgetToken, tokenName, identityRefusal, removedBy,
 } from './identity.js';
 import {
-  connectUploads, queueFiles, pumpUploads, ownFileAnnounced, failCurrentUpload, failUploads, resetUploads,
+  connectUploads, queueFiles, pumpUploads, ownFileAnnounced, failCurrentUpload, requeueUploads, resetUploads,
+  uploadsWaiting,
 } from './uploads.js';
 
 const PROTOCOL = 'wschat.v1';
@@ -54,13 +60,15 @@ const state = {
   notice: null, // a refusal to show above the composer: {kind, text}; cleared by typing
   swallowBinaryError: false, // a refused file announcement makes its bytes unexpected too
   lastSeenId: null, // newest event id seen; sent as `since` on reconnect
+  epoch: null, // the room's history those ids belong to (from the welcome); sent with `since`
+  joinedWith: null, // {since, epoch} of the current connection's join
   seenIds: new Set(),
   attempt: 0,
   nameTakenRetries: 0,
   reconnectTimer: null,
   countdownTimer: null,
+  flushTimer: null, // sends the outbox once the rate allows
   pendingBinary: null, // live file event from someone else, awaiting its bytes
-  unackedTexts: [], // texts we sent, awaiting our own `message` event
   users: [],
   typists: new Map(), // name -> expiry timer
   lastTypingSent: 0,
@@ -190,7 +198,7 @@ function updateComposer() {
     if (state.rejoining) {
       shown = { kind: 'info', text: 'Rejoining #' + state.room + ': the server still holds the name “' + state.name + '” for this page’s previous connection.' };
     } else if (state.offline) {
-      shown = { kind: 'offline', text: 'Not connected: ' + state.offline.why + '. What you type stays here; send it once you are back.' };
+      shown = { kind: 'offline', text: 'Not connected: ' + state.offline.why + '. ' + waitingInWords() };
     } else if (state.everJoined || state.how === 'reload') {
       shown = { kind: 'info', text: 'Connecting to #' + state.room + '…' };
     }
@@ -200,6 +208,13 @@ function updateComposer() {
   if (shown) notice.dataset.kind = shown.kind;
   else delete notice.dataset.kind;
   reconnectButton.hidden = !(shown && shown.kind === 'offline' && state.reconnectTimer);
+}
+
+/** What is waiting to be sent, in words, for the offline notice. */
+function waitingInWords() {
+  const n = waiting() + uploadsWaiting();
+  if (n === 0) return 'What you send now will be sent when you are back.';
+  return (n === 1 ? '1 message is waiting' : formatCount(n) + ' messages are waiting') + ' and will be sent when you are back.';
 }
 
 function setNotice(kind, text) {
@@ -258,12 +273,16 @@ function showChat() {
 }
 
 function resetConversation() {
+  closeOutbox();
+  clearTimeout(state.flushTimer);
+  state.flushTimer = null;
   resetLog();
   state.seenIds.clear();
   state.lastSeenId = null;
+  state.epoch = null;
+  state.joinedWith = null;
   state.unread = 0;
   state.users = [];
-  state.unackedTexts = [];
   state.everJoined = false;
   state.offline = null;
   state.rejoining = false;
@@ -316,7 +335,12 @@ function connect() {
     const join = { type: 'join', room: state.room, name: state.name, key: browserKey() };
     const token = heldToken();
     if (token) join.token = token;
-    if (state.lastSeenId !== null) join.since = state.lastSeenId;
+    // Resuming: the newest id shown, and the history it belongs to.
+    if (state.lastSeenId !== null) {
+      join.since = state.lastSeenId;
+      if (state.epoch) join.epoch = state.epoch;
+    }
+    state.joinedWith = { since: join.since, epoch: join.epoch };
     sendFrame(join);
   });
   ws.addEventListener('message', (ev) => {
@@ -334,7 +358,11 @@ function connect() {
     state.ws = null;
     const wasJoined = state.joined;
     state.joined = false;
-    failUploads();
+    // Whatever the server has not confirmed goes again on the next connection.
+    clearTimeout(state.flushTimer);
+    state.flushTimer = null;
+    requeue();
+    requeueUploads();
     clearTypists();
     renderPresence();
     if (!state.wanted) return;
@@ -483,19 +511,43 @@ function onWelcome(msg) {
   saved.set(STORE_ROOM, state.room);
   saved.set(STORE_AUTO, '1');
   tabSaved.set(TAB_JOINED, JSON.stringify({ room: state.room, name: state.name }));
+  renameOutbox(state.room, state.name);
+  const reset = historyReset(msg, state.joinedWith);
+  if (typeof msg.epoch === 'string') state.epoch = msg.epoch;
+  if (reset) {
+    // The ids we have belong to a history the server no longer has: what
+    // is shown goes, and the replay that follows is the room as it is now.
+    resetLog();
+    state.seenIds.clear();
+    state.lastSeenId = null;
+  }
   // Without `since` the server replays the newest events up to last_id; we
   // have then caught up with everything the room still holds.
   if (state.lastSeenId === null && Number.isInteger(msg.last_id)) state.lastSeenId = msg.last_id;
   // Whatever went wrong on the previous connection is over.
   clearToasts();
   state.notice = null;
-  if (!first) addNote('Reconnected', 'ok');
+  if (reset) addNote('The server has reset the history of #' + state.room + ': earlier messages are gone', 'reset');
+  else if (!first) addNote('Reconnected', 'ok');
   state.everJoined = true;
   showChat();
   setStatus('online', 'Connected as ' + state.name);
   renderPresence();
   if (first) input.focus();
+  flushOutbox();
   pumpUploads();
+}
+
+/**
+ * Whether the welcome `msg`, answering a join that resumed with `joinedWith`
+ * ({since, epoch}), says the room's history is not the one we knew.
+ */
+function historyReset(msg, joinedWith) {
+  if (!joinedWith || joinedWith.since === undefined) return false;
+  if (msg.recovered === false) return msg.reason === 'epoch';
+  // A server that does not say, yet names another history.
+  return msg.recovered === undefined && Boolean(joinedWith.epoch) && typeof msg.epoch === 'string'
+    && msg.epoch !== joinedWith.epoch;
 }
 
 function onPresence(msg) {
@@ -609,8 +661,12 @@ function onError(msg) {
     return;
   }
   if (code === 'text_too_long' || code === 'empty_text') {
-    const draft = state.unackedTexts.shift();
-    if (draft !== undefined && input.value === '') {
+    // Which of ours it was: the errors carry no cid.
+    if (code === 'text_too_long') learnLimit('text', text);
+    const draft = refused(code === 'empty_text'
+      ? (x) => x.text.trim() === ''
+      : (x) => utf8Length(x.text) > state.limits.text);
+    if (draft !== null && input.value === '') {
       input.value = draft;
       autoGrow();
     }
@@ -629,7 +685,11 @@ function onError(msg) {
     case 'file_too_large':
       learnLimit('file', text);
       state.swallowBinaryError = true;
-      failCurrentUpload('too large: a file can be ' + formatLimit(state.limits.file) + ' at most');
+      failCurrentUpload('too large: a file can be ' + formatLimit(state.limits.file) + ' at most', (u) => u.size > state.limits.file);
+      return undefined;
+    case 'server_busy':
+      state.swallowBinaryError = true;
+      failCurrentUpload('the server is busy; share it again in a moment');
       return undefined;
     case 'size_mismatch':
     case 'unexpected_frame':
@@ -658,34 +718,39 @@ function countUnread(msg, mine) {
 
 function onMessage(msg) {
   if (typeof msg.text !== 'string') return;
-  if (!trackId(msg)) return;
   const from = typeof msg.from === 'string' ? msg.from : '?';
   const mine = from === state.name;
-  if (mine && !msg.replay) {
-    const i = state.unackedTexts.indexOf(msg.text);
-    if (i >= 0) state.unackedTexts.splice(i, 1);
-  }
+  // Our own copy confirms what we sent (also when it comes again, as a
+  // resend's answer or in a replay): it stops waiting in the outbox.
+  if (mine && confirm(msg)) updateComposer();
+  if (!trackId(msg)) return;
   stopTyping(from);
   addTextBubble(msg, from, msg.text);
   countUnread(msg, mine);
 }
 
 function onFile(msg) {
-  if (!trackId(msg)) return;
   const from = typeof msg.from === 'string' ? msg.from : '?';
   const name = typeof msg.name === 'string' ? msg.name : 'file';
   const size = Number.isFinite(msg.size) ? msg.size : 0;
   const mime = typeof msg.mime === 'string' ? msg.mime : 'application/octet-stream';
   const mine = from === state.name;
+  // Our own copy confirms a file we sent, as for messages (a resend's
+  // answer, or the replay after a reconnect, confirms it too).
+  const own = mine ? ownFileAnnounced(msg) : null;
+  if (!trackId(msg)) return;
   stopTyping(from);
   const record = addFileBubble(msg, from, name, size, mime);
   countUnread(msg, mine);
-  if (msg.replay) {
-    renderFileUnavailable(record, 'No longer available');
+  if (own) {
+    renderFileReady(record, own);
+  } else if (msg.replay) {
+    // History: the server keeps the bytes at `url`, or no longer has them.
+    const url = msg.available === false ? '' : fileUrl(msg.url);
+    if (url) renderFileRemote(record, url);
+    else renderFileUnavailable(record, 'No longer available');
   } else if (mine) {
-    const file = ownFileAnnounced(name, size);
-    if (file) renderFileReady(record, file);
-    else renderFileUnavailable(record, 'Sent from another session');
+    renderFileUnavailable(record, 'Sent from another session');
   } else {
     renderFilePending(record);
     state.pendingBinary = record;
@@ -746,9 +811,28 @@ function autoGrow() {
   input.style.height = Math.min(input.scrollHeight, 160) + 'px';
 }
 
-function notConnectedWhy() {
-  if (state.rejoining) return 'still rejoining #' + state.room;
-  return state.offline ? state.offline.why : 'not connected yet';
+function frameTooLarge() {
+  setNotice('error', 'Too long to send: a message and its markup can be ' + formatLimit(state.limits.message) + ' at most. Shorten it or split it in two.');
+}
+
+/** Sends what waits in the outbox, as far as the connection and the rate allow. */
+function flushOutbox() {
+  clearTimeout(state.flushTimer);
+  state.flushTimer = null;
+  if (!online()) return;
+  const why = flush((frame) => (utf8Length(frame.text) > state.limits.text ? 'size' : sendFrame(frame)));
+  if (why === 'rate') {
+    state.flushTimer = setTimeout(flushOutbox, Math.max(50, state.budget.wait()));
+  } else if (why === 'size') {
+    // Kept from before the server said it takes less: back to the composer.
+    const text = dropFirstUnsent();
+    if (text !== null && input.value === '') {
+      input.value = text;
+      autoGrow();
+    }
+    frameTooLarge();
+    flushOutbox();
+  }
 }
 
 function sendMessage() {
@@ -759,21 +843,28 @@ function sendMessage() {
     setNotice('error', textTooLong(over));
     return;
   }
-  const why = online() ? sendFrame({ type: 'message', text }) : 'offline';
-  if (why === 'offline') {
-    setNotice('offline', 'Not sent: ' + notConnectedWhy() + '. Your message stays here; press Enter to send it once you are back.');
+  const cid = newCid();
+  if (utf8Length(JSON.stringify({ type: 'message', text, cid })) > state.limits.message) {
+    frameTooLarge();
     return;
   }
-  if (why === 'size') {
-    setNotice('error', 'Too long to send: a message and its markup can be ' + formatLimit(state.limits.message) + ' at most. Shorten it or split it in two.');
-    return;
+  if (online() && unsent() === 0) {
+    const why = sendFrame({ type: 'message', text, cid });
+    if (why === 'size') {
+      frameTooLarge();
+      return;
+    }
+    if (why === 'rate') {
+      setNotice('error', 'Not sent: you are sending faster than the server allows (' + state.limits.rate + ' messages a second). Wait a moment, then press Enter again.');
+      return;
+    }
+    addSent(cid, text);
+  } else {
+    // No connection (or others still waiting before it): it waits, shown
+    // as not sent, and goes in its turn.
+    enqueue(text);
+    flushOutbox();
   }
-  if (why === 'rate') {
-    setNotice('error', 'Not sent: you are sending faster than the server allows (' + state.limits.rate + ' messages a second). Wait a moment, then press Enter again.');
-    return;
-  }
-  state.unackedTexts.push(text);
-  if (state.unackedTexts.length > 50) state.unackedTexts.shift();
   input.value = '';
   state.notice = null;
   autoGrow();
@@ -800,7 +891,7 @@ connectUploads({
   budget: () => state.budget,
   limits: () => state.limits,
   notice: (kind, text) => (kind ? setNotice(kind, text) : clearNotice()),
-  notConnectedWhy,
+  changed: () => updateComposer(),
 });
 
 input.addEventListener('input', () => {
@@ -854,6 +945,8 @@ function start(name, room, how) {
   state.room = room;
   state.how = how;
   setSelf(name);
+  // What this tab had not got confirmed in this room, before a reload.
+  openOutbox(room, name);
   state.wanted = true;
   state.attempt = 0;
   state.nameTakenRetries = 0;

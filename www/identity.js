@@ -5,15 +5,14 @@
 // link (`…/#token=TOKEN`) and kept by this browser. Also the words for the
 // refusals that come from who one is: tokens, bans and moderators.
 
-import { saved } from './util.js';
+import { saved, randomId } from './util.js';
 
 const STORE_KEY = 'wschat.key';
 const STORE_TOKEN = 'wschat.token';
 
 /** 16 random bytes as base64url: 22 letters, digits, '-' and '_'. */
 function randomKey() {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return randomId(16);
 }
 
 // Without storage (a private window) the key lasts as long as the page,

@@ -1,5 +1,7 @@
 // The message list: bubbles grouped by sender, notes, day dividers, file
-// cards and inline images, and keeping the newest message in view.
+// cards and inline images, and keeping the newest message in view. What this
+// page has sent and the server has not confirmed yet waits at the end of the
+// list, in the outbox, marked as not sent.
 import {
   $, el, svgIcon, ICON_FILE, ICON_DOWNLOAD, avatar, formatSize, formatTime, dayKey, dayLabel, appendLinkified,
 } from './util.js';
@@ -10,6 +12,22 @@ const BOTTOM_SLACK_PX = 80; // this close to the end counts as "at the newest me
 const messagesEl = $('messages');
 const emptyState = $('empty-state');
 const newMessagesBtn = $('new-messages');
+// Always the list's last child. Its bubbles are not announced as they come
+// (the composer's notice says what waits); the server's copy of each, once
+// it comes, is announced where it belongs in the log.
+const outboxEl = el('div', { class: 'outbox', 'data-testid': 'outbox', 'aria-live': 'off' });
+messagesEl.append(outboxEl);
+
+// The only types a received file's bytes are ever given, and so the only
+// files shown inline: raster images, which cannot run script. Anything else,
+// whatever type it was announced with (image/svg+xml, text/html…), is opaque
+// bytes that can only be downloaded.
+const RASTER = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+
+function rasterType(mime) {
+  const type = String(mime || '').split(';')[0].trim().toLowerCase();
+  return RASTER.has(type) ? type : '';
+}
 
 const log = {
   self: '', // our own name: our bubbles are set apart
@@ -34,8 +52,10 @@ export function resetLog() {
   log.stuck = true;
   sizes.disconnect();
   sizes.observe(messagesEl);
-  messagesEl.replaceChildren(emptyState);
-  emptyState.hidden = false;
+  // What waits to be sent stays: it is not part of the room's history yet.
+  messagesEl.replaceChildren(emptyState, outboxEl);
+  for (const node of outboxEl.children) sizes.observe(node);
+  emptyState.hidden = outboxEl.childElementCount > 0;
   newMessagesBtn.hidden = true;
 }
 
@@ -71,7 +91,7 @@ newMessagesBtn.addEventListener('click', () => {
 /** Adds `node` at the end of the list; `showNow` scrolls to it whatever the user was reading. */
 function append(node, { showNow = false, announce = true } = {}) {
   emptyState.hidden = true;
-  messagesEl.append(node);
+  messagesEl.insertBefore(node, outboxEl);
   sizes.observe(node);
   if (log.stuck || showNow) scrollToBottom();
   else if (announce) newMessagesBtn.hidden = false;
@@ -100,7 +120,7 @@ export function addBubble(msg, from, content, kind) {
   const g = log.lastGroup;
   let group;
   let body;
-  if (g && g.from === from && ts - g.ts < GROUP_WINDOW_MS && g.node.isConnected && g.node === messagesEl.lastElementChild) {
+  if (g && g.from === from && ts - g.ts < GROUP_WINDOW_MS && g.node.isConnected && g.node === outboxEl.previousElementSibling) {
     group = g.node;
     g.ts = ts;
     body = group.querySelector('.group-body');
@@ -122,6 +142,7 @@ export function addBubble(msg, from, content, kind) {
     'data-kind': kind,
     'data-mine': mine ? 'true' : 'false',
     'data-replay': msg.replay ? 'true' : undefined,
+    'data-cid': typeof msg.cid === 'string' ? msg.cid : undefined,
   });
   bubble.append(content);
   bubble.append(el('time', {
@@ -160,16 +181,61 @@ export function addNote(text, kind, ts) {
   append(note, { announce: false });
 }
 
+// ------------------------------------------------------------------ outbox
+
+const PENDING_SAYS = {
+  queued: 'Not sent yet: it goes when the connection is back',
+  sending: 'Sending…',
+};
+
+/**
+ * Shows a message of ours that the server has not confirmed, at the end of
+ * the list; `state` is 'queued' (no connection to send it on) or 'sending'.
+ * Returns its node, for `setPendingState` and `removePending`.
+ */
+export function addPending(cid, text, state) {
+  const body = el('div', { class: 'bubble-text', 'data-testid': 'message-text' });
+  appendLinkified(body, text);
+  const mark = el('span', { class: 'pending-mark', 'data-testid': 'pending-status' });
+  const bubble = el('div', {
+    class: 'bubble bubble-text pending', 'data-testid': 'pending-message', 'data-cid': cid, 'data-from': log.self,
+  }, body, mark);
+  const group = el('div', { class: 'group mine pending-group' }, el('div', { class: 'group-body' }, bubble));
+  setPendingState(group, state);
+  emptyState.hidden = true;
+  outboxEl.append(group);
+  sizes.observe(group);
+  scrollToBottom();
+  return group;
+}
+
+export function setPendingState(node, state) {
+  const bubble = node.querySelector('[data-testid="pending-message"]');
+  bubble.dataset.state = state;
+  bubble.querySelector('.pending-mark').textContent = PENDING_SAYS[state] || PENDING_SAYS.sending;
+}
+
+export function removePending(node) {
+  node.remove();
+  if (outboxEl.childElementCount === 0 && outboxEl.previousElementSibling === emptyState) emptyState.hidden = false;
+}
+
 // -------------------------------------------------------------------- files
 
-function fileCard(record, statusText, href) {
+/**
+ * A file card; `href` makes its button a link to those bytes, `fetchFrom`
+ * (a URL on the server) a button that fetches them when pressed.
+ */
+function fileCard(record, statusText, href, fetchFrom) {
   const card = el('div', { class: 'file-card', 'data-testid': 'file-card' });
   card.append(el('span', { class: 'file-icon' }, svgIcon(ICON_FILE)));
   const meta = el('span', { class: 'file-meta' });
   meta.append(el('span', { class: 'file-name', 'data-testid': 'file-name', text: record.name }));
   meta.append(el('span', { class: 'file-size', text: statusText ? formatSize(record.size) + ' · ' + statusText : formatSize(record.size) }));
   card.append(meta);
-  if (href) {
+  if (fetchFrom) {
+    card.append(downloadButton(record, fetchFrom));
+  } else if (href) {
     const a = el('a', {
       class: 'file-download',
       href,
@@ -199,32 +265,121 @@ export function renderFilePending(record) {
 }
 
 export function renderFileUnavailable(record, why) {
+  const hadFocus = record.holder.contains(document.activeElement);
   record.bubble.dataset.state = 'unavailable';
   record.holder.replaceChildren(fileCard(record, why));
+  // Its download button is gone: keyboard focus stays in the list.
+  if (hadFocus) messagesEl.focus();
+}
+
+/** A URL for `blob`'s bytes, typed as a raster image or else as opaque bytes. */
+function typedUrl(record, blob) {
+  // Raster images keep their type so <img> can show them; anything else is
+  // typed as opaque bytes so that opening its link can only ever download it.
+  const typed = new Blob([blob], { type: rasterType(record.mime) || 'application/octet-stream' });
+  const url = URL.createObjectURL(typed);
+  log.blobUrls.push(url);
+  return url;
+}
+
+function saveAs(url, name) {
+  el('a', { href: url, download: name }).click();
+}
+
+/**
+ * A button that fetches a file's bytes from the server and saves them,
+ * typed as opaque bytes: the server's URL is never opened as a page.
+ */
+function downloadButton(record, url) {
+  const button = el('button', {
+    class: 'file-download', type: 'button', 'data-testid': 'file-link', 'data-url': url, title: 'Download ' + record.name,
+  }, svgIcon(ICON_DOWNLOAD));
+  button.append(el('span', { class: 'sr-only', text: 'Download ' + record.name }));
+  let saved = '';
+  button.addEventListener('click', async () => {
+    if (saved) {
+      saveAs(saved, record.name);
+      return;
+    }
+    if (button.getAttribute('aria-busy')) return;
+    button.setAttribute('aria-busy', 'true');
+    try {
+      const res = await fetch(url);
+      if (res.status === 404 || res.status === 410) {
+        renderFileUnavailable(record, 'No longer available');
+        return;
+      }
+      if (!res.ok) throw new Error(res.statusText);
+      saved = typedUrl({ ...record, mime: '' }, await res.blob());
+      button.dataset.href = saved;
+      saveAs(saved, record.name);
+    } catch (_) {
+      button.title = 'Could not download ' + record.name + ': try again';
+    } finally {
+      button.removeAttribute('aria-busy');
+    }
+  });
+  return button;
+}
+
+/** A URL on the server that the page may load: a path under /files/ of its own origin. */
+export function fileUrl(url) {
+  if (typeof url !== 'string' || !url.startsWith('/files/')) return '';
+  try {
+    const u = new URL(url, location.href);
+    return u.origin === location.origin ? u.pathname + u.search : '';
+  } catch (_) {
+    return '';
+  }
+}
+
+/**
+ * A file of the room's history whose bytes the server keeps at `url`: a
+ * raster image is shown from there, anything else can be downloaded.
+ */
+export function renderFileRemote(record, url) {
+  record.bubble.dataset.state = 'ready';
+  if (!rasterType(record.mime)) {
+    record.holder.replaceChildren(fileCard(record, '', '', url));
+    return;
+  }
+  const img = el('img', {
+    class: 'inline-image', src: url, alt: record.name, 'data-testid': 'inline-image', decoding: 'async', loading: 'lazy',
+  });
+  img.addEventListener('error', async () => {
+    // Gone from the server, or not an image after all?
+    let gone = false;
+    try {
+      const res = await fetch(url, { method: 'HEAD' });
+      gone = res.status === 404 || res.status === 410;
+    } catch (_) { /* unreachable now: offer the download */ }
+    if (gone) renderFileUnavailable(record, 'No longer available');
+    else img.replaceWith(fileCard(record, 'not a viewable image', '', url));
+  }, { once: true });
+  record.holder.replaceChildren(img, imageCaption(record, url));
+}
+
+function imageCaption(record, url) {
+  const caption = el('div', { class: 'image-caption' });
+  caption.append(el('span', { class: 'file-name', 'data-testid': 'file-name', text: record.name }));
+  const a = el('a', { class: 'caption-download', href: url, download: record.name, 'data-testid': 'file-link' },
+    'Download · ' + formatSize(record.size),
+    el('span', { class: 'sr-only', text: ' (' + record.name + ')' }));
+  caption.append(a);
+  return caption;
 }
 
 export function renderFileReady(record, blob) {
   record.bubble.dataset.state = 'ready';
-  const isImage = /^image\//i.test(record.mime);
-  // Images keep their type so <img> can show them; anything else is typed
-  // as opaque bytes so that following its link can only ever download it.
-  const typed = new Blob([blob], { type: isImage ? record.mime : 'application/octet-stream' });
-  const url = URL.createObjectURL(typed);
-  log.blobUrls.push(url);
-  if (isImage) {
+  const url = typedUrl(record, blob);
+  if (rasterType(record.mime)) {
     // The image's height is known only once it has loaded; the size
     // observer then keeps the newest message in view.
     const img = el('img', { class: 'inline-image', src: url, alt: record.name, 'data-testid': 'inline-image', decoding: 'async' });
     img.addEventListener('error', () => {
       img.replaceWith(fileCard(record, 'not a viewable image', url));
     }, { once: true });
-    const caption = el('div', { class: 'image-caption' });
-    caption.append(el('span', { class: 'file-name', 'data-testid': 'file-name', text: record.name }));
-    const a = el('a', { class: 'caption-download', href: url, download: record.name, 'data-testid': 'file-link' },
-      'Download · ' + formatSize(record.size),
-      el('span', { class: 'sr-only', text: ' (' + record.name + ')' }));
-    caption.append(a);
-    record.holder.replaceChildren(img, caption);
+    record.holder.replaceChildren(img, imageCaption(record, url));
   } else {
     record.holder.replaceChildren(fileCard(record, '', url));
   }

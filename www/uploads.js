@@ -2,7 +2,12 @@
 // refusing those over the size limit before reading a byte of them, and
 // sending the rest one at a time, each as a `file` announcement followed by
 // one binary frame, with a progress row until the server announces it back.
+// Each file has a `cid` of its own (docs/PROTOCOL.md, "Sending exactly
+// once"): files picked without a connection wait for one, and a file whose
+// announcement had not come back when the connection ended is sent again,
+// with the same `cid`, on the next.
 import { $, el, utf8Length, formatSize, formatLimit, safeFileName } from './util.js';
+import { newCid } from './outbox.js';
 
 const uploadsEl = $('uploads');
 const attachButton = $('attach-button');
@@ -12,11 +17,13 @@ const chatScreen = $('chat-screen');
 const dropOverlay = $('drop-overlay');
 
 const up = {
-  queue: [], // picked, not sent yet: {file, name, size, node, bar, label}
+  queue: [], // not sent on this connection yet: {file, name, size, cid, node, bar, label}
   current: null, // the one whose bytes are leaving now
-  outgoing: [], // sent, awaiting our own `file` event: {file, name, size, upload}
+  outgoing: [], // sent on this connection, awaiting our own `file` event (oldest first)
   timer: null, // retry once the rate allows
 };
+
+const WAITING = 'waiting for the connection…';
 
 /**
  * How uploads reach the connection, given by app.js:
@@ -25,7 +32,7 @@ const up = {
  *   budget()            the FrameBudget of the current socket
  *   limits()            the server's limits
  *   notice(kind, text)  shows a line above the composer; notice(null) clears a refusal
- *   notConnectedWhy()   why there is no connection, in words
+ *   changed()           what waits to be sent has changed (the notice counts it)
  */
 let link = null;
 
@@ -45,20 +52,21 @@ function tooLargeText(files) {
     + '): a file can be ' + limit + ' at most. Pick smaller files.';
 }
 
+/** Files waiting to be sent or confirmed. */
+export function uploadsWaiting() {
+  return up.queue.length + up.outgoing.length;
+}
+
 export function queueFiles(files) {
-  if (!link.socket()) {
-    link.notice('offline', 'Not shared: ' + link.notConnectedWhy() + '. Share the file again once you are back.');
-    return;
-  }
   // Only the size is looked at: the bytes of a file that is too large are never read.
   const max = link.limits().file;
   const tooLarge = files.filter((f) => f.size > max);
   link.notice(tooLarge.length ? 'error' : null, tooLarge.length ? tooLargeText(tooLarge) : '');
   for (const file of files) {
     if (file.size > max) continue;
-    const upload = { file, name: safeFileName(file.name), size: file.size };
+    const upload = { file, name: safeFileName(file.name), size: file.size, cid: newCid() };
     upload.bar = el('span', { class: 'bar' });
-    upload.label = el('span', { class: 'upload-status', 'data-testid': 'upload-status', text: 'waiting…' });
+    upload.label = el('span', { class: 'upload-status', 'data-testid': 'upload-status', text: link.socket() ? 'waiting…' : WAITING });
     upload.node = el('li', { class: 'upload', 'data-testid': 'upload', 'data-name': upload.name, 'data-state': 'queued' },
       el('span', { class: 'upload-name', text: upload.name }),
       upload.label,
@@ -68,6 +76,7 @@ export function queueFiles(files) {
     uploadsEl.append(upload.node);
     up.queue.push(upload);
   }
+  link.changed();
   pumpUploads();
 }
 
@@ -86,14 +95,14 @@ export function pumpUploads() {
     up.timer = setTimeout(pumpUploads, wait);
     return;
   }
-  if (link.sendFrame({ type: 'file', name: upload.name, size: upload.size, mime }, 2) !== '') {
+  if (link.sendFrame({ type: 'file', name: upload.name, size: upload.size, mime, cid: upload.cid }, 2) !== '') {
     up.timer = setTimeout(pumpUploads, 500);
     return;
   }
   up.queue.shift();
   up.current = upload;
   ws.send(upload.file);
-  up.outgoing.push({ file: upload.file, name: upload.name, size: upload.size, upload });
+  up.outgoing.push(upload);
   upload.node.dataset.state = 'sending';
   // Progress is the send buffer draining: bufferedAmount counts bytes that
   // are queued but not yet handed to the network.
@@ -132,14 +141,25 @@ function failUpload(upload, why) {
 }
 
 /**
- * Our own `file` event came back: the server has the file. Returns the
- * File we sent (to show it from here) and takes its row away, or null when
- * the file was not sent from this page.
+ * Our own `file` event `msg` came back: the server has the file. Returns
+ * the File we sent (to show it from here) and takes its row away, or null
+ * when the file was not sent from this page. The event names the file by
+ * its `cid`; a server that does not echo `cid` by its name and size.
  */
-export function ownFileAnnounced(name, size) {
-  const i = up.outgoing.findIndex((o) => o.name === name && o.size === size);
-  if (i < 0) return null;
-  const { file, upload } = up.outgoing.splice(i, 1)[0];
+export function ownFileAnnounced(msg) {
+  const same = typeof msg.cid === 'string'
+    ? (u) => u.cid === msg.cid
+    : (u) => !msg.replay && u.name === msg.name && u.size === msg.size;
+  let upload;
+  let i = up.outgoing.findIndex(same);
+  if (i >= 0) {
+    [upload] = up.outgoing.splice(i, 1);
+  } else {
+    // Stored before the connection ended, and only now confirmed.
+    i = up.queue.findIndex(same);
+    if (i < 0) return null;
+    [upload] = up.queue.splice(i, 1);
+  }
   clearTimeout(upload.timer);
   if (up.current === upload) {
     up.current = null;
@@ -149,26 +169,44 @@ export function ownFileAnnounced(name, size) {
   upload.node.dataset.state = 'done';
   upload.label.textContent = 'sent';
   upload.node.remove();
-  return file;
+  return upload.file;
 }
 
-/** The server refused the oldest file it has not announced yet. */
-export function failCurrentUpload(why) {
-  const out = up.outgoing.shift();
-  if (!out) return;
-  if (up.current === out.upload) up.current = null;
-  failUpload(out.upload, 'not sent: ' + why);
+/**
+ * The server refused a file it has not announced: the first sent one that
+ * `refusedIf` says it was, else the oldest.
+ */
+export function failCurrentUpload(why, refusedIf = () => false) {
+  const upload = up.outgoing.find(refusedIf) || up.outgoing[0];
+  if (!upload) return;
+  up.outgoing.splice(up.outgoing.indexOf(upload), 1);
+  if (up.current === upload) up.current = null;
+  failUpload(upload, 'not sent: ' + why);
   pumpUploads();
 }
 
-/** The connection is gone: nothing queued or on its way will arrive. */
-export function failUploads() {
-  const pending = up.outgoing.map((o) => o.upload).concat(up.queue);
-  forget();
-  for (const u of pending) failUpload(u, 'connection lost, not sent');
+/**
+ * The connection is gone: what was sent on it and not confirmed goes again
+ * on the next one, before what had not been sent yet.
+ */
+export function requeueUploads() {
+  const again = up.outgoing.concat(up.queue.filter((u) => !up.outgoing.includes(u)));
+  up.outgoing = [];
+  up.current = null;
+  clearTimeout(up.timer);
+  up.queue = again;
+  for (const upload of again) {
+    clearTimeout(upload.timer);
+    upload.node.dataset.state = 'queued';
+    upload.bar.style.width = '0%';
+    upload.node.querySelector('.progress').removeAttribute('aria-valuenow');
+    delete upload.node.dataset.progress;
+    upload.label.textContent = WAITING;
+  }
 }
 
 function forget() {
+  for (const upload of up.outgoing.concat(up.queue)) clearTimeout(upload.timer);
   up.outgoing = [];
   up.queue = [];
   up.current = null;

@@ -54,6 +54,12 @@ function store(kind) {
 export const saved = store('localStorage');
 export const tabSaved = store('sessionStorage');
 
+/** `n` random bytes as base64url: letters, digits, '-' and '_'. */
+export function randomId(n) {
+  const bytes = crypto.getRandomValues(new Uint8Array(n));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
 export function utf8Length(s) {
   return new TextEncoder().encode(s).length;
 }

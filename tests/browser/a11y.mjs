@@ -98,7 +98,11 @@ run('axe finds no serious or critical violations', async (browser) => {
     window.__sockets.at(-1).close();
   });
   await alice.waitForSelector('[data-testid="composer-notice"][data-kind="offline"]');
+  // A message sent while offline waits, marked as not sent; another is being typed.
   await alice.fill('[data-testid="message-input"]', 'I will send this once I am back');
+  await alice.press('[data-testid="message-input"]', 'Enter');
+  await alice.waitForSelector('[data-testid="pending-message"][data-state="queued"]');
+  await alice.fill('[data-testid="message-input"]', 'And this one too');
   await axeCheck(alice, 'offline, light');
   await shot(alice, 'screenshot-offline.png');
   await alice.emulateMedia({ colorScheme: 'dark' });

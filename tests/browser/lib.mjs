@@ -3,6 +3,8 @@
 // exits 0 when its checks pass. Scripts wait on page state (selectors and
 // predicates); the timeouts below are watchdogs against hangs, never delays.
 import { chromium } from 'playwright-core';
+import net from 'node:net';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -107,6 +109,19 @@ export async function waitMessage(page, from, text) {
   );
 }
 
+/** The text messages the page shows as confirmed by the server, in order: [from, text]. */
+export function shownTexts(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('[data-testid="message"][data-kind="text"]'))
+    .map((b) => [b.dataset.from, b.querySelector('[data-testid="message-text"]').textContent]));
+}
+
+/** The page's own messages still waiting for the server, in order: [text, state, what it says]. */
+export function pendingTexts(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('[data-testid="pending-message"]'))
+    .map((b) => [b.querySelector('[data-testid="message-text"]').textContent, b.dataset.state,
+      b.querySelector('[data-testid="pending-status"]').textContent]));
+}
+
 /** Waits until the presence list holds exactly `names` (any order). */
 export async function waitPresence(page, names) {
   await page.waitForFunction(
@@ -116,6 +131,27 @@ export async function waitPresence(page, names) {
     },
     names,
   );
+}
+
+let runnerLines = null;
+
+/**
+ * Asks the test in tests/browser.rs that runs this script to `stop`,
+ * `start` or `restart` the server (on the same address), and waits until
+ * it has done so.
+ */
+export async function serverControl(command) {
+  if (!runnerLines) runnerLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  console.log(command);
+  const { value, done } = await runnerLines.next();
+  if (done || value.trim() !== 'done') throw new Error(`the server was not told to ${command}: ${done ? 'no answer' : value}`);
+}
+
+/** Waits until the page is back in its room on a connection after its `n`th (see socketSpy). */
+export async function waitRejoined(page, n) {
+  await page.waitForFunction((k) => window.__sockets.length > k
+    && window.__sockets.at(-1).readyState === WebSocket.OPEN
+    && document.querySelector('[data-testid="status"]').dataset.state === 'online', n);
 }
 
 export function assert(cond, message) {
@@ -151,6 +187,51 @@ export function run(name, body) {
       process.exit(1);
     },
   );
+}
+
+/**
+ * A TCP relay to the server whose server-to-browser direction can be held
+ * back (as on a stalled downlink) while the browser-to-server one keeps
+ * flowing. Held bytes are kept in order and delivered on release, or
+ * dropped with every connection by `cut` (as when the network goes).
+ */
+export async function holdableRelay(target) {
+  const i = target.lastIndexOf(':');
+  const [host, port] = [target.slice(0, i), Number(target.slice(i + 1))];
+  let held = null; // [socket, bytes] in arrival order while holding
+  const sockets = new Set();
+  const server = net.createServer((browserSide) => {
+    const serverSide = net.connect(port, host);
+    for (const s of [browserSide, serverSide]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => { browserSide.destroy(); serverSide.destroy(); sockets.delete(s); });
+    }
+    browserSide.pipe(serverSide);
+    serverSide.on('data', (d) => (held ? held.push([browserSide, d]) : browserSide.write(d)));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const destroyAll = () => {
+    for (const s of sockets) s.destroy();
+    sockets.clear();
+  };
+  return {
+    addr: `127.0.0.1:${server.address().port}`,
+    hold() { held = held || []; },
+    release() {
+      const queue = held || [];
+      held = null;
+      for (const [s, d] of queue) s.write(d);
+    },
+    cut() {
+      held = null;
+      destroyAll();
+    },
+    close() {
+      server.close();
+      destroyAll();
+    },
+  };
 }
 
 /** A valid RGBA PNG of `w`×`h` pixels drawn by `pixel(x, y) -> [r, g, b, a]`. */
@@ -201,7 +282,8 @@ export async function makePng(w, h, pixel) {
  * as `initScript`): remembers every socket, the frames the page sends
  * (`__sent`: parsed text frames; `__sentBinary`: sizes of binary ones), the
  * events it receives (`__received`) and the last `welcome`. While
- * `window.__block` is true, new sockets fail at once, as with no network.
+ * `window.__block` is true, new sockets fail at once, as with no network;
+ * `setBlocked` sets it so that it holds across a reload of the tab too.
  */
 export const socketSpy = () => {
   const Native = window.WebSocket;
@@ -210,7 +292,11 @@ export const socketSpy = () => {
   window.__sentBinary = [];
   window.__received = [];
   window.__welcome = null;
-  window.__block = false;
+  try {
+    window.__block = sessionStorage.getItem('test.block') === '1';
+  } catch (_) {
+    window.__block = false;
+  }
   window.WebSocket = class extends Native {
     constructor(url, protocols) {
       // A path of the page's own server that is no WebSocket endpoint: the
@@ -232,6 +318,21 @@ export const socketSpy = () => {
     }
   };
 };
+
+/**
+ * Cuts the page (with `socketSpy`) off the network, or lets it back on:
+ * its current socket drops and new ones fail, also after a reload, until
+ * `setBlocked(page, false)`.
+ */
+export async function setBlocked(page, on) {
+  await page.evaluate((block) => {
+    window.__block = block;
+    if (block) sessionStorage.setItem('test.block', '1');
+    else sessionStorage.removeItem('test.block');
+    const ws = window.__sockets.at(-1);
+    if (block && ws) ws.close();
+  }, on);
+}
 
 /** Frames the page has sent so far: {text, binary}. */
 export function sentCounts(page) {

@@ -8,7 +8,8 @@ import { run, person, say, waitMessage, uniqueRoom, makePng, assert } from './li
 function waitAtNewest(page) {
   return page.waitForFunction(() => {
     const list = document.querySelector('[data-testid="messages"]');
-    const last = list.lastElementChild.getBoundingClientRect();
+    // The outbox (ours, not sent yet) is the list's last child; here it is empty.
+    const last = list.querySelector('[data-testid="outbox"]').previousElementSibling.getBoundingClientRect();
     return list.scrollHeight - list.scrollTop - list.clientHeight < 2
       && last.bottom <= list.getBoundingClientRect().bottom + 1;
   }, null, { timeout: 5000 });

@@ -1,49 +1,12 @@
 // A large file's upload indicator shows its progress while it travels and stays
 // until the server announces the file back; the other person gets every byte.
-import net from 'node:net';
 import { createHash } from 'node:crypto';
-import { run, openPage, join, addr, uniqueRoom, person, assert, assertEq } from './lib.mjs';
+import { run, openPage, join, addr, uniqueRoom, person, holdableRelay, assert, assertEq } from './lib.mjs';
 
 const SIZE = 6 << 20; // well under the 16 MiB default --max-file-size
 const NAME = 'big.bin';
 const UPLOAD = `[data-testid="upload"][data-name="${NAME}"]`;
 const OWN_FILE = '[data-testid="message"][data-from="alice"][data-kind="file"]';
-
-/**
- * A TCP relay to the server whose server-to-browser direction can be held
- * back (as on a stalled downlink) while the browser-to-server one keeps
- * flowing. Held bytes are kept in order and delivered on release.
- */
-async function holdableRelay(target) {
-  const i = target.lastIndexOf(':');
-  const [host, port] = [target.slice(0, i), Number(target.slice(i + 1))];
-  let held = null; // [socket, bytes] in arrival order while holding
-  const sockets = new Set();
-  const server = net.createServer((browserSide) => {
-    const serverSide = net.connect(port, host);
-    for (const s of [browserSide, serverSide]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => { browserSide.destroy(); serverSide.destroy(); });
-    }
-    browserSide.pipe(serverSide);
-    serverSide.on('data', (d) => (held ? held.push([browserSide, d]) : browserSide.write(d)));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    addr: `127.0.0.1:${server.address().port}`,
-    hold() { held = held || []; },
-    release() {
-      const queue = held || [];
-      held = null;
-      for (const [s, d] of queue) s.write(d);
-    },
-    close() {
-      server.close();
-      for (const s of sockets) s.destroy();
-    },
-  };
-}
 
 run('upload shows progress until confirmed', async (browser) => {
   const room = uniqueRoom('upload');

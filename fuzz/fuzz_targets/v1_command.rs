@@ -42,9 +42,14 @@ fn check(text: &str) {
                         let _ = protocol::validate_name(&value);
                     }
                 }
-                Command::Message { text: body } => {
+                Command::Message { text: body, cid } => {
                     assert_eq!(kind, Some("message"));
                     assert_eq!(Some(body), string_field("text"));
+                    assert_eq!(cid, string_field("cid"));
+                    if let Some(cid) = cid {
+                        let chars = cid.chars().count();
+                        assert!((1..=64).contains(&chars), "cid of {chars} characters accepted");
+                    }
                 }
                 Command::File(meta) => {
                     assert_eq!(kind, Some("file"));

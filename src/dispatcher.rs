@@ -734,15 +734,29 @@ impl Dispatcher {
         let Some(room) = self.rooms.get(&c.room) else {
             return;
         };
-        // Whole from `since` on, or the store had lost some too.
-        let whole = records.first().is_some_and(|r| r.id == c.since + 1)
-            && records.last().is_some_and(|r| r.id + 1 == c.first)
-            && records.len() as u64 == c.first - 1 - c.since;
-        let first = if whole {
-            c.since + 1
-        } else {
-            records.first().map_or(c.first, |r| r.id)
-        };
+        // The newest of what was read that fits, with what memory holds,
+        // in the half of a client's queue that a room's replay may take.
+        let mut room_left = self
+            .limits
+            .room_history_bytes
+            .saturating_sub(c.cached.iter().map(Encoded::len).sum());
+        let mut replay: VecDeque<Encoded> = VecDeque::new();
+        let mut first = c.first;
+        for record in records.iter().rev() {
+            if record.id + 1 != first {
+                break;
+            }
+            let frame = replay_frame(record);
+            if frame.len() > room_left {
+                break;
+            }
+            room_left -= frame.len();
+            first = record.id;
+            replay.push_front(frame);
+        }
+        // Whole from `since` on, or the store had lost some, or they were
+        // too many to send.
+        let whole = first == c.since + 1;
         let mut listed = HashSet::new();
         let mut frames = vec![
             Out::Welcome {
@@ -775,7 +789,7 @@ impl Dispatcher {
             .iter()
             .map(|f| Encoded::text(protocol::encode(f)))
             .collect();
-        encoded.extend(records.iter().map(replay_frame));
+        encoded.extend(replay);
         encoded.extend(c.cached);
         encoded.extend(held);
         let range = self.stage_frames(&encoded);

@@ -283,3 +283,40 @@ fn a_resume_read_from_the_store_keeps_live_messages_behind_it() {
     }
     assert_eq!(ids, (4..=35).collect::<Vec<u64>>());
 }
+
+#[test]
+fn a_resume_too_large_for_a_queue_is_trimmed_to_the_newest_that_fit() {
+    // A room's replay may take half of a client's queue: 512 KiB here, about
+    // seven of these 64 KiB texts.
+    let server = Server::start(&[
+        "--history",
+        "2",
+        "--queue-bytes",
+        "1048576",
+        "--rate",
+        "1000",
+        "--burst",
+        "1000",
+    ]);
+    let (mut watcher, welcome, _) = join_v1_path(&server, "/ws?room=big&name=watcher");
+    let epoch = welcome["epoch"].as_str().unwrap().to_owned();
+    let mut raw = connect(&server.url("/ws?room=big&name=raw"));
+    for i in 1..=20 {
+        send_text(&mut raw, &format!("{i:02}{}", "a".repeat(64 * 1024 - 2)));
+    }
+    let mut seen = 0;
+    while seen < 20 {
+        if next_json(&mut watcher)["type"] == "message" {
+            seen += 1;
+        }
+    }
+    let (mut bob, welcome) = resume(&server, "big", "bob", 0, &epoch);
+    assert_eq!(welcome["recovered"], false, "{welcome}");
+    assert_eq!(welcome["reason"], "trimmed", "{welcome}");
+    let gap = expect_type(&mut bob, "gap");
+    let first = gap["first"].as_u64().unwrap();
+    assert!((5..=19).contains(&first), "{gap}");
+    send_text(&mut raw, "end");
+    let ids = replayed_until(&mut bob, "end");
+    assert_eq!(ids, (first..=20).collect::<Vec<u64>>());
+}

@@ -59,17 +59,7 @@ pub enum Event {
         outlet: Arc<Outlet>,
     },
     /// The client asks to enter a room (from the query or a `join` frame).
-    Join {
-        id: ClientId,
-        room: Option<String>,
-        name: Option<String>,
-        since: Option<u64>,
-        /// The room's epoch the client knew `since` in.
-        epoch: Option<String>,
-        /// Who asks: the same owner may hold one name from several
-        /// connections.
-        owner: Owner,
-    },
+    Join(JoinRequest),
     /// A chat message: raw text, or a v1 `message` frame's text.
     Text {
         id: ClientId,
@@ -105,27 +95,24 @@ pub enum Event {
     Shutdown,
 }
 
-/// What waits for a room to be loaded: a join, then what its client sent.
-enum Parked {
-    Join(JoinRequest),
-    Then(Event),
-}
-
-/// A join asked for, kept while its room is being loaded from the store.
-struct JoinRequest {
-    id: ClientId,
-    room: Option<String>,
-    name: Option<String>,
-    since: Option<u64>,
-    epoch: Option<String>,
-    owner: Owner,
+/// A client's request to enter a room.
+#[derive(Debug)]
+pub struct JoinRequest {
+    pub id: ClientId,
+    pub room: Option<String>,
+    pub name: Option<String>,
+    pub since: Option<u64>,
+    /// The room's epoch the client knew `since` in.
+    pub epoch: Option<String>,
+    /// Who asks: the same owner may hold one name from several connections.
+    pub owner: Owner,
 }
 
 impl Event {
     /// The client an event comes from, if it comes from one.
     fn client(&self) -> Option<ClientId> {
         match self {
-            Event::Join { id, .. }
+            Event::Join(JoinRequest { id, .. })
             | Event::Text { id, .. }
             | Event::File { id, .. }
             | Event::Typing { id }
@@ -184,6 +171,32 @@ struct Catchup {
     /// The first id the room had in memory then, and the frames from it on.
     first: u64,
     cached: Vec<Encoded>,
+}
+
+/// What a welcome says of a resume (nothing without `since`), and the gap
+/// that follows it when events were lost.
+#[derive(Default)]
+struct Resume {
+    recovered: Option<bool>,
+    reason: Option<&'static str>,
+    gap: Option<(u64, u64)>,
+}
+
+impl Resume {
+    fn recovered() -> Resume {
+        Resume {
+            recovered: Some(true),
+            ..Resume::default()
+        }
+    }
+
+    fn lost(reason: &'static str) -> Resume {
+        Resume {
+            recovered: Some(false),
+            reason: Some(reason),
+            gap: None,
+        }
+    }
 }
 
 /// Most events a resume reads back from the store; a client that missed
@@ -319,7 +332,7 @@ pub struct Dispatcher {
     store: StoreHandle,
     /// Joins waiting for their room to be loaded from the store, by room,
     /// each followed by whatever its client sent meanwhile, in order.
-    loading: HashMap<String, Vec<Parked>>,
+    loading: HashMap<String, Vec<Event>>,
     /// The clients whose joins wait there, and for which room.
     waiting: HashMap<ClientId, String>,
     /// Senders' own copies of their messages, held until the store has
@@ -431,7 +444,7 @@ impl Dispatcher {
         if let Some(room) = event.client().and_then(|id| self.waiting.get(&id))
             && let Some(parked) = self.loading.get_mut(room)
         {
-            parked.push(Parked::Then(event));
+            parked.push(event);
             return;
         }
         match event {
@@ -452,21 +465,7 @@ impl Dispatcher {
                 };
                 self.clients.insert(id, client);
             }
-            Event::Join {
-                id,
-                room,
-                name,
-                since,
-                epoch,
-                owner,
-            } => self.join(JoinRequest {
-                id,
-                room,
-                name,
-                since,
-                epoch,
-                owner,
-            }),
+            Event::Join(request) => self.join(request),
             Event::Text { id, text, cid } => self.text(id, text, cid),
             Event::Store(reply) => self.stored(reply),
             Event::File {
@@ -521,7 +520,7 @@ impl Dispatcher {
                     recent: self.limits.history,
                 });
             }
-            parked.push(Parked::Join(request));
+            parked.push(Event::Join(request));
             self.waiting.insert(id, room_name);
             return;
         }
@@ -621,53 +620,70 @@ impl Dispatcher {
     ) {
         let room = &self.rooms[room_name];
         let first = room.history.front().map_or(room.last_id + 1, |s| s.id);
-        // A person with two connections is one entry.
-        let mut listed = HashSet::new();
-        // Missed more than memory holds, but not too much: the store is
-        // asked for the rest, and the welcome waits for it.
-        if let Some(since) = since
-            && epoch.is_none_or(|e| e == room.epoch)
-            && since < room.last_id
-            && first > since + 1
-            && first - 1 - since <= RESUME_FROM_STORE
-        {
-            let start = room.history.partition_point(|s| s.id <= since);
-            let catchup = Catchup {
-                client: id,
-                room: room_name.to_owned(),
-                name: name.to_owned(),
-                since,
-                last_id: room.last_id,
-                first,
-                cached: room
-                    .history
-                    .range(start..)
-                    .map(|s| s.frame.clone())
-                    .collect(),
-            };
-            self.catch_up(catchup);
-            return;
-        }
         // Where the replay starts, and what the welcome says of it.
-        let (replay_from, recovered, reason, gap) = match since {
-            None => (0, None, None, false),
+        let (replay_from, resume) = match since {
+            None => (0, Resume::default()),
             // Another history, or ids it never gave: the client starts over.
             Some(since) if epoch.is_some_and(|e| e != room.epoch) || since > room.last_id => {
-                (0, Some(false), Some("epoch"), false)
+                (0, Resume::lost("epoch"))
             }
-            Some(since) if since < room.last_id && first > since + 1 => {
-                (since, Some(false), Some("trimmed"), true)
+            // Missed more than memory holds, but not too much: the store is
+            // asked for the rest, and the welcome waits for it.
+            Some(since)
+                if since < room.last_id
+                    && first > since + 1
+                    && first - 1 - since <= RESUME_FROM_STORE =>
+            {
+                let start = room.history.partition_point(|s| s.id <= since);
+                let catchup = Catchup {
+                    client: id,
+                    room: room_name.to_owned(),
+                    name: name.to_owned(),
+                    since,
+                    last_id: room.last_id,
+                    first,
+                    cached: room
+                        .history
+                        .range(start..)
+                        .map(|s| s.frame.clone())
+                        .collect(),
+                };
+                self.catch_up(catchup);
+                return;
             }
-            Some(since) => (since, Some(true), None, false),
+            Some(since) if since < room.last_id && first > since + 1 => (
+                since,
+                Resume {
+                    gap: Some((since, first)),
+                    ..Resume::lost("trimmed")
+                },
+            ),
+            Some(since) => (since, Resume::recovered()),
         };
+        let mut frames = self.greeting(room_name, name, room.last_id, &resume);
+        // The history was encoded when it was sent: a join costs a copy of
+        // pointers, however large the room's history.
+        let start = room.history.partition_point(|s| s.id <= replay_from);
+        frames.extend(room.history.range(start..).map(|s| s.frame.clone()));
+        let range = self.stage_frames(&frames);
+        self.stage(id, range);
+    }
+
+    /// A joining v1 client's first frames: its welcome (saying what its
+    /// resume recovered), the room's presence list and, if events were
+    /// lost, the gap.
+    fn greeting(&self, room_name: &str, name: &str, last_id: u64, resume: &Resume) -> Vec<Encoded> {
+        let room = &self.rooms[room_name];
+        // A person with two connections is one entry.
+        let mut listed = HashSet::new();
         let mut frames = vec![
             Out::Welcome {
                 name,
                 room: room_name,
-                last_id: room.last_id,
+                last_id,
                 epoch: &room.epoch,
-                recovered,
-                reason,
+                recovered: resume.recovered,
+                reason: resume.reason,
                 limits: &self.limits.welcome,
             },
             Out::Presence {
@@ -680,23 +696,17 @@ impl Dispatcher {
                     .collect(),
             },
         ];
-        if gap {
+        if let Some((since, first)) = resume.gap {
             frames.push(Out::Gap {
                 room: room_name,
-                since: replay_from,
+                since,
                 first,
             });
         }
-        let mut encoded: Vec<Encoded> = frames
+        frames
             .iter()
             .map(|f| Encoded::text(protocol::encode(f)))
-            .collect();
-        // The history was encoded when it was sent: a join costs a copy of
-        // pointers, however large the room's history.
-        let start = room.history.partition_point(|s| s.id <= replay_from);
-        encoded.extend(room.history.range(start..).map(|s| s.frame.clone()));
-        let range = self.stage_frames(&encoded);
-        self.stage(id, range);
+            .collect()
     }
 
     /// Asks the store for what a resuming client missed beyond the room's
@@ -731,9 +741,9 @@ impl Dispatcher {
         else {
             return;
         };
-        let Some(room) = self.rooms.get(&c.room) else {
+        if !self.rooms.contains_key(&c.room) {
             return;
-        };
+        }
         // The newest of what was read that fits, with what memory holds,
         // in the half of a client's queue that a room's replay may take.
         let mut room_left = self
@@ -756,43 +766,19 @@ impl Dispatcher {
         }
         // Whole from `since` on, or the store had lost some, or they were
         // too many to send.
-        let whole = first == c.since + 1;
-        let mut listed = HashSet::new();
-        let mut frames = vec![
-            Out::Welcome {
-                name: &c.name,
-                room: &c.room,
-                last_id: c.last_id,
-                epoch: &room.epoch,
-                recovered: Some(whole),
-                reason: (!whole).then_some("trimmed"),
-                limits: &self.limits.welcome,
-            },
-            Out::Presence {
-                room: &c.room,
-                users: room
-                    .members
-                    .values()
-                    .filter_map(|m| self.clients.get(m)?.seat.as_ref().map(|s| s.1.as_str()))
-                    .filter(|name| listed.insert(*name))
-                    .collect(),
-            },
-        ];
-        if !whole {
-            frames.push(Out::Gap {
-                room: &c.room,
-                since: c.since,
-                first,
-            });
-        }
-        let mut encoded: Vec<Encoded> = frames
-            .iter()
-            .map(|f| Encoded::text(protocol::encode(f)))
-            .collect();
-        encoded.extend(replay);
-        encoded.extend(c.cached);
-        encoded.extend(held);
-        let range = self.stage_frames(&encoded);
+        let resume = if first == c.since + 1 {
+            Resume::recovered()
+        } else {
+            Resume {
+                gap: Some((c.since, first)),
+                ..Resume::lost("trimmed")
+            }
+        };
+        let mut frames = self.greeting(&c.room, &c.name, c.last_id, &resume);
+        frames.extend(replay);
+        frames.extend(c.cached);
+        frames.extend(held);
+        let range = self.stage_frames(&frames);
         self.stage(c.client, range);
     }
 
@@ -1025,16 +1011,13 @@ impl Dispatcher {
                     }
                 }
                 let parked = self.loading.remove(&name).unwrap_or_default();
-                for p in &parked {
-                    if let Parked::Join(request) = p {
+                for event in &parked {
+                    if let Event::Join(request) = event {
                         self.waiting.remove(&request.id);
                     }
                 }
-                for p in parked {
-                    match p {
-                        Parked::Join(request) => self.join(request),
-                        Parked::Then(event) => self.handle(event),
-                    }
+                for event in parked {
+                    self.handle(event);
                 }
                 // A room whose joiners all left while it loaded is idle.
                 if self.rooms.get(&name).is_some_and(|r| r.members.is_empty()) {
@@ -1427,14 +1410,14 @@ mod tests {
                 mode,
                 outlet,
             });
-            self.d.handle(Event::Join {
+            self.d.handle(Event::Join(JoinRequest {
                 id,
                 room: Some(room.into()),
                 name: Some(format!("user{id}")),
                 since: None,
                 epoch: None,
                 owner: Owner::Nobody,
-            });
+            }));
             // The room comes from the store first.
             while !self.d.rooms.contains_key(room) {
                 let reply = self.replies.recv_timeout(Duration::from_secs(10)).unwrap();

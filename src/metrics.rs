@@ -423,7 +423,7 @@ impl Metrics {
             Event::Text { .. } => 0,
             Event::File { .. } => 1,
             Event::Typing { .. } => 2,
-            Event::Join { .. } => 3,
+            Event::Join(_) => 3,
             _ => return,
         };
         self.received[kind].inc();

@@ -11,7 +11,7 @@ use tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::budget::Share;
 use crate::config::Config;
-use crate::dispatcher::{ClientId, Event, Mode};
+use crate::dispatcher::{ClientId, Event, JoinRequest, Mode};
 use crate::handshake::{Endpoint, RoomQuery};
 use crate::outlet::Outlet;
 use crate::protocol::{self, Command, FileMeta, Refusal};
@@ -134,15 +134,14 @@ impl Session {
             crate::names::Owner::Subject(subject) => Some(subject.clone()),
             _ => None,
         };
-        let event = Event::Join {
+        self.tell(Event::Join(JoinRequest {
             id: self.id,
             room: room.or_else(|| query.room.clone()),
             name: subject.or(name).or_else(|| query.name.clone()),
             since: since.or(query.since),
             epoch,
             owner,
-        };
-        self.tell(event);
+        }));
     }
 
     /// Handles one message. `ahead` is what the incoming share already

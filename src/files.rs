@@ -443,61 +443,20 @@ fn failure(status: u16, body: &str, extra: &[(&str, &str)]) -> Response<Cursor<V
 mod tests {
     use std::io::Read;
     use std::net::TcpListener;
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::thread::JoinHandle;
 
-    use crossbeam_channel::Receiver;
     use tungstenite::Bytes;
 
     use super::*;
-    use crate::store::{self, Body, Options, Record, Reply, Request, StoreHandle};
-
-    /// Long enough for a slow machine; a test that waits this long failed.
-    const WAIT: Duration = Duration::from_secs(60);
+    use crate::store::tests::{Running, TempDb, WAIT};
+    use crate::store::{self, Body, Options, Record};
 
     /// When the test files were sent.
     const TS: u64 = 1_700_000_000_000;
 
-    /// A database file under the temporary directory, removed (with its
-    /// WAL) when dropped.
-    struct TempDb(PathBuf);
-
-    impl TempDb {
-        fn new(tag: &str) -> TempDb {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let name = format!("wschat-files-{tag}-{}-{n}.db", std::process::id());
-            let db = TempDb(std::env::temp_dir().join(name));
-            db.remove();
-            db
-        }
-
-        fn path(&self) -> String {
-            self.0.to_str().unwrap().to_owned()
-        }
-
-        fn remove(&self) {
-            for suffix in ["", "-wal", "-shm", "-journal"] {
-                let mut file = self.0.clone().into_os_string();
-                file.push(suffix);
-                let _ = std::fs::remove_file(file);
-            }
-        }
-    }
-
-    impl Drop for TempDb {
-        fn drop(&mut self) {
-            self.remove();
-        }
-    }
-
     /// A store on a temporary file, its thread running.
     struct Fixture {
         reader: Reader,
-        handle: StoreHandle,
-        replies: Receiver<Reply>,
-        thread: Option<JoinHandle<()>>,
+        store: Option<Running>,
         _db: TempDb,
     }
 
@@ -507,7 +466,7 @@ mod tests {
         }
 
         fn with_bytes(tag: &str, retain_bytes: u64) -> Fixture {
-            let db = TempDb::new(tag);
+            let db = TempDb::new(&format!("files-{tag}"));
             let store = store::open(&Options {
                 path: db.path(),
                 retain_messages: 1000,
@@ -515,37 +474,15 @@ mod tests {
                 fsync: false,
             })
             .unwrap();
-            let reader = store.reader();
-            let (tx, replies) = crossbeam_channel::unbounded();
-            let reply = Box::new(move |reply| {
-                let _ = tx.send(reply);
-            });
-            let (handle, thread) = store.spawn(reply).unwrap();
             Fixture {
-                reader,
-                handle,
-                replies,
-                thread: Some(thread),
+                reader: store.reader(),
+                store: Some(Running::start(store)),
                 _db: db,
             }
         }
 
-        /// Appends a record and waits until it is committed; whether it was
-        /// stored.
         fn append(&self, record: Record, data: Option<Bytes>) -> bool {
-            let (room, id) = (record.room.clone(), record.id);
-            assert!(self.handle.send(Request::Append { record, data }));
-            match self.replies.recv_timeout(WAIT).expect("a reply") {
-                Reply::Committed {
-                    room: r,
-                    id: i,
-                    stored,
-                } => {
-                    assert_eq!((r, i), (room, id));
-                    stored
-                }
-                other => panic!("expected Committed, got {other:?}"),
-            }
+            self.store.as_ref().expect("running").append(record, data)
         }
 
         /// Stores a file sent at `ts`.
@@ -590,9 +527,8 @@ mod tests {
 
     impl Drop for Fixture {
         fn drop(&mut self) {
-            self.handle.send(Request::Shutdown);
-            if let Some(thread) = self.thread.take() {
-                let _ = thread.join();
+            if let Some(store) = self.store.take() {
+                store.stop();
             }
         }
     }

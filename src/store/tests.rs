@@ -8,14 +8,14 @@ use crossbeam_channel::Receiver;
 use super::*;
 
 /// Long enough for a slow machine; a test that waits this long has failed.
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// A database file under the temporary directory, removed (with its WAL)
-/// when dropped.
-struct TempDb(PathBuf);
+/// when dropped. Other modules' tests use it too.
+pub(crate) struct TempDb(PathBuf);
 
 impl TempDb {
-    fn new(tag: &str) -> TempDb {
+    pub(crate) fn new(tag: &str) -> TempDb {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("wschat-store-{tag}-{}-{n}.db", std::process::id());
@@ -24,11 +24,11 @@ impl TempDb {
         db
     }
 
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         self.0.to_str().unwrap().to_owned()
     }
 
-    fn remove(&self) {
+    pub(crate) fn remove(&self) {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut file = self.0.clone().into_os_string();
             file.push(suffix);
@@ -53,14 +53,14 @@ fn options(path: &str) -> Options {
 }
 
 /// A store thread, with its replies arriving on a channel.
-struct Running {
+pub(crate) struct Running {
     handle: StoreHandle,
     replies: Receiver<Reply>,
     thread: JoinHandle<()>,
 }
 
 impl Running {
-    fn start(store: Store) -> Running {
+    pub(crate) fn start(store: Store) -> Running {
         let (tx, replies) = crossbeam_channel::unbounded();
         let reply = Box::new(move |reply| {
             let _ = tx.send(reply);
@@ -99,7 +99,9 @@ impl Running {
         }
     }
 
-    fn append(&self, record: Record, data: Option<Bytes>) -> bool {
+    /// Appends a record and waits until it is committed; whether it was
+    /// stored.
+    pub(crate) fn append(&self, record: Record, data: Option<Bytes>) -> bool {
         let (room, id) = (record.room.clone(), record.id);
         assert!(self.handle.send(Request::Append { record, data }));
         match self.reply() {
@@ -137,7 +139,7 @@ impl Running {
         }
     }
 
-    fn stop(self) {
+    pub(crate) fn stop(self) {
         self.handle.send(Request::Shutdown);
         self.thread.join().unwrap();
         assert!(self.replies.try_recv().is_err(), "no reply left unread");

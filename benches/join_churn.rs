@@ -8,101 +8,56 @@
 //! set to another wschat binary (an older build, say), the same run is made
 //! against it too and both rows are printed, side by side.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod pair;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tungstenite::client::IntoClientRequest;
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
+
+use pair::{Server, connect, next_json, pct, time_pair};
 
 /// How long the pair is timed with and without the churn.
 const PHASE: Duration = Duration::from_secs(4);
-const TICK: Duration = Duration::from_millis(5);
 /// Joins churned into the heavy room during the second phase.
 const JOINS: usize = 300;
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(binary: &str) -> Server {
-        let mut child = Command::new(binary)
-            .env("WSCHAT_DB", ":memory:")
-            .args(["--listen", "127.0.0.1:0", "--log-level", "error"])
-            .args(["--rate", "1000000", "--burst", "1000000"])
-            .args(["--connect-rate", "1000000", "--connect-burst", "1000000"])
-            .args(["--max-connections-per-ip", "100000"])
-            .args(["--max-handshakes-per-ip", "1000"])
+fn start(binary: &str) -> Server {
+    Server::start(
+        binary,
+        &[
+            "--connect-rate",
+            "1000000",
+            "--connect-burst",
+            "1000000",
+            "--max-connections-per-ip",
+            "100000",
+            "--max-handshakes-per-ip",
+            "1000",
             // The witness below must be able to fall behind by the whole
             // history while it parses it.
-            .args(["--queue-bytes", "67108864"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn wschat");
-        let mut lines = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        lines.read_line(&mut line).expect("listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("wschat listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        thread::spawn(move || {
-            let _ = lines.read_to_end(&mut Vec::new());
-        });
-        Server { child, addr }
-    }
-
-    fn rss_mib(&self) -> usize {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: usize = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .unwrap()
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .unwrap();
-        kib / 1024
-    }
+            "--queue-bytes",
+            "67108864",
+        ],
+    )
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn connect(addr: &str, path: &str, v1: bool) -> WebSocket<TcpStream> {
-    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
-    if v1 {
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", "wschat.v1".parse().unwrap());
-    }
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    tcp.set_nodelay(true).unwrap();
-    tungstenite::client(request, tcp).expect("handshake").0
-}
-
-fn next_json(ws: &mut WebSocket<TcpStream>) -> serde_json::Value {
-    loop {
-        match ws.read().unwrap_or_else(|e| panic!("read: {e}")) {
-            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Message::Close(c) => panic!("closed: {c:?}"),
-            _ => {}
-        }
-    }
+fn rss_mib(server: &Server) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let kib: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kib / 1024
 }
 
 /// Fills room `heavy` and waits until a v1 witness has seen all of it.
@@ -120,40 +75,6 @@ fn fill(addr: &str) {
             seen += 1;
         }
     }
-}
-
-/// Times the pair for one phase; returns each message's latency in µs.
-fn time_pair(addr: &str, phase: Duration) -> Vec<u64> {
-    let mut alice = connect(addr, "/ws?room=quiet&name=alice", true);
-    // bob speaks the tutorial protocol, so he is sent nothing back.
-    let mut bob = connect(addr, "/ws?room=quiet&name=bob", false);
-    while next_json(&mut alice)["type"] != "join" {}
-    let base = Instant::now();
-    let reader = thread::spawn(move || {
-        let mut lat = Vec::new();
-        loop {
-            let v = next_json(&mut alice);
-            if v["type"] != "message" {
-                continue;
-            }
-            let text = v["text"].as_str().unwrap();
-            if text == "end" {
-                return lat;
-            }
-            let sent: u64 = text.parse().unwrap();
-            lat.push(base.elapsed().as_micros() as u64 - sent);
-        }
-    });
-    let start = Instant::now();
-    let mut next = start;
-    while start.elapsed() < phase {
-        let sent = base.elapsed().as_micros().to_string();
-        bob.send(Message::text(sent)).unwrap();
-        next += TICK;
-        thread::sleep(next.saturating_duration_since(Instant::now()));
-    }
-    bob.send(Message::text("end")).unwrap();
-    reader.join().unwrap()
 }
 
 /// Joiners that ask for `heavy`'s whole history and reset at once, as fast
@@ -187,26 +108,19 @@ struct Row {
     rss: usize,
 }
 
-fn pct(sorted: &[u64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
-}
-
 fn run(name: &str, binary: &str) -> Row {
-    let server = Server::start(binary);
+    let server = start(binary);
     fill(&server.addr);
-    let mut quiet = time_pair(&server.addr, PHASE);
+    let quiet = time_pair(&server.addr, PHASE);
     let stop = Arc::new(AtomicBool::new(false));
     let churner = {
         let (addr, stop) = (server.addr.clone(), stop.clone());
         thread::spawn(move || churn(addr, stop))
     };
-    let mut churned = time_pair(&server.addr, PHASE);
+    let churned = time_pair(&server.addr, PHASE);
     stop.store(true, Ordering::Relaxed);
     let joins = churner.join().unwrap();
-    let rss = server.rss_mib();
-    quiet.sort_unstable();
-    churned.sort_unstable();
+    let rss = rss_mib(&server);
     Row {
         name: name.to_owned(),
         quiet,

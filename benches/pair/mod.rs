@@ -1,0 +1,124 @@
+//! What the benches that time an honest pair share: a wschat process, its
+//! clients, and the pair itself (a raw sender to a v1 receiver in room
+//! `quiet`, one message every 5 ms, timed end to end).
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tungstenite::client::IntoClientRequest;
+use tungstenite::{Message, WebSocket};
+
+/// How often the pair's sender speaks.
+const TICK: Duration = Duration::from_millis(5);
+
+/// A server process, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts `binary` on an ephemeral port with the per-connection rate
+    /// limit lifted, plus `args`; the history is in memory unless `args`
+    /// name a database (an older binary ignores the variable).
+    pub fn start(binary: &str, args: &[&str]) -> Server {
+        let mut child = Command::new(binary)
+            .env("WSCHAT_DB", ":memory:")
+            .args(["--listen", "127.0.0.1:0", "--log-level", "error"])
+            .args(["--rate", "1000000", "--burst", "1000000"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn wschat");
+        let mut lines = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        lines.read_line(&mut line).expect("listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("wschat listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        thread::spawn(move || {
+            let _ = lines.read_to_end(&mut Vec::new());
+        });
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A WebSocket to `path`, speaking wschat.v1 when `v1`.
+pub fn connect(addr: &str, path: &str, v1: bool) -> WebSocket<TcpStream> {
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    if v1 {
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", "wschat.v1".parse().unwrap());
+    }
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tungstenite::client(request, tcp).expect("handshake").0
+}
+
+/// The next text frame, as JSON.
+pub fn next_json(ws: &mut WebSocket<TcpStream>) -> serde_json::Value {
+    loop {
+        match ws.read().unwrap_or_else(|e| panic!("read: {e}")) {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Close(c) => panic!("closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Times the pair for `phase`; returns each message's latency in µs, sorted.
+pub fn time_pair(addr: &str, phase: Duration) -> Vec<u64> {
+    let mut alice = connect(addr, "/ws?room=quiet&name=alice", true);
+    // bob speaks the tutorial protocol, so he is sent nothing back.
+    let mut bob = connect(addr, "/ws?room=quiet&name=bob", false);
+    while next_json(&mut alice)["type"] != "join" {}
+    let base = Instant::now();
+    let reader = thread::spawn(move || {
+        let mut lat = Vec::new();
+        loop {
+            let v = next_json(&mut alice);
+            if v["type"] != "message" || v["replay"] == true {
+                continue;
+            }
+            let text = v["text"].as_str().unwrap();
+            if text == "end" {
+                return lat;
+            }
+            let sent: u64 = text.parse().unwrap();
+            lat.push(base.elapsed().as_micros() as u64 - sent);
+        }
+    });
+    let start = Instant::now();
+    let mut next = start;
+    while start.elapsed() < phase {
+        bob.send(Message::text(base.elapsed().as_micros().to_string()))
+            .unwrap();
+        next += TICK;
+        thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    bob.send(Message::text("end")).unwrap();
+    let mut lat = reader.join().unwrap();
+    lat.sort_unstable();
+    lat
+}
+
+/// The `p` quantile of sorted µs, in ms.
+pub fn pct(sorted: &[u64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}

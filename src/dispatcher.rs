@@ -441,7 +441,9 @@ impl Dispatcher {
     fn handle(&mut self, event: Event) {
         // A client whose join waits for its room: what it sends waits too,
         // behind the join, so that nothing it said is refused or reordered.
-        if let Some(room) = event.client().and_then(|id| self.waiting.get(&id))
+        // (Almost always nobody waits: no lookup then.)
+        if !self.waiting.is_empty()
+            && let Some(room) = event.client().and_then(|id| self.waiting.get(&id))
             && let Some(parked) = self.loading.get_mut(room)
         {
             parked.push(event);

@@ -115,33 +115,6 @@ impl Share {
             self.name
         );
     }
-
-    /// Takes `bytes` as a guard that gives them back when dropped.
-    pub fn hold(self: &Arc<Self>, bytes: usize) -> Option<Held> {
-        self.try_take(bytes).then(|| Held {
-            share: self.clone(),
-            bytes,
-        })
-    }
-}
-
-/// Bytes taken from a share, given back on drop.
-#[derive(Debug)]
-pub struct Held {
-    share: Arc<Share>,
-    bytes: usize,
-}
-
-impl Held {
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.share.give(self.bytes);
-    }
 }
 
 #[cfg(test)]
@@ -165,15 +138,6 @@ mod tests {
         assert!(s.try_take(40));
         assert_eq!(s.available(), 0);
         s.give(100);
-        assert_eq!(s.used(), 0);
-    }
-
-    #[test]
-    fn a_held_guard_gives_back_on_drop() {
-        let s = Share::new("t", 10);
-        let held = s.hold(10).expect("fits");
-        assert!(s.hold(1).is_none());
-        drop(held);
         assert_eq!(s.used(), 0);
     }
 }

@@ -104,6 +104,13 @@ pub struct Config {
     )]
     pub db: String,
 
+    /// Share rooms, presence and history with every instance that names the
+    /// same Redis (`redis://host:port/db`). History then lives in Redis, not
+    /// in `--db`; `--retain-messages` bounds each room's stream and
+    /// `--retain-bytes` each room's files.
+    #[arg(long, env = "WSCHAT_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+
     /// Messages and file announcements kept per room in the database; the
     /// oldest go first.
     #[arg(
@@ -449,6 +456,15 @@ impl Config {
             retain_bytes: self.retain_bytes as u64,
             fsync: self.fsync,
         }
+    }
+
+    /// How the rooms shared through Redis are kept, with `--redis`.
+    pub fn cluster_options(&self) -> Option<crate::cluster::Options> {
+        Some(crate::cluster::Options {
+            url: self.redis.clone()?,
+            retain_messages: self.retain_messages,
+            retain_bytes: self.retain_bytes as u64,
+        })
     }
 
     /// A peer that sends nothing for this long is considered gone.

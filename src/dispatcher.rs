@@ -20,6 +20,7 @@ use tungstenite::Bytes;
 use tungstenite::Utf8Bytes;
 
 use crate::budget::Share;
+use crate::cluster::{self, ClusterHandle};
 use crate::moderation::{self, Bans};
 use crate::names::{self, Owner};
 use crate::outlet::{CLOSE_TIMEOUT, Outlet};
@@ -28,6 +29,7 @@ use crate::store::{self, StoreHandle};
 use crate::wire::Encoded;
 
 mod moderate;
+mod shared;
 
 /// Most events handled before the writes they caused are made. Larger
 /// batches mean fewer system calls per delivery when the server is busy;
@@ -91,6 +93,9 @@ pub enum Event {
     },
     /// The history store answered (see `store.rs`).
     Store(store::Reply),
+    /// With `--redis`: a message, presence change or answer from the rooms
+    /// shared with other instances (see `cluster.rs`).
+    Cluster(cluster::Note),
     /// Close every client with 1001 and stop.
     Shutdown,
 }
@@ -117,7 +122,11 @@ impl Event {
             | Event::File { id, .. }
             | Event::Typing { id }
             | Event::Leave { id } => Some(*id),
-            Event::Connect { .. } | Event::Admin { .. } | Event::Store(_) | Event::Shutdown => None,
+            Event::Connect { .. }
+            | Event::Admin { .. }
+            | Event::Store(_)
+            | Event::Cluster(_)
+            | Event::Shutdown => None,
         }
     }
 }
@@ -224,6 +233,11 @@ struct Room {
     epoch: String,
     /// When the last member left; `None` while occupied.
     emptied_at: Option<Instant>,
+    /// With `--redis`: people in the room on other instances only.
+    remote: HashSet<String>,
+    /// With `--redis`, while messages this instance missed are read back:
+    /// what arrived meanwhile, to follow them.
+    filling: Option<Vec<cluster::Arrival>>,
 }
 
 /// A message or file announcement kept for replay: its event, encoded once
@@ -342,15 +356,35 @@ pub struct Dispatcher {
     /// Resumes waiting for the store, by the token of their fetch.
     catchups: HashMap<u64, Catchup>,
     next_token: u64,
+    /// With `--redis`: the shared rooms (see `shared.rs`).
+    cluster: Option<ClusterHandle>,
+    /// Reads of missed messages under way, by token, and rooms whose read
+    /// failed, to ask again at `next_fill_retry`.
+    fills: HashMap<u64, String>,
+    unfilled: HashSet<String>,
+    next_fill_retry: Instant,
+    /// Joins waiting for their name to be claimed in Redis, by token; and,
+    /// while a claimed join is handled, whether the person is new to every
+    /// instance.
+    claims: HashMap<u64, JoinRequest>,
+    claimed: HashMap<ClientId, bool>,
     closing: Closing,
     next_ping: Instant,
     ping: Encoded,
 }
 
 impl Dispatcher {
-    pub fn new(limits: Limits, store: StoreHandle) -> Dispatcher {
+    /// `cluster` is given with `--redis`; `store` is then its command
+    /// thread.
+    pub fn new(limits: Limits, store: StoreHandle, cluster: Option<ClusterHandle>) -> Dispatcher {
         Dispatcher {
             store,
+            cluster,
+            fills: HashMap::new(),
+            unfilled: HashSet::new(),
+            next_fill_retry: Instant::now(),
+            claims: HashMap::new(),
+            claimed: HashMap::new(),
             loading: HashMap::new(),
             waiting: HashMap::new(),
             catchups: HashMap::new(),
@@ -404,15 +438,20 @@ impl Dispatcher {
 
     /// When the next timer is due: a heartbeat or a close deadline.
     fn next_wake(&self) -> Instant {
-        match self.closing.front() {
-            Some((deadline, _)) => self.next_ping.min(*deadline),
-            None => self.next_ping,
+        let mut wake = self.next_ping;
+        if let Some((deadline, _)) = self.closing.front() {
+            wake = wake.min(*deadline);
         }
+        if !self.unfilled.is_empty() {
+            wake = wake.min(self.next_fill_retry);
+        }
+        wake
     }
 
     fn on_timers(&mut self) {
         let now = Instant::now();
         self.expire_closes(now);
+        self.retry_fills(now);
         if now >= self.next_ping {
             // One timer pings everyone: no thread wakes per connection.
             let ping = stage_frames(&mut self.batch, std::slice::from_ref(&self.ping));
@@ -470,6 +509,7 @@ impl Dispatcher {
             Event::Join(request) => self.join(request),
             Event::Text { id, text, cid } => self.text(id, text, cid),
             Event::Store(reply) => self.stored(reply),
+            Event::Cluster(note) => self.noted(note),
             Event::File {
                 id,
                 name,
@@ -526,14 +566,7 @@ impl Dispatcher {
             self.waiting.insert(id, room_name);
             return;
         }
-        let JoinRequest {
-            name,
-            since,
-            epoch,
-            owner,
-            ..
-        } = request;
-        let name = match (name, mode) {
+        let name = match (request.name.clone(), mode) {
             (Some(n), _) => n,
             (None, Mode::Raw) => self.guest_name(&room_name),
             (None, Mode::V1 | Mode::Echo) => {
@@ -554,6 +587,17 @@ impl Dispatcher {
             self.refuse(id, Refusal::new("banned", why).until(until));
             return;
         }
+        // With shared rooms, a person's first connection here claims the
+        // name across instances first.
+        let Some(request) = self.claim(request, &room_name, &name) else {
+            return;
+        };
+        let JoinRequest {
+            since,
+            epoch,
+            owner,
+            ..
+        } = request;
         let room = self.rooms.get_mut(&room_name).expect("loaded above");
         let seat = match room.people.admit(&name, &owner) {
             Ok(seat) => seat,
@@ -588,7 +632,7 @@ impl Dispatcher {
         if mode == Mode::V1 {
             self.greet(id, &room_name, &name, since, epoch.as_deref());
         }
-        if !seat.first {
+        if !self.first_anywhere(id, seat.first) {
             // Another connection of someone already here: the room knows.
             return;
         }
@@ -678,6 +722,13 @@ impl Dispatcher {
         let room = &self.rooms[room_name];
         // A person with two connections is one entry.
         let mut listed = HashSet::new();
+        let mut users: Vec<&str> = room
+            .members
+            .values()
+            .filter_map(|m| self.clients.get(m)?.seat.as_ref().map(|s| s.1.as_str()))
+            .filter(|name| listed.insert(*name))
+            .collect();
+        users.extend(self.remote_names(room_name, &mut listed));
         let mut frames = vec![
             Out::Welcome {
                 name,
@@ -690,12 +741,7 @@ impl Dispatcher {
             },
             Out::Presence {
                 room: room_name,
-                users: room
-                    .members
-                    .values()
-                    .filter_map(|m| self.clients.get(m)?.seat.as_ref().map(|s| s.1.as_str()))
-                    .filter(|name| listed.insert(*name))
-                    .collect(),
+                users,
             },
         ];
         if let Some((since, first)) = resume.gap {
@@ -792,6 +838,10 @@ impl Dispatcher {
             return;
         }
         let body = store::Body::Text(text.as_str().to_owned());
+        if self.cluster.is_some() {
+            self.publish(id, &room_name, &from, cid, body, None);
+            return;
+        }
         let live = self.record(id, &room_name, &from, cid, body, None);
         let raw = match sender_mode {
             Mode::Raw | Mode::Echo => Encoded::text(text),
@@ -829,6 +879,10 @@ impl Dispatcher {
             mime,
             available: true,
         };
+        if self.cluster.is_some() {
+            self.publish(id, &room_name, &from, cid, body, Some(data));
+            return;
+        }
         let announcement = self.record(id, &room_name, &from, cid, body, Some(data.clone()));
         let room = &self.rooms[&room_name];
         let sender_is_raw = self.clients.get(&id).is_some_and(|c| c.mode == Mode::Raw);
@@ -878,6 +932,12 @@ impl Dispatcher {
         let Some((room, name, _)) = self.seated(id) else {
             return;
         };
+        if let Some(cluster) = &self.cluster {
+            cluster.send(cluster::Command::Typing {
+                room: room.clone(),
+                name: name.clone(),
+            });
+        }
         let frame = [Encoded::text(protocol::encode(&Out::Typing {
             room: &room,
             name: &name,
@@ -912,7 +972,11 @@ impl Dispatcher {
     fn guest_name(&mut self, room: &str) -> String {
         loop {
             self.guests += 1;
-            let name = format!("guest-{}", self.guests);
+            // Other instances count their own guests.
+            let name = match &self.cluster {
+                Some(c) => format!("guest-{}-{}", &c.instance[..4], self.guests),
+                None => format!("guest-{}", self.guests),
+            };
             if !self.name_taken(room, &name) {
                 return name;
             }
@@ -976,7 +1040,18 @@ impl Dispatcher {
             self.next_seq += 1;
             self.keep(room_name, stored);
         }
-        self.store.send(store::Request::Append { record, data });
+        let origin = store::Origin {
+            client: sender,
+            raw: self
+                .clients
+                .get(&sender)
+                .is_some_and(|c| c.mode == Mode::Raw),
+        };
+        self.store.send(store::Request::Append {
+            record,
+            data,
+            origin,
+        });
         live
     }
 
@@ -990,7 +1065,14 @@ impl Dispatcher {
                 last_id,
                 recent,
                 loaded,
+                members,
             } => {
+                if !loaded && self.cluster.is_some() {
+                    // Shared rooms cannot start afresh on their own: the
+                    // joins are refused, to be tried again.
+                    self.unreachable(&name);
+                    return;
+                }
                 if !loaded {
                     log::error!(
                         "event=store_error room={name:?} msg=\"history could not be read; the room starts a new epoch\""
@@ -1003,6 +1085,7 @@ impl Dispatcher {
                             last_id,
                             epoch,
                             emptied_at: Some(Instant::now()),
+                            remote: members.into_iter().collect(),
                             ..Room::default()
                         },
                     );
@@ -1248,7 +1331,13 @@ impl Dispatcher {
         room.members.remove(&client.joined);
         room.v1_members.remove(&client.joined);
         let gone = room.people.leave(&name);
-        if room.members.is_empty() {
+        let empty = room.members.is_empty();
+        if gone && self.cluster.is_some() {
+            // The room hears of it when Redis says they left everywhere.
+            self.release(&room_name, &name);
+        }
+        if empty {
+            let room = self.rooms.get_mut(&room_name).expect("looked up above");
             room.emptied_at = Some(Instant::now());
             if room.history.is_empty() {
                 self.remove_room(&room_name);
@@ -1258,6 +1347,9 @@ impl Dispatcher {
         }
         if !gone {
             // The person is still here on another connection.
+            return;
+        }
+        if self.cluster.is_some() {
             return;
         }
         let left = [Encoded::text(protocol::encode(&Out::Leave {
@@ -1385,7 +1477,7 @@ mod tests {
                 }))
                 .unwrap();
             Harness {
-                d: Dispatcher::new(limits, store),
+                d: Dispatcher::new(limits, store, None),
                 replies,
                 next: 0,
                 listener: TcpListener::bind("127.0.0.1:0").unwrap(),

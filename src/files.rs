@@ -137,7 +137,7 @@ fn all_digits(s: &str) -> bool {
 /// Answers a request for a file path and writes the answer (headers only
 /// for a HEAD).
 #[inline(never)]
-pub fn serve(sock: &TcpStream, head: &Head, reader: &Reader) -> io::Result<()> {
+pub fn serve(sock: &TcpStream, head: &Head, reader: &Source) -> io::Result<()> {
     http::respond_to(sock, head, answer(reader, head))
 }
 
@@ -145,7 +145,7 @@ pub fn serve(sock: &TcpStream, head: &Head, reader: &Reader) -> io::Result<()> {
 /// be written with [`http::respond_to`] for the same `head` (which adds
 /// `X-Content-Type-Options: nosniff`): a HEAD's answer has no body, only the
 /// `Content-Length` a GET's would have.
-pub fn answer(reader: &Reader, head: &Head) -> Response<Cursor<Vec<u8>>> {
+pub fn answer(reader: &Source, head: &Head) -> Response<Cursor<Vec<u8>>> {
     if head.method != "GET" && head.method != "HEAD" {
         return failure(405, "method not allowed\n", &[("Allow", "GET, HEAD")]);
     }
@@ -226,7 +226,7 @@ pub fn answer(reader: &Reader, head: &Head) -> Response<Cursor<Vec<u8>>> {
 /// Reads `len` bytes from `start` of the file at `target`, if there is one
 /// by that name; the answer to send instead if the store cannot be read.
 fn read(
-    reader: &Reader,
+    reader: &Source,
     target: &Target,
     start: u64,
     len: u64,
@@ -234,7 +234,7 @@ fn read(
     match reader.read_range(&target.room, target.id, start, len) {
         Ok(file) => Ok(file.filter(|f| f.name == target.name)),
         Err(e) => {
-            complain(target, &e);
+            complain(target, &*e);
             Err(failure(
                 503,
                 "the history store cannot be read; retry later\n",
@@ -244,9 +244,38 @@ fn read(
     }
 }
 
+/// Where stored files are read from: the embedded database, or Redis when
+/// instances share rooms. Cheap to clone.
+#[derive(Clone)]
+pub enum Source {
+    Store(Reader),
+    Redis(crate::cluster::Files),
+}
+
+impl From<Reader> for Source {
+    fn from(reader: Reader) -> Source {
+        Source::Store(reader)
+    }
+}
+
+impl Source {
+    fn read_range(
+        &self,
+        room: &str,
+        id: u64,
+        start: u64,
+        len: u64,
+    ) -> Result<Option<StoredFile>, Box<dyn std::error::Error>> {
+        match self {
+            Source::Store(reader) => Ok(reader.read_range(room, id, start, len)?),
+            Source::Redis(files) => Ok(files.read_range(room, id, start, len)?),
+        }
+    }
+}
+
 /// Logs a failed read, at most once a second (the next line says how many
 /// were left out), so that a broken disk does not fill the log.
-fn complain(target: &Target, e: &crate::store::StoreError) {
+fn complain(target: &Target, e: &dyn std::error::Error) {
     static LAST: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
     let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
     let now = Instant::now();
@@ -455,7 +484,7 @@ mod tests {
 
     /// A store on a temporary file, its thread running.
     struct Fixture {
-        reader: Reader,
+        reader: Source,
         store: Option<Running>,
         _db: TempDb,
     }
@@ -475,7 +504,7 @@ mod tests {
             })
             .unwrap();
             Fixture {
-                reader: store.reader(),
+                reader: store.reader().into(),
                 store: Some(Running::start(store)),
                 _db: db,
             }
@@ -562,7 +591,7 @@ mod tests {
 
     /// Writes the answer to `head` through [`serve`] into a socket and reads
     /// it from the other end, up to the close.
-    fn answer_over_socket(reader: &Reader, head: &Head) -> Answer {
+    fn answer_over_socket(reader: &Source, head: &Head) -> Answer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         client.set_read_timeout(Some(WAIT)).unwrap();
@@ -1070,7 +1099,7 @@ mod tests {
             fsync: false,
         })
         .unwrap();
-        let reader = store.reader();
+        let reader = Source::from(store.reader());
         // The reader opens its connections when first asked; by then the
         // file is gone, and may not be created by a reader.
         db.remove();

@@ -27,6 +27,8 @@ pub struct Health {
     stop: Arc<AtomicBool>,
     /// Whether the dispatcher thread is running.
     dispatcher: Arc<AtomicBool>,
+    /// With `--redis`: whether Redis answers.
+    cluster: Option<Arc<crate::cluster::Status>>,
 }
 
 /// Marks the dispatcher as running until dropped, which happens when its
@@ -44,7 +46,14 @@ impl Health {
         Health {
             stop,
             dispatcher: Arc::new(AtomicBool::new(false)),
+            cluster: None,
         }
+    }
+
+    /// Makes `/readyz` fail while Redis does not answer: an instance that
+    /// cannot reach the shared rooms should get no new clients.
+    pub fn watch_cluster(&mut self, status: Arc<crate::cluster::Status>) {
+        self.cluster = Some(status);
     }
 
     /// To be held by the dispatcher thread for as long as it runs.
@@ -59,6 +68,8 @@ impl Health {
             Err("shutting down")
         } else if !self.dispatcher.load(Ordering::SeqCst) {
             Err("dispatcher not running")
+        } else if self.cluster.as_ref().is_some_and(|c| !c.up()) {
+            Err("redis unavailable")
         } else {
             Ok(())
         }

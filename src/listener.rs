@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::admission::{Admission, Entry, Gate, Ticket, Verdict};
 use crate::budget::Budget;
 use crate::capacity::Readings;
+use crate::cluster;
 use crate::config::Config;
 use crate::connection::{Connection, THREAD_STACK};
 use crate::dispatcher::{Closing, Dispatcher, Event, Limits};
@@ -49,8 +50,15 @@ pub struct Server {
     stop: Arc<AtomicBool>,
     writers: Arc<Writers>,
     budget: Budget,
-    /// Taken by `run`, which starts its thread.
-    store: Option<Store>,
+    /// Taken by `run`, which starts its threads.
+    history: Option<History>,
+}
+
+/// Where history is kept and rooms live: the embedded database, or Redis
+/// shared with other instances (`--redis`).
+pub enum History {
+    Embedded(Store),
+    Shared(cluster::Options, redis::Client),
 }
 
 /// Stops a running server from another thread (the signal handler).
@@ -79,7 +87,7 @@ struct Shared {
     writers: Arc<Writers>,
     budget: Budget,
     /// Reads stored files for `/files/…` downloads.
-    files: store::Reader,
+    files: files::Source,
     health: Health,
     admission: Admission,
     proxies: Proxies,
@@ -92,7 +100,7 @@ impl Server {
     /// machine allows (see `capacity`).
     /// `store` is the history database, opened by the caller (so that a bad
     /// database is reported as such, before anything else starts).
-    pub fn bind(mut config: Config, store: Store) -> io::Result<Server> {
+    pub fn bind(mut config: Config, history: History) -> io::Result<Server> {
         let listener = TcpListener::bind(config.listen)?;
         let capacity = Readings::of_this_process().capacity(config.max_handshakes);
         log::info!(
@@ -134,7 +142,7 @@ impl Server {
             stop: Arc::new(AtomicBool::new(false)),
             writers: Writers::new(capacity.writers),
             budget,
-            store: Some(store),
+            history: Some(history),
         })
     }
 
@@ -156,13 +164,30 @@ impl Server {
         let config = self.config.clone();
         let (events, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
         let replies = events.clone();
-        let store = self.store.take().expect("run is called once");
-        let files = store.reader();
-        metrics::get().watch_store(store.stats());
-        let (store, store_thread) = store.spawn(Box::new(move |reply| {
-            // Fails only once the dispatcher has stopped, at shutdown.
+        // Fails only once the dispatcher has stopped, at shutdown.
+        let reply = Box::new(move |reply| {
             let _ = replies.send(Event::Store(reply));
-        }))?;
+        });
+        let mut health = Health::new(self.stop.clone());
+        let (store, store_thread, files, cluster) =
+            match self.history.take().expect("run is called once") {
+                History::Embedded(store) => {
+                    let files = store.reader().into();
+                    metrics::get().watch_store(store.stats());
+                    let (store, thread) = store.spawn(reply)?;
+                    (store, thread, files, None)
+                }
+                History::Shared(options, client) => {
+                    let notes = events.clone();
+                    let note = Arc::new(move |note| {
+                        let _ = notes.send(Event::Cluster(note));
+                    });
+                    let shared = cluster::spawn(options, client, reply, note)?;
+                    health.watch_cluster(shared.handle.status());
+                    let files = files::Source::Redis(shared.files);
+                    (shared.store, shared.thread, files, Some(shared.handle))
+                }
+            };
         let dispatcher = Dispatcher::new(
             Limits {
                 history: config.history,
@@ -180,8 +205,8 @@ impl Server {
                 held_frames: config.queue_frames,
             },
             store.clone(),
+            cluster,
         );
-        let health = Health::new(self.stop.clone());
         let running = health.dispatcher_running();
         let dispatcher = thread::Builder::new()
             .name("dispatcher".into())

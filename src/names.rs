@@ -197,6 +197,19 @@ pub enum Owner {
 }
 
 impl Owner {
+    /// The owner as a string that compares equal exactly when [`same`]
+    /// would, for claims shared with other instances: `-` is nobody, whom
+    /// nobody shares with. (Tabs separate fields there, so none are kept.)
+    ///
+    /// [`same`]: Owner::same
+    pub fn key(&self) -> String {
+        match self {
+            Owner::Nobody => "-".to_owned(),
+            Owner::Key(key) => format!("k:{}", key.replace('\t', " ")),
+            Owner::Subject(sub) => format!("s:{}", sub.replace('\t', " ")),
+        }
+    }
+
     /// Whether a connection of `other` may share a name held by `self`.
     fn same(&self, other: &Owner) -> bool {
         match (self, other) {

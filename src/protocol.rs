@@ -71,6 +71,9 @@ pub struct Refusal {
     pub message: String,
     /// For a refusal that ends (`banned`): when, in ms since the epoch.
     pub until: Option<u64>,
+    /// For a refused message or file (`unavailable`): the `cid` it was sent
+    /// with, so that the client knows which to send again.
+    pub cid: Option<String>,
 }
 
 impl Refusal {
@@ -79,7 +82,13 @@ impl Refusal {
             code,
             message: message.into(),
             until: None,
+            cid: None,
         }
+    }
+
+    /// The same refusal, naming the message it refuses.
+    pub fn with_cid(self, cid: Option<String>) -> Refusal {
+        Refusal { cid, ..self }
     }
 
     /// The same refusal, saying when it ends.
@@ -96,6 +105,7 @@ impl Refusal {
             code: self.code,
             message: &self.message,
             until: self.until,
+            cid: self.cid.as_deref(),
         })
     }
 }
@@ -353,6 +363,9 @@ pub enum Event<'a> {
         /// When a `banned` refusal ends, in ms since the epoch.
         #[serde(skip_serializing_if = "Option::is_none")]
         until: Option<u64>,
+        /// The refused message's `cid`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cid: Option<&'a str>,
     },
 }
 

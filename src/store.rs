@@ -34,6 +34,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tungstenite::Bytes;
 
 pub use reader::{Reader, StoredFile};
+pub use writer::{new_epoch, random_u64};
 
 /// How long a connection waits for a lock held by another connection before
 /// giving up with "database is locked". Only a checkpoint or another
@@ -208,7 +209,14 @@ pub enum Request {
     /// row (and epoch) now. Appends waiting together (up to 256) are written
     /// in one transaction, then answered with one [`Reply::Committed`] each,
     /// in order. `data` is a file's bytes; it is kept only for a file.
-    Append { record: Record, data: Option<Bytes> },
+    Append {
+        record: Record,
+        data: Option<Bytes>,
+        /// Who sent it. The embedded store ignores it; with `--redis` its id
+        /// is given by Redis (the record's `id` is 0) and the sender's
+        /// instance and client travel with the message.
+        origin: Origin,
+    },
     /// Records of `room` with `after < id <= upto`, oldest first, at most
     /// `limit`; `token` is echoed back.
     Fetch {
@@ -220,6 +228,14 @@ pub enum Request {
     },
     /// Stop once everything already sent has been written and answered.
     Shutdown,
+}
+
+/// The client a message came from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin {
+    pub client: u64,
+    /// It speaks the raw protocol.
+    pub raw: bool,
 }
 
 /// The store thread's answers, in the order of the requests.
@@ -235,6 +251,9 @@ pub enum Reply {
         last_id: u64,
         recent: Vec<Record>,
         loaded: bool,
+        /// People in the room on other instances (with `--redis`; always
+        /// empty for the embedded store).
+        members: Vec<String>,
     },
     /// `stored` is false when the record could not be written (logged and
     /// counted in [`Stats::write_errors`]); nothing else was lost by it.
@@ -245,6 +264,9 @@ pub enum Reply {
         token: u64,
         room: String,
         records: Vec<Record>,
+        /// The room's epoch now, when the store knows it cheaply (Redis,
+        /// whose history may be lost under a running instance).
+        epoch: Option<String>,
     },
 }
 
@@ -413,6 +435,15 @@ impl Store {
 }
 
 impl StoreHandle {
+    /// A handle to another implementation of the store's interface (the
+    /// shared rooms' command thread), which keeps no [`Stats`].
+    pub fn from_sender(inbox: Sender<Request>) -> StoreHandle {
+        StoreHandle {
+            inbox,
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
     /// Queues a request; never blocks. Returns false, dropping the request,
     /// when the store thread has ended.
     pub fn send(&self, request: Request) -> bool {

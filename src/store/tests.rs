@@ -90,6 +90,7 @@ impl Running {
                 last_id,
                 recent,
                 loaded,
+                ..
             } => {
                 assert_eq!(r, room);
                 assert!(loaded);
@@ -103,7 +104,11 @@ impl Running {
     /// stored.
     pub(crate) fn append(&self, record: Record, data: Option<Bytes>) -> bool {
         let (room, id) = (record.room.clone(), record.id);
-        assert!(self.handle.send(Request::Append { record, data }));
+        assert!(self.handle.send(Request::Append {
+            record,
+            data,
+            origin: Default::default(),
+        }));
         match self.reply() {
             Reply::Committed {
                 room: r,
@@ -131,6 +136,7 @@ impl Running {
                 token: t,
                 room: r,
                 records,
+                ..
             } => {
                 assert_eq!((t, r.as_str()), (token, room));
                 records
@@ -271,6 +277,7 @@ fn group_commit_keeps_order() {
                     )
                 },
                 data: None,
+                origin: Default::default(),
             });
         }
         for id in 1..=N {
@@ -480,7 +487,11 @@ fn a_taken_id_is_refused_alone() {
         text("lobby", 1, "again"),
         text("lobby", 2, "two"),
     ] {
-        running.handle.send(Request::Append { record, data: None });
+        running.handle.send(Request::Append {
+            record,
+            data: None,
+            origin: Default::default(),
+        });
     }
     let stored: Vec<bool> = (0..3)
         .map(|_| match running.reply() {
@@ -552,7 +563,11 @@ fn after_a_full_disk_in_a_group_the_replies_match_what_is_stored() {
         (text("lobby", 3, "after"), None),
     ];
     for (record, data) in group {
-        running.handle.send(Request::Append { record, data });
+        running.handle.send(Request::Append {
+            record,
+            data,
+            origin: Default::default(),
+        });
     }
     let stored: Vec<u64> = (0..3)
         .filter_map(|_| match running.reply() {
@@ -595,6 +610,7 @@ fn readers_read_while_the_writer_writes() {
             running.handle.send(Request::Append {
                 record: file("lobby", id, "b", 4096),
                 data: Some(bytes(4096, id)),
+                origin: Default::default(),
             });
         }
         for _ in 2..=300 {

@@ -100,7 +100,7 @@ impl Writer {
                 .fetch_sub(batch.len() as u64, Ordering::Relaxed);
             for request in batch {
                 match request {
-                    Request::Append { record, data } => appends.push((record, data)),
+                    Request::Append { record, data, .. } => appends.push((record, data)),
                     Request::Open { room, recent } => {
                         self.append(&mut appends);
                         let reply = self.open(room, recent);
@@ -119,6 +119,7 @@ impl Writer {
                             token,
                             room,
                             records,
+                            epoch: None,
                         });
                     }
                     Request::Shutdown => {
@@ -425,6 +426,7 @@ impl Writer {
                 last_id,
                 recent,
                 loaded: true,
+                members: Vec::new(),
             },
             Err(e) => {
                 self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
@@ -435,6 +437,7 @@ impl Writer {
                     last_id: 0,
                     recent: Vec::new(),
                     loaded: false,
+                    members: Vec::new(),
                 }
             }
         }

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset of the helpers
 
 pub mod nginx;
+pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -1,0 +1,133 @@
+//! Events as Redis keeps and publishes them: one JSON object each. A
+//! message's entry is written by the append script, which puts its `id`
+//! and `epoch` in front of what the sender's instance encoded.
+
+use serde::{Deserialize, Serialize};
+use tungstenite::Bytes;
+
+use crate::store::{Body, Record};
+
+/// A message or file as it arrived from Redis.
+#[derive(Debug)]
+pub struct Arrival {
+    pub record: Record,
+    /// The room's epoch the id belongs to.
+    pub epoch: String,
+    /// The instance and client that sent it.
+    pub instance: String,
+    pub client: u64,
+    /// Whether the sender spoke the raw protocol (raw receivers then get
+    /// the text as it was, not prefixed with the sender's name).
+    pub raw: bool,
+    /// A file's bytes, read by the subscriber before handing it on; `None`
+    /// when Redis no longer has them.
+    pub data: Option<Bytes>,
+}
+
+/// Every field any published event may carry.
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct Wire {
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub t: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
+    pub room: String,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub from: String,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ts: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+    /// The instance it comes from.
+    pub o: String,
+    /// The client it comes from, on that instance.
+    #[serde(default)]
+    pub c: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub raw: bool,
+}
+
+/// What the append script is given: the entry without its leading brace
+/// (the script writes `{"t":"m","id":…,"epoch":…,` in front).
+pub fn entry_tail(record: &Record, instance: &str, client: u64, raw: bool) -> String {
+    let mut wire = Wire {
+        room: record.room.clone(),
+        from: record.from.clone(),
+        ts: Some(record.ts),
+        cid: record.cid.clone(),
+        o: instance.to_owned(),
+        c: client,
+        raw,
+        ..Wire::default()
+    };
+    match &record.body {
+        Body::Text(text) => wire.text = Some(text.clone()),
+        Body::File {
+            name, size, mime, ..
+        } => {
+            wire.name = name.clone();
+            wire.size = Some(*size);
+            wire.mime = Some(mime.clone());
+        }
+    }
+    let json = serde_json::to_string(&wire).expect("plain fields serialise");
+    json[1..].to_owned()
+}
+
+/// A presence event's JSON (`t` is `j`oined, `l`eft or t`y`ping).
+pub fn presence(t: &str, room: &str, name: &str, instance: &str) -> String {
+    serde_json::to_string(&Wire {
+        t: t.to_owned(),
+        room: room.to_owned(),
+        name: name.to_owned(),
+        o: instance.to_owned(),
+        ..Wire::default()
+    })
+    .expect("plain fields serialise")
+}
+
+impl Wire {
+    pub fn parse(json: &[u8]) -> Option<Wire> {
+        serde_json::from_slice(json).ok()
+    }
+
+    /// The message or file this entry holds; `available` says whether a
+    /// file's bytes are still kept.
+    pub fn into_arrival(self, available: bool) -> Option<Arrival> {
+        let body = match (self.text, self.size, self.mime) {
+            (Some(text), _, _) => Body::Text(text),
+            (None, Some(size), Some(mime)) => Body::File {
+                name: self.name,
+                size,
+                mime,
+                available,
+            },
+            _ => return None,
+        };
+        Some(Arrival {
+            record: Record {
+                room: self.room,
+                id: self.id?,
+                from: self.from,
+                ts: self.ts.unwrap_or(0),
+                cid: self.cid,
+                body,
+            },
+            epoch: self.epoch?,
+            instance: self.o,
+            client: self.c,
+            raw: self.raw,
+            data: None,
+        })
+    }
+}

@@ -20,10 +20,11 @@ use tungstenite::Bytes;
 use tungstenite::Utf8Bytes;
 
 use crate::budget::Share;
+use crate::close::Close;
 use crate::moderation::{self, Bans};
 use crate::names::{self, Owner};
 use crate::outlet::{CLOSE_TIMEOUT, Outlet};
-use crate::protocol::{self, Event as Out, Refusal};
+use crate::protocol::{self, ErrorCode, Event as Out, Refusal};
 use crate::store::{self, StoreHandle};
 use crate::wire::Encoded;
 
@@ -498,7 +499,10 @@ impl Dispatcher {
         if client.seat.is_some() {
             self.refuse(
                 id,
-                Refusal::new("already_joined", "this connection is already in a room"),
+                Refusal::new(
+                    ErrorCode::AlreadyJoined,
+                    "this connection is already in a room",
+                ),
             );
             return;
         }
@@ -509,7 +513,7 @@ impl Dispatcher {
             }
             Err(e) => {
                 let why = format!("{e}; a room name must be 1-32 visible characters");
-                self.refuse(id, Refusal::new("invalid_room", why));
+                self.refuse(id, Refusal::new(ErrorCode::InvalidRoom, why));
                 return;
             }
         };
@@ -537,7 +541,10 @@ impl Dispatcher {
             (Some(n), _) => n,
             (None, Mode::Raw) => self.guest_name(&room_name),
             (None, Mode::V1 | Mode::Echo) => {
-                self.refuse(id, Refusal::new("bad_field", "missing field \"name\""));
+                self.refuse(
+                    id,
+                    Refusal::new(ErrorCode::BadField, "missing field \"name\""),
+                );
                 return;
             }
         };
@@ -545,13 +552,13 @@ impl Dispatcher {
             Ok(name) => name,
             Err(e) => {
                 let why = format!("{e}; a name must be 1-32 visible characters");
-                self.refuse(id, Refusal::new("invalid_name", why));
+                self.refuse(id, Refusal::new(ErrorCode::InvalidName, why));
                 return;
             }
         };
         if let Some(until) = self.banned_until(&name) {
             let why = format!("a moderator has banned the name {:?} for now", name.text);
-            self.refuse(id, Refusal::new("banned", why).until(until));
+            self.refuse(id, Refusal::new(ErrorCode::Banned, why).until(until));
             return;
         }
         let room = self.rooms.get_mut(&room_name).expect("loaded above");
@@ -568,7 +575,7 @@ impl Dispatcher {
                         name.text, taken.holder
                     ),
                 };
-                self.refuse(id, Refusal::new("name_taken", why));
+                self.refuse(id, Refusal::new(ErrorCode::NameTaken, why));
                 return;
             }
         };
@@ -897,14 +904,14 @@ impl Dispatcher {
         log::info!("event=close_all clients={}", self.clients.len());
         let clients: Vec<Client> = self.clients.drain().map(|(_, c)| c).collect();
         for client in clients {
-            self.close(&client.outlet, 1001, "server shutting down");
+            self.close(&client.outlet, &Close::going_away("server shutting down"));
         }
     }
 
     /// Sends a client a close frame after what it has queued, and gives it
     /// `CLOSE_TIMEOUT` to answer before its socket is shut.
-    fn close(&mut self, outlet: &Arc<Outlet>, code: u16, reason: &str) {
-        outlet.close(code, reason);
+    fn close(&mut self, outlet: &Arc<Outlet>, close: &Close) {
+        outlet.close(close);
         self.closing
             .push_back((Instant::now() + CLOSE_TIMEOUT, Arc::downgrade(outlet)));
     }
@@ -931,7 +938,7 @@ impl Dispatcher {
             Some((room, name)) => Some((room, name, client.mode)),
             None => {
                 let why = "join a room before sending messages, files or typing";
-                self.refuse(id, Refusal::new("not_joined", why));
+                self.refuse(id, Refusal::new(ErrorCode::NotJoined, why));
                 None
             }
         }
@@ -1199,7 +1206,7 @@ impl Dispatcher {
             // What it has not taken by now it will not get: its close goes
             // out next, and its backlog's memory is free for others.
             client.outlet.discard_backlog();
-            self.vacate(client, Some((1008, "too slow")));
+            self.vacate(client, Some(Close::policy("too slow")));
         }
     }
 
@@ -1214,30 +1221,31 @@ impl Dispatcher {
                 self.send(id, Encoded::text(refusal.to_json()));
             }
             Mode::Raw => {
+                // The close reasons of docs/PROTOCOL.md ("Close codes").
                 let reason = match refusal.code {
-                    "name_taken" => "name taken",
-                    "invalid_name" => "invalid name",
-                    "invalid_room" => "invalid room",
-                    "banned" => "banned",
+                    ErrorCode::NameTaken => "name taken",
+                    ErrorCode::InvalidName => "invalid name",
+                    ErrorCode::InvalidRoom => "invalid room",
+                    ErrorCode::Banned => "banned",
                     _ => "refused",
                 };
                 log::info!(
                     "event=refused client={id} peer={} code={}",
                     client.peer,
-                    refusal.code
+                    refusal.code.as_str()
                 );
                 log::debug!("event=refused client={id} message={:?}", refusal.message);
                 let client = self.clients.remove(&id).expect("looked up above");
-                self.vacate(client, Some((1008, reason)));
+                self.vacate(client, Some(Close::policy(reason)));
             }
         }
     }
 
     /// Removes a client that has left the dispatcher's list from its room,
     /// tells the room, and closes its queue with `close` if given.
-    fn vacate(&mut self, client: Client, close: Option<(u16, &'static str)>) {
-        if let Some((code, reason)) = close {
-            self.close(&client.outlet, code, reason);
+    fn vacate(&mut self, client: Client, close: Option<Close>) {
+        if let Some(close) = close {
+            self.close(&client.outlet, &close);
         }
         let Some((room_name, name)) = client.seat else {
             return;

@@ -21,6 +21,7 @@ pub mod admission;
 pub mod auth;
 pub mod budget;
 pub mod capacity;
+pub mod close;
 pub mod config;
 pub mod connection;
 pub mod dispatcher;

@@ -582,8 +582,11 @@ fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: Refu
             http::text_response(400, &format!("bad WebSocket upgrade: {why}\n"))
         }
         Refusal::Unauthorized(e) => {
-            log::info!("event=refused peer={peer} reason=auth code={}", e.code());
-            http::text_response(e.status(), &format!("{}: {e}\n", e.code()))
+            log::info!(
+                "event=refused peer={peer} reason=auth code={}",
+                e.code().as_str()
+            );
+            http::text_response(e.status(), &format!("{}: {e}\n", e.code().as_str()))
         }
     };
     if let Err(e) = http::respond_to_with(sock, head, response, upgrade) {

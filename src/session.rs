@@ -10,11 +10,12 @@ use crossbeam_channel::Sender;
 use tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::budget::Share;
+use crate::close::Close;
 use crate::config::Config;
 use crate::dispatcher::{ClientId, Event, JoinRequest, Mode};
 use crate::handshake::{Endpoint, RoomQuery};
 use crate::outlet::Outlet;
-use crate::protocol::{self, Command, FileMeta, Refusal};
+use crate::protocol::{self, Command, ErrorCode, FileMeta, Refusal};
 use crate::ratelimit::TokenBucket;
 use crate::wire::Encoded;
 
@@ -26,8 +27,8 @@ const ERRORS_PER_SEC: f64 = 1.0;
 /// What the reader does after a message.
 pub enum Flow {
     Continue,
-    /// Send a close frame with this code and reason, then stop reading.
-    Close(u16, String),
+    /// Send this close frame, then stop reading.
+    Close(Close),
     /// The connection's output has ended; nothing more can be sent.
     Gone,
 }
@@ -208,7 +209,7 @@ impl Session {
 
     fn raw_text(&mut self, text: Utf8Bytes) -> Flow {
         if text.len() > self.config.max_message_size {
-            return Flow::Close(1009, "message too big".into());
+            return Flow::Close(Close::too_big("message too big"));
         }
         self.tell(Event::Text {
             id: self.id,
@@ -221,10 +222,10 @@ impl Session {
     fn raw_file(&mut self, frame: Bytes) -> Flow {
         let (name, offset) = match protocol::parse_file_header(&frame) {
             Ok((name, offset)) => (name.to_owned(), offset),
-            Err(_) => return Flow::Close(1007, "bad file header".into()),
+            Err(_) => return Flow::Close(Close::invalid_data("bad file header")),
         };
         if frame.len() - offset > self.config.max_file_size {
-            return Flow::Close(1009, "message too big".into());
+            return Flow::Close(Close::too_big("message too big"));
         }
         let event = Event::File {
             id: self.id,
@@ -245,7 +246,7 @@ impl Session {
             let flow = self.refuse(
                 own,
                 Refusal::new(
-                    "unexpected_frame",
+                    ErrorCode::UnexpectedFrame,
                     "expected the announced file's binary frame; the file is cancelled",
                 ),
             );
@@ -282,8 +283,10 @@ impl Session {
             }
             Command::Message { text, cid } => {
                 if text.is_empty() {
-                    return self
-                        .refuse(own, Refusal::new("empty_text", "a message needs some text"));
+                    return self.refuse(
+                        own,
+                        Refusal::new(ErrorCode::EmptyText, "a message needs some text"),
+                    );
                 }
                 if text.len() > self.config.max_text {
                     let why = format!(
@@ -291,7 +294,7 @@ impl Session {
                         text.len(),
                         self.config.max_text
                     );
-                    return self.refuse(own, Refusal::new("text_too_long", why));
+                    return self.refuse(own, Refusal::new(ErrorCode::TextTooLong, why));
                 }
                 self.tell(Event::Text {
                     id: self.id,
@@ -301,7 +304,7 @@ impl Session {
             }
             Command::File(_) if !self.join_asked => {
                 let why = "join a room before sending messages, files or typing";
-                return self.refuse(own, Refusal::new("not_joined", why));
+                return self.refuse(own, Refusal::new(ErrorCode::NotJoined, why));
             }
             Command::File(meta) => {
                 if meta.size > self.config.max_file_size as u64 {
@@ -309,7 +312,7 @@ impl Session {
                         "file is {} bytes; the limit is {}",
                         meta.size, self.config.max_file_size
                     );
-                    return self.refuse(own, Refusal::new("file_too_large", why));
+                    return self.refuse(own, Refusal::new(ErrorCode::FileTooLarge, why));
                 }
                 if meta.size > (self.incoming.available() + ahead) as u64 {
                     log::warn!(
@@ -321,7 +324,7 @@ impl Session {
                         "the server is receiving too much at the moment to take {} bytes; try again shortly",
                         meta.size
                     );
-                    return self.refuse(own, Refusal::new("server_busy", why));
+                    return self.refuse(own, Refusal::new(ErrorCode::ServerBusy, why));
                 }
                 self.pending_file = Some(meta);
             }
@@ -335,14 +338,14 @@ impl Session {
             return self.refuse(
                 own,
                 Refusal::new(
-                    "unexpected_binary",
+                    ErrorCode::UnexpectedBinary,
                     "send a file announcement before its bytes",
                 ),
             );
         };
         if bytes.len() as u64 != meta.size {
             let why = format!("announced {} bytes, received {}", meta.size, bytes.len());
-            return self.refuse(own, Refusal::new("size_mismatch", why));
+            return self.refuse(own, Refusal::new(ErrorCode::SizeMismatch, why));
         }
         self.tell(Event::File {
             id: self.id,
@@ -360,11 +363,11 @@ impl Session {
         log::debug!(
             "event=error client={} code={} message={:?}",
             self.id,
-            refusal.code,
+            refusal.code.as_str(),
             refusal.message
         );
         if !self.errors.take() {
-            return Flow::Close(1008, "too many errors".into());
+            return Flow::Close(Close::abuse("too many errors"));
         }
         reply(own, Encoded::text(refusal.to_json()))
     }

@@ -5,6 +5,7 @@
 use crossbeam_channel::Sender;
 
 use super::{Dispatcher, Mode};
+use crate::close::Close;
 use crate::moderation::{self, BanView, Overview, PersonView, Reply, Request, RoomView};
 use crate::names;
 
@@ -121,7 +122,7 @@ impl Dispatcher {
         }
         for id in &kicked {
             if let Some(client) = self.clients.remove(id) {
-                self.vacate(client, Some((1008, reason)));
+                self.vacate(client, Some(Close::policy(reason)));
             }
         }
         kicked.len()

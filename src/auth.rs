@@ -21,10 +21,9 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
-use crate::dispatcher::Mode;
 use crate::handshake::RoomQuery;
 use crate::names::{self, Owner};
-use crate::protocol::{ErrorCode, Refusal};
+use crate::protocol::{ErrorCode, Mode, Refusal};
 
 /// Shortest `--auth-secret`: HS256 wants a key at least as long as its
 /// hash, 256 bits (RFC 7518 §3.2).

@@ -21,10 +21,12 @@ use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use crate::budget::Budget;
 use crate::close::Close;
 use crate::config::Config;
-use crate::dispatcher::{ClientId, Event, Mode};
-use crate::handshake::Endpoint;
+use crate::dispatcher::{ClientId, Event, Membership};
+use crate::handshake::{Endpoint, Kind};
 use crate::incoming::{self, Incoming, Refused};
+use crate::listener::{EchoClients, EchoPlace};
 use crate::outlet::{Bounds, CLOSE_TIMEOUT, Outlet};
+use crate::protocol::Mode;
 use crate::session::{Flow, Session};
 use crate::wire::Encoded;
 use crate::writer::Writers;
@@ -48,6 +50,8 @@ pub struct Connection {
     pub endpoint: Endpoint,
     pub config: Arc<Config>,
     pub events: Sender<Event>,
+    /// Where an echo client makes itself known, to be closed at shutdown.
+    pub echoes: EchoClients,
     /// The count of backlog writers, shared by every connection.
     pub writers: Arc<Writers>,
     pub budget: Budget,
@@ -110,19 +114,13 @@ impl Connection {
             self.events.clone(),
             self.budget.incoming.clone(),
         ));
-        let open = crate::metrics::get().connection(session.mode);
-        let connect = Event::Connect {
-            id: self.id,
-            peer: self.peer,
-            mode: session.mode,
-            outlet: outlet.clone(),
-        };
-        let end = if session.events.send(connect).is_err() {
-            // The dispatcher has stopped: the server is shutting down.
-            let close = Close::going_away("server shutting down");
-            outlet.close(&close);
-            End::ClosedByUs(close)
-        } else {
+        let open = crate::metrics::get().connection(session.kind);
+        let end = if let Some(place) = take_place(
+            (self.id, self.peer, session.kind),
+            &self.events,
+            &self.echoes,
+            &outlet,
+        ) {
             if let Endpoint::Room(mode, query) = &self.endpoint
                 && (*mode == Mode::Raw || query.name.is_some())
             {
@@ -135,8 +133,13 @@ impl Connection {
             ));
             let end = read_loop(&outlet, &mut ctx, &mut session);
             // The room hears of the leave before any lingering below.
-            session.tell(Event::Leave { id: self.id });
+            drop(place);
             end
+        } else {
+            // The server is shutting down.
+            let close = Close::going_away("server shutting down");
+            outlet.close(&close);
+            End::ClosedByUs(close)
         };
         // No point waiting for the answer of a peer gone silent, nor
         // while the server goes down.
@@ -160,6 +163,34 @@ impl Connection {
         let close = end.close(session.peer_close.take());
         log_end(self.id, self.peer, &session, close, abuse, open.elapsed());
     }
+}
+
+/// Makes the client known to whoever closes it at shutdown: the dispatcher
+/// for a chat-room client, the server for an echo client. `None` when the
+/// server is already shutting down.
+fn take_place(
+    (id, peer, kind): (ClientId, SocketAddr, Kind),
+    events: &Sender<Event>,
+    echoes: &EchoClients,
+    outlet: &Arc<Outlet>,
+) -> Option<Place> {
+    Some(match kind {
+        Kind::Room(mode) => Place {
+            _member: Some(Membership::connect(events, id, peer, mode, outlet.clone()).ok()?),
+            _echo: None,
+        },
+        Kind::Echo => Place {
+            _member: None,
+            _echo: Some(echoes.register(id, outlet)?),
+        },
+    })
+}
+
+/// A client's place with whoever closes it at shutdown, given up when
+/// dropped: a chat-room client then leaves its room.
+struct Place {
+    _member: Option<Membership>,
+    _echo: Option<EchoPlace>,
 }
 
 fn configure(sock: &TcpStream, config: &Config) -> io::Result<()> {
@@ -192,7 +223,7 @@ fn log_end(
     crate::metrics::get().disconnect(code);
     log::info!(
         "event=disconnect client={id} peer={peer} mode={} code={code} reason={reason:?} duration={:.3}s held={:.3}s{}",
-        crate::metrics::mode_label(session.mode),
+        crate::metrics::mode_label(session.kind),
         duration.as_secs_f64(),
         session.held.as_secs_f64(),
         if abuse { " abuse=true" } else { "" },
@@ -202,9 +233,9 @@ fn log_end(
 /// Reads messages until the connection ends; hands each to the session.
 #[inline(never)]
 fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Session) -> End {
-    let text = match session.mode {
-        Mode::Echo => session.config.max_frame_size(),
-        Mode::Raw | Mode::V1 => session.config.max_message_size,
+    let text = match session.kind {
+        Kind::Echo => session.config.max_frame_size(),
+        Kind::Room(_) => session.config.max_message_size,
     };
     let incoming = Incoming::new(incoming::Limits {
         text: text as u64,

@@ -15,7 +15,7 @@ use std::ops::Range;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tungstenite::Bytes;
 use tungstenite::Utf8Bytes;
 
@@ -24,7 +24,7 @@ use crate::close::Close;
 use crate::moderation::{self, Bans};
 use crate::names::{self, Owner};
 use crate::outlet::{CLOSE_TIMEOUT, Outlet};
-use crate::protocol::{self, ErrorCode, Event as Out, Refusal};
+use crate::protocol::{self, ErrorCode, Event as Out, Mode, Refusal};
 use crate::store::{self, StoreHandle};
 use crate::wire::Encoded;
 
@@ -38,21 +38,11 @@ pub const BATCH: usize = 512;
 /// Identifies a connection for its whole life; never reused.
 pub type ClientId = u64;
 
-/// Which protocol a client speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// `/echo`: never in a room; registered only so that shutdown reaches it.
-    Echo,
-    /// No subprotocol: the tutorial's byte-for-byte relay.
-    Raw,
-    /// `wschat.v1` JSON frames.
-    V1,
-}
-
 /// Everything the connection threads tell the dispatcher.
 #[derive(Debug)]
 pub enum Event {
-    /// A client finished its handshake; it is not in a room yet.
+    /// A chat-room client finished its handshake; it is not in a room
+    /// yet. Sent by [`Membership::connect`], whose drop sends its `Leave`.
     Connect {
         id: ClientId,
         peer: SocketAddr,
@@ -81,7 +71,8 @@ pub enum Event {
     Typing {
         id: ClientId,
     },
-    /// The connection ended, for whatever reason.
+    /// The connection ended, for whatever reason: sent when its
+    /// [`Membership`] is dropped.
     Leave {
         id: ClientId,
     },
@@ -94,6 +85,51 @@ pub enum Event {
     Store(store::Reply),
     /// Close every client with 1001 and stop.
     Shutdown,
+}
+
+/// A chat-room client's place in the dispatcher's client list, from its
+/// `Connect` to its `Leave`. Leaving is a guard, not a reminder: dropping
+/// this sends the `Leave`, so a reader that returns early or panics leaves
+/// no ghost in its room holding its name.
+#[derive(Debug)]
+pub struct Membership {
+    id: ClientId,
+    events: Sender<Event>,
+}
+
+/// The dispatcher has stopped: the server is shutting down.
+#[derive(Debug)]
+pub struct Stopped;
+
+impl Membership {
+    /// Tells the dispatcher of a new client.
+    pub fn connect(
+        events: &Sender<Event>,
+        id: ClientId,
+        peer: SocketAddr,
+        mode: Mode,
+        outlet: Arc<Outlet>,
+    ) -> Result<Membership, Stopped> {
+        let connect = Event::Connect {
+            id,
+            peer,
+            mode,
+            outlet,
+        };
+        events.send(connect).map_err(|_| Stopped)?;
+        Ok(Membership {
+            id,
+            events: events.clone(),
+        })
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        // Fails only when the dispatcher has stopped, which has then
+        // closed the client itself.
+        let _ = self.events.send(Event::Leave { id: self.id });
+    }
 }
 
 /// A client's request to enter a room.
@@ -540,7 +576,7 @@ impl Dispatcher {
         let name = match (name, mode) {
             (Some(n), _) => n,
             (None, Mode::Raw) => self.guest_name(&room_name),
-            (None, Mode::V1 | Mode::Echo) => {
+            (None, Mode::V1) => {
                 self.refuse(
                     id,
                     Refusal::new(ErrorCode::BadField, "missing field \"name\""),
@@ -801,7 +837,7 @@ impl Dispatcher {
         let body = store::Body::Text(text.as_str().to_owned());
         let live = self.record(id, &room_name, &from, cid, body, None);
         let raw = match sender_mode {
-            Mode::Raw | Mode::Echo => Encoded::text(text),
+            Mode::Raw => Encoded::text(text),
             Mode::V1 => Encoded::text(format!("{from}: {text}")),
         };
         self.fan_out(
@@ -1140,7 +1176,7 @@ impl Dispatcher {
                 (Mode::V1, false) => v1.clone(),
                 (Mode::V1, true) => v1_sender.clone(),
                 (Mode::Raw, false) => raw.clone(),
-                (Mode::Raw, true) | (Mode::Echo, _) => continue,
+                (Mode::Raw, true) => continue,
             };
             client.stage(*member, frames, &mut self.dirty);
         }
@@ -1217,7 +1253,7 @@ impl Dispatcher {
             return;
         };
         match client.mode {
-            Mode::V1 | Mode::Echo => {
+            Mode::V1 => {
                 self.send(id, Encoded::text(refusal.to_json()));
             }
             Mode::Raw => {
@@ -1515,6 +1551,29 @@ mod tests {
         assert!(!h.d.rooms.contains_key("r"));
         assert_eq!(h.share_used(), 0);
         assert_eq!(h.d.stored, 0);
+    }
+
+    #[test]
+    fn a_membership_leaves_when_dropped_even_by_a_panic() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let bounds = Bounds {
+            frames: 16,
+            bytes: 1 << 20,
+            write_timeout: Duration::from_secs(5),
+            share: Share::new("outbound", 1 << 20),
+        };
+        let outlet = Outlet::new(7, server, bounds, Writers::new(1));
+        let (events, inbox) = crossbeam_channel::unbounded();
+        let member = Membership::connect(&events, 7, peer, Mode::V1, outlet).unwrap();
+        let reader = std::thread::spawn(move || {
+            let _member = member;
+            panic!("a reader's bug");
+        });
+        assert!(reader.join().is_err());
+        assert!(matches!(inbox.recv(), Ok(Event::Connect { id: 7, .. })));
+        assert!(matches!(inbox.recv(), Ok(Event::Leave { id: 7 })));
     }
 
     #[test]

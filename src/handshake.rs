@@ -7,9 +7,8 @@ use std::net::TcpStream;
 
 use tungstenite::handshake::derive_accept_key;
 
-use crate::dispatcher::Mode;
 use crate::http::{Head, query_pairs};
-use crate::protocol;
+use crate::protocol::{self, Mode};
 use crate::proxy::{Seen, with_port};
 
 /// What a WebSocket connection is for.
@@ -19,6 +18,23 @@ pub enum Endpoint {
     Echo,
     /// `/ws`: the chat room.
     Room(Mode, RoomQuery),
+}
+
+/// What a connection is for, without the details of its query: what the
+/// reader's rules and the metrics go by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Echo,
+    Room(Mode),
+}
+
+impl Endpoint {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Endpoint::Echo => Kind::Echo,
+            Endpoint::Room(mode, _) => Kind::Room(*mode),
+        }
+    }
 }
 
 /// What the `/ws` query asks for; validated later by the dispatcher.

@@ -6,10 +6,11 @@
 //! per IP) and of handshakes in progress; connection threads report their
 //! end through a channel, so no count is shared behind a lock.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,14 +19,16 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::admission::{Admission, Entry, Gate, Ticket, Verdict};
 use crate::budget::Budget;
 use crate::capacity::Readings;
+use crate::close::Close;
 use crate::config::Config;
 use crate::connection::{Connection, THREAD_STACK};
-use crate::dispatcher::{Closing, Dispatcher, Event, Limits};
+use crate::dispatcher::{ClientId, Closing, Dispatcher, Event, Limits};
 use crate::files;
 use crate::handshake::{self, Endpoint, OriginPolicy, Refusal};
 use crate::health::{Drain, Health};
 use crate::http::{self, Head, HeadError, Site};
 use crate::metrics::{self, Refused};
+use crate::outlet::{CLOSE_TIMEOUT, Outlet};
 use crate::protocol;
 use crate::proxy::{Hosts, Proxies, Seen};
 use crate::store::{self, Store};
@@ -70,12 +73,103 @@ impl ShutdownHandle {
     }
 }
 
+/// What an echo connection tells the server of itself.
+enum EchoNote {
+    Open(ClientId, Weak<Outlet>),
+    Closed(ClientId),
+}
+
+/// Where an echo connection makes itself known. Echo clients are in no
+/// room and the dispatcher does not know them, so at shutdown the server
+/// closes them itself, from the list the accept thread keeps ([`Echoes`]).
+#[derive(Clone, Debug)]
+pub struct EchoClients(Sender<EchoNote>);
+
+impl EchoClients {
+    /// Lists an echo client until the place is dropped; `None` when the
+    /// server is already shutting down.
+    pub fn register(&self, id: ClientId, outlet: &Arc<Outlet>) -> Option<EchoPlace> {
+        self.0
+            .send(EchoNote::Open(id, Arc::downgrade(outlet)))
+            .ok()?;
+        Some(EchoPlace {
+            id,
+            notes: self.0.clone(),
+        })
+    }
+}
+
+/// An echo client's place in the server's list; dropping it takes the
+/// client off.
+#[derive(Debug)]
+pub struct EchoPlace {
+    id: ClientId,
+    notes: Sender<EchoNote>,
+}
+
+impl Drop for EchoPlace {
+    fn drop(&mut self) {
+        // Fails only once the server has closed every echo client.
+        let _ = self.notes.send(EchoNote::Closed(self.id));
+    }
+}
+
+/// The open echo clients, kept by the accept thread, which reads their
+/// notes at every connection it accepts: the notes waiting are at most a
+/// couple per connection accepted since.
+struct Echoes {
+    notes: Receiver<EchoNote>,
+    open: HashMap<ClientId, Weak<Outlet>>,
+}
+
+impl Echoes {
+    fn new() -> (Echoes, EchoClients) {
+        let (tx, notes) = crossbeam_channel::unbounded();
+        let echoes = Echoes {
+            notes,
+            open: HashMap::new(),
+        };
+        (echoes, EchoClients(tx))
+    }
+
+    fn update(&mut self) {
+        for note in self.notes.try_iter() {
+            match note {
+                EchoNote::Open(id, outlet) => {
+                    self.open.insert(id, outlet);
+                }
+                EchoNote::Closed(id) => {
+                    self.open.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// Closes every echo client with 1001, as the dispatcher closes the
+    /// others; returns them with the time by which they must answer. Echo
+    /// clients that come later find the list gone and close themselves.
+    fn close_all(mut self) -> Closing {
+        self.update();
+        let close = Close::going_away("server shutting down");
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        let mut closing = Closing::new();
+        for outlet in self.open.into_values() {
+            if let Some(live) = outlet.upgrade() {
+                live.close(&close);
+                closing.push_back((deadline, outlet));
+            }
+        }
+        closing
+    }
+}
+
 /// What every connection thread shares, read-only.
 struct Shared {
     config: Arc<Config>,
     site: Site,
     origins: OriginPolicy,
     events: Sender<Event>,
+    echoes: EchoClients,
     writers: Arc<Writers>,
     budget: Budget,
     /// Reads stored files for `/files/…` downloads.
@@ -189,7 +283,9 @@ impl Server {
                 let _running = running;
                 dispatcher.run(events_rx)
             })?;
+        let (mut echoes, echo_clients) = Echoes::new();
         let shared = Arc::new(Shared {
+            echoes: echo_clients,
             site: config.www.clone().map_or(Site::Embedded, Site::Dir),
             origins: OriginPolicy::new(&config.allow_origins),
             events: events.clone(),
@@ -215,7 +311,7 @@ impl Server {
         let (alive, all_gone) = crossbeam_channel::bounded::<()>(0);
         ready();
 
-        self.accept_loop(&shared, &alive);
+        self.accept_loop(&shared, &alive, &mut echoes);
         // Stop accepting clients; until the end, new connections are answered
         // 503 (and /readyz says so) by the drain thread.
         let draining = Drain::start(&self.listener, health);
@@ -228,10 +324,11 @@ impl Server {
         drop(shared);
         let _ = events.send(Event::Shutdown);
         drop(events);
-        let closing = dispatcher.join().unwrap_or_else(|_| {
+        let mut closing = echoes.close_all();
+        closing.extend(dispatcher.join().unwrap_or_else(|_| {
             log::error!("the dispatcher thread panicked");
             Closing::new()
-        });
+        }));
         // Everything the dispatcher handed the store is written before the
         // process ends.
         store.send(store::Request::Shutdown);
@@ -244,7 +341,7 @@ impl Server {
         Ok(())
     }
 
-    fn accept_loop(&self, shared: &Arc<Shared>, alive: &Sender<()>) {
+    fn accept_loop(&self, shared: &Arc<Shared>, alive: &Sender<()>, echoes: &mut Echoes) {
         let (release, released) = crossbeam_channel::unbounded();
         let config = &self.config;
         let mut gate = Gate::new(
@@ -267,6 +364,7 @@ impl Server {
             };
             let Ok(peer) = sock.peer_addr() else { continue };
             released.try_iter().for_each(|r| gate.apply(r));
+            echoes.update();
 
             let counted = match gate.enter(peer.ip(), shared.proxies.trusts(peer.ip())) {
                 Entry::Read { counted } => counted,
@@ -419,9 +517,10 @@ fn handle(
     }
     match handshake::accept(&sock, &head, &seen, &shared.origins, config) {
         Ok(endpoint) => {
-            let (mode, room) = match &endpoint {
-                Endpoint::Echo => ("echo", None),
-                Endpoint::Room(mode, query) => (metrics::mode_label(*mode), query.room.as_ref()),
+            let mode = metrics::mode_label(endpoint.kind());
+            let room = match &endpoint {
+                Endpoint::Echo => None,
+                Endpoint::Room(_, query) => query.room.as_ref(),
             };
             let room = room.map_or(String::new(), |r| format!(" room={r:?}"));
             log::info!(
@@ -436,6 +535,7 @@ fn handle(
                 endpoint,
                 config: config.clone(),
                 events: shared.events.clone(),
+                echoes: shared.echoes.clone(),
                 writers: shared.writers.clone(),
                 budget: shared.budget.clone(),
             };

@@ -9,6 +9,15 @@ use serde_json::{Map, Value};
 /// The subprotocol name a client offers to speak JSON.
 pub const V1: &str = "wschat.v1";
 
+/// Which protocol a chat-room client speaks, chosen by its subprotocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// No subprotocol: the tutorial's byte-for-byte relay.
+    Raw,
+    /// `wschat.v1` JSON frames.
+    V1,
+}
+
 /// Longest name or room name, in characters, after trimming.
 pub const MAX_NAME_CHARS: usize = 32;
 

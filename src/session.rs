@@ -12,10 +12,10 @@ use tungstenite::{Bytes, Message, Utf8Bytes};
 use crate::budget::Share;
 use crate::close::Close;
 use crate::config::Config;
-use crate::dispatcher::{ClientId, Event, JoinRequest, Mode};
-use crate::handshake::{Endpoint, RoomQuery};
+use crate::dispatcher::{ClientId, Event, JoinRequest};
+use crate::handshake::{Endpoint, Kind, RoomQuery};
 use crate::outlet::Outlet;
-use crate::protocol::{self, Command, ErrorCode, FileMeta, Refusal};
+use crate::protocol::{self, Command, ErrorCode, FileMeta, Mode, Refusal};
 use crate::ratelimit::TokenBucket;
 use crate::wire::Encoded;
 
@@ -37,7 +37,7 @@ pub enum Flow {
 /// limits and, in v1, a file announced but not yet received.
 pub struct Session {
     id: ClientId,
-    pub mode: Mode,
+    pub kind: Kind,
     query: RoomQuery,
     pub config: Arc<Config>,
     pub events: Sender<Event>,
@@ -72,13 +72,13 @@ impl Session {
         events: Sender<Event>,
         incoming: Arc<Share>,
     ) -> Session {
-        let (mode, query) = match endpoint {
-            Endpoint::Echo => (Mode::Echo, RoomQuery::default()),
-            Endpoint::Room(mode, query) => (*mode, query.clone()),
+        let query = match endpoint {
+            Endpoint::Echo => RoomQuery::default(),
+            Endpoint::Room(_, query) => query.clone(),
         };
         Session {
             id,
-            mode,
+            kind: endpoint.kind(),
             query,
             config: config.clone(),
             events,
@@ -96,9 +96,9 @@ impl Session {
     /// The largest message tungstenite may buffer for the next read: a v1
     /// client may send a binary frame only after announcing its size.
     pub fn message_limit(&self) -> usize {
-        match (self.mode, &self.pending_file) {
-            (Mode::V1, None) => self.config.max_message_size,
-            (Mode::V1, Some(f)) => self.config.max_message_size.max(f.size as usize),
+        match (self.kind, &self.pending_file) {
+            (Kind::Room(Mode::V1), None) => self.config.max_message_size,
+            (Kind::Room(Mode::V1), Some(f)) => self.config.max_message_size.max(f.size as usize),
             _ => self.config.max_frame_size(),
         }
     }
@@ -153,19 +153,19 @@ impl Session {
             msg,
             Message::Text(_) | Message::Binary(_) | Message::Ping(_)
         );
-        if self.mode != Mode::Echo
+        if self.kind != Kind::Echo
             && counted
             && let Flow::Gone = self.pace(own)
         {
             return Flow::Gone;
         }
-        match (msg, self.mode) {
-            (Message::Text(text), Mode::Echo) => reply(own, Encoded::text(text)),
-            (Message::Binary(bytes), Mode::Echo) => reply(own, Encoded::binary(bytes)),
-            (Message::Text(text), Mode::Raw) => self.raw_text(text),
-            (Message::Binary(bytes), Mode::Raw) => self.raw_file(bytes),
-            (Message::Text(text), Mode::V1) => self.v1_text(text, ahead, own),
-            (Message::Binary(bytes), Mode::V1) => self.v1_file(bytes, own),
+        match (msg, self.kind) {
+            (Message::Text(text), Kind::Echo) => reply(own, Encoded::text(text)),
+            (Message::Binary(bytes), Kind::Echo) => reply(own, Encoded::binary(bytes)),
+            (Message::Text(text), Kind::Room(Mode::Raw)) => self.raw_text(text),
+            (Message::Binary(bytes), Kind::Room(Mode::Raw)) => self.raw_file(bytes),
+            (Message::Text(text), Kind::Room(Mode::V1)) => self.v1_text(text, ahead, own),
+            (Message::Binary(bytes), Kind::Room(Mode::V1)) => self.v1_file(bytes, own),
             (Message::Close(frame), _) => {
                 self.peer_close = Some(frame.map_or((1005, String::new()), |f| {
                     (f.code.into(), f.reason.as_str().to_owned())
@@ -188,7 +188,7 @@ impl Session {
             return Flow::Continue;
         };
         crate::metrics::get().rate_limited();
-        if self.mode == Mode::V1 && !self.slowed {
+        if self.kind == Kind::Room(Mode::V1) && !self.slowed {
             self.slowed = true;
             let notice = protocol::encode(&protocol::Event::SlowDown {
                 wait_ms: wait.as_millis().max(1) as u64,

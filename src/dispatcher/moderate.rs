@@ -4,10 +4,11 @@
 
 use crossbeam_channel::Sender;
 
-use super::{Dispatcher, Mode};
+use super::Dispatcher;
 use crate::close::Close;
 use crate::moderation::{self, BanView, Overview, PersonView, Reply, Request, RoomView};
 use crate::names;
+use crate::protocol::Mode;
 
 impl Dispatcher {
     /// Answers one request on `reply`. The asker waits for the answer with
@@ -65,7 +66,7 @@ impl Dispatcher {
                     };
                     let mode = match client.mode {
                         Mode::V1 => "v1",
-                        Mode::Raw | Mode::Echo => "raw",
+                        Mode::Raw => "raw",
                     };
                     match people.iter_mut().find(|p| &p.name == name) {
                         Some(person) => {

@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 use crate::config::Config;
 use crate::handshake::RoomQuery;
 use crate::names::{self, Owner};
-use crate::protocol::{ErrorCode, Mode, Refusal};
+use crate::protocol::{ErrorCode, FrameRefusal, Mode};
 
 /// Shortest `--auth-secret`: HS256 wants a key at least as long as its
 /// hash, 256 bits (RFC 7518 §3.2).
@@ -201,8 +201,8 @@ impl AuthError {
     }
 
     /// The v1 `error` event.
-    pub fn refusal(&self) -> Refusal {
-        Refusal::new(self.code(), self.to_string())
+    pub fn refusal(&self) -> FrameRefusal {
+        FrameRefusal::new(self.code(), self.to_string())
     }
 }
 

@@ -21,7 +21,7 @@ use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use crate::budget::Budget;
 use crate::close::Close;
 use crate::config::Config;
-use crate::dispatcher::{ClientId, Event, Membership};
+use crate::dispatcher::{ClientId, Input, Membership};
 use crate::handshake::{Endpoint, Kind};
 use crate::incoming::{self, Incoming, Refused};
 use crate::listener::{EchoClients, EchoPlace};
@@ -49,7 +49,7 @@ pub struct Connection {
     pub early: Vec<u8>,
     pub endpoint: Endpoint,
     pub config: Arc<Config>,
-    pub events: Sender<Event>,
+    pub events: Sender<Input>,
     /// Where an echo client makes itself known, to be closed at shutdown.
     pub echoes: EchoClients,
     /// The count of backlog writers, shared by every connection.
@@ -170,7 +170,7 @@ impl Connection {
 /// server is already shutting down.
 fn take_place(
     (id, peer, kind): (ClientId, SocketAddr, Kind),
-    events: &Sender<Event>,
+    events: &Sender<Input>,
     echoes: &EchoClients,
     outlet: &Arc<Outlet>,
 ) -> Option<Place> {

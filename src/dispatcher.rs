@@ -1,6 +1,6 @@
 //! The dispatcher thread: sole owner of the rooms and the client list.
 //!
-//! Connection threads talk to it only through one channel of [`Event`]s, so
+//! Connection threads talk to it only through one channel of [`Input`]s, so
 //! events are handled one at a time, in the order they arrived, without a
 //! lock. It takes every event already waiting (up to [`BATCH`]), decides
 //! what each client receives, and only then writes: each client's share of
@@ -24,7 +24,7 @@ use crate::close::Close;
 use crate::moderation::{self, Bans};
 use crate::names::{self, Owner};
 use crate::outlet::{CLOSE_TIMEOUT, Outlet};
-use crate::protocol::{self, ErrorCode, Event as Out, Mode, Refusal};
+use crate::protocol::{self, ErrorCode, FrameRefusal, Mode};
 use crate::store::{self, StoreHandle};
 use crate::wire::Encoded;
 
@@ -38,9 +38,11 @@ pub const BATCH: usize = 512;
 /// Identifies a connection for its whole life; never reused.
 pub type ClientId = u64;
 
-/// Everything the connection threads tell the dispatcher.
+/// Everything the dispatcher is told, through its one channel: by the
+/// readers, the admin view, the store and the server. (What it sends v1
+/// clients is a `protocol::Event`.)
 #[derive(Debug)]
-pub enum Event {
+pub enum Input {
     /// A chat-room client finished its handshake; it is not in a room
     /// yet. Sent by [`Membership::connect`], whose drop sends its `Leave`.
     Connect {
@@ -94,7 +96,7 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Membership {
     id: ClientId,
-    events: Sender<Event>,
+    events: Sender<Input>,
 }
 
 /// The dispatcher has stopped: the server is shutting down.
@@ -104,13 +106,13 @@ pub struct Stopped;
 impl Membership {
     /// Tells the dispatcher of a new client.
     pub fn connect(
-        events: &Sender<Event>,
+        events: &Sender<Input>,
         id: ClientId,
         peer: SocketAddr,
         mode: Mode,
         outlet: Arc<Outlet>,
     ) -> Result<Membership, Stopped> {
-        let connect = Event::Connect {
+        let connect = Input::Connect {
             id,
             peer,
             mode,
@@ -128,7 +130,7 @@ impl Drop for Membership {
     fn drop(&mut self) {
         // Fails only when the dispatcher has stopped, which has then
         // closed the client itself.
-        let _ = self.events.send(Event::Leave { id: self.id });
+        let _ = self.events.send(Input::Leave { id: self.id });
     }
 }
 
@@ -145,16 +147,16 @@ pub struct JoinRequest {
     pub owner: Owner,
 }
 
-impl Event {
+impl Input {
     /// The client an event comes from, if it comes from one.
     fn client(&self) -> Option<ClientId> {
         match self {
-            Event::Join(JoinRequest { id, .. })
-            | Event::Text { id, .. }
-            | Event::File { id, .. }
-            | Event::Typing { id }
-            | Event::Leave { id } => Some(*id),
-            Event::Connect { .. } | Event::Admin { .. } | Event::Store(_) | Event::Shutdown => None,
+            Input::Join(JoinRequest { id, .. })
+            | Input::Text { id, .. }
+            | Input::File { id, .. }
+            | Input::Typing { id }
+            | Input::Leave { id } => Some(*id),
+            Input::Connect { .. } | Input::Admin { .. } | Input::Store(_) | Input::Shutdown => None,
         }
     }
 }
@@ -181,12 +183,19 @@ pub struct Limits {
     pub held_frames: usize,
 }
 
+/// A joined client's room, and the name it goes by there.
+#[derive(Debug, Clone)]
+struct Seat {
+    room: String,
+    name: String,
+}
+
 struct Client {
     peer: SocketAddr,
     mode: Mode,
     outlet: Arc<Outlet>,
-    /// Room and name, once joined.
-    seat: Option<(String, String)>,
+    /// Where it sits, once joined.
+    seat: Option<Seat>,
     /// When it joined, as a key of its room's member maps.
     joined: u64,
     /// This batch's frames for the client: indices into `Dispatcher::batch`.
@@ -296,10 +305,10 @@ impl Stored {
 
 /// A message or file's event, as sent live (`replay` false) or replayed.
 /// A replayed file whose bytes are kept says where to download them.
-fn event<'a>(record: &'a store::Record, replay: bool, url: Option<&'a str>) -> Out<'a> {
+fn event<'a>(record: &'a store::Record, replay: bool, url: Option<&'a str>) -> protocol::Event<'a> {
     let cid = record.cid.as_deref();
     match &record.body {
-        store::Body::Text(text) => Out::Message {
+        store::Body::Text(text) => protocol::Event::Message {
             id: record.id,
             room: &record.room,
             from: &record.from,
@@ -313,7 +322,7 @@ fn event<'a>(record: &'a store::Record, replay: bool, url: Option<&'a str>) -> O
             size,
             mime,
             available,
-        } => Out::File {
+        } => protocol::Event::File {
             id: record.id,
             room: &record.room,
             from: &record.from,
@@ -338,6 +347,14 @@ fn replay_frame(record: &store::Record) -> Encoded {
     Encoded::text(protocol::encode(&event(record, true, url.as_deref())))
 }
 
+/// The chat's shared state: every chat-room client, the rooms with their
+/// members, names and history, the bans, and the joins and acknowledgements
+/// waiting for the store. It lives on the dispatcher thread ([`run`]) and
+/// nothing else may touch it: other threads reach it only by sending an
+/// [`Input`], and it reaches clients only through their [`Outlet`]s, with
+/// sends that never block. That is why none of it needs a lock.
+///
+/// [`run`]: Dispatcher::run
 pub struct Dispatcher {
     limits: Limits,
     clients: HashMap<ClientId, Client>,
@@ -369,7 +386,7 @@ pub struct Dispatcher {
     store: StoreHandle,
     /// Joins waiting for their room to be loaded from the store, by room,
     /// each followed by whatever its client sent meanwhile, in order.
-    loading: HashMap<String, Vec<Event>>,
+    loading: HashMap<String, Vec<Input>>,
     /// The clients whose joins wait there, and for which room.
     waiting: HashMap<ClientId, String>,
     /// Senders' own copies of their messages, held until the store has
@@ -414,14 +431,14 @@ impl Dispatcher {
     /// Handles events until `Shutdown` arrives or every sender is gone, then
     /// closes every client. Returns the clients still to answer their close,
     /// with the time by which they must.
-    pub fn run(mut self, events: Receiver<Event>) -> Closing {
+    pub fn run(mut self, events: Receiver<Input>) -> Closing {
         let mut open = true;
         while open {
             match events.recv_timeout(self.next_wake().saturating_duration_since(Instant::now())) {
                 Ok(first) => {
                     // Everything already waiting joins the batch.
                     for event in std::iter::once(first).chain(events.try_iter().take(BATCH - 1)) {
-                        if let Event::Shutdown = event {
+                        if let Input::Shutdown = event {
                             open = false;
                             break;
                         }
@@ -475,7 +492,7 @@ impl Dispatcher {
         }
     }
 
-    fn handle(&mut self, event: Event) {
+    fn handle(&mut self, event: Input) {
         // A client whose join waits for its room: what it sends waits too,
         // behind the join, so that nothing it said is refused or reordered.
         // (Almost always nobody waits: no lookup then.)
@@ -487,7 +504,7 @@ impl Dispatcher {
             return;
         }
         match event {
-            Event::Connect {
+            Input::Connect {
                 id,
                 peer,
                 mode,
@@ -504,10 +521,10 @@ impl Dispatcher {
                 };
                 self.clients.insert(id, client);
             }
-            Event::Join(request) => self.join(request),
-            Event::Text { id, text, cid } => self.text(id, text, cid),
-            Event::Store(reply) => self.stored(reply),
-            Event::File {
+            Input::Join(request) => self.join(request),
+            Input::Text { id, text, cid } => self.text(id, text, cid),
+            Input::Store(reply) => self.stored(reply),
+            Input::File {
                 id,
                 name,
                 mime,
@@ -515,14 +532,14 @@ impl Dispatcher {
                 raw_frame,
                 cid,
             } => self.file(id, name, mime, data, raw_frame, cid),
-            Event::Typing { id } => self.typing(id),
-            Event::Leave { id } => {
+            Input::Typing { id } => self.typing(id),
+            Input::Leave { id } => {
                 if let Some(client) = self.clients.remove(&id) {
                     self.vacate(client, None);
                 }
             }
-            Event::Admin { request, reply } => self.moderate(request, reply),
-            Event::Shutdown => unreachable!("handled by run"),
+            Input::Admin { request, reply } => self.moderate(request, reply),
+            Input::Shutdown => unreachable!("handled by run"),
         }
     }
 
@@ -535,7 +552,7 @@ impl Dispatcher {
         if client.seat.is_some() {
             self.refuse(
                 id,
-                Refusal::new(
+                FrameRefusal::new(
                     ErrorCode::AlreadyJoined,
                     "this connection is already in a room",
                 ),
@@ -549,7 +566,7 @@ impl Dispatcher {
             }
             Err(e) => {
                 let why = format!("{e}; a room name must be 1-32 visible characters");
-                self.refuse(id, Refusal::new(ErrorCode::InvalidRoom, why));
+                self.refuse(id, FrameRefusal::new(ErrorCode::InvalidRoom, why));
                 return;
             }
         };
@@ -562,7 +579,7 @@ impl Dispatcher {
                     recent: self.limits.history,
                 });
             }
-            parked.push(Event::Join(request));
+            parked.push(Input::Join(request));
             self.waiting.insert(id, room_name);
             return;
         }
@@ -579,7 +596,7 @@ impl Dispatcher {
             (None, Mode::V1) => {
                 self.refuse(
                     id,
-                    Refusal::new(ErrorCode::BadField, "missing field \"name\""),
+                    FrameRefusal::new(ErrorCode::BadField, "missing field \"name\""),
                 );
                 return;
             }
@@ -588,13 +605,13 @@ impl Dispatcher {
             Ok(name) => name,
             Err(e) => {
                 let why = format!("{e}; a name must be 1-32 visible characters");
-                self.refuse(id, Refusal::new(ErrorCode::InvalidName, why));
+                self.refuse(id, FrameRefusal::new(ErrorCode::InvalidName, why));
                 return;
             }
         };
         if let Some(until) = self.banned_until(&name) {
             let why = format!("a moderator has banned the name {:?} for now", name.text);
-            self.refuse(id, Refusal::new(ErrorCode::Banned, why).until(until));
+            self.refuse(id, FrameRefusal::new(ErrorCode::Banned, why).until(until));
             return;
         }
         let room = self.rooms.get_mut(&room_name).expect("loaded above");
@@ -611,7 +628,7 @@ impl Dispatcher {
                         name.text, taken.holder
                     ),
                 };
-                self.refuse(id, Refusal::new(ErrorCode::NameTaken, why));
+                self.refuse(id, FrameRefusal::new(ErrorCode::NameTaken, why));
                 return;
             }
         };
@@ -623,7 +640,10 @@ impl Dispatcher {
         }
         room.emptied_at = None;
         let client = self.clients.get_mut(&id).expect("checked above");
-        client.seat = Some((room_name.clone(), name.clone()));
+        client.seat = Some(Seat {
+            room: room_name.clone(),
+            name: name.clone(),
+        });
         client.joined = self.joins;
         log::info!("event=join client={id} room={room_name:?}");
         log::debug!("event=join client={id} room={room_name:?} name={name:?}");
@@ -636,7 +656,7 @@ impl Dispatcher {
             return;
         }
         let ts = now_ms();
-        let joined = Encoded::text(protocol::encode(&Out::Join {
+        let joined = Encoded::text(protocol::encode(&protocol::Event::Join {
             room: &room_name,
             name: &name,
             ts,
@@ -722,7 +742,7 @@ impl Dispatcher {
         // A person with two connections is one entry.
         let mut listed = HashSet::new();
         let mut frames = vec![
-            Out::Welcome {
+            protocol::Event::Welcome {
                 name,
                 room: room_name,
                 last_id,
@@ -731,18 +751,18 @@ impl Dispatcher {
                 reason: resume.reason,
                 limits: &self.limits.welcome,
             },
-            Out::Presence {
+            protocol::Event::Presence {
                 room: room_name,
                 users: room
                     .members
                     .values()
-                    .filter_map(|m| self.clients.get(m)?.seat.as_ref().map(|s| s.1.as_str()))
+                    .filter_map(|m| self.clients.get(m)?.seat.as_ref().map(|s| s.name.as_str()))
                     .filter(|name| listed.insert(*name))
                     .collect(),
             },
         ];
         if let Some((since, first)) = resume.gap {
-            frames.push(Out::Gap {
+            frames.push(protocol::Event::Gap {
                 room: room_name,
                 since,
                 first,
@@ -828,7 +848,14 @@ impl Dispatcher {
     }
 
     fn text(&mut self, id: ClientId, text: Utf8Bytes, cid: Option<String>) {
-        let Some((room_name, from, sender_mode)) = self.seated(id) else {
+        let Some((
+            Seat {
+                room: room_name,
+                name: from,
+            },
+            sender_mode,
+        )) = self.seated(id)
+        else {
             return;
         };
         if self.answered_before(id, &room_name, &from, cid.as_deref()) {
@@ -860,7 +887,14 @@ impl Dispatcher {
         raw_frame: Option<Bytes>,
         cid: Option<String>,
     ) {
-        let Some((room_name, from, _)) = self.seated(id) else {
+        let Some((
+            Seat {
+                room: room_name,
+                name: from,
+            },
+            _,
+        )) = self.seated(id)
+        else {
             return;
         };
         if self.answered_before(id, &room_name, &from, cid.as_deref()) {
@@ -918,10 +952,10 @@ impl Dispatcher {
     }
 
     fn typing(&mut self, id: ClientId) {
-        let Some((room, name, _)) = self.seated(id) else {
+        let Some((Seat { room, name }, _)) = self.seated(id) else {
             return;
         };
-        let frame = [Encoded::text(protocol::encode(&Out::Typing {
+        let frame = [Encoded::text(protocol::encode(&protocol::Event::Typing {
             room: &room,
             name: &name,
         }))];
@@ -966,15 +1000,15 @@ impl Dispatcher {
         self.rooms.get(room).is_some_and(|r| r.people.holds(name))
     }
 
-    /// The room, name and mode of a client that has joined. A v1 client that
-    /// has not is told so.
-    fn seated(&mut self, id: ClientId) -> Option<(String, String, Mode)> {
+    /// The seat and mode of a client that has joined. A v1 client that has
+    /// not is told so.
+    fn seated(&mut self, id: ClientId) -> Option<(Seat, Mode)> {
         let client = self.clients.get(&id)?;
         match client.seat.clone() {
-            Some((room, name)) => Some((room, name, client.mode)),
+            Some(seat) => Some((seat, client.mode)),
             None => {
                 let why = "join a room before sending messages, files or typing";
-                self.refuse(id, Refusal::new(ErrorCode::NotJoined, why));
+                self.refuse(id, FrameRefusal::new(ErrorCode::NotJoined, why));
                 None
             }
         }
@@ -1057,7 +1091,7 @@ impl Dispatcher {
                 }
                 let parked = self.loading.remove(&name).unwrap_or_default();
                 for event in &parked {
-                    if let Event::Join(request) = event {
+                    if let Input::Join(request) = event {
                         self.waiting.remove(&request.id);
                     }
                 }
@@ -1248,7 +1282,7 @@ impl Dispatcher {
 
     /// Tells a client why its frame was refused: an `error` event in v1, a
     /// close in raw mode (which has no way to carry an error).
-    fn refuse(&mut self, id: ClientId, refusal: Refusal) {
+    fn refuse(&mut self, id: ClientId, refusal: FrameRefusal) {
         let Some(client) = self.clients.get(&id) else {
             return;
         };
@@ -1283,7 +1317,11 @@ impl Dispatcher {
         if let Some(close) = close {
             self.close(&client.outlet, &close);
         }
-        let Some((room_name, name)) = client.seat else {
+        let Some(Seat {
+            room: room_name,
+            name,
+        }) = client.seat
+        else {
             return;
         };
         let Some(room) = self.rooms.get_mut(&room_name) else {
@@ -1304,7 +1342,7 @@ impl Dispatcher {
             // The person is still here on another connection.
             return;
         }
-        let left = [Encoded::text(protocol::encode(&Out::Leave {
+        let left = [Encoded::text(protocol::encode(&protocol::Event::Leave {
             room: &room_name,
             name: &name,
             ts: now_ms(),
@@ -1450,13 +1488,13 @@ mod tests {
                 share: Share::new("outbound", 1 << 30),
             };
             let outlet = Outlet::new(id, server, bounds, Writers::new(64));
-            self.d.handle(Event::Connect {
+            self.d.handle(Input::Connect {
                 id,
                 peer,
                 mode,
                 outlet,
             });
-            self.d.handle(Event::Join(JoinRequest {
+            self.d.handle(Input::Join(JoinRequest {
                 id,
                 room: Some(room.into()),
                 name: Some(format!("user{id}")),
@@ -1467,14 +1505,14 @@ mod tests {
             // The room comes from the store first.
             while !self.d.rooms.contains_key(room) {
                 let reply = self.replies.recv_timeout(Duration::from_secs(10)).unwrap();
-                self.d.handle(Event::Store(reply));
+                self.d.handle(Input::Store(reply));
             }
             self.d.flush();
             id
         }
 
         fn say(&mut self, id: ClientId, text: &str) {
-            self.d.handle(Event::Text {
+            self.d.handle(Input::Text {
                 id,
                 text: text.into(),
                 cid: None,
@@ -1547,7 +1585,7 @@ mod tests {
         let a = h.join("r", Mode::V1);
         h.say(a, "hello");
         assert!(h.share_used() > 0);
-        h.d.handle(Event::Leave { id: a });
+        h.d.handle(Input::Leave { id: a });
         assert!(!h.d.rooms.contains_key("r"));
         assert_eq!(h.share_used(), 0);
         assert_eq!(h.d.stored, 0);
@@ -1572,8 +1610,8 @@ mod tests {
             panic!("a reader's bug");
         });
         assert!(reader.join().is_err());
-        assert!(matches!(inbox.recv(), Ok(Event::Connect { id: 7, .. })));
-        assert!(matches!(inbox.recv(), Ok(Event::Leave { id: 7 })));
+        assert!(matches!(inbox.recv(), Ok(Input::Connect { id: 7, .. })));
+        assert!(matches!(inbox.recv(), Ok(Input::Leave { id: 7 })));
     }
 
     #[test]

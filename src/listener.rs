@@ -22,9 +22,9 @@ use crate::capacity::Readings;
 use crate::close::Close;
 use crate::config::Config;
 use crate::connection::{Connection, THREAD_STACK};
-use crate::dispatcher::{ClientId, Closing, Dispatcher, Event, Limits};
+use crate::dispatcher::{ClientId, Closing, Dispatcher, Input, Limits};
 use crate::files;
-use crate::handshake::{self, Endpoint, OriginPolicy, Refusal};
+use crate::handshake::{self, Endpoint, OriginPolicy, UpgradeRefusal};
 use crate::health::{Drain, Health};
 use crate::http::{self, Head, HeadError, Site};
 use crate::metrics::{self, Refused};
@@ -168,7 +168,7 @@ struct Shared {
     config: Arc<Config>,
     site: Site,
     origins: OriginPolicy,
-    events: Sender<Event>,
+    events: Sender<Input>,
     echoes: EchoClients,
     writers: Arc<Writers>,
     budget: Budget,
@@ -255,7 +255,7 @@ impl Server {
         metrics::get().watch_store(store.stats());
         let (store, store_thread) = store.spawn(Box::new(move |reply| {
             // Fails only once the dispatcher has stopped, at shutdown.
-            let _ = replies.send(Event::Store(reply));
+            let _ = replies.send(Input::Store(reply));
         }))?;
         let dispatcher = Dispatcher::new(
             Limits {
@@ -322,7 +322,7 @@ impl Server {
             config.shutdown_grace.as_secs_f64()
         );
         drop(shared);
-        let _ = events.send(Event::Shutdown);
+        let _ = events.send(Input::Shutdown);
         drop(events);
         let mut closing = echoes.close_all();
         closing.extend(dispatcher.join().unwrap_or_else(|_| {
@@ -659,29 +659,29 @@ fn answer_http(sock: &TcpStream, client: SocketAddr, head: &Head, shared: &Share
 
 /// Answers an upgrade request that was refused.
 #[inline(never)]
-fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: Refusal) {
+fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: UpgradeRefusal) {
     metrics::get().refused(refusal.metric());
     // `Upgrade` is one of the headers tiny_http will not set itself.
     let mut upgrade: &[(&str, &str)] = &[];
     let response = match refusal {
-        Refusal::NotUpgrade => {
+        UpgradeRefusal::NotUpgrade => {
             upgrade = &[("Upgrade", "websocket")];
             http::text_response(426, "this endpoint speaks WebSocket only\n")
         }
-        Refusal::Origin(origin) => {
+        UpgradeRefusal::Origin(origin) => {
             log::info!("event=refused peer={peer} reason=origin origin={origin:?}");
             http::text_response(403, "origin not allowed\n")
         }
-        Refusal::Version => http::error_response(
+        UpgradeRefusal::Version => http::error_response(
             426,
             "this server speaks WebSocket version 13\n",
             &[("Sec-WebSocket-Version", "13")],
         ),
-        Refusal::Invalid(why) => {
+        UpgradeRefusal::Invalid(why) => {
             log::debug!("event=refused peer={peer} reason=bad_request why={why:?}");
             http::text_response(400, &format!("bad WebSocket upgrade: {why}\n"))
         }
-        Refusal::Unauthorized(e) => {
+        UpgradeRefusal::Unauthorized(e) => {
             log::info!(
                 "event=refused peer={peer} reason=auth code={}",
                 e.code().as_str()

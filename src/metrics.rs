@@ -22,7 +22,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::budget::Budget;
-use crate::dispatcher::Event;
+use crate::dispatcher::Input;
 use crate::handshake::Kind;
 use crate::protocol::Mode;
 use crate::store::Stats;
@@ -421,12 +421,12 @@ impl Metrics {
     }
 
     /// A client's event is on its way to its room.
-    pub fn received(&self, event: &Event) {
+    pub fn received(&self, event: &Input) {
         let kind = match event {
-            Event::Text { .. } => 0,
-            Event::File { .. } => 1,
-            Event::Typing { .. } => 2,
-            Event::Join(_) => 3,
+            Input::Text { .. } => 0,
+            Input::File { .. } => 1,
+            Input::Typing { .. } => 2,
+            Input::Join(_) => 3,
             _ => return,
         };
         self.received[kind].inc();

@@ -59,12 +59,12 @@ pub struct FileMeta {
 pub const MAX_CID_CHARS: usize = 64;
 
 /// A client's id for a message: 1-64 characters, none of them control.
-fn opt_cid(obj: &Map<String, Value>) -> Result<Option<String>, Refusal> {
+fn opt_cid(obj: &Map<String, Value>) -> Result<Option<String>, FrameRefusal> {
     let cid = opt_string(obj, "cid")?;
     if let Some(cid) = &cid {
         let chars = cid.chars().count();
         if chars == 0 || chars > MAX_CID_CHARS || cid.chars().any(char::is_control) {
-            return Err(Refusal::new(
+            return Err(FrameRefusal::new(
                 ErrorCode::BadField,
                 "field \"cid\" must be 1-64 characters without control characters",
             ));
@@ -157,16 +157,16 @@ impl ErrorCode {
 
 /// Why a client frame was refused; becomes an `error` event.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
+pub struct FrameRefusal {
     pub code: ErrorCode,
     pub message: String,
     /// For a refusal that ends (`banned`): when, in ms since the epoch.
     pub until: Option<u64>,
 }
 
-impl Refusal {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
-        Refusal {
+impl FrameRefusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> FrameRefusal {
+        FrameRefusal {
             code,
             message: message.into(),
             until: None,
@@ -174,8 +174,8 @@ impl Refusal {
     }
 
     /// The same refusal, saying when it ends.
-    pub fn until(self, until: u64) -> Refusal {
-        Refusal {
+    pub fn until(self, until: u64) -> FrameRefusal {
+        FrameRefusal {
             until: Some(until),
             ..self
         }
@@ -193,11 +193,11 @@ impl Refusal {
 
 /// Parses one text frame from a `wschat.v1` client. Limits that depend on
 /// configuration (text length, file size) are checked by the caller.
-pub fn parse_command(text: &str) -> Result<Command, Refusal> {
+pub fn parse_command(text: &str) -> Result<Command, FrameRefusal> {
     let value: Value = serde_json::from_str(text)
-        .map_err(|e| Refusal::new(ErrorCode::BadJson, format!("not valid JSON: {e}")))?;
+        .map_err(|e| FrameRefusal::new(ErrorCode::BadJson, format!("not valid JSON: {e}")))?;
     let Value::Object(obj) = value else {
-        return Err(Refusal::new(
+        return Err(FrameRefusal::new(
             ErrorCode::BadJson,
             "a frame must be a JSON object",
         ));
@@ -205,12 +205,17 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
     let kind = match obj.get("type") {
         Some(Value::String(s)) => s.as_str(),
         Some(_) => {
-            return Err(Refusal::new(
+            return Err(FrameRefusal::new(
                 ErrorCode::UnknownType,
                 "\"type\" must be a string",
             ));
         }
-        None => return Err(Refusal::new(ErrorCode::UnknownType, "missing \"type\"")),
+        None => {
+            return Err(FrameRefusal::new(
+                ErrorCode::UnknownType,
+                "missing \"type\"",
+            ));
+        }
     };
     match kind {
         "join" => Ok(Command::Join {
@@ -229,12 +234,12 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
             let name = req_string(&obj, "name")?;
             validate_file_name(&name)?;
             let size = opt_u64(&obj, "size")?
-                .ok_or_else(|| Refusal::new(ErrorCode::BadField, "missing field \"size\""))?;
+                .ok_or_else(|| FrameRefusal::new(ErrorCode::BadField, "missing field \"size\""))?;
             let mime = opt_string(&obj, "mime")?
                 .filter(|m| !m.is_empty())
                 .unwrap_or_else(|| "application/octet-stream".to_owned());
             if mime.len() > 255 || mime.chars().any(char::is_control) {
-                return Err(Refusal::new(
+                return Err(FrameRefusal::new(
                     ErrorCode::BadField,
                     "field \"mime\" is not a media type",
                 ));
@@ -247,34 +252,34 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
             }))
         }
         "typing" => Ok(Command::Typing),
-        other => Err(Refusal::new(
+        other => Err(FrameRefusal::new(
             ErrorCode::UnknownType,
             format!("unknown type {other:?}; expected join, message, file or typing"),
         )),
     }
 }
 
-fn opt_string(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, Refusal> {
+fn opt_string(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, FrameRefusal> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(Refusal::new(
+        Some(_) => Err(FrameRefusal::new(
             ErrorCode::BadField,
             format!("field \"{field}\" must be a string"),
         )),
     }
 }
 
-fn req_string(obj: &Map<String, Value>, field: &str) -> Result<String, Refusal> {
+fn req_string(obj: &Map<String, Value>, field: &str) -> Result<String, FrameRefusal> {
     opt_string(obj, field)?
-        .ok_or_else(|| Refusal::new(ErrorCode::BadField, format!("missing field \"{field}\"")))
+        .ok_or_else(|| FrameRefusal::new(ErrorCode::BadField, format!("missing field \"{field}\"")))
 }
 
-fn opt_u64(obj: &Map<String, Value>, field: &str) -> Result<Option<u64>, Refusal> {
+fn opt_u64(obj: &Map<String, Value>, field: &str) -> Result<Option<u64>, FrameRefusal> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
-        Some(_) => Err(Refusal::new(
+        Some(_) => Err(FrameRefusal::new(
             ErrorCode::BadField,
             format!("field \"{field}\" must be a non-negative integer"),
         )),
@@ -291,14 +296,14 @@ pub fn validate_name(raw: &str) -> Option<String> {
     Some(trimmed.to_owned())
 }
 
-fn validate_file_name(name: &str) -> Result<(), Refusal> {
+fn validate_file_name(name: &str) -> Result<(), FrameRefusal> {
     if name.is_empty()
         || name.len() > MAX_FILE_NAME
         || name
             .chars()
             .any(|c| c.is_control() || crate::names::is_format(c) || c == '/' || c == '\\')
     {
-        return Err(Refusal::new(
+        return Err(FrameRefusal::new(
             ErrorCode::BadField,
             "field \"name\" must be a file name of 1-255 bytes without control, format or direction characters or slashes",
         ));

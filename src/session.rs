@@ -12,10 +12,10 @@ use tungstenite::{Bytes, Message, Utf8Bytes};
 use crate::budget::Share;
 use crate::close::Close;
 use crate::config::Config;
-use crate::dispatcher::{ClientId, Event, JoinRequest};
+use crate::dispatcher::{ClientId, Input, JoinRequest};
 use crate::handshake::{Endpoint, Kind, RoomQuery};
 use crate::outlet::Outlet;
-use crate::protocol::{self, Command, ErrorCode, FileMeta, Mode, Refusal};
+use crate::protocol::{self, Command, ErrorCode, FileMeta, FrameRefusal, Mode};
 use crate::ratelimit::TokenBucket;
 use crate::wire::Encoded;
 
@@ -40,7 +40,7 @@ pub struct Session {
     pub kind: Kind,
     query: RoomQuery,
     pub config: Arc<Config>,
-    pub events: Sender<Event>,
+    pub events: Sender<Input>,
     pending_file: Option<FileMeta>,
     /// Whether a join has been asked for. The dispatcher decides whether it
     /// succeeded; this only lets a file announced before any join be refused
@@ -69,7 +69,7 @@ impl Session {
         id: ClientId,
         endpoint: &Endpoint,
         config: &Arc<Config>,
-        events: Sender<Event>,
+        events: Sender<Input>,
         incoming: Arc<Share>,
     ) -> Session {
         let query = match endpoint {
@@ -103,7 +103,7 @@ impl Session {
         }
     }
 
-    pub fn tell(&mut self, event: Event) {
+    pub fn tell(&mut self, event: Input) {
         crate::metrics::get().received(&event);
         // Fails only when the dispatcher has stopped (shutdown); the writer
         // has then been told to close.
@@ -135,7 +135,7 @@ impl Session {
             crate::names::Owner::Subject(subject) => Some(subject.clone()),
             _ => None,
         };
-        self.tell(Event::Join(JoinRequest {
+        self.tell(Input::Join(JoinRequest {
             id: self.id,
             room: room.or_else(|| query.room.clone()),
             name: subject.or(name).or_else(|| query.name.clone()),
@@ -211,7 +211,7 @@ impl Session {
         if text.len() > self.config.max_message_size {
             return Flow::Close(Close::too_big("message too big"));
         }
-        self.tell(Event::Text {
+        self.tell(Input::Text {
             id: self.id,
             text,
             cid: None,
@@ -227,7 +227,7 @@ impl Session {
         if frame.len() - offset > self.config.max_file_size {
             return Flow::Close(Close::too_big("message too big"));
         }
-        let event = Event::File {
+        let event = Input::File {
             id: self.id,
             mime: protocol::guess_mime(&name).to_owned(),
             // v1 clients get a name that meets their rules; raw ones, the
@@ -245,7 +245,7 @@ impl Session {
         if self.pending_file.take().is_some() {
             let flow = self.refuse(
                 own,
-                Refusal::new(
+                FrameRefusal::new(
                     ErrorCode::UnexpectedFrame,
                     "expected the announced file's binary frame; the file is cancelled",
                 ),
@@ -285,7 +285,7 @@ impl Session {
                 if text.is_empty() {
                     return self.refuse(
                         own,
-                        Refusal::new(ErrorCode::EmptyText, "a message needs some text"),
+                        FrameRefusal::new(ErrorCode::EmptyText, "a message needs some text"),
                     );
                 }
                 if text.len() > self.config.max_text {
@@ -294,9 +294,9 @@ impl Session {
                         text.len(),
                         self.config.max_text
                     );
-                    return self.refuse(own, Refusal::new(ErrorCode::TextTooLong, why));
+                    return self.refuse(own, FrameRefusal::new(ErrorCode::TextTooLong, why));
                 }
-                self.tell(Event::Text {
+                self.tell(Input::Text {
                     id: self.id,
                     text: text.into(),
                     cid,
@@ -304,7 +304,7 @@ impl Session {
             }
             Command::File(_) if !self.join_asked => {
                 let why = "join a room before sending messages, files or typing";
-                return self.refuse(own, Refusal::new(ErrorCode::NotJoined, why));
+                return self.refuse(own, FrameRefusal::new(ErrorCode::NotJoined, why));
             }
             Command::File(meta) => {
                 if meta.size > self.config.max_file_size as u64 {
@@ -312,7 +312,7 @@ impl Session {
                         "file is {} bytes; the limit is {}",
                         meta.size, self.config.max_file_size
                     );
-                    return self.refuse(own, Refusal::new(ErrorCode::FileTooLarge, why));
+                    return self.refuse(own, FrameRefusal::new(ErrorCode::FileTooLarge, why));
                 }
                 if meta.size > (self.incoming.available() + ahead) as u64 {
                     log::warn!(
@@ -324,11 +324,11 @@ impl Session {
                         "the server is receiving too much at the moment to take {} bytes; try again shortly",
                         meta.size
                     );
-                    return self.refuse(own, Refusal::new(ErrorCode::ServerBusy, why));
+                    return self.refuse(own, FrameRefusal::new(ErrorCode::ServerBusy, why));
                 }
                 self.pending_file = Some(meta);
             }
-            Command::Typing => self.tell(Event::Typing { id: self.id }),
+            Command::Typing => self.tell(Input::Typing { id: self.id }),
         }
         Flow::Continue
     }
@@ -337,7 +337,7 @@ impl Session {
         let Some(meta) = self.pending_file.take() else {
             return self.refuse(
                 own,
-                Refusal::new(
+                FrameRefusal::new(
                     ErrorCode::UnexpectedBinary,
                     "send a file announcement before its bytes",
                 ),
@@ -345,9 +345,9 @@ impl Session {
         };
         if bytes.len() as u64 != meta.size {
             let why = format!("announced {} bytes, received {}", meta.size, bytes.len());
-            return self.refuse(own, Refusal::new(ErrorCode::SizeMismatch, why));
+            return self.refuse(own, FrameRefusal::new(ErrorCode::SizeMismatch, why));
         }
-        self.tell(Event::File {
+        self.tell(Input::File {
             id: self.id,
             name: meta.name,
             mime: meta.mime,
@@ -359,7 +359,7 @@ impl Session {
     }
 
     /// Sends an `error` event; a client that keeps provoking them is closed.
-    fn refuse(&mut self, own: &Arc<Outlet>, refusal: Refusal) -> Flow {
+    fn refuse(&mut self, own: &Arc<Outlet>, refusal: FrameRefusal) -> Flow {
         log::debug!(
             "event=error client={} code={} message={:?}",
             self.id,

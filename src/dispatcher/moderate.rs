@@ -4,7 +4,7 @@
 
 use crossbeam_channel::Sender;
 
-use super::Dispatcher;
+use super::{Dispatcher, Seat};
 use crate::close::Close;
 use crate::moderation::{self, BanView, Overview, PersonView, Reply, Request, RoomView};
 use crate::names;
@@ -61,7 +61,7 @@ impl Dispatcher {
                     let Some(client) = self.clients.get(member) else {
                         continue;
                     };
-                    let Some((_, name)) = &client.seat else {
+                    let Some(Seat { name, .. }) = &client.seat else {
                         continue;
                     };
                     let mode = match client.mode {
@@ -118,7 +118,7 @@ impl Dispatcher {
                 self.clients
                     .get(m)
                     .and_then(|c| c.seat.as_ref())
-                    .is_some_and(|(_, n)| n == holder)
+                    .is_some_and(|s| s.name == holder)
             }));
         }
         for id in &kicked {

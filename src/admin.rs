@@ -5,7 +5,7 @@
 //! `Authorization: Bearer TOKEN`. Without `--admin-token` all of these
 //! answer 404, as if they did not exist.
 //!
-//! The dispatcher owns the rooms: every request becomes an `Event::Admin`
+//! The dispatcher owns the rooms: every request becomes an `Input::Admin`
 //! with a reply channel, answered from the dispatcher's thread. Every
 //! action is logged with who did it (the peer address, and the
 //! `X-Admin-Name` label the request gave).
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Secret;
-use crate::dispatcher::Event;
+use crate::dispatcher::Input;
 use crate::http::{self, Head, Site};
 use crate::moderation::{MAX_BAN_MINUTES, Reply, Request};
 
@@ -35,7 +35,7 @@ const MAX_LABEL: usize = 64;
 /// What the admin routes need, shared by every connection thread.
 pub struct Admin {
     token: Option<Secret>,
-    events: Sender<Event>,
+    events: Sender<Input>,
     site: Site,
     body_timeout: Duration,
 }
@@ -88,7 +88,7 @@ struct UnbanBody {
 impl Admin {
     pub fn new(
         token: Option<Secret>,
-        events: Sender<Event>,
+        events: Sender<Input>,
         site: Site,
         body_timeout: Duration,
     ) -> Admin {
@@ -245,7 +245,7 @@ impl Admin {
     fn ask(&self, request: Request) -> Result<Reply, Failure> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.events
-            .send_timeout(Event::Admin { request, reply }, ANSWER_TIMEOUT)
+            .send_timeout(Input::Admin { request, reply }, ANSWER_TIMEOUT)
             .map_err(|_| Failure::Unavailable)?;
         answer
             .recv_timeout(ANSWER_TIMEOUT)

@@ -21,10 +21,9 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
-use crate::dispatcher::Mode;
 use crate::handshake::RoomQuery;
 use crate::names::{self, Owner};
-use crate::protocol::Refusal;
+use crate::protocol::{ErrorCode, FrameRefusal, Mode};
 
 /// Shortest `--auth-secret`: HS256 wants a key at least as long as its
 /// hash, 256 bits (RFC 7518 §3.2).
@@ -181,14 +180,14 @@ pub enum AuthError {
 
 impl AuthError {
     /// The v1 error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AuthError::Missing => "token_required",
-            AuthError::Invalid(_) => "token_invalid",
-            AuthError::Expired => "token_expired",
-            AuthError::RoomForbidden(_) => "room_forbidden",
-            AuthError::NameMismatch { .. } => "name_mismatch",
-            AuthError::BadKey => "bad_field",
+            AuthError::Missing => ErrorCode::TokenRequired,
+            AuthError::Invalid(_) => ErrorCode::TokenInvalid,
+            AuthError::Expired => ErrorCode::TokenExpired,
+            AuthError::RoomForbidden(_) => ErrorCode::RoomForbidden,
+            AuthError::NameMismatch { .. } => ErrorCode::NameMismatch,
+            AuthError::BadKey => ErrorCode::BadField,
         }
     }
 
@@ -202,8 +201,8 @@ impl AuthError {
     }
 
     /// The v1 `error` event.
-    pub fn refusal(&self) -> Refusal {
-        Refusal::new(self.code(), self.to_string())
+    pub fn refusal(&self) -> FrameRefusal {
+        FrameRefusal::new(self.code(), self.to_string())
     }
 }
 
@@ -513,11 +512,17 @@ mod tests {
             b"another secret, just as long as ours",
             Algorithm::HS256,
         );
-        assert_eq!(verify(&s, &forged).unwrap_err().code(), "token_invalid");
+        assert_eq!(
+            verify(&s, &forged).unwrap_err().code(),
+            ErrorCode::TokenInvalid
+        );
         let expired = signed(&claims(now() - 1), s.bytes(), Algorithm::HS256);
         assert_eq!(verify(&s, &expired), Err(AuthError::Expired));
         let other_alg = signed(&claims(now() + 60), s.bytes(), Algorithm::HS512);
-        assert_eq!(verify(&s, &other_alg).unwrap_err().code(), "token_invalid");
+        assert_eq!(
+            verify(&s, &other_alg).unwrap_err().code(),
+            ErrorCode::TokenInvalid
+        );
         let no_exp = signed(
             &serde_json::json!({"sub": "alice"}),
             s.bytes(),
@@ -532,23 +537,32 @@ mod tests {
             s.bytes(),
             Algorithm::HS256,
         );
-        assert_eq!(verify(&s, &no_sub).unwrap_err().code(), "token_invalid");
+        assert_eq!(
+            verify(&s, &no_sub).unwrap_err().code(),
+            ErrorCode::TokenInvalid
+        );
         let bad_rooms = signed(
             &serde_json::json!({"sub": "a", "exp": now() + 60, "rooms": "den"}),
             s.bytes(),
             Algorithm::HS256,
         );
-        assert_eq!(verify(&s, &bad_rooms).unwrap_err().code(), "token_invalid");
+        assert_eq!(
+            verify(&s, &bad_rooms).unwrap_err().code(),
+            ErrorCode::TokenInvalid
+        );
         // An unsigned token ("alg": "none") is no token.
         let none = format!(
             "{}.{}.",
             b64(r#"{"alg":"none","typ":"JWT"}"#),
             b64(&claims(now() + 60).to_string())
         );
-        assert_eq!(verify(&s, &none).unwrap_err().code(), "token_invalid");
+        assert_eq!(
+            verify(&s, &none).unwrap_err().code(),
+            ErrorCode::TokenInvalid
+        );
         assert_eq!(
             verify(&s, "not a token").unwrap_err().code(),
-            "token_invalid"
+            ErrorCode::TokenInvalid
         );
     }
 

@@ -15,14 +15,18 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use tungstenite::Message;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
 use crate::budget::Budget;
+use crate::close::Close;
 use crate::config::Config;
-use crate::dispatcher::{ClientId, Event, Mode};
-use crate::handshake::Endpoint;
+use crate::dispatcher::{ClientId, Input, Membership};
+use crate::handshake::{Endpoint, Kind};
 use crate::incoming::{self, Incoming, Refused};
+use crate::listener::{EchoClients, EchoPlace};
 use crate::outlet::{Bounds, CLOSE_TIMEOUT, Outlet};
+use crate::protocol::Mode;
 use crate::session::{Flow, Session};
 use crate::wire::Encoded;
 use crate::writer::Writers;
@@ -36,10 +40,6 @@ pub const THREAD_STACK: usize = 128 * 1024;
 /// than its 128 KiB default: larger frames grow it while they are read.
 const READ_BUFFER: usize = 1024;
 
-/// Close code for a peer that has gone silent or a server going down: no
-/// point waiting for the peer's answer.
-const CLOSE_GOING_AWAY: u16 = 1001;
-
 /// Everything a connection needs once its handshake is done.
 pub struct Connection {
     pub id: ClientId,
@@ -49,7 +49,9 @@ pub struct Connection {
     pub early: Vec<u8>,
     pub endpoint: Endpoint,
     pub config: Arc<Config>,
-    pub events: Sender<Event>,
+    pub events: Sender<Input>,
+    /// Where an echo client makes itself known, to be closed at shutdown.
+    pub echoes: EchoClients,
     /// The count of backlog writers, shared by every connection.
     pub writers: Arc<Writers>,
     pub budget: Budget,
@@ -60,8 +62,8 @@ pub struct Connection {
 enum End {
     /// Close handshake completed or the peer closed.
     Closed,
-    /// We closed it with this code and reason.
-    ClosedByUs(u16, String),
+    /// We closed it.
+    ClosedByUs(Close),
     /// The TCP connection dropped without a close frame.
     Reset(String),
 }
@@ -73,7 +75,7 @@ impl End {
     fn close(self, peer: Option<(u16, String)>) -> (u16, String) {
         match self {
             End::Closed => peer.unwrap_or((1005, String::new())),
-            End::ClosedByUs(code, reason) => (code, reason),
+            End::ClosedByUs(close) => (close.code().into(), close.reason().to_owned()),
             End::Reset(why) => (1006, why),
         }
     }
@@ -112,19 +114,13 @@ impl Connection {
             self.events.clone(),
             self.budget.incoming.clone(),
         ));
-        let open = crate::metrics::get().connection(session.mode);
-        let connect = Event::Connect {
-            id: self.id,
-            peer: self.peer,
-            mode: session.mode,
-            outlet: outlet.clone(),
-        };
-        let end = if session.events.send(connect).is_err() {
-            // The dispatcher has stopped: the server is shutting down.
-            let reason = "server shutting down";
-            outlet.close(CLOSE_GOING_AWAY, reason);
-            End::ClosedByUs(CLOSE_GOING_AWAY, reason.to_owned())
-        } else {
+        let open = crate::metrics::get().connection(session.kind);
+        let end = if let Some(place) = take_place(
+            (self.id, self.peer, session.kind),
+            &self.events,
+            &self.echoes,
+            &outlet,
+        ) {
             if let Endpoint::Room(mode, query) = &self.endpoint
                 && (*mode == Mode::Raw || query.name.is_some())
             {
@@ -137,11 +133,18 @@ impl Connection {
             ));
             let end = read_loop(&outlet, &mut ctx, &mut session);
             // The room hears of the leave before any lingering below.
-            session.tell(Event::Leave { id: self.id });
+            drop(place);
             end
+        } else {
+            // The server is shutting down.
+            let close = Close::going_away("server shutting down");
+            outlet.close(&close);
+            End::ClosedByUs(close)
         };
-        if let End::ClosedByUs(code, _) = &end
-            && *code != CLOSE_GOING_AWAY
+        // No point waiting for the answer of a peer gone silent, nor
+        // while the server goes down.
+        if let End::ClosedByUs(close) = &end
+            && close.code() != CloseCode::Away
         {
             // Let the peer read our close frame and close its side first,
             // so the close is not lost to a TCP reset.
@@ -156,9 +159,38 @@ impl Connection {
             (End::Reset(_), Some(failure)) => End::Reset(failure),
             (end, _) => end,
         };
+        let abuse = matches!(&end, End::ClosedByUs(close) if close.is_abuse());
         let close = end.close(session.peer_close.take());
-        log_end(self.id, self.peer, &session, close, open.elapsed());
+        log_end(self.id, self.peer, &session, close, abuse, open.elapsed());
     }
+}
+
+/// Makes the client known to whoever closes it at shutdown: the dispatcher
+/// for a chat-room client, the server for an echo client. `None` when the
+/// server is already shutting down.
+fn take_place(
+    (id, peer, kind): (ClientId, SocketAddr, Kind),
+    events: &Sender<Input>,
+    echoes: &EchoClients,
+    outlet: &Arc<Outlet>,
+) -> Option<Place> {
+    Some(match kind {
+        Kind::Room(mode) => Place {
+            _member: Some(Membership::connect(events, id, peer, mode, outlet.clone()).ok()?),
+            _echo: None,
+        },
+        Kind::Echo => Place {
+            _member: None,
+            _echo: Some(echoes.register(id, outlet)?),
+        },
+    })
+}
+
+/// A client's place with whoever closes it at shutdown, given up when
+/// dropped: a chat-room client then leaves its room.
+struct Place {
+    _member: Option<Membership>,
+    _echo: Option<EchoPlace>,
 }
 
 fn configure(sock: &TcpStream, config: &Config) -> io::Result<()> {
@@ -185,23 +217,25 @@ fn log_end(
     peer: SocketAddr,
     session: &Session,
     (code, reason): (u16, String),
+    abuse: bool,
     duration: std::time::Duration,
 ) {
     crate::metrics::get().disconnect(code);
     log::info!(
-        "event=disconnect client={id} peer={peer} mode={} code={code} reason={reason:?} duration={:.3}s held={:.3}s",
-        crate::metrics::mode_label(session.mode),
+        "event=disconnect client={id} peer={peer} mode={} code={code} reason={reason:?} duration={:.3}s held={:.3}s{}",
+        crate::metrics::mode_label(session.kind),
         duration.as_secs_f64(),
         session.held.as_secs_f64(),
+        if abuse { " abuse=true" } else { "" },
     );
 }
 
 /// Reads messages until the connection ends; hands each to the session.
 #[inline(never)]
 fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Session) -> End {
-    let text = match session.mode {
-        Mode::Echo => session.config.max_frame_size(),
-        Mode::Raw | Mode::V1 => session.config.max_message_size,
+    let text = match session.kind {
+        Kind::Echo => session.config.max_frame_size(),
+        Kind::Room(_) => session.config.max_message_size,
     };
     let incoming = Incoming::new(incoming::Limits {
         text: text as u64,
@@ -212,7 +246,7 @@ fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Ses
     let mut stream = ReplyStream { outlet, incoming };
     let mut limit = session.message_limit();
     loop {
-        let (code, reason) = match ctx.read(&mut stream) {
+        let close = match ctx.read(&mut stream) {
             Ok(msg) => {
                 match session.on_message(stream.received(msg), stream.incoming.held(), outlet) {
                     Flow::Continue => {
@@ -226,24 +260,24 @@ fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Ses
                         }
                         continue;
                     }
-                    Flow::Close(code, reason) => (code, reason),
+                    Flow::Close(close) => close,
                     Flow::Gone => return End::Reset("connection ended".into()),
                 }
             }
             Err(err) => match failure(err) {
                 Failure::Ended(end) => return end,
-                Failure::Close(code, reason) => (code, reason),
+                Failure::Close(close) => close,
             },
         };
-        outlet.close(code, &reason);
-        return End::ClosedByUs(code, reason);
+        outlet.close(&close);
+        return End::ClosedByUs(close);
     }
 }
 
 /// What a read error means: how the connection ended, or the close to send.
 enum Failure {
     Ended(End),
-    Close(u16, String),
+    Close(Close),
 }
 
 /// Maps a read error to what the peer is told.
@@ -256,46 +290,33 @@ fn failure(err: WsError) -> Failure {
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ) =>
         {
-            Failure::Close(CLOSE_GOING_AWAY, "ping timeout".into())
+            Failure::Close(Close::going_away("ping timeout"))
         }
         WsError::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<Refused>()) => {
             let refused = e
                 .into_inner()
                 .and_then(|inner| inner.downcast::<Refused>().ok())
                 .map_or(Refused::Busy, |r| *r);
-            let (code, reason) = refused.close();
-            Failure::Close(code, reason.into())
+            Failure::Close(refused.close())
         }
         WsError::Io(e) => Failure::Ended(End::Reset(e.to_string())),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
             Failure::Ended(End::Reset("no close frame".into()))
         }
         WsError::Protocol(ProtocolError::InvalidCloseSequence) => {
-            Failure::Close(1002, "invalid close sequence".into())
+            Failure::Close(Close::protocol("invalid close sequence"))
         }
-        WsError::Protocol(p) => Failure::Close(1002, truncate(p.to_string())),
-        WsError::Utf8(_) => Failure::Close(1007, "invalid UTF-8".into()),
+        WsError::Protocol(p) => Failure::Close(Close::protocol(p.to_string())),
+        WsError::Utf8(_) => Failure::Close(Close::invalid_data("invalid UTF-8")),
         WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
-            Failure::Close(1009, "message too big".into())
+            Failure::Close(Close::too_big("message too big"))
         }
-        WsError::Capacity(c) => Failure::Close(1009, truncate(c.to_string())),
+        WsError::Capacity(c) => Failure::Close(Close::too_big(c.to_string())),
         other => {
             log::error!("unexpected read error: {other}");
-            Failure::Close(1011, "internal error".into())
+            Failure::Close(Close::internal())
         }
     }
-}
-
-/// Close reasons are limited to 123 bytes (a control frame's 125 minus the code).
-fn truncate(mut reason: String) -> String {
-    if reason.len() > 123 {
-        let mut end = 123;
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        reason.truncate(end);
-    }
-    reason
 }
 
 /// Discards what the peer still sends until it closes its side or the close

@@ -1,6 +1,6 @@
 //! The dispatcher thread: sole owner of the rooms and the client list.
 //!
-//! Connection threads talk to it only through one channel of [`Event`]s, so
+//! Connection threads talk to it only through one channel of [`Input`]s, so
 //! events are handled one at a time, in the order they arrived, without a
 //! lock. It takes every event already waiting (up to [`BATCH`]), decides
 //! what each client receives, and only then writes: each client's share of
@@ -15,16 +15,17 @@ use std::ops::Range;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tungstenite::Bytes;
 use tungstenite::Utf8Bytes;
 
 use crate::budget::Share;
+use crate::close::Close;
 use crate::cluster::{self, ClusterHandle};
 use crate::moderation::{self, Bans};
 use crate::names::{self, Owner};
 use crate::outlet::{CLOSE_TIMEOUT, Outlet};
-use crate::protocol::{self, Event as Out, Refusal};
+use crate::protocol::{self, ErrorCode, FrameRefusal, Mode};
 use crate::store::{self, StoreHandle};
 use crate::wire::Encoded;
 
@@ -39,21 +40,13 @@ pub const BATCH: usize = 512;
 /// Identifies a connection for its whole life; never reused.
 pub type ClientId = u64;
 
-/// Which protocol a client speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// `/echo`: never in a room; registered only so that shutdown reaches it.
-    Echo,
-    /// No subprotocol: the tutorial's byte-for-byte relay.
-    Raw,
-    /// `wschat.v1` JSON frames.
-    V1,
-}
-
-/// Everything the connection threads tell the dispatcher.
+/// Everything the dispatcher is told, through its one channel: by the
+/// readers, the admin view, the store and the server. (What it sends v1
+/// clients is a `protocol::Event`.)
 #[derive(Debug)]
-pub enum Event {
-    /// A client finished its handshake; it is not in a room yet.
+pub enum Input {
+    /// A chat-room client finished its handshake; it is not in a room
+    /// yet. Sent by [`Membership::connect`], whose drop sends its `Leave`.
     Connect {
         id: ClientId,
         peer: SocketAddr,
@@ -82,7 +75,8 @@ pub enum Event {
     Typing {
         id: ClientId,
     },
-    /// The connection ended, for whatever reason.
+    /// The connection ended, for whatever reason: sent when its
+    /// [`Membership`] is dropped.
     Leave {
         id: ClientId,
     },
@@ -100,6 +94,51 @@ pub enum Event {
     Shutdown,
 }
 
+/// A chat-room client's place in the dispatcher's client list, from its
+/// `Connect` to its `Leave`. Leaving is a guard, not a reminder: dropping
+/// this sends the `Leave`, so a reader that returns early or panics leaves
+/// no ghost in its room holding its name.
+#[derive(Debug)]
+pub struct Membership {
+    id: ClientId,
+    events: Sender<Input>,
+}
+
+/// The dispatcher has stopped: the server is shutting down.
+#[derive(Debug)]
+pub struct Stopped;
+
+impl Membership {
+    /// Tells the dispatcher of a new client.
+    pub fn connect(
+        events: &Sender<Input>,
+        id: ClientId,
+        peer: SocketAddr,
+        mode: Mode,
+        outlet: Arc<Outlet>,
+    ) -> Result<Membership, Stopped> {
+        let connect = Input::Connect {
+            id,
+            peer,
+            mode,
+            outlet,
+        };
+        events.send(connect).map_err(|_| Stopped)?;
+        Ok(Membership {
+            id,
+            events: events.clone(),
+        })
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        // Fails only when the dispatcher has stopped, which has then
+        // closed the client itself.
+        let _ = self.events.send(Input::Leave { id: self.id });
+    }
+}
+
 /// A client's request to enter a room.
 #[derive(Debug)]
 pub struct JoinRequest {
@@ -113,20 +152,20 @@ pub struct JoinRequest {
     pub owner: Owner,
 }
 
-impl Event {
+impl Input {
     /// The client an event comes from, if it comes from one.
     fn client(&self) -> Option<ClientId> {
         match self {
-            Event::Join(JoinRequest { id, .. })
-            | Event::Text { id, .. }
-            | Event::File { id, .. }
-            | Event::Typing { id }
-            | Event::Leave { id } => Some(*id),
-            Event::Connect { .. }
-            | Event::Admin { .. }
-            | Event::Store(_)
-            | Event::Cluster(_)
-            | Event::Shutdown => None,
+            Input::Join(JoinRequest { id, .. })
+            | Input::Text { id, .. }
+            | Input::File { id, .. }
+            | Input::Typing { id }
+            | Input::Leave { id } => Some(*id),
+            Input::Connect { .. }
+            | Input::Admin { .. }
+            | Input::Store(_)
+            | Input::Cluster(_)
+            | Input::Shutdown => None,
         }
     }
 }
@@ -153,12 +192,19 @@ pub struct Limits {
     pub held_frames: usize,
 }
 
+/// A joined client's room, and the name it goes by there.
+#[derive(Debug, Clone)]
+struct Seat {
+    room: String,
+    name: String,
+}
+
 struct Client {
     peer: SocketAddr,
     mode: Mode,
     outlet: Arc<Outlet>,
-    /// Room and name, once joined.
-    seat: Option<(String, String)>,
+    /// Where it sits, once joined.
+    seat: Option<Seat>,
     /// When it joined, as a key of its room's member maps.
     joined: u64,
     /// This batch's frames for the client: indices into `Dispatcher::batch`.
@@ -273,10 +319,10 @@ impl Stored {
 
 /// A message or file's event, as sent live (`replay` false) or replayed.
 /// A replayed file whose bytes are kept says where to download them.
-fn event<'a>(record: &'a store::Record, replay: bool, url: Option<&'a str>) -> Out<'a> {
+fn event<'a>(record: &'a store::Record, replay: bool, url: Option<&'a str>) -> protocol::Event<'a> {
     let cid = record.cid.as_deref();
     match &record.body {
-        store::Body::Text(text) => Out::Message {
+        store::Body::Text(text) => protocol::Event::Message {
             id: record.id,
             room: &record.room,
             from: &record.from,
@@ -290,7 +336,7 @@ fn event<'a>(record: &'a store::Record, replay: bool, url: Option<&'a str>) -> O
             size,
             mime,
             available,
-        } => Out::File {
+        } => protocol::Event::File {
             id: record.id,
             room: &record.room,
             from: &record.from,
@@ -315,6 +361,14 @@ fn replay_frame(record: &store::Record) -> Encoded {
     Encoded::text(protocol::encode(&event(record, true, url.as_deref())))
 }
 
+/// The chat's shared state: every chat-room client, the rooms with their
+/// members, names and history, the bans, and the joins and acknowledgements
+/// waiting for the store. It lives on the dispatcher thread ([`run`]) and
+/// nothing else may touch it: other threads reach it only by sending an
+/// [`Input`], and it reaches clients only through their [`Outlet`]s, with
+/// sends that never block. That is why none of it needs a lock.
+///
+/// [`run`]: Dispatcher::run
 pub struct Dispatcher {
     limits: Limits,
     clients: HashMap<ClientId, Client>,
@@ -346,7 +400,7 @@ pub struct Dispatcher {
     store: StoreHandle,
     /// Joins waiting for their room to be loaded from the store, by room,
     /// each followed by whatever its client sent meanwhile, in order.
-    loading: HashMap<String, Vec<Event>>,
+    loading: HashMap<String, Vec<Input>>,
     /// The clients whose joins wait there, and for which room.
     waiting: HashMap<ClientId, String>,
     /// Senders' own copies of their messages, held until the store has
@@ -411,14 +465,14 @@ impl Dispatcher {
     /// Handles events until `Shutdown` arrives or every sender is gone, then
     /// closes every client. Returns the clients still to answer their close,
     /// with the time by which they must.
-    pub fn run(mut self, events: Receiver<Event>) -> Closing {
+    pub fn run(mut self, events: Receiver<Input>) -> Closing {
         let mut open = true;
         while open {
             match events.recv_timeout(self.next_wake().saturating_duration_since(Instant::now())) {
                 Ok(first) => {
                     // Everything already waiting joins the batch.
                     for event in std::iter::once(first).chain(events.try_iter().take(BATCH - 1)) {
-                        if let Event::Shutdown = event {
+                        if let Input::Shutdown = event {
                             open = false;
                             break;
                         }
@@ -477,7 +531,7 @@ impl Dispatcher {
         }
     }
 
-    fn handle(&mut self, event: Event) {
+    fn handle(&mut self, event: Input) {
         // A client whose join waits for its room: what it sends waits too,
         // behind the join, so that nothing it said is refused or reordered.
         // (Almost always nobody waits: no lookup then.)
@@ -489,7 +543,7 @@ impl Dispatcher {
             return;
         }
         match event {
-            Event::Connect {
+            Input::Connect {
                 id,
                 peer,
                 mode,
@@ -506,11 +560,11 @@ impl Dispatcher {
                 };
                 self.clients.insert(id, client);
             }
-            Event::Join(request) => self.join(request),
-            Event::Text { id, text, cid } => self.text(id, text, cid),
-            Event::Store(reply) => self.stored(reply),
-            Event::Cluster(note) => self.noted(note),
-            Event::File {
+            Input::Join(request) => self.join(request),
+            Input::Text { id, text, cid } => self.text(id, text, cid),
+            Input::Store(reply) => self.stored(reply),
+            Input::Cluster(note) => self.noted(note),
+            Input::File {
                 id,
                 name,
                 mime,
@@ -518,14 +572,14 @@ impl Dispatcher {
                 raw_frame,
                 cid,
             } => self.file(id, name, mime, data, raw_frame, cid),
-            Event::Typing { id } => self.typing(id),
-            Event::Leave { id } => {
+            Input::Typing { id } => self.typing(id),
+            Input::Leave { id } => {
                 if let Some(client) = self.clients.remove(&id) {
                     self.vacate(client, None);
                 }
             }
-            Event::Admin { request, reply } => self.moderate(request, reply),
-            Event::Shutdown => unreachable!("handled by run"),
+            Input::Admin { request, reply } => self.moderate(request, reply),
+            Input::Shutdown => unreachable!("handled by run"),
         }
     }
 
@@ -538,7 +592,10 @@ impl Dispatcher {
         if client.seat.is_some() {
             self.refuse(
                 id,
-                Refusal::new("already_joined", "this connection is already in a room"),
+                FrameRefusal::new(
+                    ErrorCode::AlreadyJoined,
+                    "this connection is already in a room",
+                ),
             );
             return;
         }
@@ -549,7 +606,7 @@ impl Dispatcher {
             }
             Err(e) => {
                 let why = format!("{e}; a room name must be 1-32 visible characters");
-                self.refuse(id, Refusal::new("invalid_room", why));
+                self.refuse(id, FrameRefusal::new(ErrorCode::InvalidRoom, why));
                 return;
             }
         };
@@ -562,15 +619,18 @@ impl Dispatcher {
                     recent: self.limits.history,
                 });
             }
-            parked.push(Event::Join(request));
+            parked.push(Input::Join(request));
             self.waiting.insert(id, room_name);
             return;
         }
         let name = match (request.name.clone(), mode) {
             (Some(n), _) => n,
             (None, Mode::Raw) => self.guest_name(&room_name),
-            (None, Mode::V1 | Mode::Echo) => {
-                self.refuse(id, Refusal::new("bad_field", "missing field \"name\""));
+            (None, Mode::V1) => {
+                self.refuse(
+                    id,
+                    FrameRefusal::new(ErrorCode::BadField, "missing field \"name\""),
+                );
                 return;
             }
         };
@@ -578,13 +638,13 @@ impl Dispatcher {
             Ok(name) => name,
             Err(e) => {
                 let why = format!("{e}; a name must be 1-32 visible characters");
-                self.refuse(id, Refusal::new("invalid_name", why));
+                self.refuse(id, FrameRefusal::new(ErrorCode::InvalidName, why));
                 return;
             }
         };
         if let Some(until) = self.banned_until(&name) {
             let why = format!("a moderator has banned the name {:?} for now", name.text);
-            self.refuse(id, Refusal::new("banned", why).until(until));
+            self.refuse(id, FrameRefusal::new(ErrorCode::Banned, why).until(until));
             return;
         }
         // With shared rooms, a person's first connection here claims the
@@ -612,7 +672,7 @@ impl Dispatcher {
                         name.text, taken.holder
                     ),
                 };
-                self.refuse(id, Refusal::new("name_taken", why));
+                self.refuse(id, FrameRefusal::new(ErrorCode::NameTaken, why));
                 return;
             }
         };
@@ -624,7 +684,10 @@ impl Dispatcher {
         }
         room.emptied_at = None;
         let client = self.clients.get_mut(&id).expect("checked above");
-        client.seat = Some((room_name.clone(), name.clone()));
+        client.seat = Some(Seat {
+            room: room_name.clone(),
+            name: name.clone(),
+        });
         client.joined = self.joins;
         log::info!("event=join client={id} room={room_name:?}");
         log::debug!("event=join client={id} room={room_name:?} name={name:?}");
@@ -637,7 +700,7 @@ impl Dispatcher {
             return;
         }
         let ts = now_ms();
-        let joined = Encoded::text(protocol::encode(&Out::Join {
+        let joined = Encoded::text(protocol::encode(&protocol::Event::Join {
             room: &room_name,
             name: &name,
             ts,
@@ -725,12 +788,12 @@ impl Dispatcher {
         let mut users: Vec<&str> = room
             .members
             .values()
-            .filter_map(|m| self.clients.get(m)?.seat.as_ref().map(|s| s.1.as_str()))
+            .filter_map(|m| self.clients.get(m)?.seat.as_ref().map(|s| s.name.as_str()))
             .filter(|name| listed.insert(*name))
             .collect();
         users.extend(self.remote_names(room_name, &mut listed));
         let mut frames = vec![
-            Out::Welcome {
+            protocol::Event::Welcome {
                 name,
                 room: room_name,
                 last_id,
@@ -739,13 +802,13 @@ impl Dispatcher {
                 reason: resume.reason,
                 limits: &self.limits.welcome,
             },
-            Out::Presence {
+            protocol::Event::Presence {
                 room: room_name,
                 users,
             },
         ];
         if let Some((since, first)) = resume.gap {
-            frames.push(Out::Gap {
+            frames.push(protocol::Event::Gap {
                 room: room_name,
                 since,
                 first,
@@ -831,7 +894,14 @@ impl Dispatcher {
     }
 
     fn text(&mut self, id: ClientId, text: Utf8Bytes, cid: Option<String>) {
-        let Some((room_name, from, sender_mode)) = self.seated(id) else {
+        let Some((
+            Seat {
+                room: room_name,
+                name: from,
+            },
+            sender_mode,
+        )) = self.seated(id)
+        else {
             return;
         };
         if self.answered_before(id, &room_name, &from, cid.as_deref()) {
@@ -844,7 +914,7 @@ impl Dispatcher {
         }
         let live = self.record(id, &room_name, &from, cid, body, None);
         let raw = match sender_mode {
-            Mode::Raw | Mode::Echo => Encoded::text(text),
+            Mode::Raw => Encoded::text(text),
             Mode::V1 => Encoded::text(format!("{from}: {text}")),
         };
         self.fan_out(
@@ -867,7 +937,14 @@ impl Dispatcher {
         raw_frame: Option<Bytes>,
         cid: Option<String>,
     ) {
-        let Some((room_name, from, _)) = self.seated(id) else {
+        let Some((
+            Seat {
+                room: room_name,
+                name: from,
+            },
+            _,
+        )) = self.seated(id)
+        else {
             return;
         };
         if self.answered_before(id, &room_name, &from, cid.as_deref()) {
@@ -929,7 +1006,7 @@ impl Dispatcher {
     }
 
     fn typing(&mut self, id: ClientId) {
-        let Some((room, name, _)) = self.seated(id) else {
+        let Some((Seat { room, name }, _)) = self.seated(id) else {
             return;
         };
         if let Some(cluster) = &self.cluster {
@@ -938,7 +1015,7 @@ impl Dispatcher {
                 name: name.clone(),
             });
         }
-        let frame = [Encoded::text(protocol::encode(&Out::Typing {
+        let frame = [Encoded::text(protocol::encode(&protocol::Event::Typing {
             room: &room,
             name: &name,
         }))];
@@ -957,14 +1034,14 @@ impl Dispatcher {
         log::info!("event=close_all clients={}", self.clients.len());
         let clients: Vec<Client> = self.clients.drain().map(|(_, c)| c).collect();
         for client in clients {
-            self.close(&client.outlet, 1001, "server shutting down");
+            self.close(&client.outlet, &Close::going_away("server shutting down"));
         }
     }
 
     /// Sends a client a close frame after what it has queued, and gives it
     /// `CLOSE_TIMEOUT` to answer before its socket is shut.
-    fn close(&mut self, outlet: &Arc<Outlet>, code: u16, reason: &str) {
-        outlet.close(code, reason);
+    fn close(&mut self, outlet: &Arc<Outlet>, close: &Close) {
+        outlet.close(close);
         self.closing
             .push_back((Instant::now() + CLOSE_TIMEOUT, Arc::downgrade(outlet)));
     }
@@ -987,15 +1064,15 @@ impl Dispatcher {
         self.rooms.get(room).is_some_and(|r| r.people.holds(name))
     }
 
-    /// The room, name and mode of a client that has joined. A v1 client that
-    /// has not is told so.
-    fn seated(&mut self, id: ClientId) -> Option<(String, String, Mode)> {
+    /// The seat and mode of a client that has joined. A v1 client that has
+    /// not is told so.
+    fn seated(&mut self, id: ClientId) -> Option<(Seat, Mode)> {
         let client = self.clients.get(&id)?;
         match client.seat.clone() {
-            Some((room, name)) => Some((room, name, client.mode)),
+            Some(seat) => Some((seat, client.mode)),
             None => {
                 let why = "join a room before sending messages, files or typing";
-                self.refuse(id, Refusal::new("not_joined", why));
+                self.refuse(id, FrameRefusal::new(ErrorCode::NotJoined, why));
                 None
             }
         }
@@ -1097,7 +1174,7 @@ impl Dispatcher {
                 }
                 let parked = self.loading.remove(&name).unwrap_or_default();
                 for event in &parked {
-                    if let Event::Join(request) = event {
+                    if let Input::Join(request) = event {
                         self.waiting.remove(&request.id);
                     }
                 }
@@ -1216,7 +1293,7 @@ impl Dispatcher {
                 (Mode::V1, false) => v1.clone(),
                 (Mode::V1, true) => v1_sender.clone(),
                 (Mode::Raw, false) => raw.clone(),
-                (Mode::Raw, true) | (Mode::Echo, _) => continue,
+                (Mode::Raw, true) => continue,
             };
             client.stage(*member, frames, &mut self.dirty);
         }
@@ -1282,47 +1359,52 @@ impl Dispatcher {
             // What it has not taken by now it will not get: its close goes
             // out next, and its backlog's memory is free for others.
             client.outlet.discard_backlog();
-            self.vacate(client, Some((1008, "too slow")));
+            self.vacate(client, Some(Close::policy("too slow")));
         }
     }
 
     /// Tells a client why its frame was refused: an `error` event in v1, a
     /// close in raw mode (which has no way to carry an error).
-    fn refuse(&mut self, id: ClientId, refusal: Refusal) {
+    fn refuse(&mut self, id: ClientId, refusal: FrameRefusal) {
         let Some(client) = self.clients.get(&id) else {
             return;
         };
         match client.mode {
-            Mode::V1 | Mode::Echo => {
+            Mode::V1 => {
                 self.send(id, Encoded::text(refusal.to_json()));
             }
             Mode::Raw => {
+                // The close reasons of docs/PROTOCOL.md ("Close codes").
                 let reason = match refusal.code {
-                    "name_taken" => "name taken",
-                    "invalid_name" => "invalid name",
-                    "invalid_room" => "invalid room",
-                    "banned" => "banned",
+                    ErrorCode::NameTaken => "name taken",
+                    ErrorCode::InvalidName => "invalid name",
+                    ErrorCode::InvalidRoom => "invalid room",
+                    ErrorCode::Banned => "banned",
                     _ => "refused",
                 };
                 log::info!(
                     "event=refused client={id} peer={} code={}",
                     client.peer,
-                    refusal.code
+                    refusal.code.as_str()
                 );
                 log::debug!("event=refused client={id} message={:?}", refusal.message);
                 let client = self.clients.remove(&id).expect("looked up above");
-                self.vacate(client, Some((1008, reason)));
+                self.vacate(client, Some(Close::policy(reason)));
             }
         }
     }
 
     /// Removes a client that has left the dispatcher's list from its room,
     /// tells the room, and closes its queue with `close` if given.
-    fn vacate(&mut self, client: Client, close: Option<(u16, &'static str)>) {
-        if let Some((code, reason)) = close {
-            self.close(&client.outlet, code, reason);
+    fn vacate(&mut self, client: Client, close: Option<Close>) {
+        if let Some(close) = close {
+            self.close(&client.outlet, &close);
         }
-        let Some((room_name, name)) = client.seat else {
+        let Some(Seat {
+            room: room_name,
+            name,
+        }) = client.seat
+        else {
             return;
         };
         let Some(room) = self.rooms.get_mut(&room_name) else {
@@ -1352,7 +1434,7 @@ impl Dispatcher {
         if self.cluster.is_some() {
             return;
         }
-        let left = [Encoded::text(protocol::encode(&Out::Leave {
+        let left = [Encoded::text(protocol::encode(&protocol::Event::Leave {
             room: &room_name,
             name: &name,
             ts: now_ms(),
@@ -1498,13 +1580,13 @@ mod tests {
                 share: Share::new("outbound", 1 << 30),
             };
             let outlet = Outlet::new(id, server, bounds, Writers::new(64));
-            self.d.handle(Event::Connect {
+            self.d.handle(Input::Connect {
                 id,
                 peer,
                 mode,
                 outlet,
             });
-            self.d.handle(Event::Join(JoinRequest {
+            self.d.handle(Input::Join(JoinRequest {
                 id,
                 room: Some(room.into()),
                 name: Some(format!("user{id}")),
@@ -1515,14 +1597,14 @@ mod tests {
             // The room comes from the store first.
             while !self.d.rooms.contains_key(room) {
                 let reply = self.replies.recv_timeout(Duration::from_secs(10)).unwrap();
-                self.d.handle(Event::Store(reply));
+                self.d.handle(Input::Store(reply));
             }
             self.d.flush();
             id
         }
 
         fn say(&mut self, id: ClientId, text: &str) {
-            self.d.handle(Event::Text {
+            self.d.handle(Input::Text {
                 id,
                 text: text.into(),
                 cid: None,
@@ -1595,10 +1677,33 @@ mod tests {
         let a = h.join("r", Mode::V1);
         h.say(a, "hello");
         assert!(h.share_used() > 0);
-        h.d.handle(Event::Leave { id: a });
+        h.d.handle(Input::Leave { id: a });
         assert!(!h.d.rooms.contains_key("r"));
         assert_eq!(h.share_used(), 0);
         assert_eq!(h.d.stored, 0);
+    }
+
+    #[test]
+    fn a_membership_leaves_when_dropped_even_by_a_panic() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let bounds = Bounds {
+            frames: 16,
+            bytes: 1 << 20,
+            write_timeout: Duration::from_secs(5),
+            share: Share::new("outbound", 1 << 20),
+        };
+        let outlet = Outlet::new(7, server, bounds, Writers::new(1));
+        let (events, inbox) = crossbeam_channel::unbounded();
+        let member = Membership::connect(&events, 7, peer, Mode::V1, outlet).unwrap();
+        let reader = std::thread::spawn(move || {
+            let _member = member;
+            panic!("a reader's bug");
+        });
+        assert!(reader.join().is_err());
+        assert!(matches!(inbox.recv(), Ok(Input::Connect { id: 7, .. })));
+        assert!(matches!(inbox.recv(), Ok(Input::Leave { id: 7 })));
     }
 
     #[test]

@@ -7,9 +7,8 @@ use std::net::TcpStream;
 
 use tungstenite::handshake::derive_accept_key;
 
-use crate::dispatcher::Mode;
 use crate::http::{Head, query_pairs};
-use crate::protocol;
+use crate::protocol::{self, Mode};
 use crate::proxy::{Seen, with_port};
 
 /// What a WebSocket connection is for.
@@ -19,6 +18,23 @@ pub enum Endpoint {
     Echo,
     /// `/ws`: the chat room.
     Room(Mode, RoomQuery),
+}
+
+/// What a connection is for, without the details of its query: what the
+/// reader's rules and the metrics go by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Echo,
+    Room(Mode),
+}
+
+impl Endpoint {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Endpoint::Echo => Kind::Echo,
+            Endpoint::Room(mode, _) => Kind::Room(*mode),
+        }
+    }
 }
 
 /// What the `/ws` query asks for; validated later by the dispatcher.
@@ -35,7 +51,7 @@ pub struct RoomQuery {
 
 /// Why an upgrade was refused; each becomes an HTTP error response.
 #[derive(Debug)]
-pub enum Refusal {
+pub enum UpgradeRefusal {
     /// 426: a plain request to a WebSocket endpoint.
     NotUpgrade,
     /// 403: the Origin is not allowed.
@@ -50,13 +66,13 @@ pub enum Refusal {
     Unauthorized(crate::auth::AuthError),
 }
 
-impl Refusal {
+impl UpgradeRefusal {
     /// The reason counted in `wschat_handshakes_refused_total`.
     pub fn metric(&self) -> crate::metrics::Refused {
         match self {
-            Refusal::Origin(_) => crate::metrics::Refused::Origin,
-            Refusal::Unauthorized(_) => crate::metrics::Refused::Auth,
-            Refusal::NotUpgrade | Refusal::Version | Refusal::Invalid(_) => {
+            UpgradeRefusal::Origin(_) => crate::metrics::Refused::Origin,
+            UpgradeRefusal::Unauthorized(_) => crate::metrics::Refused::Auth,
+            UpgradeRefusal::NotUpgrade | UpgradeRefusal::Version | UpgradeRefusal::Invalid(_) => {
                 crate::metrics::Refused::BadRequest
             }
         }
@@ -136,19 +152,19 @@ pub fn accept(
     seen: &Seen,
     origins: &OriginPolicy,
     config: &crate::config::Config,
-) -> Result<Endpoint, Refusal> {
+) -> Result<Endpoint, UpgradeRefusal> {
     if !head.header_has_token("Upgrade", "websocket") {
-        return Err(Refusal::NotUpgrade);
+        return Err(UpgradeRefusal::NotUpgrade);
     }
     if head.header("Sec-WebSocket-Version").map(str::trim) != Some("13") {
-        return Err(Refusal::Version);
+        return Err(UpgradeRefusal::Version);
     }
     if !origins.allows(head.header("Origin"), seen) {
-        return Err(Refusal::Origin(
+        return Err(UpgradeRefusal::Origin(
             head.header("Origin").unwrap_or("").to_owned(),
         ));
     }
-    let accept_key = validate(head).map_err(Refusal::Invalid)?;
+    let accept_key = validate(head).map_err(UpgradeRefusal::Invalid)?;
     let mut endpoint = if head.path() == "/echo" {
         Endpoint::Echo
     } else {
@@ -157,7 +173,7 @@ pub fn accept(
         Endpoint::Room(mode, room_query(head.query()))
     };
     if let Endpoint::Room(mode, query) = &mut endpoint {
-        crate::auth::admit_upgrade(config, *mode, query).map_err(Refusal::Unauthorized)?;
+        crate::auth::admit_upgrade(config, *mode, query).map_err(UpgradeRefusal::Unauthorized)?;
     }
     // Written in one piece, with one system call.
     let mut response = String::with_capacity(192);
@@ -171,7 +187,7 @@ pub fn accept(
     response.push_str("\r\n\r\n");
     (&*sock)
         .write_all(response.as_bytes())
-        .map_err(|e| Refusal::Invalid(e.to_string()))?;
+        .map_err(|e| UpgradeRefusal::Invalid(e.to_string()))?;
     Ok(endpoint)
 }
 

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::budget::Share;
+use crate::close::Close;
 
 /// How long a message may take before the minimum upload rate applies.
 pub const UPLOAD_GRACE: Duration = Duration::from_secs(10);
@@ -39,19 +40,19 @@ pub enum Refused {
 }
 
 impl Refused {
-    /// The close code and reason the client is sent.
-    pub fn close(self) -> (u16, &'static str) {
+    /// The close the client is sent.
+    pub fn close(self) -> Close {
         match self {
-            Refused::TooBig => (1009, "message too big"),
-            Refused::Busy => (1013, "server busy"),
-            Refused::TooSlow => (1008, "upload too slow"),
+            Refused::TooBig => Close::too_big("message too big"),
+            Refused::Busy => Close::busy(),
+            Refused::TooSlow => Close::policy("upload too slow"),
         }
     }
 }
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.close().1)
+        f.write_str(self.close().reason())
     }
 }
 

@@ -16,29 +16,30 @@
 //! carries out (`moderation`).
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod admission;
+pub(crate) mod admin;
+pub(crate) mod admission;
 pub mod auth;
 pub mod budget;
-pub mod capacity;
+pub(crate) mod capacity;
+pub(crate) mod close;
 pub mod cluster;
 pub mod config;
-pub mod connection;
-pub mod dispatcher;
-pub mod files;
+pub(crate) mod connection;
+pub(crate) mod dispatcher;
+pub(crate) mod files;
 pub mod handshake;
-pub mod health;
+pub(crate) mod health;
 pub mod http;
 pub mod incoming;
 pub mod listener;
 pub mod metrics;
-pub mod moderation;
-pub mod names;
-pub mod outlet;
+pub(crate) mod moderation;
+pub(crate) mod names;
+pub(crate) mod outlet;
 pub mod protocol;
 pub mod proxy;
-pub mod ratelimit;
-pub mod session;
+pub(crate) mod ratelimit;
+pub(crate) mod session;
 pub mod store;
-pub mod wire;
-pub mod writer;
+pub(crate) mod wire;
+pub(crate) mod writer;

@@ -6,10 +6,11 @@
 //! per IP) and of handshakes in progress; connection threads report their
 //! end through a channel, so no count is shared behind a lock.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,15 +19,17 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::admission::{Admission, Entry, Gate, Ticket, Verdict};
 use crate::budget::Budget;
 use crate::capacity::Readings;
+use crate::close::Close;
 use crate::cluster;
 use crate::config::Config;
 use crate::connection::{Connection, THREAD_STACK};
-use crate::dispatcher::{Closing, Dispatcher, Event, Limits};
+use crate::dispatcher::{ClientId, Closing, Dispatcher, Input, Limits};
 use crate::files;
-use crate::handshake::{self, Endpoint, OriginPolicy, Refusal};
+use crate::handshake::{self, Endpoint, OriginPolicy, UpgradeRefusal};
 use crate::health::{Drain, Health};
 use crate::http::{self, Head, HeadError, Site};
 use crate::metrics::{self, Refused};
+use crate::outlet::{CLOSE_TIMEOUT, Outlet};
 use crate::protocol;
 use crate::proxy::{Hosts, Proxies, Seen};
 use crate::store::{self, Store};
@@ -78,12 +81,103 @@ impl ShutdownHandle {
     }
 }
 
+/// What an echo connection tells the server of itself.
+enum EchoNote {
+    Open(ClientId, Weak<Outlet>),
+    Closed(ClientId),
+}
+
+/// Where an echo connection makes itself known. Echo clients are in no
+/// room and the dispatcher does not know them, so at shutdown the server
+/// closes them itself, from the list the accept thread keeps ([`Echoes`]).
+#[derive(Clone, Debug)]
+pub struct EchoClients(Sender<EchoNote>);
+
+impl EchoClients {
+    /// Lists an echo client until the place is dropped; `None` when the
+    /// server is already shutting down.
+    pub fn register(&self, id: ClientId, outlet: &Arc<Outlet>) -> Option<EchoPlace> {
+        self.0
+            .send(EchoNote::Open(id, Arc::downgrade(outlet)))
+            .ok()?;
+        Some(EchoPlace {
+            id,
+            notes: self.0.clone(),
+        })
+    }
+}
+
+/// An echo client's place in the server's list; dropping it takes the
+/// client off.
+#[derive(Debug)]
+pub struct EchoPlace {
+    id: ClientId,
+    notes: Sender<EchoNote>,
+}
+
+impl Drop for EchoPlace {
+    fn drop(&mut self) {
+        // Fails only once the server has closed every echo client.
+        let _ = self.notes.send(EchoNote::Closed(self.id));
+    }
+}
+
+/// The open echo clients, kept by the accept thread, which reads their
+/// notes at every connection it accepts: the notes waiting are at most a
+/// couple per connection accepted since.
+struct Echoes {
+    notes: Receiver<EchoNote>,
+    open: HashMap<ClientId, Weak<Outlet>>,
+}
+
+impl Echoes {
+    fn new() -> (Echoes, EchoClients) {
+        let (tx, notes) = crossbeam_channel::unbounded();
+        let echoes = Echoes {
+            notes,
+            open: HashMap::new(),
+        };
+        (echoes, EchoClients(tx))
+    }
+
+    fn update(&mut self) {
+        for note in self.notes.try_iter() {
+            match note {
+                EchoNote::Open(id, outlet) => {
+                    self.open.insert(id, outlet);
+                }
+                EchoNote::Closed(id) => {
+                    self.open.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// Closes every echo client with 1001, as the dispatcher closes the
+    /// others; returns them with the time by which they must answer. Echo
+    /// clients that come later find the list gone and close themselves.
+    fn close_all(mut self) -> Closing {
+        self.update();
+        let close = Close::going_away("server shutting down");
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        let mut closing = Closing::new();
+        for outlet in self.open.into_values() {
+            if let Some(live) = outlet.upgrade() {
+                live.close(&close);
+                closing.push_back((deadline, outlet));
+            }
+        }
+        closing
+    }
+}
+
 /// What every connection thread shares, read-only.
 struct Shared {
     config: Arc<Config>,
     site: Site,
     origins: OriginPolicy,
-    events: Sender<Event>,
+    events: Sender<Input>,
+    echoes: EchoClients,
     writers: Arc<Writers>,
     budget: Budget,
     /// Reads stored files for `/files/…` downloads.
@@ -166,7 +260,7 @@ impl Server {
         let replies = events.clone();
         // Fails only once the dispatcher has stopped, at shutdown.
         let reply = Box::new(move |reply| {
-            let _ = replies.send(Event::Store(reply));
+            let _ = replies.send(Input::Store(reply));
         });
         let mut health = Health::new(self.stop.clone());
         let (store, store_thread, files, cluster) =
@@ -180,7 +274,7 @@ impl Server {
                 History::Shared(options, client) => {
                     let notes = events.clone();
                     let note = Arc::new(move |note| {
-                        let _ = notes.send(Event::Cluster(note));
+                        let _ = notes.send(Input::Cluster(note));
                     });
                     let shared = cluster::spawn(options, client, reply, note)?;
                     health.watch_cluster(shared.handle.status());
@@ -214,7 +308,9 @@ impl Server {
                 let _running = running;
                 dispatcher.run(events_rx)
             })?;
+        let (mut echoes, echo_clients) = Echoes::new();
         let shared = Arc::new(Shared {
+            echoes: echo_clients,
             site: config.www.clone().map_or(Site::Embedded, Site::Dir),
             origins: OriginPolicy::new(&config.allow_origins),
             events: events.clone(),
@@ -240,7 +336,7 @@ impl Server {
         let (alive, all_gone) = crossbeam_channel::bounded::<()>(0);
         ready();
 
-        self.accept_loop(&shared, &alive);
+        self.accept_loop(&shared, &alive, &mut echoes);
         // Stop accepting clients; until the end, new connections are answered
         // 503 (and /readyz says so) by the drain thread.
         let draining = Drain::start(&self.listener, health);
@@ -251,12 +347,13 @@ impl Server {
             config.shutdown_grace.as_secs_f64()
         );
         drop(shared);
-        let _ = events.send(Event::Shutdown);
+        let _ = events.send(Input::Shutdown);
         drop(events);
-        let closing = dispatcher.join().unwrap_or_else(|_| {
+        let mut closing = echoes.close_all();
+        closing.extend(dispatcher.join().unwrap_or_else(|_| {
             log::error!("the dispatcher thread panicked");
             Closing::new()
-        });
+        }));
         // Everything the dispatcher handed the store is written before the
         // process ends.
         store.send(store::Request::Shutdown);
@@ -269,7 +366,7 @@ impl Server {
         Ok(())
     }
 
-    fn accept_loop(&self, shared: &Arc<Shared>, alive: &Sender<()>) {
+    fn accept_loop(&self, shared: &Arc<Shared>, alive: &Sender<()>, echoes: &mut Echoes) {
         let (release, released) = crossbeam_channel::unbounded();
         let config = &self.config;
         let mut gate = Gate::new(
@@ -292,6 +389,7 @@ impl Server {
             };
             let Ok(peer) = sock.peer_addr() else { continue };
             released.try_iter().for_each(|r| gate.apply(r));
+            echoes.update();
 
             let counted = match gate.enter(peer.ip(), shared.proxies.trusts(peer.ip())) {
                 Entry::Read { counted } => counted,
@@ -444,9 +542,10 @@ fn handle(
     }
     match handshake::accept(&sock, &head, &seen, &shared.origins, config) {
         Ok(endpoint) => {
-            let (mode, room) = match &endpoint {
-                Endpoint::Echo => ("echo", None),
-                Endpoint::Room(mode, query) => (metrics::mode_label(*mode), query.room.as_ref()),
+            let mode = metrics::mode_label(endpoint.kind());
+            let room = match &endpoint {
+                Endpoint::Echo => None,
+                Endpoint::Room(_, query) => query.room.as_ref(),
             };
             let room = room.map_or(String::new(), |r| format!(" room={r:?}"));
             log::info!(
@@ -461,6 +560,7 @@ fn handle(
                 endpoint,
                 config: config.clone(),
                 events: shared.events.clone(),
+                echoes: shared.echoes.clone(),
                 writers: shared.writers.clone(),
                 budget: shared.budget.clone(),
             };
@@ -584,31 +684,34 @@ fn answer_http(sock: &TcpStream, client: SocketAddr, head: &Head, shared: &Share
 
 /// Answers an upgrade request that was refused.
 #[inline(never)]
-fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: Refusal) {
+fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: UpgradeRefusal) {
     metrics::get().refused(refusal.metric());
     // `Upgrade` is one of the headers tiny_http will not set itself.
     let mut upgrade: &[(&str, &str)] = &[];
     let response = match refusal {
-        Refusal::NotUpgrade => {
+        UpgradeRefusal::NotUpgrade => {
             upgrade = &[("Upgrade", "websocket")];
             http::text_response(426, "this endpoint speaks WebSocket only\n")
         }
-        Refusal::Origin(origin) => {
+        UpgradeRefusal::Origin(origin) => {
             log::info!("event=refused peer={peer} reason=origin origin={origin:?}");
             http::text_response(403, "origin not allowed\n")
         }
-        Refusal::Version => http::error_response(
+        UpgradeRefusal::Version => http::error_response(
             426,
             "this server speaks WebSocket version 13\n",
             &[("Sec-WebSocket-Version", "13")],
         ),
-        Refusal::Invalid(why) => {
+        UpgradeRefusal::Invalid(why) => {
             log::debug!("event=refused peer={peer} reason=bad_request why={why:?}");
             http::text_response(400, &format!("bad WebSocket upgrade: {why}\n"))
         }
-        Refusal::Unauthorized(e) => {
-            log::info!("event=refused peer={peer} reason=auth code={}", e.code());
-            http::text_response(e.status(), &format!("{}: {e}\n", e.code()))
+        UpgradeRefusal::Unauthorized(e) => {
+            log::info!(
+                "event=refused peer={peer} reason=auth code={}",
+                e.code().as_str()
+            );
+            http::text_response(e.status(), &format!("{}: {e}\n", e.code().as_str()))
         }
     };
     if let Err(e) = http::respond_to_with(sock, head, response, upgrade) {

@@ -22,7 +22,9 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::budget::Budget;
-use crate::dispatcher::{Event, Mode};
+use crate::dispatcher::Input;
+use crate::handshake::Kind;
+use crate::protocol::Mode;
 use crate::store::Stats;
 
 /// The `Content-Type` of [`Metrics::render_openmetrics`]'s output.
@@ -137,22 +139,23 @@ impl Refused {
     }
 }
 
-const MODES: [Mode; 3] = [Mode::Raw, Mode::V1, Mode::Echo];
+const MODES: [Kind; 3] = [Kind::Room(Mode::Raw), Kind::Room(Mode::V1), Kind::Echo];
 
-fn mode_index(mode: Mode) -> usize {
-    match mode {
-        Mode::Raw => 0,
-        Mode::V1 => 1,
-        Mode::Echo => 2,
+fn mode_index(kind: Kind) -> usize {
+    match kind {
+        Kind::Room(Mode::Raw) => 0,
+        Kind::Room(Mode::V1) => 1,
+        Kind::Echo => 2,
     }
 }
 
-/// The label value of a client's mode, also used in log lines.
-pub fn mode_label(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Raw => "raw",
-        Mode::V1 => "v1",
-        Mode::Echo => "echo",
+/// The label value of a client's mode (an echo client's is `echo`), also
+/// used in log lines.
+pub fn mode_label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Room(Mode::Raw) => "raw",
+        Kind::Room(Mode::V1) => "v1",
+        Kind::Echo => "echo",
     }
 }
 
@@ -403,8 +406,8 @@ impl Metrics {
     }
 
     /// A WebSocket connection in `mode` is open until the guard is dropped.
-    pub fn connection(&'static self, mode: Mode) -> OpenConnection {
-        let gauge = &self.connections[mode_index(mode)];
+    pub fn connection(&'static self, kind: Kind) -> OpenConnection {
+        let gauge = &self.connections[mode_index(kind)];
         gauge.inc();
         OpenConnection {
             gauge,
@@ -418,12 +421,12 @@ impl Metrics {
     }
 
     /// A client's event is on its way to its room.
-    pub fn received(&self, event: &Event) {
+    pub fn received(&self, event: &Input) {
         let kind = match event {
-            Event::Text { .. } => 0,
-            Event::File { .. } => 1,
-            Event::Typing { .. } => 2,
-            Event::Join(_) => 3,
+            Input::Text { .. } => 0,
+            Input::File { .. } => 1,
+            Input::Typing { .. } => 2,
+            Input::Join(_) => 3,
             _ => return,
         };
         self.received[kind].inc();

@@ -1,6 +1,6 @@
 //! What a moderator may ask of the dispatcher, what it answers, and the
 //! bans it keeps. The admin HTTP handler (`admin.rs`) sends a [`Request`]
-//! with a reply channel in an `Event::Admin`; the dispatcher, which owns
+//! with a reply channel in an `Input::Admin`; the dispatcher, which owns
 //! the rooms, answers from its own thread (`dispatcher/moderate.rs`). No
 //! map is shared.
 

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use socket2::SockRef;
 
 use crate::budget::Share;
+use crate::close::Close;
 use crate::dispatcher::ClientId;
 use crate::wire::Encoded;
 use crate::writer::{self, Writers};
@@ -156,8 +157,8 @@ impl Outlet {
     }
 
     /// Queues a close frame after everything already queued. Always fits.
-    pub fn close(self: &Arc<Self>, code: u16, reason: &str) {
-        let frame = Encoded::close(code, reason);
+    pub fn close(self: &Arc<Self>, close: &Close) {
+        let frame = Encoded::close(close);
         let mut state = self.lock();
         let _ = self.offer(&mut state, std::iter::once(&frame), false);
     }
@@ -488,7 +489,7 @@ mod tests {
         }
         assert!(sent >= 2, "the first frames fit");
         assert!(out.lock().backlog_bytes <= 1 << 20);
-        out.close(1000, "bye");
+        out.close(&Close::going_away("bye"));
         // Everything accepted arrives whole, in order, then the close.
         let frame = big.as_bytes();
         let mut all = vec![0u8; sent * frame.len() + 7];
@@ -496,7 +497,7 @@ mod tests {
         for i in 0..sent {
             assert_eq!(&all[i * frame.len()..(i + 1) * frame.len()], frame);
         }
-        assert_eq!(&all[sent * frame.len()..], b"\x88\x05\x03\xe8bye");
+        assert_eq!(&all[sent * frame.len()..], b"\x88\x05\x03\xe9bye");
         out.end();
         assert_eq!(
             client.read(&mut [0u8; 1]).unwrap(),

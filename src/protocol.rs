@@ -9,6 +9,15 @@ use serde_json::{Map, Value};
 /// The subprotocol name a client offers to speak JSON.
 pub const V1: &str = "wschat.v1";
 
+/// Which protocol a chat-room client speaks, chosen by its subprotocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// No subprotocol: the tutorial's byte-for-byte relay.
+    Raw,
+    /// `wschat.v1` JSON frames.
+    V1,
+}
+
 /// Longest name or room name, in characters, after trimming.
 pub const MAX_NAME_CHARS: usize = 32;
 
@@ -50,13 +59,13 @@ pub struct FileMeta {
 pub const MAX_CID_CHARS: usize = 64;
 
 /// A client's id for a message: 1-64 characters, none of them control.
-fn opt_cid(obj: &Map<String, Value>) -> Result<Option<String>, Refusal> {
+fn opt_cid(obj: &Map<String, Value>) -> Result<Option<String>, FrameRefusal> {
     let cid = opt_string(obj, "cid")?;
     if let Some(cid) = &cid {
         let chars = cid.chars().count();
         if chars == 0 || chars > MAX_CID_CHARS || cid.chars().any(char::is_control) {
-            return Err(Refusal::new(
-                "bad_field",
+            return Err(FrameRefusal::new(
+                ErrorCode::BadField,
                 "field \"cid\" must be 1-64 characters without control characters",
             ));
         }
@@ -64,10 +73,95 @@ fn opt_cid(obj: &Map<String, Value>) -> Result<Option<String>, Refusal> {
     Ok(cid)
 }
 
+/// The `code` of an `error` event, each listed in docs/PROTOCOL.md
+/// ("error"): what a client program matches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadJson,
+    UnknownType,
+    BadField,
+    TextTooLong,
+    EmptyText,
+    InvalidName,
+    InvalidRoom,
+    NameTaken,
+    Banned,
+    TokenRequired,
+    TokenInvalid,
+    TokenExpired,
+    RoomForbidden,
+    NameMismatch,
+    NotJoined,
+    AlreadyJoined,
+    FileTooLarge,
+    ServerBusy,
+    UnexpectedBinary,
+    SizeMismatch,
+    UnexpectedFrame,
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// Every code, for the test that holds the document to them.
+    #[cfg(test)]
+    const ALL: [ErrorCode; 22] = [
+        ErrorCode::BadJson,
+        ErrorCode::UnknownType,
+        ErrorCode::BadField,
+        ErrorCode::TextTooLong,
+        ErrorCode::EmptyText,
+        ErrorCode::InvalidName,
+        ErrorCode::InvalidRoom,
+        ErrorCode::NameTaken,
+        ErrorCode::Banned,
+        ErrorCode::TokenRequired,
+        ErrorCode::TokenInvalid,
+        ErrorCode::TokenExpired,
+        ErrorCode::RoomForbidden,
+        ErrorCode::NameMismatch,
+        ErrorCode::NotJoined,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::FileTooLarge,
+        ErrorCode::ServerBusy,
+        ErrorCode::UnexpectedBinary,
+        ErrorCode::SizeMismatch,
+        ErrorCode::UnexpectedFrame,
+        ErrorCode::Unavailable,
+    ];
+
+    /// The code as it is sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::BadField => "bad_field",
+            ErrorCode::TextTooLong => "text_too_long",
+            ErrorCode::EmptyText => "empty_text",
+            ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::NameTaken => "name_taken",
+            ErrorCode::Banned => "banned",
+            ErrorCode::TokenRequired => "token_required",
+            ErrorCode::TokenInvalid => "token_invalid",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::RoomForbidden => "room_forbidden",
+            ErrorCode::NameMismatch => "name_mismatch",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::FileTooLarge => "file_too_large",
+            ErrorCode::ServerBusy => "server_busy",
+            ErrorCode::UnexpectedBinary => "unexpected_binary",
+            ErrorCode::SizeMismatch => "size_mismatch",
+            ErrorCode::UnexpectedFrame => "unexpected_frame",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// Why a client frame was refused; becomes an `error` event.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
-    pub code: &'static str,
+pub struct FrameRefusal {
+    pub code: ErrorCode,
     pub message: String,
     /// For a refusal that ends (`banned`): when, in ms since the epoch.
     pub until: Option<u64>,
@@ -76,9 +170,9 @@ pub struct Refusal {
     pub cid: Option<String>,
 }
 
-impl Refusal {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Refusal {
-        Refusal {
+impl FrameRefusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> FrameRefusal {
+        FrameRefusal {
             code,
             message: message.into(),
             until: None,
@@ -87,13 +181,13 @@ impl Refusal {
     }
 
     /// The same refusal, naming the message it refuses.
-    pub fn with_cid(self, cid: Option<String>) -> Refusal {
-        Refusal { cid, ..self }
+    pub fn with_cid(self, cid: Option<String>) -> FrameRefusal {
+        FrameRefusal { cid, ..self }
     }
 
     /// The same refusal, saying when it ends.
-    pub fn until(self, until: u64) -> Refusal {
-        Refusal {
+    pub fn until(self, until: u64) -> FrameRefusal {
+        FrameRefusal {
             until: Some(until),
             ..self
         }
@@ -102,7 +196,7 @@ impl Refusal {
     /// The `error` event for this refusal, as JSON text.
     pub fn to_json(&self) -> String {
         encode(&Event::Error {
-            code: self.code,
+            code: self.code.as_str(),
             message: &self.message,
             until: self.until,
             cid: self.cid.as_deref(),
@@ -112,16 +206,29 @@ impl Refusal {
 
 /// Parses one text frame from a `wschat.v1` client. Limits that depend on
 /// configuration (text length, file size) are checked by the caller.
-pub fn parse_command(text: &str) -> Result<Command, Refusal> {
+pub fn parse_command(text: &str) -> Result<Command, FrameRefusal> {
     let value: Value = serde_json::from_str(text)
-        .map_err(|e| Refusal::new("bad_json", format!("not valid JSON: {e}")))?;
+        .map_err(|e| FrameRefusal::new(ErrorCode::BadJson, format!("not valid JSON: {e}")))?;
     let Value::Object(obj) = value else {
-        return Err(Refusal::new("bad_json", "a frame must be a JSON object"));
+        return Err(FrameRefusal::new(
+            ErrorCode::BadJson,
+            "a frame must be a JSON object",
+        ));
     };
     let kind = match obj.get("type") {
         Some(Value::String(s)) => s.as_str(),
-        Some(_) => return Err(Refusal::new("unknown_type", "\"type\" must be a string")),
-        None => return Err(Refusal::new("unknown_type", "missing \"type\"")),
+        Some(_) => {
+            return Err(FrameRefusal::new(
+                ErrorCode::UnknownType,
+                "\"type\" must be a string",
+            ));
+        }
+        None => {
+            return Err(FrameRefusal::new(
+                ErrorCode::UnknownType,
+                "missing \"type\"",
+            ));
+        }
     };
     match kind {
         "join" => Ok(Command::Join {
@@ -140,13 +247,13 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
             let name = req_string(&obj, "name")?;
             validate_file_name(&name)?;
             let size = opt_u64(&obj, "size")?
-                .ok_or_else(|| Refusal::new("bad_field", "missing field \"size\""))?;
+                .ok_or_else(|| FrameRefusal::new(ErrorCode::BadField, "missing field \"size\""))?;
             let mime = opt_string(&obj, "mime")?
                 .filter(|m| !m.is_empty())
                 .unwrap_or_else(|| "application/octet-stream".to_owned());
             if mime.len() > 255 || mime.chars().any(char::is_control) {
-                return Err(Refusal::new(
-                    "bad_field",
+                return Err(FrameRefusal::new(
+                    ErrorCode::BadField,
                     "field \"mime\" is not a media type",
                 ));
             }
@@ -158,35 +265,35 @@ pub fn parse_command(text: &str) -> Result<Command, Refusal> {
             }))
         }
         "typing" => Ok(Command::Typing),
-        other => Err(Refusal::new(
-            "unknown_type",
+        other => Err(FrameRefusal::new(
+            ErrorCode::UnknownType,
             format!("unknown type {other:?}; expected join, message, file or typing"),
         )),
     }
 }
 
-fn opt_string(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, Refusal> {
+fn opt_string(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, FrameRefusal> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(Refusal::new(
-            "bad_field",
+        Some(_) => Err(FrameRefusal::new(
+            ErrorCode::BadField,
             format!("field \"{field}\" must be a string"),
         )),
     }
 }
 
-fn req_string(obj: &Map<String, Value>, field: &str) -> Result<String, Refusal> {
+fn req_string(obj: &Map<String, Value>, field: &str) -> Result<String, FrameRefusal> {
     opt_string(obj, field)?
-        .ok_or_else(|| Refusal::new("bad_field", format!("missing field \"{field}\"")))
+        .ok_or_else(|| FrameRefusal::new(ErrorCode::BadField, format!("missing field \"{field}\"")))
 }
 
-fn opt_u64(obj: &Map<String, Value>, field: &str) -> Result<Option<u64>, Refusal> {
+fn opt_u64(obj: &Map<String, Value>, field: &str) -> Result<Option<u64>, FrameRefusal> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
-        Some(_) => Err(Refusal::new(
-            "bad_field",
+        Some(_) => Err(FrameRefusal::new(
+            ErrorCode::BadField,
             format!("field \"{field}\" must be a non-negative integer"),
         )),
     }
@@ -202,15 +309,15 @@ pub fn validate_name(raw: &str) -> Option<String> {
     Some(trimmed.to_owned())
 }
 
-fn validate_file_name(name: &str) -> Result<(), Refusal> {
+fn validate_file_name(name: &str) -> Result<(), FrameRefusal> {
     if name.is_empty()
         || name.len() > MAX_FILE_NAME
         || name
             .chars()
             .any(|c| c.is_control() || crate::names::is_format(c) || c == '/' || c == '\\')
     {
-        return Err(Refusal::new(
-            "bad_field",
+        return Err(FrameRefusal::new(
+            ErrorCode::BadField,
             "field \"name\" must be a file name of 1-255 bytes without control, format or direction characters or slashes",
         ));
     }
@@ -412,7 +519,7 @@ mod tests {
 
     #[test]
     fn refuses_with_precise_codes() {
-        let code = |s: &str| parse_command(s).unwrap_err().code;
+        let code = |s: &str| parse_command(s).unwrap_err().code.as_str();
         assert_eq!(code("{"), "bad_json");
         assert_eq!(code("[1]"), "bad_json");
         assert_eq!(code(r#"{"text":"x"}"#), "unknown_type");
@@ -451,6 +558,15 @@ mod tests {
             parse_file_header(&[1, 0, 0xff]),
             Err(FileHeaderError::NameNotUtf8)
         );
+    }
+
+    #[test]
+    fn every_error_code_is_documented() {
+        let doc = include_str!("../docs/PROTOCOL.md");
+        for code in ErrorCode::ALL {
+            let row = format!("| `{}` |", code.as_str());
+            assert!(doc.contains(&row), "{row} is not in docs/PROTOCOL.md");
+        }
     }
 
     #[test]

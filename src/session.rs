@@ -10,11 +10,12 @@ use crossbeam_channel::Sender;
 use tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::budget::Share;
+use crate::close::Close;
 use crate::config::Config;
-use crate::dispatcher::{ClientId, Event, JoinRequest, Mode};
-use crate::handshake::{Endpoint, RoomQuery};
+use crate::dispatcher::{ClientId, Input, JoinRequest};
+use crate::handshake::{Endpoint, Kind, RoomQuery};
 use crate::outlet::Outlet;
-use crate::protocol::{self, Command, FileMeta, Refusal};
+use crate::protocol::{self, Command, ErrorCode, FileMeta, FrameRefusal, Mode};
 use crate::ratelimit::TokenBucket;
 use crate::wire::Encoded;
 
@@ -26,8 +27,8 @@ const ERRORS_PER_SEC: f64 = 1.0;
 /// What the reader does after a message.
 pub enum Flow {
     Continue,
-    /// Send a close frame with this code and reason, then stop reading.
-    Close(u16, String),
+    /// Send this close frame, then stop reading.
+    Close(Close),
     /// The connection's output has ended; nothing more can be sent.
     Gone,
 }
@@ -36,10 +37,10 @@ pub enum Flow {
 /// limits and, in v1, a file announced but not yet received.
 pub struct Session {
     id: ClientId,
-    pub mode: Mode,
+    pub kind: Kind,
     query: RoomQuery,
     pub config: Arc<Config>,
-    pub events: Sender<Event>,
+    pub events: Sender<Input>,
     pending_file: Option<FileMeta>,
     /// Whether a join has been asked for. The dispatcher decides whether it
     /// succeeded; this only lets a file announced before any join be refused
@@ -68,16 +69,16 @@ impl Session {
         id: ClientId,
         endpoint: &Endpoint,
         config: &Arc<Config>,
-        events: Sender<Event>,
+        events: Sender<Input>,
         incoming: Arc<Share>,
     ) -> Session {
-        let (mode, query) = match endpoint {
-            Endpoint::Echo => (Mode::Echo, RoomQuery::default()),
-            Endpoint::Room(mode, query) => (*mode, query.clone()),
+        let query = match endpoint {
+            Endpoint::Echo => RoomQuery::default(),
+            Endpoint::Room(_, query) => query.clone(),
         };
         Session {
             id,
-            mode,
+            kind: endpoint.kind(),
             query,
             config: config.clone(),
             events,
@@ -95,14 +96,14 @@ impl Session {
     /// The largest message tungstenite may buffer for the next read: a v1
     /// client may send a binary frame only after announcing its size.
     pub fn message_limit(&self) -> usize {
-        match (self.mode, &self.pending_file) {
-            (Mode::V1, None) => self.config.max_message_size,
-            (Mode::V1, Some(f)) => self.config.max_message_size.max(f.size as usize),
+        match (self.kind, &self.pending_file) {
+            (Kind::Room(Mode::V1), None) => self.config.max_message_size,
+            (Kind::Room(Mode::V1), Some(f)) => self.config.max_message_size.max(f.size as usize),
             _ => self.config.max_frame_size(),
         }
     }
 
-    pub fn tell(&mut self, event: Event) {
+    pub fn tell(&mut self, event: Input) {
         crate::metrics::get().received(&event);
         // Fails only when the dispatcher has stopped (shutdown); the writer
         // has then been told to close.
@@ -134,7 +135,7 @@ impl Session {
             crate::names::Owner::Subject(subject) => Some(subject.clone()),
             _ => None,
         };
-        self.tell(Event::Join(JoinRequest {
+        self.tell(Input::Join(JoinRequest {
             id: self.id,
             room: room.or_else(|| query.room.clone()),
             name: subject.or(name).or_else(|| query.name.clone()),
@@ -152,19 +153,19 @@ impl Session {
             msg,
             Message::Text(_) | Message::Binary(_) | Message::Ping(_)
         );
-        if self.mode != Mode::Echo
+        if self.kind != Kind::Echo
             && counted
             && let Flow::Gone = self.pace(own)
         {
             return Flow::Gone;
         }
-        match (msg, self.mode) {
-            (Message::Text(text), Mode::Echo) => reply(own, Encoded::text(text)),
-            (Message::Binary(bytes), Mode::Echo) => reply(own, Encoded::binary(bytes)),
-            (Message::Text(text), Mode::Raw) => self.raw_text(text),
-            (Message::Binary(bytes), Mode::Raw) => self.raw_file(bytes),
-            (Message::Text(text), Mode::V1) => self.v1_text(text, ahead, own),
-            (Message::Binary(bytes), Mode::V1) => self.v1_file(bytes, own),
+        match (msg, self.kind) {
+            (Message::Text(text), Kind::Echo) => reply(own, Encoded::text(text)),
+            (Message::Binary(bytes), Kind::Echo) => reply(own, Encoded::binary(bytes)),
+            (Message::Text(text), Kind::Room(Mode::Raw)) => self.raw_text(text),
+            (Message::Binary(bytes), Kind::Room(Mode::Raw)) => self.raw_file(bytes),
+            (Message::Text(text), Kind::Room(Mode::V1)) => self.v1_text(text, ahead, own),
+            (Message::Binary(bytes), Kind::Room(Mode::V1)) => self.v1_file(bytes, own),
             (Message::Close(frame), _) => {
                 self.peer_close = Some(frame.map_or((1005, String::new()), |f| {
                     (f.code.into(), f.reason.as_str().to_owned())
@@ -187,7 +188,7 @@ impl Session {
             return Flow::Continue;
         };
         crate::metrics::get().rate_limited();
-        if self.mode == Mode::V1 && !self.slowed {
+        if self.kind == Kind::Room(Mode::V1) && !self.slowed {
             self.slowed = true;
             let notice = protocol::encode(&protocol::Event::SlowDown {
                 wait_ms: wait.as_millis().max(1) as u64,
@@ -208,9 +209,9 @@ impl Session {
 
     fn raw_text(&mut self, text: Utf8Bytes) -> Flow {
         if text.len() > self.config.max_message_size {
-            return Flow::Close(1009, "message too big".into());
+            return Flow::Close(Close::too_big("message too big"));
         }
-        self.tell(Event::Text {
+        self.tell(Input::Text {
             id: self.id,
             text,
             cid: None,
@@ -221,12 +222,12 @@ impl Session {
     fn raw_file(&mut self, frame: Bytes) -> Flow {
         let (name, offset) = match protocol::parse_file_header(&frame) {
             Ok((name, offset)) => (name.to_owned(), offset),
-            Err(_) => return Flow::Close(1007, "bad file header".into()),
+            Err(_) => return Flow::Close(Close::invalid_data("bad file header")),
         };
         if frame.len() - offset > self.config.max_file_size {
-            return Flow::Close(1009, "message too big".into());
+            return Flow::Close(Close::too_big("message too big"));
         }
-        let event = Event::File {
+        let event = Input::File {
             id: self.id,
             mime: protocol::guess_mime(&name).to_owned(),
             // v1 clients get a name that meets their rules; raw ones, the
@@ -244,8 +245,8 @@ impl Session {
         if self.pending_file.take().is_some() {
             let flow = self.refuse(
                 own,
-                Refusal::new(
-                    "unexpected_frame",
+                FrameRefusal::new(
+                    ErrorCode::UnexpectedFrame,
                     "expected the announced file's binary frame; the file is cancelled",
                 ),
             );
@@ -282,8 +283,10 @@ impl Session {
             }
             Command::Message { text, cid } => {
                 if text.is_empty() {
-                    return self
-                        .refuse(own, Refusal::new("empty_text", "a message needs some text"));
+                    return self.refuse(
+                        own,
+                        FrameRefusal::new(ErrorCode::EmptyText, "a message needs some text"),
+                    );
                 }
                 if text.len() > self.config.max_text {
                     let why = format!(
@@ -291,9 +294,9 @@ impl Session {
                         text.len(),
                         self.config.max_text
                     );
-                    return self.refuse(own, Refusal::new("text_too_long", why));
+                    return self.refuse(own, FrameRefusal::new(ErrorCode::TextTooLong, why));
                 }
-                self.tell(Event::Text {
+                self.tell(Input::Text {
                     id: self.id,
                     text: text.into(),
                     cid,
@@ -301,7 +304,7 @@ impl Session {
             }
             Command::File(_) if !self.join_asked => {
                 let why = "join a room before sending messages, files or typing";
-                return self.refuse(own, Refusal::new("not_joined", why));
+                return self.refuse(own, FrameRefusal::new(ErrorCode::NotJoined, why));
             }
             Command::File(meta) => {
                 if meta.size > self.config.max_file_size as u64 {
@@ -309,7 +312,7 @@ impl Session {
                         "file is {} bytes; the limit is {}",
                         meta.size, self.config.max_file_size
                     );
-                    return self.refuse(own, Refusal::new("file_too_large", why));
+                    return self.refuse(own, FrameRefusal::new(ErrorCode::FileTooLarge, why));
                 }
                 if meta.size > (self.incoming.available() + ahead) as u64 {
                     log::warn!(
@@ -321,11 +324,11 @@ impl Session {
                         "the server is receiving too much at the moment to take {} bytes; try again shortly",
                         meta.size
                     );
-                    return self.refuse(own, Refusal::new("server_busy", why));
+                    return self.refuse(own, FrameRefusal::new(ErrorCode::ServerBusy, why));
                 }
                 self.pending_file = Some(meta);
             }
-            Command::Typing => self.tell(Event::Typing { id: self.id }),
+            Command::Typing => self.tell(Input::Typing { id: self.id }),
         }
         Flow::Continue
     }
@@ -334,17 +337,17 @@ impl Session {
         let Some(meta) = self.pending_file.take() else {
             return self.refuse(
                 own,
-                Refusal::new(
-                    "unexpected_binary",
+                FrameRefusal::new(
+                    ErrorCode::UnexpectedBinary,
                     "send a file announcement before its bytes",
                 ),
             );
         };
         if bytes.len() as u64 != meta.size {
             let why = format!("announced {} bytes, received {}", meta.size, bytes.len());
-            return self.refuse(own, Refusal::new("size_mismatch", why));
+            return self.refuse(own, FrameRefusal::new(ErrorCode::SizeMismatch, why));
         }
-        self.tell(Event::File {
+        self.tell(Input::File {
             id: self.id,
             name: meta.name,
             mime: meta.mime,
@@ -356,15 +359,15 @@ impl Session {
     }
 
     /// Sends an `error` event; a client that keeps provoking them is closed.
-    fn refuse(&mut self, own: &Arc<Outlet>, refusal: Refusal) -> Flow {
+    fn refuse(&mut self, own: &Arc<Outlet>, refusal: FrameRefusal) -> Flow {
         log::debug!(
             "event=error client={} code={} message={:?}",
             self.id,
-            refusal.code,
+            refusal.code.as_str(),
             refusal.message
         );
         if !self.errors.take() {
-            return Flow::Close(1008, "too many errors".into());
+            return Flow::Close(Close::abuse("too many errors"));
         }
         reply(own, Encoded::text(refusal.to_json()))
     }

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tungstenite::Bytes;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::Frame;
-use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+
+use crate::close::Close;
 
 /// A complete, encoded WebSocket frame, cheap to clone and share between
 /// the clients of a room and their backlogs.
@@ -32,10 +34,10 @@ impl Encoded {
         encode(Frame::ping(Bytes::new()))
     }
 
-    pub fn close(code: u16, reason: &str) -> Encoded {
+    pub fn close(close: &Close) -> Encoded {
         encode(Frame::close(Some(CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.to_owned().into(),
+            code: close.code(),
+            reason: close.reason().to_owned().into(),
         })))
     }
 
@@ -92,7 +94,7 @@ mod tests {
 
     #[test]
     fn close_frame_carries_code_and_reason() {
-        let f = Encoded::close(1008, "too slow");
+        let f = Encoded::close(&Close::policy("too slow"));
         assert_eq!(&f.as_bytes()[..4], &[0x88, 10, 0x03, 0xF0]);
         assert_eq!(&f.as_bytes()[4..], b"too slow");
     }

@@ -4,9 +4,11 @@
 
 use crossbeam_channel::Sender;
 
-use super::{Dispatcher, Mode};
+use super::{Dispatcher, Seat};
+use crate::close::Close;
 use crate::moderation::{self, BanView, Overview, PersonView, Reply, Request, RoomView};
 use crate::names;
+use crate::protocol::Mode;
 
 impl Dispatcher {
     /// Answers one request on `reply`. The asker waits for the answer with
@@ -59,12 +61,12 @@ impl Dispatcher {
                     let Some(client) = self.clients.get(member) else {
                         continue;
                     };
-                    let Some((_, name)) = &client.seat else {
+                    let Some(Seat { name, .. }) = &client.seat else {
                         continue;
                     };
                     let mode = match client.mode {
                         Mode::V1 => "v1",
-                        Mode::Raw | Mode::Echo => "raw",
+                        Mode::Raw => "raw",
                     };
                     match people.iter_mut().find(|p| &p.name == name) {
                         Some(person) => {
@@ -116,12 +118,12 @@ impl Dispatcher {
                 self.clients
                     .get(m)
                     .and_then(|c| c.seat.as_ref())
-                    .is_some_and(|(_, n)| n == holder)
+                    .is_some_and(|s| s.name == holder)
             }));
         }
         for id in &kicked {
             if let Some(client) = self.clients.remove(id) {
-                self.vacate(client, Some((1008, reason)));
+                self.vacate(client, Some(Close::policy(reason)));
             }
         }
         kicked.len()

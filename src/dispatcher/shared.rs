@@ -10,12 +10,13 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::close::Close;
 use crate::cluster::{Arrival, Change, ClaimOutcome, Command, FILL, Note};
-use crate::protocol::{self, Event as Out, Refusal};
+use crate::protocol::{self, ErrorCode, FrameRefusal};
 use crate::store::{self, Body};
 use crate::wire::Encoded;
 
-use super::{ClientId, Dispatcher, Event, Fanout, JoinRequest, Mode, Stored, event, now_ms};
+use super::{ClientId, Dispatcher, Fanout, Input, JoinRequest, Mode, Stored, event, now_ms};
 
 /// Most messages read back for one gap.
 const FILL_LIMIT: u64 = 100_000;
@@ -31,7 +32,7 @@ impl Dispatcher {
             && let Some(parked) = self.loading.get_mut(room)
         {
             // The room is being loaded: this follows once it is.
-            parked.push(Event::Cluster(note));
+            parked.push(Input::Cluster(note));
             return;
         }
         match note {
@@ -52,7 +53,10 @@ impl Dispatcher {
             Note::Unavailable { room, client, cid } => {
                 log::warn!("event=unavailable client={client} room={room:?} cid={cid:?}");
                 let why = "the message could not be stored; send it again shortly";
-                self.unavailable(client, Refusal::new("unavailable", why).with_cid(cid));
+                self.unavailable(
+                    client,
+                    FrameRefusal::new(ErrorCode::Unavailable, why).with_cid(cid),
+                );
             }
             Note::Duplicate { room, id, client } => {
                 let frame = self.rooms.get(&room).and_then(|r| {
@@ -291,7 +295,7 @@ impl Dispatcher {
         let members: Vec<ClientId> = room.members.values().copied().collect();
         for id in members {
             if let Some(client) = self.clients.remove(&id) {
-                self.vacate(client, Some((1012, "history reset")));
+                self.vacate(client, Some(Close::history_reset()));
             }
         }
     }
@@ -307,7 +311,7 @@ impl Dispatcher {
                 if !room.remote.insert(name.to_owned()) || room.people.holds(name) {
                     return;
                 }
-                Out::Join {
+                protocol::Event::Join {
                     room: room_name,
                     name,
                     ts: now_ms(),
@@ -319,13 +323,13 @@ impl Dispatcher {
                     // Back on this instance meanwhile.
                     return;
                 }
-                Out::Leave {
+                protocol::Event::Leave {
                     room: room_name,
                     name,
                     ts: now_ms(),
                 }
             }
-            Change::Typing if !own => Out::Typing {
+            Change::Typing if !own => protocol::Event::Typing {
                 room: room_name,
                 name,
             },
@@ -393,11 +397,11 @@ impl Dispatcher {
             }
             ClaimOutcome::Taken(holder) => {
                 let why = format!("{holder:?} is already used in this room, on another server");
-                self.refuse(id, Refusal::new("name_taken", why));
+                self.refuse(id, FrameRefusal::new(ErrorCode::NameTaken, why));
             }
             ClaimOutcome::Unavailable => {
                 let why = "the room cannot be reached; try again shortly";
-                self.unavailable(id, Refusal::new("unavailable", why));
+                self.unavailable(id, FrameRefusal::new(ErrorCode::Unavailable, why));
             }
         }
         for event in parked {
@@ -413,10 +417,10 @@ impl Dispatcher {
         let mut rest = Vec::new();
         for event in parked {
             match event {
-                Event::Join(request) => {
+                Input::Join(request) => {
                     self.waiting.remove(&request.id);
                     let why = "the room cannot be reached; try again shortly";
-                    self.unavailable(request.id, Refusal::new("unavailable", why));
+                    self.unavailable(request.id, FrameRefusal::new(ErrorCode::Unavailable, why));
                 }
                 other => rest.push(other),
             }
@@ -429,14 +433,14 @@ impl Dispatcher {
     /// Tells a client that Redis did not answer: a v1 client gets the
     /// error `unavailable` and keeps its connection; a raw client, which
     /// cannot be told, is closed with 1013 (try again later).
-    fn unavailable(&mut self, id: ClientId, refusal: Refusal) {
+    fn unavailable(&mut self, id: ClientId, refusal: FrameRefusal) {
         let Some(client) = self.clients.get(&id) else {
             return;
         };
         match client.mode {
             Mode::Raw => {
                 let client = self.clients.remove(&id).expect("looked up above");
-                self.vacate(client, Some((1013, "try again later")));
+                self.vacate(client, Some(Close::unavailable()));
             }
             _ => self.send(id, Encoded::text(refusal.to_json())),
         }

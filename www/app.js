@@ -5,6 +5,8 @@
 //   outbox.js   messages sent or typed but not yet confirmed by the server
 //   uploads.js  picking and sending files
 //   panel.js    the people panel on narrow screens
+//   state.js    the session: who, which room, the connection's progress
+//   toasts.js   short-lived messages in the corner
 //   limits.js   what the server accepts (from its welcome)
 //   util.js     small helpers: elements, storage, sizes and times in words
 // Every piece of user content (names, rooms, messages, file names, errors)
@@ -13,7 +15,7 @@
 import {
   $, el, saved, tabSaved, utf8Length, formatLimit, formatCount, avatar, checkName,
 } from './util.js';
-import { DEFAULT_LIMITS, limitsFrom, FrameBudget } from './limits.js';
+import { limitsFrom, FrameBudget } from './limits.js';
 import {
   setSelf, resetLog, addTextBubble, addFileBubble, addNote,
   renderFilePending, renderFileUnavailable, renderFileReady, renderFileRemote, fileUrl,
@@ -30,52 +32,16 @@ import {
   connectUploads, queueFiles, pumpUploads, ownFileAnnounced, failCurrentUpload, requeueUploads, resetUploads,
   uploadsWaiting,
 } from './uploads.js';
+import { state, online, STORE_NAME, STORE_ROOM, STORE_AUTO, TAB_JOINED } from './state.js';
+import { toast, clearToasts, dismissNewest } from './toasts.js';
 
 const PROTOCOL = 'wschat.v1';
-const STORE_NAME = 'wschat.name';
-const STORE_ROOM = 'wschat.room';
-const STORE_AUTO = 'wschat.auto'; // '1' while the user has not pressed Leave
-const TAB_JOINED = 'wschat.joined'; // this tab's {room, name} while in a room; survives reloads only
 const TYPING_SEND_EVERY_MS = 2000; // protocol: at most every 2 seconds
 const TYPING_SHOW_MS = 3500; // forget a typist after this long without news
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30000;
 const NAME_TAKEN_RETRIES = 8; // after a reload our old connection may still hold the name
 const COUNTER_FROM = 0.8; // the length counter shows once a message uses this much of the limit
-
-// ------------------------------------------------------------------ state
-
-const state = {
-  ws: null,
-  name: '', // name as confirmed by the server's welcome (trimmed form)
-  room: '',
-  how: 'typed', // how this join started: 'typed' on the form, 'reload' of this tab, 'auto' in a new tab
-  wanted: false, // user wants to be connected (false after Leave)
-  joining: false, // the join form has been sent and awaits the server
-  joined: false, // welcome received on the current socket
-  everJoined: false, // at least one welcome in this session of the room
-  retryNameTaken: false, // treat name_taken as our own stale connection (reconnect, reload)
-  rejoining: false, // waiting for the server to let go of our old connection's name
-  offline: null, // while disconnected after a join: {short, why} in words
-  notice: null, // a refusal to show above the composer: {kind, text}; cleared by typing
-  swallowBinaryError: false, // a refused file announcement makes its bytes unexpected too
-  lastSeenId: null, // newest event id seen; sent as `since` on reconnect
-  epoch: null, // the room's history those ids belong to (from the welcome); sent with `since`
-  joinedWith: null, // {since, epoch} of the current connection's join
-  seenIds: new Set(),
-  attempt: 0,
-  nameTakenRetries: 0,
-  reconnectTimer: null,
-  countdownTimer: null,
-  flushTimer: null, // sends the outbox once the rate allows
-  pendingBinary: null, // live file event from someone else, awaiting its bytes
-  users: [],
-  typists: new Map(), // name -> expiry timer
-  lastTypingSent: 0,
-  unread: 0,
-  limits: { ...DEFAULT_LIMITS }, // from the newest welcome that had them
-  budget: new FrameBudget(DEFAULT_LIMITS), // frames we may still send on this socket
-};
 
 // ---------------------------------------------------------------- elements
 
@@ -104,35 +70,8 @@ const peopleCount = $('people-count');
 const peopleCount2 = $('people-count-2');
 const leaveButton = $('leave-button');
 const dropRoom = $('drop-room');
-const toasts = $('toasts');
-
-// ------------------------------------------------------------------ toasts
-
-function toast(text, kind) {
-  const node = el('div', { class: 'toast toast-' + (kind || 'error'), role: 'alert', 'data-testid': 'error' });
-  node.append(el('span', { class: 'toast-text', text }));
-  const close = el('button', { class: 'toast-close', type: 'button', 'aria-label': 'Dismiss' }, '×');
-  close.addEventListener('click', () => {
-    const hadFocus = node.contains(document.activeElement);
-    node.remove();
-    // Focus does not fall to the page's start: it goes back to typing.
-    if (hadFocus) (chatScreen.hidden ? joinName : input).focus();
-  });
-  node.append(close);
-  toasts.append(node);
-  setTimeout(() => node.remove(), 7000);
-  while (toasts.children.length > 4) toasts.firstElementChild.remove();
-}
-
-function clearToasts() {
-  toasts.replaceChildren();
-}
 
 // ------------------------------------------------------------------ status
-
-function online() {
-  return state.joined && state.ws !== null && state.ws.readyState === WebSocket.OPEN;
-}
 
 /** The line under the room name; `retry` is a countdown kept out of the live region. */
 function setStatus(kind, text, retry) {
@@ -910,7 +849,7 @@ input.addEventListener('input', () => {
 // Escape closes the people panel (panel.js) or the drop overlay
 // (uploads.js); otherwise it puts away the newest toast.
 document.addEventListener('keydown', (e) => {
-  if (e.key === 'Escape' && !e.defaultPrevented && toasts.lastElementChild) toasts.lastElementChild.remove();
+  if (e.key === 'Escape' && !e.defaultPrevented) dismissNewest();
 });
 
 leaveButton.addEventListener('click', leave);

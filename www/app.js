@@ -7,13 +7,14 @@
 //   panel.js    the people panel on narrow screens
 //   state.js    the session: who, which room, the connection's progress
 //   toasts.js   short-lived messages in the corner
+//   view.js     screens, status line, composer notice, people, typing
 //   limits.js   what the server accepts (from its welcome)
 //   util.js     small helpers: elements, storage, sizes and times in words
 // Every piece of user content (names, rooms, messages, file names, errors)
 // is put into the page with textContent or as attribute values, never as HTML.
 
 import {
-  $, el, saved, tabSaved, utf8Length, formatLimit, formatCount, avatar, checkName,
+  $, saved, tabSaved, utf8Length, formatLimit, formatCount, checkName,
 } from './util.js';
 import { limitsFrom, FrameBudget } from './limits.js';
 import {
@@ -21,19 +22,21 @@ import {
   renderFilePending, renderFileUnavailable, renderFileReady, renderFileRemote, fileUrl,
 } from './log.js';
 import {
-  openOutbox, renameOutbox, closeOutbox, waiting, unsent, addSent, enqueue, flush, requeue, confirm, refused,
+  openOutbox, renameOutbox, closeOutbox, unsent, addSent, enqueue, flush, requeue, confirm, refused,
   dropFirstUnsent, newCid,
 } from './outbox.js';
-import { closePeople } from './panel.js';
 import {
   browserKey, heldToken, forgetToken, tokenName, identityRefusal, removedBy,
 } from './identity.js';
 import {
-  connectUploads, queueFiles, pumpUploads, ownFileAnnounced, failCurrentUpload, requeueUploads, resetUploads,
-  uploadsWaiting,
+  connectUploads, pumpUploads, ownFileAnnounced, failCurrentUpload, requeueUploads, resetUploads,
 } from './uploads.js';
 import { state, online, STORE_NAME, STORE_ROOM, STORE_AUTO, TAB_JOINED } from './state.js';
 import { toast, clearToasts, dismissNewest } from './toasts.js';
+import {
+  setStatus, textTooLong, updateComposer, setNotice, clearNotice, setJoining, setJoinError, showJoin, showChat,
+  updateTitle, renderPresence, renderTyping,
+} from './view.js';
 
 const PROTOCOL = 'wschat.v1';
 const TYPING_SEND_EVERY_MS = 2000; // protocol: at most every 2 seconds
@@ -41,45 +44,16 @@ const TYPING_SHOW_MS = 3500; // forget a typist after this long without news
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30000;
 const NAME_TAKEN_RETRIES = 8; // after a reload our old connection may still hold the name
-const COUNTER_FROM = 0.8; // the length counter shows once a message uses this much of the limit
 
 // ---------------------------------------------------------------- elements
 
-const joinScreen = $('join-screen');
 const joinForm = $('join-form');
 const joinName = $('join-name');
 const joinRoom = $('join-room');
-const joinError = $('join-error');
-const joinButton = $('join-button');
-const chatScreen = $('chat-screen');
-const roomNameEl = $('room-name');
-const statusEl = $('status');
-const statusText = $('status-text');
-const statusRetry = $('status-retry');
-const typingEl = $('typing');
-const notice = $('composer-notice');
-const noticeText = $('composer-notice-text');
 const reconnectButton = $('reconnect-now');
 const composer = $('composer');
 const input = $('message-input');
-const counter = $('char-counter');
-const sendButton = $('send-button');
-const presenceEl = $('presence');
-const presenceNote = $('presence-note');
-const peopleCount = $('people-count');
-const peopleCount2 = $('people-count-2');
 const leaveButton = $('leave-button');
-const dropRoom = $('drop-room');
-
-// ------------------------------------------------------------------ status
-
-/** The line under the room name; `retry` is a countdown kept out of the live region. */
-function setStatus(kind, text, retry) {
-  statusEl.dataset.state = kind;
-  if (statusText.textContent !== text) statusText.textContent = text;
-  statusRetry.textContent = retry || '';
-  updateComposer();
-}
 
 /** Why the connection ended, in words: `short` for the status line, `why` for a sentence. */
 function describeClose(ev, opened) {
@@ -106,110 +80,7 @@ function describeClose(ev, opened) {
   return { short: 'Offline', why: 'the connection to the chat server was lost' };
 }
 
-// --------------------------------------------------------------- composer
-
-function textTooLong(over) {
-  const limit = state.limits.text;
-  return 'Too long to send: shorten it by ' + formatCount(over) + (over === 1 ? ' byte' : ' bytes')
-    + '. A message can be ' + formatLimit(limit) + ' (' + formatCount(limit) + ' bytes) at most; '
-    + 'accented letters and emoji take 2 to 4 bytes each.';
-}
-
-/** Counter, send button and the notice above the composer, from the state. */
-function updateComposer() {
-  const limit = state.limits.text;
-  const bytes = utf8Length(input.value);
-  const over = bytes - limit;
-  if (bytes >= limit * COUNTER_FROM) {
-    counter.hidden = false;
-    counter.dataset.state = over > 0 ? 'over' : 'near';
-    counter.textContent = over > 0 ? formatCount(over) + ' over' : formatCount(limit - bytes) + ' left';
-    counter.title = 'Bytes left of the ' + formatCount(limit) + ' a message can hold';
-  } else {
-    counter.hidden = true;
-    counter.textContent = '';
-  }
-  sendButton.disabled = input.value.trim() === '' || over > 0;
-
-  let shown = state.notice;
-  if (!shown && over > 0) shown = { kind: 'error', text: textTooLong(over) };
-  if (!shown && state.wanted && !online()) {
-    if (state.rejoining) {
-      shown = { kind: 'info', text: 'Rejoining #' + state.room + ': the server still holds the name “' + state.name + '” for this page’s previous connection.' };
-    } else if (state.offline) {
-      shown = { kind: 'offline', text: 'Not connected: ' + state.offline.why + '. ' + waitingInWords() };
-    } else if (state.everJoined || state.how === 'reload') {
-      shown = { kind: 'info', text: 'Connecting to #' + state.room + '…' };
-    }
-  }
-  const text = shown ? shown.text : '';
-  if (noticeText.textContent !== text) noticeText.textContent = text;
-  if (shown) notice.dataset.kind = shown.kind;
-  else delete notice.dataset.kind;
-  reconnectButton.hidden = !(shown && shown.kind === 'offline' && state.reconnectTimer);
-}
-
-/** What is waiting to be sent, in words, for the offline notice. */
-function waitingInWords() {
-  const n = waiting() + uploadsWaiting();
-  if (n === 0) return 'What you send now will be sent when you are back.';
-  return (n === 1 ? '1 message is waiting' : formatCount(n) + ' messages are waiting') + ' and will be sent when you are back.';
-}
-
-function setNotice(kind, text) {
-  state.notice = { kind, text };
-  updateComposer();
-}
-
-function clearNotice() {
-  if (!state.notice) return;
-  state.notice = null;
-  updateComposer();
-}
-
 // ------------------------------------------------------------------ screens
-
-function setJoining(on) {
-  state.joining = on;
-  joinButton.textContent = on ? 'Joining…' : 'Join';
-  if (on) joinButton.setAttribute('aria-disabled', 'true');
-  else joinButton.removeAttribute('aria-disabled');
-}
-
-/** Shows `text` on the join form, tied to `field` (the input it is about), which gets focus. */
-function setJoinError(text, field) {
-  for (const f of [joinName, joinRoom]) {
-    f.removeAttribute('aria-invalid');
-    f.removeAttribute('aria-describedby');
-  }
-  joinError.textContent = text || '';
-  joinError.hidden = !text;
-  if (text && field) {
-    field.setAttribute('aria-invalid', 'true');
-    field.setAttribute('aria-describedby', 'join-error');
-  }
-  if (field) {
-    field.focus();
-    field.select();
-  }
-}
-
-function showJoin(errorText, field) {
-  closePeople({ restoreFocus: false });
-  chatScreen.hidden = true;
-  joinScreen.hidden = false;
-  setJoining(false);
-  document.title = 'wschat';
-  setJoinError(errorText, field || (joinName.value ? joinRoom : joinName));
-}
-
-function showChat() {
-  joinScreen.hidden = true;
-  chatScreen.hidden = false;
-  roomNameEl.textContent = state.room;
-  dropRoom.textContent = state.room;
-  updateTitle();
-}
 
 function resetConversation() {
   closeOutbox();
@@ -233,11 +104,6 @@ function resetConversation() {
   renderPresence();
   renderTyping();
   updateComposer();
-}
-
-function updateTitle() {
-  const base = '#' + state.room + ' · wschat';
-  document.title = state.unread > 0 ? '(' + state.unread + ') ' + base : base;
 }
 
 // ------------------------------------------------------------- connection
@@ -701,46 +567,6 @@ function handleBinary(data) {
   state.pendingBinary = null;
   if (!record) return; // bytes we did not expect: ignore
   renderFileReady(record, new Blob([data]));
-}
-
-// --------------------------------------------------------------- rendering
-
-function renderPresence() {
-  // While not connected nobody can say who is in the room: the list shows
-  // who was there last, marked as such, without "online" dots or a count.
-  const known = state.joined;
-  const users = state.users.slice().sort((a, b) => {
-    if (a === state.name) return -1;
-    if (b === state.name) return 1;
-    return a.localeCompare(b);
-  });
-  presenceEl.classList.toggle('unknown', !known);
-  presenceNote.hidden = known;
-  presenceNote.textContent = known ? '' : 'Not connected: who is here now is unknown.'
-    + (users.length ? ' Last seen here:' : '');
-  presenceEl.replaceChildren(...users.map((u) => {
-    const li = el('li', { class: 'person' + (u === state.name ? ' me' : ''), 'data-testid': 'presence-user', 'data-name': u });
-    li.append(avatar(u, 'small'));
-    li.append(el('span', { class: 'person-name', text: u }));
-    if (u === state.name) li.append(el('span', { class: 'you-tag', text: 'you' }));
-    return li;
-  }));
-  const n = known ? String(state.users.length) : '?';
-  peopleCount.textContent = n;
-  peopleCount2.textContent = n;
-}
-
-function renderTyping() {
-  const names = Array.from(state.typists.keys());
-  typingEl.replaceChildren();
-  typingEl.classList.toggle('active', names.length > 0);
-  if (names.length === 0) return;
-  let text;
-  if (names.length === 1) text = names[0] + ' is typing';
-  else if (names.length === 2) text = names[0] + ' and ' + names[1] + ' are typing';
-  else text = 'Several people are typing';
-  typingEl.append(el('span', { class: 'dots', 'aria-hidden': 'true' }, el('i'), el('i'), el('i')));
-  typingEl.append(el('span', { 'data-testid': 'typing-text', text }));
 }
 
 // ------------------------------------------------------------------ sending

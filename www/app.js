@@ -1,6 +1,6 @@
 // wschat page: speaks the `wschat.v1` subprotocol (docs/PROTOCOL.md) to /ws
-// on the same origin. This file holds the connection, the join screen and
-// the composer. The other modules, each loaded from here:
+// on the same origin. This file holds the join screen, what the server says
+// and the composer. The other modules, each loaded from here:
 //   log.js      the message list, and keeping the newest message in view
 //   outbox.js   messages sent or typed but not yet confirmed by the server
 //   uploads.js  picking and sending files
@@ -8,6 +8,7 @@
 //   state.js    the session: who, which room, the connection's progress
 //   toasts.js   short-lived messages in the corner
 //   view.js     screens, status line, composer notice, people, typing
+//   connection.js  the WebSocket: joining, sending frames, reconnecting
 //   limits.js   what the server accepts (from its welcome)
 //   util.js     small helpers: elements, storage, sizes and times in words
 // Every piece of user content (names, rooms, messages, file names, errors)
@@ -26,7 +27,7 @@ import {
   dropFirstUnsent, newCid,
 } from './outbox.js';
 import {
-  browserKey, heldToken, forgetToken, tokenName, identityRefusal, removedBy,
+  heldToken, forgetToken, tokenName, identityRefusal, removedBy,
 } from './identity.js';
 import {
   connectUploads, pumpUploads, ownFileAnnounced, failCurrentUpload, requeueUploads, resetUploads,
@@ -37,12 +38,12 @@ import {
   setStatus, textTooLong, updateComposer, setNotice, clearNotice, setJoining, setJoinError, showJoin, showChat,
   updateTitle, renderPresence, renderTyping,
 } from './view.js';
+import {
+  onConnection, connect, scheduleReconnect, reconnectNow, sendFrame, describeClose,
+} from './connection.js';
 
-const PROTOCOL = 'wschat.v1';
 const TYPING_SEND_EVERY_MS = 2000; // protocol: at most every 2 seconds
 const TYPING_SHOW_MS = 3500; // forget a typist after this long without news
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 30000;
 const NAME_TAKEN_RETRIES = 8; // after a reload our old connection may still hold the name
 
 // ---------------------------------------------------------------- elements
@@ -50,35 +51,9 @@ const NAME_TAKEN_RETRIES = 8; // after a reload our old connection may still hol
 const joinForm = $('join-form');
 const joinName = $('join-name');
 const joinRoom = $('join-room');
-const reconnectButton = $('reconnect-now');
 const composer = $('composer');
 const input = $('message-input');
 const leaveButton = $('leave-button');
-
-/** Why the connection ended, in words: `short` for the status line, `why` for a sentence. */
-function describeClose(ev, opened) {
-  if (!navigator.onLine) return { short: 'Offline', why: 'this device has no network connection' };
-  if (!opened) return state.offline || { short: 'Offline', why: 'the chat server cannot be reached' };
-  const reason = ev.reason || '';
-  switch (ev.code) {
-    case 1001:
-      if (reason === 'server shutting down') return { short: 'Server restarting', why: 'the chat server is restarting' };
-      if (reason === 'ping timeout') return { short: 'Connection lost', why: 'the server stopped hearing from this page' };
-      break;
-    case 1008:
-      if (reason === 'too many errors') return { short: 'Disconnected: refused too often', why: 'the server disconnected this page after refusing too many of its requests, and lets it back in after a short wait' };
-      if (reason === 'too slow') return { short: 'Disconnected: too slow', why: 'this connection could not keep up with the room' };
-      break;
-    case 1009:
-      return { short: 'Disconnected: too large', why: 'the server refused something this page sent as too large' };
-    case 1011:
-      return { short: 'Server error', why: 'the chat server hit an internal error' };
-    default:
-      break;
-  }
-  if (reason) return { short: 'Disconnected', why: 'the server closed the connection (' + reason + ')' };
-  return { short: 'Offline', why: 'the connection to the chat server was lost' };
-}
 
 // ------------------------------------------------------------------ screens
 
@@ -108,126 +83,8 @@ function resetConversation() {
 
 // ------------------------------------------------------------- connection
 
-function wsUrl() {
-  return (location.protocol === 'https:' ? 'wss' : 'ws') + '://' + location.host + '/ws';
-}
+onConnection({ event: handleEvent, binary: handleBinary, closed: onClose });
 
-function connect() {
-  clearTimeout(state.reconnectTimer);
-  clearInterval(state.countdownTimer);
-  state.reconnectTimer = null;
-  if (!state.wanted) return;
-  state.joined = false;
-  state.pendingBinary = null;
-  if (state.rejoining) setStatus('connecting', 'Rejoining…');
-  else setStatus('connecting', state.everJoined ? 'Reconnecting…' : 'Connecting…');
-
-  let ws;
-  try {
-    ws = new WebSocket(wsUrl(), PROTOCOL);
-  } catch (e) {
-    scheduleReconnect();
-    return;
-  }
-  ws.binaryType = 'arraybuffer';
-  state.ws = ws;
-  let opened = false;
-
-  ws.addEventListener('open', () => {
-    if (state.ws !== ws) return;
-    opened = true;
-    state.budget = new FrameBudget(state.limits);
-    const join = { type: 'join', room: state.room, name: state.name, key: browserKey() };
-    const token = heldToken();
-    if (token) join.token = token;
-    // Resuming: the newest id shown, and the history it belongs to.
-    if (state.lastSeenId !== null) {
-      join.since = state.lastSeenId;
-      if (state.epoch) join.epoch = state.epoch;
-    }
-    state.joinedWith = { since: join.since, epoch: join.epoch };
-    sendFrame(join);
-  });
-  ws.addEventListener('message', (ev) => {
-    if (state.ws !== ws) return;
-    if (typeof ev.data === 'string') {
-      let msg;
-      try { msg = JSON.parse(ev.data); } catch (_) { return; }
-      if (msg && typeof msg === 'object') handleEvent(msg);
-    } else {
-      handleBinary(ev.data);
-    }
-  });
-  ws.addEventListener('close', (ev) => {
-    if (state.ws !== ws) return;
-    state.ws = null;
-    const wasJoined = state.joined;
-    state.joined = false;
-    // Whatever the server has not confirmed goes again on the next connection.
-    clearTimeout(state.flushTimer);
-    state.flushTimer = null;
-    requeue();
-    requeueUploads();
-    clearTypists();
-    renderPresence();
-    if (!state.wanted) return;
-    const removed = removedBy(ev, state.name, state.room);
-    if (removed) {
-      // A moderator's doing: no reconnecting, and the person is told.
-      refuseJoin('removed', removed);
-      return;
-    }
-    if (!wasJoined && !state.everJoined && !state.retryNameTaken) {
-      // A join that never got in: say so on the form.
-      state.wanted = false;
-      showJoin(ev.code === 1008 && ev.reason
-        ? 'The server refused to let you in: ' + ev.reason + '.'
-        : 'Could not reach the chat server. Check your connection and press Join to try again.');
-      return;
-    }
-    state.rejoining = false;
-    state.offline = describeClose(ev, opened);
-    scheduleReconnect();
-  });
-}
-
-function scheduleReconnect() {
-  if (!state.wanted) return;
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, state.attempt));
-  const delay = Math.round(base / 2 + Math.random() * base / 2);
-  state.attempt++;
-  const due = Date.now() + delay;
-  const [kind, label] = state.rejoining
-    ? ['connecting', 'Rejoining']
-    : ['offline', (state.offline || { short: 'Offline' }).short];
-  clearTimeout(state.reconnectTimer);
-  state.reconnectTimer = setTimeout(connect, delay);
-  const tick = () => {
-    const s = Math.max(0, Math.ceil((due - Date.now()) / 1000));
-    setStatus(kind, label, s > 0 ? ' · retrying in ' + s + 's' : ' · retrying…');
-  };
-  tick();
-  clearInterval(state.countdownTimer);
-  state.countdownTimer = setInterval(tick, 1000);
-}
-
-function reconnectNow() {
-  if (state.wanted && !state.ws && state.reconnectTimer) {
-    state.attempt = 0;
-    connect();
-  }
-}
-window.addEventListener('online', reconnectNow);
-window.addEventListener('offline', () => {
-  if (state.wanted && !online() && state.offline) {
-    state.offline = { short: 'Offline', why: 'this device has no network connection' };
-    updateComposer();
-  }
-});
-reconnectButton.addEventListener('click', () => {
-  reconnectNow();
-  input.focus();
-});
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden) {
     reconnectNow();
@@ -235,21 +92,6 @@ document.addEventListener('visibilitychange', () => {
     updateTitle();
   }
 });
-
-/**
- * Sends one JSON frame if the server will take it: connected, within the
- * largest text frame and within the rate. Returns '' when sent, otherwise
- * why not: 'offline', 'size' or 'rate'.
- */
-function sendFrame(obj, frames = 1) {
-  const ws = state.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN) return 'offline';
-  const json = JSON.stringify(obj);
-  if (utf8Length(json) > state.limits.message) return 'size';
-  if (!state.budget.take(frames)) return 'rate';
-  ws.send(json);
-  return '';
-}
 
 function leave() {
   state.wanted = false;
@@ -567,6 +409,35 @@ function handleBinary(data) {
   state.pendingBinary = null;
   if (!record) return; // bytes we did not expect: ignore
   renderFileReady(record, new Blob([data]));
+}
+
+/** The socket closed (connection.js has cleared state.ws and state.joined). */
+export function onClose(ev, opened, wasJoined) {
+  // Whatever the server has not confirmed goes again on the next connection.
+  clearTimeout(state.flushTimer);
+  state.flushTimer = null;
+  requeue();
+  requeueUploads();
+  clearTypists();
+  renderPresence();
+  if (!state.wanted) return;
+  const removed = removedBy(ev, state.name, state.room);
+  if (removed) {
+    // A moderator's doing: no reconnecting, and the person is told.
+    refuseJoin('removed', removed);
+    return;
+  }
+  if (!wasJoined && !state.everJoined && !state.retryNameTaken) {
+    // A join that never got in: say so on the form.
+    state.wanted = false;
+    showJoin(ev.code === 1008 && ev.reason
+      ? 'The server refused to let you in: ' + ev.reason + '.'
+      : 'Could not reach the chat server. Check your connection and press Join to try again.');
+    return;
+  }
+  state.rejoining = false;
+  state.offline = describeClose(ev, opened);
+  scheduleReconnect();
 }
 
 // ------------------------------------------------------------------ sending

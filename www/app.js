@@ -1,6 +1,6 @@
 // wschat page: speaks the `wschat.v1` subprotocol (docs/PROTOCOL.md) to /ws
-// on the same origin. This file holds the join screen, what the server says
-// and the composer. The other modules, each loaded from here:
+// on the same origin. This file holds the join screen and what the server
+// says. The other modules, each loaded from here:
 //   log.js      the message list, and keeping the newest message in view
 //   outbox.js   messages sent or typed but not yet confirmed by the server
 //   uploads.js  picking and sending files
@@ -9,6 +9,7 @@
 //   toasts.js   short-lived messages in the corner
 //   view.js     screens, status line, composer notice, people, typing
 //   connection.js  the WebSocket: joining, sending frames, reconnecting
+//   composer.js    sending messages, and typing news
 //   limits.js   what the server accepts (from its welcome)
 //   util.js     small helpers: elements, storage, sizes and times in words
 // Every piece of user content (names, rooms, messages, file names, errors)
@@ -22,10 +23,7 @@ import {
   setSelf, resetLog, addTextBubble, addFileBubble, addNote,
   renderFilePending, renderFileUnavailable, renderFileReady, renderFileRemote, fileUrl,
 } from './log.js';
-import {
-  openOutbox, renameOutbox, closeOutbox, unsent, addSent, enqueue, flush, requeue, confirm, refused,
-  dropFirstUnsent, newCid,
-} from './outbox.js';
+import { openOutbox, renameOutbox, closeOutbox, requeue, confirm, refused } from './outbox.js';
 import {
   heldToken, forgetToken, tokenName, identityRefusal, removedBy,
 } from './identity.js';
@@ -35,14 +33,14 @@ import {
 import { state, online, STORE_NAME, STORE_ROOM, STORE_AUTO, TAB_JOINED } from './state.js';
 import { toast, clearToasts, dismissNewest } from './toasts.js';
 import {
-  setStatus, textTooLong, updateComposer, setNotice, clearNotice, setJoining, setJoinError, showJoin, showChat,
+  setStatus, updateComposer, setNotice, clearNotice, setJoining, setJoinError, showJoin, showChat,
   updateTitle, renderPresence, renderTyping,
 } from './view.js';
 import {
   onConnection, connect, scheduleReconnect, reconnectNow, sendFrame, describeClose,
 } from './connection.js';
+import { flushOutbox, restoreDraft } from './composer.js';
 
-const TYPING_SEND_EVERY_MS = 2000; // protocol: at most every 2 seconds
 const TYPING_SHOW_MS = 3500; // forget a typist after this long without news
 const NAME_TAKEN_RETRIES = 8; // after a reload our old connection may still hold the name
 
@@ -51,7 +49,6 @@ const NAME_TAKEN_RETRIES = 8; // after a reload our old connection may still hol
 const joinForm = $('join-form');
 const joinName = $('join-name');
 const joinRoom = $('join-room');
-const composer = $('composer');
 const input = $('message-input');
 const leaveButton = $('leave-button');
 
@@ -310,13 +307,9 @@ function onError(msg) {
   if (code === 'text_too_long' || code === 'empty_text') {
     // Which of ours it was: the errors carry no cid.
     if (code === 'text_too_long') learnLimit('text', text);
-    const draft = refused(code === 'empty_text'
+    restoreDraft(refused(code === 'empty_text'
       ? (x) => x.text.trim() === ''
-      : (x) => utf8Length(x.text) > state.limits.text);
-    if (draft !== null && input.value === '') {
-      input.value = draft;
-      autoGrow();
-    }
+      : (x) => utf8Length(x.text) > state.limits.text));
   }
   if (code === 'unexpected_binary' && state.swallowBinaryError) {
     state.swallowBinaryError = false;
@@ -440,86 +433,7 @@ export function onClose(ev, opened, wasJoined) {
   scheduleReconnect();
 }
 
-// ------------------------------------------------------------------ sending
-
-function autoGrow() {
-  input.style.height = 'auto';
-  input.style.height = Math.min(input.scrollHeight, 160) + 'px';
-}
-
-function frameTooLarge() {
-  setNotice('error', 'Too long to send: a message and its markup can be ' + formatLimit(state.limits.message) + ' at most. Shorten it or split it in two.');
-}
-
-/** Sends what waits in the outbox, as far as the connection and the rate allow. */
-function flushOutbox() {
-  clearTimeout(state.flushTimer);
-  state.flushTimer = null;
-  if (!online()) return;
-  const why = flush((frame) => (utf8Length(frame.text) > state.limits.text ? 'size' : sendFrame(frame)));
-  if (why === 'rate') {
-    state.flushTimer = setTimeout(flushOutbox, Math.max(50, state.budget.wait()));
-  } else if (why === 'size') {
-    // Kept from before the server said it takes less: back to the composer.
-    const text = dropFirstUnsent();
-    if (text !== null && input.value === '') {
-      input.value = text;
-      autoGrow();
-    }
-    frameTooLarge();
-    flushOutbox();
-  }
-}
-
-function sendMessage() {
-  const text = input.value;
-  if (text.trim() === '') return;
-  const over = utf8Length(text) - state.limits.text;
-  if (over > 0) {
-    setNotice('error', textTooLong(over));
-    return;
-  }
-  const cid = newCid();
-  if (utf8Length(JSON.stringify({ type: 'message', text, cid })) > state.limits.message) {
-    frameTooLarge();
-    return;
-  }
-  if (online() && unsent() === 0) {
-    const why = sendFrame({ type: 'message', text, cid });
-    if (why === 'size') {
-      frameTooLarge();
-      return;
-    }
-    if (why === 'rate') {
-      setNotice('error', 'Not sent: you are sending faster than the server allows (' + state.limits.rate + ' messages a second). Wait a moment, then press Enter again.');
-      return;
-    }
-    addSent(cid, text);
-  } else {
-    // No connection (or others still waiting before it): it waits, shown
-    // as not sent, and goes in its turn.
-    enqueue(text);
-    flushOutbox();
-  }
-  input.value = '';
-  state.notice = null;
-  autoGrow();
-  updateComposer();
-  state.lastTypingSent = 0;
-}
-
-composer.addEventListener('submit', (e) => {
-  e.preventDefault();
-  sendMessage();
-  input.focus();
-});
-
-input.addEventListener('keydown', (e) => {
-  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
-    e.preventDefault();
-    sendMessage();
-  }
-});
+// ------------------------------------------------------------------ uploads
 
 connectUploads({
   socket: () => (online() ? state.ws : null),
@@ -528,17 +442,6 @@ connectUploads({
   limits: () => state.limits,
   notice: (kind, text) => (kind ? setNotice(kind, text) : clearNotice()),
   changed: () => updateComposer(),
-});
-
-input.addEventListener('input', () => {
-  autoGrow();
-  state.notice = null;
-  updateComposer();
-  const now = Date.now();
-  if (input.value.trim() !== '' && online() && now - state.lastTypingSent >= TYPING_SEND_EVERY_MS) {
-    // Typing news is worth no more than a message: never spend the last of the rate on it.
-    if (state.budget.wait(5) === 0 && sendFrame({ type: 'typing' }) === '') state.lastTypingSent = now;
-  }
 });
 
 // ---------------------------------------------------------------- chrome UI

@@ -1,0 +1,46 @@
+// The page's session: who it is, which room it is in, how far the
+// connection has got and what the room has shown it. One object, read and
+// changed by the modules that need it; nothing here touches the page.
+import { DEFAULT_LIMITS, FrameBudget } from './limits.js';
+
+export const STORE_NAME = 'wschat.name';
+export const STORE_ROOM = 'wschat.room';
+export const STORE_AUTO = 'wschat.auto'; // '1' while the user has not pressed Leave
+export const TAB_JOINED = 'wschat.joined'; // this tab's {room, name} while in a room; survives reloads only
+
+export const state = {
+  ws: null,
+  name: '', // name as confirmed by the server's welcome (trimmed form)
+  room: '',
+  how: 'typed', // how this join started: 'typed' on the form, 'reload' of this tab, 'auto' in a new tab
+  wanted: false, // user wants to be connected (false after Leave)
+  joining: false, // the join form has been sent and awaits the server
+  joined: false, // welcome received on the current socket
+  everJoined: false, // at least one welcome in this session of the room
+  retryNameTaken: false, // treat name_taken as our own stale connection (reconnect, reload)
+  rejoining: false, // waiting for the server to let go of our old connection's name
+  offline: null, // while disconnected after a join: {short, why} in words
+  notice: null, // a refusal to show above the composer: {kind, text}; cleared by typing
+  swallowBinaryError: false, // a refused file announcement makes its bytes unexpected too
+  lastSeenId: null, // newest event id seen; sent as `since` on reconnect
+  epoch: null, // the room's history those ids belong to (from the welcome); sent with `since`
+  joinedWith: null, // {since, epoch} of the current connection's join
+  seenIds: new Set(),
+  attempt: 0,
+  nameTakenRetries: 0,
+  reconnectTimer: null,
+  countdownTimer: null,
+  flushTimer: null, // sends the outbox once the rate allows
+  pendingBinary: null, // live file event from someone else, awaiting its bytes
+  users: [],
+  typists: new Map(), // name -> expiry timer
+  lastTypingSent: 0,
+  unread: 0,
+  limits: { ...DEFAULT_LIMITS }, // from the newest welcome that had them
+  budget: new FrameBudget(DEFAULT_LIMITS), // frames we may still send on this socket
+};
+
+/** Joined, on a socket that is open. */
+export function online() {
+  return state.joined && state.ws !== null && state.ws.readyState === WebSocket.OPEN;
+}

@@ -166,7 +166,7 @@ pub struct Config {
 
     /// New connections one client address may open in a burst above the
     /// connect rate.
-    #[arg(long, env = "WSCHAT_CONNECT_BURST", default_value_t = 200, value_name = "N", value_parser = parse_count::<u32>)]
+    #[arg(long, env = "WSCHAT_CONNECT_BURST", default_value_t = 600, value_name = "N", value_parser = parse_count::<u32>)]
     pub connect_burst: u32,
 
     /// Open connections in total (page loads included); more get HTTP 503.

@@ -207,8 +207,28 @@ impl Dispatcher {
         if room.epoch != epoch {
             self.reset_room(name, epoch);
         }
+        // Whatever the stream no longer holds (trimmed to
+        // `--retain-messages` while this instance could not hear) is gone:
+        // the room moves past it rather than asking again.
         for arrival in arrivals.into_iter().chain(waiting) {
-            self.arrived(arrival);
+            let Some(room) = self.rooms.get_mut(name) else {
+                return;
+            };
+            if room.filling.is_some() || arrival.epoch != room.epoch {
+                self.arrived(arrival);
+                continue;
+            }
+            let id = arrival.record.id;
+            if id <= room.last_id {
+                continue;
+            }
+            if id > room.last_id + 1 {
+                log::warn!(
+                    "event=messages_lost room={name:?} after={} first={id} msg=\"no longer in Redis\"",
+                    room.last_id
+                );
+            }
+            self.deliver(arrival);
         }
     }
 

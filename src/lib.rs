@@ -1,11 +1,12 @@
 //! wschat: a self-hosted WebSocket chat-room server on blocking threads.
 //!
-//! The modules follow the life of a connection: `listener` accepts it and
-//! applies the connection caps (fitted to the machine by `capacity`), `http`
-//! reads the request head and serves the page, `handshake` upgrades `/ws`
-//! and `/echo`, `connection` runs its reader thread (with `session` deciding
-//! what each message means), and `dispatcher` owns the rooms and fans frames
-//! out. Every byte to a client goes through its `outlet`, straight into the
+//! The modules follow the life of a connection: `server` runs the accept
+//! loop and the shutdown, `admission` applies the connection caps (fitted to
+//! the machine by `capacity`), `router` routes each request on its own
+//! thread, `http` reads the request head and serves the page, `handshake`
+//! upgrades `/ws` and `/echo`, `reader` runs the connection's reader thread
+//! (with `session` deciding what each message means), and `dispatcher` owns
+//! the rooms and fans frames out. `close` says why we close a WebSocket. Every byte to a client goes through its `outlet`, straight into the
 //! socket when it has room, otherwise through a `writer` thread that lives
 //! while the client is behind. `incoming` stops what must not be buffered,
 //! within the memory `budget`. `protocol` and `wire` are pure formats;
@@ -23,14 +24,12 @@ pub mod budget;
 pub(crate) mod capacity;
 pub(crate) mod close;
 pub mod config;
-pub(crate) mod connection;
 pub(crate) mod dispatcher;
 pub(crate) mod files;
 pub mod handshake;
 pub(crate) mod health;
 pub mod http;
 pub mod incoming;
-pub mod listener;
 pub mod metrics;
 pub(crate) mod moderation;
 pub(crate) mod names;
@@ -38,6 +37,9 @@ pub(crate) mod outlet;
 pub mod protocol;
 pub mod proxy;
 pub(crate) mod ratelimit;
+pub(crate) mod reader;
+pub(crate) mod router;
+pub mod server;
 pub(crate) mod session;
 pub mod store;
 pub(crate) mod wire;

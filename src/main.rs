@@ -8,7 +8,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use wschat::config::Config;
-use wschat::listener::Server;
+use wschat::server::Server;
 
 fn main() -> ExitCode {
     let config = Config::load();

@@ -16,6 +16,7 @@
 //! by; `admin` answers the admin view, whose requests the dispatcher
 //! carries out (`moderation`).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub(crate) mod admin;
 pub(crate) mod admission;

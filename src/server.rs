@@ -214,10 +214,12 @@ impl Server {
         })
     }
 
+    /// Where it listens (the port chosen, for `:0`).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
+    /// A handle to stop it from another thread.
     pub fn shutdown_handle(&self) -> io::Result<ShutdownHandle> {
         Ok(ShutdownHandle {
             stop: self.stop.clone(),

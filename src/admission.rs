@@ -12,15 +12,21 @@
 //!
 //! A connection's [`Ticket`] gives back everything it took when it is
 //! dropped, on every path.
+//!
+//! What is refused here is answered here too: 503 from the accept thread,
+//! and once the head is read, 400, 421, 503 or 429 ([`Denial`]).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::http::{self, Head};
+use crate::metrics::{self, Refused};
+use crate::proxy::{Hosts, Seen};
 use crate::ratelimit::TokenBucket;
 
 /// Connect-rate buckets are swept of full (idle) ones once there are this
@@ -280,6 +286,96 @@ impl Drop for Ticket {
         if let Some((ip, admission)) = self.client.take() {
             let _ = admission.asks.send(Ask::Closed(ip));
         }
+    }
+}
+
+/// Seconds a client refused for load is asked to wait (`Retry-After`).
+pub(crate) const RETRY_AFTER: &str = "5";
+
+/// Refuses a connection from the accept thread without reading its request
+/// or starting a thread: for banned addresses, and when too many handshakes
+/// are in progress to start another.
+pub(crate) fn refuse_now(sock: &TcpStream, status: u16, body: &str, retry_after: &str) {
+    // A fresh socket's send buffer is empty: this small write cannot block
+    // for long, and the timeout makes sure of it.
+    let _ = sock.set_write_timeout(Some(Duration::from_millis(100)));
+    let response = http::error_response(status, body, &[("Retry-After", retry_after)]);
+    let _ = http::respond(sock, response, false);
+}
+
+/// Why a request is refused before it is served.
+pub(crate) enum Denial {
+    BadRequest(&'static str),
+    WrongHost,
+    OverCap,
+    TooFast(Duration),
+}
+
+/// The checks every request meets once its head is read: well-formed
+/// framing, a host this server answers for, and the caps and connect rate
+/// of its client's address. Admitted, the ticket holds the client's place.
+#[inline(never)]
+pub(crate) fn check(
+    ticket: &mut Ticket,
+    (client, seen): (SocketAddr, &Seen),
+    head: &Head,
+    hosts: &Hosts,
+    admission: &Admission,
+) -> Result<(), Denial> {
+    head.check().map_err(Denial::BadRequest)?;
+    if !hosts.allows(seen) {
+        return Err(Denial::WrongHost);
+    }
+    if !ticket.counted {
+        return Err(Denial::OverCap);
+    }
+    match admission.admit(ticket, client.ip()) {
+        Verdict::Admit => Ok(()),
+        Verdict::OverCap => Err(Denial::OverCap),
+        Verdict::TooFast(wait) => Err(Denial::TooFast(wait)),
+    }
+}
+
+/// Answers a request that was denied, and counts and logs why.
+#[inline(never)]
+pub(crate) fn refuse(sock: &TcpStream, head: &Head, client: SocketAddr, refusal: Denial) {
+    let response = match refusal {
+        Denial::BadRequest(why) => {
+            log::debug!("event=refused peer={client} reason=bad_request why={why:?}");
+            metrics::get().refused(Refused::BadRequest);
+            http::text_response(400, &format!("{why}\n"))
+        }
+        Denial::WrongHost => {
+            log::info!(
+                "event=refused peer={client} reason=host host={:?}",
+                head.header("Host").unwrap_or("")
+            );
+            metrics::get().refused(Refused::BadRequest);
+            http::text_response(421, "this server does not answer for that host\n")
+        }
+        Denial::OverCap => {
+            log::info!(
+                "event=refused peer={client} reason=cap method={} path={:?}",
+                head.method,
+                head.path()
+            );
+            metrics::get().refused(Refused::Cap);
+            let body = "too many connections; retry later\n";
+            http::error_response(503, body, &[("Retry-After", RETRY_AFTER)])
+        }
+        Denial::TooFast(wait) => {
+            log::info!("event=refused peer={client} reason=rate");
+            metrics::get().refused(Refused::Rate);
+            let retry = wait.as_secs_f64().ceil().max(1.0).to_string();
+            http::error_response(
+                429,
+                "too many new connections; retry later\n",
+                &[("Retry-After", &retry)],
+            )
+        }
+    };
+    if let Err(e) = http::respond_to(sock, head, response) {
+        log::debug!("event=write_failed peer={client} error={:?}", e.to_string());
     }
 }
 

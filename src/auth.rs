@@ -46,6 +46,7 @@ impl fmt::Debug for Secret {
 }
 
 impl Secret {
+    /// The secret itself, to sign and check with.
     pub fn bytes(&self) -> &[u8] {
         &self.0
     }
@@ -130,6 +131,7 @@ struct Presented {
 /// A verified token: who, and where they may go.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
+    /// The token's `sub`: the name its holder goes by.
     pub subject: String,
     /// Skeletons of the rooms allowed (a room is known by its skeleton, as
     /// the dispatcher knows it); `None` for every room.
@@ -173,7 +175,12 @@ pub enum AuthError {
     /// Its `rooms` claim does not list the room.
     RoomForbidden(String),
     /// The client asked for a name other than the token's `sub`.
-    NameMismatch { subject: String, asked: String },
+    NameMismatch {
+        /// Whom the token is for.
+        subject: String,
+        /// The name asked for.
+        asked: String,
+    },
     /// A `key` that is not 16-128 letters, digits, `-` or `_`.
     BadKey,
 }
@@ -270,9 +277,13 @@ pub fn verify(secret: &Secret, token: &str) -> Result<Identity, AuthError> {
 /// Why no token could be minted.
 #[derive(Debug)]
 pub enum MintError {
+    /// The server has no `--auth-secret` to sign with.
     NoSecret,
+    /// The subject or a room is no name anyone may go by.
     Name(String, names::NameError),
+    /// The lifetime is not a number of seconds above zero.
     Ttl,
+    /// Signing failed.
     Sign(jsonwebtoken::errors::Error),
 }
 

@@ -31,8 +31,11 @@ pub const MIN_BUDGET: usize = 8 * 1024 * 1024;
 /// The three shares of the budget.
 #[derive(Debug, Clone)]
 pub struct Budget {
+    /// Rooms' history kept for replay, across every room.
     pub history: Arc<Share>,
+    /// Frames waiting in clients' backlogs.
     pub outbound: Arc<Share>,
+    /// Messages being received, by their announced length.
     pub incoming: Arc<Share>,
 }
 
@@ -64,6 +67,7 @@ pub struct Share {
 }
 
 impl Share {
+    /// A share called `name` (in logs and metrics) of `limit` bytes.
     pub fn new(name: &'static str, limit: usize) -> Arc<Share> {
         Arc::new(Share {
             name,
@@ -72,14 +76,17 @@ impl Share {
         })
     }
 
+    /// What the share is for.
     pub fn name(&self) -> &'static str {
         self.name
     }
 
+    /// Bytes it may hold.
     pub fn limit(&self) -> usize {
         self.limit
     }
 
+    /// Bytes it holds now.
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }

@@ -294,6 +294,7 @@ pub struct Config {
     #[arg(long, env = "WSCHAT_ADMIN_TOKEN_FILE", value_name = "FILE", value_parser = crate::auth::read_admin_token_file, conflicts_with = "admin_token")]
     pub admin_token_file: Option<Secret>,
 
+    /// A tool to run instead of the server (minting a token, say).
     #[command(subcommand)]
     pub tool: Option<crate::auth::Tool>,
 }

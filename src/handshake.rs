@@ -24,11 +24,14 @@ pub enum Endpoint {
 /// reader's rules and the metrics go by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// `/echo`.
     Echo,
+    /// `/ws`, speaking this protocol.
     Room(Mode),
 }
 
 impl Endpoint {
+    /// What the endpoint is for.
     pub fn kind(&self) -> Kind {
         match self {
             Endpoint::Echo => Kind::Echo,
@@ -40,8 +43,11 @@ impl Endpoint {
 /// What the `/ws` query asks for; validated later by the dispatcher.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoomQuery {
+    /// `?room=`: the room to join.
     pub room: Option<String>,
+    /// `?name=`: the name to go by.
     pub name: Option<String>,
+    /// `?since=`: the last id seen, to resume after.
     pub since: Option<u64>,
     /// `?token=`: an identity token, checked before the upgrade.
     pub token: Option<String>,
@@ -87,6 +93,7 @@ pub struct OriginPolicy {
 }
 
 impl OriginPolicy {
+    /// The policy of `--allow-origin`'s list (`*` allows any).
     pub fn new(allow: &[String]) -> OriginPolicy {
         OriginPolicy {
             any: allow.iter().any(|a| a == "*"),

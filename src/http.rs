@@ -22,11 +22,13 @@ mod embedded {
 /// A parsed HTTP request head.
 #[derive(Debug, Clone)]
 pub struct Head {
+    /// `GET`, `POST`...
     pub method: String,
     /// The request target as sent: path and query, still percent-encoded.
     pub target: String,
     /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
+    /// Every header, in order, as sent.
     pub headers: Vec<(String, String)>,
 }
 
@@ -128,6 +130,7 @@ pub enum HeadError {
     Malformed(httparse::Error),
     /// The peer closed before sending a whole head.
     Closed,
+    /// Reading from the socket failed.
     Io(io::Error),
 }
 
@@ -142,6 +145,8 @@ impl std::fmt::Display for HeadError {
         }
     }
 }
+
+impl std::error::Error for HeadError {}
 
 /// Reads and parses one request head, which must be complete within
 /// `timeout` in total, however slowly the bytes trickle in. Returns the head
@@ -433,6 +438,7 @@ pub fn respond_to_with<R: Read>(
     respond_with(sock, response, head.method == "HEAD", forbidden)
 }
 
+/// Writes `response` and closes, whatever the request's method.
 pub fn respond<R: Read>(
     sock: &TcpStream,
     response: Response<R>,

@@ -98,6 +98,7 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// Watches a new connection's stream within `limits`.
     pub fn new(limits: Limits) -> Incoming {
         Incoming {
             limits,

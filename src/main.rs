@@ -8,7 +8,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use wschat::config::Config;
-use wschat::listener::{History, Server};
+use wschat::server::{History, Server};
 
 fn main() -> ExitCode {
     let config = Config::load();
@@ -21,23 +21,13 @@ fn main() -> ExitCode {
     }
     // A history database that cannot be used stops the start, naming the
     // file and why; so does a Redis URL that is not one.
-    let history = match config.cluster_options() {
-        Some(options) => match wschat::cluster::client(&options.url) {
-            Ok(client) => History::Shared(options, client),
-            Err(e) => {
-                log::error!("event=redis_error msg={:?}", e.to_string());
-                eprintln!("wschat: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => match wschat::store::open(&config.store_options()) {
-            Ok(store) => History::Embedded(store),
-            Err(e) => {
-                log::error!("event=store_error msg={:?}", e.to_string());
-                eprintln!("wschat: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
+    let history = match History::open(&config) {
+        Ok(history) => history,
+        Err(e) => {
+            log::error!("event=history_error msg={:?}", e.to_string());
+            eprintln!("wschat: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let server = match Server::bind(config.clone(), history) {
         Ok(s) => s,

@@ -583,6 +583,8 @@ struct HistogramInner {
 }
 
 impl AtomicHistogram {
+    /// A histogram of `bounds`, reported divided by `scale` (so that
+    /// microseconds can be reported as seconds).
     pub fn new(scale: f64, bounds: &[u64]) -> AtomicHistogram {
         AtomicHistogram(std::sync::Arc::new(HistogramInner {
             scale,
@@ -592,6 +594,7 @@ impl AtomicHistogram {
         }))
     }
 
+    /// Counts one value.
     pub fn observe(&self, v: u64) {
         let h = &self.0;
         let i = h.bounds.partition_point(|&b| b < v);

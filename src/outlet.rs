@@ -70,7 +70,19 @@ pub struct Full;
 #[derive(Debug, PartialEq, Eq)]
 pub struct Gone;
 
-/// One client's socket and what is waiting to be written to it.
+/// One client's socket and what is waiting to be written to it: the only
+/// way bytes reach that client.
+///
+/// It owns the socket (the reader only reads from it, through
+/// [`Outlet::socket`]) and the backlog, and is shared as an `Arc` by these
+/// and no one else: the dispatcher ([`Outlet::send`], closes, and the end
+/// of a client that does not answer one), the client's reader
+/// ([`Outlet::reply`], closes, [`Outlet::end`]), while the backlog is not
+/// empty its backlog writer (`writer.rs`), and at shutdown the server,
+/// which closes echo clients and ends whoever is left. Its lock
+/// guards this client only, is held for a non-blocking send or some
+/// bookkeeping, never across a blocking call, and never together with
+/// another client's.
 #[derive(Debug)]
 pub struct Outlet {
     pub id: ClientId,

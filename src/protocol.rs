@@ -27,9 +27,13 @@ pub const MAX_FILE_NAME: usize = 255;
 /// A frame from a `wschat.v1` client, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
+    /// Enter a room (one per connection).
     Join {
+        /// The room; the query's, else `lobby`.
         room: Option<String>,
+        /// The name to go by; the query's if not given.
         name: Option<String>,
+        /// The last id the client has seen: resume after it.
         since: Option<u64>,
         /// The room's epoch when the client learnt `since`.
         epoch: Option<String>,
@@ -38,20 +42,30 @@ pub enum Command {
         /// A browser's random key: its own tabs may share a name.
         key: Option<String>,
     },
+    /// Say something in the room.
     Message {
+        /// What is said.
         text: String,
+        /// The client's own id for it, so that a resend is not delivered
+        /// twice.
         cid: Option<String>,
     },
+    /// Announce a file, whose bytes follow in one binary frame.
     File(FileMeta),
+    /// The client is typing.
     Typing,
 }
 
 /// What a `file` announcement says about the binary frame that follows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileMeta {
+    /// The file's name, without directories.
     pub name: String,
+    /// The binary frame's exact length.
     pub size: u64,
+    /// Its media type, `application/octet-stream` when not given.
     pub mime: String,
+    /// As a message's `cid`.
     pub cid: Option<String>,
 }
 
@@ -77,27 +91,49 @@ fn opt_cid(obj: &Map<String, Value>) -> Result<Option<String>, FrameRefusal> {
 /// ("error"): what a client program matches on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
+    /// The text frame is not a JSON object.
     BadJson,
+    /// `type` is missing, not a string, or not a client type.
     UnknownType,
+    /// A field is missing or has the wrong type.
     BadField,
+    /// A message's text is over `--max-text` bytes.
     TextTooLong,
+    /// A message's text is empty.
     EmptyText,
+    /// The name breaks the name rules.
     InvalidName,
+    /// The room name breaks the name rules.
     InvalidRoom,
+    /// Someone else in the room holds the name, or one that looks the same.
     NameTaken,
+    /// A moderator has banned the name, until the event's `until`.
     Banned,
+    /// The server needs an identity token and the join brought none.
     TokenRequired,
+    /// The token is not one of the server's.
     TokenInvalid,
+    /// The token's `exp` has passed.
     TokenExpired,
+    /// The token's `rooms` claim does not list the room.
     RoomForbidden,
+    /// The join names someone other than the token's `sub`.
     NameMismatch,
+    /// A message, file or typing frame before joining.
     NotJoined,
+    /// A second `join`.
     AlreadyJoined,
+    /// A file announced over `--max-file-size`.
     FileTooLarge,
+    /// The memory budget cannot take the file announced now.
     ServerBusy,
+    /// A binary frame with no file announced.
     UnexpectedBinary,
+    /// The binary frame's length is not the size announced.
     SizeMismatch,
+    /// A text frame while a file's bytes were awaited.
     UnexpectedFrame,
+    /// With `--redis`: Redis did not answer; send again shortly.
     Unavailable,
 }
 
@@ -161,7 +197,9 @@ impl ErrorCode {
 /// Why a client frame was refused; becomes an `error` event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrameRefusal {
+    /// What a program matches on.
     pub code: ErrorCode,
+    /// What a person reads: why, in words.
     pub message: String,
     /// For a refusal that ends (`banned`): when, in ms since the epoch.
     pub until: Option<u64>,
@@ -171,6 +209,7 @@ pub struct FrameRefusal {
 }
 
 impl FrameRefusal {
+    /// A refusal that does not end by itself.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> FrameRefusal {
         FrameRefusal {
             code,
@@ -393,9 +432,13 @@ pub struct Limits {
 #[derive(Serialize, Debug)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event<'a> {
+    /// The join succeeded: first of the frames a joiner gets.
     Welcome {
+        /// The name the client goes by (a token's holder, its `sub`).
         name: &'a str,
+        /// The room, as the server spells it.
         room: &'a str,
+        /// The room's newest id: the replay that follows ends there.
         last_id: u64,
         /// Names the room's history; ids compare only within one epoch.
         epoch: &'a str,
@@ -405,50 +448,84 @@ pub enum Event<'a> {
         /// Why not: `epoch` or `trimmed`.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<&'a str>,
+        /// What the client may send.
         limits: &'a Limits,
     },
+    /// Who is in the room, once each, in order of joining.
     Presence {
+        /// The room.
         room: &'a str,
+        /// Their names.
         users: Vec<&'a str>,
     },
     /// The client is over its rate: what it sends is read more slowly.
     SlowDown {
+        /// How long before its next frame is read.
         wait_ms: u64,
     },
+    /// Events after `since` and before `first` are lost to the client.
     Gap {
+        /// The room.
         room: &'a str,
+        /// The last id the client had.
         since: u64,
+        /// The first id it gets.
         first: u64,
     },
+    /// Someone entered the room.
     Join {
+        /// The room.
         room: &'a str,
+        /// Who.
         name: &'a str,
+        /// When, in ms since the epoch.
         ts: u64,
     },
+    /// Someone left the room (their last connection to it).
     Leave {
+        /// The room.
         room: &'a str,
+        /// Who.
         name: &'a str,
+        /// When, in ms since the epoch.
         ts: u64,
     },
+    /// Something said in the room.
     Message {
+        /// Its id in the room's history.
         id: u64,
+        /// The room.
         room: &'a str,
+        /// Who said it.
         from: &'a str,
+        /// What was said.
         text: &'a str,
+        /// When, in ms since the epoch.
         ts: u64,
+        /// The sender's own id for it.
         #[serde(skip_serializing_if = "Option::is_none")]
         cid: Option<&'a str>,
+        /// Sent again from history, not live.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         replay: bool,
     },
+    /// A file shared in the room; live, its bytes follow in a binary frame.
     File {
+        /// Its id in the room's history.
         id: u64,
+        /// The room.
         room: &'a str,
+        /// Who shared it.
         from: &'a str,
+        /// The file's name.
         name: &'a str,
+        /// Its length in bytes.
         size: u64,
+        /// Its media type.
         mime: &'a str,
+        /// When, in ms since the epoch.
         ts: u64,
+        /// The sender's own id for it.
         #[serde(skip_serializing_if = "Option::is_none")]
         cid: Option<&'a str>,
         /// Where a replayed file's bytes can be downloaded, while kept.
@@ -457,15 +534,22 @@ pub enum Event<'a> {
         /// `false` when the bytes are no longer kept.
         #[serde(skip_serializing_if = "Option::is_none")]
         available: Option<bool>,
+        /// Sent again from history, not live.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         replay: bool,
     },
+    /// Someone is typing.
     Typing {
+        /// The room.
         room: &'a str,
+        /// Who.
         name: &'a str,
     },
+    /// A frame of the client's was refused (see [`FrameRefusal`]).
     Error {
+        /// An [`ErrorCode`], as sent.
         code: &'a str,
+        /// Why, in words.
         message: &'a str,
         /// When a `banned` refusal ends, in ms since the epoch.
         #[serde(skip_serializing_if = "Option::is_none")]

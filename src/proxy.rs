@@ -52,6 +52,7 @@ impl fmt::Display for Cidr {
 }
 
 impl Cidr {
+    /// Whether `ip` is in the range (an IPv4-mapped IPv6 address as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         match (self.net.to_canonical(), ip) {
@@ -81,17 +82,21 @@ pub struct Proxies {
 /// What the client used to reach us: the scheme and the `host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
+    /// `http` or `https`.
     pub scheme: String,
+    /// `host[:port]`, if the request said.
     pub host: Option<String>,
 }
 
 impl Proxies {
+    /// Trusts the peers in `ranges` (`--trusted-proxy`).
     pub fn new(ranges: &[Cidr]) -> Proxies {
         Proxies {
             ranges: ranges.to_vec(),
         }
     }
 
+    /// Whether `ip` is a trusted proxy.
     pub fn trusts(&self, ip: IpAddr) -> bool {
         self.ranges.iter().any(|r| r.contains(ip))
     }
@@ -226,6 +231,8 @@ pub struct Hosts {
 }
 
 impl Hosts {
+    /// The hosts of `--public-url`s, and this machine's name; an error
+    /// says what is wrong with a URL.
     pub fn new(public_urls: &[String]) -> Result<Hosts, String> {
         let public = public_urls
             .iter()

@@ -33,8 +33,8 @@ use crossbeam_channel::Sender;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tungstenite::Bytes;
 
-pub use reader::{Reader, StoredFile};
-pub use writer::{new_epoch, random_u64};
+pub(crate) use reader::{Reader, StoredFile};
+pub(crate) use writer::{new_epoch, random_u64};
 
 /// How long a connection waits for a lock held by another connection before
 /// giving up with "database is locked". Only a checkpoint or another
@@ -72,28 +72,44 @@ pub enum StoreError {
     /// is not a directory, or this user may not create the file (or the
     /// write-ahead log beside it) there.
     CannotOpen {
+        /// The database file.
         path: String,
+        /// SQLite's own words.
         source: rusqlite::Error,
     },
     /// The file can only be read, by this user or on a read-only file
     /// system.
-    ReadOnly { path: String },
+    ReadOnly {
+        /// The database file.
+        path: String,
+    },
     /// The file exists but is not an SQLite database.
-    NotADatabase { path: String },
+    NotADatabase {
+        /// The file.
+        path: String,
+    },
     /// The file is an SQLite database with tables but no wschat schema
     /// version: another program's database, which the store will not write
     /// into.
-    Foreign { path: String },
+    Foreign {
+        /// The database file.
+        path: String,
+    },
     /// The database was written by a newer wschat, whose schema this one
     /// does not know.
     TooNew {
+        /// The database file.
         path: String,
+        /// Its schema version.
         version: i64,
+        /// The newest this wschat knows.
         known: i64,
     },
     /// Any other failure of the database.
     Database {
+        /// The database file.
         path: String,
+        /// SQLite's own words.
         source: rusqlite::Error,
     },
 }
@@ -172,27 +188,36 @@ impl std::error::Error for StoreError {
 /// A message or file announcement, as the dispatcher keeps it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
+    /// The room it was said in.
     pub room: String,
     /// Given by the dispatcher, one more than the room's last; never reused.
     pub id: u64,
+    /// Who sent it.
     pub from: String,
     /// Milliseconds since the Unix epoch.
     pub ts: u64,
     /// The sender's own id for the message (at most 64 characters), so that
     /// a client that sends again after a reconnect can recognise it.
     pub cid: Option<String>,
+    /// What was sent.
     pub body: Body,
 }
 
+/// What a record holds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Body {
+    /// A message's text.
     Text(String),
     /// A file's announcement. `available` says whether its bytes are still
     /// stored; it is ignored in an append.
     File {
+        /// The file's name.
         name: String,
+        /// Its length in bytes.
         size: u64,
+        /// Its media type.
         mime: String,
+        /// Whether its bytes are still stored.
         available: bool,
     },
 }
@@ -204,13 +229,20 @@ pub enum Request {
     /// oldest first. A room without history gets a new epoch, the same for
     /// every `Open` until its first record writes it down with the room's
     /// row; so a room that is only visited leaves nothing in the database.
-    Open { room: String, recent: usize },
+    Open {
+        /// The room.
+        room: String,
+        /// How many of its newest records to read.
+        recent: usize,
+    },
     /// Append a record with the id it carries; a room never opened gets its
     /// row (and epoch) now. Appends waiting together (up to 256) are written
     /// in one transaction, then answered with one [`Reply::Committed`] each,
     /// in order. `data` is a file's bytes; it is kept only for a file.
     Append {
+        /// What to write.
         record: Record,
+        /// A file's bytes.
         data: Option<Bytes>,
         /// Who sent it. The embedded store ignores it; with `--redis` its id
         /// is given by Redis (the record's `id` is 0) and the sender's
@@ -220,10 +252,15 @@ pub enum Request {
     /// Records of `room` with `after < id <= upto`, oldest first, at most
     /// `limit`; `token` is echoed back.
     Fetch {
+        /// The room.
         room: String,
+        /// Read ids above this one...
         after: u64,
+        /// ...up to and with this one...
         upto: u64,
+        /// ...at most this many, the newest if more.
         limit: usize,
+        /// The asker's tag for the answer.
         token: u64,
     },
     /// Stop once everything already sent has been written and answered.
@@ -233,6 +270,7 @@ pub enum Request {
 /// The client a message came from.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Origin {
+    /// The connection's id.
     pub client: u64,
     /// It speaks the raw protocol.
     pub raw: bool,
@@ -246,10 +284,15 @@ pub enum Reply {
     /// room will fail if it has history (their ids are taken); the failure
     /// was logged and counted. Ask again with another `Open`.
     Opened {
+        /// The room asked for.
         room: String,
+        /// Names the room's history.
         epoch: String,
+        /// The room's newest id.
         last_id: u64,
+        /// Its newest records, oldest first.
         recent: Vec<Record>,
+        /// Whether the database could be read.
         loaded: bool,
         /// People in the room on other instances (with `--redis`; always
         /// empty for the embedded store).
@@ -257,12 +300,22 @@ pub enum Reply {
     },
     /// `stored` is false when the record could not be written (logged and
     /// counted in [`Stats::write_errors`]); nothing else was lost by it.
-    Committed { room: String, id: u64, stored: bool },
+    Committed {
+        /// The record's room.
+        room: String,
+        /// The record's id.
+        id: u64,
+        /// Whether it was written.
+        stored: bool,
+    },
     /// Empty also when the database could not be read (logged and counted
     /// in [`Stats::read_errors`]).
     Fetched {
+        /// The token of the `Fetch`.
         token: u64,
+        /// The room asked for.
         room: String,
+        /// What was read, oldest first.
         records: Vec<Record>,
         /// The room's epoch now, when the store knows it cheaply (Redis,
         /// whose history may be lost under a running instance).
@@ -295,7 +348,7 @@ pub struct Store {
 
 /// Sends requests to the store thread; cheap to clone.
 #[derive(Clone)]
-pub struct StoreHandle {
+pub(crate) struct StoreHandle {
     inbox: Sender<Request>,
     stats: Arc<Stats>,
 }
@@ -408,7 +461,7 @@ impl Store {
     /// to `reply`, on that thread, in the order of the requests. The thread
     /// ends after a [`Request::Shutdown`] (having written and answered
     /// everything sent before it), or when every handle is dropped.
-    pub fn spawn(
+    pub(crate) fn spawn(
         self,
         reply: Box<dyn Fn(Reply) + Send>,
     ) -> std::io::Result<(StoreHandle, JoinHandle<()>)> {
@@ -425,11 +478,11 @@ impl Store {
     }
 
     /// A handle for reading stored files from any thread.
-    pub fn reader(&self) -> Reader {
+    pub(crate) fn reader(&self) -> Reader {
         self.reader.clone()
     }
 
-    pub fn stats(&self) -> Arc<Stats> {
+    pub(crate) fn stats(&self) -> Arc<Stats> {
         self.stats.clone()
     }
 }
@@ -446,16 +499,12 @@ impl StoreHandle {
 
     /// Queues a request; never blocks. Returns false, dropping the request,
     /// when the store thread has ended.
-    pub fn send(&self, request: Request) -> bool {
+    pub(crate) fn send(&self, request: Request) -> bool {
         self.stats.queue_len.fetch_add(1, Ordering::Relaxed);
         if self.inbox.send(request).is_ok() {
             return true;
         }
         self.stats.queue_len.fetch_sub(1, Ordering::Relaxed);
         false
-    }
-
-    pub fn stats(&self) -> Arc<Stats> {
-        self.stats.clone()
     }
 }

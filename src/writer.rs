@@ -26,6 +26,12 @@ const BATCH: usize = 64;
 /// How many backlog writers may run at once: the threads the machine has
 /// left beyond one per connection (see `capacity.rs`). Shared by every
 /// connection as a plain atomic count, never a lock.
+///
+/// A writer owns nothing of its own: it borrows its client's [`Outlet`],
+/// takes batches from the backlog under the outlet's lock and writes them
+/// without it, so that only its own client waits on its blocking writes.
+/// [`start`] is its only way in, called by the outlet when a backlog
+/// begins; it ends when the backlog is empty or a write fails.
 #[derive(Debug)]
 pub struct Writers {
     running: AtomicUsize,
@@ -33,6 +39,7 @@ pub struct Writers {
 }
 
 impl Writers {
+    /// A count that lets `max` writers run at once.
     pub fn new(max: usize) -> Arc<Writers> {
         Arc::new(Writers {
             running: AtomicUsize::new(0),

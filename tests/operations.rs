@@ -214,7 +214,7 @@ fn rust_log_filters_by_target_and_lines_are_key_value() {
     let mut command = wschat();
     command
         .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn,wschat::listener=info")
+        .env("RUST_LOG", "warn,wschat::router=info")
         .stderr(std::fs::File::create(&log).unwrap());
     let server = Server::spawn(command);
     let mut alice = join_v1(&server, "lobby", "alice");
@@ -228,8 +228,8 @@ fn rust_log_filters_by_target_and_lines_are_key_value() {
     server.wait_metric("wschat_connections{mode=\"v1\"}", |v| v == 0.0);
     drop(server);
     let text = std::fs::read_to_string(&log).unwrap();
-    // The listener's info line is there; the dispatcher's (join) and the
-    // connection's (disconnect) are filtered out at info.
+    // The router's info line is there; the dispatcher's (join) and the
+    // reader's (disconnect) are filtered out at info.
     let connect = text
         .lines()
         .find(|l| l.contains("event=connect"))
@@ -242,7 +242,7 @@ fn rust_log_filters_by_target_and_lines_are_key_value() {
     );
     for field in [
         "level=info",
-        "target=wschat::listener",
+        "target=wschat::router",
         "client=1",
         "peer=127.0.0.1:",
         "mode=v1",
@@ -256,13 +256,13 @@ fn rust_log_filters_by_target_and_lines_are_key_value() {
         assert!(!line.contains("RoomQuery"), "a Debug dump: {line}");
     }
 
-    // With info for the connection's target (here through --log-level),
+    // With info for the reader's target (here through --log-level),
     // its disconnect line has the close code, the reason and the duration.
     let log2 = dir.path.join("stderr2.log");
     let mut command = wschat();
     command
         .args(["--listen", "127.0.0.1:0"])
-        .args(["--log-level", "warn,wschat::connection=info"])
+        .args(["--log-level", "warn,wschat::reader=info"])
         .stderr(std::fs::File::create(&log2).unwrap());
     let server = Server::spawn(command);
     let mut bob = join_v1(&server, "lobby", "bob");

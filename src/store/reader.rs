@@ -17,7 +17,7 @@ const IDLE_CONNECTIONS: usize = 4;
 
 /// A stored file, for an HTTP answer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredFile {
+pub(crate) struct StoredFile {
     pub name: String,
     pub mime: String,
     /// The number of bytes stored: the whole file's, also when `bytes`
@@ -30,7 +30,7 @@ pub struct StoredFile {
 
 /// Reads the store from any thread; cheap to clone.
 #[derive(Clone)]
-pub struct Reader {
+pub(crate) struct Reader {
     shared: Arc<Shared>,
 }
 
@@ -63,6 +63,7 @@ impl Reader {
 
     /// A stored file's meta and bytes, for `GET /files/ROOM/ID/NAME`; `None`
     /// if there is no such file or its bytes were evicted.
+    #[cfg(test)]
     pub fn file(&self, room: &str, id: u64) -> Result<Option<StoredFile>, StoreError> {
         self.read_range(room, id, 0, u64::MAX)
     }
@@ -111,7 +112,8 @@ impl Reader {
         })
     }
 
-    /// Whether the database answers (for `/readyz`).
+    /// Whether the database answers. (`/readyz` does not ask it yet.)
+    #[cfg(test)]
     pub fn ping(&self) -> bool {
         self.with(|conn| conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0)))
             .is_ok()

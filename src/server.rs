@@ -1,10 +1,13 @@
-//! The one listening socket: accepting connections, the connection caps,
-//! reading each request head and routing it to the page or a WebSocket, and
-//! the orderly shutdown of it all.
+//! The server's life: binding the listening socket, starting the
+//! dispatcher, store and admission threads, accepting connections (each
+//! on a thread of its own, see `router`), and the orderly shutdown of it
+//! all, in which every client is closed with 1001: room clients by the
+//! dispatcher, echo clients from the list this module keeps.
 //!
 //! The accept thread alone keeps the counts of open connections (total and
-//! per IP) and of handshakes in progress; connection threads report their
-//! end through a channel, so no count is shared behind a lock.
+//! per IP) and of handshakes in progress (`admission::Gate`); connection
+//! threads report their end through a channel, so no count is shared behind
+//! a lock.
 
 use std::collections::HashMap;
 use std::io;
@@ -16,27 +19,24 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::admission::{Admission, Entry, Gate, Ticket, Verdict};
+use crate::admission::{self, Admission, Entry, Gate, RETRY_AFTER, Ticket};
 use crate::budget::Budget;
 use crate::capacity::Readings;
 use crate::close::Close;
 use crate::cluster;
 use crate::config::Config;
-use crate::connection::{Connection, THREAD_STACK};
 use crate::dispatcher::{ClientId, Closing, Dispatcher, Input, Limits};
-use crate::files;
-use crate::handshake::{self, Endpoint, OriginPolicy, UpgradeRefusal};
+use crate::handshake::OriginPolicy;
 use crate::health::{Drain, Health};
-use crate::http::{self, Head, HeadError, Site};
+use crate::http::Site;
 use crate::metrics::{self, Refused};
 use crate::outlet::{CLOSE_TIMEOUT, Outlet};
 use crate::protocol;
-use crate::proxy::{Hosts, Proxies, Seen};
+use crate::proxy::{Hosts, Proxies};
+use crate::reader::THREAD_STACK;
+use crate::router::{self, Shared};
 use crate::store::{self, Store};
 use crate::writer::Writers;
-
-/// Seconds a client refused for load is asked to wait (`Retry-After`).
-const RETRY_AFTER: &str = "5";
 
 /// Pause after `accept` fails for lack of file descriptors, so the loop does
 /// not spin while connections close.
@@ -60,8 +60,25 @@ pub struct Server {
 /// Where history is kept and rooms live: the embedded database, or Redis
 /// shared with other instances (`--redis`).
 pub enum History {
+    /// The SQLite database of `--db`.
     Embedded(Store),
+    /// Redis, from `--redis`.
     Shared(cluster::Options, redis::Client),
+}
+
+impl History {
+    /// Opens what the configuration names: Redis with `--redis`, else the
+    /// database. Meant for start-up: a database that cannot be used, or a
+    /// Redis URL that is not one, is an error that names it and says why.
+    pub fn open(config: &Config) -> Result<History, Box<dyn std::error::Error>> {
+        Ok(match config.cluster_options() {
+            Some(options) => {
+                let client = cluster::client(&options.url)?;
+                History::Shared(options, client)
+            }
+            None => History::Embedded(crate::store::open(&config.store_options())?),
+        })
+    }
 }
 
 /// Stops a running server from another thread (the signal handler).
@@ -171,24 +188,6 @@ impl Echoes {
     }
 }
 
-/// What every connection thread shares, read-only.
-struct Shared {
-    config: Arc<Config>,
-    site: Site,
-    origins: OriginPolicy,
-    events: Sender<Input>,
-    echoes: EchoClients,
-    writers: Arc<Writers>,
-    budget: Budget,
-    /// Reads stored files for `/files/…` downloads.
-    files: files::Source,
-    health: Health,
-    admission: Admission,
-    proxies: Proxies,
-    hosts: Hosts,
-    admin: crate::admin::Admin,
-}
-
 impl Server {
     /// Binds the listening socket and fits `--max-connections` to what this
     /// machine allows (see `capacity`).
@@ -240,10 +239,12 @@ impl Server {
         })
     }
 
+    /// Where it listens (the port chosen, for `:0`).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
+    /// A handle to stop it from another thread.
     pub fn shutdown_handle(&self) -> io::Result<ShutdownHandle> {
         Ok(ShutdownHandle {
             stop: self.stop.clone(),
@@ -278,7 +279,7 @@ impl Server {
                     });
                     let shared = cluster::spawn(options, client, reply, note)?;
                     health.watch_cluster(shared.handle.status());
-                    let files = files::Source::Redis(shared.files);
+                    let files = crate::files::Source::Redis(shared.files);
                     (shared.store, shared.thread, files, Some(shared.handle))
                 }
             };
@@ -399,7 +400,7 @@ impl Server {
                         gate.handshakes
                     );
                     metrics::get().refused(Refused::Busy);
-                    refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
+                    admission::refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
                     continue;
                 }
             };
@@ -416,7 +417,8 @@ impl Server {
                 // The connection comes boxed: the frame it is served from is
                 // one the thread keeps, and stack pages once touched are never
                 // given back (see "Limits" in docs/ARCHITECTURE.md).
-                if let Some((connection, ticket)) = handle(sock, peer, id, ticket, &shared) {
+                if let Some((connection, ticket)) = router::handle(sock, peer, id, ticket, &shared)
+                {
                     connection.serve();
                     drop(ticket);
                 }
@@ -428,7 +430,7 @@ impl Server {
                     e.to_string()
                 );
                 metrics::get().refused(Refused::Busy);
-                refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
+                admission::refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
             }
         }
     }
@@ -460,17 +462,6 @@ fn spawn_with<T: Send + 'static>(
     }
 }
 
-/// Refuses a connection from the accept thread without reading its request
-/// or starting a thread: for banned addresses, and when too many handshakes
-/// are in progress to start another.
-fn refuse_now(sock: &TcpStream, status: u16, body: &str, retry_after: &str) {
-    // A fresh socket's send buffer is empty: this small write cannot block
-    // for long, and the timeout makes sure of it.
-    let _ = sock.set_write_timeout(Some(Duration::from_millis(100)));
-    let response = http::error_response(status, body, &[("Retry-After", retry_after)]);
-    let _ = http::respond(sock, response, false);
-}
-
 /// Waits until every connection has ended or `grace` has passed. Clients
 /// that have not answered their close frame by its deadline have their
 /// socket shut then, which ends their connection.
@@ -494,227 +485,5 @@ fn wait_for_connections(all_gone: &Receiver<()>, grace: Duration, closing: Closi
         Err(RecvTimeoutError::Timeout) => {
             log::warn!("event=stopped msg=\"shutdown grace over; exiting with connections open\"")
         }
-    }
-}
-
-/// One connection's thread: reads the request head, then serves a file or
-/// refuses, or upgrades to a WebSocket, which it returns to be served (with
-/// the ticket, held until the connection ends).
-fn handle(
-    sock: TcpStream,
-    peer: SocketAddr,
-    id: u64,
-    mut ticket: Ticket,
-    shared: &Shared,
-) -> Option<(Box<Connection>, Ticket)> {
-    let config = &shared.config;
-    let head = http::read_head(&sock, config.handshake_timeout);
-    ticket.head_done();
-    if sock.set_write_timeout(Some(config.write_timeout)).is_err() {
-        return None;
-    }
-    let (head, early) = match head {
-        Ok(h) => h,
-        Err(e) => {
-            answer_bad_head(&sock, peer, e);
-            return None;
-        }
-    };
-    // Behind a trusted proxy: the real client, and the address it used.
-    let client = SocketAddr::new(shared.proxies.client(peer.ip(), &head), peer.port());
-    let seen = shared.proxies.seen(peer.ip(), &head);
-    if let Some(response) = shared.health.answer(&head) {
-        // Health checks come from the operator's tools, by any name.
-        let _ = http::respond_to(&sock, &head, response);
-        return None;
-    }
-    if let Err(refusal) = admit(&mut ticket, client, &seen, &head, shared) {
-        refuse(&sock, &head, client, refusal);
-        return None;
-    }
-    if crate::admin::is_admin_path(head.path()) {
-        shared.admin.answer(&sock, client, &head, &early);
-        return None;
-    }
-    if !handshake::endpoint_path(&head) {
-        answer_http(&sock, client, &head, shared);
-        return None;
-    }
-    match handshake::accept(&sock, &head, &seen, &shared.origins, config) {
-        Ok(endpoint) => {
-            let mode = metrics::mode_label(endpoint.kind());
-            let room = match &endpoint {
-                Endpoint::Echo => None,
-                Endpoint::Room(_, query) => query.room.as_ref(),
-            };
-            let room = room.map_or(String::new(), |r| format!(" room={r:?}"));
-            log::info!(
-                "event=connect client={id} peer={client} mode={mode} path={}{room}",
-                head.path()
-            );
-            let connection = Connection {
-                id,
-                peer: client,
-                sock,
-                early,
-                endpoint,
-                config: config.clone(),
-                events: shared.events.clone(),
-                echoes: shared.echoes.clone(),
-                writers: shared.writers.clone(),
-                budget: shared.budget.clone(),
-            };
-            Some((Box::new(connection), ticket))
-        }
-        Err(refusal) => {
-            refuse_upgrade(&sock, &head, client, refusal);
-            None
-        }
-    }
-}
-
-/// Why a request is refused before it is served.
-enum Denial {
-    BadRequest(&'static str),
-    WrongHost,
-    OverCap,
-    TooFast(Duration),
-}
-
-/// The checks every request meets once its head is read: well-formed
-/// framing, a host this server answers for, and the caps and connect rate
-/// of its client's address.
-#[inline(never)]
-fn admit(
-    ticket: &mut Ticket,
-    client: SocketAddr,
-    seen: &Seen,
-    head: &Head,
-    shared: &Shared,
-) -> Result<(), Denial> {
-    head.check().map_err(Denial::BadRequest)?;
-    if !shared.hosts.allows(seen) {
-        return Err(Denial::WrongHost);
-    }
-    if !ticket.counted {
-        return Err(Denial::OverCap);
-    }
-    match shared.admission.admit(ticket, client.ip()) {
-        Verdict::Admit => Ok(()),
-        Verdict::OverCap => Err(Denial::OverCap),
-        Verdict::TooFast(wait) => Err(Denial::TooFast(wait)),
-    }
-}
-
-#[inline(never)]
-fn refuse(sock: &TcpStream, head: &Head, client: SocketAddr, refusal: Denial) {
-    let response = match refusal {
-        Denial::BadRequest(why) => {
-            log::debug!("event=refused peer={client} reason=bad_request why={why:?}");
-            metrics::get().refused(Refused::BadRequest);
-            http::text_response(400, &format!("{why}\n"))
-        }
-        Denial::WrongHost => {
-            log::info!(
-                "event=refused peer={client} reason=host host={:?}",
-                head.header("Host").unwrap_or("")
-            );
-            metrics::get().refused(Refused::BadRequest);
-            http::text_response(421, "this server does not answer for that host\n")
-        }
-        Denial::OverCap => {
-            log::info!(
-                "event=refused peer={client} reason=cap method={} path={:?}",
-                head.method,
-                head.path()
-            );
-            metrics::get().refused(Refused::Cap);
-            let body = "too many connections; retry later\n";
-            http::error_response(503, body, &[("Retry-After", RETRY_AFTER)])
-        }
-        Denial::TooFast(wait) => {
-            log::info!("event=refused peer={client} reason=rate");
-            metrics::get().refused(Refused::Rate);
-            let retry = wait.as_secs_f64().ceil().max(1.0).to_string();
-            http::error_response(
-                429,
-                "too many new connections; retry later\n",
-                &[("Retry-After", &retry)],
-            )
-        }
-    };
-    if let Err(e) = http::respond_to(sock, head, response) {
-        log::debug!("event=write_failed peer={client} error={:?}", e.to_string());
-    }
-}
-
-// The answers below are kept out of line (as is `refuse_upgrade`): their
-// responses are large values, and a connection's thread keeps every stack
-// page it ever touched, so they must not widen the frame a WebSocket lives in.
-
-/// Answers a request head that could not be read.
-#[inline(never)]
-fn answer_bad_head(sock: &TcpStream, peer: SocketAddr, e: HeadError) {
-    log::debug!("event=no_request peer={peer} error={:?}", e.to_string());
-    metrics::get().head_error(&e);
-    let response = match e {
-        HeadError::TooLarge => http::text_response(431, "request head too large\n"),
-        HeadError::Malformed(_) => http::text_response(400, "malformed request\n"),
-        HeadError::Timeout => http::text_response(408, "request head not received in time\n"),
-        HeadError::Closed | HeadError::Io(_) => return,
-    };
-    let _ = http::respond(sock, response, false);
-}
-
-/// Answers plain HTTP: the page, or 405.
-#[inline(never)]
-fn answer_http(sock: &TcpStream, client: SocketAddr, head: &Head, shared: &Shared) {
-    let result = if files::is_files_path(head.path()) {
-        files::serve(sock, head, &shared.files)
-    } else if head.method == "GET" || head.method == "HEAD" {
-        shared.site.serve(sock, head)
-    } else {
-        let response = http::error_response(405, "method not allowed\n", &[("Allow", "GET, HEAD")]);
-        http::respond_to(sock, head, response)
-    };
-    if let Err(e) = result {
-        log::debug!("event=write_failed peer={client} error={:?}", e.to_string());
-    }
-}
-
-/// Answers an upgrade request that was refused.
-#[inline(never)]
-fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: UpgradeRefusal) {
-    metrics::get().refused(refusal.metric());
-    // `Upgrade` is one of the headers tiny_http will not set itself.
-    let mut upgrade: &[(&str, &str)] = &[];
-    let response = match refusal {
-        UpgradeRefusal::NotUpgrade => {
-            upgrade = &[("Upgrade", "websocket")];
-            http::text_response(426, "this endpoint speaks WebSocket only\n")
-        }
-        UpgradeRefusal::Origin(origin) => {
-            log::info!("event=refused peer={peer} reason=origin origin={origin:?}");
-            http::text_response(403, "origin not allowed\n")
-        }
-        UpgradeRefusal::Version => http::error_response(
-            426,
-            "this server speaks WebSocket version 13\n",
-            &[("Sec-WebSocket-Version", "13")],
-        ),
-        UpgradeRefusal::Invalid(why) => {
-            log::debug!("event=refused peer={peer} reason=bad_request why={why:?}");
-            http::text_response(400, &format!("bad WebSocket upgrade: {why}\n"))
-        }
-        UpgradeRefusal::Unauthorized(e) => {
-            log::info!(
-                "event=refused peer={peer} reason=auth code={}",
-                e.code().as_str()
-            );
-            http::text_response(e.status(), &format!("{}: {e}\n", e.code().as_str()))
-        }
-    };
-    if let Err(e) = http::respond_to_with(sock, head, response, upgrade) {
-        log::debug!("event=write_failed peer={peer} error={:?}", e.to_string());
     }
 }

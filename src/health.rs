@@ -50,6 +50,11 @@ impl Health {
         }
     }
 
+    /// With `--redis`: whether Redis answers now.
+    pub fn cluster(&self) -> Option<Arc<crate::cluster::Status>> {
+        self.cluster.clone()
+    }
+
     /// Makes `/readyz` fail while Redis does not answer: an instance that
     /// cannot reach the shared rooms should get no new clients.
     pub fn watch_cluster(&mut self, status: Arc<crate::cluster::Status>) {

@@ -55,6 +55,9 @@ pub struct Connection {
     /// The count of backlog writers, shared by every connection.
     pub writers: Arc<Writers>,
     pub budget: Budget,
+    /// With `--redis`: whether Redis answers (a raw client's messages wait
+    /// while it does not).
+    pub redis: Option<Arc<crate::cluster::Status>>,
 }
 
 /// How a connection ended, for the disconnect log line.
@@ -113,6 +116,7 @@ impl Connection {
             &self.config,
             self.events.clone(),
             self.budget.incoming.clone(),
+            self.redis.clone(),
         ));
         let open = crate::metrics::get().connection(session.kind);
         let end = if let Some(place) = take_place(

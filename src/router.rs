@@ -112,6 +112,7 @@ pub(crate) fn handle(
                 echoes: shared.echoes.clone(),
                 writers: shared.writers.clone(),
                 budget: shared.budget.clone(),
+                redis: shared.health.cluster(),
             };
             Some((Box::new(connection), ticket))
         }

@@ -24,6 +24,9 @@ use crate::wire::Encoded;
 const ERROR_BURST: u32 = 20;
 const ERRORS_PER_SEC: f64 = 1.0;
 
+/// How often a raw client waiting for Redis checks whether it is back.
+const REDIS_RECHECK: Duration = Duration::from_millis(100);
+
 /// What the reader does after a message.
 pub enum Flow {
     Continue,
@@ -62,6 +65,9 @@ pub struct Session {
     /// The memory budget's share for messages being received: a file is
     /// refused at its announcement when the share cannot hold it now.
     pub incoming: Arc<Share>,
+    /// With `--redis`: whether Redis answers. A raw client's message waits
+    /// while it does not (see `wait_for_redis`).
+    redis: Option<Arc<crate::cluster::Status>>,
 }
 
 impl Session {
@@ -71,6 +77,7 @@ impl Session {
         config: &Arc<Config>,
         events: Sender<Input>,
         incoming: Arc<Share>,
+        redis: Option<Arc<crate::cluster::Status>>,
     ) -> Session {
         let query = match endpoint {
             Endpoint::Echo => RoomQuery::default(),
@@ -90,6 +97,7 @@ impl Session {
             peer_close: None,
             errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
             incoming,
+            redis,
         }
     }
 
@@ -207,10 +215,26 @@ impl Session {
         }
     }
 
+    /// With `--redis`, a raw client's message waits while Redis cannot be
+    /// reached: the tutorial protocol has no error to refuse it with, and
+    /// not reading from the client meanwhile (as the rate limit does)
+    /// bounds what the server holds for it. A v1 client is refused with
+    /// `unavailable` instead, by the dispatcher.
+    fn wait_for_redis(&mut self) {
+        let Some(status) = &self.redis else {
+            return;
+        };
+        while !status.up() {
+            self.held += REDIS_RECHECK;
+            std::thread::sleep(REDIS_RECHECK);
+        }
+    }
+
     fn raw_text(&mut self, text: Utf8Bytes) -> Flow {
         if text.len() > self.config.max_message_size {
             return Flow::Close(Close::too_big("message too big"));
         }
+        self.wait_for_redis();
         self.tell(Input::Text {
             id: self.id,
             text,
@@ -237,6 +261,7 @@ impl Session {
             raw_frame: Some(frame),
             cid: None,
         };
+        self.wait_for_redis();
         self.tell(event);
         Flow::Continue
     }

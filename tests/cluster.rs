@@ -337,3 +337,36 @@ fn redis_unreachable_is_loud_and_loses_nothing() {
     say(&mut ann, "marker", "m");
     assert_eq!(next_of(&mut bob, "message")["text"], "marker");
 }
+
+#[test]
+fn a_redis_url_that_is_not_one_stops_the_start() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wschat"))
+        .args(["--listen", "127.0.0.1:0", "--redis", "http://example.org/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--redis http://example.org/"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn an_instance_started_before_redis_is_unready_until_it_comes() {
+    let port = support::redis::free_port();
+    let server = Server::start(&["--redis", &format!("redis://127.0.0.1:{port}/")]);
+    assert_eq!(status(&server.addr, "/readyz"), 503);
+    // A join cannot load its room: the client is told, and may try again.
+    let mut ws = connect_v1(&server.url("/ws"));
+    send_json(
+        &mut ws,
+        json!({"type": "join", "room": "hall", "name": "ann"}),
+    );
+    expect_error(&mut ws, "unavailable");
+    let _redis = Redis::start_on(port);
+    wait_for_ready(&server);
+    send_json(
+        &mut ws,
+        json!({"type": "join", "room": "hall", "name": "ann"}),
+    );
+    expect_type(&mut ws, "welcome");
+}

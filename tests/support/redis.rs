@@ -25,10 +25,11 @@ pub struct Redis {
 impl Redis {
     /// Starts Redis on a free loopback port, without persistence.
     pub fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        Redis::start_on(free_port())
+    }
+
+    /// Starts Redis on `port` (from [`free_port`]), without persistence.
+    pub fn start_on(port: u16) -> Redis {
         let dir = TempDir::new(&format!("redis-{port}"));
         let child = spawn(port, &dir);
         Redis { child, port, dir }
@@ -57,6 +58,14 @@ impl Redis {
         let _ = self.child.wait();
         self.child = spawn(self.port, &self.dir);
     }
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 fn spawn(port: u16, dir: &TempDir) -> Child {

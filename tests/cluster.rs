@@ -370,3 +370,21 @@ fn an_instance_started_before_redis_is_unready_until_it_comes() {
     );
     expect_type(&mut ws, "welcome");
 }
+
+#[test]
+fn a_quiet_instance_stays_subscribed_and_ready() {
+    let redis = Redis::start();
+    let a = instance(&redis);
+    let b = instance(&redis);
+    let mut ann = join_v1(&a, "hall", "ann");
+    let mut bob = join_v1(&b, "hall", "bob");
+    assert_eq!(wait_join(&mut ann), "bob");
+    // Nothing is said for several of the subscriber's silence checks (2 s
+    // each); a check that dropped the subscription would show as a 503.
+    let quiet = std::time::Instant::now();
+    while quiet.elapsed() < Duration::from_secs(5) {
+        assert_eq!(status(&b.addr, "/readyz"), 200, "after {:?}", quiet.elapsed());
+    }
+    say(&mut ann, "still there?", "q1");
+    assert_eq!(next_of(&mut bob, "message")["text"], "still there?");
+}

@@ -76,7 +76,7 @@ impl Subscriber {
             let msg = match pubsub.get_message() {
                 Ok(msg) => msg,
                 Err(e) if e.is_timeout() => {
-                    pubsub.ping::<String>()?;
+                    pubsub.ping::<redis::Value>()?;
                     continue;
                 }
                 Err(e) => return Err(e),

@@ -383,7 +383,12 @@ fn a_quiet_instance_stays_subscribed_and_ready() {
     // each); a check that dropped the subscription would show as a 503.
     let quiet = std::time::Instant::now();
     while quiet.elapsed() < Duration::from_secs(5) {
-        assert_eq!(status(&b.addr, "/readyz"), 200, "after {:?}", quiet.elapsed());
+        assert_eq!(
+            status(&b.addr, "/readyz"),
+            200,
+            "after {:?}",
+            quiet.elapsed()
+        );
     }
     say(&mut ann, "still there?", "q1");
     assert_eq!(next_of(&mut bob, "message")["text"], "still there?");

@@ -195,9 +195,15 @@ pub fn next_data(ws: &mut Client) -> Message {
     let deadline = std::time::Instant::now() + WATCHDOG;
     loop {
         set_read_deadline(ws, deadline);
-        match ws.read().expect("read frame") {
-            m @ (Message::Text(_) | Message::Binary(_) | Message::Close(_)) => return m,
-            _ => continue,
+        match ws.read() {
+            Ok(m @ (Message::Text(_) | Message::Binary(_) | Message::Close(_))) => return m,
+            Ok(_) => continue,
+            // A signal (a test's child stopping or ending) interrupted the
+            // read: nothing was lost, read again.
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                continue;
+            }
+            Err(e) => panic!("read frame: {e:?}"),
         }
     }
 }

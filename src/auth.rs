@@ -27,17 +27,17 @@ use crate::protocol::{ErrorCode, FrameRefusal, Mode};
 
 /// Shortest `--auth-secret`: HS256 wants a key at least as long as its
 /// hash, 256 bits (RFC 7518 §3.2).
-pub const MIN_SECRET: usize = 32;
+pub(crate) const MIN_SECRET: usize = 32;
 
 /// Shortest `--admin-token`.
-pub const MIN_ADMIN_TOKEN: usize = 16;
+pub(crate) const MIN_ADMIN_TOKEN: usize = 16;
 
 /// Length bounds of a browser's `key`.
 const KEY_CHARS: std::ops::RangeInclusive<usize> = 16..=128;
 
 /// A secret from the options: never printed, compared in constant time.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
+pub(crate) struct Secret(Vec<u8>);
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -47,13 +47,13 @@ impl fmt::Debug for Secret {
 
 impl Secret {
     /// The secret itself, to sign and check with.
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.0
     }
 
     /// Whether `presented` is this secret, taking the same time whichever
     /// byte differs, so that timing tells a guesser nothing.
-    pub fn matches(&self, presented: &[u8]) -> bool {
+    pub(crate) fn matches(&self, presented: &[u8]) -> bool {
         bool::from(self.0.as_slice().ct_eq(presented))
     }
 }
@@ -73,27 +73,27 @@ fn secret_from_file(path: &str, least: usize, what: &str) -> Result<Secret, Stri
 }
 
 /// `--auth-secret`.
-pub fn parse_secret(s: &str) -> Result<Secret, String> {
+pub(crate) fn parse_secret(s: &str) -> Result<Secret, String> {
     secret_of(s, MIN_SECRET, "the secret")
 }
 
 /// `--auth-secret-file`.
-pub fn read_secret_file(path: &str) -> Result<Secret, String> {
+pub(crate) fn read_secret_file(path: &str) -> Result<Secret, String> {
     secret_from_file(path, MIN_SECRET, "the secret")
 }
 
 /// `--admin-token`.
-pub fn parse_admin_token(s: &str) -> Result<Secret, String> {
+pub(crate) fn parse_admin_token(s: &str) -> Result<Secret, String> {
     secret_of(s, MIN_ADMIN_TOKEN, "the admin token")
 }
 
 /// `--admin-token-file`.
-pub fn read_admin_token_file(path: &str) -> Result<Secret, String> {
+pub(crate) fn read_admin_token_file(path: &str) -> Result<Secret, String> {
     secret_from_file(path, MIN_ADMIN_TOKEN, "the admin token")
 }
 
 /// The secret that signs identity tokens, from whichever option gave it.
-pub fn secret(config: &Config) -> Option<&Secret> {
+pub(crate) fn secret(config: &Config) -> Option<&Secret> {
     config
         .auth_secret
         .as_ref()
@@ -101,7 +101,7 @@ pub fn secret(config: &Config) -> Option<&Secret> {
 }
 
 /// The token the admin view and API ask for, from whichever option gave it.
-pub fn admin_token(config: &Config) -> Option<&Secret> {
+pub(crate) fn admin_token(config: &Config) -> Option<&Secret> {
     config
         .admin_token
         .as_ref()
@@ -110,14 +110,14 @@ pub fn admin_token(config: &Config) -> Option<&Secret> {
 
 /// What an identity token says.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Claims {
+pub(crate) struct Claims {
     /// The name its holder goes by.
-    pub sub: String,
+    pub(crate) sub: String,
     /// When it stops being accepted, in seconds since the Unix epoch.
-    pub exp: u64,
+    pub(crate) exp: u64,
     /// The rooms it may enter; every room when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rooms: Option<Vec<String>>,
+    pub(crate) rooms: Option<Vec<String>>,
 }
 
 /// The claims as read before they are checked: what is missing is then
@@ -130,9 +130,9 @@ struct Presented {
 
 /// A verified token: who, and where they may go.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The token's `sub`: the name its holder goes by.
-    pub subject: String,
+    pub(crate) subject: String,
     /// Skeletons of the rooms allowed (a room is known by its skeleton, as
     /// the dispatcher knows it); `None` for every room.
     rooms: Option<Vec<String>>,
@@ -140,7 +140,7 @@ pub struct Identity {
 
 impl Identity {
     /// Whether the token lets its holder into `room`.
-    pub fn allows(&self, room: &str) -> bool {
+    pub(crate) fn allows(&self, room: &str) -> bool {
         let Some(rooms) = &self.rooms else {
             return true;
         };
@@ -164,7 +164,7 @@ impl Identity {
 /// Why a client's identity is refused. Each has the error code a v1 client
 /// is sent and the HTTP status of a refused upgrade.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     /// The server has a secret and the client presented no token.
     Missing,
     /// Not a token signed with the server's secret, or not one of ours:
@@ -187,7 +187,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// The v1 error code.
-    pub fn code(&self) -> ErrorCode {
+    pub(crate) fn code(&self) -> ErrorCode {
         match self {
             AuthError::Missing => ErrorCode::TokenRequired,
             AuthError::Invalid(_) => ErrorCode::TokenInvalid,
@@ -200,7 +200,7 @@ impl AuthError {
 
     /// The status of a refused upgrade: 403 when the token is good but does
     /// not allow what was asked, 401 when there is no good token.
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             AuthError::RoomForbidden(_) | AuthError::NameMismatch { .. } => 403,
             _ => 401,
@@ -208,7 +208,7 @@ impl AuthError {
     }
 
     /// The v1 `error` event.
-    pub fn refusal(&self) -> FrameRefusal {
+    pub(crate) fn refusal(&self) -> FrameRefusal {
         FrameRefusal::new(self.code(), self.to_string())
     }
 }
@@ -240,7 +240,7 @@ impl std::error::Error for AuthError {}
 
 /// Checks a token against the secret: signature (HS256 only), `exp` (no
 /// leeway), and the claims' shape.
-pub fn verify(secret: &Secret, token: &str) -> Result<Identity, AuthError> {
+pub(crate) fn verify(secret: &Secret, token: &str) -> Result<Identity, AuthError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 0;
     validation.set_required_spec_claims(&["exp", "sub"]);
@@ -276,7 +276,7 @@ pub fn verify(secret: &Secret, token: &str) -> Result<Identity, AuthError> {
 
 /// Why no token could be minted.
 #[derive(Debug)]
-pub enum MintError {
+pub(crate) enum MintError {
     /// The server has no `--auth-secret` to sign with.
     NoSecret,
     /// The subject or a room is no name anyone may go by.
@@ -307,7 +307,7 @@ impl std::error::Error for MintError {}
 /// Mints a token for `name`, valid for `ttl`, limited to `rooms` if any.
 /// The name and rooms must meet the name rules, so that no token is made
 /// that could never be used.
-pub fn mint(
+pub(crate) fn mint(
     secret: &Secret,
     name: &str,
     rooms: &[String],
@@ -347,7 +347,11 @@ pub fn mint(
 // Out of line: only a server with a secret goes deeper, and a connection's
 // thread keeps every stack page it touched (docs/ARCHITECTURE.md).
 #[inline(never)]
-pub fn admit_upgrade(config: &Config, mode: Mode, query: &mut RoomQuery) -> Result<(), AuthError> {
+pub(crate) fn admit_upgrade(
+    config: &Config,
+    mode: Mode,
+    query: &mut RoomQuery,
+) -> Result<(), AuthError> {
     let Some(secret) = secret(config) else {
         return Ok(());
     };
@@ -374,7 +378,7 @@ pub fn admit_upgrade(config: &Config, mode: Mode, query: &mut RoomQuery) -> Resu
 // Out of line: only a server with a secret goes deeper, and a connection's
 // thread keeps every stack page it touched (docs/ARCHITECTURE.md).
 #[inline(never)]
-pub fn owner_for_join(
+pub(crate) fn owner_for_join(
     config: &Config,
     query: &RoomQuery,
     token: Option<&str>,
@@ -401,7 +405,7 @@ pub fn owner_for_join(
 
 /// Who a join made from the query comes from: the identity verified at
 /// the upgrade, if any.
-pub fn owner_of_query(query: &RoomQuery) -> Owner {
+pub(crate) fn owner_of_query(query: &RoomQuery) -> Owner {
     query
         .identity
         .as_ref()

@@ -21,22 +21,19 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The default `--memory-budget`: what a small host can spare.
-pub const DEFAULT_BUDGET: usize = 512 * 1024 * 1024;
-
 /// The smallest budget accepted: below it the shares could not hold one
 /// message of the default sizes.
-pub const MIN_BUDGET: usize = 8 * 1024 * 1024;
+pub(crate) const MIN_BUDGET: usize = 8 * 1024 * 1024;
 
 /// The three shares of the budget.
 #[derive(Debug, Clone)]
-pub struct Budget {
+pub(crate) struct Budget {
     /// Rooms' history kept for replay, across every room.
-    pub history: Arc<Share>,
+    pub(crate) history: Arc<Share>,
     /// Frames waiting in clients' backlogs.
-    pub outbound: Arc<Share>,
+    pub(crate) outbound: Arc<Share>,
     /// Messages being received, by their announced length.
-    pub incoming: Arc<Share>,
+    pub(crate) incoming: Arc<Share>,
 }
 
 impl Budget {
@@ -53,7 +50,7 @@ impl Budget {
     }
 
     /// Every share, for metrics and logs.
-    pub fn shares(&self) -> [&Arc<Share>; 3] {
+    pub(crate) fn shares(&self) -> [&Arc<Share>; 3] {
         [&self.history, &self.outbound, &self.incoming]
     }
 }
@@ -77,12 +74,12 @@ impl Share {
     }
 
     /// What the share is for.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         self.name
     }
 
     /// Bytes it may hold.
-    pub fn limit(&self) -> usize {
+    pub(crate) fn limit(&self) -> usize {
         self.limit
     }
 
@@ -92,13 +89,13 @@ impl Share {
     }
 
     /// Bytes that can still be taken now.
-    pub fn available(&self) -> usize {
+    pub(crate) fn available(&self) -> usize {
         self.limit.saturating_sub(self.used())
     }
 
     /// Takes `bytes` if they fit under the limit; otherwise takes nothing.
     #[must_use]
-    pub fn try_take(&self, bytes: usize) -> bool {
+    pub(crate) fn try_take(&self, bytes: usize) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes).filter(|&total| total <= self.limit)
@@ -109,12 +106,12 @@ impl Share {
     /// Takes `bytes` even past the limit, for the few charges that cannot
     /// be refused (see where it is called); what they overshoot by is
     /// bounded there.
-    pub fn take_anyway(&self, bytes: usize) {
+    pub(crate) fn take_anyway(&self, bytes: usize) {
         self.used.fetch_add(bytes, Ordering::AcqRel);
     }
 
     /// Gives back bytes taken earlier.
-    pub fn give(&self, bytes: usize) {
+    pub(crate) fn give(&self, bytes: usize) {
         let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
         debug_assert!(
             before >= bytes,

@@ -125,10 +125,9 @@ pub enum Note {
 /// How a claim of a name was decided.
 #[derive(Debug)]
 pub enum ClaimOutcome {
-    /// The person holds it now, spelled `name` (the spelling of their
-    /// first connection anywhere); `first` when nobody held it before, on
-    /// any instance: the room is told of the join.
-    Held { name: String, first: bool },
+    /// The person holds it now; `first` when nobody held it before, on any
+    /// instance: the room is told of the join.
+    Held { first: bool },
     /// Someone else holds a name that looks the same, spelled so.
     Taken(String),
     /// Redis did not answer.

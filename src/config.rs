@@ -31,7 +31,7 @@ pub struct Config {
     /// TOML file of options, keyed by their long names
     /// (`max-connections = 500`, `allow-origin = ["https://a.example"]`).
     #[arg(long, env = "WSCHAT_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 
     /// Address to listen on.
     #[arg(
@@ -45,7 +45,7 @@ pub struct Config {
     /// Serve the page from this directory instead of the copy built into the
     /// binary (for editing the page without rebuilding).
     #[arg(long, env = "WSCHAT_WWW", value_name = "DIR")]
-    pub www: Option<PathBuf>,
+    pub(crate) www: Option<PathBuf>,
 
     /// Log level (error, warn, info, debug, trace), or filters in RUST_LOG's
     /// syntax such as `info,wschat::dispatcher=debug`. RUST_LOG is used when
@@ -55,7 +55,7 @@ pub struct Config {
 
     /// Messages and file announcements kept per room for joining clients.
     #[arg(long, env = "WSCHAT_HISTORY", default_value_t = 100, value_name = "N")]
-    pub history: usize,
+    pub(crate) history: usize,
 
     /// Longest `message` text a wschat.v1 client may send, in bytes.
     #[arg(
@@ -65,16 +65,16 @@ pub struct Config {
         value_name = "BYTES",
         value_parser = parse_count::<usize>
     )]
-    pub max_text: usize,
+    pub(crate) max_text: usize,
 
     /// Largest text frame accepted; a larger one closes the sender with 1009.
     #[arg(long, env = "WSCHAT_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024, value_name = "BYTES", value_parser = parse_count::<usize>)]
-    pub max_message_size: usize,
+    pub(crate) max_message_size: usize,
 
     /// Largest file (binary frame) accepted; a larger one is refused (error in
     /// wschat.v1, close 1009 in raw mode).
     #[arg(long, env = "WSCHAT_MAX_FILE_SIZE", default_value_t = 16 * 1024 * 1024, value_name = "BYTES", value_parser = parse_count::<usize>)]
-    pub max_file_size: usize,
+    pub(crate) max_file_size: usize,
 
     /// Frames that may wait in one client's outbound queue; a client that
     /// falls further behind is closed with 1008 ("too slow").
@@ -85,13 +85,13 @@ pub struct Config {
         value_name = "N",
         value_parser = parse_count::<usize>
     )]
-    pub queue_frames: usize,
+    pub(crate) queue_frames: usize,
 
     /// Bytes that may wait in one client's outbound queue (same rule). A
     /// room's history is kept within half of this, so that a joiner's
     /// replay always fits.
     #[arg(long, env = "WSCHAT_QUEUE_BYTES", default_value_t = 32 * 1024 * 1024, value_name = "BYTES", value_parser = parse_count::<usize>)]
-    pub queue_bytes: usize,
+    pub(crate) queue_bytes: usize,
 
     /// The history database (SQLite, created if missing): messages, file
     /// announcements and file bytes outlive restarts. `:memory:` keeps them
@@ -102,7 +102,7 @@ pub struct Config {
         default_value = "wschat.db",
         value_name = "PATH"
     )]
-    pub db: String,
+    pub(crate) db: String,
 
     /// Share rooms, presence and history with every instance that names the
     /// same Redis (`redis://host:port/db`). History then lives in Redis, not
@@ -119,31 +119,31 @@ pub struct Config {
         default_value_t = 10_000,
         value_name = "N"
     )]
-    pub retain_messages: usize,
+    pub(crate) retain_messages: usize,
 
     /// File bytes kept in the database, all rooms together; the oldest
     /// files' bytes go first (their announcements stay, marked gone).
     /// Takes K, M or G suffixes.
     #[arg(long, env = "WSCHAT_RETAIN_BYTES", default_value = "1G", value_name = "BYTES", value_parser = parse_bytes)]
-    pub retain_bytes: usize,
+    pub(crate) retain_bytes: usize,
 
     /// Sync the database to disk on every commit, so that acknowledged
     /// messages survive a power loss too (by default they survive a crash
     /// of the process; a power loss may take the last few).
     #[arg(long, env = "WSCHAT_FSYNC")]
-    pub fsync: bool,
+    pub(crate) fsync: bool,
 
     /// Bytes the server may hold on behalf of clients: a quarter for room
     /// history, three eighths for outbound queues, three eighths for
     /// messages and files being received. Takes K, M or G suffixes (powers
     /// of 1024).
     #[arg(long, env = "WSCHAT_MEMORY_BUDGET", default_value = "512M", value_name = "BYTES", value_parser = parse_budget)]
-    pub memory_budget: usize,
+    pub(crate) memory_budget: usize,
 
     /// A message or file being received must arrive at least this fast
     /// (after a 10 s grace), or its sender is closed with 1008.
     #[arg(long, env = "WSCHAT_MIN_UPLOAD_RATE", default_value = "16K", value_name = "BYTES_PER_S", value_parser = parse_bytes)]
-    pub min_upload_rate: usize,
+    pub(crate) min_upload_rate: usize,
 
     /// Sustained frames per second one connection may send.
     #[arg(
@@ -153,21 +153,21 @@ pub struct Config {
         value_name = "MSGS_PER_S",
         value_parser = parse_rate
     )]
-    pub rate: f64,
+    pub(crate) rate: f64,
 
     /// Frames one connection may send in a burst above the sustained rate.
     #[arg(long, env = "WSCHAT_BURST", default_value_t = 60, value_name = "N", value_parser = parse_count::<u32>)]
-    pub burst: u32,
+    pub(crate) burst: u32,
 
     /// Sustained new connections per second one client address may open
     /// (page loads count); more get HTTP 429 with Retry-After.
     #[arg(long, env = "WSCHAT_CONNECT_RATE", default_value_t = 50.0, value_name = "PER_S", value_parser = parse_rate)]
-    pub connect_rate: f64,
+    pub(crate) connect_rate: f64,
 
     /// New connections one client address may open in a burst above the
     /// connect rate.
     #[arg(long, env = "WSCHAT_CONNECT_BURST", default_value_t = 600, value_name = "N", value_parser = parse_count::<u32>)]
-    pub connect_burst: u32,
+    pub(crate) connect_burst: u32,
 
     /// Open connections in total (page loads included); more get HTTP 503.
     #[arg(
@@ -177,7 +177,7 @@ pub struct Config {
         value_name = "N",
         value_parser = parse_count::<usize>
     )]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
 
     /// Open connections from one IP address; more get HTTP 503.
     #[arg(
@@ -187,7 +187,7 @@ pub struct Config {
         value_name = "N",
         value_parser = parse_count::<usize>
     )]
-    pub max_connections_per_ip: usize,
+    pub(crate) max_connections_per_ip: usize,
 
     /// Origin allowed to open WebSockets besides the server's own (repeatable,
     /// or comma-separated; `*` allows every origin). Clients that send no
@@ -198,7 +198,7 @@ pub struct Config {
         value_name = "URL",
         value_delimiter = ','
     )]
-    pub allow_origins: Vec<String>,
+    pub(crate) allow_origins: Vec<String>,
 
     /// Address or range (`10.0.0.0/8`) of a reverse proxy in front of this
     /// server (repeatable, or comma-separated). From it, the client's address
@@ -211,7 +211,7 @@ pub struct Config {
         value_name = "CIDR",
         value_delimiter = ','
     )]
-    pub trusted_proxies: Vec<Cidr>,
+    pub(crate) trusted_proxies: Vec<Cidr>,
 
     /// URL people use to reach this server, like `https://chat.example.com`
     /// (repeatable, or comma-separated). When set, a request for any other
@@ -225,20 +225,20 @@ pub struct Config {
         value_delimiter = ',',
         value_parser = parse_public_url
     )]
-    pub public_urls: Vec<String>,
+    pub(crate) public_urls: Vec<String>,
 
     /// Seconds between the server's pings; a peer silent for two intervals is
     /// dropped.
     #[arg(long, env = "WSCHAT_PING_INTERVAL", default_value = "20", value_name = "SECS", value_parser = parse_positive_secs)]
-    pub ping_interval: Duration,
+    pub(crate) ping_interval: Duration,
 
     /// Seconds a blocked write may last before the peer is dropped.
     #[arg(long, env = "WSCHAT_WRITE_TIMEOUT", default_value = "10", value_name = "SECS", value_parser = parse_positive_secs)]
-    pub write_timeout: Duration,
+    pub(crate) write_timeout: Duration,
 
     /// Seconds a new connection has to send its complete request head.
     #[arg(long, env = "WSCHAT_HANDSHAKE_TIMEOUT", default_value = "5", value_name = "SECS", value_parser = parse_positive_secs)]
-    pub handshake_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
 
     /// Connections that may be sending their request head at once; more are
     /// refused with 503.
@@ -249,7 +249,7 @@ pub struct Config {
         value_name = "N",
         value_parser = parse_count::<usize>
     )]
-    pub max_handshakes: usize,
+    pub(crate) max_handshakes: usize,
 
     /// Request heads one address may be sending at once (a trusted proxy is
     /// exempt: it sends whole heads); more get 503.
@@ -260,11 +260,11 @@ pub struct Config {
         value_name = "N",
         value_parser = parse_count::<usize>
     )]
-    pub max_handshakes_per_ip: usize,
+    pub(crate) max_handshakes_per_ip: usize,
 
     /// Seconds given to outbound queues to drain on shutdown.
     #[arg(long, env = "WSCHAT_SHUTDOWN_GRACE", default_value = "5", value_name = "SECS", value_parser = parse_secs)]
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
 
     /// Empty rooms whose history is kept; beyond this the longest-idle is forgotten.
     #[arg(
@@ -273,26 +273,26 @@ pub struct Config {
         default_value_t = 1000,
         value_name = "N"
     )]
-    pub max_idle_rooms: usize,
+    pub(crate) max_idle_rooms: usize,
 
     /// Secret that signs identity tokens (JWT, HS256; at least 32 bytes).
     /// When set, every client in a room must present a token (`?token=` or
     /// in its join frame) and goes by the token's name.
     #[arg(long, env = "WSCHAT_AUTH_SECRET", value_name = "SECRET", value_parser = crate::auth::parse_secret, hide_env_values = true, global = true)]
-    pub auth_secret: Option<Secret>,
+    pub(crate) auth_secret: Option<Secret>,
 
     /// File holding the --auth-secret (a line end after it is ignored).
     #[arg(long, env = "WSCHAT_AUTH_SECRET_FILE", value_name = "FILE", value_parser = crate::auth::read_secret_file, conflicts_with = "auth_secret", global = true)]
-    pub auth_secret_file: Option<Secret>,
+    pub(crate) auth_secret_file: Option<Secret>,
 
     /// Token (at least 16 bytes) that opens the admin view (`/admin`) and
     /// its API (`Authorization: Bearer TOKEN`); without it they answer 404.
     #[arg(long, env = "WSCHAT_ADMIN_TOKEN", value_name = "TOKEN", value_parser = crate::auth::parse_admin_token, hide_env_values = true)]
-    pub admin_token: Option<Secret>,
+    pub(crate) admin_token: Option<Secret>,
 
     /// File holding the --admin-token (a line end after it is ignored).
     #[arg(long, env = "WSCHAT_ADMIN_TOKEN_FILE", value_name = "FILE", value_parser = crate::auth::read_admin_token_file, conflicts_with = "admin_token")]
-    pub admin_token_file: Option<Secret>,
+    pub(crate) admin_token_file: Option<Secret>,
 
     /// A tool to run instead of the server (minting a token, say).
     #[command(subcommand)]
@@ -405,7 +405,7 @@ impl Config {
 
     /// As [`Config::load`], from the given arguments (the first is the
     /// program's name) and the process's environment.
-    pub fn try_load_from<I, T>(args: I) -> Result<Config, clap::Error>
+    pub(crate) fn try_load_from<I, T>(args: I) -> Result<Config, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString>,
@@ -444,7 +444,7 @@ impl Config {
     /// The limit given to tungstenite for one incoming message: the larger of
     /// the text and file limits, plus room for a raw file header (2 + 65535).
     /// Finer, per-kind limits are applied by the reader before buffering.
-    pub fn max_frame_size(&self) -> usize {
+    pub(crate) fn max_frame_size(&self) -> usize {
         self.max_message_size
             .max(self.max_file_size + 2 + u16::MAX as usize)
     }
@@ -469,7 +469,7 @@ impl Config {
     }
 
     /// A peer that sends nothing for this long is considered gone.
-    pub fn idle_timeout(&self) -> Duration {
+    pub(crate) fn idle_timeout(&self) -> Duration {
         self.ping_interval * 2
     }
 }

@@ -13,7 +13,7 @@ use crate::proxy::{Seen, with_port};
 
 /// What a WebSocket connection is for.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// `/echo`: every frame back to its sender.
     Echo,
     /// `/ws`: the chat room.
@@ -23,7 +23,7 @@ pub enum Endpoint {
 /// What a connection is for, without the details of its query: what the
 /// reader's rules and the metrics go by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `/echo`.
     Echo,
     /// `/ws`, speaking this protocol.
@@ -32,7 +32,7 @@ pub enum Kind {
 
 impl Endpoint {
     /// What the endpoint is for.
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         match self {
             Endpoint::Echo => Kind::Echo,
             Endpoint::Room(mode, _) => Kind::Room(*mode),
@@ -42,22 +42,22 @@ impl Endpoint {
 
 /// What the `/ws` query asks for; validated later by the dispatcher.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RoomQuery {
+pub(crate) struct RoomQuery {
     /// `?room=`: the room to join.
-    pub room: Option<String>,
+    pub(crate) room: Option<String>,
     /// `?name=`: the name to go by.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// `?since=`: the last id seen, to resume after.
-    pub since: Option<u64>,
+    pub(crate) since: Option<u64>,
     /// `?token=`: an identity token, checked before the upgrade.
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// The identity `token` proved, once checked.
-    pub identity: Option<crate::auth::Identity>,
+    pub(crate) identity: Option<crate::auth::Identity>,
 }
 
 /// Why an upgrade was refused; each becomes an HTTP error response.
 #[derive(Debug)]
-pub enum UpgradeRefusal {
+pub(crate) enum UpgradeRefusal {
     /// 426: a plain request to a WebSocket endpoint.
     NotUpgrade,
     /// 403: the Origin is not allowed.
@@ -74,7 +74,7 @@ pub enum UpgradeRefusal {
 
 impl UpgradeRefusal {
     /// The reason counted in `wschat_handshakes_refused_total`.
-    pub fn metric(&self) -> crate::metrics::Refused {
+    pub(crate) fn metric(&self) -> crate::metrics::Refused {
         match self {
             UpgradeRefusal::Origin(_) => crate::metrics::Refused::Origin,
             UpgradeRefusal::Unauthorized(_) => crate::metrics::Refused::Auth,
@@ -153,7 +153,7 @@ pub fn endpoint_path(head: &Head) -> bool {
 
 /// Checks an upgrade request and writes the 101 response. On success the
 /// socket speaks WebSocket from the next byte on.
-pub fn accept(
+pub(crate) fn accept(
     sock: &TcpStream,
     head: &Head,
     seen: &Seen,

@@ -52,7 +52,7 @@ impl Head {
 
     /// Whether an `If-None-Match` header names `etag` (or is `*`). Weak
     /// tags match too: the comparison for GET and HEAD is the weak one.
-    pub fn if_none_match(&self, etag: &str) -> bool {
+    pub(crate) fn if_none_match(&self, etag: &str) -> bool {
         self.headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case("If-None-Match"))
@@ -94,7 +94,7 @@ impl Head {
     /// What RFC 9112 requires of a request's framing headers: exactly one
     /// `Host`, and no two `Content-Length`s that differ. `Err` says which,
     /// for a 400.
-    pub fn check(&self) -> Result<(), &'static str> {
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
         let count = |name: &str| {
             self.headers
                 .iter()
@@ -151,7 +151,7 @@ impl std::error::Error for HeadError {}
 /// Reads and parses one request head, which must be complete within
 /// `timeout` in total, however slowly the bytes trickle in. Returns the head
 /// and any bytes the client sent after it.
-pub fn read_head(sock: &TcpStream, timeout: Duration) -> Result<(Head, Vec<u8>), HeadError> {
+pub(crate) fn read_head(sock: &TcpStream, timeout: Duration) -> Result<(Head, Vec<u8>), HeadError> {
     let deadline = Instant::now() + timeout;
     // Read straight into `buf`: a connection's thread keeps every stack page
     // it ever touched, so large arrays on the stack cost every connection.
@@ -225,7 +225,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
 
 /// Where the page's files come from.
 #[derive(Debug, Clone)]
-pub enum Site {
+pub(crate) enum Site {
     /// The copy of `www/` built into the binary.
     Embedded,
     /// A directory on disk, read on every request.
@@ -236,7 +236,7 @@ pub enum Site {
 /// the page load only its own scripts, styles and WebSocket (and the images
 /// and files it makes itself as `data:` and `blob:` URLs), and may not be
 /// framed.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; img-src 'self' data: blob:; connect-src 'self' blob:; \
      manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
@@ -250,7 +250,7 @@ struct File {
 impl Site {
     /// Answers a GET or HEAD of a page file: 304 when the client's copy (by
     /// `If-None-Match`) is current, else the file; with its `ETag` either way.
-    pub fn serve(&self, sock: &TcpStream, head: &Head) -> io::Result<()> {
+    pub(crate) fn serve(&self, sock: &TcpStream, head: &Head) -> io::Result<()> {
         let Some(file) = self.lookup(head.path()) else {
             return respond_to(sock, head, text_response(404, "not found\n"));
         };
@@ -320,7 +320,7 @@ impl Site {
 
 /// A strong ETag for `bytes`: FNV-1a, 64 bits, as `build.rs` computes it
 /// for the embedded page.
-pub fn etag(bytes: &[u8]) -> String {
+pub(crate) fn etag(bytes: &[u8]) -> String {
     let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
@@ -393,7 +393,7 @@ fn header(name: &str, value: &str) -> Header {
 }
 
 /// A response with a body in memory and these headers.
-pub fn data_response(
+pub(crate) fn data_response(
     status: u16,
     body: Vec<u8>,
     headers: &[(&str, &str)],
@@ -402,13 +402,13 @@ pub fn data_response(
 }
 
 /// A short plain-text response.
-pub fn text_response(status: u16, body: &str) -> Response<io::Cursor<Vec<u8>>> {
+pub(crate) fn text_response(status: u16, body: &str) -> Response<io::Cursor<Vec<u8>>> {
     let content_type = [("Content-Type", "text/plain; charset=utf-8")];
     data_response(status, body.as_bytes().to_vec(), &content_type)
 }
 
 /// An error response with extra headers (`Retry-After`, `Upgrade`…).
-pub fn error_response(
+pub(crate) fn error_response(
     status: u16,
     body: &str,
     extra: &[(&str, &str)],
@@ -424,12 +424,16 @@ fn with_headers<R: Read>(response: Response<R>, headers: &[(&str, &str)]) -> Res
 
 /// Writes the response to `head`'s request: without its body if that was a
 /// HEAD.
-pub fn respond_to<R: Read>(sock: &TcpStream, head: &Head, response: Response<R>) -> io::Result<()> {
+pub(crate) fn respond_to<R: Read>(
+    sock: &TcpStream,
+    head: &Head,
+    response: Response<R>,
+) -> io::Result<()> {
     respond_with(sock, response, head.method == "HEAD", &[])
 }
 
 /// As [`respond_to`], with headers tiny_http refuses to set (`Upgrade`).
-pub fn respond_to_with<R: Read>(
+pub(crate) fn respond_to_with<R: Read>(
     sock: &TcpStream,
     head: &Head,
     response: Response<R>,
@@ -439,7 +443,7 @@ pub fn respond_to_with<R: Read>(
 }
 
 /// Writes `response` and closes, whatever the request's method.
-pub fn respond<R: Read>(
+pub(crate) fn respond<R: Read>(
     sock: &TcpStream,
     response: Response<R>,
     head_only: bool,

@@ -25,7 +25,7 @@ use crate::budget::Share;
 use crate::close::Close;
 
 /// How long a message may take before the minimum upload rate applies.
-pub const UPLOAD_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const UPLOAD_GRACE: Duration = Duration::from_secs(10);
 
 /// Why the client's stream is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub enum Refused {
 
 impl Refused {
     /// The close the client is sent.
-    pub fn close(self) -> Close {
+    pub(crate) fn close(self) -> Close {
         match self {
             Refused::TooBig => Close::too_big("message too big"),
             Refused::Busy => Close::busy(),
@@ -117,7 +117,7 @@ impl Incoming {
 
     /// Whether the client is in the middle of sending a message, so that
     /// time spent waiting for its next bytes counts against its rate.
-    pub fn in_progress(&self) -> bool {
+    pub(crate) fn in_progress(&self) -> bool {
         self.in_message || (self.in_data_frame && self.payload_left > 0) || self.have > 0
     }
 
@@ -155,7 +155,7 @@ impl Incoming {
 
     /// A data message has been read whole and handed on: its bytes no
     /// longer count against the share.
-    pub fn message_done(&mut self) {
+    pub(crate) fn message_done(&mut self) {
         if let Some(bytes) = self.held.pop_front() {
             self.limits.share.give(bytes as usize);
         }
@@ -163,7 +163,7 @@ impl Incoming {
 
     /// Bytes held now for frames whose headers have arrived: after
     /// `message_done`, those of messages still to come.
-    pub fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         self.held.iter().sum::<u64>() as usize
     }
 

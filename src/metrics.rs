@@ -28,10 +28,10 @@ use crate::protocol::Mode;
 use crate::store::Stats;
 
 /// The `Content-Type` of [`Metrics::render_openmetrics`]'s output.
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
-pub const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A label set of one label with a fixed value.
 type Label = [(&'static str, &'static str); 1];
@@ -48,7 +48,7 @@ type Gauge = prometheus_client::metrics::gauge::Gauge<i64, PaddedI64>;
 /// prefetch of x86 as well).
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub struct Padded(AtomicU64);
+pub(crate) struct Padded(AtomicU64);
 
 impl prometheus_client::metrics::counter::Atomic<u64> for Padded {
     fn inc(&self) -> u64 {
@@ -67,7 +67,7 @@ impl prometheus_client::metrics::counter::Atomic<u64> for Padded {
 /// An `AtomicI64` alone on its cache line, for gauges.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub struct PaddedI64(AtomicI64);
+pub(crate) struct PaddedI64(AtomicI64);
 
 impl prometheus_client::metrics::gauge::Atomic<i64> for PaddedI64 {
     fn inc(&self) -> i64 {
@@ -97,7 +97,7 @@ impl prometheus_client::metrics::gauge::Atomic<i64> for PaddedI64 {
 
 /// Why a connection was refused before it became a WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// A browser page from an origin that is not allowed (403).
     Origin,
     /// Over `--max-connections` or `--max-connections-per-ip` (503).
@@ -151,7 +151,7 @@ fn mode_index(kind: Kind) -> usize {
 
 /// The label value of a client's mode (an echo client's is `echo`), also
 /// used in log lines.
-pub fn mode_label(kind: Kind) -> &'static str {
+pub(crate) fn mode_label(kind: Kind) -> &'static str {
     match kind {
         Kind::Room(Mode::Raw) => "raw",
         Kind::Room(Mode::V1) => "v1",
@@ -362,7 +362,7 @@ impl Metrics {
     }
 
     /// The metrics in the OpenMetrics text format, which Prometheus asks for.
-    pub fn render_openmetrics(&self) -> String {
+    pub(crate) fn render_openmetrics(&self) -> String {
         if let Some(budget) = self.budget.get() {
             for share in budget.shares() {
                 let label = [("share", share.name())];
@@ -390,23 +390,23 @@ impl Metrics {
 
     /// The metrics in Prometheus's older text format (0.0.4), for every other
     /// reader (`curl`, `promtool check metrics`).
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         to_text_format(&self.render_openmetrics())
     }
 
     /// Reports `budget`'s shares from now on (the first budget given wins:
     /// a process runs one server).
-    pub fn watch_budget(&self, budget: &Budget) {
+    pub(crate) fn watch_budget(&self, budget: &Budget) {
         let _ = self.budget.set(budget.clone());
     }
 
     /// Reports the history store's counts from now on (the first wins).
-    pub fn watch_store(&self, stats: Arc<Stats>) {
+    pub(crate) fn watch_store(&self, stats: Arc<Stats>) {
         let _ = self.store.set(stats);
     }
 
     /// A WebSocket connection in `mode` is open until the guard is dropped.
-    pub fn connection(&'static self, kind: Kind) -> OpenConnection {
+    pub(crate) fn connection(&'static self, kind: Kind) -> OpenConnection {
         let gauge = &self.connections[mode_index(kind)];
         gauge.inc();
         OpenConnection {
@@ -416,12 +416,12 @@ impl Metrics {
     }
 
     /// The number of rooms held now.
-    pub fn rooms(&self, n: usize) {
+    pub(crate) fn rooms(&self, n: usize) {
         self.rooms.set(n as i64);
     }
 
     /// A client's event is on its way to its room.
-    pub fn received(&self, event: &Input) {
+    pub(crate) fn received(&self, event: &Input) {
         let kind = match event {
             Input::Text { .. } => 0,
             Input::File { .. } => 1,
@@ -433,7 +433,7 @@ impl Metrics {
     }
 
     /// The rate limit held a client back.
-    pub fn rate_limited(&self) {
+    pub(crate) fn rate_limited(&self) {
         self.rate_limited.inc();
     }
 
@@ -449,23 +449,23 @@ impl Metrics {
     }
 
     /// `n` bytes were read from a WebSocket.
-    pub fn bytes_received(&self, n: usize) {
+    pub(crate) fn bytes_received(&self, n: usize) {
         self.bytes_received.inc_by(n as u64);
     }
 
     /// `n` bytes were written to a WebSocket.
-    pub fn sent(&self, n: usize) {
+    pub(crate) fn sent(&self, n: usize) {
         self.bytes_sent.inc_by(n as u64);
     }
 
     /// A connection was refused before becoming a WebSocket.
-    pub fn refused(&self, why: Refused) {
+    pub(crate) fn refused(&self, why: Refused) {
         self.refused[why as usize].inc();
     }
 
     /// A request head could not be read: counted as refused when it was
     /// late or malformed (not when the peer simply went away).
-    pub fn head_error(&self, e: &crate::http::HeadError) {
+    pub(crate) fn head_error(&self, e: &crate::http::HeadError) {
         use crate::http::HeadError;
         match e {
             HeadError::Timeout => self.refused(Refused::Timeout),
@@ -475,17 +475,17 @@ impl Metrics {
     }
 
     /// A WebSocket connection ended with this close code.
-    pub fn disconnect(&self, code: u16) {
+    pub(crate) fn disconnect(&self, code: u16) {
         self.disconnects.get_or_create(&[("code", code)]).inc();
     }
 
     /// A client was closed for being too slow to read.
-    pub fn evicted(&self) {
+    pub(crate) fn evicted(&self) {
         self.evictions.inc();
     }
 
     /// One fan-out took `d`.
-    pub fn fanout_duration(&self, d: Duration) {
+    pub(crate) fn fanout_duration(&self, d: Duration) {
         self.fanout
             .observe(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     }
@@ -539,14 +539,14 @@ fn to_text_format(openmetrics: &str) -> String {
 }
 
 /// Counts an open connection; see [`Metrics::connection`].
-pub struct OpenConnection {
+pub(crate) struct OpenConnection {
     gauge: &'static Gauge,
     since: Instant,
 }
 
 impl OpenConnection {
     /// How long the connection has been open.
-    pub fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         self.since.elapsed()
     }
 }
@@ -571,7 +571,7 @@ impl Drop for FanoutTimer {
 /// to the sum; the count is the sum of the buckets, so a scrape never sees
 /// them disagree.
 #[derive(Clone)]
-pub struct AtomicHistogram(std::sync::Arc<HistogramInner>);
+pub(crate) struct AtomicHistogram(std::sync::Arc<HistogramInner>);
 
 struct HistogramInner {
     /// Units in one exported unit (1e6 for microseconds exported as seconds).
@@ -585,7 +585,7 @@ struct HistogramInner {
 impl AtomicHistogram {
     /// A histogram of `bounds`, reported divided by `scale` (so that
     /// microseconds can be reported as seconds).
-    pub fn new(scale: f64, bounds: &[u64]) -> AtomicHistogram {
+    pub(crate) fn new(scale: f64, bounds: &[u64]) -> AtomicHistogram {
         AtomicHistogram(std::sync::Arc::new(HistogramInner {
             scale,
             bounds: bounds.to_vec(),
@@ -595,7 +595,7 @@ impl AtomicHistogram {
     }
 
     /// Counts one value.
-    pub fn observe(&self, v: u64) {
+    pub(crate) fn observe(&self, v: u64) {
         let h = &self.0;
         let i = h.bounds.partition_point(|&b| b < v);
         h.counts[i].0.fetch_add(1, Ordering::Relaxed);

@@ -11,7 +11,7 @@ pub const V1: &str = "wschat.v1";
 
 /// Which protocol a chat-room client speaks, chosen by its subprotocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// No subprotocol: the tutorial's byte-for-byte relay.
     Raw,
     /// `wschat.v1` JSON frames.
@@ -70,7 +70,7 @@ pub struct FileMeta {
 }
 
 /// Longest `cid`, in characters.
-pub const MAX_CID_CHARS: usize = 64;
+pub(crate) const MAX_CID_CHARS: usize = 64;
 
 /// A client's id for a message: 1-64 characters, none of them control.
 fn opt_cid(obj: &Map<String, Value>) -> Result<Option<String>, FrameRefusal> {
@@ -210,7 +210,7 @@ pub struct FrameRefusal {
 
 impl FrameRefusal {
     /// A refusal that does not end by itself.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> FrameRefusal {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> FrameRefusal {
         FrameRefusal {
             code,
             message: message.into(),
@@ -417,15 +417,15 @@ pub fn guess_mime(name: &str) -> &'static str {
 #[derive(Serialize, Debug, Clone, Default, PartialEq)]
 pub struct Limits {
     /// Longest `message` text, in bytes (`--max-text`).
-    pub text: usize,
+    pub(crate) text: usize,
     /// Largest file, in bytes (`--max-file-size`).
-    pub file: usize,
+    pub(crate) file: usize,
     /// Largest text frame, in bytes (`--max-message-size`).
     pub message: usize,
     /// Sustained frames per second (`--rate`).
-    pub rate: f64,
+    pub(crate) rate: f64,
     /// Frames in a burst above the rate (`--burst`).
-    pub burst: u32,
+    pub(crate) burst: u32,
 }
 
 /// A frame the server sends to `wschat.v1` clients.

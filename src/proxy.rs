@@ -16,7 +16,7 @@ use crate::http::Head;
 
 /// An address range, like `10.0.0.0/8`, `::1/128` or a bare address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
+pub(crate) struct Cidr {
     net: IpAddr,
     prefix: u8,
 }
@@ -53,7 +53,7 @@ impl fmt::Display for Cidr {
 
 impl Cidr {
     /// Whether `ip` is in the range (an IPv4-mapped IPv6 address as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         match (self.net.to_canonical(), ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
@@ -75,7 +75,7 @@ impl Cidr {
 
 /// The trusted proxies.
 #[derive(Debug, Clone, Default)]
-pub struct Proxies {
+pub(crate) struct Proxies {
     ranges: Vec<Cidr>,
 }
 
@@ -90,21 +90,21 @@ pub struct Seen {
 
 impl Proxies {
     /// Trusts the peers in `ranges` (`--trusted-proxy`).
-    pub fn new(ranges: &[Cidr]) -> Proxies {
+    pub(crate) fn new(ranges: &[Cidr]) -> Proxies {
         Proxies {
             ranges: ranges.to_vec(),
         }
     }
 
     /// Whether `ip` is a trusted proxy.
-    pub fn trusts(&self, ip: IpAddr) -> bool {
+    pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
         self.ranges.iter().any(|r| r.contains(ip))
     }
 
     /// The client's address: for a trusted peer, the right-most forwarded
     /// address that is not itself trusted (the left-most if all are);
     /// otherwise, or when the headers say nothing usable, the peer.
-    pub fn client(&self, peer: IpAddr, head: &Head) -> IpAddr {
+    pub(crate) fn client(&self, peer: IpAddr, head: &Head) -> IpAddr {
         if !self.trusts(peer) {
             return peer;
         }
@@ -120,7 +120,7 @@ impl Proxies {
     /// The scheme and host the client used: from a trusted peer, what the
     /// proxy says it received (`X-Forwarded-Proto`/`-Host`, or `Forwarded`);
     /// otherwise plain `http` and the `Host` header.
-    pub fn seen(&self, peer: IpAddr, head: &Head) -> Seen {
+    pub(crate) fn seen(&self, peer: IpAddr, head: &Head) -> Seen {
         let mut seen = Seen {
             scheme: "http".to_owned(),
             host: head.header("Host").map(str::to_owned),
@@ -223,7 +223,7 @@ fn parse_node(s: &str) -> Option<IpAddr> {
 /// DNS rebinding: a page on another site whose name is made to resolve to
 /// this server would otherwise count as same-origin.
 #[derive(Debug, Clone, Default)]
-pub struct Hosts {
+pub(crate) struct Hosts {
     /// `host:port` of each public URL, lowercased; empty when none is set.
     public: Vec<String>,
     /// The machine's own name, accepted when no public URL is set.
@@ -233,7 +233,7 @@ pub struct Hosts {
 impl Hosts {
     /// The hosts of `--public-url`s, and this machine's name; an error
     /// says what is wrong with a URL.
-    pub fn new(public_urls: &[String]) -> Result<Hosts, String> {
+    pub(crate) fn new(public_urls: &[String]) -> Result<Hosts, String> {
         let public = public_urls
             .iter()
             .map(|url| public_authority(url))
@@ -248,7 +248,7 @@ impl Hosts {
     /// Whether a request that reached us as `seen` is for this server. With
     /// public URLs, only their hosts; without, IP literals (which no DNS
     /// can rebind), `localhost` and the machine's own name.
-    pub fn allows(&self, seen: &Seen) -> bool {
+    pub(crate) fn allows(&self, seen: &Seen) -> bool {
         let Some(host) = seen.host.as_deref() else {
             return false;
         };
@@ -281,7 +281,7 @@ impl Hosts {
 
 /// The `host:port` of a public URL (`https://chat.example.com/` gives
 /// `chat.example.com:443`).
-pub fn public_authority(url: &str) -> Result<String, String> {
+pub(crate) fn public_authority(url: &str) -> Result<String, String> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| "a URL like https://chat.example.com".to_owned())?;
@@ -298,7 +298,7 @@ pub fn public_authority(url: &str) -> Result<String, String> {
 }
 
 /// `host:port`, with the scheme's default port when `authority` has none.
-pub fn with_port(authority: &str, default: u16) -> String {
+pub(crate) fn with_port(authority: &str, default: u16) -> String {
     // An IPv6 literal ends with `]` when it has no port.
     let has_port = authority
         .rsplit_once(':')

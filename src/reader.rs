@@ -77,9 +77,9 @@ impl End {
     /// gave none), 1006 when the connection dropped without a close.
     fn close(self, peer: Option<(u16, String)>) -> (u16, String) {
         match self {
-            End::Closed => peer.unwrap_or((1005, String::new())),
+            End::Closed => peer.unwrap_or((CloseCode::Status.into(), String::new())),
             End::ClosedByUs(close) => (close.code().into(), close.reason().to_owned()),
-            End::Reset(why) => (1006, why),
+            End::Reset(why) => (CloseCode::Abnormal.into(), why),
         }
     }
 }

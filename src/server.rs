@@ -108,12 +108,12 @@ enum EchoNote {
 /// room and the dispatcher does not know them, so at shutdown the server
 /// closes them itself, from the list the accept thread keeps ([`Echoes`]).
 #[derive(Clone, Debug)]
-pub struct EchoClients(Sender<EchoNote>);
+pub(crate) struct EchoClients(Sender<EchoNote>);
 
 impl EchoClients {
     /// Lists an echo client until the place is dropped; `None` when the
     /// server is already shutting down.
-    pub fn register(&self, id: ClientId, outlet: &Arc<Outlet>) -> Option<EchoPlace> {
+    pub(crate) fn register(&self, id: ClientId, outlet: &Arc<Outlet>) -> Option<EchoPlace> {
         self.0
             .send(EchoNote::Open(id, Arc::downgrade(outlet)))
             .ok()?;
@@ -127,7 +127,7 @@ impl EchoClients {
 /// An echo client's place in the server's list; dropping it takes the
 /// client off.
 #[derive(Debug)]
-pub struct EchoPlace {
+pub(crate) struct EchoPlace {
     id: ClientId,
     notes: Sender<EchoNote>,
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
+use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::budget::Share;
@@ -175,9 +176,11 @@ impl Session {
             (Message::Text(text), Kind::Room(Mode::V1)) => self.v1_text(text, ahead, own),
             (Message::Binary(bytes), Kind::Room(Mode::V1)) => self.v1_file(bytes, own),
             (Message::Close(frame), _) => {
-                self.peer_close = Some(frame.map_or((1005, String::new()), |f| {
-                    (f.code.into(), f.reason.as_str().to_owned())
-                }));
+                self.peer_close = Some(
+                    frame.map_or((CloseCode::Status.into(), String::new()), |f| {
+                        (f.code.into(), f.reason.as_str().to_owned())
+                    }),
+                );
                 Flow::Continue
             }
             _ => Flow::Continue,

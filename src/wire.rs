@@ -68,10 +68,6 @@ impl Encoded {
     pub fn len(&self) -> usize {
         self.0.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 fn encode(frame: Frame) -> Encoded {

@@ -47,11 +47,6 @@ impl Writers {
         })
     }
 
-    /// Backlog writers running now.
-    pub fn running(&self) -> usize {
-        self.running.load(Ordering::Relaxed)
-    }
-
     fn acquire(self: &Arc<Self>) -> Option<Slot> {
         self.running
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {

@@ -79,7 +79,7 @@ fn check(text: &str) {
             }
         }
         Err(refusal) => {
-            match refusal.code {
+            match refusal.code.as_str() {
                 "bad_json" => assert!(object.is_none(), "a JSON object refused as bad_json"),
                 "unknown_type" => {
                     assert!(object.is_some());
@@ -95,7 +95,7 @@ fn check(text: &str) {
             let event: Value =
                 serde_json::from_str(&refusal.to_json()).expect("error events are valid JSON");
             assert_eq!(event["type"], "error");
-            assert_eq!(event["code"], refusal.code);
+            assert_eq!(event["code"], refusal.code.as_str());
             assert_eq!(event["message"], refusal.message.as_str());
         }
     }

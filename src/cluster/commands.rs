@@ -327,17 +327,13 @@ impl Worker {
         let reply = match self.read(&room, &first, &last, limit, false) {
             Ok(read) => Reply::Fetched {
                 token,
-                room,
                 records: read.arrivals.into_iter().map(|a| a.record).collect(),
-                epoch: Some(read.epoch),
             },
             Err(e) => {
                 self.lost(&e);
                 Reply::Fetched {
                     token,
-                    room,
                     records: Vec::new(),
-                    epoch: None,
                 }
             }
         };
@@ -500,10 +496,7 @@ impl Worker {
             pipe.query::<()>(conn)?;
         }
         *self.held.entry(room.to_owned()).or_default() += 1;
-        Ok(ClaimOutcome::Held {
-            name: spelled,
-            first: first == 1,
-        })
+        Ok(ClaimOutcome::Held { first: first == 1 })
     }
 
     fn release(&mut self, room: &str, name: &str, skeleton: &str) -> redis::RedisResult<()> {

@@ -115,12 +115,7 @@ impl Writer {
                     } => {
                         self.append(&mut appends);
                         let records = self.fetch(&room, after, upto, limit);
-                        (self.reply)(Reply::Fetched {
-                            token,
-                            room,
-                            records,
-                            epoch: None,
-                        });
+                        (self.reply)(Reply::Fetched { token, records });
                     }
                     Request::Shutdown => {
                         self.append(&mut appends);

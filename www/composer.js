@@ -4,12 +4,16 @@
 // the outbox (outbox.js) to go in its turn, and telling the room when this
 // person is typing.
 import { $, utf8Length, formatLimit } from './util.js';
-import { unsent, addSent, enqueue, flush, dropFirstUnsent, newCid } from './outbox.js';
+import {
+  unsent, inFlight, addSent, enqueue, flush, dropFirstUnsent, newCid,
+} from './outbox.js';
 import { state, online } from './state.js';
 import { setNotice, textTooLong, updateComposer } from './view.js';
 import { sendFrame } from './connection.js';
 
 const TYPING_SEND_EVERY_MS = 2000; // protocol: at most every 2 seconds
+const RETRY_MIN_MS = 1000; // first pause after the server could not store a message
+const RETRY_MAX_MS = 8000; // longest pause between tries
 
 const composer = $('composer');
 const input = $('message-input');
@@ -31,12 +35,17 @@ function frameTooLarge() {
   setNotice('error', 'Too long to send: a message and its markup can be ' + formatLimit(state.limits.message) + ' at most. Shorten it or split it in two.');
 }
 
-/** Sends what waits in the outbox, as far as the connection and the rate allow. */
+/**
+ * Sends what waits in the outbox, as far as the connection and the rate
+ * allow; while the server cannot store messages (see `retryLater`), only
+ * after the pause, and one at a time.
+ */
 export function flushOutbox() {
   clearTimeout(state.flushTimer);
   state.flushTimer = null;
-  if (!online()) return;
-  const why = flush((frame) => (utf8Length(frame.text) > state.limits.text ? 'size' : sendFrame(frame)));
+  if (!online() || state.retryTimer) return;
+  const max = state.storeTrouble ? Math.max(0, 1 - inFlight()) : Infinity;
+  const why = flush((frame) => (utf8Length(frame.text) > state.limits.text ? 'size' : sendFrame(frame)), max);
   if (why === 'rate') {
     state.flushTimer = setTimeout(flushOutbox, Math.max(50, state.budget.wait()));
   } else if (why === 'size') {
@@ -45,6 +54,42 @@ export function flushOutbox() {
     frameTooLarge();
     flushOutbox();
   }
+}
+
+/**
+ * The server could not store what we sent (error `unavailable`: its
+ * history is out of reach for now). What waits goes again after a pause,
+ * longer each time this happens in a row, and then one message at a time
+ * until the server stores one again (`storedAgain`): the same `cid` each
+ * time, so nothing is ever stored twice. Returns the pause, in ms.
+ */
+export function retryLater() {
+  state.storeTrouble = true;
+  state.retryDelay = Math.min(RETRY_MAX_MS, state.retryDelay ? state.retryDelay * 2 : RETRY_MIN_MS);
+  clearTimeout(state.retryTimer);
+  state.retryTimer = setTimeout(() => {
+    state.retryTimer = null;
+    flushOutbox();
+  }, state.retryDelay);
+  updateComposer();
+  return state.retryDelay;
+}
+
+/** The server stored something of ours: what waits goes at once again. */
+export function storedAgain() {
+  if (!state.storeTrouble) return;
+  state.storeTrouble = false;
+  state.retryDelay = 0;
+  updateComposer();
+  flushOutbox();
+}
+
+/** Forgets the pauses of `retryLater` (a new conversation). */
+export function stopRetrying() {
+  clearTimeout(state.retryTimer);
+  state.retryTimer = null;
+  state.storeTrouble = false;
+  state.retryDelay = 0;
 }
 
 function sendMessage() {
@@ -60,7 +105,7 @@ function sendMessage() {
     frameTooLarge();
     return;
   }
-  if (online() && unsent() === 0) {
+  if (online() && unsent() === 0 && !state.storeTrouble) {
     const why = sendFrame({ type: 'message', text, cid });
     if (why === 'size') {
       frameTooLarge();
@@ -74,7 +119,7 @@ function sendMessage() {
   } else {
     // No connection (or others still waiting before it): it waits, shown
     // as not sent, and goes in its turn.
-    enqueue(text);
+    enqueue(text, state.storeTrouble ? 'retrying' : 'queued');
     flushOutbox();
   }
   input.value = '';

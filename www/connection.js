@@ -45,6 +45,10 @@ export function describeClose(ev, opened) {
       return { short: 'Disconnected: too large', why: 'the server refused something this page sent as too large' };
     case 1011:
       return { short: 'Server error', why: 'the chat server hit an internal error' };
+    case 1012:
+      return { short: 'History reset', why: 'the chat server lost the history of this room and asked this page to come back' };
+    case 1013:
+      return { short: 'Server busy', why: 'the chat server asked this page to try again in a moment' };
     default:
       break;
   }
@@ -109,6 +113,28 @@ export function connect() {
     state.joined = false;
     handlers.closed(ev, opened, wasJoined);
   });
+}
+
+/**
+ * Whether a close asks the page to come back (1012: the server restarted
+ * the room's history; 1013: try again later): it reconnects even when its
+ * join never got in.
+ */
+export function comeBack(ev) {
+  return ev.code === 1012 || ev.code === 1013;
+}
+
+/**
+ * The server could not reach the room for this join (`unavailable`): this
+ * socket is given up and a new one tries again after the backoff.
+ */
+export function joinAgainLater() {
+  const ws = state.ws;
+  state.ws = null;
+  state.joined = false;
+  if (ws) ws.close(1000);
+  state.offline = { short: 'Room unavailable', why: 'the chat server cannot reach this room just now' };
+  scheduleReconnect();
 }
 
 export function scheduleReconnect() {

@@ -8,16 +8,22 @@ import {
   setSelf, resetLog, addTextBubble, addFileBubble, addNote,
   renderFilePending, renderFileUnavailable, renderFileReady, renderFileRemote, fileUrl,
 } from './log.js';
-import { renameOutbox, requeue, confirm, refused } from './outbox.js';
+import { renameOutbox, requeue, confirm, refused, unstored } from './outbox.js';
 import { identityRefusal, removedBy } from './identity.js';
-import { pumpUploads, ownFileAnnounced, failCurrentUpload, requeueUploads } from './uploads.js';
+import {
+  pumpUploads, ownFileAnnounced, failCurrentUpload, requeueUploads, uploadAwaits, retryUpload,
+} from './uploads.js';
 import { state, STORE_NAME, STORE_ROOM, STORE_AUTO, TAB_JOINED } from './state.js';
 import {
   setStatus, updateComposer, setNotice, setJoining, showJoin, showChat, updateTitle, renderPresence, renderTyping,
 } from './view.js';
 import { toast, clearToasts } from './toasts.js';
-import { scheduleReconnect, describeClose } from './connection.js';
-import { flushOutbox, restoreDraft } from './composer.js';
+import {
+  scheduleReconnect, describeClose, comeBack, joinAgainLater,
+} from './connection.js';
+import {
+  flushOutbox, restoreDraft, retryLater, storedAgain,
+} from './composer.js';
 import { refuseJoin } from './session.js';
 
 const TYPING_SHOW_MS = 3500; // forget a typist after this long without news
@@ -183,6 +189,20 @@ function onError(msg) {
     refuseJoin(code, identityRefusal(msg, state.name, state.room) || text);
     return;
   }
+  if (code === 'unavailable') {
+    // The server could not reach the room's shared history just now.
+    if (!state.joined) {
+      joinAgainLater();
+      return;
+    }
+    if (typeof msg.cid === 'string') {
+      // Not stored, so not delivered to anyone: ours goes again, same cid.
+      if (unstored(msg.cid)) retryLater();
+      else if (uploadAwaits(msg.cid)) retryUpload(msg.cid, retryLater());
+      // Otherwise it is settled already (its copy came meanwhile).
+      return;
+    }
+  }
   if (code === 'text_too_long' || code === 'empty_text') {
     // Which of ours it was: the errors carry no cid.
     if (code === 'text_too_long') learnLimit('text', text);
@@ -241,7 +261,10 @@ function onMessage(msg) {
   const mine = from === state.name;
   // Our own copy confirms what we sent (also when it comes again, as a
   // resend's answer or in a replay): it stops waiting in the outbox.
-  if (mine && confirm(msg)) updateComposer();
+  if (mine && confirm(msg)) {
+    updateComposer();
+    storedAgain();
+  }
   if (!trackId(msg)) return;
   stopTyping(from);
   addTextBubble(msg, from, msg.text);
@@ -257,6 +280,7 @@ function onFile(msg) {
   // Our own copy confirms a file we sent, as for messages (a resend's
   // answer, or the replay after a reconnect, confirms it too).
   const own = mine ? ownFileAnnounced(msg) : null;
+  if (own) storedAgain();
   if (!trackId(msg)) return;
   stopTyping(from);
   const record = addFileBubble(msg, from, name, size, mime);
@@ -299,7 +323,7 @@ export function onClose(ev, opened, wasJoined) {
     refuseJoin('removed', removed);
     return;
   }
-  if (!wasJoined && !state.everJoined && !state.retryNameTaken) {
+  if (!wasJoined && !state.everJoined && !state.retryNameTaken && !comeBack(ev)) {
     // A join that never got in: say so on the form.
     state.wanted = false;
     showJoin(ev.code === 1008 && ev.reason

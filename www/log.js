@@ -186,11 +186,13 @@ export function addNote(text, kind, ts) {
 const PENDING_SAYS = {
   queued: 'Not sent yet: it goes when the connection is back',
   sending: 'Sending…',
+  retrying: 'Not sent yet: the server cannot store messages just now; it goes shortly',
 };
 
 /**
  * Shows a message of ours that the server has not confirmed, at the end of
- * the list; `state` is 'queued' (no connection to send it on) or 'sending'.
+ * the list; `state` is 'queued' (no connection to send it on), 'sending', or
+ * 'retrying' (the server cannot store messages now; it goes shortly).
  * Returns its node, for `setPendingState` and `removePending`.
  */
 export function addPending(cid, text, state) {

@@ -91,6 +91,11 @@ export function unsent() {
   return box.items.filter((i) => !i.sent).length;
 }
 
+/** Messages sent on the current connection and not yet confirmed. */
+export function inFlight() {
+  return box.items.filter((i) => i.sent).length;
+}
+
 /** A message that was sent at once: it waits for its confirmation. */
 export function addSent(cid, text) {
   const item = { cid, text, ts: Date.now(), sent: true };
@@ -99,28 +104,48 @@ export function addSent(cid, text) {
   save();
 }
 
-/** A message with no connection to go on, or behind others that wait. */
-export function enqueue(text) {
+/**
+ * A message with no connection to go on, or behind others that wait;
+ * shown as `how` ('queued', or 'retrying' while the server cannot store).
+ */
+export function enqueue(text, how = 'queued') {
   const item = { cid: newCid(), text, ts: Date.now(), sent: false };
-  item.node = addPending(item.cid, text, 'queued');
+  item.node = addPending(item.cid, text, how);
   box.items.push(item);
   save();
 }
 
 /**
  * Sends what has not gone out yet, oldest first, through `send(frame)`
- * (which returns '' when sent, otherwise why not). Stops at the first that
- * cannot go and returns why ('' when everything went).
+ * (which returns '' when sent, otherwise why not), at most `max` of them.
+ * Stops at the first that cannot go and returns why ('' when everything
+ * it could send went).
  */
-export function flush(send) {
+export function flush(send, max = Infinity) {
+  let n = 0;
   for (const item of box.items) {
     if (item.sent) continue;
+    if (n >= max) break;
     const why = send({ type: 'message', text: item.text, cid: item.cid });
     if (why) return why;
     item.sent = true;
+    n++;
     setPendingState(item.node, 'sending');
   }
   return '';
+}
+
+/**
+ * The server could not store the message with `cid` (error `unavailable`):
+ * it stays where it is, waiting to go again with the same `cid`. False
+ * when no message of ours has that `cid`.
+ */
+export function unstored(cid) {
+  const item = box.items.find((x) => x.cid === cid);
+  if (!item) return false;
+  item.sent = false;
+  setPendingState(item.node, 'retrying');
+  return true;
 }
 
 /** The connection has ended: whatever was not confirmed goes again on the next one. */

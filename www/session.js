@@ -12,6 +12,7 @@ import {
 } from './view.js';
 import { clearToasts } from './toasts.js';
 import { connect, stopConnecting } from './connection.js';
+import { stopRetrying } from './composer.js';
 
 const joinName = $('join-name');
 const joinRoom = $('join-room');
@@ -87,6 +88,7 @@ function resetConversation() {
   closeOutbox();
   clearTimeout(state.flushTimer);
   state.flushTimer = null;
+  stopRetrying();
   resetLog();
   state.seenIds.clear();
   state.lastSeenId = null;

@@ -31,6 +31,9 @@ export const state = {
   reconnectTimer: null,
   countdownTimer: null,
   flushTimer: null, // sends the outbox once the rate allows
+  storeTrouble: false, // the server could not store a message of ours and has not stored one since
+  retryTimer: null, // while set, the outbox waits: the server could not store a message (composer.js retryLater)
+  retryDelay: 0, // the last such pause, in ms; doubles while it goes on
   pendingBinary: null, // live file event from someone else, awaiting its bytes
   users: [],
   typists: new Map(), // name -> expiry timer

@@ -21,6 +21,7 @@ const up = {
   current: null, // the one whose bytes are leaving now
   outgoing: [], // sent on this connection, awaiting our own `file` event (oldest first)
   timer: null, // retry once the rate allows
+  heldUntil: 0, // nothing is sent before this time (ms): the server could not store a file
 };
 
 const WAITING = 'waiting for the connection…';
@@ -84,6 +85,11 @@ export function queueFiles(files) {
 export function pumpUploads() {
   clearTimeout(up.timer);
   if (up.current || up.queue.length === 0) return;
+  const held = up.heldUntil - Date.now();
+  if (held > 0) {
+    up.timer = setTimeout(pumpUploads, held);
+    return;
+  }
   const ws = link.socket();
   if (!ws) return;
   const upload = up.queue[0];
@@ -195,14 +201,37 @@ export function requeueUploads() {
   up.current = null;
   clearTimeout(up.timer);
   up.queue = again;
-  for (const upload of again) {
-    clearTimeout(upload.timer);
-    upload.node.dataset.state = 'queued';
-    upload.bar.style.width = '0%';
-    upload.node.querySelector('.progress').removeAttribute('aria-valuenow');
-    delete upload.node.dataset.progress;
-    upload.label.textContent = WAITING;
-  }
+  for (const upload of again) unsend(upload, WAITING);
+}
+
+/** Shows `upload` as not sent, waiting for `why`. */
+function unsend(upload, why) {
+  clearTimeout(upload.timer);
+  upload.node.dataset.state = 'queued';
+  upload.bar.style.width = '0%';
+  upload.node.querySelector('.progress').removeAttribute('aria-valuenow');
+  delete upload.node.dataset.progress;
+  upload.label.textContent = why;
+}
+
+/** Whether a file with `cid` was sent on this connection and awaits its announcement. */
+export function uploadAwaits(cid) {
+  return up.outgoing.some((u) => u.cid === cid);
+}
+
+/**
+ * The server could not store the file with `cid` (error `unavailable`): it
+ * goes again, with the same `cid`, first in line, after `delay` ms.
+ */
+export function retryUpload(cid, delay) {
+  const upload = up.outgoing.find((u) => u.cid === cid);
+  if (!upload) return;
+  up.outgoing.splice(up.outgoing.indexOf(upload), 1);
+  if (up.current === upload) up.current = null;
+  unsend(upload, 'the server could not store it; trying again shortly');
+  up.queue.unshift(upload);
+  up.heldUntil = Date.now() + delay;
+  pumpUploads();
 }
 
 function forget() {
@@ -210,6 +239,7 @@ function forget() {
   up.outgoing = [];
   up.queue = [];
   up.current = null;
+  up.heldUntil = 0;
   clearTimeout(up.timer);
 }
 

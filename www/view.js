@@ -79,6 +79,9 @@ export function updateComposer() {
       shown = { kind: 'info', text: 'Connecting to #' + state.room + '…' };
     }
   }
+  if (!shown && state.storeTrouble && online() && waiting() + uploadsWaiting() > 0) {
+    shown = { kind: 'info', text: 'The server cannot store messages just now: yours wait here and go again shortly.' };
+  }
   const text = shown ? shown.text : '';
   if (noticeText.textContent !== text) noticeText.textContent = text;
   if (shown) notice.dataset.kind = shown.kind;

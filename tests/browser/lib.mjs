@@ -61,6 +61,10 @@ export async function openPage(browser, options = {}) {
     timezoneId: 'UTC',
   });
   context.setDefaultTimeout(WATCHDOG_MS);
+  // Cookies of this person's browser, for the page's own address.
+  if (options.cookies) {
+    await context.addCookies(Object.entries(options.cookies).map(([name, value]) => ({ name, value, url: base })));
+  }
   const page = await context.newPage();
   const label = options.label || 'page';
   page.on('pageerror', (e) => pageErrors.push(`${label}: ${e.stack || e}`));
@@ -136,9 +140,10 @@ export async function waitPresence(page, names) {
 let runnerLines = null;
 
 /**
- * Asks the test in tests/browser.rs that runs this script to `stop`,
- * `start` or `restart` the server (on the same address), and waits until
- * it has done so.
+ * Asks the test that runs this script to do `command` and waits until it
+ * has done so: in tests/browser.rs, `stop`, `start` or `restart` the
+ * server (on the same address); in tests/browser_cluster.rs, the commands
+ * it lists for Redis.
  */
 export async function serverControl(command) {
   if (!runnerLines) runnerLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -183,7 +188,8 @@ export function run(name, body) {
       process.exit(0);
     },
     (e) => {
-      console.error(`FAILED: ${name}\n${e && e.stack ? e.stack : e}`);
+      const more = pageErrors.length ? '\nuncaught errors in the page:\n' + pageErrors.join('\n') : '';
+      console.error(`FAILED: ${name}\n${e && e.stack ? e.stack : e}${more}`);
       process.exit(1);
     },
   );
@@ -281,7 +287,9 @@ export async function makePng(w, h, pixel) {
  * Test-only instrumentation, installed before the page's own scripts (pass
  * as `initScript`): remembers every socket, the frames the page sends
  * (`__sent`: parsed text frames; `__sentBinary`: sizes of binary ones), the
- * events it receives (`__received`) and the last `welcome`. While
+ * events it receives (`__received`), the last `welcome` and how each socket
+ * ended (`__closes`: {socket, code, reason}, `socket` its index in
+ * `__sockets`). While
  * `window.__block` is true, new sockets fail at once, as with no network;
  * `setBlocked` sets it so that it holds across a reload of the tab too.
  */
@@ -291,6 +299,7 @@ export const socketSpy = () => {
   window.__sent = [];
   window.__sentBinary = [];
   window.__received = [];
+  window.__closes = [];
   window.__welcome = null;
   try {
     window.__block = sessionStorage.getItem('test.block') === '1';
@@ -309,6 +318,9 @@ export const socketSpy = () => {
         const msg = JSON.parse(ev.data);
         window.__received.push(msg);
         if (msg.type === 'welcome') window.__welcome = msg;
+      });
+      this.addEventListener('close', (ev) => {
+        window.__closes.push({ socket: window.__sockets.indexOf(this), code: ev.code, reason: ev.reason });
       });
     }
     send(data) {

@@ -2,6 +2,7 @@
 //! an ephemeral localhost port and talk to it through real WebSocket clients.
 #![allow(dead_code)] // each test binary uses a different subset of the helpers
 
+pub mod chromium;
 pub mod nginx;
 pub mod redis;
 

@@ -18,6 +18,8 @@ use tungstenite::stream::MaybeTlsStream;
 
 use super::{Client, HttpResponse, Server, TempDir, WATCHDOG, read_http_response};
 
+pub mod balanced;
+
 /// Debian's nginx binary (package `nginx`).
 pub const NGINX: &str = "/usr/sbin/nginx";
 
@@ -45,13 +47,19 @@ impl Nginx {
     /// taken by someone else between choosing and binding it is retried
     /// with another.
     pub fn start(upstream: &str) -> Nginx {
+        Nginx::launch(|dir, port| config(dir, port, upstream, ""))
+    }
+
+    /// Starts nginx on a free loopback port with the configuration
+    /// `conf(DIR, PORT)` gives, and returns once it is listening.
+    fn launch(conf: impl Fn(&Path, u16) -> String) -> Nginx {
         ensure_installed();
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         for _attempt in 0..5 {
             let n = STARTED.fetch_add(1, Ordering::Relaxed);
             let dir = TempDir::new(&format!("nginx-{n}"));
             let port = free_port();
-            let conf = config(&dir.path, port, upstream);
+            let conf = conf(&dir.path, port);
             let conf_path = dir.write("nginx.conf", conf.as_bytes());
             let mut child = Command::new(NGINX)
                 .arg("-p")
@@ -162,8 +170,9 @@ fn ensure_installed() {
 
 /// The whole nginx.conf: one process in the foreground, everything it
 /// writes under `dir`, and the deployment's blocks from docs/DEPLOY.md with
-/// `proxy_pass` pointed at `upstream`.
-fn config(dir: &Path, port: u16, upstream: &str) -> String {
+/// `proxy_pass` pointed at `upstream` (an address, or the name of an
+/// `upstream` block that `extra` adds to the `http` block).
+fn config(dir: &Path, port: u16, upstream: &str, extra: &str) -> String {
     let (map, location) = deploy_blocks();
     const DOCS_UPSTREAM: &str = "proxy_pass http://127.0.0.1:8080;";
     assert_eq!(
@@ -192,7 +201,7 @@ http {{
     scgi_temp_path {d}/scgi;
 
 {map}
-
+{extra}
     server {{
         listen 127.0.0.1:{port};
 

@@ -196,6 +196,20 @@ impl ClusterHandle {
     pub fn status(&self) -> Arc<Status> {
         self.status.clone()
     }
+
+    /// A handle for instance `instance` whose commands the test reads.
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        instance: &str,
+    ) -> (ClusterHandle, crossbeam_channel::Receiver<Command>) {
+        let (commands, inbox) = crossbeam_channel::unbounded();
+        let handle = ClusterHandle {
+            commands,
+            status: Arc::default(),
+            instance: instance.into(),
+        };
+        (handle, inbox)
+    }
 }
 
 /// The running cluster side: its two threads.

@@ -44,5 +44,7 @@ pub(crate) mod router;
 pub mod server;
 pub(crate) mod session;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub(crate) mod wire;
 pub(crate) mod writer;

@@ -124,7 +124,10 @@ impl Dispatcher {
         if room.epoch != arrival.epoch {
             self.reset_room(&name, arrival.epoch.clone());
         }
-        let room = self.rooms.get_mut(&name).expect("looked up above");
+        // A reset closes everyone here; the room may have gone with them.
+        let Some(room) = self.rooms.get_mut(&name) else {
+            return;
+        };
         if let Some(waiting) = &mut room.filling {
             waiting.push(arrival);
             return;

@@ -224,10 +224,10 @@ impl Harness {
         }
         for command in self.commands.try_iter().collect::<Vec<_>>() {
             match command {
-                cluster::Command::Claim { token, name, .. } => {
+                cluster::Command::Claim { token, .. } => {
                     self.d.handle(Input::Cluster(Note::Claimed {
                         token,
-                        outcome: ClaimOutcome::Held { name, first: true },
+                        outcome: ClaimOutcome::Held { first: true },
                     }))
                 }
                 other => panic!("unexpected {other:?}"),
@@ -648,15 +648,10 @@ fn a_fill_that_finds_a_new_epoch_closes_the_room_with_1012() {
     assert_eq!((h.share_used(), h.d.stored), (0, 0));
 }
 
-/// BUG (src/dispatcher/shared.rs, `arrived`): an arrival of a new epoch in
-/// a room with members here makes `reset_room` vacate them all; the last
-/// one's `vacate` removes the room (its history was just taken, so it is
-/// empty), and `arrived` then unwraps the room it looked up before the
-/// reset (`expect("looked up above")`): the dispatcher thread panics and
-/// the instance stops serving chat. Ignored so that the suite stays
-/// green; run it with `--ignored`.
+/// An arrival of a new epoch in a room with members here closes them all;
+/// the room goes with its last member (the dispatcher once unwrapped the
+/// room it had looked up before the reset, and panicked).
 #[test]
-#[ignore = "BUG: an arrival of a new epoch in an occupied shared room panics the dispatcher"]
 fn a_shared_arrival_of_a_new_epoch_closes_the_room_with_1012() {
     let mut h = Harness::shared();
     let a = h.shared_join("r", "ann");

@@ -1,6 +1,8 @@
 //! The `wschat.v1` protocol from the client's side: joining, the events
 //! it expects, and rooms whose members are all in before a test goes on.
 
+use serde_json::{Value, json};
+
 use super::{Client, Server, connect, connect_v1, next_json, pct, send_json};
 
 /// Reads the next JSON event and checks its `type`.
@@ -121,4 +123,46 @@ pub fn assert_relayed(speaker: &mut Client, listener: &mut Client, text: &str) {
             return;
         }
     }
+}
+
+/// Says `text` in the room.
+pub fn send_message(ws: &mut Client, text: &str) {
+    send_json(ws, json!({"type": "message", "text": text}));
+}
+
+/// Sends `text` and checks the sender's own copy comes back: the connection
+/// is up and the session works.
+pub fn roundtrip(ws: &mut Client, text: &str) -> Value {
+    send_message(ws, text);
+    let v = expect_type(ws, "message");
+    assert_eq!(v["text"], text, "{v}");
+    v
+}
+
+/// Joins `room` as `name` by a `join` frame on a connection that has not
+/// joined yet; returns the `welcome` once `presence` has followed it.
+pub fn join_frame(ws: &mut Client, room: &str, name: &str) -> Value {
+    send_json(ws, json!({"type": "join", "room": room, "name": name}));
+    let welcome = expect_type(ws, "welcome");
+    expect_type(ws, "presence");
+    welcome
+}
+
+/// Checks that `v` is message `id` in `room` from `from` saying `text`, with
+/// a timestamp of now.
+pub fn check_message(v: &Value, id: u64, room: &str, from: &str, text: &str) {
+    assert_eq!(v["type"], "message", "{v}");
+    assert_eq!(v["id"], id, "{v}");
+    assert_eq!(v["room"], room, "{v}");
+    assert_eq!(v["from"], from, "{v}");
+    assert_eq!(v["text"], text, "{v}");
+    assert_ts(v);
+}
+
+/// Two v1 clients in room `den`, alice first; alice has seen bob's join.
+pub fn pair(server: &Server) -> (Client, Client) {
+    let mut alice = join_v1(server, "den", "alice");
+    let bob = join_v1(server, "den", "bob");
+    assert_eq!(expect_type(&mut alice, "join")["name"], "bob");
+    (alice, bob)
 }

@@ -158,10 +158,12 @@ impl Server {
     /// Whether the server process is still running (it has not exited or
     /// crashed).
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .try_wait()
-            .expect("query server status")
-            .is_none()
+        self.exited().is_none()
+    }
+
+    /// How the process ended, if it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("query server status")
     }
 
     /// Sends `signal` (a name like `TERM`) without waiting for anything.

@@ -1,10 +1,13 @@
 //! The WebSocket wire by hand, for input that no client library would
 //! produce and for clients that must not read more than they are told to:
-//! client frames built byte by byte, server frame headers read, and the
-//! upgrade request and response head. Only the standard library: the
-//! benches build and read their frames with it too.
+//! client frames built byte by byte, server frame headers read, the
+//! upgrade request and response head, and TCP connections from a chosen
+//! loopback address. Nothing from the other support files: the benches
+//! build and read their frames with it too.
 
 use std::io::{self, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
 /// The mask key of every hand-built client frame.
 pub const MASK_KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -117,4 +120,19 @@ pub fn read_response_head(input: &mut impl Read) -> io::Result<Vec<u8>> {
         head.push(byte[0]);
     }
     Ok(head)
+}
+
+/// A TCP connection to `addr` from the local address `from` (any
+/// 127.0.0.0/8 address is this machine, so each is a distinct client),
+/// whose reads give up after `read_timeout`.
+pub fn tcp_bound_to(from: &str, addr: &str, read_timeout: Duration) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let addr: SocketAddr = addr.parse().expect("server address");
+    let local: SocketAddr = format!("{from}:0").parse().unwrap();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket.bind(&local.into()).expect("bind the client address");
+    socket.connect(&addr.into()).expect("tcp connect");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(read_timeout)).unwrap();
+    stream
 }

@@ -11,7 +11,7 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 use super::http::parse_head;
-use super::{HttpResponse, Server, WATCHDOG, read_response_head, upgrade_head};
+use super::{HttpResponse, Server, WATCHDOG, read_response_head, tcp_bound_to, upgrade_head};
 
 pub type Client = WebSocket<MaybeTlsStream<TcpStream>>;
 
@@ -279,14 +279,7 @@ pub fn connect_path_from(
     path: &str,
     from: &str,
 ) -> Result<Client, tungstenite::Error> {
-    use socket2::{Domain, Socket, Type};
-    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
-    socket.bind(&local.into()).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let stream: std::net::TcpStream = socket.into();
-    stream.set_read_timeout(Some(WATCHDOG)).unwrap();
+    let stream = tcp_bound_to(from, &server.addr, WATCHDOG);
     let url = server.url(path);
     match tungstenite::client(
         url.as_str(),

@@ -18,6 +18,7 @@ mod wire;
 mod broadcast;
 mod clients;
 mod flood;
+mod flooder;
 mod idle;
 mod micro;
 
@@ -25,7 +26,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use broadcast::{FanoutPlan, fanout};
-use flood::{FloodPlan, Flooder, flood_runs};
+use flood::{FloodPlan, flood_runs};
+use flooder::Flooder;
 use idle::idle;
 use micro::micro;
 

@@ -5,15 +5,25 @@
 // Each test binary uses a different subset of the helpers.
 #![allow(dead_code, unused_imports)]
 
+/// Plain HTTP: raw requests, parsed responses, `/metrics`.
 mod http;
+/// nginx in front of a server, and clients from chosen loopback addresses.
 pub mod nginx;
+/// `RawSocket`: a WebSocket spoken by hand over bare TCP.
 mod raw_socket;
+/// Debian's redis-server, for the tests of shared rooms.
 pub mod redis;
+/// `Server`: the `wschat` process, what /proc says of it, its log.
 mod server;
+/// Temporary directories and Debian packages.
 mod system;
+/// The `wschat.v1` protocol: joining, expected events, synced rooms.
 mod v1;
+/// Resource baselines and a watched room for hardening tests.
 mod watched;
+/// Hand-built frames, frame headers, upgrade heads, bound TCP sockets.
 mod wire;
+/// tungstenite clients: connecting, reading and writing frames.
 mod ws;
 
 pub use http::*;

@@ -27,7 +27,7 @@ const PHASE: Duration = Duration::from_secs(4);
 const JOINS: usize = 300;
 
 fn start(binary: &str) -> Server {
-    Server::start(
+    pair::start(
         binary,
         &[
             "--connect-rate",
@@ -44,20 +44,6 @@ fn start(binary: &str) -> Server {
             "67108864",
         ],
     )
-}
-
-fn rss_mib(server: &Server) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    let kib: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap();
-    kib / 1024
 }
 
 /// Fills room `heavy` and waits until a v1 witness has seen all of it.
@@ -120,7 +106,7 @@ fn run(name: &str, binary: &str) -> Row {
     let churned = time_pair(&server.addr, PHASE);
     stop.store(true, Ordering::Relaxed);
     let joins = churner.join().unwrap();
-    let rss = rss_mib(&server);
+    let rss = server.rss_kib() / 1024;
     Row {
         name: name.to_owned(),
         quiet,

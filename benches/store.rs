@@ -83,7 +83,7 @@ fn main() {
     for (name, db, extra) in runs {
         let mut args = vec!["--db", db.as_str(), "--history", "100"];
         args.extend_from_slice(extra);
-        let server = Server::start(env!("CARGO_BIN_EXE_wschat"), &args);
+        let server = pair::start(env!("CARGO_BIN_EXE_wschat"), &args);
         let took = burst(&server);
         let lat = time_pair(&server.addr, PHASE);
         let rows = if db == ":memory:" {
@@ -111,7 +111,7 @@ fn main() {
         );
     }
     if let Ok(baseline) = std::env::var("WSCHAT_BENCH_BASELINE") {
-        let server = Server::start(&baseline, &["--history", "100"]);
+        let server = pair::start(&baseline, &["--history", "100"]);
         let lat = time_pair(&server.addr, PHASE);
         println!(
             "{:<14} {:>12} {:>12} {:>10.2} {:>10.2} {:>10.2} {:>8}",

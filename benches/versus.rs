@@ -25,8 +25,9 @@
 //! The client side does not take a thread per connection, so that it does
 //! not measure itself: every connection of a run lives in one `mio` poll
 //! loop on the main thread, with a minimal WebSocket client codec below
-//! (upgrade handshake, masked frames out, server frames parsed incrementally,
-//! pings answered). Every measured frame carries its sender, a sequence
+//! (upgrade handshake, masked frames out as the tests build them in
+//! tests/support/wire.rs, server frames parsed incrementally, pings
+//! answered). Every measured frame carries its sender, a sequence
 //! number and a time in nanoseconds since one `Instant` of this process, so a
 //! latency is a difference of two readings of the same clock.
 //!
@@ -38,6 +39,11 @@
 //! are lower than a thread-per-connection server needs, and says so. The
 //! method is described in docs/BENCHMARKS.md.
 
+mod cpu;
+#[path = "../tests/support/wire.rs"]
+#[allow(dead_code)] // the tests use more of it
+mod wire;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -48,6 +54,9 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
+
+use cpu::cpu_seconds;
+use wire::{push_masked, upgrade_head};
 
 /// Payload size of every measured text frame.
 const PAYLOAD_BYTES: usize = 100;
@@ -256,23 +265,6 @@ impl Drop for Server {
     }
 }
 
-/// Fields 14 and 15 of `/proc/PID/stat` (utime, stime) in seconds.
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name (field 2) is in parentheses and may hold spaces:
-    // count from the last ')'. utime and stime are then the 12th and 13th.
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after_name
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .map(|f| f.parse::<u64>().unwrap_or(0))
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    ticks as f64 / per_second as f64
-}
-
 /// Seconds this process's main thread (the poll loop) has spent runnable but
 /// waiting for a CPU, from `/proc/self/schedstat`: how much the machine, not
 /// the server, held the bench up.
@@ -374,24 +366,6 @@ const OP_CLOSE: u8 = 0x8;
 const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
 
-/// Appends one client frame (FIN set, masked with `key`) to `out`.
-fn encode_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
-    out.push(0x80 | opcode);
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&key);
-    out.extend(payload.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
-}
-
 /// The head of one server frame.
 struct FrameHead {
     fin: bool,
@@ -468,11 +442,7 @@ fn handshake(server: SocketAddr, path: &str) -> Result<(TcpStream, Vec<u8>), Str
     stream
         .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
         .map_err(|e| fail("timeout", e))?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Version: 13\r\n\r\n"
-    );
+    let request = upgrade_head(&server.to_string(), path, &[]);
     stream
         .write_all(request.as_bytes())
         .map_err(|e| fail("request", e))?;
@@ -614,7 +584,7 @@ impl Conn {
                 OP_PING => {
                     let payload = payload.to_vec();
                     let key = self.next_key();
-                    encode_frame(&mut self.outbuf, OP_PONG, &payload, key);
+                    push_masked(&mut self.outbuf, 0x80 | OP_PONG, &payload, key);
                 }
                 OP_PONG => {}
                 OP_CLOSE => self.ended = Some(describe_close(payload)),
@@ -693,7 +663,7 @@ impl Net {
             self.to_flush.push(id);
         }
         let key = conn.next_key();
-        encode_frame(&mut conn.outbuf, OP_TEXT, payload, key);
+        push_masked(&mut conn.outbuf, 0x80 | OP_TEXT, payload, key);
     }
 
     /// Writes what was queued, waits up to `timeout` for the sockets, reads

@@ -1,59 +1,36 @@
-//! What the benches that time an honest pair share: a wschat process, its
-//! clients, and the pair itself (a raw sender to a v1 receiver in room
-//! `quiet`, one message every 5 ms, timed end to end).
+//! What the benches that time an honest pair share: a wschat process (the
+//! integration tests' own `Server`), its clients, and the pair itself (a
+//! raw sender to a v1 receiver in room `quiet`, one message every 5 ms,
+//! timed end to end).
 
-use std::io::{BufRead, BufReader, Read};
+#[path = "../../tests/support/server.rs"]
+#[allow(dead_code)] // the tests use more of it
+mod server;
+
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
+pub use server::Server;
+
 /// How often the pair's sender speaks.
 const TICK: Duration = Duration::from_millis(5);
 
-/// A server process, killed when dropped.
-pub struct Server {
-    pub child: Child,
-    pub addr: String,
-}
-
-impl Server {
-    /// Starts `binary` on an ephemeral port with the per-connection rate
-    /// limit lifted, plus `args`; the history is in memory unless `args`
-    /// name a database (an older binary ignores the variable).
-    pub fn start(binary: &str, args: &[&str]) -> Server {
-        let mut child = Command::new(binary)
-            .env("WSCHAT_DB", ":memory:")
-            .args(["--listen", "127.0.0.1:0", "--log-level", "error"])
-            .args(["--rate", "1000000", "--burst", "1000000"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn wschat");
-        let mut lines = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        lines.read_line(&mut line).expect("listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("wschat listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        thread::spawn(move || {
-            let _ = lines.read_to_end(&mut Vec::new());
-        });
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `binary` on an ephemeral port with the per-connection rate
+/// limit lifted, plus `args`; the history is in memory unless `args` name a
+/// database (an older binary ignores the variable).
+pub fn start(binary: &str, args: &[&str]) -> Server {
+    let mut command = Command::new(binary);
+    command
+        .args(["--listen", "127.0.0.1:0", "--log-level", "error"])
+        .args(["--rate", "1000000", "--burst", "1000000"])
+        .args(args)
+        .stderr(Stdio::inherit());
+    Server::spawn(command)
 }
 
 /// A WebSocket to `path`, speaking wschat.v1 when `v1`.

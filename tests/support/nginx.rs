@@ -16,7 +16,7 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::http::{HeaderName, HeaderValue};
 use tungstenite::stream::MaybeTlsStream;
 
-use super::{Client, HttpResponse, Server, TempDir, WATCHDOG, read_http_response};
+use super::{Client, HttpResponse, Server, TempDir, WATCHDOG, read_http_response, tcp_bound_to};
 
 pub mod balanced;
 
@@ -255,15 +255,7 @@ fn block(conf: &str, opener: &str) -> String {
 /// A TCP connection to `addr` from the local address `from` (any
 /// 127.0.0.0/8 address is this machine, so each is a distinct client).
 pub fn tcp_from(addr: &str, from: &str) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let addr: SocketAddr = addr.parse().unwrap();
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let local: SocketAddr = format!("{from}:0").parse().unwrap();
-    socket.bind(&local.into()).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(WATCHDOG)).unwrap();
-    stream
+    tcp_bound_to(from, addr, WATCHDOG)
 }
 
 /// Opens a WebSocket to `path` on `addr` (wschat, or nginx in front of it)

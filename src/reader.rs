@@ -92,7 +92,8 @@ impl Connection {
         reason = "boxed by the caller so that the thread's frame stays small; see handle"
     )]
     pub fn serve(self: Box<Self>) {
-        if let Err(e) = configure(&self.sock, &self.config) {
+        let echo = matches!(self.endpoint, Endpoint::Echo);
+        if let Err(e) = configure(&self.sock, &self.config, echo) {
             log::warn!(
                 "client {} ({}): socket setup failed: {e}",
                 self.id,
@@ -197,11 +198,16 @@ struct Place {
     _echo: Option<EchoPlace>,
 }
 
-fn configure(sock: &TcpStream, config: &Config) -> io::Result<()> {
+fn configure(sock: &TcpStream, config: &Config, echo: bool) -> io::Result<()> {
     sock.set_nodelay(true)?;
     // A peer that sends nothing, not even a pong, for two ping intervals is
-    // gone: this read timeout is the heartbeat's deadline, not a poll.
-    sock.set_read_timeout(Some(config.idle_timeout()))?;
+    // gone: this read timeout is the heartbeat's deadline, not a poll. An
+    // echo client's reader pings it after one silent interval, itself.
+    let timeout = match echo {
+        true => config.ping_interval,
+        false => config.idle_timeout(),
+    };
+    sock.set_read_timeout(Some(timeout))?;
     sock.set_write_timeout(Some(config.write_timeout))
 }
 
@@ -247,10 +253,22 @@ fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Ses
         min_rate: session.config.min_upload_rate as u64,
         share: session.incoming.clone(),
     });
-    let mut stream = ReplyStream { outlet, incoming };
+    let mut stream = ReplyStream {
+        outlet,
+        incoming,
+        heard: false,
+    };
     let mut limit = session.message_limit();
+    // Echo clients are in no room, so the dispatcher's heartbeat does not
+    // reach them: their reader wakes every interval and pings them itself.
+    let pings_itself = session.kind == Kind::Echo;
+    let mut pinged = false;
     loop {
-        let close = match ctx.read(&mut stream) {
+        let read = ctx.read(&mut stream);
+        if stream.heard() {
+            pinged = false;
+        }
+        let close = match read {
             Ok(msg) => {
                 match session.on_message(stream.received(msg), stream.incoming.held(), outlet) {
                     Flow::Continue => {
@@ -267,6 +285,13 @@ fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Ses
                     Flow::Close(close) => close,
                     Flow::Gone => return End::Reset("connection ended".into()),
                 }
+            }
+            Err(WsError::Io(e)) if pings_itself && !pinged && is_timeout(&e) => {
+                pinged = true;
+                if outlet.send(std::iter::once(&Encoded::ping())).is_err() {
+                    return End::Reset("connection ended".into());
+                }
+                continue;
             }
             Err(err) => match failure(err) {
                 Failure::Ended(end) => return end,
@@ -288,14 +313,7 @@ enum Failure {
 fn failure(err: WsError) -> Failure {
     match err {
         WsError::ConnectionClosed | WsError::AlreadyClosed => Failure::Ended(End::Closed),
-        WsError::Io(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Failure::Close(Close::going_away("ping timeout"))
-        }
+        WsError::Io(e) if is_timeout(&e) => Failure::Close(Close::going_away("ping timeout")),
         WsError::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<Refused>()) => {
             let refused = e
                 .into_inner()
@@ -323,6 +341,14 @@ fn failure(err: WsError) -> Failure {
     }
 }
 
+/// Whether a read ended because the socket's read timeout passed.
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// Discards what the peer still sends until it closes its side or the close
 /// timeout passes, so our close frame is not lost to a TCP reset.
 fn linger(sock: &TcpStream) {
@@ -346,6 +372,8 @@ struct ReplyStream<'a> {
     outlet: &'a Arc<Outlet>,
     /// Stops, from its header, what must not be buffered (see `incoming`).
     incoming: Incoming,
+    /// Bytes arrived since the reader last looked (see `heard`).
+    heard: bool,
 }
 
 impl ReplyStream<'_> {
@@ -356,6 +384,11 @@ impl ReplyStream<'_> {
             self.incoming.message_done();
         }
         msg
+    }
+
+    /// Whether the peer sent anything since the last call.
+    fn heard(&mut self) -> bool {
+        std::mem::take(&mut self.heard)
     }
 }
 
@@ -372,6 +405,7 @@ impl Read for ReplyStream<'_> {
             }
         };
         crate::metrics::get().bytes_received(n);
+        self.heard |= n > 0;
         let waited = started.map_or(Duration::ZERO, |t| t.elapsed());
         self.incoming
             .observe(&buf[..n], waited)

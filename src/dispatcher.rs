@@ -889,8 +889,21 @@ impl Dispatcher {
         frames.extend(replay);
         frames.extend(c.cached);
         frames.extend(held);
-        let range = self.stage_frames(&frames);
-        self.stage(c.client, range);
+        // What the room sent it earlier in this batch was staged while it
+        // was held, and is not in `held` yet: it follows too, and the
+        // client, already among this batch's dirty ones, is not added again.
+        let Some(client) = self.clients.get_mut(&c.client) else {
+            return;
+        };
+        let already_dirty = !client.staged.is_empty();
+        let batch = &self.batch;
+        frames.extend(client.staged.drain(..).map(|i| batch[i as usize].clone()));
+        let range = stage_frames(&mut self.batch, &frames);
+        let client = self.clients.get_mut(&c.client).expect("looked up above");
+        client.staged.extend(range);
+        if !already_dirty && !client.staged.is_empty() {
+            self.dirty.push(c.client);
+        }
     }
 
     fn text(&mut self, id: ClientId, text: Utf8Bytes, cid: Option<String>) {

@@ -441,6 +441,33 @@ fn a_resume_read_back_from_a_trimmed_store_gets_the_exact_gap() {
 }
 
 #[test]
+fn a_live_message_in_the_batch_of_the_stores_answer_follows_the_replay() {
+    let mut h = Harness::with_store(limits(3, 1 << 20, 1 << 20), 1000);
+    let a = h.join_as("r", Mode::Raw, "ann", None);
+    for i in 1..=10 {
+        h.say(a, &format!("m{i}"));
+    }
+    let b = h.join_as("r", Mode::V1, "bea", Some(2));
+    assert_eq!(h.d.catchups.len(), 1);
+    // The store's answer comes in one batch with a live message, after it.
+    let fetched = loop {
+        match h.replies.recv_timeout(Duration::from_secs(10)).unwrap() {
+            reply @ store::Reply::Fetched { .. } => break reply,
+            other => h.d.handle(Input::Store(other)),
+        }
+    };
+    h.d.handle(Input::Text {
+        id: a,
+        text: "live".into(),
+        cid: None,
+    });
+    h.d.handle(Input::Store(fetched));
+    let events = h.events(b);
+    assert_eq!(types(&events)[..2], ["welcome", "presence"]);
+    assert_eq!(message_ids(&events), (3..=11).collect::<Vec<_>>());
+}
+
+#[test]
 fn a_client_whose_queue_is_full_is_evicted_and_the_room_carries_on() {
     let mut h = Harness::new(100, 1 << 30, 1 << 10);
     let a = h.join_as("r", Mode::Raw, "ann", None);

@@ -1,6 +1,7 @@
 //! What the benches that time an honest pair share: a wschat process, its
 //! clients, and the pair itself (a raw sender to a v1 receiver in room
 //! `quiet`, one message every 5 ms, timed end to end).
+#![allow(dead_code)] // each bench uses a different subset
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;

@@ -39,8 +39,8 @@
 //! Run with `cargo bench --bench cluster`; `WSCHAT_BENCH_QUICK=1` shrinks
 //! every size for a smoke run, `WSCHAT_BENCH_ONLY=latency,fanout,memory`
 //! picks scenarios, and `WSCHAT_BENCH_RECEIVERS` and `WSCHAT_BENCH_RATE`
-//! change the number of receivers and the latency sender's rate. The method and the figures are in
-//! docs/BENCHMARKS.md.
+//! change the number of receivers and the latency sender's rate. The
+//! method and the figures are in docs/BENCHMARKS.md.
 
 mod loadgen;
 mod pair;

@@ -2,6 +2,7 @@
 //! integration tests' own `Server`), its clients, and the pair itself (a
 //! raw sender to a v1 receiver in room `quiet`, one message every 5 ms,
 //! timed end to end).
+#![allow(dead_code)] // each bench uses a different subset
 
 #[path = "../../tests/support/server.rs"]
 #[allow(dead_code)] // the tests use more of it

@@ -397,19 +397,9 @@ pub fn file_frame(name: &str, bytes: &[u8]) -> Vec<u8> {
 
 /// A media type for a file name, from its extension.
 pub fn guess_mime(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("gif") => "image/gif",
-        Some("webp") => "image/webp",
-        Some("svg") => "image/svg+xml",
-        Some("txt") => "text/plain",
-        Some("pdf") => "application/pdf",
-        Some("json") => "application/json",
-        Some("zip") => "application/zip",
-        _ => "application/octet-stream",
-    }
+    mime_guess::from_path(name)
+        .first_raw()
+        .unwrap_or("application/octet-stream")
 }
 
 /// What a v1 client may send, told in its `welcome` so that it can refuse
@@ -642,6 +632,16 @@ mod tests {
             parse_file_header(&[1, 0, 0xff]),
             Err(FileHeaderError::NameNotUtf8)
         );
+    }
+
+    #[test]
+    fn media_types_come_from_the_extension() {
+        assert_eq!(guess_mime("cat.PNG"), "image/png");
+        assert_eq!(guess_mime("a.b.jpeg"), "image/jpeg");
+        assert_eq!(guess_mime("song.mp3"), "audio/mpeg");
+        assert_eq!(guess_mime("page.html"), "text/html");
+        assert_eq!(guess_mime("data.zzqx"), "application/octet-stream");
+        assert_eq!(guess_mime("blob"), "application/octet-stream");
     }
 
     #[test]

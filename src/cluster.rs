@@ -117,6 +117,10 @@ pub enum Note {
         client: u64,
         cid: Option<String>,
     },
+    /// A moderator acted on another instance (or, for bans loaded from
+    /// Redis, before this one started): this instance does the same to its
+    /// own clients.
+    Moderated(Moderation),
     /// The subscription was (re)made: events published while it was down
     /// were not heard, and every open room must be read up to date.
     Subscribed,
@@ -162,6 +166,21 @@ pub enum Command {
     },
     /// Someone here is typing: told to the other instances.
     Typing { room: String, name: String },
+    /// A moderator acted here: the other instances do the same, and a ban
+    /// is kept in Redis for instances that start later.
+    Moderate(Moderation),
+}
+
+/// A moderator's action, as every instance carries it out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Moderation {
+    /// Close the person's connections in `room`, or in every room.
+    Kick { name: String, room: Option<String> },
+    /// Refuse the name until `until` (ms since the epoch), and close its
+    /// connections.
+    Ban { name: String, until: u64 },
+    /// Lift a ban.
+    Unban { name: String },
 }
 
 /// Whether Redis answers, for `/readyz` and for raw senders, who wait

@@ -393,3 +393,68 @@ fn a_quiet_instance_stays_subscribed_and_ready() {
     say(&mut ann, "still there?", "q1");
     assert_eq!(next_of(&mut bob, "message")["text"], "still there?");
 }
+
+const ADMIN: &str = "an admin token for the tests";
+
+/// `POST /api/PATH` with the admin token and a JSON body.
+fn admin(server: &Server, path: &str, body: Value) -> HttpResponse {
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n{body}",
+        addr = server.addr,
+        len = body.len()
+    );
+    http_request(&server.addr, &request)
+}
+
+#[test]
+fn a_ban_on_one_instance_holds_on_every_instance_and_on_those_started_later() {
+    let redis = Redis::start();
+    let with_admin =
+        |redis: &Redis| Server::start(&["--redis", &redis.url(), "--admin-token", ADMIN]);
+    let a = with_admin(&redis);
+    let b = with_admin(&redis);
+    let mut ann = join_v1(&a, "hall", "ann");
+    let mut bob = join_v1(&b, "hall", "bob");
+    assert_eq!(wait_join(&mut ann), "bob");
+
+    // Banned through A, bob is closed on B and everyone hears him leave.
+    let r = admin(&a, "/api/ban", json!({"name": "bob", "minutes": 5}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        close_frame(&mut bob),
+        Some((1008, "banned by moderator".to_string()))
+    );
+    assert_eq!(wait_leave(&mut ann), "bob");
+    // B refuses him and his look-alikes now; so does an instance that
+    // starts after the ban.
+    let c = with_admin(&redis);
+    for server in [&b, &c] {
+        let mut again = connect_v1(&server.url("/ws"));
+        send_json(
+            &mut again,
+            json!({"type": "join", "room": "hall", "name": "b\u{43e}b"}),
+        );
+        expect_error(&mut again, "banned");
+    }
+    // Lifted through C, the ban is gone everywhere.
+    let r = admin(&c, "/api/unban", json!({"name": "bob"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    b.wait_until("the unban to reach B", |b| {
+        let mut ws = connect_v1(&b.url("/ws"));
+        send_json(
+            &mut ws,
+            json!({"type": "join", "room": "lobby", "name": "bob"}),
+        );
+        next_json(&mut ws)["type"] == "welcome"
+    });
+
+    // A kick through B closes ann on A.
+    let r = admin(&b, "/api/kick", json!({"name": "ann"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        close_frame(&mut ann),
+        Some((1008, "kicked by moderator".to_string()))
+    );
+}

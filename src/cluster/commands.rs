@@ -14,8 +14,8 @@ use super::entry::{self, Wire};
 use super::keys::{self, CHANNEL};
 use super::scripts::Scripts;
 use super::{
-    ALIVE_TTL, Arrival, COMMAND_TIMEOUT, Change, ClaimOutcome, Command, FILL, Note, Options,
-    REFRESH_EVERY, Status,
+    ALIVE_TTL, Arrival, COMMAND_TIMEOUT, Change, ClaimOutcome, Command, FILL, Moderation, Note,
+    Options, REFRESH_EVERY, Status,
 };
 use crate::store::{self, Origin, Record, Reply, Request};
 
@@ -437,6 +437,15 @@ impl Worker {
                     self.releases.push_back((room, name, skeleton));
                 }
             }
+            Command::Moderate(action) => {
+                if let Err(e) = self.moderate(&action) {
+                    log::error!(
+                        "event=moderation_not_shared action={action:?} error={:?}",
+                        e.to_string()
+                    );
+                    self.lost(&e);
+                }
+            }
             Command::Typing { room, name } => {
                 let json = entry::presence("y", &room, &name, &self.instance);
                 if let Some(conn) = self.connection() {
@@ -447,6 +456,56 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Tells the other instances of a moderator's action; keeps a ban (and
+    /// forgets a lifted one) for those that start later.
+    fn moderate(&mut self, action: &Moderation) -> redis::RedisResult<()> {
+        let json = entry::moderation(action, &self.instance);
+        let mut pipe = redis::pipe();
+        match action {
+            Moderation::Ban { name, until } => {
+                pipe.cmd("HSET")
+                    .arg(keys::BANS)
+                    .arg(crate::names::skeleton(name))
+                    .arg(format!("{until}\t{name}"))
+                    .ignore();
+            }
+            Moderation::Unban { name } => {
+                pipe.cmd("HDEL")
+                    .arg(keys::BANS)
+                    .arg(crate::names::skeleton(name))
+                    .ignore();
+            }
+            Moderation::Kick { .. } => {}
+        }
+        pipe.cmd("PUBLISH").arg(CHANNEL).arg(json).ignore();
+        let conn = self
+            .connection()
+            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))?;
+        pipe.query(conn)
+    }
+
+    /// The bans in force, kept in Redis by whichever instance a moderator
+    /// used: handed to the dispatcher whenever the connection is made.
+    fn load_bans(&self, conn: &mut Connection) -> redis::RedisResult<()> {
+        let bans: Vec<(String, String)> = redis::cmd("HGETALL").arg(keys::BANS).query(conn)?;
+        let now = crate::moderation::now_ms();
+        for (_, value) in bans {
+            let Some((until, name)) = value.split_once('\t') else {
+                continue;
+            };
+            let Ok(until) = until.parse::<u64>() else {
+                continue;
+            };
+            if until > now {
+                (self.note)(Note::Moderated(Moderation::Ban {
+                    name: name.to_owned(),
+                    until,
+                }));
+            }
+        }
+        Ok(())
     }
 
     fn claim(
@@ -652,6 +711,7 @@ impl Worker {
         ] {
             script.prepare_invoke().load(&mut conn)?;
         }
+        self.load_bans(&mut conn)?;
         Ok(conn)
     }
 

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use tungstenite::Bytes;
 
+use super::Moderation;
 use crate::store::{Body, Record};
 
 /// A message or file as it arrived from Redis.
@@ -55,6 +56,9 @@ pub struct Wire {
     pub c: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub raw: bool,
+    /// When a ban ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
 }
 
 /// What the append script is given: the entry without its leading brace
@@ -96,7 +100,42 @@ pub fn presence(t: &str, room: &str, name: &str, instance: &str) -> String {
     .expect("plain fields serialise")
 }
 
+/// A moderator's action as published (`t` is `k`ick, `b`an or `u`nban; a
+/// kick's `room`, empty, means every room).
+pub fn moderation(action: &Moderation, instance: &str) -> String {
+    let (t, name, room, until) = match action {
+        Moderation::Kick { name, room } => ("k", name, room.clone().unwrap_or_default(), None),
+        Moderation::Ban { name, until } => ("b", name, String::new(), Some(*until)),
+        Moderation::Unban { name } => ("u", name, String::new(), None),
+    };
+    serde_json::to_string(&Wire {
+        t: t.to_owned(),
+        room,
+        name: name.clone(),
+        o: instance.to_owned(),
+        until,
+        ..Wire::default()
+    })
+    .expect("plain fields serialise")
+}
+
 impl Wire {
+    /// The moderator's action this event carries, if it is one.
+    pub fn into_moderation(self) -> Option<Moderation> {
+        match self.t.as_str() {
+            "k" => Some(Moderation::Kick {
+                name: self.name,
+                room: Some(self.room).filter(|r| !r.is_empty()),
+            }),
+            "b" => Some(Moderation::Ban {
+                name: self.name,
+                until: self.until?,
+            }),
+            "u" => Some(Moderation::Unban { name: self.name }),
+            _ => None,
+        }
+    }
+
     pub fn parse(json: &[u8]) -> Option<Wire> {
         serde_json::from_slice(json).ok()
     }

@@ -5,6 +5,10 @@
 /// Where every instance publishes every room's events.
 pub const CHANNEL: &str = "wschat:events";
 
+/// Hash: name skeleton → `until \t name` of the bans in force, for every
+/// room (a ban is the whole service's, not a room's).
+pub const BANS: &str = "wschat:bans";
+
 /// The keys of one room.
 pub struct Room {
     prefix: String,

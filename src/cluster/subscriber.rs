@@ -95,7 +95,11 @@ impl Subscriber {
     fn note_for(&self, wire: Wire, files: &mut Connection) -> redis::RedisResult<Option<Note>> {
         if wire.t != "m" {
             let Some(change) = Change::from_tag(&wire.t) else {
-                return Ok(None);
+                // Our own actions were carried out here already.
+                if wire.o == *self.instance {
+                    return Ok(None);
+                }
+                return Ok(wire.into_moderation().map(Note::Moderated));
             };
             return Ok(Some(Note::Presence {
                 own: wire.o == *self.instance,

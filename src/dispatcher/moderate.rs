@@ -6,6 +6,7 @@ use crossbeam_channel::Sender;
 
 use super::{Dispatcher, Seat};
 use crate::close::Close;
+use crate::cluster::{Command, Moderation};
 use crate::moderation::{self, BanView, Overview, PersonView, Reply, Request, RoomView};
 use crate::names;
 use crate::protocol::Mode;
@@ -18,7 +19,10 @@ impl Dispatcher {
             Request::Overview => Reply::Overview(self.overview()),
             Request::Kick { name, room } => match names::name(&name) {
                 Ok(name) => Reply::Kicked {
-                    kicked: self.kick(&name, room.as_deref(), moderation::KICKED),
+                    kicked: self.act(Moderation::Kick {
+                        name: name.text.clone(),
+                        room,
+                    }),
                     name: name.text,
                 },
                 Err(e) => not_a_name(e),
@@ -26,9 +30,11 @@ impl Dispatcher {
             Request::Ban { name, minutes } => match names::name(&name) {
                 Ok(name) => {
                     let until = moderation::now_ms() + minutes * 60_000;
-                    self.bans.ban(&name, until);
                     Reply::Banned {
-                        kicked: self.kick(&name, None, moderation::BANNED),
+                        kicked: self.act(Moderation::Ban {
+                            name: name.text.clone(),
+                            until,
+                        }),
                         name: name.text,
                         until,
                     }
@@ -36,14 +42,53 @@ impl Dispatcher {
                 Err(e) => not_a_name(e),
             },
             Request::Unban { name } => match names::name(&name) {
-                Ok(name) => Reply::Unbanned {
-                    unbanned: self.bans.unban(&name),
-                    name: name.text,
-                },
+                Ok(name) => {
+                    let unbanned = self.banned_until(&name).is_some();
+                    self.act(Moderation::Unban {
+                        name: name.text.clone(),
+                    });
+                    Reply::Unbanned {
+                        unbanned,
+                        name: name.text,
+                    }
+                }
                 Err(e) => not_a_name(e),
             },
         };
         let _ = reply.try_send(answer);
+    }
+
+    /// Carries out a moderator's action here and, with shared rooms, on
+    /// every other instance. Returns how many connections were closed here.
+    fn act(&mut self, action: Moderation) -> usize {
+        let kicked = self.carry_out(&action);
+        if let Some(cluster) = &self.cluster {
+            cluster.send(Command::Moderate(action));
+        }
+        kicked
+    }
+
+    /// Carries out a moderator's action on this instance's clients;
+    /// returns how many connections were closed.
+    pub(super) fn carry_out(&mut self, action: &Moderation) -> usize {
+        let Ok(name) = names::name(match action {
+            Moderation::Kick { name, .. }
+            | Moderation::Ban { name, .. }
+            | Moderation::Unban { name } => name,
+        }) else {
+            return 0;
+        };
+        match action {
+            Moderation::Kick { room, .. } => self.kick(&name, room.as_deref(), moderation::KICKED),
+            Moderation::Ban { until, .. } => {
+                self.bans.ban(&name, *until);
+                self.kick(&name, None, moderation::BANNED)
+            }
+            Moderation::Unban { .. } => {
+                self.bans.unban(&name);
+                0
+            }
+        }
     }
 
     /// When the ban on `name` ends, if it is banned now.

@@ -71,6 +71,9 @@ impl Dispatcher {
                     None => log::debug!("event=resend_not_kept client={client} id={id}"),
                 }
             }
+            Note::Moderated(action) => {
+                self.carry_out(&action);
+            }
             Note::Subscribed => {
                 // Whatever was published while the subscription was down
                 // is read from each room's stream.

@@ -45,13 +45,10 @@
 mod loadgen;
 mod pair;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -60,11 +57,8 @@ use loadgen::{
     parse_message, parse_probe, percentile_ms, probe, wait_ready,
 };
 use pair::Server;
+use pair::redis::Redis;
 
-/// Debian's Redis binary (package `redis-server`).
-const REDIS: &str = "/usr/bin/redis-server";
-/// Redis says this once it takes connections.
-const REDIS_READY: &str = "Ready to accept connections";
 /// Messages one fan-out sender may have in flight.
 const WINDOW: usize = 32;
 /// Messages the memory phase may have in flight.
@@ -134,72 +128,11 @@ impl Plan {
 // ---------------------------------------------------------------------------
 // Redis and the wschat instances
 
-/// A running `redis-server`, killed when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    /// Starts Redis on a free loopback port, without persistence, as the
-    /// tests do (`tests/support/redis.rs`).
-    fn start() -> Redis {
-        assert!(
-            Path::new(REDIS).exists(),
-            "{REDIS} is missing (Debian package redis-server)"
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(format!("wschat-bench-redis-{port}"));
-        std::fs::create_dir_all(&dir).expect("a directory for Redis");
-        let mut child = Command::new(REDIS)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--logfile", ""])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn redis-server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut ready = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.contains(REDIS_READY)
-                    && let Some(tx) = ready.take()
-                {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("redis-server did not get ready");
-        Redis { child, port, dir }
-    }
-
-    /// `redis://127.0.0.1:PORT/`, for `--redis`.
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .and_then(|c| c.get_connection())
-            .expect("connect to Redis")
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A connection to the fleet's Redis, for its `INFO`.
+fn redis_connection(redis: &Redis) -> redis::Connection {
+    redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("connect to Redis")
 }
 
 /// Redis, the three instances that share it and the one that does not.
@@ -228,7 +161,7 @@ impl Fleet {
             "pids: A,B,C {} single {} redis {}",
             pids.join(","),
             single.pid(),
-            redis.child.id()
+            redis.pid()
         );
         Fleet {
             shared,
@@ -250,7 +183,7 @@ impl Fleet {
                 return Err(format!("instance {name} exited ({status})"));
             }
         }
-        if let Ok(Some(status)) = self.redis.child.try_wait() {
+        if let Some(status) = self.redis.exited() {
             return Err(format!("redis-server exited ({status})"));
         }
         match net.endings() {
@@ -268,7 +201,7 @@ impl Fleet {
                 .iter()
                 .map(|s| cpu_seconds(&s.pid().to_string()))
                 .sum(),
-            redis: cpu_seconds(&self.redis.child.id().to_string()),
+            redis: cpu_seconds(&self.redis.pid().to_string()),
             single: cpu_seconds(&self.single.pid().to_string()),
             bench: cpu_seconds("self"),
         }
@@ -754,7 +687,7 @@ fn memory(fleet: &mut Fleet, plan: &Plan, base: Instant) -> Result<MemoryRun, St
     let sender = net.connect(addrs[0], &path)?;
     wait_ready(&mut net, &[sender], &[receiver], |net| fleet.health(net))?;
 
-    let mut conn = fleet.redis.connection();
+    let mut conn = redis_connection(&fleet.redis);
     let n = plan.memory_messages;
     // Let the probes' pub/sub traffic drain from Redis's buffers.
     thread::sleep(Duration::from_millis(200));

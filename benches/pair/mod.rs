@@ -4,9 +4,14 @@
 //! timed end to end).
 #![allow(dead_code)] // each bench uses a different subset
 
+/// Debian's redis-server, started as the tests start it.
+#[path = "../../tests/support/redis.rs"]
+pub mod redis;
 #[path = "../../tests/support/server.rs"]
 #[allow(dead_code)] // the tests use more of it
 mod server;
+#[path = "../../tests/support/system.rs"]
+mod system;
 
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -16,7 +21,8 @@ use std::time::{Duration, Instant};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
-pub use server::Server;
+pub use server::{Server, WATCHDOG};
+pub use system::{TempDir, require_debian_package};
 
 /// How often the pair's sender speaks.
 const TICK: Duration = Duration::from_millis(5);

@@ -35,6 +35,16 @@ impl Redis {
         Redis { child, port, dir }
     }
 
+    /// The process id, for reading its CPU time.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How the process ended, if it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// `redis://127.0.0.1:PORT/`, for `--redis`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)

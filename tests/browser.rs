@@ -7,48 +7,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 
-use support::{Server, require_debian_package};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// One browser at a time: the machine has two cores and Chromium is heavy.
-static BROWSER: Mutex<()> = Mutex::new(());
-
-fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("browser")
-}
-
-/// Takes the browser lock and makes sure Chromium and the node modules are there.
-fn prepare() -> MutexGuard<'static, ()> {
-    let guard = BROWSER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    // Debian's package; the same command CI runs.
-    require_debian_package(CHROMIUM, "chromium");
-    let dir = scripts_dir();
-    let modules = dir.join("node_modules");
-    if !["playwright-core", "axe-core"]
-        .iter()
-        .all(|m| modules.join(m).exists())
-    {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .status()
-            .unwrap_or_else(|e| {
-                panic!("npm is needed for the browser tests (install Node.js and npm): {e}")
-            });
-        assert!(
-            status.success(),
-            "npm ci --prefix tests/browser failed: {status}"
-        );
-    }
-    guard
-}
+use support::Server;
+use support::chromium::{prepare, scripts_dir};
 
 /// Starts a server with the page built into the binary and runs one script
 /// against it (`node SCRIPT ADDR EXTRA…`); the script exits 0 when its checks pass.

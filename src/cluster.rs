@@ -15,11 +15,14 @@
 //!   room's messages strictly by id and asks the store for any it missed,
 //!   so a dropped subscription costs a fetch, never a message.
 //!
+//! Files are read from Redis by any thread (`files`).
+//!
 //! Two threads per instance, whatever the number of rooms or clients. The
 //! key layout and the failure cases are in `docs/SCALING.md`.
 
 mod commands;
 mod entry;
+mod files;
 mod keys;
 mod scripts;
 mod subscriber;
@@ -35,6 +38,7 @@ use crossbeam_channel::Sender;
 use crate::store::{self, StoreHandle};
 
 pub use entry::Arrival;
+pub use files::Files;
 
 /// Fetches whose token has this bit set are answered with a
 /// [`Note::Filled`]: the missed messages with their senders.
@@ -289,63 +293,4 @@ pub fn spawn(
         thread: command_thread,
         files: Files { client },
     })
-}
-
-/// Entries of a stream as `XRANGE` returns them: id, then field-value pairs.
-type StreamEntries = Vec<(String, Vec<(String, Vec<u8>)>)>;
-
-/// Reads stored files for `/files/…` from any thread, each download on a
-/// connection of its own.
-#[derive(Clone)]
-pub struct Files {
-    client: redis::Client,
-}
-
-impl Files {
-    /// File `id` of `room`, with `len` bytes from `start` (see
-    /// `store::Reader::read_range`); `None` if Redis no longer has it.
-    pub fn read_range(
-        &self,
-        room: &str,
-        id: u64,
-        start: u64,
-        len: u64,
-    ) -> redis::RedisResult<Option<store::StoredFile>> {
-        let mut conn = self.client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
-        conn.set_read_timeout(Some(COMMAND_TIMEOUT * 5))?;
-        let k = keys::Room::new(room);
-        let stream_id = format!("0-{id}");
-        let (rows, data): (StreamEntries, Option<Vec<u8>>) = redis::pipe()
-            .cmd("XRANGE")
-            .arg(k.log())
-            .arg(&stream_id)
-            .arg(&stream_id)
-            .cmd("HGET")
-            .arg(k.files())
-            .arg(id)
-            .query(&mut conn)?;
-        let (Some(data), Some((_, fields))) = (data, rows.into_iter().next()) else {
-            return Ok(None);
-        };
-        let Some(arrival) = fields
-            .into_iter()
-            .next()
-            .and_then(|(_, json)| entry::Wire::parse(&json)?.into_arrival(true))
-        else {
-            return Ok(None);
-        };
-        let store::Body::File { name, mime, .. } = arrival.record.body else {
-            return Ok(None);
-        };
-        let size = data.len() as u64;
-        let from = start.min(size) as usize;
-        let to = from + len.min(size - from as u64) as usize;
-        Ok(Some(store::StoredFile {
-            name,
-            mime,
-            size,
-            ts: arrival.record.ts,
-            bytes: data[from..to].to_vec(),
-        }))
-    }
 }

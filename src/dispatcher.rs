@@ -1387,13 +1387,15 @@ impl Dispatcher {
                 self.send(id, Encoded::text(refusal.to_json()));
             }
             Mode::Raw => {
-                // The close reasons of docs/PROTOCOL.md ("Close codes").
-                let reason = match refusal.code {
-                    ErrorCode::NameTaken => "name taken",
-                    ErrorCode::InvalidName => "invalid name",
-                    ErrorCode::InvalidRoom => "invalid room",
-                    ErrorCode::Banned => "banned",
-                    _ => "refused",
+                // The closes of docs/PROTOCOL.md ("Close codes").
+                let close = match refusal.code {
+                    ErrorCode::NameTaken => Close::policy("name taken"),
+                    ErrorCode::InvalidName => Close::policy("invalid name"),
+                    ErrorCode::InvalidRoom => Close::policy("invalid room"),
+                    ErrorCode::Banned => Close::policy("banned"),
+                    // Redis cannot be reached: come back later.
+                    ErrorCode::Unavailable => Close::unavailable(),
+                    _ => Close::policy("refused"),
                 };
                 log::info!(
                     "event=refused client={id} peer={} code={}",
@@ -1402,7 +1404,7 @@ impl Dispatcher {
                 );
                 log::debug!("event=refused client={id} message={:?}", refusal.message);
                 let client = self.clients.remove(&id).expect("looked up above");
-                self.vacate(client, Some(Close::policy(reason)));
+                self.vacate(client, Some(close));
             }
         }
     }

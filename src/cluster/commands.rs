@@ -14,8 +14,8 @@ use super::entry::{self, Wire};
 use super::keys::{self, CHANNEL};
 use super::scripts::Scripts;
 use super::{
-    ALIVE_TTL, Arrival, COMMAND_TIMEOUT, Change, ClaimOutcome, Command, FILL, Moderation, Note,
-    Options, REFRESH_EVERY, Status,
+    ALIVE_TTL, Arrival, COMMAND_TIMEOUT, ClaimOutcome, Command, FILL, Moderation, Note, Options,
+    REFRESH_EVERY, Status,
 };
 use crate::store::{self, Origin, Record, Reply, Request};
 
@@ -741,16 +741,4 @@ struct Read {
     last_id: u64,
     arrivals: Vec<Arrival>,
     members: Vec<String>,
-}
-
-impl Change {
-    /// The change a presence event's `t` stands for.
-    pub fn from_tag(t: &str) -> Option<Change> {
-        match t {
-            "j" => Some(Change::Joined),
-            "l" => Some(Change::Left),
-            "y" => Some(Change::Typing),
-            _ => None,
-        }
-    }
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use tungstenite::Bytes;
 
-use super::Moderation;
+use super::{Change, Moderation};
 use crate::store::{Body, Record};
 
 /// A message or file as it arrived from Redis.
@@ -117,6 +117,18 @@ pub fn moderation(action: &Moderation, instance: &str) -> String {
         ..Wire::default()
     })
     .expect("plain fields serialise")
+}
+
+impl Change {
+    /// The change a presence event's `t` stands for.
+    pub fn from_tag(t: &str) -> Option<Change> {
+        match t {
+            "j" => Some(Change::Joined),
+            "l" => Some(Change::Left),
+            "y" => Some(Change::Typing),
+            _ => None,
+        }
+    }
 }
 
 impl Wire {

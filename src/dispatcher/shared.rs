@@ -53,7 +53,7 @@ impl Dispatcher {
             Note::Unavailable { room, client, cid } => {
                 log::warn!("event=unavailable client={client} room={room:?} cid={cid:?}");
                 let why = "the message could not be stored; send it again shortly";
-                self.unavailable(
+                self.refuse(
                     client,
                     FrameRefusal::new(ErrorCode::Unavailable, why).with_cid(cid),
                 );
@@ -427,7 +427,7 @@ impl Dispatcher {
             }
             ClaimOutcome::Unavailable => {
                 let why = "the room cannot be reached; try again shortly";
-                self.unavailable(id, FrameRefusal::new(ErrorCode::Unavailable, why));
+                self.refuse(id, FrameRefusal::new(ErrorCode::Unavailable, why));
             }
         }
         for event in parked {
@@ -446,29 +446,13 @@ impl Dispatcher {
                 Input::Join(request) => {
                     self.waiting.remove(&request.id);
                     let why = "the room cannot be reached; try again shortly";
-                    self.unavailable(request.id, FrameRefusal::new(ErrorCode::Unavailable, why));
+                    self.refuse(request.id, FrameRefusal::new(ErrorCode::Unavailable, why));
                 }
                 other => rest.push(other),
             }
         }
         for event in rest {
             self.handle(event);
-        }
-    }
-
-    /// Tells a client that Redis did not answer: a v1 client gets the
-    /// error `unavailable` and keeps its connection; a raw client, which
-    /// cannot be told, is closed with 1013 (try again later).
-    fn unavailable(&mut self, id: ClientId, refusal: FrameRefusal) {
-        let Some(client) = self.clients.get(&id) else {
-            return;
-        };
-        match client.mode {
-            Mode::Raw => {
-                let client = self.clients.remove(&id).expect("looked up above");
-                self.vacate(client, Some(Close::unavailable()));
-            }
-            _ => self.send(id, Encoded::text(refusal.to_json())),
         }
     }
 

@@ -1117,11 +1117,9 @@ impl Dispatcher {
             body,
         };
         let live = Encoded::text(protocol::encode(&event(&record, false, None)));
-        if self
-            .clients
-            .get(&sender)
-            .is_some_and(|c| c.mode == Mode::V1)
-        {
+        let origin = self.origin(sender);
+        // The sender is seated (see `seated`): a v1 one gets its acknowledgement.
+        if !origin.raw {
             self.acks
                 .insert((room_name.to_owned(), record.id), (sender, live.clone()));
         }
@@ -1130,19 +1128,23 @@ impl Dispatcher {
             self.next_seq += 1;
             self.keep(room_name, stored);
         }
-        let origin = store::Origin {
-            client: sender,
-            raw: self
-                .clients
-                .get(&sender)
-                .is_some_and(|c| c.mode == Mode::Raw),
-        };
         self.store.send(store::Request::Append {
             record,
             data,
             origin,
         });
         live
+    }
+
+    /// Who sends a message, as the store is told.
+    fn origin(&self, sender: ClientId) -> store::Origin {
+        store::Origin {
+            client: sender,
+            raw: self
+                .clients
+                .get(&sender)
+                .is_some_and(|c| c.mode == Mode::Raw),
+        }
     }
 
     /// What the store answered: a room loaded (its waiting joins go on), a

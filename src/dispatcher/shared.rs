@@ -16,7 +16,7 @@ use crate::protocol::{self, ErrorCode, FrameRefusal};
 use crate::store::{self, Body};
 use crate::wire::Encoded;
 
-use super::{ClientId, Dispatcher, Fanout, Input, JoinRequest, Mode, Stored, event, now_ms};
+use super::{ClientId, Dispatcher, Fanout, Input, JoinRequest, Stored, event, now_ms};
 
 /// Most messages read back for one gap.
 const FILL_LIMIT: u64 = 100_000;
@@ -96,13 +96,7 @@ impl Dispatcher {
         body: Body,
         data: Option<tungstenite::Bytes>,
     ) {
-        let origin = store::Origin {
-            client: sender,
-            raw: self
-                .clients
-                .get(&sender)
-                .is_some_and(|c| c.mode == Mode::Raw),
-        };
+        let origin = self.origin(sender);
         let record = store::Record {
             room: room.to_owned(),
             id: 0,

@@ -252,9 +252,7 @@ impl Worker {
                 .arg(bytes)
                 .arg(self.options.retain_bytes);
         }
-        let conn = self
-            .connection()
-            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))?;
+        let conn = self.connected()?;
         pipe.query(conn)
     }
 
@@ -357,9 +355,7 @@ impl Worker {
         for &i in &files {
             pipe.cmd("HGET").arg(k.files()).arg(arrivals[i].record.id);
         }
-        let conn = self
-            .connection()
-            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))?;
+        let conn = self.connected()?;
         let data: Vec<Option<Vec<u8>>> = pipe.query(conn)?;
         for (i, data) in files.into_iter().zip(data) {
             if let store::Body::File { available, .. } = &mut arrivals[i].record.body {
@@ -393,9 +389,7 @@ impl Worker {
             .arg(count)
             .arg(if newest_first { "1" } else { "0" })
             .arg(k.alive_prefix());
-        let conn = self
-            .connection()
-            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))?;
+        let conn = self.connected()?;
         let (epoch, last_id, rows, members): ReadReply = invocation.invoke(conn)?;
         let arrivals = rows
             .into_iter()
@@ -480,9 +474,7 @@ impl Worker {
             Moderation::Kick { .. } => {}
         }
         pipe.cmd("PUBLISH").arg(CHANNEL).arg(json).ignore();
-        let conn = self
-            .connection()
-            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))?;
+        let conn = self.connected()?;
         pipe.query(conn)
     }
 
@@ -527,9 +519,7 @@ impl Worker {
             .arg(k.alive_prefix())
             .arg(ALIVE_TTL.as_secs());
         let instance = self.instance.clone();
-        let conn = self
-            .connection()
-            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))?;
+        let conn = self.connected()?;
         let result: Vec<Value> = invocation.invoke(conn)?;
         let held: u8 = redis::from_redis_value(result[0].clone())?;
         let spelled: String = redis::from_redis_value(result[1].clone())?;
@@ -564,9 +554,7 @@ impl Worker {
         let mut invocation = scripts.release.prepare_invoke();
         invocation.key(k.names()).arg(skeleton).arg(&*self.instance);
         let instance = self.instance.clone();
-        let conn = self
-            .connection()
-            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))?;
+        let conn = self.connected()?;
         let gone: String = invocation.invoke(conn)?;
         if !gone.is_empty() {
             redis::cmd("PUBLISH")
@@ -637,9 +625,7 @@ impl Worker {
         let rooms: Vec<String> = self.held.keys().cloned().collect();
         let instance = self.instance.clone();
         let reap_hash = self.scripts.reap.get_hash().to_owned();
-        let conn = self
-            .connection()
-            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))?;
+        let conn = self.connected()?;
         if rooms.is_empty() {
             return redis::cmd("PING").query::<()>(conn);
         }
@@ -674,6 +660,12 @@ impl Worker {
             return Ok(());
         }
         leaves.query::<()>(conn)
+    }
+
+    /// The command connection, or the error that Redis cannot be reached.
+    fn connected(&mut self) -> redis::RedisResult<&mut Connection> {
+        self.connection()
+            .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))
     }
 
     /// The command connection, made (and the scripts loaded) if there is

@@ -113,8 +113,14 @@ pub enum Note {
     /// A claim of a name (see [`Command::Claim`]) was decided.
     Claimed { token: u64, outcome: ClaimOutcome },
     /// A resend: the message with this `cid` was given `id` before, and
-    /// nothing was delivered again.
-    Duplicate { room: String, id: u64, client: u64 },
+    /// nothing was delivered again. `record` is the stored message, read
+    /// back from the room's stream (`None` if it could not be read).
+    Duplicate {
+        room: String,
+        id: u64,
+        client: u64,
+        record: Option<crate::store::Record>,
+    },
     /// An append could not reach Redis: nothing was delivered.
     Unavailable {
         room: String,

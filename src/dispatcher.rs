@@ -403,10 +403,6 @@ pub struct Dispatcher {
     loading: HashMap<String, Vec<Input>>,
     /// The clients whose joins wait there, and for which room.
     waiting: HashMap<ClientId, String>,
-    /// Senders' own copies of their messages, held until the store has
-    /// written them (that copy is the sender's acknowledgement), by room
-    /// and id.
-    acks: HashMap<(String, u64), (ClientId, Encoded)>,
     /// Resumes waiting for the store, by the token of their fetch.
     catchups: HashMap<u64, Catchup>,
     next_token: u64,
@@ -443,7 +439,6 @@ impl Dispatcher {
             waiting: HashMap::new(),
             catchups: HashMap::new(),
             next_token: 0,
-            acks: HashMap::new(),
             next_ping: Instant::now() + limits.ping_interval,
             limits,
             clients: HashMap::new(),
@@ -912,7 +907,7 @@ impl Dispatcher {
                 room: room_name,
                 name: from,
             },
-            sender_mode,
+            _,
         )) = self.seated(id)
         else {
             return;
@@ -921,24 +916,7 @@ impl Dispatcher {
             return;
         }
         let body = store::Body::Text(text.as_str().to_owned());
-        if self.cluster.is_some() {
-            self.publish(id, &room_name, &from, cid, body, None);
-            return;
-        }
-        let live = self.record(id, &room_name, &from, cid, body, None);
-        let raw = match sender_mode {
-            Mode::Raw => Encoded::text(text),
-            Mode::V1 => Encoded::text(format!("{from}: {text}")),
-        };
-        self.fan_out(
-            &room_name,
-            Some(id),
-            &Fanout {
-                v1: &[live],
-                v1_sender: &[],
-                raw: &[raw],
-            },
-        );
+        self.submit(id, &room_name, &from, cid, body, None, None);
     }
 
     fn file(
@@ -964,33 +942,107 @@ impl Dispatcher {
             return;
         }
         let body = store::Body::File {
-            name: name.clone(),
+            name,
             size: data.len() as u64,
             mime,
             available: true,
         };
-        if self.cluster.is_some() {
-            self.publish(id, &room_name, &from, cid, body, Some(data));
-            return;
-        }
-        let announcement = self.record(id, &room_name, &from, cid, body, Some(data.clone()));
-        let room = &self.rooms[&room_name];
-        let sender_is_raw = self.clients.get(&id).is_some_and(|c| c.mode == Mode::Raw);
-        let raw_members = room.members.len() - room.v1_members.len();
-        let has_raw = raw_members > usize::from(sender_is_raw);
-        let raw: Vec<Encoded> = if has_raw {
-            let frame = raw_frame.unwrap_or_else(|| protocol::file_frame(&name, &data).into());
-            vec![Encoded::binary(frame)]
-        } else {
-            Vec::new()
+        self.submit(id, &room_name, &from, cid, body, Some(data), raw_frame);
+    }
+
+    /// Hands a message or file to the store (or to Redis), which gives it
+    /// its id. Nobody sees it before it is stored: it is delivered, its
+    /// sender's copy being the acknowledgement, when the store says so
+    /// ([`Dispatcher::deliver`]), so an id anyone has seen is always a
+    /// stored record's and a replay never misses it.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one message's parts, passed on once"
+    )]
+    fn submit(
+        &mut self,
+        sender: ClientId,
+        room: &str,
+        from: &str,
+        cid: Option<String>,
+        body: store::Body,
+        data: Option<Bytes>,
+        relay: Option<Bytes>,
+    ) {
+        let origin = self.origin(sender);
+        let record = store::Record {
+            room: room.to_owned(),
+            id: 0,
+            from: from.to_owned(),
+            ts: now_ms(),
+            cid,
+            body,
         };
-        let v1 = [announcement, Encoded::binary(data)];
+        self.store.send(store::Request::Append {
+            record,
+            data,
+            origin,
+            relay,
+        });
+    }
+
+    /// Delivers a stored message or file to everyone in its room, keeps it
+    /// for replay, and so acknowledges it to its sender (a v1 sender gets
+    /// its own copy; a raw one nothing, as the tutorial's relay did).
+    /// `relay` is a raw sender's own file frame, passed on to raw clients
+    /// as it came.
+    pub(super) fn deliver(
+        &mut self,
+        record: store::Record,
+        data: Option<Bytes>,
+        relay: Option<Bytes>,
+        sender: Option<ClientId>,
+        sender_raw: bool,
+    ) {
+        let room_name = record.room.clone();
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            // Everyone left while it was stored.
+            return;
+        };
+        room.last_id = room.last_id.max(record.id);
+        let raw_members = room.members.len() - room.v1_members.len();
+        let live = Encoded::text(protocol::encode(&event(&record, false, None)));
+        if self.limits.history > 0 {
+            let stored = Stored::new(&record, self.next_seq);
+            self.next_seq += 1;
+            self.keep(&room_name, stored);
+        }
+        let (v1, raw) = match record.body {
+            store::Body::Text(text) => {
+                let raw = match sender_raw {
+                    true => Encoded::text(text),
+                    false => Encoded::text(format!("{}: {text}", record.from)),
+                };
+                (vec![live.clone()], vec![raw])
+            }
+            store::Body::File { name, .. } => match data {
+                Some(data) => {
+                    // The raw form is built only for a room that has raw
+                    // clients besides its sender.
+                    let raw = match raw_members > usize::from(sender_raw && sender.is_some()) {
+                        true => {
+                            let frame =
+                                relay.unwrap_or_else(|| protocol::file_frame(&name, &data).into());
+                            vec![Encoded::binary(frame)]
+                        }
+                        false => Vec::new(),
+                    };
+                    (vec![live.clone(), Encoded::binary(data)], raw)
+                }
+                None => (vec![live.clone()], Vec::new()),
+            },
+        };
         self.fan_out(
             &room_name,
-            Some(id),
+            sender,
             &Fanout {
                 v1: &v1,
-                v1_sender: &[],
+                v1_sender: std::slice::from_ref(&live),
                 raw: &raw,
             },
         );
@@ -1091,51 +1143,6 @@ impl Dispatcher {
         }
     }
 
-    /// Gives a message or file the room's next id, keeps it in history,
-    /// hands it to the store and returns its live event, encoded. A v1
-    /// sender's own copy is held until the store has written it.
-    fn record(
-        &mut self,
-        sender: ClientId,
-        room_name: &str,
-        from: &str,
-        cid: Option<String>,
-        body: store::Body,
-        data: Option<Bytes>,
-    ) -> Encoded {
-        let room = self
-            .rooms
-            .get_mut(room_name)
-            .expect("senders are seated in a room");
-        room.last_id += 1;
-        let record = store::Record {
-            room: room_name.to_owned(),
-            id: room.last_id,
-            from: from.to_owned(),
-            ts: now_ms(),
-            cid,
-            body,
-        };
-        let live = Encoded::text(protocol::encode(&event(&record, false, None)));
-        let origin = self.origin(sender);
-        // The sender is seated (see `seated`): a v1 one gets its acknowledgement.
-        if !origin.raw {
-            self.acks
-                .insert((room_name.to_owned(), record.id), (sender, live.clone()));
-        }
-        if self.limits.history > 0 {
-            let stored = Stored::new(&record, self.next_seq);
-            self.next_seq += 1;
-            self.keep(room_name, stored);
-        }
-        self.store.send(store::Request::Append {
-            record,
-            data,
-            origin,
-        });
-        live
-    }
-
     /// Who sends a message, as the store is told.
     fn origin(&self, sender: ClientId) -> store::Origin {
         store::Origin {
@@ -1201,14 +1208,57 @@ impl Dispatcher {
                     self.forget_idle_rooms();
                 }
             }
-            // A record the store failed to write was logged and counted
-            // there; it was delivered all the same, and so is its echo.
-            store::Reply::Committed { room, id, .. } => {
-                if let Some((client, frame)) = self.acks.remove(&(room, id)) {
-                    self.send(client, frame);
-                }
-            }
+            store::Reply::Appended {
+                record,
+                data,
+                origin,
+                relay,
+                outcome,
+            } => self.appended(record, data, origin, relay, outcome),
             store::Reply::Fetched { token, records, .. } => self.caught_up(token, records),
+        }
+    }
+
+    /// What the store made of a message: delivered once stored; a resend
+    /// answered with what was stored before; a failure told to its sender
+    /// (a v1 client keeps it and sends it again with the same `cid`; a raw
+    /// client, which has no way to hear of it, is closed with 1013), never
+    /// delivered, so no one sees an id that could be handed out again.
+    fn appended(
+        &mut self,
+        record: store::Record,
+        data: Option<Bytes>,
+        origin: store::Origin,
+        relay: Option<Bytes>,
+        outcome: store::Outcome,
+    ) {
+        match outcome {
+            store::Outcome::Stored => {
+                self.deliver(record, data, relay, Some(origin.client), origin.raw);
+            }
+            store::Outcome::Resent => {
+                log::debug!(
+                    "event=resend client={} room={:?} id={}",
+                    origin.client,
+                    record.room,
+                    record.id
+                );
+                self.send(origin.client, replay_frame(&record));
+            }
+            store::Outcome::Failed => {
+                // The store logged the failure, once a second at most.
+                log::debug!(
+                    "event=not_stored client={} room={:?} cid={:?}",
+                    origin.client,
+                    record.room,
+                    record.cid
+                );
+                let why = "the message could not be stored; send it again shortly";
+                self.refuse(
+                    origin.client,
+                    FrameRefusal::new(ErrorCode::Unavailable, why).with_cid(record.cid),
+                );
+            }
         }
     }
 

@@ -930,12 +930,11 @@ mod tests {
         // Announced but larger than all the bytes kept: not stored.
         fx.put(
             "r",
-            3,
+            1,
             "big.bin",
             "application/octet-stream",
             &bytes(2000, 1),
         );
-        fx.put("r", 1, "cat.png", "image/png", b"meow");
         let message = Record {
             room: "r".to_owned(),
             id: 2,
@@ -945,18 +944,19 @@ mod tests {
             body: Body::Text("hello".to_owned()),
         };
         assert!(fx.append(message, None));
-        assert_eq!(fx.get(&url("r", 1, "cat.png"), &[]).status, 200);
+        fx.put("r", 3, "cat.png", "image/png", b"meow");
+        assert_eq!(fx.get(&url("r", 3, "cat.png"), &[]).status, 200);
         for path in [
-            url("r", 1, "dog.png"),
-            url("r", 1, "Cat.png"),
-            url("r", 1, "cat.png.html"),
-            url("r", 1, "cat.png "),
+            url("r", 3, "dog.png"),
+            url("r", 3, "Cat.png"),
+            url("r", 3, "cat.png.html"),
+            url("r", 3, "cat.png "),
             url("r", 2, "cat.png"),
             url("r", 2, "hello"),
-            url("r", 3, "big.bin"),
+            url("r", 1, "big.bin"),
             url("r", 4, "cat.png"),
-            url("R", 1, "cat.png"),
-            url("other", 1, "cat.png"),
+            url("R", 3, "cat.png"),
+            url("other", 3, "cat.png"),
             url("r", u64::MAX, "cat.png"),
         ] {
             let got = fx.get(&path, &[]);

@@ -29,6 +29,8 @@ pub struct Health {
     dispatcher: Arc<AtomicBool>,
     /// With `--redis`: whether Redis answers.
     cluster: Option<Arc<crate::cluster::Status>>,
+    /// With the embedded store: whether its writes fail.
+    store: Option<Arc<crate::store::Stats>>,
 }
 
 /// Marks the dispatcher as running until dropped, which happens when its
@@ -47,6 +49,7 @@ impl Health {
             stop,
             dispatcher: Arc::new(AtomicBool::new(false)),
             cluster: None,
+            store: None,
         }
     }
 
@@ -59,6 +62,13 @@ impl Health {
     /// cannot reach the shared rooms should get no new clients.
     pub fn watch_cluster(&mut self, status: Arc<crate::cluster::Status>) {
         self.cluster = Some(status);
+    }
+
+    /// Makes `/readyz` fail while the history store cannot write (a full
+    /// disk, an I/O error): messages are refused meanwhile, so new clients
+    /// should go elsewhere.
+    pub(crate) fn watch_store(&mut self, stats: Arc<crate::store::Stats>) {
+        self.store = Some(stats);
     }
 
     /// To be held by the dispatcher thread for as long as it runs.
@@ -75,6 +85,8 @@ impl Health {
             Err("dispatcher not running")
         } else if self.cluster.as_ref().is_some_and(|c| !c.up()) {
             Err("redis unavailable")
+        } else if self.store.as_ref().is_some_and(|s| s.is_failing()) {
+            Err("history store cannot write")
         } else {
             Ok(())
         }

@@ -185,6 +185,7 @@ pub struct Metrics {
     store_read_errors: Gauge,
     store_queue: Gauge,
     store_file_bytes: Gauge,
+    store_failing: Gauge,
     /// The history store's counts, read at each scrape.
     store: OnceLock<Arc<Stats>>,
 }
@@ -313,7 +314,7 @@ impl Metrics {
         );
         let store_write_errors = store_gauge(
             "store_write_errors",
-            "Records the history store could not write (a full disk, say); they were delivered all the same",
+            "Records the history store could not write (a full disk, say); they were refused to their senders, never delivered",
         );
         let store_read_errors = store_gauge(
             "store_read_errors",
@@ -326,6 +327,10 @@ impl Metrics {
         let store_file_bytes = store_gauge(
             "store_file_bytes",
             "File bytes kept in the history store (bounded by --retain-bytes)",
+        );
+        let store_failing = store_gauge(
+            "store_failing",
+            "1 while the history store cannot write (messages are refused and /readyz says 503), else 0",
         );
 
         let one = |family: &Family<Label, Counter>, key, value| -> Counter {
@@ -356,6 +361,7 @@ impl Metrics {
             store_read_errors,
             store_queue,
             store_file_bytes,
+            store_failing,
             store: OnceLock::new(),
             registry,
         }
@@ -381,6 +387,7 @@ impl Metrics {
             self.store_read_errors.set(read(&stats.read_errors));
             self.store_queue.set(read(&stats.queue_len));
             self.store_file_bytes.set(read(&stats.file_bytes));
+            self.store_failing.set(i64::from(stats.is_failing()));
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

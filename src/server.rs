@@ -269,6 +269,7 @@ impl Server {
                 History::Embedded(store) => {
                     let files = store.reader().into();
                     metrics::get().watch_store(store.stats());
+                    health.watch_store(store.stats());
                     let (store, thread) = store.spawn(reply)?;
                     (store, thread, files, None)
                 }

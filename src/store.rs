@@ -25,7 +25,7 @@ pub(crate) mod tests;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -235,19 +235,25 @@ pub(crate) enum Request {
         /// How many of its newest records to read.
         recent: usize,
     },
-    /// Append a record with the id it carries; a room never opened gets its
-    /// row (and epoch) now. Appends waiting together (up to 256) are written
-    /// in one transaction, then answered with one [`Reply::Committed`] each,
-    /// in order. `data` is a file's bytes; it is kept only for a file.
+    /// Append a record; the store gives it its id (one more than the
+    /// room's last ever stored; the record's own `id` is ignored), and a
+    /// room never opened gets its row (and epoch) now. A record with a
+    /// `cid` that its sender already stored in the room is not stored
+    /// again: it is answered with the stored one. Appends waiting together
+    /// (up to 256) are written in one transaction, then answered with one
+    /// [`Reply::Appended`] each, in order. `data` is a file's bytes; it is
+    /// kept only for a file.
     Append {
         /// What to write.
         record: Record,
         /// A file's bytes.
         data: Option<Bytes>,
-        /// Who sent it. The embedded store ignores it; with `--redis` its id
-        /// is given by Redis (the record's `id` is 0) and the sender's
-        /// instance and client travel with the message.
+        /// Who sent it. With `--redis` the sender's instance and client
+        /// travel with the message; the embedded store hands it back.
         origin: Origin,
+        /// A raw client's file frame as it sent it, handed back untouched
+        /// so that raw receivers get it byte for byte.
+        relay: Option<Bytes>,
     },
     /// Records of `room` with `after < id <= upto`, oldest first, at most
     /// `limit`; `token` is echoed back.
@@ -298,18 +304,21 @@ pub(crate) enum Reply {
         /// empty for the embedded store).
         members: Vec<String>,
     },
-    /// `stored` is false when the record could not be written (logged and
-    /// counted in [`Stats::write_errors`]); nothing else was lost by it.
-    Committed {
-        /// The record's room.
-        room: String,
-        /// The record's id.
-        id: u64,
-        /// Whether it was written. The dispatcher delivers a message either
-        /// way (the failure is logged and counted here); the store's tests
-        /// read it.
-        #[cfg_attr(not(test), expect(dead_code, reason = "read by the tests"))]
-        stored: bool,
+    /// An append was decided: only a record that is [`Outcome::Stored`]
+    /// may be delivered, since only then can its id never be handed out
+    /// again and a replay never miss it.
+    Appended {
+        /// As stored, with its id; for a resend, the record stored before;
+        /// for a failure, as it was sent (its id means nothing).
+        record: Record,
+        /// The file's bytes, handed back for delivery.
+        data: Option<Bytes>,
+        /// Who sent it.
+        origin: Origin,
+        /// A raw sender's own file frame, handed back.
+        relay: Option<Bytes>,
+        /// What became of it.
+        outcome: Outcome,
     },
     /// Empty also when the database could not be read (logged and counted
     /// in [`Stats::read_errors`]).
@@ -319,6 +328,20 @@ pub(crate) enum Reply {
         /// What was read, oldest first.
         records: Vec<Record>,
     },
+}
+
+/// What became of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Committed under its new id.
+    Stored,
+    /// Its sender had already stored this `cid` in the room: nothing new
+    /// was written, and the record is the one stored then.
+    Resent,
+    /// It could not be written (a full disk, an I/O error): nothing was
+    /// stored and no id was used. Logged and counted in
+    /// [`Stats::write_errors`].
+    Failed,
 }
 
 /// Counts for metrics; every field is updated with plain atomic stores.
@@ -334,6 +357,17 @@ pub(crate) struct Stats {
     pub(crate) queue_len: AtomicU64,
     /// File bytes stored now, counted against `retain_bytes`.
     pub(crate) file_bytes: AtomicU64,
+    /// Set when a write fails, cleared by the next write that commits (the
+    /// store thread tries one every second while it is set): `/readyz`
+    /// answers 503 meanwhile.
+    pub(crate) failing: AtomicBool,
+}
+
+impl Stats {
+    /// Whether the last write failed and none has committed since.
+    pub(crate) fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
 }
 
 /// The opened store, before its thread is started.

@@ -146,6 +146,7 @@ impl Worker {
                     record,
                     data,
                     origin,
+                    ..
                 } => appends.push(self.prepare(record, data, origin)),
                 Request::Open { room, recent } => {
                     self.append(std::mem::take(&mut appends));
@@ -256,18 +257,30 @@ impl Worker {
         pipe.query(conn)
     }
 
-    /// A resend of a `cid` already sent is answered with the stored event.
-    fn answer_appends(&self, appends: &[Append], results: Vec<Value>) {
+    /// A resend of a `cid` already sent is answered with the stored event,
+    /// read back from the room's stream: Redis, not this instance's memory,
+    /// knows every message it keeps.
+    fn answer_appends(&mut self, appends: &[Append], results: Vec<Value>) {
         for (append, result) in appends.iter().zip(results) {
             let Ok((_epoch, id, duplicate)) = redis::from_redis_value::<(String, u64, u8)>(result)
             else {
                 continue;
             };
             if duplicate == 1 {
+                let room = &append.record.room;
+                let at = format!("0-{id}");
+                let record = match self.read(room, &at, &at, 1, false) {
+                    Ok(read) => read.arrivals.into_iter().next().map(|a| a.record),
+                    Err(e) => {
+                        self.lost(&e);
+                        None
+                    }
+                };
                 (self.note)(Note::Duplicate {
-                    room: append.record.room.clone(),
+                    room: room.clone(),
                     id,
                     client: append.origin.client,
+                    record,
                 });
             }
         }

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use crate::close::Close;
 use crate::cluster::{Arrival, Change, ClaimOutcome, Command, FILL, Note};
 use crate::protocol::{self, ErrorCode, FrameRefusal};
-use crate::store::{self, Body};
+use crate::store;
 use crate::wire::Encoded;
 
-use super::{ClientId, Dispatcher, Fanout, Input, JoinRequest, Stored, event, now_ms};
+use super::{ClientId, Dispatcher, Fanout, Input, JoinRequest, now_ms, replay_frame};
 
 /// Most messages read back for one gap.
 const FILL_LIMIT: u64 = 100_000;
@@ -58,13 +58,22 @@ impl Dispatcher {
                     FrameRefusal::new(ErrorCode::Unavailable, why).with_cid(cid),
                 );
             }
-            Note::Duplicate { room, id, client } => {
-                let frame = self.rooms.get(&room).and_then(|r| {
-                    r.history
-                        .iter()
-                        .rev()
-                        .find(|s| s.id == id)
-                        .map(|s| s.frame.clone())
+            Note::Duplicate {
+                room,
+                id,
+                client,
+                record,
+            } => {
+                // Read back from Redis; else from memory, should the read
+                // have failed.
+                let frame = record.map(|r| replay_frame(&r)).or_else(|| {
+                    self.rooms.get(&room).and_then(|r| {
+                        r.history
+                            .iter()
+                            .rev()
+                            .find(|s| s.id == id)
+                            .map(|s| s.frame.clone())
+                    })
                 });
                 match frame {
                     Some(frame) => self.send(client, frame),
@@ -83,33 +92,6 @@ impl Dispatcher {
                 }
             }
         }
-    }
-
-    /// Sends a message to Redis; it is delivered, here as everywhere, when
-    /// it comes back.
-    pub(super) fn publish(
-        &mut self,
-        sender: ClientId,
-        room: &str,
-        from: &str,
-        cid: Option<String>,
-        body: Body,
-        data: Option<tungstenite::Bytes>,
-    ) {
-        let origin = self.origin(sender);
-        let record = store::Record {
-            room: room.to_owned(),
-            id: 0,
-            from: from.to_owned(),
-            ts: now_ms(),
-            cid,
-            body,
-        };
-        self.store.send(store::Request::Append {
-            record,
-            data,
-            origin,
-        });
     }
 
     fn arrived(&mut self, arrival: Arrival) {
@@ -139,7 +121,7 @@ impl Dispatcher {
             self.fill(&name, after, id - 1);
             return;
         }
-        self.deliver(arrival);
+        self.deliver_arrival(arrival);
     }
 
     /// Reads a room's messages after its last id up to the newest, holding
@@ -228,13 +210,13 @@ impl Dispatcher {
                     room.last_id
                 );
             }
-            self.deliver(arrival);
+            self.deliver_arrival(arrival);
         }
     }
 
     /// Delivers the room's next message to everyone here in the room: its
     /// sender's copy is the acknowledgement that Redis has it.
-    fn deliver(&mut self, arrival: Arrival) {
+    fn deliver_arrival(&mut self, arrival: Arrival) {
         let Arrival {
             record,
             instance,
@@ -243,55 +225,8 @@ impl Dispatcher {
             data,
             ..
         } = arrival;
-        let room_name = record.room.clone();
-        let Some(room) = self.rooms.get_mut(&room_name) else {
-            return;
-        };
-        room.last_id = record.id;
         let sender = (*instance == *self.instance()).then_some(client);
-        let live = Encoded::text(protocol::encode(&event(&record, false, None)));
-        if self.limits.history > 0 {
-            let stored = Stored::new(&record, self.next_seq);
-            self.next_seq += 1;
-            self.keep(&room_name, stored);
-        }
-        match record.body {
-            Body::Text(text) => {
-                let raw = match raw {
-                    true => Encoded::text(text),
-                    false => Encoded::text(format!("{}: {text}", record.from)),
-                };
-                self.fan_out(
-                    &room_name,
-                    sender,
-                    &Fanout {
-                        v1: std::slice::from_ref(&live),
-                        v1_sender: std::slice::from_ref(&live),
-                        raw: &[raw],
-                    },
-                );
-            }
-            Body::File { name, .. } => {
-                let (v1, raw) = match data {
-                    Some(data) => (
-                        vec![live.clone(), Encoded::binary(data.clone())],
-                        vec![Encoded::binary(tungstenite::Bytes::from(
-                            protocol::file_frame(&name, &data),
-                        ))],
-                    ),
-                    None => (vec![live.clone()], Vec::new()),
-                };
-                self.fan_out(
-                    &room_name,
-                    sender,
-                    &Fanout {
-                        v1: &v1,
-                        v1_sender: std::slice::from_ref(&live),
-                        raw: &raw,
-                    },
-                );
-            }
-        }
+        self.deliver(record, data, None, sender, raw);
     }
 
     /// Redis lost the room's history (it restarted without persistence, or

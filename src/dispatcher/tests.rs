@@ -155,12 +155,24 @@ impl Harness {
         self.d.flush();
     }
 
+    /// Sends a message and, with the embedded store, waits until the
+    /// store has decided it (and the dispatcher has delivered it).
     fn say(&mut self, id: ClientId, text: &str) {
         self.d.handle(Input::Text {
             id,
             text: text.into(),
             cid: None,
         });
+        if self.d.cluster.is_none() {
+            loop {
+                let reply = self.replies.recv_timeout(Duration::from_secs(10)).unwrap();
+                let appended = matches!(reply, store::Reply::Appended { .. });
+                self.d.handle(Input::Store(reply));
+                if appended {
+                    break;
+                }
+            }
+        }
         self.d.flush();
     }
 
@@ -461,7 +473,10 @@ fn a_live_message_in_the_batch_of_the_stores_answer_follows_the_replay() {
         text: "live".into(),
         cid: None,
     });
+    let appended = h.replies.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(matches!(appended, store::Reply::Appended { .. }));
     h.d.handle(Input::Store(fetched));
+    h.d.handle(Input::Store(appended));
     let events = h.events(b);
     assert_eq!(types(&events)[..2], ["welcome", "presence"]);
     assert_eq!(message_ids(&events), (3..=11).collect::<Vec<_>>());
@@ -560,7 +575,11 @@ fn a_v1_client_whose_name_is_taken_is_told_and_stays() {
 fn messages_files_and_typing_before_joining_are_refused() {
     let mut h = Harness::new(100, 1 << 20, 1 << 20);
     let a = h.connect(Mode::V1);
-    h.say(a, "hello");
+    h.d.handle(Input::Text {
+        id: a,
+        text: "hello".into(),
+        cid: None,
+    });
     h.d.handle(Input::File {
         id: a,
         name: "a.txt".into(),

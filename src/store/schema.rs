@@ -54,8 +54,24 @@ CREATE TABLE file_bytes (
 );
 ";
 
+/// Version 2.
+///
+/// - `records_cid`: finds a message by its sender's `cid`, so that a resend
+///   is recognised for as long as the message is kept, not only while it
+///   is in memory.
+/// - `probe`: one row the store rewrites while writes fail, to learn when
+///   the database can be written again.
+const V2: &str = "
+CREATE INDEX records_cid ON records (room, cid) WHERE cid IS NOT NULL;
+
+CREATE TABLE probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at INTEGER NOT NULL
+);
+";
+
 /// Every migration, oldest first; the schema's version is their count.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Refuses, before anything is written, a database this build must not
 /// touch: one from a newer wschat, or another program's.
@@ -123,7 +139,8 @@ mod tests {
     #[test]
     fn migrations_run_in_order_and_keep_data() {
         let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn, "test.db", MIGRATIONS).unwrap();
+        let first: &[&str] = &[V1];
+        migrate(&mut conn, "test.db", first).unwrap();
         assert_eq!(version(&conn).unwrap(), 1);
         conn.execute(
             "INSERT INTO rooms (name, epoch, last_id) VALUES ('lobby', '00', 7)",
@@ -142,8 +159,8 @@ mod tests {
             .unwrap();
         assert_eq!((last_id, topic), (7, None));
 
-        // And this build refuses what the later one wrote.
-        let e = migrate(&mut conn, "test.db", MIGRATIONS).unwrap_err();
+        // And the first build refuses what the later one wrote.
+        let e = migrate(&mut conn, "test.db", first).unwrap_err();
         assert!(
             matches!(
                 e,

@@ -101,24 +101,52 @@ impl Running {
     }
 
     /// Appends a record and waits until it is committed; whether it was
-    /// stored.
+    /// stored. The store gives ids, so the record's id is reached by
+    /// storing filler messages before it when the room's last is lower.
     pub(crate) fn append(&self, record: Record, data: Option<Bytes>) -> bool {
         let (room, id) = (record.room.clone(), record.id);
+        let (_, last_id, _) = self.open(&room, 0);
+        for filler in last_id + 1..id {
+            self.send_append(text(&room, filler, "filler"), None);
+            assert_eq!(self.appended(), (filler, Outcome::Stored));
+        }
         assert!(self.handle.send(Request::Append {
             record,
             data,
             origin: Default::default(),
+            relay: None,
         }));
         match self.reply() {
-            Reply::Committed {
-                room: r,
-                id: i,
-                stored,
+            Reply::Appended {
+                record, outcome, ..
             } => {
-                assert_eq!((r, i), (room, id));
-                stored
+                assert_eq!(record.room, room);
+                if outcome == Outcome::Stored {
+                    assert_eq!(record.id, id, "the id the store gave");
+                }
+                outcome == Outcome::Stored
             }
-            other => panic!("expected Committed, got {other:?}"),
+            other => panic!("expected Appended, got {other:?}"),
+        }
+    }
+
+    /// Sends an append without waiting.
+    fn send_append(&self, record: Record, data: Option<Bytes>) {
+        assert!(self.handle.send(Request::Append {
+            record,
+            data,
+            origin: Default::default(),
+            relay: None,
+        }));
+    }
+
+    /// The next append's answer: its id and outcome.
+    fn appended(&self) -> (u64, Outcome) {
+        match self.reply() {
+            Reply::Appended {
+                record, outcome, ..
+            } => (record.id, outcome),
+            other => panic!("expected Appended, got {other:?}"),
         }
     }
 
@@ -243,9 +271,10 @@ fn memory_lasts_while_the_process_does_and_begins_anew_after() {
 #[test]
 fn an_append_to_a_room_never_opened_creates_it() {
     let running = Running::start(open(&options(":memory:")).unwrap());
-    assert!(running.append(text("attic", 5, "first"), None));
+    running.send_append(text("attic", 1, "first"), None);
+    assert_eq!(running.appended(), (1, Outcome::Stored));
     let (epoch, last_id, recent) = running.open("attic", 10);
-    assert_eq!((last_id, recent.len()), (5, 1));
+    assert_eq!((last_id, recent.len()), (1, 1));
     assert_eq!(running.open("attic", 0).0, epoch);
     running.stop();
 }
@@ -264,8 +293,8 @@ fn group_commit_keeps_order() {
         running.open("busy", 0);
         let started = Instant::now();
         for id in 1..=N {
-            running.handle.send(Request::Append {
-                record: Record {
+            running.send_append(
+                Record {
                     cid: Some(format!("c{id}")),
                     ..text(
                         "busy",
@@ -273,19 +302,11 @@ fn group_commit_keeps_order() {
                         "a message of about the usual length, forty-odd bytes",
                     )
                 },
-                data: None,
-                origin: Default::default(),
-            });
+                None,
+            );
         }
         for id in 1..=N {
-            match running.reply() {
-                Reply::Committed {
-                    room,
-                    id: got,
-                    stored,
-                } => assert_eq!((room.as_str(), got, stored), ("busy", id, true)),
-                other => panic!("expected Committed, got {other:?}"),
-            }
+            assert_eq!(running.appended(), (id, Outcome::Stored));
         }
         let took = started.elapsed();
         eprintln!(
@@ -473,37 +494,42 @@ fn fetch_gives_a_window_oldest_first() {
 }
 
 #[test]
-fn a_taken_id_is_refused_alone() {
+fn a_resent_cid_is_answered_with_the_stored_record() {
     let store = open(&options(":memory:")).unwrap();
     let stats = store.stats();
     let running = Running::start(store);
     running.open("lobby", 0);
-    // Three appends in one group; the middle one reuses an id.
+    let with_cid = |id, body: &str, cid: &str| Record {
+        cid: Some(cid.to_owned()),
+        ..text("lobby", id, body)
+    };
+    // In one group: the resend of `a` is recognised, and uses no id.
     for record in [
-        text("lobby", 1, "one"),
-        text("lobby", 1, "again"),
-        text("lobby", 2, "two"),
+        with_cid(1, "one", "a"),
+        with_cid(0, "one again", "a"),
+        with_cid(2, "two", "b"),
     ] {
-        running.handle.send(Request::Append {
-            record,
-            data: None,
-            origin: Default::default(),
-        });
+        running.send_append(record, None);
     }
-    let stored: Vec<bool> = (0..3)
-        .map(|_| match running.reply() {
-            Reply::Committed { stored, .. } => stored,
-            other => panic!("expected Committed, got {other:?}"),
-        })
-        .collect();
-    assert_eq!(stored, [true, false, true]);
-    assert_eq!(stats.write_errors.load(Ordering::Relaxed), 1);
-    let texts: Vec<Body> = running
-        .fetch("lobby", 0, 10, 10)
-        .into_iter()
-        .map(|r| r.body)
-        .collect();
-    assert_eq!(texts, [Body::Text("one".into()), Body::Text("two".into())]);
+    assert_eq!(running.appended(), (1, Outcome::Stored));
+    assert_eq!(running.appended(), (1, Outcome::Resent));
+    assert_eq!(running.appended(), (2, Outcome::Stored));
+    // Much later, in another group: still recognised, from the database.
+    for id in 3..=200 {
+        assert!(running.append(text("lobby", id, "filler"), None));
+    }
+    running.send_append(with_cid(0, "two again", "b"), None);
+    assert_eq!(running.appended(), (2, Outcome::Resent));
+    // The same cid from someone else is theirs.
+    running.send_append(
+        Record {
+            from: "bob".into(),
+            ..with_cid(0, "bob's", "b")
+        },
+        None,
+    );
+    assert_eq!(running.appended(), (201, Outcome::Stored));
+    assert_eq!(stats.write_errors.load(Ordering::Relaxed), 0);
     running.stop();
 }
 
@@ -526,14 +552,17 @@ fn a_full_disk_loses_only_the_records_that_did_not_fit() {
     let running = Running::start(store);
     assert!(running.append(file("lobby", 1, "small", 1000), Some(bytes(1000, 1))));
     assert!(!running.append(file("lobby", 2, "huge", 1 << 20), Some(bytes(1 << 20, 2))));
-    assert!(running.append(text("lobby", 3, "still fits"), None));
+    assert!(stats.is_failing(), "a lost write marks the store failing");
+    // The record that failed used no id.
+    assert!(running.append(text("lobby", 2, "still fits"), None));
+    assert!(!stats.is_failing(), "a commit clears it");
     assert_eq!(stats.write_errors.load(Ordering::Relaxed), 1);
     assert_eq!(stats.records_written.load(Ordering::Relaxed), 2);
     assert_eq!(stats.file_bytes.load(Ordering::Relaxed), 1000);
     let (_, last_id, recent) = running.open("lobby", 10);
-    assert_eq!(last_id, 3);
+    assert_eq!(last_id, 2);
     let ids: Vec<u64> = recent.iter().map(|r| r.id).collect();
-    assert_eq!(ids, [1, 3]);
+    assert_eq!(ids, [1, 2]);
     assert_eq!(reader.file("lobby", 1).unwrap().unwrap().bytes.len(), 1000);
     running.stop();
 
@@ -560,21 +589,17 @@ fn after_a_full_disk_in_a_group_the_replies_match_what_is_stored() {
         (text("lobby", 3, "after"), None),
     ];
     for (record, data) in group {
-        running.handle.send(Request::Append {
-            record,
-            data,
-            origin: Default::default(),
-        });
+        running.send_append(record, data);
     }
     let stored: Vec<u64> = (0..3)
-        .filter_map(|_| match running.reply() {
-            Reply::Committed { id, stored, .. } => stored.then_some(id),
-            other => panic!("expected Committed, got {other:?}"),
+        .filter_map(|_| match running.appended() {
+            (id, Outcome::Stored) => Some(id),
+            _ => None,
         })
         .collect();
     // The transaction SQLite rolled back is written again without the
-    // record that did not fit.
-    assert_eq!(stored, [1, 3]);
+    // record that did not fit, which used no id.
+    assert_eq!(stored, [1, 2]);
     let kept: Vec<u64> = running
         .fetch("lobby", 0, 10, 10)
         .iter()
@@ -604,17 +629,10 @@ fn readers_read_while_the_writer_writes() {
             })
             .collect();
         for id in 2..=300 {
-            running.handle.send(Request::Append {
-                record: file("lobby", id, "b", 4096),
-                data: Some(bytes(4096, id)),
-                origin: Default::default(),
-            });
+            running.send_append(file("lobby", id, "b", 4096), Some(bytes(4096, id)));
         }
-        for _ in 2..=300 {
-            assert!(matches!(
-                running.reply(),
-                Reply::Committed { stored: true, .. }
-            ));
+        for id in 2..=300 {
+            assert_eq!(running.appended(), (id, Outcome::Stored));
         }
         for reader in readers {
             reader.join().unwrap();
@@ -681,7 +699,7 @@ fn a_newer_schema_is_refused_by_name_and_version() {
             e,
             StoreError::TooNew {
                 version: 99,
-                known: 1,
+                known: 2,
                 ..
             }
         ),

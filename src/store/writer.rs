@@ -2,10 +2,12 @@
 //!
 //! Requests are handled in the order they were sent. Appends that are
 //! waiting together are written in one transaction, each inside its own
-//! savepoint so that one bad record (an id already taken) costs only
-//! itself (should SQLite roll the whole transaction back instead, the group
-//! is written again without it); the group then has one commit, and so one
-//! write of the log (and with `fsync`, one sync). An `Open` or `Fetch` first commits the appends before it, so that
+//! savepoint so that one bad record costs only itself (should SQLite roll
+//! the whole transaction back instead, the group is written again without
+//! it); the group then has one commit, and so one write of the log (and
+//! with `fsync`, one sync). Ids are given here, inside the transaction, so
+//! that a record that is not committed uses none: an id, once anyone has
+//! seen it, is always the one stored record's. An `Open` or `Fetch` first commits the appends before it, so that
 //! it sees them and its answer comes after theirs. Retention runs in the
 //! same transaction as the appends that made it necessary.
 
@@ -18,7 +20,7 @@ use crossbeam_channel::Receiver;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tungstenite::Bytes;
 
-use super::{Body, Options, Reader, Record, Reply, Request, Stats};
+use super::{Body, Options, Origin, Outcome, Reader, Record, Reply, Request, Stats};
 
 /// Most requests taken from the channel at once, and so most appends in one
 /// transaction.
@@ -30,6 +32,26 @@ const PENDING_EPOCHS: usize = 65_536;
 /// At most one error line per this long; the next one says how many were
 /// left out.
 const COMPLAINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// While writes fail, how often the store tries a small write of its own,
+/// so that readiness comes back once space is freed even if nobody sends.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An append waiting for its group's commit.
+struct Pending {
+    record: Record,
+    data: Option<Bytes>,
+    origin: Origin,
+    relay: Option<Bytes>,
+}
+
+/// What one append wrote.
+enum Written {
+    /// The record under its new id, with the file bytes it added.
+    Stored(u64),
+    /// The record stored before under the same sender and `cid`.
+    Resent(Record),
+}
 
 /// The columns of a [`Record`], in the order [`record`] reads them.
 const RECORD: &str = "SELECT r.room, r.id, r.sender, r.ts, r.cid, r.text, r.file_name, \
@@ -76,12 +98,21 @@ impl Writer {
 
     pub fn run(mut self, requests: &Receiver<Request>) {
         self.bound_everything();
-        let mut appends: Vec<(Record, Option<Bytes>)> = Vec::new();
+        let mut appends: Vec<Pending> = Vec::new();
         let mut stopping = false;
         loop {
             // Once told to stop, finish what is already queued, then end.
             let first = if stopping {
                 requests.try_recv().ok()
+            } else if self.stats.is_failing() {
+                match requests.recv_timeout(PROBE_INTERVAL) {
+                    Ok(request) => Some(request),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        self.probe();
+                        continue;
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => None,
+                }
             } else {
                 requests.recv().ok()
             };
@@ -100,7 +131,17 @@ impl Writer {
                 .fetch_sub(batch.len() as u64, Ordering::Relaxed);
             for request in batch {
                 match request {
-                    Request::Append { record, data, .. } => appends.push((record, data)),
+                    Request::Append {
+                        record,
+                        data,
+                        origin,
+                        relay,
+                    } => appends.push(Pending {
+                        record,
+                        data,
+                        origin,
+                        relay,
+                    }),
                     Request::Open { room, recent } => {
                         self.append(&mut appends);
                         let reply = self.open(room, recent);
@@ -129,52 +170,64 @@ impl Writer {
     }
 
     /// Writes a group of appends and answers each.
-    fn append(&mut self, appends: &mut Vec<(Record, Option<Bytes>)>) {
+    fn append(&mut self, appends: &mut Vec<Pending>) {
         if appends.is_empty() {
             return;
         }
-        let stored = self.write_group(appends);
-        for ((record, _), stored) in appends.drain(..).zip(stored) {
-            (self.reply)(Reply::Committed {
-                room: record.room,
-                id: record.id,
-                stored,
+        let written = self.write_group(appends);
+        for (mut pending, written) in appends.drain(..).zip(written) {
+            let outcome = match written {
+                Some(Written::Stored(_)) => Outcome::Stored,
+                Some(Written::Resent(original)) => {
+                    pending.record = original;
+                    Outcome::Resent
+                }
+                None => Outcome::Failed,
+            };
+            (self.reply)(Reply::Appended {
+                record: pending.record,
+                data: pending.data,
+                origin: pending.origin,
+                relay: pending.relay,
+                outcome,
             });
         }
     }
 
-    /// One transaction for the whole group; says which records it stored.
-    fn write_group(&mut self, appends: &[(Record, Option<Bytes>)]) -> Vec<bool> {
-        let mut stored = vec![false; appends.len()];
+    /// One transaction for the whole group; says what it wrote of each
+    /// record (`None`: nothing), and gives each stored record its id.
+    fn write_group(&mut self, appends: &mut [Pending]) -> Vec<Option<Written>> {
+        let mut written: Vec<Option<Written>> = appends.iter().map(|_| None).collect();
         let mut refused = vec![false; appends.len()];
         let added = 'group: loop {
             if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
-                let first = &appends[0].0;
+                let first = &appends[0].record;
                 let lost = refused.iter().filter(|r| !**r).count();
-                self.failed("begin", &first.room, first.id, lost, &e);
-                stored.fill(false);
-                return stored;
+                self.failed("begin", &first.room, lost, &e);
+                return appends.iter().map(|_| None).collect();
             }
-            stored.fill(false);
+            written.iter_mut().for_each(|w| *w = None);
             let mut added = 0;
-            for (i, (record, data)) in appends.iter().enumerate() {
+            for (i, pending) in appends.iter_mut().enumerate() {
                 if refused[i] {
                     continue;
                 }
-                match self.append_one(record, data.as_ref()) {
-                    Ok(bytes) => {
-                        stored[i] = true;
-                        added += bytes;
+                match self.append_one(&mut pending.record, pending.data.as_ref()) {
+                    Ok(w) => {
+                        if let Written::Stored(bytes) = w {
+                            added += bytes;
+                        }
+                        written[i] = Some(w);
                     }
                     Err(e) => {
                         refused[i] = true;
-                        self.failed("append", &record.room, record.id, 1, &e);
+                        self.failed("append", &pending.record.room, 1, &e);
                         if self.conn.is_autocommit() {
                             // SQLite rolled the whole transaction back, as it
                             // may on a full disk or an I/O error, and took the
-                            // records before this one with it: write them
-                            // again. Each round refuses one more record, so
-                            // this ends.
+                            // records before this one with it (and their
+                            // ids): write them again. Each round refuses one
+                            // more record, so this ends.
                             continue 'group;
                         }
                     }
@@ -182,16 +235,23 @@ impl Writer {
             }
             break added;
         };
+        let stored: Vec<bool> = written
+            .iter()
+            .map(|w| matches!(w, Some(Written::Stored(_))))
+            .collect();
         let freed = self.retain(appends, &stored, added);
-        let written = stored.iter().filter(|s| **s).count();
+        let count = stored.iter().filter(|s| **s).count();
         if let Err(e) = self.conn.execute_batch("COMMIT") {
             if !self.conn.is_autocommit() {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
-            let last = &appends[appends.len() - 1].0;
-            self.failed("commit", &last.room, last.id, written, &e);
-            stored.fill(false);
-            return stored;
+            let last = &appends[appends.len() - 1].record;
+            let lost = written.iter().filter(|w| w.is_some()).count();
+            self.failed("commit", &last.room, lost, &e);
+            return appends.iter().map(|_| None).collect();
+        }
+        if count > 0 {
+            self.recovered();
         }
         self.file_bytes = (self.file_bytes + added).saturating_sub(freed);
         self.stats
@@ -199,18 +259,28 @@ impl Writer {
             .store(self.file_bytes, Ordering::Relaxed);
         self.stats
             .records_written
-            .fetch_add(written as u64, Ordering::Relaxed);
+            .fetch_add(count as u64, Ordering::Relaxed);
         if !self.pending_epochs.is_empty() {
-            for ((record, _), _) in appends.iter().zip(&stored).filter(|(_, s)| **s) {
-                self.pending_epochs.remove(&record.room);
+            for (pending, _) in appends.iter().zip(&stored).filter(|(_, s)| **s) {
+                self.pending_epochs.remove(&pending.record.room);
             }
         }
-        stored
+        written
     }
 
     /// Appends one record inside a savepoint, so that its failure undoes
-    /// only itself. Returns the file bytes it added.
-    fn append_one(&mut self, record: &Record, data: Option<&Bytes>) -> rusqlite::Result<u64> {
+    /// only itself (its id included). A resend of a `cid` its sender
+    /// already stored in the room writes nothing.
+    fn append_one(
+        &mut self,
+        record: &mut Record,
+        data: Option<&Bytes>,
+    ) -> rusqlite::Result<Written> {
+        if let Some(cid) = &record.cid
+            && let Some(original) = self.sent_before(&record.room, &record.from, cid)?
+        {
+            return Ok(Written::Resent(original));
+        }
         self.conn.execute_batch("SAVEPOINT record")?;
         let result = self
             .insert(record, data)
@@ -220,24 +290,51 @@ impl Writer {
                 .conn
                 .execute_batch("ROLLBACK TO record; RELEASE record");
         }
-        result
+        result.map(Written::Stored)
     }
 
-    fn insert(&mut self, record: &Record, data: Option<&Bytes>) -> rusqlite::Result<u64> {
-        let room = record.room.as_str();
-        let known = self
+    /// The record `from` stored in `room` under `cid`, if it is still
+    /// kept: a resend is recognised for as long as its message is.
+    fn sent_before(&self, room: &str, from: &str, cid: &str) -> rusqlite::Result<Option<Record>> {
+        self.conn
+            .prepare_cached(&format!(
+                "{RECORD} WHERE r.room = ?1 AND r.cid = ?2 AND r.sender = ?3 LIMIT 1"
+            ))?
+            .query_row(params![room, cid, from], record)
+            .optional()
+    }
+
+    /// Gives `room` its next id: one more than the last it ever stored.
+    fn next_id(&mut self, room: &str) -> rusqlite::Result<u64> {
+        let next: Option<u64> = self
             .conn
-            .prepare_cached("UPDATE rooms SET last_id = max(last_id, ?2) WHERE name = ?1")?
-            .execute(params![room, record.id])?;
-        if known == 0 {
-            let epoch = match self.pending_epochs.get(room) {
-                Some(epoch) => epoch.clone(),
-                None => new_epoch(),
-            };
-            self.conn
-                .prepare_cached("INSERT INTO rooms (name, epoch, last_id) VALUES (?1, ?2, ?3)")?
-                .execute(params![room, epoch, record.id])?;
+            .prepare_cached(
+                "UPDATE rooms SET last_id = last_id + 1 WHERE name = ?1 RETURNING last_id",
+            )?
+            .query_row([room], |row| row.get(0))
+            .optional()?;
+        if let Some(id) = next {
+            return Ok(id);
         }
+        // Records without a room row are not written by wschat, but a
+        // file edited by hand should not make ids go back.
+        let last: u64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM records WHERE room = ?1")?
+            .query_row([room], |row| row.get(0))?;
+        let epoch = match self.pending_epochs.get(room) {
+            Some(epoch) => epoch.clone(),
+            None => new_epoch(),
+        };
+        self.conn
+            .prepare_cached("INSERT INTO rooms (name, epoch, last_id) VALUES (?1, ?2, ?3)")?
+            .execute(params![room, epoch, last + 1])?;
+        Ok(last + 1)
+    }
+
+    fn insert(&mut self, record: &mut Record, data: Option<&Bytes>) -> rusqlite::Result<u64> {
+        record.id = self.next_id(&record.room)?;
+        let room = record.room.as_str();
         let (text, name, size, mime) = match &record.body {
             Body::Text(text) => (Some(text), None, None, None),
             Body::File {
@@ -278,12 +375,12 @@ impl Writer {
     /// A failure here is logged and undone, and the appends still commit:
     /// the bounds are caught up with by the next group. Returns the file
     /// bytes freed.
-    fn retain(&mut self, appends: &[(Record, Option<Bytes>)], stored: &[bool], added: u64) -> u64 {
+    fn retain(&mut self, appends: &[Pending], stored: &[bool], added: u64) -> u64 {
         let mut rooms: Vec<&str> = appends
             .iter()
             .zip(stored)
             .filter(|(_, s)| **s)
-            .map(|((record, _), _)| record.room.as_str())
+            .map(|(pending, _)| pending.record.room.as_str())
             .collect();
         rooms.sort_unstable();
         rooms.dedup();
@@ -304,7 +401,7 @@ impl Writer {
                         .conn
                         .execute_batch("ROLLBACK TO retain; RELEASE retain");
                 }
-                self.failed("retain", rooms.first().copied().unwrap_or(""), 0, 0, &e);
+                self.failed("retain", rooms.first().copied().unwrap_or(""), 0, &e);
                 0
             }
         }
@@ -350,7 +447,7 @@ impl Writer {
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
-                self.failed("retain", "", 0, 0, &e);
+                self.failed("retain", "", 0, &e);
             }
         }
     }
@@ -425,7 +522,7 @@ impl Writer {
             },
             Err(e) => {
                 self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
-                self.failed("open", &room, 0, 0, &e);
+                self.failed("open", &room, 0, &e);
                 Reply::Opened {
                     epoch: self.pending_epoch(&room),
                     room,
@@ -503,7 +600,7 @@ impl Writer {
         );
         fetched.unwrap_or_else(|e| {
             self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
-            self.failed("fetch", room, after, 0, &e);
+            self.failed("fetch", room, 0, &e);
             Vec::new()
         })
     }
@@ -516,18 +613,60 @@ impl Writer {
     }
 
     /// Counts `lost` records as not written and logs the failure, at most
-    /// once a second.
-    fn failed(&mut self, op: &str, room: &str, id: u64, lost: usize, error: &rusqlite::Error) {
+    /// once a second. A write that lost records marks the store failing
+    /// (`/readyz` then answers 503) until a write commits again.
+    fn failed(&mut self, op: &str, room: &str, lost: usize, error: &rusqlite::Error) {
         self.stats
             .write_errors
             .fetch_add(lost as u64, Ordering::Relaxed);
-        if let Some(left_out) = self.complaints.speak() {
+        if lost > 0 && !self.stats.failing.swap(true, Ordering::Relaxed) {
             log::error!(
-                "event=store_error op={op} path={:?} room={room:?} id={id} lost={lost} \
-                 error={:?} left_out={left_out}",
+                "event=store_failing path={:?} error={:?} msg=\"messages are refused until the \
+                 database can be written again\"",
                 self.options.path,
                 error.to_string()
             );
+        }
+        if let Some(left_out) = self.complaints.speak() {
+            log::error!(
+                "event=store_error op={op} path={:?} room={room:?} lost={lost} error={:?} \
+                 left_out={left_out}",
+                self.options.path,
+                error.to_string()
+            );
+        }
+    }
+
+    /// A write committed: the store takes messages again.
+    fn recovered(&mut self) {
+        if self.stats.failing.swap(false, Ordering::Relaxed) {
+            log::warn!(
+                "event=store_recovered path={:?} msg=\"the database can be written again\"",
+                self.options.path
+            );
+        }
+    }
+
+    /// While writes fail and nobody sends, a small write of the store's
+    /// own tells when the database can be written again.
+    fn probe(&mut self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let result = self.conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
+            self.conn
+                .prepare_cached("INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?1)")?
+                .execute([now])?;
+            self.conn.execute_batch("COMMIT")
+        });
+        match result {
+            Ok(()) => self.recovered(),
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                log::debug!("event=store_probe_failed error={:?}", e.to_string());
+            }
         }
     }
 }

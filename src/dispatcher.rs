@@ -31,6 +31,7 @@ use crate::wire::Encoded;
 
 mod moderate;
 mod shared;
+mod weights;
 
 /// Most events handled before the writes they caused are made. Larger
 /// batches mean fewer system calls per delivery when the server is busy;
@@ -221,6 +222,9 @@ struct Catchup {
     room: String,
     name: String,
     since: u64,
+    /// A join without `since` whose room's recent history is partly no
+    /// longer in memory: its welcome says nothing of a resume.
+    fresh: bool,
     /// The room's last id when the client joined: the replay ends there.
     last_id: u64,
     /// The first id the room had in memory then, and the frames from it on.
@@ -279,6 +283,10 @@ struct Room {
     epoch: String,
     /// When the last member left; `None` while occupied.
     emptied_at: Option<Instant>,
+    /// The history share took some of its recent history for other rooms
+    /// (see `weights.rs`): a newcomer's replay reads the rest back from the
+    /// store. Cleared once the room's own bounds trim it again.
+    squeezed: bool,
     /// With `--redis`: people in the room on other instances only.
     remote: HashSet<String>,
     /// With `--redis`, while messages this instance missed are read back:
@@ -290,18 +298,15 @@ struct Room {
 /// when it was sent, shared by every joiner it is replayed to.
 struct Stored {
     id: u64,
-    /// Position among every event stored on the server, oldest first.
-    seq: u64,
     frame: Encoded,
     /// Who sent it with which `cid`, to know a resend when it comes.
     sent_as: Option<(Box<str>, Box<str>)>,
 }
 
 impl Stored {
-    fn new(record: &store::Record, seq: u64) -> Stored {
+    fn new(record: &store::Record) -> Stored {
         Stored {
             id: record.id,
-            seq,
             frame: replay_frame(record),
             sent_as: record
                 .cid
@@ -386,15 +391,11 @@ pub struct Dispatcher {
     batch: Vec<Encoded>,
     /// Clients with staged frames, to be written at the end of the batch.
     dirty: Vec<ClientId>,
-    /// Every stored event of every room, oldest first, by `Stored::seq` and
-    /// room: the order in which the history share is freed. Entries whose
-    /// event is gone already are skipped, and swept when they outnumber
-    /// the live ones.
-    stored_order: VecDeque<(u64, String)>,
+    /// Every room's history bytes: when the history share is full, the
+    /// heaviest room forgets first.
+    weights: weights::Weights,
     /// Events stored in all rooms.
     stored: usize,
-    /// The next `Stored::seq`.
-    next_seq: u64,
     /// Where every message and file is written; the dispatcher never waits
     /// for it.
     store: StoreHandle,
@@ -449,9 +450,8 @@ impl Dispatcher {
             joins: 0,
             batch: Vec::new(),
             dirty: Vec::new(),
-            stored_order: VecDeque::new(),
+            weights: weights::Weights::default(),
             stored: 0,
-            next_seq: 0,
             closing: VecDeque::new(),
             ping: Encoded::ping(),
         }
@@ -726,6 +726,24 @@ impl Dispatcher {
         let first = room.history.front().map_or(room.last_id + 1, |s| s.id);
         // Where the replay starts, and what the welcome says of it.
         let (replay_from, resume) = match since {
+            // The history share made this room forget some of its recent
+            // history in favour of others: the rest comes from the store,
+            // so a newcomer still sees the room's last `--history` events.
+            None if room.squeezed && room.history.len() < self.limits.history && first > 1 => {
+                let missing = (self.limits.history - room.history.len()) as u64;
+                let catchup = Catchup {
+                    client: id,
+                    room: room_name.to_owned(),
+                    name: name.to_owned(),
+                    since: (first - 1).saturating_sub(missing),
+                    fresh: true,
+                    last_id: room.last_id,
+                    first,
+                    cached: room.history.iter().map(|s| s.frame.clone()).collect(),
+                };
+                self.catch_up(catchup);
+                return;
+            }
             None => (0, Resume::default()),
             // Another history, or ids it never gave: the client starts over.
             Some(since) if epoch.is_some_and(|e| e != room.epoch) || since > room.last_id => {
@@ -744,6 +762,7 @@ impl Dispatcher {
                     room: room_name.to_owned(),
                     name: name.to_owned(),
                     since,
+                    fresh: false,
                     last_id: room.last_id,
                     first,
                     cached: room
@@ -872,7 +891,9 @@ impl Dispatcher {
         }
         // Whole from `since` on, or the store had lost some, or they were
         // too many to send.
-        let resume = if first == c.since + 1 {
+        let resume = if c.fresh {
+            Resume::default()
+        } else if first == c.since + 1 {
             Resume::recovered()
         } else {
             Resume {
@@ -1008,9 +1029,7 @@ impl Dispatcher {
         let raw_members = room.members.len() - room.v1_members.len();
         let live = Encoded::text(protocol::encode(&event(&record, false, None)));
         if self.limits.history > 0 {
-            let stored = Stored::new(&record, self.next_seq);
-            self.next_seq += 1;
-            self.keep(&room_name, stored);
+            self.keep(&room_name, Stored::new(&record));
         }
         let (v1, raw) = match record.body {
             store::Body::Text(text) => {
@@ -1189,9 +1208,7 @@ impl Dispatcher {
                         },
                     );
                     for record in &recent {
-                        let stored = Stored::new(record, self.next_seq);
-                        self.next_seq += 1;
-                        self.keep(&name, stored);
+                        self.keep(&name, Stored::new(record));
                     }
                 }
                 let parked = self.loading.remove(&name).unwrap_or_default();
@@ -1264,7 +1281,7 @@ impl Dispatcher {
 
     /// Keeps an event in its room's history, within the room's bounds and
     /// the history share, making room by forgetting the oldest events: the
-    /// room's own first, then the server's.
+    /// room's own first, then the heaviest room's (see `weights.rs`).
     fn keep(&mut self, room_name: &str, stored: Stored) {
         let cost = stored.cost();
         if cost > self.limits.room_history_bytes || cost > self.limits.history_share.limit() {
@@ -1288,43 +1305,44 @@ impl Dispatcher {
             room.history_bytes -= old.cost();
             share.give(old.cost());
             self.stored -= 1;
+            room.squeezed = false;
         }
+        self.weights.set(room_name, room.history_bytes);
         while !share.try_take(cost) {
-            if !self.forget_oldest() {
+            if !self.forget_heaviest() {
                 return;
             }
         }
         let room = self.rooms.get_mut(room_name).expect("looked up above");
         room.history_bytes += cost;
-        self.stored_order
-            .push_back((stored.seq, room_name.to_owned()));
         room.history.push_back(stored);
         self.stored += 1;
-        if self.stored_order.len() > 2 * self.stored + 1024 {
-            let rooms = &self.rooms;
-            self.stored_order
-                .retain(|(seq, room)| rooms.get(room).is_some_and(|r| r.holds(*seq)));
-        }
+        self.weights.set(room_name, room.history_bytes);
     }
 
-    /// Forgets the oldest event stored in any room, to make room in the
-    /// history share; false if there is none.
-    fn forget_oldest(&mut self) -> bool {
-        while let Some((seq, room_name)) = self.stored_order.pop_front() {
-            let Some(room) = self.rooms.get_mut(&room_name) else {
-                continue;
-            };
-            if room.history.front().is_none_or(|s| s.seq != seq) {
-                continue;
-            }
-            let old = room.history.pop_front().expect("checked above");
+    /// Forgets the oldest event of the room whose history weighs the most,
+    /// to make room in the history share; false if no room holds any.
+    fn forget_heaviest(&mut self) -> bool {
+        let Some(room_name) = self.weights.heaviest().map(str::to_owned) else {
+            return false;
+        };
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            self.weights.set(&room_name, 0);
+            return true;
+        };
+        if let Some(old) = room.history.pop_front() {
+            room.squeezed = true;
             room.history_bytes -= old.cost();
             self.limits.history_share.give(old.cost());
             self.stored -= 1;
             log::debug!("event=history_full room={room_name:?} forgot={}", old.id);
-            return true;
         }
-        false
+        let bytes = match room.history.is_empty() {
+            true => 0,
+            false => room.history_bytes,
+        };
+        self.weights.set(&room_name, bytes);
+        true
     }
 
     /// Forgets a room and gives its history's bytes back.
@@ -1332,6 +1350,7 @@ impl Dispatcher {
         if let Some(room) = self.rooms.remove(name) {
             self.limits.history_share.give(room.history_bytes);
             self.stored -= room.history.len();
+            self.weights.set(name, 0);
         }
     }
 
@@ -1531,13 +1550,6 @@ impl Dispatcher {
         for (_, name) in idle.into_iter().take(excess) {
             self.remove_room(&name);
         }
-    }
-}
-
-impl Room {
-    /// Whether the event stored as `seq` is still in this room's history.
-    fn holds(&self, seq: u64) -> bool {
-        self.history.front().is_some_and(|s| s.seq <= seq)
     }
 }
 

@@ -15,6 +15,7 @@
 //! thread; `reader` serves stored files. `docs/STORE.md` tells what survives
 //! a crash and what the bounds are.
 
+mod checkpointer;
 mod reader;
 mod schema;
 mod writer;
@@ -376,6 +377,8 @@ pub struct Store {
     options: Options,
     reader: Reader,
     stats: Arc<Stats>,
+    /// A database file, whose log is checkpointed by a thread of its own.
+    checkpointed: Option<Location>,
 }
 
 /// Sends requests to the store thread; cheap to clone.
@@ -451,6 +454,20 @@ pub fn open(options: &Options) -> Result<Store, StoreError> {
             );
         }
     }
+    let checkpointed = match location {
+        Location::File(_) => {
+            // The checkpoint thread keeps the log short; the writer
+            // checkpoints by itself only if that thread falls far behind.
+            conn.pragma_update(
+                None,
+                "wal_autocheckpoint",
+                checkpointer::WRITER_CHECKPOINT_PAGES,
+            )
+            .map_err(|e| StoreError::at_open(path, e))?;
+            Some(location.clone())
+        }
+        Location::Memory(_) => None,
+    };
     let sync = if options.fsync { "FULL" } else { "NORMAL" };
     conn.pragma_update(None, "synchronous", sync)
         .map_err(|e| StoreError::at_open(path, e))?;
@@ -485,6 +502,7 @@ pub fn open(options: &Options) -> Result<Store, StoreError> {
         options,
         reader,
         stats,
+        checkpointed,
     })
 }
 
@@ -502,10 +520,15 @@ impl Store {
             inbox,
             stats: self.stats.clone(),
         };
+        let checkpointer = self
+            .checkpointed
+            .and_then(|location| checkpointer::spawn(&location, &self.options.path));
         let writer = writer::Writer::new(self.conn, self.options, self.stats, self.reader, reply);
-        let thread = thread::Builder::new()
-            .name("store".into())
-            .spawn(move || writer.run(&requests))?;
+        let thread = thread::Builder::new().name("store".into()).spawn(move || {
+            // The checkpoint thread ends with the writer's.
+            let _checkpointer = checkpointer;
+            writer.run(&requests)
+        })?;
         Ok((handle, thread))
     }
 

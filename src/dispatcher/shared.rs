@@ -247,6 +247,7 @@ impl Dispatcher {
         let bytes = std::mem::take(&mut room.history_bytes);
         self.limits.history_share.give(bytes);
         self.stored -= history.len();
+        self.weights.set(name, 0);
         let members: Vec<ClientId> = room.members.values().copied().collect();
         for id in members {
             if let Some(client) = self.clients.remove(&id) {

@@ -174,7 +174,16 @@ impl Writer {
         if appends.is_empty() {
             return;
         }
+        let t0 = Instant::now();
         let written = self.write_group(appends);
+        let el = t0.elapsed();
+        if el > Duration::from_millis(30) {
+            log::warn!(
+                "event=DEBUG_slow_group n={} ms={}",
+                appends.len(),
+                el.as_millis()
+            );
+        }
         for (mut pending, written) in appends.drain(..).zip(written) {
             let outcome = match written {
                 Some(Written::Stored(_)) => Outcome::Stored,

@@ -90,7 +90,7 @@ pub enum Input {
     /// With `--redis`: a message, presence change or answer from the rooms
     /// shared with other instances (see `cluster.rs`).
     Cluster(cluster::Note),
-    /// Close every client with 1001 and stop.
+    /// Close every client (1001, or 1012 for a restart) and stop.
     Shutdown,
 }
 
@@ -1042,12 +1042,13 @@ impl Dispatcher {
         );
     }
 
-    /// Closes every client with 1001 behind what it still has to receive.
+    /// Closes every client with 1001 (1012 for a restart, see
+    /// `Close::shutdown`) behind what it still has to receive.
     fn shutdown(&mut self) {
         log::info!("event=close_all clients={}", self.clients.len());
         let clients: Vec<Client> = self.clients.drain().map(|(_, c)| c).collect();
         for client in clients {
-            self.close(&client.outlet, &Close::going_away("server shutting down"));
+            self.close(&client.outlet, &Close::shutdown());
         }
     }
 

@@ -421,8 +421,9 @@ fn start_on(addr: &str, args: &[&str]) -> Server {
 /// As `run_script_with`, with the server stopped and started again under the
 /// pages when the script asks. The script prints `stop`, `start` or
 /// `restart` on a line of its own; the server is stopped with SIGTERM (as
-/// an operator would) and/or started again as `wschat SERVER_ARGS…` on the
-/// same address, and the script is told `done` on its stdin.
+/// an operator would), or for `restart` with SIGHUP (the operator's
+/// restart), and/or started again as `wschat SERVER_ARGS…` on the same
+/// address, and the script is told `done` on its stdin.
 fn run_script_restarting(script: &str, server_args: &[&str], extra: &[&str]) {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::process::Stdio;
@@ -451,10 +452,22 @@ fn run_script_restarting(script: &str, server_args: &[&str], extra: &[&str]) {
     for line in BufReader::new(node.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         let command = line.trim();
-        if matches!(command, "stop" | "restart")
+        if command == "stop"
             && let Some(s) = server.take()
         {
             s.terminate();
+        }
+        if command == "restart"
+            && let Some(mut s) = server.take()
+        {
+            // An operator's restart: clients are told 1012, and the
+            // process exits for its supervisor (here, this loop) to start
+            // it again.
+            s.signal("HUP");
+            let status = s.wait_exit();
+            if status.code() != Some(75) {
+                stdout.push_str(&format!("(the server exited with {status} on SIGHUP)\n"));
+            }
         }
         if matches!(command, "start" | "restart") && server.is_none() {
             server = Some(start_on(&addr, server_args));
@@ -484,6 +497,16 @@ fn history_survives_a_server_restart() {
     let dir = support::TempDir::new("restart-db");
     let db = dir.path.join("chat.db");
     run_script_restarting("server_restart.mjs", &["--db", db.to_str().unwrap()], &[]);
+}
+
+/// The page tells a restart (SIGHUP, close 1012) from a stop (SIGTERM,
+/// close 1001) in words, and people coming back with a restart are not
+/// announced as joining again.
+#[test]
+fn restart_and_stop_are_told_apart() {
+    let dir = support::TempDir::new("wording-db");
+    let db = dir.path.join("chat.db");
+    run_script_restarting("restart_wording.mjs", &["--db", db.to_str().unwrap()], &[]);
 }
 
 /// A message sent while the server is down waits on the page and is

@@ -96,6 +96,8 @@ function resetConversation() {
   state.joinedWith = null;
   state.unread = 0;
   state.users = [];
+  state.seenBefore.clear();
+  state.quietUntil = 0;
   state.everJoined = false;
   state.offline = null;
   state.rejoining = false;

@@ -407,6 +407,20 @@ fn sign_in_links_name_the_person() {
     run_script_with("signin.mjs", &["--auth-secret", SECRET], &[&alice, &bob]);
 }
 
+/// With `--auth-secret`, the join form says a link is needed before Join
+/// is pressed, says why a link's name is fixed, and signs out.
+#[test]
+fn join_form_says_what_signing_in_needs() {
+    const SECRET: &str = "the secret of the browser test, long enough";
+    let out = Command::new(env!("CARGO_BIN_EXE_wschat"))
+        .args(["token", "alice", "--auth-secret", SECRET])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let alice = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    run_script_with("signin_wording.mjs", &["--auth-secret", SECRET], &[&alice]);
+}
+
 /// Starts `wschat --listen ADDR ARGS…` on a given address: the one a server
 /// before it had, so that the pages open on it find the new one there.
 fn start_on(addr: &str, args: &[&str]) -> Server {

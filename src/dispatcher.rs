@@ -1197,8 +1197,17 @@ impl Dispatcher {
                 for event in parked {
                     self.handle(event);
                 }
-                // A room whose joiners all left while it loaded is idle.
-                if self.rooms.get(&name).is_some_and(|r| r.members.is_empty()) {
+                // A room whose joiners all left while it loaded, or were
+                // all refused (banned, a bad name), is idle; one with
+                // nothing in it either is dropped at once, as on a leave.
+                // (A shared room's joiners may still be claiming their
+                // names, and it knows of other instances' members.)
+                if let Some(room) = self.rooms.get(&name)
+                    && room.members.is_empty()
+                {
+                    if room.history.is_empty() && self.cluster.is_none() {
+                        self.remove_room(&name);
+                    }
                     self.forget_idle_rooms();
                 }
             }

@@ -390,6 +390,32 @@ fn admin_view_kicks_and_bans() {
     }
 }
 
+/// The admin view confirms kicks and bans in its own dialog (cancelling
+/// does nothing: the log holds one kick and one ban), counts messages
+/// only, says bans end with a restart, and lists no room for a refused
+/// join.
+#[test]
+fn admin_view_confirms_and_counts_messages() {
+    const ADMIN: &str = "the admin token of the browser test";
+    let _guard = prepare();
+    let (server, log) = Server::start_logged(&["--admin-token", ADMIN]);
+    run_node("admin_confirm.mjs", &server.addr, &[ADMIN]);
+    for action in ["kick", "ban"] {
+        let field = format!("action={action} ");
+        let lines: Vec<String> = log
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains("event=admin") && l.contains(&field))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "one {action}, the confirmed one: {lines:#?}"
+        );
+        assert!(lines[0].contains("outcome=done"), "{}", lines[0]);
+    }
+}
+
 /// With `--auth-secret`, a sign-in link names the person, and the same
 /// browser's second tab is the same person.
 #[test]

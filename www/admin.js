@@ -1,5 +1,6 @@
 // wschat admin view: lists the rooms and who is in them, with the main
-// metrics, and kicks or bans through the server's JSON API (/api/rooms,
+// metrics, and kicks or bans (each confirmed first in the page's own modal
+// dialog) through the server's JSON API (/api/rooms,
 // /api/kick, /api/ban, /api/unban), sending the admin token as a bearer
 // token. The token is kept in this tab's sessionStorage only. Every name is
 // put into the page as text, never as HTML.

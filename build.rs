@@ -5,7 +5,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("www");
+    // Read when the script runs, not when it was compiled: a checkout that
+    // moved (or a target directory copied from another one) must embed its
+    // own `www/`, not the one the script was first built in.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo");
+    let root = Path::new(&manifest_dir).join("www");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     collect(&root, &root, &mut files);

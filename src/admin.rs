@@ -8,7 +8,8 @@
 //! The dispatcher owns the rooms: every request becomes an `Input::Admin`
 //! with a reply channel, answered from the dispatcher's thread. Every
 //! action is logged with who did it (the peer address, and the
-//! `X-Admin-Name` label the request gave).
+//! `X-Admin-Name` label the request gave). `/api/info`, which the chat page
+//! reads, is not one of these: anyone may read it (`router.rs`).
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
@@ -46,7 +47,7 @@ pub struct Admin {
 pub fn is_admin_path(path: &str) -> bool {
     matches!(path, "/admin" | "/admin.html" | "/admin.js" | "/admin.css")
         || path == "/api"
-        || path.starts_with("/api/")
+        || (path.starts_with("/api/") && path != crate::router::INFO_PATH)
 }
 
 /// Why an API request is not carried out; each is one HTTP answer.
@@ -364,7 +365,14 @@ mod tests {
         for p in ["/admin", "/admin.js", "/api/rooms", "/api/x", "/api"] {
             assert!(is_admin_path(p), "{p}");
         }
-        for p in ["/", "/app.js", "/apiary", "/administrator", "/ws"] {
+        for p in [
+            "/",
+            "/app.js",
+            "/apiary",
+            "/administrator",
+            "/ws",
+            "/api/info",
+        ] {
             assert!(!is_admin_path(p), "{p}");
         }
     }

@@ -8,11 +8,31 @@
 //! client that floods us with bad frames and to one that only reads slowly.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tungstenite::protocol::frame::coding::CloseCode;
 
 /// Longest close reason: a control frame's 125 bytes less the code's two.
 const MAX_REASON: usize = 123;
+
+/// Set once the operator has asked for a restart (SIGHUP): the clients
+/// are then told the server is restarting, not going away. Process-wide,
+/// since it is the process that restarts.
+static RESTARTING: AtomicBool = AtomicBool::new(false);
+
+/// The reason texts of the closes sent when the server stops or restarts.
+const STOP_REASON: &str = "server shutting down";
+const RESTART_REASON: &str = "server restarting";
+
+/// Marks this process's shutdown as a restart (see [`Close::shutdown`]).
+pub fn set_restarting() {
+    RESTARTING.store(true, Ordering::SeqCst);
+}
+
+/// Whether the operator asked for a restart rather than a stop.
+pub fn restarting() -> bool {
+    RESTARTING.load(Ordering::SeqCst)
+}
 
 /// A close the server sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +62,27 @@ impl Close {
     /// 1001: the server is going down, or the peer has gone silent.
     pub fn going_away(reason: &'static str) -> Close {
         Close::new(CloseCode::Away, reason, false)
+    }
+
+    /// What every client is sent when the server shuts down: 1012
+    /// `server restarting` when the operator restarts it (SIGHUP), so that
+    /// pages can say it will be back; 1001 `server shutting down` when it
+    /// stops (SIGTERM, SIGINT), which promises nothing.
+    pub fn shutdown() -> Close {
+        if restarting() {
+            Close::new(CloseCode::Restart, RESTART_REASON, false)
+        } else {
+            Close::going_away(STOP_REASON)
+        }
+    }
+
+    /// Whether this is the close of a server shutting down or restarting,
+    /// after which nobody waits for the peer's answer.
+    pub fn is_shutdown(&self) -> bool {
+        matches!(
+            (self.code, &*self.reason),
+            (CloseCode::Away, STOP_REASON) | (CloseCode::Restart, RESTART_REASON)
+        )
     }
 
     /// 1002: the peer broke RFC 6455.
@@ -124,6 +165,10 @@ mod tests {
         assert_eq!(code(Close::history_reset()), 1012);
         assert_eq!(code(Close::busy()), 1013);
         assert_eq!(code(Close::unavailable()), 1013);
+        assert_eq!(code(Close::shutdown()), 1001);
+        assert!(Close::shutdown().is_shutdown());
+        assert!(!Close::going_away("ping timeout").is_shutdown());
+        assert!(!Close::history_reset().is_shutdown());
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub enum Input {
     /// With `--redis`: a message, presence change or answer from the rooms
     /// shared with other instances (see `cluster.rs`).
     Cluster(cluster::Note),
-    /// Close every client with 1001 and stop.
+    /// Close every client (1001, or 1012 for a restart) and stop.
     Shutdown,
 }
 
@@ -1113,12 +1113,13 @@ impl Dispatcher {
         );
     }
 
-    /// Closes every client with 1001 behind what it still has to receive.
+    /// Closes every client with 1001 (1012 for a restart, see
+    /// `Close::shutdown`) behind what it still has to receive.
     fn shutdown(&mut self) {
         log::info!("event=close_all clients={}", self.clients.len());
         let clients: Vec<Client> = self.clients.drain().map(|(_, c)| c).collect();
         for client in clients {
-            self.close(&client.outlet, &Close::going_away("server shutting down"));
+            self.close(&client.outlet, &Close::shutdown());
         }
     }
 
@@ -1220,8 +1221,17 @@ impl Dispatcher {
                 for event in parked {
                     self.handle(event);
                 }
-                // A room whose joiners all left while it loaded is idle.
-                if self.rooms.get(&name).is_some_and(|r| r.members.is_empty()) {
+                // A room whose joiners all left while it loaded, or were
+                // all refused (banned, a bad name), is idle; one with
+                // nothing in it either is dropped at once, as on a leave.
+                // (A shared room's joiners may still be claiming their
+                // names, and it knows of other instances' members.)
+                if let Some(room) = self.rooms.get(&name)
+                    && room.members.is_empty()
+                {
+                    if room.history.is_empty() && self.cluster.is_none() {
+                        self.remove_room(&name);
+                    }
                     self.forget_idle_rooms();
                 }
             }

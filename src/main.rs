@@ -1,14 +1,20 @@
 //! Starts wschat: reads the options, sets up logging and signals, runs the
-//! server until SIGINT or SIGTERM.
+//! server until SIGINT or SIGTERM (a stop) or SIGHUP (a restart: the
+//! clients are told so, and the process exits with `RESTART_STATUS` for its
+//! supervisor to start it again).
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use wschat::config::Config;
 use wschat::server::{History, Server};
+
+/// The exit status after a restart asked for with SIGHUP (`EX_TEMPFAIL`):
+/// the systemd unit restarts the service on it (`RestartForceExitStatus`).
+const RESTART_STATUS: u8 = 75;
 
 fn main() -> ExitCode {
     let config = Config::load();
@@ -43,20 +49,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let restart = shutdown.clone();
     std::thread::spawn(move || {
         let mut received = signals.forever();
         if let Some(sig) = received.next() {
-            log::info!(
-                "event=signal signal={sig} msg=\"shutting down; send it again to exit at once\""
-            );
-            shutdown.shutdown();
+            if sig == SIGHUP {
+                log::info!(
+                    "event=signal signal={sig} msg=\"restarting; send a signal again to exit at once\""
+                );
+                shutdown.restart();
+            } else {
+                log::info!(
+                    "event=signal signal={sig} msg=\"shutting down; send it again to exit at once\""
+                );
+                shutdown.shutdown();
+            }
         }
         if received.next().is_some() {
             log::warn!("event=signal msg=\"second signal: exiting now\"");
@@ -72,6 +86,7 @@ fn main() -> ExitCode {
         );
     };
     match server.run(ready) {
+        Ok(()) if restart.restarting() => ExitCode::from(RESTART_STATUS),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("server failed: {e}");

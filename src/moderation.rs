@@ -70,6 +70,9 @@ pub struct Overview {
     /// Connections the dispatcher knows, in rooms or not (echo, joining).
     pub connections: usize,
     pub bans: Vec<BanView>,
+    /// Where the bans are kept: `"memory"` (this process: a restart lifts
+    /// them) or `"redis"` (shared, outliving any one instance).
+    pub bans_kept: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

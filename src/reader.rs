@@ -142,7 +142,7 @@ impl Connection {
             end
         } else {
             // The server is shutting down.
-            let close = Close::going_away("server shutting down");
+            let close = Close::shutdown();
             outlet.close(&close);
             End::ClosedByUs(close)
         };
@@ -150,6 +150,7 @@ impl Connection {
         // while the server goes down.
         if let End::ClosedByUs(close) = &end
             && close.code() != CloseCode::Away
+            && !close.is_shutdown()
         {
             // Let the peer read our close frame and close its side first,
             // so the close is not lost to a TCP reset.

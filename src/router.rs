@@ -81,6 +81,10 @@ pub(crate) fn handle(
         admission::refuse(&sock, &head, client, denial);
         return None;
     }
+    if head.path() == INFO_PATH {
+        answer_info(&sock, &head, config);
+        return None;
+    }
     if crate::admin::is_admin_path(head.path()) {
         shared.admin.answer(&sock, client, &head, &early);
         return None;
@@ -126,6 +130,32 @@ pub(crate) fn handle(
 // The answers below are kept out of line (as is `refuse_upgrade`): their
 // responses are large values, and a connection's thread keeps every stack
 // page it ever touched, so they must not widen the frame a WebSocket lives in.
+
+/// What the page may ask before joining (docs/PROTOCOL.md, "Before
+/// joining"): public, unlike the rest of `/api/`.
+pub(crate) const INFO_PATH: &str = "/api/info";
+
+/// Answers `GET /api/info`: whether this server needs an identity token,
+/// so that the page can say so before the visitor presses Join.
+#[inline(never)]
+fn answer_info(sock: &TcpStream, head: &Head, config: &Config) {
+    let response = if head.method == "GET" || head.method == "HEAD" {
+        let body = serde_json::json!({
+            "token_required": crate::auth::secret(config).is_some(),
+        });
+        http::data_response(
+            200,
+            body.to_string().into_bytes(),
+            &[
+                ("Content-Type", "application/json"),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+    } else {
+        http::error_response(405, "method not allowed\n", &[("Allow", "GET, HEAD")])
+    };
+    let _ = http::respond_to(sock, head, response);
+}
 
 /// Answers a request head that could not be read.
 #[inline(never)]

@@ -89,6 +89,18 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
+    /// Whether `restart` was asked for.
+    pub fn restarting(&self) -> bool {
+        crate::close::restarting()
+    }
+
+    /// As `shutdown`, telling every client that the server is restarting
+    /// (close 1012 `server restarting`) rather than going away.
+    pub fn restart(&self) {
+        crate::close::set_restarting();
+        self.shutdown();
+    }
+
     /// Makes `Server::run` stop accepting, close every client with 1001 and
     /// return once they are gone or the shutdown grace has passed.
     pub fn shutdown(&self) {
@@ -175,7 +187,7 @@ impl Echoes {
     /// clients that come later find the list gone and close themselves.
     fn close_all(mut self) -> Closing {
         self.update();
-        let close = Close::going_away("server shutting down");
+        let close = Close::shutdown();
         let deadline = Instant::now() + CLOSE_TIMEOUT;
         let mut closing = Closing::new();
         for outlet in self.open.into_values() {

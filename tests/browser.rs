@@ -390,6 +390,32 @@ fn admin_view_kicks_and_bans() {
     }
 }
 
+/// The admin view confirms kicks and bans in its own dialog (cancelling
+/// does nothing: the log holds one kick and one ban), counts messages
+/// only, says bans end with a restart, and lists no room for a refused
+/// join.
+#[test]
+fn admin_view_confirms_and_counts_messages() {
+    const ADMIN: &str = "the admin token of the browser test";
+    let _guard = prepare();
+    let (server, log) = Server::start_logged(&["--admin-token", ADMIN]);
+    run_node("admin_confirm.mjs", &server.addr, &[ADMIN]);
+    for action in ["kick", "ban"] {
+        let field = format!("action={action} ");
+        let lines: Vec<String> = log
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains("event=admin") && l.contains(&field))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "one {action}, the confirmed one: {lines:#?}"
+        );
+        assert!(lines[0].contains("outcome=done"), "{}", lines[0]);
+    }
+}
+
 /// With `--auth-secret`, a sign-in link names the person, and the same
 /// browser's second tab is the same person.
 #[test]
@@ -407,6 +433,20 @@ fn sign_in_links_name_the_person() {
     run_script_with("signin.mjs", &["--auth-secret", SECRET], &[&alice, &bob]);
 }
 
+/// With `--auth-secret`, the join form says a link is needed before Join
+/// is pressed, says why a link's name is fixed, and signs out.
+#[test]
+fn join_form_says_what_signing_in_needs() {
+    const SECRET: &str = "the secret of the browser test, long enough";
+    let out = Command::new(env!("CARGO_BIN_EXE_wschat"))
+        .args(["token", "alice", "--auth-secret", SECRET])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let alice = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    run_script_with("signin_wording.mjs", &["--auth-secret", SECRET], &[&alice]);
+}
+
 /// Starts `wschat --listen ADDR ARGS…` on a given address: the one a server
 /// before it had, so that the pages open on it find the new one there.
 fn start_on(addr: &str, args: &[&str]) -> Server {
@@ -421,8 +461,9 @@ fn start_on(addr: &str, args: &[&str]) -> Server {
 /// As `run_script_with`, with the server stopped and started again under the
 /// pages when the script asks. The script prints `stop`, `start` or
 /// `restart` on a line of its own; the server is stopped with SIGTERM (as
-/// an operator would) and/or started again as `wschat SERVER_ARGS…` on the
-/// same address, and the script is told `done` on its stdin.
+/// an operator would), or for `restart` with SIGHUP (the operator's
+/// restart), and/or started again as `wschat SERVER_ARGS…` on the same
+/// address, and the script is told `done` on its stdin.
 fn run_script_restarting(script: &str, server_args: &[&str], extra: &[&str]) {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::process::Stdio;
@@ -451,10 +492,22 @@ fn run_script_restarting(script: &str, server_args: &[&str], extra: &[&str]) {
     for line in BufReader::new(node.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         let command = line.trim();
-        if matches!(command, "stop" | "restart")
+        if command == "stop"
             && let Some(s) = server.take()
         {
             s.terminate();
+        }
+        if command == "restart"
+            && let Some(mut s) = server.take()
+        {
+            // An operator's restart: clients are told 1012, and the
+            // process exits for its supervisor (here, this loop) to start
+            // it again.
+            s.signal("HUP");
+            let status = s.wait_exit();
+            if status.code() != Some(75) {
+                stdout.push_str(&format!("(the server exited with {status} on SIGHUP)\n"));
+            }
         }
         if matches!(command, "start" | "restart") && server.is_none() {
             server = Some(start_on(&addr, server_args));
@@ -484,6 +537,16 @@ fn history_survives_a_server_restart() {
     let dir = support::TempDir::new("restart-db");
     let db = dir.path.join("chat.db");
     run_script_restarting("server_restart.mjs", &["--db", db.to_str().unwrap()], &[]);
+}
+
+/// The page tells a restart (SIGHUP, close 1012) from a stop (SIGTERM,
+/// close 1001) in words, and people coming back with a restart are not
+/// announced as joining again.
+#[test]
+fn restart_and_stop_are_told_apart() {
+    let dir = support::TempDir::new("wording-db");
+    let db = dir.path.join("chat.db");
+    run_script_restarting("restart_wording.mjs", &["--db", db.to_str().unwrap()], &[]);
 }
 
 /// A message sent while the server is down waits on the page and is

@@ -429,3 +429,39 @@ fn the_token_subcommand_mints_tokens_the_server_accepts() {
     assert_eq!(short.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&short.stderr).contains("32 bytes"));
 }
+
+/// `GET /api/info` tells a page, before it joins, whether this server
+/// needs a token: public (no admin token asked, none configured), JSON,
+/// and true exactly when `--auth-secret` is set.
+#[test]
+fn api_info_says_whether_a_token_is_required() {
+    let info = |server: &Server| {
+        let res = http_fetch(&server.addr, "/api/info");
+        assert_eq!(res.status, 200, "{}", res.text());
+        assert_eq!(res.header("Content-Type"), Some("application/json"));
+        assert_eq!(res.header("Cache-Control"), Some("no-store"));
+        serde_json::from_slice::<Value>(&res.body).unwrap()
+    };
+    let open = Server::start(&[]);
+    assert_eq!(info(&open), json!({"token_required": false}));
+    let guarded = with_secret();
+    assert_eq!(info(&guarded), json!({"token_required": true}));
+    // With an admin token too, it stays public; the rest of /api/ does not.
+    let admin = Server::start(&[
+        "--auth-secret",
+        SECRET,
+        "--admin-token",
+        "an admin token for the tests",
+    ]);
+    assert_eq!(info(&admin), json!({"token_required": true}));
+    assert_eq!(http_fetch(&admin.addr, "/api/rooms").status, 401);
+    assert_eq!(http_fetch(&open.addr, "/api/rooms").status, 404);
+    let post = http_request(
+        &open.addr,
+        &format!(
+            "POST /api/info HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            open.addr
+        ),
+    );
+    assert_eq!(post.status, 405);
+}

@@ -313,6 +313,15 @@ fn ban_closes_the_name_everywhere_and_refuses_it_until_it_ends() {
     assert_eq!(close_frame(&mut raw), Some((1008, "banned".to_string())));
     let overview = json_of(&api(&server, "GET", "/api/rooms", Some(ADMIN), None));
     assert_eq!(overview["bans"], json!([{"name": "bob", "until": until}]));
+    assert_eq!(overview["bans_kept"], "memory", "a restart lifts them");
+    // The refused joins left no room behind: "elsewhere" was never entered.
+    let rooms: Vec<&str> = overview["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(rooms, ["r"], "{overview}");
 
     // Lifted, the name is free again.
     let r = api(

@@ -1,6 +1,6 @@
 //! Proves graceful shutdown: on SIGTERM every client (raw, v1, echo) gets
 //! close 1001 after the frames already queued for it, and the process exits
-//! with status 0; a second signal ends it at once even while a client that
+//! with status 0 (SIGHUP: 1012 and status 75, a restart); a second signal ends it at once even while a client that
 //! does not read still holds it in its grace period.
 
 mod support;
@@ -40,6 +40,30 @@ fn sigterm_closes_every_client_with_1001_and_exits_0() {
         "exit took {:?}",
         start.elapsed()
     );
+}
+
+/// SIGHUP is a restart: every client is told so with 1012 `server
+/// restarting` (a page can then say it will be back), and the process exits
+/// with 75 for its supervisor to start it again.
+#[test]
+fn sighup_closes_every_client_with_1012_and_exits_75() {
+    let mut server = Server::start(&["--shutdown-grace", "2"]);
+    let mut alice = join_v1(&server, "r", "alice");
+    let (mut raw, _) = connect_raw_synced(&server, &mut alice, "/ws?room=r&name=rawbob");
+    let mut echo = connect(&server.url("/echo"));
+    send_text(&mut echo, "up");
+    assert_eq!(expect_text(&mut echo), "up");
+
+    server.signal("HUP");
+    for ws in [&mut alice, &mut raw, &mut echo] {
+        assert_eq!(
+            close_frame(ws),
+            Some((1012, "server restarting".to_string()))
+        );
+        wait_disconnected(ws);
+    }
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(75), "{status}");
 }
 
 #[test]

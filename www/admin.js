@@ -1,5 +1,6 @@
 // wschat admin view: lists the rooms and who is in them, with the main
-// metrics, and kicks or bans through the server's JSON API (/api/rooms,
+// metrics, and kicks or bans (each confirmed first in the page's own modal
+// dialog) through the server's JSON API (/api/rooms,
 // /api/kick, /api/ban, /api/unban), sending the admin token as a bearer
 // token. The token is kept in this tab's sessionStorage only. Every name is
 // put into the page as text, never as HTML.
@@ -23,7 +24,12 @@ const bansEl = $('bans');
 const bansEmpty = $('bans-empty');
 const metricsEl = $('metrics');
 const minutesInput = $('ban-minutes');
+const bansKept = $('bans-kept');
 const toasts = $('toasts');
+const confirmDialog = $('confirm');
+const confirmTitle = $('confirm-title');
+const confirmText = $('confirm-text');
+const confirmOk = $('confirm-ok');
 
 let timer = null;
 
@@ -81,6 +87,50 @@ function plural(n, one, many) {
   return formatCount(n) + ' ' + (n === 1 ? one : many);
 }
 
+// Bans held in this process's memory end with it ("memory", or a server
+// that does not say); shared ones ("redis") outlive any one instance.
+let bansEndWithRestart = true;
+
+/**
+ * Asks the moderator to confirm an action in the page's own modal dialog:
+ * `title` is the question, `text` what it does, `ok` the button that does
+ * it. Resolves to true when confirmed; Cancel or Escape resolve to false.
+ */
+function confirmStep(title, text, ok) {
+  confirmTitle.textContent = title;
+  confirmText.textContent = text;
+  confirmOk.textContent = ok;
+  confirmDialog.returnValue = '';
+  confirmDialog.showModal();
+  return new Promise((resolve) => {
+    confirmDialog.addEventListener('close', () => resolve(confirmDialog.returnValue === 'ok'), { once: true });
+  });
+}
+
+confirmOk.addEventListener('click', () => confirmDialog.close('ok'));
+$('confirm-cancel').addEventListener('click', () => confirmDialog.close('cancel'));
+
+async function confirmKick(name, room) {
+  const ok = await confirmStep('Kick ' + name + ' from #' + room + '?',
+    'Their connections in #' + room + ' are closed and their page says a moderator removed them. Nothing stops them from joining again.',
+    'Kick ' + name);
+  if (ok) act('kick', { name, room });
+}
+
+async function confirmBan(name) {
+  const minutes = Number(minutesInput.value);
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > Number(minutesInput.max)) {
+    toast('Not done: give the ban 1 to ' + formatCount(Number(minutesInput.max)) + ' minutes.', 'error');
+    minutesInput.focus();
+    return;
+  }
+  const ends = until(Date.now() + minutes * 60000) + (bansEndWithRestart ? ', or when the server restarts' : '');
+  const ok = await confirmStep('Ban the name ' + name + '?',
+    'Everyone using it, or a name that looks like it, is disconnected from every room and refused until ' + ends + ' (' + plural(minutes, 'minute', 'minutes') + ').',
+    'Ban ' + name);
+  if (ok) act('ban', { name, minutes });
+}
+
 function renderRooms(overview) {
   const rooms = Array.isArray(overview.rooms) ? overview.rooms : [];
   roomsEmpty.hidden = rooms.length > 0;
@@ -102,9 +152,9 @@ function renderRooms(overview) {
       }));
       const actions = el('span', { class: 'actions' });
       const kick = el('button', { class: 'btn btn-ghost btn-small', type: 'button', 'data-testid': 'kick', 'aria-label': 'Kick ' + person.name + ' from #' + room.name }, 'Kick');
-      kick.addEventListener('click', () => act('kick', { name: person.name, room: room.name }));
+      kick.addEventListener('click', () => confirmKick(person.name, room.name));
       const ban = el('button', { class: 'btn btn-ghost btn-small btn-danger', type: 'button', 'data-testid': 'ban', 'aria-label': 'Ban the name ' + person.name }, 'Ban');
-      ban.addEventListener('click', () => act('ban', { name: person.name, minutes: Number(minutesInput.value) }));
+      ban.addEventListener('click', () => confirmBan(person.name));
       actions.append(kick, ban);
       li.append(actions);
       list.append(li);
@@ -116,12 +166,19 @@ function renderRooms(overview) {
 
 function renderBans(overview) {
   const bans = Array.isArray(overview.bans) ? overview.bans : [];
+  bansEndWithRestart = overview.bans_kept !== 'redis';
+  bansKept.textContent = bansEndWithRestart
+    ? 'Bans are kept in this server\'s memory: a restart of the server lifts them all.'
+    : 'Bans are shared by every instance (in Redis) and outlive restarts.';
   bansEmpty.hidden = bans.length > 0;
   bansEl.replaceChildren(...bans.map((ban) => {
     const li = el('li', { class: 'admin-person', 'data-testid': 'banned', 'data-name': ban.name, 'data-until': String(ban.until) });
     li.append(el('span', { class: 'person-name', text: ban.name }));
-    li.append(el('span', { class: 'admin-count', text: 'until ' + until(ban.until) }));
-    const lift = el('button', { class: 'btn btn-ghost btn-small', type: 'button', 'data-testid': 'unban', 'aria-label': 'Lift the ban on ' + ban.name }, 'Lift ban');
+    li.append(el('span', {
+      class: 'admin-count', 'data-testid': 'ban-until',
+      text: 'until ' + until(ban.until) + (bansEndWithRestart ? ' or until restart' : ''),
+    }));
+    const lift = el('button', { class: 'btn btn-ghost btn-small', type: 'button', 'data-testid': 'unban', 'aria-label': 'Lift ban on ' + ban.name }, 'Lift ban');
     lift.addEventListener('click', () => act('unban', { name: ban.name }));
     const actions = el('span', { class: 'actions' });
     actions.append(lift);
@@ -156,7 +213,8 @@ async function renderMetrics(overview) {
       ['Open connections', totals.wschat_connections],
       ['v1 / raw / echo', ['v1', 'raw', 'echo'].map((m) => formatCount(byLabel['wschat_connections{mode="' + m + '"}'] || 0)).join(' / ')],
       ['Rooms held', totals.wschat_rooms],
-      ['Messages received', totals.wschat_messages_received_total],
+      // Messages and files people sent; the metric also counts joins and typing.
+      ['Messages received', ['text', 'file'].reduce((n, k) => n + (byLabel['wschat_messages_received_total{kind="' + k + '"}'] || 0), 0)],
       ['Deliveries', totals.wschat_deliveries_total],
       ['Refused handshakes', totals.wschat_handshakes_refused_total],
       ['Held back by rate', totals.wschat_rate_limited_total],

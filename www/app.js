@@ -14,13 +14,15 @@
 //   uploads.js     picking and sending files
 //   panel.js       the people panel on narrow screens
 //   identity.js    this browser's key, sign-in tokens, refusals in words
+//   signin.js      the join form's sign-in link: name locked, Sign out, links needed
 //   limits.js      what the server accepts (from its welcome)
 //   util.js        small helpers: elements, storage, sizes and times in words
 // Every piece of user content (names, rooms, messages, file names, errors)
 // is put into the page with textContent or as attribute values, never as HTML.
 
 import { $, saved, tabSaved, checkName } from './util.js';
-import { heldToken, tokenName } from './identity.js';
+import { forgetToken } from './identity.js';
+import { linkName, showSignIn, learnServer } from './signin.js';
 import { state, online, STORE_NAME, STORE_ROOM, STORE_AUTO, TAB_JOINED } from './state.js';
 import { updateComposer, setNotice, clearNotice, setJoinError, showJoin, updateTitle } from './view.js';
 import { connectUploads } from './uploads.js';
@@ -62,6 +64,16 @@ document.addEventListener('keydown', (e) => {
 
 leaveButton.addEventListener('click', leave);
 
+// Sign out: this browser forgets the sign-in link (and stops going back in
+// by itself); the name becomes free to change.
+$('sign-out').addEventListener('click', () => {
+  if (state.wanted) leave();
+  forgetToken();
+  saved.remove(STORE_AUTO);
+  showSignIn();
+  joinName.focus();
+});
+
 for (const field of [joinName, joinRoom]) {
   field.addEventListener('input', () => {
     if (field.getAttribute('aria-invalid')) setJoinError('', null);
@@ -101,13 +113,11 @@ window.addEventListener('hashchange', () => {
 });
 
 const tabWas = savedTab();
-const signedIn = tokenName(heldToken());
-joinName.value = signedIn || (tabWas ? tabWas.name : savedName);
-if (signedIn) {
-  // A sign-in link says who this is: the server takes no other name.
-  joinName.readOnly = true;
-  joinName.setAttribute('aria-readonly', 'true');
-}
+const signedIn = linkName();
+joinName.value = tabWas ? tabWas.name : savedName;
+// A sign-in link says who this is: the server takes no other name.
+showSignIn();
+learnServer();
 joinRoom.value = tabWas ? tabWas.room : savedRoom;
 if (tabWas) {
   // This tab was in a room before it was reloaded: go straight back in.

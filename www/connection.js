@@ -34,7 +34,8 @@ export function describeClose(ev, opened) {
   const reason = ev.reason || '';
   switch (ev.code) {
     case 1001:
-      if (reason === 'server shutting down') return { short: 'Server restarting', why: 'the chat server is restarting' };
+      // A stop promises nothing: the operator may or may not start it again.
+      if (reason === 'server shutting down') return { short: 'Server stopped', why: 'the chat server has shut down; this page keeps trying in case it comes back' };
       if (reason === 'ping timeout') return { short: 'Connection lost', why: 'the server stopped hearing from this page' };
       break;
     case 1008:
@@ -46,6 +47,7 @@ export function describeClose(ev, opened) {
     case 1011:
       return { short: 'Server error', why: 'the chat server hit an internal error' };
     case 1012:
+      if (reason === 'server restarting') return { short: 'Server restarting', why: 'the chat server is restarting; this page reconnects as soon as it is back' };
       return { short: 'History reset', why: 'the chat server lost the history of this room and asked this page to come back' };
     case 1013:
       return { short: 'Server busy', why: 'the chat server asked this page to try again in a moment' };
@@ -116,9 +118,9 @@ export function connect() {
 }
 
 /**
- * Whether a close asks the page to come back (1012: the server restarted
- * the room's history; 1013: try again later): it reconnects even when its
- * join never got in.
+ * Whether a close asks the page to come back (1012: the server is
+ * restarting, or restarted the room's history; 1013: try again later): it
+ * reconnects even when its join never got in.
  */
 export function comeBack(ev) {
   return ev.code === 1012 || ev.code === 1013;

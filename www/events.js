@@ -28,6 +28,9 @@ import { refuseJoin } from './session.js';
 
 const TYPING_SHOW_MS = 3500; // forget a typist after this long without news
 const NAME_TAKEN_RETRIES = 8; // after a reload our old connection may still hold the name
+// After the page reconnects, the people it saw before who join within this
+// long are coming back with it (their pages reconnect too), not arriving.
+const REJOIN_QUIET_MS = 60000;
 
 const JOIN_ERRORS = new Set(['name_taken', 'invalid_name', 'invalid_room', 'bad_field', 'already_joined',
   'banned', 'token_required', 'token_invalid', 'token_expired', 'room_forbidden', 'name_mismatch']);
@@ -95,6 +98,11 @@ function onWelcome(msg) {
   // Whatever went wrong on the previous connection is over.
   clearToasts();
   state.notice = null;
+  if (!first) {
+    // Until the presence list that follows: who was here before the break.
+    state.seenBefore = new Set(state.users.filter((u) => u !== state.name));
+    state.quietUntil = Date.now() + REJOIN_QUIET_MS;
+  }
   if (reset) addNote('The server has reset the history of #' + state.room + ': earlier messages are gone', 'reset');
   else if (!first) addNote('Reconnected', 'ok');
   state.everJoined = true;
@@ -111,7 +119,8 @@ function onWelcome(msg) {
  * ({since, epoch}), says the room's history is not the one we knew.
  */
 function historyReset(msg, joinedWith) {
-  if (!joinedWith || joinedWith.since === undefined) return false;
+  // Nothing shown yet (since 0): a new history takes nothing away.
+  if (!joinedWith || joinedWith.since === undefined || joinedWith.since === 0) return false;
   if (msg.recovered === false) return msg.reason === 'epoch';
   // A server that does not say, yet names another history.
   return msg.recovered === undefined && Boolean(joinedWith.epoch) && typeof msg.epoch === 'string'
@@ -128,7 +137,9 @@ function onJoin(msg) {
   if (typeof msg.name !== 'string') return;
   if (!state.users.includes(msg.name)) state.users.push(msg.name);
   renderPresence();
-  addNote(msg.name + ' joined', 'join', msg.ts);
+  // Someone who was here before this page's reconnect, back with theirs.
+  const back = state.seenBefore.delete(msg.name) && Date.now() < state.quietUntil;
+  if (!back) addNote(msg.name + ' joined', 'join', msg.ts);
 }
 
 function onLeave(msg) {

@@ -6,6 +6,7 @@ import { setSelf, resetLog } from './log.js';
 import { openOutbox, closeOutbox } from './outbox.js';
 import { resetUploads } from './uploads.js';
 import { forgetToken } from './identity.js';
+import { showSignIn } from './signin.js';
 import { state, STORE_NAME, STORE_ROOM, STORE_AUTO, TAB_JOINED } from './state.js';
 import {
   updateComposer, setJoining, showJoin, showChat, renderPresence, renderTyping,
@@ -64,6 +65,7 @@ export function refuseJoin(code, text) {
     case 'token_invalid':
     case 'token_expired':
       forgetToken();
+      showSignIn();
       return showJoin(text, joinName);
     case 'banned':
     case 'token_required':
@@ -96,6 +98,8 @@ function resetConversation() {
   state.joinedWith = null;
   state.unread = 0;
   state.users = [];
+  state.seenBefore.clear();
+  state.quietUntil = 0;
   state.everJoined = false;
   state.offline = null;
   state.rejoining = false;

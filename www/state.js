@@ -36,6 +36,10 @@ export const state = {
   retryDelay: 0, // the last such pause, in ms; doubles while it goes on
   pendingBinary: null, // live file event from someone else, awaiting its bytes
   users: [],
+  // After a reconnect: who the page last saw here, and until when their
+  // joins are them coming back with it (a server restart), not news.
+  seenBefore: new Set(),
+  quietUntil: 0,
   typists: new Map(), // name -> expiry timer
   lastTypingSent: 0,
   unread: 0,

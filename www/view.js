@@ -120,13 +120,15 @@ export function setJoining(on) {
 export function setJoinError(text, field) {
   for (const f of [joinName, joinRoom]) {
     f.removeAttribute('aria-invalid');
-    f.removeAttribute('aria-describedby');
+    // A field's own hint (data-describedby: the sign-in link's, signin.js) stays.
+    if (f.dataset.describedby) f.setAttribute('aria-describedby', f.dataset.describedby);
+    else f.removeAttribute('aria-describedby');
   }
   joinError.textContent = text || '';
   joinError.hidden = !text;
   if (text && field) {
     field.setAttribute('aria-invalid', 'true');
-    field.setAttribute('aria-describedby', 'join-error');
+    field.setAttribute('aria-describedby', [field.dataset.describedby, 'join-error'].filter(Boolean).join(' '));
   }
   if (field) {
     field.focus();

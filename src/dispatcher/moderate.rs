@@ -140,6 +140,11 @@ impl Dispatcher {
             rooms,
             connections: self.clients.len(),
             bans,
+            bans_kept: if self.cluster.is_some() {
+                "redis"
+            } else {
+                "memory"
+            },
         }
     }
 

@@ -1,5 +1,5 @@
 // The admin view in Chromium: a wrong token is refused, the right one shows
-// the rooms and who is in them; Kick removes bob (whose page says so and
+// the rooms and who is in them; Kick (confirmed) removes bob (whose page says so and
 // does not come back by itself), Ban removes alice and refuses her name
 // with the ban's end, and lifting the ban lets her in again. The admin
 // page keeps to the Content-Security-Policy (lib.mjs fails on any report)
@@ -56,6 +56,7 @@ run('admin view kicks and bans', async (browser) => {
 
   // Kick bob: his page says a moderator removed him and stays out.
   await admin.click(`[data-testid="person"][data-room="${room}"][data-name="bob"] [data-testid="kick"]`);
+  await admin.click('[data-testid="confirm-ok"]');
   const bobError = await bob.waitForSelector('[data-testid="join-error"]', { state: 'visible' });
   assert(/moderator removed you/i.test(await bobError.textContent()), `bob is told: ${await bobError.textContent()}`);
   await waitPresence(alice, ['alice']);
@@ -67,6 +68,7 @@ run('admin view kicks and bans', async (browser) => {
   await admin.fill('[data-testid="ban-minutes"]', '30');
   const before = Date.now();
   await admin.click(`[data-testid="person"][data-room="${room}"][data-name="alice"] [data-testid="ban"]`);
+  await admin.click('[data-testid="confirm-ok"]');
   const aliceError = await alice.waitForSelector('[data-testid="join-error"]', { state: 'visible' });
   assert(/banned/i.test(await aliceError.textContent()), `alice is told: ${await aliceError.textContent()}`);
   const ban = await admin.waitForSelector('[data-testid="banned"][data-name="alice"]');

@@ -3,10 +3,14 @@
 //! latency of a pair chatting in another room, with the store on a file,
 //! with `--fsync`, and in memory.
 //!
-//! Run with `cargo bench --bench store`. With `WSCHAT_BENCH_BASELINE` set to
-//! an older wschat binary (one without a store), the pair is also timed
+//! Run with `cargo bench --bench store`. Each row also says what the store
+//! thread's CPU cost per message of the burst was. `WSCHAT_BENCH_BIN` runs
+//! the table against another wschat binary (an older build, to compare the
+//! store's cost before and after a change); with `WSCHAT_BENCH_BASELINE` set
+//! to an older wschat binary (one without a store), the pair is also timed
 //! against it.
 
+mod cpu;
 mod pair;
 
 use std::io::{Read, Write};
@@ -21,7 +25,8 @@ use pair::{Server, connect, pct, time_pair};
 const BURST: usize = 10_000;
 const PHASE: Duration = Duration::from_secs(4);
 
-/// Records the store has committed, from /metrics.
+/// Records the store has committed, from /metrics (counted under either
+/// name the metric has had).
 fn written(server: &Server) -> u64 {
     let mut s = TcpStream::connect(&server.addr).unwrap();
     write!(
@@ -32,14 +37,18 @@ fn written(server: &Server) -> u64 {
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     body.lines()
-        .find_map(|l| l.strip_prefix("wschat_store_records_written "))
+        .find_map(|l| {
+            l.strip_prefix("wschat_store_records_written ")
+                .or_else(|| l.strip_prefix("wschat_store_records_written_total "))
+        })
         .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
 }
 
 /// Sends a burst of messages into one room; returns the time until the store
-/// has committed them all.
-fn burst(server: &Server) -> Duration {
+/// has committed them all, and the store thread's CPU seconds meanwhile.
+fn burst(server: &Server) -> (Duration, f64) {
     let before = written(server);
+    let cpu_before = cpu::thread_cpu_seconds(server.pid(), "store");
     let mut raw = connect(&server.addr, "/ws?room=burst&name=burster", false);
     let start = Instant::now();
     for i in 0..BURST {
@@ -52,7 +61,11 @@ fn burst(server: &Server) -> Duration {
     while written(server) < before + BURST as u64 {
         thread::sleep(Duration::from_millis(2));
     }
-    start.elapsed()
+    let took = start.elapsed();
+    (
+        took,
+        cpu::thread_cpu_seconds(server.pid(), "store") - cpu_before,
+    )
 }
 
 fn main() {
@@ -76,15 +89,25 @@ fn main() {
     println!(
         "store: a burst of {BURST} raw messages in one room, then a pair timed in another (5 ms ticks, {PHASE:?})"
     );
+    let binary =
+        std::env::var("WSCHAT_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wschat").into());
+    println!("server: {binary}");
     println!(
-        "{:<14} {:>12} {:>12} {:>10} {:>10} {:>10} {:>8}",
-        "store", "burst ms", "records/s", "pair p50", "pair p99", "pair max", "rows"
+        "{:<14} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>8}",
+        "store",
+        "burst ms",
+        "records/s",
+        "store us/msg",
+        "pair p50",
+        "pair p99",
+        "pair max",
+        "rows"
     );
     for (name, db, extra) in runs {
         let mut args = vec!["--db", db.as_str(), "--history", "100"];
         args.extend_from_slice(extra);
-        let server = pair::start(env!("CARGO_BIN_EXE_wschat"), &args);
-        let took = burst(&server);
+        let server = pair::start(&binary, &args);
+        let (took, store_cpu) = burst(&server);
         let lat = time_pair(&server.addr, PHASE);
         let rows = if db == ":memory:" {
             "-".to_owned()
@@ -100,10 +123,11 @@ fn main() {
             n.to_string()
         };
         println!(
-            "{:<14} {:>12.1} {:>12.0} {:>10.2} {:>10.2} {:>10.2} {:>8}",
+            "{:<14} {:>12.1} {:>12.0} {:>12.2} {:>10.2} {:>10.2} {:>10.2} {:>8}",
             name,
             took.as_secs_f64() * 1000.0,
             BURST as f64 / took.as_secs_f64(),
+            store_cpu * 1e6 / BURST as f64,
             pct(&lat, 0.5),
             pct(&lat, 0.99),
             pct(&lat, 1.0),
@@ -114,8 +138,9 @@ fn main() {
         let server = pair::start(&baseline, &["--history", "100"]);
         let lat = time_pair(&server.addr, PHASE);
         println!(
-            "{:<14} {:>12} {:>12} {:>10.2} {:>10.2} {:>10.2} {:>8}",
+            "{:<14} {:>12} {:>12} {:>12} {:>10.2} {:>10.2} {:>10.2} {:>8}",
             "no store",
+            "-",
             "-",
             "-",
             pct(&lat, 0.5),

@@ -2,6 +2,7 @@
 //! process's, or one thread's of it.
 
 /// User + system CPU seconds process `pid` (or `self`) has used so far.
+#[allow(dead_code)] // not every bench times a whole process
 pub fn cpu_seconds(pid: &str) -> f64 {
     stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
 }

@@ -7,15 +7,18 @@
 //! [`Reply`]s through a callback, which the dispatcher turns into events of
 //! its own channel. Appends already waiting are written together, in one
 //! transaction with one commit, so a busy server pays for one disk sync per
-//! group rather than one per message. Files are served over HTTP from any
-//! thread through a [`Reader`], whose connections only read (in WAL mode,
-//! beside the writer, without waiting for it).
+//! group rather than one per message. Resumes' fetches are read on a thread
+//! of their own, and files are served over HTTP from any thread, through a
+//! [`Reader`], whose connections only read (in WAL mode, beside the writer,
+//! without waiting for it).
 //!
 //! The layout and its migrations are in `schema`; `writer` is the store
-//! thread; `reader` serves stored files. `docs/STORE.md` tells what survives
+//! thread; `reads` answers fetches; `reader` holds the read-only
+//! connections and serves stored files. `docs/STORE.md` tells what survives
 //! a crash and what the bounds are.
 
 mod reader;
+mod reads;
 mod schema;
 mod writer;
 
@@ -250,7 +253,10 @@ pub(crate) enum Request {
         origin: Origin,
     },
     /// Records of `room` with `after < id <= upto`, oldest first, at most
-    /// `limit`; `token` is echoed back.
+    /// `limit` (the oldest if more), then at most [`reads::FETCH_BYTES`] of them
+    /// (the newest); `token` is echoed back. It sees every append sent
+    /// before it, and is read beside the store thread, never holding up
+    /// writes; its answer may come before answers to requests sent earlier.
     Fetch {
         /// The room.
         room: String,
@@ -258,7 +264,7 @@ pub(crate) enum Request {
         after: u64,
         /// ...up to and with this one...
         upto: u64,
-        /// ...at most this many, the newest if more.
+        /// ...at most this many, the oldest if more.
         limit: usize,
         /// The asker's tag for the answer.
         token: u64,
@@ -276,7 +282,8 @@ pub struct Origin {
     pub raw: bool,
 }
 
-/// The store thread's answers, in the order of the requests.
+/// The store thread's answers, in the order of the requests (but a
+/// `Fetched`, which comes from the reads thread, may overtake others).
 #[derive(Debug)]
 pub(crate) enum Reply {
     /// `loaded` is false when the database could not be read: then `epoch`
@@ -455,23 +462,43 @@ pub fn open(options: &Options) -> Result<Store, StoreError> {
 }
 
 impl Store {
-    /// Moves the store to its own thread, named `store`. Replies are handed
-    /// to `reply`, on that thread, in the order of the requests. The thread
-    /// ends after a [`Request::Shutdown`] (having written and answered
-    /// everything sent before it), or when every handle is dropped.
+    /// Moves the store to its own thread, named `store`, and starts the
+    /// thread that reads fetches beside it (`store-reads`). Replies are
+    /// handed to `reply`, on those threads, in the order of the requests,
+    /// but for `Fetched`. The store thread ends after a
+    /// [`Request::Shutdown`] (having written and answered everything sent
+    /// before it, fetches included), or when every handle is dropped; the
+    /// returned handle is joined once both threads have ended.
     pub(crate) fn spawn(
         self,
-        reply: Box<dyn Fn(Reply) + Send>,
+        reply: Box<dyn Fn(Reply) + Send + Sync>,
     ) -> std::io::Result<(StoreHandle, JoinHandle<()>)> {
         let (inbox, requests) = crossbeam_channel::unbounded();
         let handle = StoreHandle {
             inbox,
             stats: self.stats.clone(),
         };
-        let writer = writer::Writer::new(self.conn, self.options, self.stats, self.reader, reply);
-        let thread = thread::Builder::new()
-            .name("store".into())
-            .spawn(move || writer.run(&requests))?;
+        let reply: Arc<dyn Fn(Reply) + Send + Sync> = Arc::from(reply);
+        let (reads, reads_thread) = reads::Reads::spawn(
+            self.reader.clone(),
+            self.stats.clone(),
+            self.options.path.clone(),
+            reply.clone(),
+        )?;
+        let writer = writer::Writer::new(
+            self.conn,
+            self.options,
+            self.stats,
+            self.reader,
+            Box::new(move |r| reply(r)),
+            reads,
+        );
+        let thread = thread::Builder::new().name("store".into()).spawn(move || {
+            // The writer, dropped at its end, lets the reads thread finish
+            // the fetches handed to it and end too.
+            writer.run(&requests);
+            let _ = reads_thread.join();
+        })?;
         Ok((handle, thread))
     }
 

@@ -700,3 +700,55 @@ fn another_programs_database_is_left_alone() {
     let e = open_error(&db.path());
     assert!(matches!(e, StoreError::Foreign { .. }), "{e:?}");
 }
+
+#[test]
+fn a_fetch_sees_the_appends_sent_before_it_and_is_read_beside_the_writer() {
+    let db = TempDb::new("fetch-order");
+    for path in [db.path(), ":memory:".to_owned()] {
+        let store = open(&options(&path)).unwrap();
+        let (tx, replies) = crossbeam_channel::unbounded();
+        let reply = Box::new(move |reply| {
+            let name = std::thread::current().name().map(str::to_owned);
+            let _ = tx.send((name, reply));
+        });
+        let (handle, thread) = store.spawn(reply).unwrap();
+        // Sent without waiting: the fetch must still see every one.
+        for id in 1..=500 {
+            handle.send(Request::Append {
+                record: text("lobby", id, &id.to_string()),
+                data: None,
+                origin: Default::default(),
+            });
+        }
+        handle.send(Request::Fetch {
+            room: "lobby".to_owned(),
+            after: 0,
+            upto: 500,
+            limit: 1000,
+            token: 7,
+        });
+        let mut committed = 0;
+        let (name, records) = loop {
+            match replies.recv_timeout(WAIT).expect("a reply") {
+                (_, Reply::Committed { stored, .. }) => {
+                    assert!(stored);
+                    committed += 1;
+                }
+                (name, Reply::Fetched { token, records }) => {
+                    assert_eq!(token, 7);
+                    break (name, records);
+                }
+                (_, other) => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(
+            committed, 500,
+            "{path}: answered after the commits before it"
+        );
+        assert_eq!(name.as_deref(), Some("store-reads"), "{path}");
+        let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
+        assert_eq!(ids, (1..=500).collect::<Vec<_>>(), "{path}");
+        handle.send(Request::Shutdown);
+        thread.join().unwrap();
+    }
+}

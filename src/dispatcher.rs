@@ -10,7 +10,7 @@
 //! client's heartbeat ping, from one timer.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,6 +30,7 @@ use crate::store::{self, StoreHandle};
 use crate::wire::Encoded;
 
 mod moderate;
+mod resumes;
 mod shared;
 
 /// Most events handled before the writes they caused are made. Larger
@@ -218,6 +219,8 @@ struct Client {
 /// the store is asked for the rest, and the client's welcome waits for it.
 struct Catchup {
     client: ClientId,
+    /// The client's address: it may have only so many resumes read at once.
+    address: IpAddr,
     room: String,
     name: String,
     since: u64,
@@ -409,6 +412,8 @@ pub struct Dispatcher {
     acks: HashMap<(String, u64), (ClientId, Encoded)>,
     /// Resumes waiting for the store, by the token of their fetch.
     catchups: HashMap<u64, Catchup>,
+    /// How many of them may be read at once, and those waiting their turn.
+    resumes: resumes::Turns<Catchup>,
     next_token: u64,
     /// With `--redis`: the shared rooms (see `shared.rs`).
     cluster: Option<ClusterHandle>,
@@ -442,6 +447,7 @@ impl Dispatcher {
             loading: HashMap::new(),
             waiting: HashMap::new(),
             catchups: HashMap::new(),
+            resumes: resumes::Turns::default(),
             next_token: 0,
             acks: HashMap::new(),
             next_ping: Instant::now() + limits.ping_interval,
@@ -746,6 +752,7 @@ impl Dispatcher {
                 let start = room.history.partition_point(|s| s.id <= since);
                 let catchup = Catchup {
                     client: id,
+                    address: self.clients.get(&id).map_or([0; 4].into(), |c| c.peer.ip()),
                     room: room_name.to_owned(),
                     name: name.to_owned(),
                     since,
@@ -821,21 +828,13 @@ impl Dispatcher {
     }
 
     /// Asks the store for what a resuming client missed beyond the room's
-    /// history in memory; until it answers, the client's frames are held.
+    /// history in memory, when its turn comes (see `resumes.rs`); until the
+    /// store answers, the client's frames are held.
     fn catch_up(&mut self, catchup: Catchup) {
-        let token = self.next_token;
-        self.next_token += 1;
-        self.store.send(store::Request::Fetch {
-            room: catchup.room.clone(),
-            after: catchup.since,
-            upto: catchup.first - 1,
-            limit: RESUME_FROM_STORE as usize,
-            token,
-        });
         if let Some(client) = self.clients.get_mut(&catchup.client) {
             client.held = Some(Vec::new());
         }
-        self.catchups.insert(token, catchup);
+        self.take_turn(catchup);
     }
 
     /// The store answered a resume: the client gets its welcome, the
@@ -845,6 +844,7 @@ impl Dispatcher {
         let Some(c) = self.catchups.remove(&token) else {
             return;
         };
+        self.pass_turn(c.address);
         let Some(held) = self
             .clients
             .get_mut(&c.client)

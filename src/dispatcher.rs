@@ -33,6 +33,8 @@ mod moderate;
 mod resumes;
 mod shared;
 
+pub use resumes::encode_replay;
+
 /// Most events handled before the writes they caused are made. Larger
 /// batches mean fewer system calls per delivery when the server is busy;
 /// an idle server handles each event as it comes.
@@ -839,8 +841,9 @@ impl Dispatcher {
 
     /// The store answered a resume: the client gets its welcome, the
     /// events it missed (from the store, then from memory) and then what
-    /// was held back for it meanwhile.
-    fn caught_up(&mut self, token: u64, records: Vec<store::Record>) {
+    /// was held back for it meanwhile. `frames` are the records' replay
+    /// frames when the answering thread encoded them (`encode_replay`).
+    fn caught_up(&mut self, token: u64, records: Vec<store::Record>, frames: Vec<Encoded>) {
         let Some(c) = self.catchups.remove(&token) else {
             return;
         };
@@ -863,11 +866,14 @@ impl Dispatcher {
             .saturating_sub(c.cached.iter().map(Encoded::len).sum());
         let mut replay: VecDeque<Encoded> = VecDeque::new();
         let mut first = c.first;
-        for record in records.iter().rev() {
+        for (i, record) in records.iter().enumerate().rev() {
             if record.id + 1 != first {
                 break;
             }
-            let frame = replay_frame(record);
+            let frame = frames
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| replay_frame(record));
             if frame.len() > room_left {
                 break;
             }
@@ -1208,7 +1214,11 @@ impl Dispatcher {
                     self.send(client, frame);
                 }
             }
-            store::Reply::Fetched { token, records, .. } => self.caught_up(token, records),
+            store::Reply::Fetched {
+                token,
+                records,
+                frames,
+            } => self.caught_up(token, records, frames),
         }
     }
 

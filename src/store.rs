@@ -36,6 +36,8 @@ use crossbeam_channel::Sender;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tungstenite::Bytes;
 
+use crate::wire::Encoded;
+
 pub(crate) use reader::{Reader, StoredFile};
 pub(crate) use writer::{new_epoch, random_u64};
 
@@ -325,6 +327,10 @@ pub(crate) enum Reply {
         token: u64,
         /// What was read, oldest first.
         records: Vec<Record>,
+        /// Their replay frames, one per record, or none: the store leaves
+        /// this empty, and whoever hands the answer to the dispatcher may
+        /// encode them on its own thread (see `dispatcher::encode_replay`).
+        frames: Vec<Encoded>,
     },
 }
 

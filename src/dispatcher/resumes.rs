@@ -13,8 +13,32 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::{Catchup, Dispatcher, RESUME_FROM_STORE};
+use super::{Catchup, Dispatcher, RESUME_FROM_STORE, replay_frame};
 use crate::store;
+
+/// Encodes a fetch's replay frames, on the thread that answered it (the
+/// store's reads thread, or the Redis command thread), before the answer
+/// joins the dispatcher's queue: a resume then costs the dispatcher copies
+/// of pointers, as a replay from memory does, rather than encoding up to
+/// 1,000 events while every other client waits. Other answers pass as they
+/// are.
+pub fn encode_replay(reply: store::Reply) -> store::Reply {
+    match reply {
+        store::Reply::Fetched {
+            token,
+            records,
+            frames,
+        } if frames.is_empty() => {
+            let frames = records.iter().map(replay_frame).collect();
+            store::Reply::Fetched {
+                token,
+                records,
+                frames,
+            }
+        }
+        other => other,
+    }
+}
 
 /// Resumes read at once for one client address.
 pub const PER_ADDRESS: usize = 4;

@@ -95,7 +95,11 @@ impl ReadsThread {
                 continue;
             };
             let records = self.fetch(&room, after, upto, limit);
-            (self.reply)(Reply::Fetched { token, records });
+            (self.reply)(Reply::Fetched {
+                token,
+                records,
+                frames: Vec::new(),
+            });
         }
     }
 

@@ -734,7 +734,7 @@ fn a_fetch_sees_the_appends_sent_before_it_and_is_read_beside_the_writer() {
                     assert!(stored);
                     committed += 1;
                 }
-                (name, Reply::Fetched { token, records }) => {
+                (name, Reply::Fetched { token, records, .. }) => {
                     assert_eq!(token, 7);
                     break (name, records);
                 }

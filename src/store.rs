@@ -46,6 +46,10 @@ pub(crate) use writer::{new_epoch, random_u64};
 /// process holds one for long; a reader never blocks the writer in WAL mode.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a connection to a memory database sleeps before it tries
+/// again for a lock another holds.
+const BRIEF_WAIT: Duration = Duration::from_micros(200);
+
 /// SQLite holds a memory database to 1 GiB; within that, file bytes are
 /// kept to this much, so that files are evicted before messages fail to fit.
 const MEMORY_FILE_BYTES: u64 = 768 << 20;
@@ -394,15 +398,32 @@ impl Location {
             OpenFlags::SQLITE_OPEN_READ_ONLY
         };
         let flags = mode | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = match self {
+        let mut conn = match self {
             Location::File(path) => Connection::open_with_flags(Path::new(path), flags)?,
             Location::Memory(uri) => {
                 Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?
             }
         };
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        match self {
+            Location::File(_) => conn.busy_timeout(BUSY_TIMEOUT)?,
+            // No WAL here: a commit waits for the reads under way, and a read
+            // for the commit. SQLite's own waits grow to 100 ms at a time,
+            // far longer than either takes; these stay short.
+            Location::Memory(_) => conn.busy_handler(Some(wait_briefly))?,
+        }
         Ok(conn)
     }
+}
+
+/// A memory database's busy handler: waits [`BRIEF_WAIT`] at a time, until
+/// [`BUSY_TIMEOUT`] has passed in all.
+fn wait_briefly(attempts: i32) -> bool {
+    let waited = BRIEF_WAIT * attempts.max(0) as u32;
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    thread::sleep(BRIEF_WAIT);
+    true
 }
 
 /// Opens (or creates) the store and brings its schema up to date. Meant for

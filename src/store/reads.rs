@@ -17,6 +17,7 @@
 //! and on a small machine a second reader would only take CPU from the
 //! writer and the dispatcher.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -121,10 +122,10 @@ impl ReadsThread {
                 ],
                 record,
             )?
-            .collect::<rusqlite::Result<Vec<Record>>>()
+            .collect::<rusqlite::Result<Within>>()
         });
         match read {
-            Ok(records) => within(records, FETCH_BYTES),
+            Ok(records) => records.kept.into(),
             Err(e) => {
                 self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
                 if let Some(left_out) = self.complaints.speak() {
@@ -141,20 +142,45 @@ impl ReadsThread {
     }
 }
 
-/// The newest of `records` (oldest first) whose weights add up to at most
-/// `bytes`.
-fn within(mut records: Vec<Record>, bytes: usize) -> Vec<Record> {
-    let mut total = 0;
-    let keep = records
-        .iter()
-        .rev()
-        .take_while(|r| {
-            total += weight(r);
-            total <= bytes
-        })
-        .count();
-    records.drain(..records.len() - keep);
-    records
+/// Records collected oldest first, keeping the newest whose weights add
+/// up to at most [`FETCH_BYTES`]: the older ones are dropped as the newer
+/// come, so a read never holds much more than that, however long the
+/// texts.
+struct Within {
+    kept: VecDeque<Record>,
+    total: usize,
+    bytes: usize,
+}
+
+impl Within {
+    fn new(bytes: usize) -> Within {
+        Within {
+            kept: VecDeque::new(),
+            total: 0,
+            bytes,
+        }
+    }
+
+    fn push(&mut self, record: Record) {
+        self.total += weight(&record);
+        self.kept.push_back(record);
+        while self.total > self.bytes {
+            let Some(old) = self.kept.pop_front() else {
+                break;
+            };
+            self.total -= weight(&old);
+        }
+    }
+}
+
+impl FromIterator<Record> for Within {
+    fn from_iter<I: IntoIterator<Item = Record>>(records: I) -> Within {
+        let mut within = Within::new(FETCH_BYTES);
+        for record in records {
+            within.push(record);
+        }
+        within
+    }
 }
 
 /// What a record holds in its strings, roughly what it costs in memory.
@@ -183,12 +209,17 @@ mod tests {
 
     #[test]
     fn within_keeps_the_newest_that_fit() {
-        // Each weighs 1 (room) + 3 (from) + 6 (text) = 10.
-        let records: Vec<Record> = (1..=5).map(|id| text(id, "abcdef")).collect();
-        let ids = |r: Vec<Record>| r.iter().map(|r| r.id).collect::<Vec<u64>>();
-        assert_eq!(ids(within(records.clone(), 50)), [1, 2, 3, 4, 5]);
-        assert_eq!(ids(within(records.clone(), 49)), [2, 3, 4, 5]);
-        assert_eq!(ids(within(records.clone(), 10)), [5]);
-        assert!(within(records, 9).is_empty());
+        let within = |bytes| {
+            let mut w = Within::new(bytes);
+            // Each weighs 1 (room) + 3 (from) + 6 (text) = 10.
+            for id in 1..=5 {
+                w.push(text(id, "abcdef"));
+            }
+            w.kept.iter().map(|r| r.id).collect::<Vec<u64>>()
+        };
+        assert_eq!(within(50), [1, 2, 3, 4, 5]);
+        assert_eq!(within(49), [2, 3, 4, 5]);
+        assert_eq!(within(10), [5]);
+        assert!(within(9).is_empty());
     }
 }

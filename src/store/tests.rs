@@ -752,3 +752,18 @@ fn a_fetch_sees_the_appends_sent_before_it_and_is_read_beside_the_writer() {
         thread.join().unwrap();
     }
 }
+
+#[test]
+fn a_fetch_answers_with_the_newest_records_that_fit_in_its_bytes() {
+    let running = Running::start(open(&options(":memory:")).unwrap());
+    let long = "x".repeat(8 << 10);
+    for id in 1..=800 {
+        assert!(running.append(text("lobby", id, &long), None));
+    }
+    let fetched = running.fetch("lobby", 0, 800, 1000);
+    // Each weighs its room, sender and text: 5 + 3 + 8,192 bytes.
+    let fit = (5 << 20) / (5 + 3 + (8 << 10));
+    let ids: Vec<u64> = fetched.iter().map(|r| r.id).collect();
+    assert_eq!(ids, (800 - fit as u64 + 1..=800).collect::<Vec<_>>());
+    running.stop();
+}

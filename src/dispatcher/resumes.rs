@@ -241,6 +241,40 @@ mod tests {
     }
 
     #[test]
+    fn encode_replay_gives_each_record_its_replay_frame_and_passes_the_rest() {
+        let record = |id| store::Record {
+            room: "r".into(),
+            id,
+            from: "ann".into(),
+            ts: 1,
+            cid: Some(format!("c{id}")),
+            body: store::Body::Text(format!("m{id}")),
+        };
+        let records = vec![record(4), record(5)];
+        let store::Reply::Fetched { token, frames, .. } = encode_replay(store::Reply::Fetched {
+            token: 9,
+            records: records.clone(),
+            frames: Vec::new(),
+        }) else {
+            panic!("a fetch stays a fetch");
+        };
+        assert_eq!(token, 9);
+        let bytes = |frames: Vec<crate::wire::Encoded>| -> Vec<Vec<u8>> {
+            frames.iter().map(|f| f.as_bytes().to_vec()).collect()
+        };
+        assert_eq!(
+            bytes(frames),
+            bytes(records.iter().map(replay_frame).collect())
+        );
+        let committed = encode_replay(store::Reply::Committed {
+            room: "r".into(),
+            id: 6,
+            stored: true,
+        });
+        assert!(matches!(committed, store::Reply::Committed { id: 6, .. }));
+    }
+
+    #[test]
     fn leaving_without_a_read_changes_nothing() {
         let mut turns: Turns<u32> = Turns::default();
         assert!(turns.leave(ip(9)).is_empty());

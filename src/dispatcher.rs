@@ -10,7 +10,7 @@
 //! client's heartbeat ping, from one timer.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,8 +30,11 @@ use crate::store::{self, StoreHandle};
 use crate::wire::Encoded;
 
 mod moderate;
+mod resumes;
 mod shared;
 mod weights;
+
+pub use resumes::encode_replay;
 
 /// Most events handled before the writes they caused are made. Larger
 /// batches mean fewer system calls per delivery when the server is busy;
@@ -219,6 +222,8 @@ struct Client {
 /// the store is asked for the rest, and the client's welcome waits for it.
 struct Catchup {
     client: ClientId,
+    /// The client's address: it may have only so many resumes read at once.
+    address: IpAddr,
     room: String,
     name: String,
     since: u64,
@@ -406,6 +411,8 @@ pub struct Dispatcher {
     waiting: HashMap<ClientId, String>,
     /// Resumes waiting for the store, by the token of their fetch.
     catchups: HashMap<u64, Catchup>,
+    /// How many of them may be read at once, and those waiting their turn.
+    resumes: resumes::Turns<Catchup>,
     next_token: u64,
     /// With `--redis`: the shared rooms (see `shared.rs`).
     cluster: Option<ClusterHandle>,
@@ -439,6 +446,7 @@ impl Dispatcher {
             loading: HashMap::new(),
             waiting: HashMap::new(),
             catchups: HashMap::new(),
+            resumes: resumes::Turns::default(),
             next_token: 0,
             next_ping: Instant::now() + limits.ping_interval,
             limits,
@@ -733,6 +741,7 @@ impl Dispatcher {
                 let missing = (self.limits.history - room.history.len()) as u64;
                 let catchup = Catchup {
                     client: id,
+                    address: self.clients.get(&id).map_or([0; 4].into(), |c| c.peer.ip()),
                     room: room_name.to_owned(),
                     name: name.to_owned(),
                     since: (first - 1).saturating_sub(missing),
@@ -759,6 +768,7 @@ impl Dispatcher {
                 let start = room.history.partition_point(|s| s.id <= since);
                 let catchup = Catchup {
                     client: id,
+                    address: self.clients.get(&id).map_or([0; 4].into(), |c| c.peer.ip()),
                     room: room_name.to_owned(),
                     name: name.to_owned(),
                     since,
@@ -835,30 +845,24 @@ impl Dispatcher {
     }
 
     /// Asks the store for what a resuming client missed beyond the room's
-    /// history in memory; until it answers, the client's frames are held.
+    /// history in memory, when its turn comes (see `resumes.rs`); until the
+    /// store answers, the client's frames are held.
     fn catch_up(&mut self, catchup: Catchup) {
-        let token = self.next_token;
-        self.next_token += 1;
-        self.store.send(store::Request::Fetch {
-            room: catchup.room.clone(),
-            after: catchup.since,
-            upto: catchup.first - 1,
-            limit: RESUME_FROM_STORE as usize,
-            token,
-        });
         if let Some(client) = self.clients.get_mut(&catchup.client) {
             client.held = Some(Vec::new());
         }
-        self.catchups.insert(token, catchup);
+        self.take_turn(catchup);
     }
 
     /// The store answered a resume: the client gets its welcome, the
     /// events it missed (from the store, then from memory) and then what
-    /// was held back for it meanwhile.
-    fn caught_up(&mut self, token: u64, records: Vec<store::Record>) {
+    /// was held back for it meanwhile. `frames` are the records' replay
+    /// frames when the answering thread encoded them (`encode_replay`).
+    fn caught_up(&mut self, token: u64, records: Vec<store::Record>, frames: Vec<Encoded>) {
         let Some(c) = self.catchups.remove(&token) else {
             return;
         };
+        self.pass_turn(c.address);
         let Some(held) = self
             .clients
             .get_mut(&c.client)
@@ -877,11 +881,14 @@ impl Dispatcher {
             .saturating_sub(c.cached.iter().map(Encoded::len).sum());
         let mut replay: VecDeque<Encoded> = VecDeque::new();
         let mut first = c.first;
-        for record in records.iter().rev() {
+        for (i, record) in records.iter().enumerate().rev() {
             if record.id + 1 != first {
                 break;
             }
-            let frame = replay_frame(record);
+            let frame = frames
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| replay_frame(record));
             if frame.len() > room_left {
                 break;
             }
@@ -1242,7 +1249,11 @@ impl Dispatcher {
                 relay,
                 outcome,
             } => self.appended(record, data, origin, relay, outcome),
-            store::Reply::Fetched { token, records, .. } => self.caught_up(token, records),
+            store::Reply::Fetched {
+                token,
+                records,
+                frames,
+            } => self.caught_up(token, records, frames),
         }
     }
 

@@ -273,7 +273,7 @@ impl Server {
         let replies = events.clone();
         // Fails only once the dispatcher has stopped, at shutdown.
         let reply = Box::new(move |reply| {
-            let _ = replies.send(Input::Store(reply));
+            let _ = replies.send(Input::Store(crate::dispatcher::encode_replay(reply)));
         });
         let mut health = Health::new(self.stop.clone());
         let (store, store_thread, files, cluster) =

@@ -7,16 +7,19 @@
 //! [`Reply`]s through a callback, which the dispatcher turns into events of
 //! its own channel. Appends already waiting are written together, in one
 //! transaction with one commit, so a busy server pays for one disk sync per
-//! group rather than one per message. Files are served over HTTP from any
-//! thread through a [`Reader`], whose connections only read (in WAL mode,
-//! beside the writer, without waiting for it).
+//! group rather than one per message. Resumes' fetches are read on a thread
+//! of their own, and files are served over HTTP from any thread, through a
+//! [`Reader`], whose connections only read (in WAL mode, beside the writer,
+//! without waiting for it).
 //!
 //! The layout and its migrations are in `schema`; `writer` is the store
-//! thread; `reader` serves stored files. `docs/STORE.md` tells what survives
+//! thread; `reads` answers fetches; `reader` holds the read-only
+//! connections and serves stored files. `docs/STORE.md` tells what survives
 //! a crash and what the bounds are.
 
 mod checkpointer;
 mod reader;
+mod reads;
 mod schema;
 mod writer;
 
@@ -34,6 +37,8 @@ use crossbeam_channel::Sender;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tungstenite::Bytes;
 
+use crate::wire::Encoded;
+
 pub(crate) use reader::{Reader, StoredFile};
 pub(crate) use writer::{new_epoch, random_u64};
 
@@ -41,6 +46,10 @@ pub(crate) use writer::{new_epoch, random_u64};
 /// giving up with "database is locked". Only a checkpoint or another
 /// process holds one for long; a reader never blocks the writer in WAL mode.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a connection to a memory database sleeps before it tries
+/// again for a lock another holds.
+const BRIEF_WAIT: Duration = Duration::from_micros(200);
 
 /// SQLite holds a memory database to 1 GiB; within that, file bytes are
 /// kept to this much, so that files are evicted before messages fail to fit.
@@ -257,7 +266,10 @@ pub(crate) enum Request {
         relay: Option<Bytes>,
     },
     /// Records of `room` with `after < id <= upto`, oldest first, at most
-    /// `limit`; `token` is echoed back.
+    /// `limit` (the oldest if more), then at most [`reads::FETCH_BYTES`] of them
+    /// (the newest); `token` is echoed back. It sees every append sent
+    /// before it, and is read beside the store thread, never holding up
+    /// writes; its answer may come before answers to requests sent earlier.
     Fetch {
         /// The room.
         room: String,
@@ -265,7 +277,7 @@ pub(crate) enum Request {
         after: u64,
         /// ...up to and with this one...
         upto: u64,
-        /// ...at most this many, the newest if more.
+        /// ...at most this many, the oldest if more.
         limit: usize,
         /// The asker's tag for the answer.
         token: u64,
@@ -283,7 +295,8 @@ pub struct Origin {
     pub raw: bool,
 }
 
-/// The store thread's answers, in the order of the requests.
+/// The store thread's answers, in the order of the requests (but a
+/// `Fetched`, which comes from the reads thread, may overtake others).
 #[derive(Debug)]
 pub(crate) enum Reply {
     /// `loaded` is false when the database could not be read: then `epoch`
@@ -328,6 +341,10 @@ pub(crate) enum Reply {
         token: u64,
         /// What was read, oldest first.
         records: Vec<Record>,
+        /// Their replay frames, one per record, or none: the store leaves
+        /// this empty, and whoever hands the answer to the dispatcher may
+        /// encode them on its own thread (see `dispatcher::encode_replay`).
+        frames: Vec<Encoded>,
     },
 }
 
@@ -418,15 +435,32 @@ impl Location {
             OpenFlags::SQLITE_OPEN_READ_ONLY
         };
         let flags = mode | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = match self {
+        let mut conn = match self {
             Location::File(path) => Connection::open_with_flags(Path::new(path), flags)?,
             Location::Memory(uri) => {
                 Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?
             }
         };
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        match self {
+            Location::File(_) => conn.busy_timeout(BUSY_TIMEOUT)?,
+            // No WAL here: a commit waits for the reads under way, and a read
+            // for the commit. SQLite's own waits grow to 100 ms at a time,
+            // far longer than either takes; these stay short.
+            Location::Memory(_) => conn.busy_handler(Some(wait_briefly))?,
+        }
         Ok(conn)
     }
+}
+
+/// A memory database's busy handler: waits [`BRIEF_WAIT`] at a time, until
+/// [`BUSY_TIMEOUT`] has passed in all.
+fn wait_briefly(attempts: i32) -> bool {
+    let waited = BRIEF_WAIT * attempts.max(0) as u32;
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    thread::sleep(BRIEF_WAIT);
+    true
 }
 
 /// Opens (or creates) the store and brings its schema up to date. Meant for
@@ -507,13 +541,16 @@ pub fn open(options: &Options) -> Result<Store, StoreError> {
 }
 
 impl Store {
-    /// Moves the store to its own thread, named `store`. Replies are handed
-    /// to `reply`, on that thread, in the order of the requests. The thread
-    /// ends after a [`Request::Shutdown`] (having written and answered
-    /// everything sent before it), or when every handle is dropped.
+    /// Moves the store to its own thread, named `store`, and starts the
+    /// thread that reads fetches beside it (`store-reads`). Replies are
+    /// handed to `reply`, on those threads, in the order of the requests,
+    /// but for `Fetched`. The store thread ends after a
+    /// [`Request::Shutdown`] (having written and answered everything sent
+    /// before it, fetches included), or when every handle is dropped; the
+    /// returned handle is joined once both threads have ended.
     pub(crate) fn spawn(
         self,
-        reply: Box<dyn Fn(Reply) + Send>,
+        reply: Box<dyn Fn(Reply) + Send + Sync>,
     ) -> std::io::Result<(StoreHandle, JoinHandle<()>)> {
         let (inbox, requests) = crossbeam_channel::unbounded();
         let handle = StoreHandle {
@@ -523,11 +560,28 @@ impl Store {
         let checkpointer = self
             .checkpointed
             .and_then(|location| checkpointer::spawn(&location, &self.options.path));
-        let writer = writer::Writer::new(self.conn, self.options, self.stats, self.reader, reply);
+        let reply: Arc<dyn Fn(Reply) + Send + Sync> = Arc::from(reply);
+        let (reads, reads_thread) = reads::Reads::spawn(
+            self.reader.clone(),
+            self.stats.clone(),
+            self.options.path.clone(),
+            reply.clone(),
+        )?;
+        let writer = writer::Writer::new(
+            self.conn,
+            self.options,
+            self.stats,
+            self.reader,
+            Box::new(move |r| reply(r)),
+            reads,
+        );
         let thread = thread::Builder::new().name("store".into()).spawn(move || {
             // The checkpoint thread ends with the writer's.
             let _checkpointer = checkpointer;
-            writer.run(&requests)
+            // The writer, dropped at its end, lets the reads thread finish
+            // the fetches handed to it and end too.
+            writer.run(&requests);
+            let _ = reads_thread.join();
         })?;
         Ok((handle, thread))
     }

@@ -339,12 +339,14 @@ impl Worker {
             Ok(read) => Reply::Fetched {
                 token,
                 records: read.arrivals.into_iter().map(|a| a.record).collect(),
+                frames: Vec::new(),
             },
             Err(e) => {
                 self.lost(&e);
                 Reply::Fetched {
                     token,
                     records: Vec::new(),
+                    frames: Vec::new(),
                 }
             }
         };

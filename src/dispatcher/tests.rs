@@ -750,3 +750,52 @@ fn presence_on_another_instance_is_told_and_listed() {
     let events = h.events(d);
     assert_eq!(events[1]["users"], serde_json::json!(["ann", "cy", "dee"]));
 }
+
+#[test]
+fn resumes_from_one_address_beyond_its_bound_wait_their_turn() {
+    let mut h = Harness::with_store(limits(3, 1 << 20, 1 << 20), 1000);
+    let a = h.join_as("r", Mode::Raw, "ann", None);
+    for i in 1..=10 {
+        h.say(a, &format!("m{i}"));
+    }
+    // Every client of the harness is 127.0.0.1: one address.
+    let n = resumes::PER_ADDRESS + 2;
+    let resumers: Vec<ClientId> = (0..n)
+        .map(|i| h.join_as("r", Mode::V1, &format!("r{i}"), Some(2)))
+        .collect();
+    assert_eq!(h.d.catchups.len(), resumes::PER_ADDRESS);
+    assert_eq!(h.d.resumes.waiting(), 2);
+    // Those waiting have nothing yet, and hold what the room says meanwhile.
+    assert!(h.received(resumers[n - 1]).is_empty());
+    h.say(a, "live");
+    h.pump(|d| d.catchups.is_empty() && d.resumes.waiting() == 0);
+    assert_eq!(h.d.resumes.running(), 0);
+    for id in resumers {
+        let events = h.events(id);
+        assert_eq!(types(&events)[..2], ["welcome", "presence"]);
+        assert_eq!(events[0]["recovered"], true);
+        // The replay, then the live message, each once, in order.
+        assert_eq!(message_ids(&events), (3..=11).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn a_resume_whose_client_left_while_waiting_is_skipped() {
+    let mut h = Harness::with_store(limits(3, 1 << 20, 1 << 20), 1000);
+    let a = h.join_as("r", Mode::Raw, "ann", None);
+    for i in 1..=10 {
+        h.say(a, &format!("m{i}"));
+    }
+    let n = resumes::PER_ADDRESS + 1;
+    let resumers: Vec<ClientId> = (0..n)
+        .map(|i| h.join_as("r", Mode::V1, &format!("r{i}"), Some(2)))
+        .collect();
+    assert_eq!(h.d.resumes.waiting(), 1);
+    h.d.handle(Input::Leave {
+        id: resumers[n - 1],
+    });
+    h.pump(|d| d.catchups.is_empty());
+    assert_eq!((h.d.resumes.running(), h.d.resumes.waiting()), (0, 0));
+    let events = h.events(resumers[0]);
+    assert_eq!(message_ids(&events), (3..=10).collect::<Vec<_>>());
+}

@@ -1,4 +1,5 @@
-//! Stored files, read from any thread (to serve `GET /files/…`).
+//! Read-only connections to the store, for reading from any thread: stored
+//! files (to serve `GET /files/…`) and resumes' fetches (`reads.rs`).
 //!
 //! Each read takes a connection of its own from a small pool, opened
 //! read-only. In WAL mode a reader sees the last commit and neither waits
@@ -120,7 +121,7 @@ impl Reader {
     }
 
     /// Runs `read` on a pooled connection.
-    fn with<T>(
+    pub(super) fn with<T>(
         &self,
         read: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {

@@ -7,9 +7,12 @@
 //! it); the group then has one commit, and so one write of the log (and
 //! with `fsync`, one sync). Ids are given here, inside the transaction, so
 //! that a record that is not committed uses none: an id, once anyone has
-//! seen it, is always the one stored record's. An `Open` or `Fetch` first commits the appends before it, so that
-//! it sees them and its answer comes after theirs. Retention runs in the
-//! same transaction as the appends that made it necessary.
+//! seen it, is always the one stored record's. An `Open` first commits the
+//! appends before it, so that it sees them and its answer comes after
+//! theirs. A `Fetch` is not read here: once the batch it came in is
+//! committed it is handed to the reads thread (`reads.rs`), so that it sees
+//! the appends before it and the writer never waits for a read. Retention
+//! runs in the same transaction as the appends that made it necessary.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use crossbeam_channel::Receiver;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tungstenite::Bytes;
 
+use super::reads::Reads;
 use super::{Body, Options, Origin, Outcome, Reader, Record, Reply, Request, Stats};
 
 /// Most requests taken from the channel at once, and so most appends in one
@@ -54,7 +58,7 @@ enum Written {
 }
 
 /// The columns of a [`Record`], in the order [`record`] reads them.
-const RECORD: &str = "SELECT r.room, r.id, r.sender, r.ts, r.cid, r.text, r.file_name, \
+pub(super) const RECORD: &str = "SELECT r.room, r.id, r.sender, r.ts, r.cid, r.text, r.file_name, \
     r.file_size, r.file_mime, \
     EXISTS (SELECT 1 FROM file_bytes f WHERE f.room = r.room AND f.id = r.id) \
     FROM records r";
@@ -67,6 +71,8 @@ pub struct Writer {
     /// thread runs.
     _reader: Reader,
     reply: Box<dyn Fn(Reply) + Send>,
+    /// Where fetches go once the appends before them are committed.
+    reads: Reads,
     /// Epochs handed out in `Opened` for rooms without a row: the append
     /// that creates the row uses the same one.
     pending_epochs: HashMap<String, String>,
@@ -82,6 +88,7 @@ impl Writer {
         stats: Arc<Stats>,
         reader: Reader,
         reply: Box<dyn Fn(Reply) + Send>,
+        reads: Reads,
     ) -> Writer {
         let file_bytes = stats.file_bytes.load(Ordering::Relaxed);
         Writer {
@@ -90,6 +97,7 @@ impl Writer {
             stats,
             _reader: reader,
             reply,
+            reads,
             pending_epochs: HashMap::new(),
             file_bytes,
             complaints: Complaints::default(),
@@ -99,6 +107,7 @@ impl Writer {
     pub fn run(mut self, requests: &Receiver<Request>) {
         self.bound_everything();
         let mut appends: Vec<Pending> = Vec::new();
+        let mut fetches = Vec::new();
         let mut stopping = false;
         loop {
             // Once told to stop, finish what is already queued, then end.
@@ -147,17 +156,7 @@ impl Writer {
                         let reply = self.open(room, recent);
                         (self.reply)(reply);
                     }
-                    Request::Fetch {
-                        room,
-                        after,
-                        upto,
-                        limit,
-                        token,
-                    } => {
-                        self.append(&mut appends);
-                        let records = self.fetch(&room, after, upto, limit);
-                        (self.reply)(Reply::Fetched { token, records });
-                    }
+                    fetch @ Request::Fetch { .. } => fetches.push(fetch),
                     Request::Shutdown => {
                         self.append(&mut appends);
                         stopping = true;
@@ -165,6 +164,9 @@ impl Writer {
                 }
             }
             self.append(&mut appends);
+            for fetch in fetches.drain(..) {
+                self.reads.ask(fetch);
+            }
         }
         log::info!("event=store_stopped path={:?}", self.options.path);
     }
@@ -174,16 +176,7 @@ impl Writer {
         if appends.is_empty() {
             return;
         }
-        let t0 = Instant::now();
         let written = self.write_group(appends);
-        let el = t0.elapsed();
-        if el > Duration::from_millis(30) {
-            log::warn!(
-                "event=DEBUG_slow_group n={} ms={}",
-                appends.len(),
-                el.as_millis()
-            );
-        }
         for (mut pending, written) in appends.drain(..).zip(written) {
             let outcome = match written {
                 Some(Written::Stored(_)) => Outcome::Stored,
@@ -594,26 +587,6 @@ impl Writer {
         }
     }
 
-    fn fetch(&mut self, room: &str, after: u64, upto: u64, limit: usize) -> Vec<Record> {
-        let max = i64::MAX as u64;
-        let fetched = self.query(
-            &format!(
-                "{RECORD} WHERE r.room = ?1 AND r.id > ?2 AND r.id <= ?3 ORDER BY r.id LIMIT ?4"
-            ),
-            params![
-                room,
-                after.min(max),
-                upto.min(max),
-                limit.min(i64::MAX as usize)
-            ],
-        );
-        fetched.unwrap_or_else(|e| {
-            self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
-            self.failed("fetch", room, 0, &e);
-            Vec::new()
-        })
-    }
-
     fn query(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<Record>> {
         self.conn
             .prepare_cached(sql)?
@@ -681,7 +654,7 @@ impl Writer {
 }
 
 /// Reads a row of [`RECORD`].
-fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
+pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
     let text: Option<String> = row.get(5)?;
     let body = match text {
         Some(text) => Body::Text(text),
@@ -705,13 +678,13 @@ fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
 /// Keeps a failing disk from filling the log: one line per
 /// [`COMPLAINT_INTERVAL`], which tells how many were left out before it.
 #[derive(Default)]
-struct Complaints {
+pub(super) struct Complaints {
     last: Option<Instant>,
     left_out: u64,
 }
 
 impl Complaints {
-    fn speak(&mut self) -> Option<u64> {
+    pub(super) fn speak(&mut self) -> Option<u64> {
         let now = Instant::now();
         if self
             .last

@@ -75,6 +75,12 @@ pub enum Input {
     Typing {
         id: ClientId,
     },
+    /// A v1 client asks for a fresh URL of file `file` of its room.
+    FileUrl {
+        id: ClientId,
+        file: u64,
+        name: String,
+    },
     /// The connection ended, for whatever reason: sent when its
     /// [`Membership`] is dropped.
     Leave {
@@ -160,6 +166,7 @@ impl Input {
             | Input::Text { id, .. }
             | Input::File { id, .. }
             | Input::Typing { id }
+            | Input::FileUrl { id, .. }
             | Input::Leave { id } => Some(*id),
             Input::Connect { .. }
             | Input::Admin { .. }
@@ -190,6 +197,8 @@ pub struct Limits {
     /// Frames that may wait for a client whose resume is read from the
     /// store (its `--queue-frames`).
     pub held_frames: usize,
+    /// Signs the URLs that file events give for downloading the bytes.
+    pub file_urls: crate::files::Signer,
 }
 
 /// A joined client's room, and the name it goes by there.
@@ -298,11 +307,11 @@ struct Stored {
 }
 
 impl Stored {
-    fn new(record: &store::Record, seq: u64) -> Stored {
+    fn new(record: &store::Record, seq: u64, urls: &crate::files::Signer) -> Stored {
         Stored {
             id: record.id,
             seq,
-            frame: replay_frame(record),
+            frame: replay_frame(record, urls),
             sent_as: record
                 .cid
                 .as_deref()
@@ -352,10 +361,14 @@ fn event<'a>(record: &'a store::Record, replay: bool, url: Option<&'a str>) -> p
     }
 }
 
-/// The replay frame of a record.
-fn replay_frame(record: &store::Record) -> Encoded {
+/// The replay frame of a record. A file's URL is signed for its room
+/// (see `files::capability`); with `--auth-secret` it expires, and the
+/// client asks for a fresh one with `file_url`.
+fn replay_frame(record: &store::Record, urls: &crate::files::Signer) -> Encoded {
     let url = match &record.body {
-        store::Body::File { name, .. } => Some(crate::files::url(&record.room, record.id, name)),
+        store::Body::File { name, .. } => {
+            crate::files::signed_url(urls, &record.room, record.id, name)
+        }
         store::Body::Text(_) => None,
     };
     Encoded::text(protocol::encode(&event(record, true, url.as_deref())))
@@ -573,6 +586,7 @@ impl Dispatcher {
                 cid,
             } => self.file(id, name, mime, data, raw_frame, cid),
             Input::Typing { id } => self.typing(id),
+            Input::FileUrl { id, file, name } => self.file_url(id, file, &name),
             Input::Leave { id } => {
                 if let Some(client) = self.clients.remove(&id) {
                     self.vacate(client, None);
@@ -867,7 +881,7 @@ impl Dispatcher {
             if record.id + 1 != first {
                 break;
             }
-            let frame = replay_frame(record);
+            let frame = replay_frame(record, &self.limits.file_urls);
             if frame.len() > room_left {
                 break;
             }
@@ -1042,6 +1056,32 @@ impl Dispatcher {
         );
     }
 
+    /// Answers a `file_url`: a fresh signed URL for file `file` of the
+    /// client's own room (a client never gets one for a room it is not in),
+    /// if the room has given out that id. The name is the client's: the
+    /// URL of a wrong one is not found.
+    fn file_url(&mut self, id: ClientId, file: u64, name: &str) {
+        let Some((Seat { room, .. }, _)) = self.seated(id) else {
+            return;
+        };
+        let last_id = self.rooms.get(&room).map_or(0, |r| r.last_id);
+        if file == 0 || file > last_id {
+            let why = format!("room {room:?} has no file {file}");
+            return self.refuse(id, FrameRefusal::new(ErrorCode::NoSuchFile, why));
+        }
+        let Some(url) = crate::files::signed_url(&self.limits.file_urls, &room, file, name) else {
+            let why = "file URLs cannot be signed yet; ask again shortly";
+            return self.refuse(id, FrameRefusal::new(ErrorCode::Unavailable, why));
+        };
+        let event = protocol::Event::FileUrl {
+            id: file,
+            room: &room,
+            name,
+            url: &url,
+        };
+        self.send(id, Encoded::text(protocol::encode(&event)));
+    }
+
     /// Closes every client with 1001 behind what it still has to receive.
     fn shutdown(&mut self) {
         log::info!("event=close_all clients={}", self.clients.len());
@@ -1124,7 +1164,7 @@ impl Dispatcher {
                 .insert((room_name.to_owned(), record.id), (sender, live.clone()));
         }
         if self.limits.history > 0 {
-            let stored = Stored::new(&record, self.next_seq);
+            let stored = Stored::new(&record, self.next_seq, &self.limits.file_urls);
             self.next_seq += 1;
             self.keep(room_name, stored);
         }
@@ -1182,7 +1222,7 @@ impl Dispatcher {
                         },
                     );
                     for record in &recent {
-                        let stored = Stored::new(record, self.next_seq);
+                        let stored = Stored::new(record, self.next_seq, &self.limits.file_urls);
                         self.next_seq += 1;
                         self.keep(&name, stored);
                     }

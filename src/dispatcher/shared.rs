@@ -251,7 +251,7 @@ impl Dispatcher {
         let sender = (*instance == *self.instance()).then_some(client);
         let live = Encoded::text(protocol::encode(&event(&record, false, None)));
         if self.limits.history > 0 {
-            let stored = Stored::new(&record, self.next_seq);
+            let stored = Stored::new(&record, self.next_seq, &self.limits.file_urls);
             self.next_seq += 1;
             self.keep(&room_name, stored);
         }

@@ -54,8 +54,18 @@ CREATE TABLE file_bytes (
 );
 ";
 
+/// Version 2: `server_keys`, keys the server makes once and keeps across
+/// restarts, by name (`file_urls`: the random key that signs file URLs when
+/// there is no `--auth-secret`).
+const V2_SERVER_KEYS: &str = "
+CREATE TABLE server_keys (
+    name TEXT NOT NULL PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+";
+
 /// Every migration, oldest first; the schema's version is their count.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2_SERVER_KEYS];
 
 /// Refuses, before anything is written, a database this build must not
 /// touch: one from a newer wschat, or another program's.
@@ -121,9 +131,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn migrations_run_in_order_and_keep_data() {
+    fn every_migration_runs_on_a_new_database() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn, "test.db", MIGRATIONS).unwrap();
+        assert_eq!(version(&conn).unwrap(), MIGRATIONS.len() as i64);
+        conn.execute(
+            "INSERT INTO server_keys (name, value) VALUES ('file_urls', x'00')",
+            [],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn migrations_run_in_order_and_keep_data() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, "test.db", &[V1]).unwrap();
         assert_eq!(version(&conn).unwrap(), 1);
         conn.execute(
             "INSERT INTO rooms (name, epoch, last_id) VALUES ('lobby', '00', 7)",
@@ -143,7 +165,7 @@ mod tests {
         assert_eq!((last_id, topic), (7, None));
 
         // And this build refuses what the later one wrote.
-        let e = migrate(&mut conn, "test.db", MIGRATIONS).unwrap_err();
+        let e = migrate(&mut conn, "test.db", &[V1]).unwrap_err();
         assert!(
             matches!(
                 e,

@@ -14,7 +14,7 @@
 //! store without loading the rest; 206 or 416; `If-Range`) and `HEAD` are
 //! answered; several ranges get the whole file.
 
-use std::io::{self, Cursor, Write};
+use std::io::{self, Cursor};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -25,8 +25,11 @@ use crate::budget::Share;
 use crate::http::{self, Head};
 use crate::store::{Reader, StoredFile};
 
+mod body;
 pub mod capability;
 
+pub use body::{Body, CHUNK};
+use body::{Bytes, Charge};
 pub use capability::{Refusal, Signer};
 
 /// Where file paths begin.
@@ -139,11 +142,6 @@ fn all_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Bytes read from the store, and written to the client, at a time: what
-/// one download holds (and charges the outbound share) while its client
-/// reads, however large the file.
-pub const CHUNK: u64 = 64 * 1024;
-
 /// What serving downloads needs: where the files are, what signs and checks
 /// their URLs, and the memory budget's outbound share, which what is held
 /// for sending counts against.
@@ -194,100 +192,6 @@ impl Reply {
             Reply::Whole(r) | Reply::Stream(r, _) => r.status_code().0,
         }
     }
-}
-
-/// A download's bytes, still to be sent.
-pub struct Body {
-    from: Bytes,
-    /// What sending holds, counted in the outbound share until it is sent.
-    _charge: Charge,
-}
-
-enum Bytes {
-    /// Read from the store a chunk at a time: `len` bytes from `start` of
-    /// the file `meta` describes (checked again with every chunk).
-    Store {
-        reader: Reader,
-        target: Target,
-        meta: StoredFile,
-        start: u64,
-        len: u64,
-    },
-    /// Held whole (Redis keeps a file as one value, which cannot be read in
-    /// parts): `data[start..start + len]`.
-    Held {
-        data: Vec<u8>,
-        start: usize,
-        len: usize,
-    },
-}
-
-impl Body {
-    /// Writes the bytes to `sock`. Fails when the client does not take them
-    /// within the socket's write timeout, or the file changed under its
-    /// address (the client sees the connection end short of its length).
-    pub fn send(self, sock: &TcpStream) -> io::Result<()> {
-        let mut out = sock;
-        match self.from {
-            Bytes::Held { data, start, len } => out.write_all(&data[start..start + len]),
-            Bytes::Store {
-                reader,
-                target,
-                meta,
-                start,
-                len,
-            } => {
-                let mut sent = 0;
-                while sent < len {
-                    let n = (len - sent).min(CHUNK);
-                    let chunk = match reader.read_range(&target.room, target.id, start + sent, n) {
-                        Ok(chunk) => chunk,
-                        Err(e) => {
-                            complain(&target, &e);
-                            return Err(io::Error::other("the store could not be read"));
-                        }
-                    };
-                    match chunk {
-                        Some(chunk)
-                            if same_file(&chunk, &meta) && chunk.bytes.len() as u64 == n =>
-                        {
-                            out.write_all(&chunk.bytes)?;
-                        }
-                        _ => return Err(io::Error::other("the file changed while it was sent")),
-                    }
-                    sent += n;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Bytes taken from a share of the budget, given back when dropped.
-struct Charge {
-    share: Arc<Share>,
-    bytes: usize,
-}
-
-impl Charge {
-    fn take(share: &Arc<Share>, bytes: usize) -> Option<Charge> {
-        share.try_take(bytes).then(|| Charge {
-            share: share.clone(),
-            bytes,
-        })
-    }
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        self.share.give(self.bytes);
-    }
-}
-
-/// Whether two reads found the same file: not another one put under the
-/// same address (a database put in this one's place) between them.
-fn same_file(a: &StoredFile, b: &StoredFile) -> bool {
-    a.name == b.name && a.mime == b.mime && a.size == b.size && a.ts == b.ts
 }
 
 /// The answer to a request whose path is a file's ([`is_files_path`]): a
@@ -396,13 +300,7 @@ fn prepare(downloads: &Downloads, head: &Head) -> Result<Reply, Refused> {
             (Bytes::Held { data, start, len }, charge)
         }
     };
-    Ok(Reply::Stream(
-        response,
-        Body {
-            from: from.0,
-            _charge: from.1,
-        },
-    ))
+    Ok(Reply::Stream(response, Body::new(from.0, from.1)))
 }
 
 /// Refuses a request whose URL is not one the server signed for this room

@@ -126,6 +126,9 @@ pub(crate) struct Claims {
 struct Presented {
     sub: Option<String>,
     rooms: Option<Vec<String>>,
+    /// Not before: checked here rather than by jsonwebtoken, whose one
+    /// leeway would apply to `exp` too, which gets none.
+    nbf: Option<u64>,
 }
 
 /// A verified token: who, and where they may go.
@@ -172,6 +175,8 @@ pub(crate) enum AuthError {
     Invalid(String),
     /// Its `exp` has passed.
     Expired,
+    /// Its `nbf` (not before) is still ahead, past [`NBF_LEEWAY`].
+    NotYetValid,
     /// Its `rooms` claim does not list the room.
     RoomForbidden(String),
     /// The client asked for a name other than the token's `sub`.
@@ -192,6 +197,7 @@ impl AuthError {
             AuthError::Missing => ErrorCode::TokenRequired,
             AuthError::Invalid(_) => ErrorCode::TokenInvalid,
             AuthError::Expired => ErrorCode::TokenExpired,
+            AuthError::NotYetValid => ErrorCode::TokenInvalid,
             AuthError::RoomForbidden(_) => ErrorCode::RoomForbidden,
             AuthError::NameMismatch { .. } => ErrorCode::NameMismatch,
             AuthError::BadKey => ErrorCode::BadField,
@@ -222,6 +228,7 @@ impl fmt::Display for AuthError {
             ),
             AuthError::Invalid(why) => write!(f, "the identity token is not valid: {why}"),
             AuthError::Expired => write!(f, "the identity token has expired"),
+            AuthError::NotYetValid => write!(f, "the identity token is not valid yet (nbf)"),
             AuthError::RoomForbidden(room) => {
                 write!(f, "the identity token does not allow room {room:?}")
             }
@@ -238,8 +245,12 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
+/// How far ahead a token's `nbf` may be and still be taken: clocks of the
+/// issuer and of this server may differ by a few seconds.
+const NBF_LEEWAY: u64 = 30;
+
 /// Checks a token against the secret: signature (HS256 only), `exp` (no
-/// leeway), and the claims' shape.
+/// leeway), `nbf` (within [`NBF_LEEWAY`]) and the claims' shape.
 pub(crate) fn verify(secret: &Secret, token: &str) -> Result<Identity, AuthError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 0;
@@ -260,6 +271,14 @@ pub(crate) fn verify(secret: &Secret, token: &str) -> Result<Identity, AuthError
         ErrorKind::Json(_) => AuthError::Invalid("its claims are not what wschat expects".into()),
         _ => AuthError::Invalid("malformed".into()),
     })?;
+    if let Some(nbf) = data.claims.nbf {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if nbf > now.saturating_add(NBF_LEEWAY) {
+            return Err(AuthError::NotYetValid);
+        }
+    }
     let rooms = data.claims.rooms.map(|rooms| {
         rooms
             .iter()
@@ -533,6 +552,32 @@ mod tests {
         );
         let expired = signed(&claims(now() - 1), s.bytes(), Algorithm::HS256);
         assert_eq!(verify(&s, &expired), Err(AuthError::Expired));
+        let with_nbf = |nbf: u64| {
+            let claims = serde_json::json!({"sub": "alice", "exp": now() + 86_400 * 2, "nbf": nbf});
+            signed(&claims, s.bytes(), Algorithm::HS256)
+        };
+        assert_eq!(
+            verify(&s, &with_nbf(now() + 86_400)),
+            Err(AuthError::NotYetValid)
+        );
+        assert_eq!(
+            verify(&s, &with_nbf(now() + 86_400)).unwrap_err().code(),
+            ErrorCode::TokenInvalid
+        );
+        assert!(
+            verify(&s, &with_nbf(now() + 5)).is_ok(),
+            "within the leeway"
+        );
+        assert!(verify(&s, &with_nbf(now() - 60)).is_ok());
+        let text_nbf = signed(
+            &serde_json::json!({"sub": "alice", "exp": now() + 60, "nbf": "soon"}),
+            s.bytes(),
+            Algorithm::HS256,
+        );
+        assert_eq!(
+            verify(&s, &text_nbf).unwrap_err().code(),
+            ErrorCode::TokenInvalid
+        );
         let other_alg = signed(&claims(now() + 60), s.bytes(), Algorithm::HS512);
         assert_eq!(
             verify(&s, &other_alg).unwrap_err().code(),

@@ -79,6 +79,12 @@ pub enum Input {
     Typing {
         id: ClientId,
     },
+    /// A v1 client asks for a fresh URL of file `file` of its room.
+    FileUrl {
+        id: ClientId,
+        file: u64,
+        name: String,
+    },
     /// The connection ended, for whatever reason: sent when its
     /// [`Membership`] is dropped.
     Leave {
@@ -164,6 +170,7 @@ impl Input {
             | Input::Text { id, .. }
             | Input::File { id, .. }
             | Input::Typing { id }
+            | Input::FileUrl { id, .. }
             | Input::Leave { id } => Some(*id),
             Input::Connect { .. }
             | Input::Admin { .. }
@@ -194,6 +201,8 @@ pub struct Limits {
     /// Frames that may wait for a client whose resume is read from the
     /// store (its `--queue-frames`).
     pub held_frames: usize,
+    /// Signs the URLs that file events give for downloading the bytes.
+    pub file_urls: crate::files::Signer,
 }
 
 /// A joined client's room, and the name it goes by there.
@@ -309,10 +318,10 @@ struct Stored {
 }
 
 impl Stored {
-    fn new(record: &store::Record) -> Stored {
+    fn new(record: &store::Record, urls: &crate::files::Signer) -> Stored {
         Stored {
             id: record.id,
-            frame: replay_frame(record),
+            frame: replay_frame(record, urls),
             sent_as: record
                 .cid
                 .as_deref()
@@ -362,10 +371,14 @@ fn event<'a>(record: &'a store::Record, replay: bool, url: Option<&'a str>) -> p
     }
 }
 
-/// The replay frame of a record.
-fn replay_frame(record: &store::Record) -> Encoded {
+/// The replay frame of a record. A file's URL is signed for its room
+/// (see `files::capability`); with `--auth-secret` it expires, and the
+/// client asks for a fresh one with `file_url`.
+fn replay_frame(record: &store::Record, urls: &crate::files::Signer) -> Encoded {
     let url = match &record.body {
-        store::Body::File { name, .. } => Some(crate::files::url(&record.room, record.id, name)),
+        store::Body::File { name, .. } => {
+            crate::files::signed_url(urls, &record.room, record.id, name)
+        }
         store::Body::Text(_) => None,
     };
     Encoded::text(protocol::encode(&event(record, true, url.as_deref())))
@@ -576,6 +589,7 @@ impl Dispatcher {
                 cid,
             } => self.file(id, name, mime, data, raw_frame, cid),
             Input::Typing { id } => self.typing(id),
+            Input::FileUrl { id, file, name } => self.file_url(id, file, &name),
             Input::Leave { id } => {
                 if let Some(client) = self.clients.remove(&id) {
                     self.vacate(client, None);
@@ -888,7 +902,7 @@ impl Dispatcher {
             let frame = frames
                 .get(i)
                 .cloned()
-                .unwrap_or_else(|| replay_frame(record));
+                .unwrap_or_else(|| replay_frame(record, &self.limits.file_urls));
             if frame.len() > room_left {
                 break;
             }
@@ -1036,7 +1050,7 @@ impl Dispatcher {
         let raw_members = room.members.len() - room.v1_members.len();
         let live = Encoded::text(protocol::encode(&event(&record, false, None)));
         if self.limits.history > 0 {
-            self.keep(&room_name, Stored::new(&record));
+            self.keep(&room_name, Stored::new(&record, &self.limits.file_urls));
         }
         let (v1, raw) = match record.body {
             store::Body::Text(text) => {
@@ -1118,6 +1132,32 @@ impl Dispatcher {
                 ..Fanout::default()
             },
         );
+    }
+
+    /// Answers a `file_url`: a fresh signed URL for file `file` of the
+    /// client's own room (a client never gets one for a room it is not in),
+    /// if the room has given out that id. The name is the client's: the
+    /// URL of a wrong one is not found.
+    fn file_url(&mut self, id: ClientId, file: u64, name: &str) {
+        let Some((Seat { room, .. }, _)) = self.seated(id) else {
+            return;
+        };
+        let last_id = self.rooms.get(&room).map_or(0, |r| r.last_id);
+        if file == 0 || file > last_id {
+            let why = format!("room {room:?} has no file {file}");
+            return self.refuse(id, FrameRefusal::new(ErrorCode::NoSuchFile, why));
+        }
+        let Some(url) = crate::files::signed_url(&self.limits.file_urls, &room, file, name) else {
+            let why = "file URLs cannot be signed yet; ask again shortly";
+            return self.refuse(id, FrameRefusal::new(ErrorCode::Unavailable, why));
+        };
+        let event = protocol::Event::FileUrl {
+            id: file,
+            room: &room,
+            name,
+            url: &url,
+        };
+        self.send(id, Encoded::text(protocol::encode(&event)));
     }
 
     /// Closes every client with 1001 (1012 for a restart, see
@@ -1216,7 +1256,7 @@ impl Dispatcher {
                         },
                     );
                     for record in &recent {
-                        self.keep(&name, Stored::new(record));
+                        self.keep(&name, Stored::new(record, &self.limits.file_urls));
                     }
                 }
                 let parked = self.loading.remove(&name).unwrap_or_default();
@@ -1281,7 +1321,8 @@ impl Dispatcher {
                     record.room,
                     record.id
                 );
-                self.send(origin.client, replay_frame(&record));
+                let frame = replay_frame(&record, &self.limits.file_urls);
+                self.send(origin.client, frame);
             }
             store::Outcome::Failed => {
                 // The store logged the failure, once a second at most.

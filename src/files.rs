@@ -16,13 +16,21 @@
 
 use std::io::{self, Cursor};
 use std::net::TcpStream;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Response, StatusCode};
 
+use crate::budget::Share;
 use crate::http::{self, Head};
 use crate::store::{Reader, StoredFile};
+
+mod body;
+pub mod capability;
+
+pub use body::{Body, CHUNK};
+use body::{Bytes, Charge};
+pub use capability::{Refusal, Signer};
 
 /// Where file paths begin.
 pub const PREFIX: &str = "/files/";
@@ -134,32 +142,90 @@ fn all_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Answers a request for a file path and writes the answer (headers only
-/// for a HEAD).
-#[inline(never)]
-pub fn serve(sock: &TcpStream, head: &Head, reader: &Source) -> io::Result<()> {
-    http::respond_to(sock, head, answer(reader, head))
+/// What serving downloads needs: where the files are, what signs and checks
+/// their URLs, and the memory budget's outbound share, which what is held
+/// for sending counts against.
+#[derive(Clone)]
+pub struct Downloads {
+    pub source: Source,
+    pub signer: Signer,
+    pub outbound: Arc<Share>,
 }
 
-/// The answer to a request whose path is a file's ([`is_files_path`]), to
-/// be written with [`http::respond_to`] for the same `head` (which adds
-/// `X-Content-Type-Options: nosniff`): a HEAD's answer has no body, only the
-/// `Content-Length` a GET's would have.
-pub fn answer(reader: &Source, head: &Head) -> Response<Cursor<Vec<u8>>> {
+/// A file's URL as given to members of its room: [`url`] with the query
+/// that lets its holder download it (see [`capability`]); `None` while the
+/// signer has no key yet.
+pub fn signed_url(signer: &Signer, room: &str, id: u64, name: &str) -> Option<String> {
+    let query = signer.query(room, id)?;
+    Some(format!("{}?{query}", url(room, id, name)))
+}
+
+/// Answers a request for a file path and writes the answer (headers only
+/// for a HEAD), the file's bytes a chunk at a time: a client that does not
+/// read holds one chunk until the socket's write timeout drops it.
+#[inline(never)]
+pub fn serve(sock: &TcpStream, head: &Head, downloads: &Downloads) -> io::Result<()> {
+    match answer(downloads, head) {
+        Reply::Whole(response) => http::respond_to(sock, head, response),
+        Reply::Stream(response, body) => {
+            // The head only, with the body's `Content-Length`; then the body.
+            http::respond(sock, response, true)?;
+            body.send(sock)
+        }
+    }
+}
+
+/// The answer to a request for a file path.
+pub enum Reply {
+    /// Complete in memory: an error, a 304, a HEAD's headers, an empty body.
+    Whole(Response<Cursor<Vec<u8>>>),
+    /// Headers (with the `Content-Length` of what follows), then a body
+    /// sent by [`Body::send`].
+    Stream(Response<Cursor<Vec<u8>>>, Body),
+}
+
+impl Reply {
+    /// The answer's status.
+    #[cfg(test)]
+    pub fn status(&self) -> u16 {
+        match self {
+            Reply::Whole(r) | Reply::Stream(r, _) => r.status_code().0,
+        }
+    }
+}
+
+/// The answer to a request whose path is a file's ([`is_files_path`]): a
+/// response to be written with [`http::respond_to`] for the same `head`
+/// (which adds `X-Content-Type-Options: nosniff`), or headers and a body
+/// to stream. A HEAD's answer has no body, only the `Content-Length` a GET's
+/// would have.
+pub fn answer(downloads: &Downloads, head: &Head) -> Reply {
+    match prepare(downloads, head) {
+        Ok(reply) => reply,
+        Err(refused) => Reply::Whole(*refused),
+    }
+}
+
+/// An answer other than the file: boxed, as it is passed up through
+/// `Result`s.
+type Refused = Box<Response<Cursor<Vec<u8>>>>;
+
+fn prepare(downloads: &Downloads, head: &Head) -> Result<Reply, Refused> {
     if head.method != "GET" && head.method != "HEAD" {
-        return failure(405, "method not allowed\n", &[("Allow", "GET, HEAD")]);
+        return Err(failure(
+            405,
+            "method not allowed\n",
+            &[("Allow", "GET, HEAD")],
+        ));
     }
     let Some(target) = parse(head.path()) else {
-        return failure(400, "malformed file path\n", &[]);
+        return Err(failure(400, "malformed file path\n", &[]));
     };
+    authorize(&downloads.signer, head, &target)?;
     let with_body = head.method == "GET";
     // The file's meta first (no bytes), so that a 304, a HEAD or a range
     // reads only what it sends.
-    let meta = match read(reader, &target, 0, 0) {
-        Ok(Some(meta)) => meta,
-        Ok(None) => return not_found(),
-        Err(response) => return response,
-    };
+    let meta = read_meta(&downloads.source, &target)?.ok_or_else(not_found)?;
     let etag = etag(&target, &meta);
     let image = inline_type(&meta.mime, &meta.name);
     let disposition = disposition(image.is_some(), &meta.name);
@@ -171,7 +237,7 @@ pub fn answer(reader: &Source, head: &Head) -> Response<Cursor<Vec<u8>>> {
         ("Accept-Ranges", "bytes"),
     ];
     if head.if_none_match(&etag) {
-        return sized(304, Vec::new(), meta.size, &headers);
+        return Ok(Reply::Whole(sized(304, meta.size, &headers)));
     }
     headers.push(("Content-Type", image.unwrap_or(OCTET_STREAM)));
     headers.push(("Content-Disposition", &disposition));
@@ -187,7 +253,7 @@ pub fn answer(reader: &Source, head: &Head) -> Response<Cursor<Vec<u8>>> {
                 ("Content-Range", content_range.as_str()),
                 ("Accept-Ranges", "bytes"),
             ];
-            return failure(416, "range not satisfiable\n", &extra);
+            return Err(failure(416, "range not satisfiable\n", &extra));
         }
     };
     let status = match &content_range {
@@ -197,51 +263,122 @@ pub fn answer(reader: &Source, head: &Head) -> Response<Cursor<Vec<u8>>> {
         }
         None => 200,
     };
-    if !with_body {
-        return sized(status, Vec::new(), len, &headers);
+    let response = sized(status, len, &headers);
+    if !with_body || len == 0 {
+        return Ok(Reply::Whole(response));
     }
-    let file = match read(reader, &target, start, len) {
-        Ok(Some(file)) => file,
-        Ok(None) => return not_found(),
-        Err(response) => return response,
+    let from = match &downloads.source {
+        Source::Store(reader) => {
+            let charge = charge(&downloads.outbound, &target, len.min(CHUNK))?;
+            let from = Bytes::Store {
+                reader: reader.clone(),
+                target,
+                meta,
+                start,
+                len,
+            };
+            (from, charge)
+        }
+        Source::Redis(files) => {
+            // Taken before the bytes are read, so that they never pass the
+            // share.
+            let charge = charge(&downloads.outbound, &target, meta.size)?;
+            let data = match files.bytes(&target.room, target.id) {
+                Ok(Some(data)) => data,
+                Ok(None) => return Err(not_found()),
+                Err(e) => {
+                    complain(&target, &e);
+                    return Err(unreadable());
+                }
+            };
+            if data.len() as u64 != meta.size {
+                return Err(changed());
+            }
+            // Both within the data, whose length is the size: a range ends
+            // before it.
+            let (start, len) = (start as usize, len as usize);
+            (Bytes::Held { data, start, len }, charge)
+        }
     };
-    let same = file.name == meta.name
-        && file.mime == meta.mime
-        && file.size == meta.size
-        && file.ts == meta.ts
-        && file.bytes.len() as u64 == len;
-    if !same {
-        // Another file under the same address between the two reads: a
-        // database put in this one's place. The next request sees only it.
-        return failure(
-            503,
-            "the file changed while it was read\n",
-            &[("Retry-After", "1")],
-        );
-    }
-    let length = file.bytes.len() as u64;
-    sized(status, file.bytes, length, &headers)
+    Ok(Reply::Stream(response, Body::new(from.0, from.1)))
 }
 
-/// Reads `len` bytes from `start` of the file at `target`, if there is one
-/// by that name; the answer to send instead if the store cannot be read.
-fn read(
-    reader: &Source,
-    target: &Target,
-    start: u64,
-    len: u64,
-) -> Result<Option<StoredFile>, Response<Cursor<Vec<u8>>>> {
-    match reader.read_range(&target.room, target.id, start, len) {
+/// Refuses a request whose URL is not one the server signed for this room
+/// and file, or has expired: 403, or 503 while the key is not known.
+fn authorize(signer: &Signer, head: &Head, target: &Target) -> Result<(), Refused> {
+    let pairs = http::query_pairs(head.query());
+    let value = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match signer.check(&target.room, target.id, value("exp"), value("sig")) {
+        Ok(()) => Ok(()),
+        Err(Refusal::NoKey) => Err(failure(
+            503,
+            "file URLs cannot be checked yet; retry later\n",
+            &[("Retry-After", RETRY_AFTER)],
+        )),
+        Err(refusal) => {
+            log::debug!(
+                "event=file_refused room={:?} id={} reason={}",
+                target.room,
+                target.id,
+                refusal.as_str()
+            );
+            let why = match refusal {
+                Refusal::Expired => "this file URL has expired; ask for a fresh one\n",
+                _ => "this file URL is not one the server gave out\n",
+            };
+            Err(failure(403, why, &[]))
+        }
+    }
+}
+
+/// Charges `bytes` to the outbound share for a download, or says the
+/// server is too busy sending to take it now.
+fn charge(share: &Arc<Share>, target: &Target, bytes: u64) -> Result<Charge, Refused> {
+    let taken = usize::try_from(bytes)
+        .ok()
+        .and_then(|bytes| Charge::take(share, bytes));
+    taken.ok_or_else(|| {
+        busy(target, bytes);
+        failure(
+            503,
+            "the server is sending too much at the moment; retry shortly\n",
+            &[("Retry-After", "1")],
+        )
+    })
+}
+
+/// The file's meta (no bytes), if there is one by that name.
+fn read_meta(source: &Source, target: &Target) -> Result<Option<StoredFile>, Refused> {
+    match source.meta(&target.room, target.id) {
         Ok(file) => Ok(file.filter(|f| f.name == target.name)),
         Err(e) => {
             complain(target, &*e);
-            Err(failure(
-                503,
-                "the history store cannot be read; retry later\n",
-                &[("Retry-After", RETRY_AFTER)],
-            ))
+            Err(unreadable())
         }
     }
+}
+
+fn unreadable() -> Refused {
+    failure(
+        503,
+        "the history store cannot be read; retry later\n",
+        &[("Retry-After", RETRY_AFTER)],
+    )
+}
+
+fn changed() -> Refused {
+    // Another file under the same address between two reads: a database
+    // put in this one's place. The next request sees only it.
+    failure(
+        503,
+        "the file changed while it was read\n",
+        &[("Retry-After", "1")],
+    )
 }
 
 /// Where stored files are read from: the embedded database, or Redis when
@@ -259,42 +396,62 @@ impl From<Reader> for Source {
 }
 
 impl Source {
-    fn read_range(
-        &self,
-        room: &str,
-        id: u64,
-        start: u64,
-        len: u64,
-    ) -> Result<Option<StoredFile>, Box<dyn std::error::Error>> {
+    /// File `id` of `room`, without its bytes.
+    fn meta(&self, room: &str, id: u64) -> Result<Option<StoredFile>, Box<dyn std::error::Error>> {
         match self {
-            Source::Store(reader) => Ok(reader.read_range(room, id, start, len)?),
-            Source::Redis(files) => Ok(files.read_range(room, id, start, len)?),
+            Source::Store(reader) => Ok(reader.read_range(room, id, 0, 0)?),
+            Source::Redis(files) => Ok(files.meta(room, id)?),
         }
+    }
+}
+
+/// Logs a download refused for the outbound share being full, at most
+/// once a second, as [`complain`] does.
+fn busy(target: &Target, bytes: u64) {
+    if let Some(left_out) = LOG_BUSY.allow() {
+        log::warn!(
+            "event=budget_full share=outbound room={:?} id={} bytes={bytes} left_out={left_out} msg=\"download refused\"",
+            target.room,
+            target.id
+        );
     }
 }
 
 /// Logs a failed read, at most once a second (the next line says how many
 /// were left out), so that a broken disk does not fill the log.
 fn complain(target: &Target, e: &dyn std::error::Error) {
-    static LAST: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
-    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
-    let now = Instant::now();
-    if last
-        .0
-        .is_some_and(|t| now.duration_since(t) < COMPLAINT_INTERVAL)
-    {
-        last.1 += 1;
+    let Some(left_out) = LOG_STORE.allow() else {
         return;
-    }
-    let left_out = std::mem::take(&mut last.1);
-    last.0 = Some(now);
-    drop(last);
+    };
     log::error!(
         "event=store_error op=file room={:?} id={} error={:?} left_out={left_out}",
         target.room,
         target.id,
         e.to_string()
     );
+}
+
+/// Lets a kind of log line through at most once a second.
+struct Throttle(Mutex<(Option<Instant>, u64)>);
+
+static LOG_STORE: Throttle = Throttle(Mutex::new((None, 0)));
+static LOG_BUSY: Throttle = Throttle(Mutex::new((None, 0)));
+
+impl Throttle {
+    /// `Some(lines left out since the last one)` if a line may be logged now.
+    fn allow(&self) -> Option<u64> {
+        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if last
+            .0
+            .is_some_and(|t| now.duration_since(t) < COMPLAINT_INTERVAL)
+        {
+            last.1 += 1;
+            return None;
+        }
+        last.0 = Some(now);
+        Some(std::mem::take(&mut last.1))
+    }
 }
 
 /// A strong tag for the file's content. Ids start again at 1 in a new
@@ -433,12 +590,7 @@ fn parse_range(value: &str, size: u64) -> Span {
 
 /// A response whose `Content-Length` says `length`: `body`'s length for a
 /// GET; what a GET's would be for a HEAD or a 304, which have no body.
-fn sized(
-    status: u16,
-    body: Vec<u8>,
-    length: u64,
-    headers: &[(&str, &str)],
-) -> Response<Cursor<Vec<u8>>> {
+fn sized(status: u16, length: u64, headers: &[(&str, &str)]) -> Response<Cursor<Vec<u8>>> {
     let length = usize::try_from(length).unwrap_or(usize::MAX);
     let headers = headers
         .iter()
@@ -447,25 +599,25 @@ fn sized(
     Response::new(
         StatusCode(status),
         headers,
-        Cursor::new(body),
+        Cursor::new(Vec::new()),
         Some(length),
         None,
     )
 }
 
-fn not_found() -> Response<Cursor<Vec<u8>>> {
+fn not_found() -> Refused {
     failure(404, "no such file\n", &[])
 }
 
 /// An error in plain text, never stored by a cache: the file may come back
 /// (a store that could not be read) or be another one (a new database).
-fn failure(status: u16, body: &str, extra: &[(&str, &str)]) -> Response<Cursor<Vec<u8>>> {
+fn failure(status: u16, body: &str, extra: &[(&str, &str)]) -> Refused {
     let mut headers = vec![
         ("Cache-Control", "no-store"),
         ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
     ];
     headers.extend_from_slice(extra);
-    http::error_response(status, body, &headers)
+    Box::new(http::error_response(status, body, &headers))
 }
 
 #[cfg(test)]
@@ -484,7 +636,7 @@ mod tests {
 
     /// A store on a temporary file, its thread running.
     struct Fixture {
-        reader: Source,
+        downloads: Downloads,
         store: Option<Running>,
         _db: TempDb,
     }
@@ -504,7 +656,7 @@ mod tests {
             })
             .unwrap();
             Fixture {
-                reader: store.reader().into(),
+                downloads: downloads(store.reader().into()),
                 store: Some(Running::start(store)),
                 _db: db,
             }
@@ -546,11 +698,17 @@ mod tests {
             }
             text.push_str("\r\n");
             let (head, _) = http::parse_head(text.as_bytes()).unwrap().unwrap();
-            answer_over_socket(&self.reader, &head)
+            answer_over_socket(&self.downloads, &head)
         }
 
+        /// `request`, with the URL signed first, as the server gives it out.
+        fn signed(&self, method: &str, path: &str, extra: &[&str]) -> Answer {
+            self.request(method, &sign(&self.downloads.signer, path), extra)
+        }
+
+        /// A GET of `path`, signed.
         fn get(&self, path: &str, extra: &[&str]) -> Answer {
-            self.request("GET", path, extra)
+            self.signed("GET", path, extra)
         }
     }
 
@@ -591,7 +749,7 @@ mod tests {
 
     /// Writes the answer to `head` through [`serve`] into a socket and reads
     /// it from the other end, up to the close.
-    fn answer_over_socket(reader: &Source, head: &Head) -> Answer {
+    fn answer_over_socket(reader: &Downloads, head: &Head) -> Answer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         client.set_read_timeout(Some(WAIT)).unwrap();
@@ -617,6 +775,30 @@ mod tests {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
             body: raw[end + 4..].to_vec(),
+        }
+    }
+
+    /// What serving needs, around `source`: a signer with a fixed key, and
+    /// an outbound share that is never full.
+    fn downloads(source: Source) -> Downloads {
+        Downloads {
+            source,
+            signer: Signer::with_key([9; 32]),
+            outbound: Share::new("outbound", 1 << 30),
+        }
+    }
+
+    /// `path` with its signature added to its query, if it is a file's.
+    fn sign(signer: &Signer, path: &str) -> String {
+        let (bare, query) = path.split_once('?').unwrap_or((path, ""));
+        let Some(target) = parse(bare) else {
+            return path.to_owned();
+        };
+        let sig = signer.query(&target.room, target.id).unwrap();
+        if query.is_empty() {
+            format!("{bare}?{sig}")
+        } else {
+            format!("{bare}?{query}&{sig}")
         }
     }
 
@@ -675,7 +857,7 @@ mod tests {
         fx.put("lobby", 1, "a.bin", "application/zip", &data);
         let path = url("lobby", 1, "a.bin");
         let get = fx.get(&path, &[]);
-        let head = fx.request("HEAD", &path, &[]);
+        let head = fx.signed("HEAD", &path, &[]);
         assert_eq!(head.status, 200);
         assert!(head.body.is_empty(), "{} bytes", head.body.len());
         assert_eq!(head.content_length(), data.len() as u64);
@@ -690,12 +872,12 @@ mod tests {
         ] {
             assert_eq!(head.header(name), get.header(name), "{name}");
         }
-        let ranged = fx.request("HEAD", &path, &["Range: bytes=10-19"]);
+        let ranged = fx.signed("HEAD", &path, &["Range: bytes=10-19"]);
         assert_eq!(ranged.status, 206);
         assert!(ranged.body.is_empty());
         assert_eq!(ranged.content_length(), 10);
         assert_eq!(ranged.header("Content-Range"), Some("bytes 10-19/70000"));
-        assert_eq!(fx.request("HEAD", "/files/lobby/2/a.bin", &[]).status, 404);
+        assert_eq!(fx.signed("HEAD", "/files/lobby/2/a.bin", &[]).status, 404);
     }
 
     #[test]
@@ -888,7 +1070,7 @@ mod tests {
             "*".to_owned(),
         ] {
             for method in ["GET", "HEAD"] {
-                let got = fx.request(method, &path, &[&format!("If-None-Match: {inm}")]);
+                let got = fx.signed(method, &path, &[&format!("If-None-Match: {inm}")]);
                 assert_eq!(got.status, 304, "{method} {inm}");
                 assert!(got.body.is_empty());
                 assert_eq!(got.header("ETag"), Some(etag.as_str()));
@@ -966,7 +1148,7 @@ mod tests {
                 got.header("Content-Type"),
                 Some("text/plain; charset=utf-8")
             );
-            assert_eq!(fx.request("HEAD", &path, &[]).status, 404, "{path}");
+            assert_eq!(fx.signed("HEAD", &path, &[]).status, 404, "{path}");
         }
         // Once evicted, a file that was there is not found either.
         fx.put("r", 5, "a.bin", "application/octet-stream", &bytes(600, 2));
@@ -1011,9 +1193,70 @@ mod tests {
         }
         // The query is not part of the path.
         assert_eq!(fx.get("/files/r/1/a.bin?download=1", &[]).status, 200);
-        let post = fx.request("POST", "/files/r/1/a.bin", &[]);
+        let post = fx.signed("POST", "/files/r/1/a.bin", &[]);
         assert_eq!(post.status, 405);
         assert_eq!(post.header("Allow"), Some("GET, HEAD"));
+    }
+
+    #[test]
+    fn unsigned_tampered_and_foreign_urls_are_forbidden() {
+        let fx = Fixture::new("403");
+        fx.put("r", 1, "a.bin", "application/octet-stream", b"secret");
+        fx.put("r", 2, "b.bin", "application/octet-stream", b"other");
+        let good = sign(&fx.downloads.signer, &url("r", 1, "a.bin"));
+        assert_eq!(fx.request("GET", &good, &[]).status, 200);
+        let sig = good.split_once("sig=").unwrap().1;
+        let mut flipped = sig.to_owned().into_bytes();
+        flipped[10] = if flipped[10] == b'0' { b'1' } else { b'0' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        for path in [
+            url("r", 1, "a.bin"),
+            format!("{}?sig=", url("r", 1, "a.bin")),
+            format!("{}?sig={flipped}", url("r", 1, "a.bin")),
+            format!("{}?sig={sig}", url("r", 2, "b.bin")),
+            format!("{}?sig={sig}", url("R", 1, "a.bin")),
+            format!("{}?sig={}", url("r", 1, "a.bin"), &sig[..32]),
+            format!("{}?exp=99999999999&sig={sig}", url("r", 1, "a.bin")),
+        ] {
+            for method in ["GET", "HEAD"] {
+                let got = fx.request(method, &path, &[]);
+                assert_eq!(got.status, 403, "{method} {path}");
+                assert_eq!(got.header("Cache-Control"), Some("no-store"));
+                assert!(got.header("ETag").is_none(), "{path}");
+            }
+        }
+        // Another server's key signs nothing here.
+        let other = Signer::with_key([8; 32]);
+        let foreign = sign(&other, &url("r", 1, "a.bin"));
+        assert_eq!(fx.request("GET", &foreign, &[]).status, 403);
+    }
+
+    #[test]
+    fn a_download_holds_one_chunk_of_the_outbound_share() {
+        let mut fx = Fixture::new("share");
+        let data = bytes(5 * CHUNK as usize + 17, 13);
+        fx.put("r", 1, "big.bin", "application/octet-stream", &data);
+        fx.put("r", 2, "small.bin", "application/octet-stream", b"tiny");
+        // Room for one chunk and a little: a whole file could never fit.
+        fx.downloads.outbound = Share::new("outbound", CHUNK as usize + 100);
+        let path = url("r", 1, "big.bin");
+        let got = fx.get(&path, &[]);
+        assert_eq!(got.status, 200);
+        assert!(got.body == data, "bytes differ");
+        assert_eq!(fx.downloads.outbound.used(), 0, "all given back");
+        let part = fx.get(&path, &["Range: bytes=70000-200000"]);
+        assert_eq!(part.status, 206);
+        assert!(part.body == data[70000..=200000], "bytes differ");
+        // A share already full: the client is asked to come back.
+        assert!(fx.downloads.outbound.try_take(200));
+        let busy = fx.get(&path, &[]);
+        assert_eq!(busy.status, 503, "{busy:?}");
+        assert_eq!(busy.header("Retry-After"), Some("1"));
+        // What needs no bytes held still works.
+        assert_eq!(fx.signed("HEAD", &path, &[]).status, 200);
+        assert_eq!(fx.get(&url("r", 2, "small.bin"), &[]).status, 200);
+        fx.downloads.outbound.give(200);
+        assert_eq!(fx.get(&path, &[]).status, 200);
     }
 
     #[test]
@@ -1099,13 +1342,13 @@ mod tests {
             fsync: false,
         })
         .unwrap();
-        let reader = Source::from(store.reader());
+        let reader = downloads(Source::from(store.reader()));
         // The reader opens its connections when first asked; by then the
         // file is gone, and may not be created by a reader.
         db.remove();
-        let (head, _) = http::parse_head(b"GET /files/r/1/a.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let path = sign(&reader.signer, "/files/r/1/a.bin");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (head, _) = http::parse_head(request.as_bytes()).unwrap().unwrap();
         let got = answer_over_socket(&reader, &head);
         assert_eq!(got.status, 503, "{got:?}");
         assert_eq!(got.header("Retry-After"), Some(RETRY_AFTER));
@@ -1191,7 +1434,7 @@ mod tests {
                     ),
                 ],
             };
-            let _ = answer(&fx.reader, &head);
+            let _ = answer(&fx.downloads, &head);
         }
         for id in [1, 2] {
             let name = if id == 1 { "a.png" } else { "e" };
@@ -1199,11 +1442,11 @@ mod tests {
                 for suffix in ranges {
                     let head = Head {
                         method: "GET".to_owned(),
-                        target: url("r", id, name),
+                        target: sign(&fx.downloads.signer, &url("r", id, name)),
                         version: 1,
                         headers: vec![("Range".to_owned(), format!("{range}{suffix}"))],
                     };
-                    let status = answer(&fx.reader, &head).status_code().0;
+                    let status = answer(&fx.downloads, &head).status();
                     assert!(matches!(status, 200 | 206 | 416), "{status}");
                 }
             }

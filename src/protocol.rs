@@ -54,6 +54,14 @@ pub enum Command {
     File(FileMeta),
     /// The client is typing.
     Typing,
+    /// Asks for a fresh download URL of a file of the client's room (the
+    /// one its event gave has expired).
+    FileUrl {
+        /// The file's id.
+        id: u64,
+        /// Its name, as its event gave it.
+        name: String,
+    },
 }
 
 /// What a `file` announcement says about the binary frame that follows.
@@ -135,12 +143,14 @@ pub enum ErrorCode {
     UnexpectedFrame,
     /// With `--redis`: Redis did not answer; send again shortly.
     Unavailable,
+    /// A `file_url` for an id the room has not given out.
+    NoSuchFile,
 }
 
 impl ErrorCode {
     /// Every code, for the test that holds the document to them.
     #[cfg(test)]
-    const ALL: [ErrorCode; 22] = [
+    const ALL: [ErrorCode; 23] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::BadField,
@@ -163,6 +173,7 @@ impl ErrorCode {
         ErrorCode::SizeMismatch,
         ErrorCode::UnexpectedFrame,
         ErrorCode::Unavailable,
+        ErrorCode::NoSuchFile,
     ];
 
     /// The code as it is sent.
@@ -190,6 +201,7 @@ impl ErrorCode {
             ErrorCode::SizeMismatch => "size_mismatch",
             ErrorCode::UnexpectedFrame => "unexpected_frame",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::NoSuchFile => "no_such_file",
         }
     }
 }
@@ -304,9 +316,16 @@ pub fn parse_command(text: &str) -> Result<Command, FrameRefusal> {
             }))
         }
         "typing" => Ok(Command::Typing),
+        "file_url" => {
+            let id = opt_u64(&obj, "id")?
+                .ok_or_else(|| FrameRefusal::new(ErrorCode::BadField, "missing field \"id\""))?;
+            let name = req_string(&obj, "name")?;
+            validate_file_name(&name)?;
+            Ok(Command::FileUrl { id, name })
+        }
         other => Err(FrameRefusal::new(
             ErrorCode::UnknownType,
-            format!("unknown type {other:?}; expected join, message, file or typing"),
+            format!("unknown type {other:?}; expected join, message, file, typing or file_url"),
         )),
     }
 }
@@ -535,6 +554,17 @@ pub enum Event<'a> {
         /// Who.
         name: &'a str,
     },
+    /// A fresh download URL, answering the client's `file_url`.
+    FileUrl {
+        /// The file's id.
+        id: u64,
+        /// The room.
+        room: &'a str,
+        /// The file's name, as asked.
+        name: &'a str,
+        /// Where to download it, signed for the room.
+        url: &'a str,
+    },
     /// A frame of the client's was refused (see [`FrameRefusal`]).
     Error {
         /// An [`ErrorCode`], as sent.
@@ -589,6 +619,21 @@ mod tests {
             }))
         );
         assert_eq!(parse_command(r#"{"type":"typing"}"#), Ok(Command::Typing));
+        assert_eq!(
+            parse_command(r#"{"type":"file_url","id":7,"name":"a.png"}"#),
+            Ok(Command::FileUrl {
+                id: 7,
+                name: "a.png".into()
+            })
+        );
+        for bad in [
+            r#"{"type":"file_url","name":"a.png"}"#,
+            r#"{"type":"file_url","id":7}"#,
+            r#"{"type":"file_url","id":-1,"name":"a.png"}"#,
+            r#"{"type":"file_url","id":7,"name":"a/b"}"#,
+        ] {
+            assert!(parse_command(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

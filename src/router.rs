@@ -31,8 +31,8 @@ pub(crate) struct Shared {
     pub(crate) echoes: EchoClients,
     pub(crate) writers: Arc<Writers>,
     pub(crate) budget: Budget,
-    /// Reads stored files for `/files/…` downloads.
-    pub(crate) files: crate::files::Source,
+    /// Serves `/files/…` downloads.
+    pub(crate) files: crate::files::Downloads,
     pub(crate) health: Health,
     pub(crate) admission: Admission,
     pub(crate) proxies: Proxies,

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use crate::close::Close;
 use crate::cluster;
 use crate::config::Config;
 use crate::dispatcher::{ClientId, Closing, Dispatcher, Input, Limits};
+use crate::files::{Downloads, Signer, capability};
 use crate::handshake::OriginPolicy;
 use crate::health::{Drain, Health};
 use crate::http::Site;
@@ -271,19 +272,37 @@ impl Server {
         let config = self.config.clone();
         let (events, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
         let replies = events.clone();
-        // Fails only once the dispatcher has stopped, at shutdown.
-        let reply = Box::new(move |reply| {
-            let _ = replies.send(Input::Store(crate::dispatcher::encode_replay(reply)));
-        });
+        // Replays are encoded on the thread that read them, with the file
+        // URLs' signer once it is known (below).
+        let urls: Arc<OnceLock<Signer>> = Arc::new(OnceLock::new());
+        let reply = {
+            let urls = urls.clone();
+            // Fails only once the dispatcher has stopped, at shutdown.
+            Box::new(move |reply| {
+                let reply = crate::dispatcher::encode_replay(reply, urls.get());
+                let _ = replies.send(Input::Store(reply));
+            })
+        };
         let mut health = Health::new(self.stop.clone());
-        let (store, store_thread, files, cluster) =
+        // With a secret, file URLs are signed under a key derived from it;
+        // without, under a random one kept in the database or Redis.
+        let from_secret = crate::auth::secret(&config).map(|s| Signer::from_secret(s.bytes()));
+        let (store, store_thread, files, cluster, signer) =
             match self.history.take().expect("run is called once") {
                 History::Embedded(store) => {
                     let files = store.reader().into();
+                    let signer = match from_secret {
+                        Some(signer) => signer,
+                        None => Signer::with_key(
+                            store
+                                .file_url_key(capability::random_key()?)
+                                .map_err(io::Error::other)?,
+                        ),
+                    };
                     metrics::get().watch_store(store.stats());
                     health.watch_store(store.stats());
                     let (store, thread) = store.spawn(reply)?;
-                    (store, thread, files, None)
+                    (store, thread, files, None, signer)
                 }
                 History::Shared(options, client) => {
                     let notes = events.clone();
@@ -292,10 +311,21 @@ impl Server {
                     });
                     let shared = cluster::spawn(options, client, reply, note)?;
                     health.watch_cluster(shared.handle.status());
+                    let signer = match from_secret {
+                        Some(signer) => signer,
+                        None => shared_url_key(&shared.files)?,
+                    };
                     let files = crate::files::Source::Redis(shared.files);
-                    (shared.store, shared.thread, files, Some(shared.handle))
+                    (
+                        shared.store,
+                        shared.thread,
+                        files,
+                        Some(shared.handle),
+                        signer,
+                    )
                 }
             };
+        let _ = urls.set(signer.clone());
         let dispatcher = Dispatcher::new(
             Limits {
                 history: config.history,
@@ -311,6 +341,7 @@ impl Server {
                     burst: config.burst,
                 },
                 held_frames: config.queue_frames,
+                file_urls: signer.clone(),
             },
             store.clone(),
             cluster,
@@ -331,7 +362,11 @@ impl Server {
             config: config.clone(),
             writers: self.writers.clone(),
             budget: self.budget.clone(),
-            files,
+            files: Downloads {
+                source: files,
+                signer,
+                outbound: self.budget.outbound.clone(),
+            },
             health: health.clone(),
             admission: Admission::start(
                 config.max_connections_per_ip,
@@ -451,6 +486,47 @@ impl Server {
 
 /// Starts a thread that runs `f(value)`; if the thread cannot be started,
 /// gives `value` back with the error, so that the caller can still answer.
+/// How long to wait before asking Redis again for the file URL key.
+const URL_KEY_RETRY: Duration = Duration::from_secs(1);
+
+/// Without a secret and with Redis: a signer whose key every instance
+/// shares, set by a thread that asks Redis until it answers (Redis may be
+/// away at start-up; until then no URL is given out or accepted).
+fn shared_url_key(files: &cluster::Files) -> io::Result<Signer> {
+    let signer = Signer::pending(false);
+    let fresh = capability::random_key()?;
+    let (files, set) = (files.clone(), signer.clone());
+    thread::Builder::new()
+        .name("file-url-key".into())
+        .spawn(move || {
+            let mut complained = false;
+            loop {
+                match files.url_key(fresh) {
+                    Ok(Some(key)) => {
+                        set.set_key(key);
+                        return;
+                    }
+                    Ok(None) => {
+                        if !complained {
+                            log::error!(
+                                "event=file_url_key_invalid msg=\"the file URL key in Redis is not 32 bytes; delete it to have a new one made\""
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        if !complained {
+                            log::warn!("event=file_url_key_unavailable error={:?}", e.to_string());
+                        }
+                    }
+                }
+                complained = true;
+                // Not a synchronisation: Redis is away, and is asked again.
+                thread::sleep(URL_KEY_RETRY);
+            }
+        })?;
+    Ok(signer)
+}
+
 fn spawn_with<T: Send + 'static>(
     builder: thread::Builder,
     value: T,

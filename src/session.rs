@@ -357,6 +357,11 @@ impl Session {
                 self.pending_file = Some(meta);
             }
             Command::Typing => self.tell(Input::Typing { id: self.id }),
+            Command::FileUrl { id, name } => self.tell(Input::FileUrl {
+                id: self.id,
+                file: id,
+                name,
+            }),
         }
         Flow::Continue
     }

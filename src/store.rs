@@ -586,6 +586,36 @@ impl Store {
         Ok((handle, thread))
     }
 
+    /// The random key that signs file URLs without `--auth-secret`: made
+    /// the first time it is asked for and kept in the database, so that URLs
+    /// given out before a restart still work after it. `fresh` is kept if
+    /// there is none yet.
+    pub(crate) fn file_url_key(&self, fresh: [u8; 32]) -> Result<[u8; 32], StoreError> {
+        let path = &self.options.path;
+        let fail = |e| StoreError::database(path, e);
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO server_keys (name, value) VALUES ('file_urls', ?1)",
+                [&fresh[..]],
+            )
+            .map_err(fail)?;
+        let key: Vec<u8> = self
+            .conn
+            .query_row(
+                "SELECT value FROM server_keys WHERE name = 'file_urls'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(fail)?;
+        key.try_into().map_err(|_| {
+            fail(rusqlite::Error::InvalidColumnType(
+                0,
+                "value".into(),
+                rusqlite::types::Type::Blob,
+            ))
+        })
+    }
+
     /// A handle for reading stored files from any thread.
     pub(crate) fn reader(&self) -> Reader {
         self.reader.clone()

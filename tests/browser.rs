@@ -579,6 +579,13 @@ fn reload_shows_earlier_files() {
     run_script("reload_files.mjs", &[]);
 }
 
+/// A history file's URL the server refuses (expired) is renewed with
+/// `file_url`, for an inline image and for a download.
+#[test]
+fn refused_file_urls_are_renewed() {
+    run_script("file_url_renewal.mjs", &[]);
+}
+
 /// A received SVG is offered as a download typed application/octet-stream,
 /// never rendered.
 #[test]

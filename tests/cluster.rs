@@ -247,11 +247,44 @@ fn files_are_shared_and_served_by_any_instance() {
     let id = announced["id"].as_u64().unwrap();
     let echo = next_of(&mut ann, "file");
     assert_eq!(echo["cid"], "f1");
-    // Any instance serves it, this one included.
+    // Its URL is signed under a key every instance shares (kept in
+    // Redis); the bare path opens nothing.
+    let url = file_url(&mut bob, id, "data.bin");
+    assert!(
+        url.starts_with(&format!("/files/hall/{id}/data.bin?sig=")),
+        "{url}"
+    );
+    assert_eq!(file_url(&mut ann, id, "data.bin"), url);
+    // Any instance serves it, this one included, whole or in part.
     for server in [&a, &b] {
-        let got = http_fetch(&server.addr, &format!("/files/hall/{id}/data.bin"));
+        let got = http_fetch(&server.addr, &url);
         assert_eq!(got.status, 200);
         assert_eq!(got.body, bytes);
+        let request = format!(
+            "GET {url} HTTP/1.1\r\nHost: {}\r\nRange: bytes=100-199\r\n\r\n",
+            server.addr
+        );
+        let part = http_request(&server.addr, &request);
+        assert_eq!(part.status, 206);
+        assert_eq!(part.body, bytes[100..200]);
+        let bare = format!("/files/hall/{id}/data.bin");
+        assert_eq!(http_fetch(&server.addr, &bare).status, 403);
+    }
+}
+
+/// A fresh URL of file `id`, asked for with `file_url`. Until an instance
+/// has read the shared key from Redis (just after it starts) the answer is
+/// `unavailable`, and the question is asked again.
+fn file_url(ws: &mut Client, id: u64, name: &str) -> String {
+    let deadline = std::time::Instant::now() + WATCHDOG;
+    loop {
+        send_json(ws, json!({"type": "file_url", "id": id, "name": name}));
+        let answer = next_json(ws);
+        if answer["type"] == "file_url" {
+            return answer["url"].as_str().expect("a url").to_owned();
+        }
+        assert_eq!(answer["code"], "unavailable", "{answer}");
+        assert!(std::time::Instant::now() < deadline, "no key: {answer}");
     }
 }
 

@@ -146,13 +146,25 @@ fn files_sent_in_a_room_are_served_from_the_store_across_a_restart() {
     }
 
     let urls = replayed_urls(&server, "bob", files.len());
+    let path = |url: &str| url.split_once('?').expect("a signed url").0.to_owned();
     assert_eq!(
-        urls["big.bin"],
+        path(&urls["big.bin"]),
         format!("/files/r/{}/big.bin", ids["big.bin"])
     );
     assert_eq!(
-        urls["cat #1 ü.png"],
+        path(&urls["cat #1 ü.png"]),
         format!("/files/r/{}/cat%20%231%20%C3%BC.png", ids["cat #1 ü.png"])
+    );
+    // Without a secret the URL does not expire, but it cannot be guessed:
+    // the bare path is refused.
+    let query = urls["big.bin"].split_once('?').unwrap().1.to_owned();
+    assert!(
+        query.starts_with("sig=") && !query.contains("exp="),
+        "{query}"
+    );
+    assert_eq!(
+        http_fetch(&server.addr, &path(&urls["big.bin"])).status,
+        403
     );
 
     // Byte for byte, with the headers that keep a file from acting as a page.
@@ -221,11 +233,14 @@ fn files_sent_in_a_room_are_served_from_the_store_across_a_restart() {
     assert_eq!(header(&headers, "ETag"), Some(etag.as_str()));
     assert!(rest.is_empty(), "a HEAD answered with {} bytes", rest.len());
 
-    // A name that is not the file's does not find it.
-    let wrong = format!("/files/r/{}/big.html", ids["big.bin"]);
+    // A name that is not the file's does not find it; the signature of
+    // one file opens no other.
+    let wrong = format!("/files/r/{}/big.html?{query}", ids["big.bin"]);
     assert_eq!(http_fetch(&server.addr, &wrong).status, 404);
-    let unknown = format!("/files/r/{}/big.bin", ids["big.bin"] + 100);
-    assert_eq!(http_fetch(&server.addr, &unknown).status, 404);
+    let unknown = format!("/files/r/{}/big.bin?{query}", ids["big.bin"] + 100);
+    assert_eq!(http_fetch(&server.addr, &unknown).status, 403);
+    let other = format!("/files/r/{}/page.html?{query}", ids["page.html"]);
+    assert_eq!(http_fetch(&server.addr, &other).status, 403);
     assert_eq!(http_fetch(&server.addr, "/files/r/x/big.bin").status, 400);
 
     // The same URLs serve the same bytes after a restart.

@@ -122,10 +122,16 @@ fn forged_expired_and_malformed_tokens_are_refused_with_their_codes() {
     );
     let expired = signed(json!({"sub": "alice", "exp": now() - 10}), SECRET);
     let no_exp = signed(json!({"sub": "alice"}), SECRET);
+    // Not valid before tomorrow: far past the leeway given to clocks.
+    let not_yet = signed(
+        json!({"sub": "alice", "exp": now() + 2 * 86_400, "nbf": now() + 86_400}),
+        SECRET,
+    );
     for (token, code) in [
         (forged.as_str(), "token_invalid"),
         (expired.as_str(), "token_expired"),
         (no_exp.as_str(), "token_invalid"),
+        (not_yet.as_str(), "token_invalid"),
         ("not.a.token", "token_invalid"),
     ] {
         // At the upgrade, raw and v1 alike.

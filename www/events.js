@@ -25,6 +25,7 @@ import {
   flushOutbox, restoreDraft, retryLater, storedAgain,
 } from './composer.js';
 import { refuseJoin } from './session.js';
+import { onFileUrl, failFileUrls } from './fileurls.js';
 
 const TYPING_SHOW_MS = 3500; // forget a typist after this long without news
 const NAME_TAKEN_RETRIES = 8; // after a reload our old connection may still hold the name
@@ -53,6 +54,7 @@ export function handleEvent(msg) {
     case 'leave': return onLeave(msg);
     case 'typing': return onTyping(msg);
     case 'gap': return onGap(msg);
+    case 'file_url': return onFileUrl(msg, fileUrl);
     case 'error': return onError(msg);
     case 'slow_down':
       // Nothing is lost: the server reads this page's frames more slowly.
@@ -226,6 +228,9 @@ function onError(msg) {
     return;
   }
   switch (code) {
+    case 'no_such_file':
+      // A history file's fresh URL was refused: its bubble says so itself.
+      return failFileUrls();
     case 'text_too_long':
       learnLimit('text', text);
       return setNotice('error', 'Not sent: the message is too long. A message can be ' + formatLimit(state.limits.text)

@@ -5,6 +5,7 @@
 import {
   $, el, svgIcon, ICON_FILE, ICON_DOWNLOAD, avatar, formatSize, formatTime, dayKey, dayLabel, appendLinkified,
 } from './util.js';
+import { expired, renewFileUrl, usableUrl } from './fileurls.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000; // one sender's bubbles this close together share a group
 const BOTTOM_SLACK_PX = 80; // this close to the end counts as "at the newest message"
@@ -306,7 +307,16 @@ function downloadButton(record, url) {
     if (button.getAttribute('aria-busy')) return;
     button.setAttribute('aria-busy', 'true');
     try {
-      const res = await fetch(url);
+      url = await usableUrl(record, url);
+      let res = await fetch(url);
+      if (res.status === 403) {
+        // Refused: ask the room for a fresh URL, once.
+        const fresh = await renewFileUrl(record);
+        if (fresh) {
+          url = fresh;
+          res = await fetch(url);
+        }
+      }
       if (res.status === 404 || res.status === 410) {
         renderFileUnavailable(record, 'No longer available');
         return;
@@ -348,17 +358,31 @@ export function renderFileRemote(record, url) {
   const img = el('img', {
     class: 'inline-image', src: url, alt: record.name, 'data-testid': 'inline-image', decoding: 'async', loading: 'lazy',
   });
-  img.addEventListener('error', async () => {
-    // Gone from the server, or not an image after all?
-    let gone = false;
+  let renewed = false;
+  const caption = imageCaption(record, url);
+  const onError = async () => {
+    // Gone from the server, its URL expired, or not an image after all?
+    let status = 0;
     try {
-      const res = await fetch(url, { method: 'HEAD' });
-      gone = res.status === 404 || res.status === 410;
+      status = (await fetch(url, { method: 'HEAD' })).status;
     } catch (_) { /* unreachable now: offer the download */ }
-    if (gone) renderFileUnavailable(record, 'No longer available');
+    if (status === 403 && !renewed) {
+      // Expired: a fresh URL from the room, tried once.
+      renewed = true;
+      const fresh = await renewFileUrl(record);
+      if (fresh) {
+        url = fresh;
+        caption.querySelector('a').href = url;
+        img.addEventListener('error', onError, { once: true });
+        img.src = url;
+        return;
+      }
+    }
+    if (status === 404 || status === 410) renderFileUnavailable(record, 'No longer available');
     else img.replaceWith(fileCard(record, 'not a viewable image', '', url));
-  }, { once: true });
-  record.holder.replaceChildren(img, imageCaption(record, url));
+  };
+  img.addEventListener('error', onError, { once: true });
+  record.holder.replaceChildren(img, caption);
 }
 
 function imageCaption(record, url) {
@@ -367,6 +391,18 @@ function imageCaption(record, url) {
   const a = el('a', { class: 'caption-download', href: url, download: record.name, 'data-testid': 'file-link' },
     'Download · ' + formatSize(record.size),
     el('span', { class: 'sr-only', text: ' (' + record.name + ')' }));
+  if (url.startsWith('/files/')) {
+    // An expired link is renewed before the browser follows it.
+    a.addEventListener('click', (ev) => {
+      if (!expired(a.getAttribute('href'))) return;
+      ev.preventDefault();
+      renewFileUrl(record).then((fresh) => {
+        if (!fresh) return;
+        a.href = fresh;
+        a.click();
+      });
+    });
+  }
   caption.append(a);
   return caption;
 }

@@ -9,6 +9,10 @@ pub const CHANNEL: &str = "wschat:events";
 /// room (a ban is the whole service's, not a room's).
 pub const BANS: &str = "wschat:bans";
 
+/// The random key that signs file URLs when there is no `--auth-secret`,
+/// shared by every instance (a string of 32 bytes, set once).
+pub const FILE_URL_KEY: &str = "wschat:file-url-key";
+
 /// The keys of one room.
 pub struct Room {
     prefix: String,

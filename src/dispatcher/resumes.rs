@@ -21,22 +21,26 @@ use crate::store;
 /// joins the dispatcher's queue: a resume then costs the dispatcher copies
 /// of pointers, as a replay from memory does, rather than encoding up to
 /// 1,000 events while every other client waits. Other answers pass as they
-/// are.
-pub fn encode_replay(reply: store::Reply) -> store::Reply {
-    match reply {
-        store::Reply::Fetched {
-            token,
-            records,
-            frames,
-        } if frames.is_empty() => {
-            let frames = records.iter().map(replay_frame).collect();
+/// are, and so does a fetch before `urls` (the file URLs' signer) is known:
+/// the dispatcher then encodes it itself.
+pub fn encode_replay(reply: store::Reply, urls: Option<&crate::files::Signer>) -> store::Reply {
+    match (reply, urls) {
+        (
+            store::Reply::Fetched {
+                token,
+                records,
+                frames,
+            },
+            Some(urls),
+        ) if frames.is_empty() => {
+            let frames = records.iter().map(|r| replay_frame(r, urls)).collect();
             store::Reply::Fetched {
                 token,
                 records,
                 frames,
             }
         }
-        other => other,
+        (other, _) => other,
     }
 }
 
@@ -251,11 +255,14 @@ mod tests {
             body: store::Body::Text(format!("m{id}")),
         };
         let records = vec![record(4), record(5)];
-        let store::Reply::Fetched { token, frames, .. } = encode_replay(store::Reply::Fetched {
+        let urls = crate::files::Signer::from_secret(b"a test secret that is long enough to sign");
+        let fetched = store::Reply::Fetched {
             token: 9,
             records: records.clone(),
             frames: Vec::new(),
-        }) else {
+        };
+        let store::Reply::Fetched { token, frames, .. } = encode_replay(fetched, Some(&urls))
+        else {
             panic!("a fetch stays a fetch");
         };
         assert_eq!(token, 9);
@@ -264,16 +271,17 @@ mod tests {
         };
         assert_eq!(
             bytes(frames),
-            bytes(records.iter().map(replay_frame).collect())
+            bytes(records.iter().map(|r| replay_frame(r, &urls)).collect())
         );
-        let opened = encode_replay(store::Reply::Opened {
+        let opened = store::Reply::Opened {
             room: "r".into(),
             epoch: "e".into(),
             last_id: 6,
             recent: Vec::new(),
             loaded: true,
             members: Vec::new(),
-        });
+        };
+        let opened = encode_replay(opened, Some(&urls));
         assert!(matches!(opened, store::Reply::Opened { last_id: 6, .. }));
     }
 

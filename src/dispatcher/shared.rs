@@ -66,15 +66,17 @@ impl Dispatcher {
             } => {
                 // Read back from Redis; else from memory, should the read
                 // have failed.
-                let frame = record.map(|r| replay_frame(&r)).or_else(|| {
-                    self.rooms.get(&room).and_then(|r| {
-                        r.history
-                            .iter()
-                            .rev()
-                            .find(|s| s.id == id)
-                            .map(|s| s.frame.clone())
-                    })
-                });
+                let frame = record
+                    .map(|r| replay_frame(&r, &self.limits.file_urls))
+                    .or_else(|| {
+                        self.rooms.get(&room).and_then(|r| {
+                            r.history
+                                .iter()
+                                .rev()
+                                .find(|s| s.id == id)
+                                .map(|s| s.frame.clone())
+                        })
+                    });
                 match frame {
                     Some(frame) => self.send(client, frame),
                     None => log::debug!("event=resend_not_kept client={client} id={id}"),

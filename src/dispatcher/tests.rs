@@ -41,6 +41,7 @@ fn limits(history: usize, history_share: usize, room_history_bytes: usize) -> Li
         ping_interval: Duration::from_secs(60),
         welcome: protocol::Limits::default(),
         held_frames: 1024,
+        file_urls: crate::files::Signer::with_key([1; 32]),
     }
 }
 
@@ -585,6 +586,39 @@ fn messages_files_and_typing_before_joining_are_refused() {
         "{events:?}"
     );
     assert!(h.d.rooms.is_empty());
+}
+
+#[test]
+fn file_urls_are_signed_only_for_the_askers_room_and_given_ids() {
+    let mut h = Harness::new(100, 1 << 20, 1 << 20);
+    let a = h.join("r", Mode::V1);
+    let b = h.join("other", Mode::V1);
+    h.say(a, "one");
+    h.say(a, "two");
+    h.events(a);
+    h.events(b);
+    let ask = |h: &mut Harness, id, file| {
+        h.d.handle(Input::FileUrl {
+            id,
+            file,
+            name: "a.png".into(),
+        });
+        h.d.flush();
+        h.events(id)
+    };
+    let got = ask(&mut h, a, 2);
+    assert_eq!(types(&got), ["file_url"]);
+    let url = got[0]["url"].as_str().unwrap();
+    let query = h.d.limits.file_urls.query("r", 2).unwrap();
+    assert_eq!(url, format!("/files/r/2/a.png?{query}"));
+    assert_eq!(got[0]["room"], "r");
+    // Ids the room has not given out, and another room's: refused.
+    for (who, file) in [(a, 3), (a, 0), (b, 1)] {
+        let got = ask(&mut h, who, file);
+        assert_eq!(got[0]["code"], "no_such_file", "{got:?}");
+    }
+    let stranger = h.connect(Mode::V1);
+    assert_eq!(ask(&mut h, stranger, 1)[0]["code"], "not_joined");
 }
 
 #[test]

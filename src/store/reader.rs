@@ -16,6 +16,12 @@ use super::{Location, StoreError};
 /// and closed after.
 const IDLE_CONNECTIONS: usize = 4;
 
+/// Page cache of each reading connection, in KiB. SQLite's default (2 MiB)
+/// would fill as a download streams through a large file, and there is a
+/// connection per download under way; the pages are read once, so a small
+/// cache loses nothing.
+const READER_CACHE_KIB: i64 = 256;
+
 /// A stored file, for an HTTP answer.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StoredFile {
@@ -134,7 +140,13 @@ impl Reader {
             .pop();
         let mut conn = match pooled {
             Some(conn) => conn,
-            None => shared.location.connect(false).map_err(fail)?,
+            None => {
+                let conn = shared.location.connect(false).map_err(fail)?;
+                // Negative: a size in KiB rather than in pages.
+                conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+                    .map_err(fail)?;
+                conn
+            }
         };
         let result = read(&mut conn).map_err(fail)?;
         let mut idle = shared.idle.lock().unwrap_or_else(PoisonError::into_inner);

@@ -70,8 +70,18 @@ CREATE TABLE probe (
 );
 ";
 
+/// Version 3: `server_keys`, keys the server makes once and keeps across
+/// restarts, by name (`file_urls`: the random key that signs file URLs when
+/// there is no `--auth-secret`).
+const V3: &str = "
+CREATE TABLE server_keys (
+    name TEXT NOT NULL PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+";
+
 /// Every migration, oldest first; the schema's version is their count.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Refuses, before anything is written, a database this build must not
 /// touch: one from a newer wschat, or another program's.
@@ -137,10 +147,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_migration_runs_on_a_new_database() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, "test.db", MIGRATIONS).unwrap();
+        assert_eq!(version(&conn).unwrap(), MIGRATIONS.len() as i64);
+        conn.execute(
+            "INSERT INTO server_keys (name, value) VALUES ('file_urls', x'00')",
+            [],
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn migrations_run_in_order_and_keep_data() {
         let mut conn = Connection::open_in_memory().unwrap();
-        let first: &[&str] = &[V1];
-        migrate(&mut conn, "test.db", first).unwrap();
+        migrate(&mut conn, "test.db", &[V1]).unwrap();
         assert_eq!(version(&conn).unwrap(), 1);
         conn.execute(
             "INSERT INTO rooms (name, epoch, last_id) VALUES ('lobby', '00', 7)",
@@ -159,8 +180,8 @@ mod tests {
             .unwrap();
         assert_eq!((last_id, topic), (7, None));
 
-        // And the first build refuses what the later one wrote.
-        let e = migrate(&mut conn, "test.db", first).unwrap_err();
+        // And this build refuses what the later one wrote.
+        let e = migrate(&mut conn, "test.db", &[V1]).unwrap_err();
         assert!(
             matches!(
                 e,

@@ -32,6 +32,7 @@ pub mod handshake;
 pub(crate) mod health;
 pub mod http;
 pub mod incoming;
+pub(crate) mod lockout;
 pub mod metrics;
 pub(crate) mod moderation;
 pub(crate) mod names;

@@ -231,6 +231,7 @@ fn log_end(
     duration: std::time::Duration,
 ) {
     crate::metrics::get().disconnect(code);
+    let peer = crate::proxy::show_peer(peer);
     log::info!(
         "event=disconnect client={id} peer={peer} mode={} code={code} reason={reason:?} duration={:.3}s held={:.3}s{}",
         crate::metrics::mode_label(session.kind),

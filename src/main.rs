@@ -19,6 +19,9 @@ fn main() -> ExitCode {
         eprintln!("wschat: cannot start logging: {e}");
         return ExitCode::FAILURE;
     }
+    for warning in config.start_warnings() {
+        log::warn!("{warning}");
+    }
     // A history database that cannot be used stops the start, naming the
     // file and why; so does a Redis URL that is not one.
     let history = match History::open(&config) {
@@ -64,8 +67,12 @@ fn main() -> ExitCode {
         }
     });
     let ready = || {
-        // Tests and scripts read the chosen port from this line.
-        println!("wschat listening on {addr}");
+        // Scripts and tests read the chosen port from stdout. Where stdout
+        // and stderr are one (a terminal, the journal) the log line below
+        // says the same, and once is enough.
+        if !stdout_is_stderr() {
+            println!("event=listening addr={addr}");
+        }
         log::info!(
             "event=listening addr={addr} version={} page=http://{addr}/ room=ws://{addr}/ws",
             env!("CARGO_PKG_VERSION")
@@ -78,6 +85,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether stdout and stderr are the same open file (as under systemd, or
+/// in a terminal), by device and inode.
+fn stdout_is_stderr() -> bool {
+    let identity = |fd| {
+        // SAFETY: fstat only writes into the zeroed struct it is given.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        (unsafe { libc::fstat(fd, &mut stat) } == 0).then_some((stat.st_dev, stat.st_ino))
+    };
+    matches!(
+        (identity(libc::STDOUT_FILENO), identity(libc::STDERR_FILENO)),
+        (Some(out), Some(err)) if out == err
+    )
 }
 
 /// Logs to stderr, one `key=value` line per event. The filter is

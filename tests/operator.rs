@@ -295,6 +295,50 @@ fn close_codes_clients_choose_are_one_series_and_store_counts_are_counters() {
         );
     }
     promtool(&r.body);
+
+    // Every metric is in the README's table.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = family.split_whitespace().next().unwrap();
+        assert!(
+            readme.contains(&format!("| `{name}`")) || readme.contains(&format!("| `{name}{{")),
+            "{name} is not in the README's metrics table"
+        );
+    }
+}
+
+#[test]
+fn help_readme_and_deploy_agree_on_the_size_defaults() {
+    let help = run(&["--help"], &[]);
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let deploy = std::fs::read_to_string(format!("{root}/docs/DEPLOY.md")).unwrap();
+    for option in [
+        "max-text",
+        "max-message-size",
+        "max-file-size",
+        "queue-bytes",
+    ] {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("--{option} ")))
+            .unwrap_or_else(|| panic!("--{option} is not in --help"));
+        let default = line
+            .split("[default: ")
+            .nth(1)
+            .and_then(|d| d.split(']').next())
+            .unwrap_or_else(|| panic!("no default for --{option}: {line}"));
+        assert!(
+            readme.contains(&format!("| `--{option} BYTES` | {default} |")),
+            "README's options table does not give --{option} the default {default}"
+        );
+        assert!(
+            deploy.contains(&format!("`--{option}` ({default})")),
+            "docs/DEPLOY.md's limit table does not give --{option} the default {default}"
+        );
+    }
 }
 
 #[test]

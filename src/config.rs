@@ -189,7 +189,8 @@ pub struct Config {
     )]
     pub(crate) max_connections: usize,
 
-    /// Open connections from one IP address; more get HTTP 503.
+    /// Open connections from one IP address (an IPv6 client counts as its
+    /// /64, here and for every per-address limit); more get HTTP 503.
     #[arg(
         long,
         env = "WSCHAT_MAX_CONNECTIONS_PER_IP",

@@ -437,6 +437,36 @@ fn switches_take_yes_no_and_digits() {
 }
 
 #[test]
+fn a_join_is_one_line_with_the_name_only_at_debug() {
+    for (level, named) in [("info", false), ("debug", true)] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wschat"));
+        command
+            .args(["--listen", "127.0.0.1:0", "--log-level", level])
+            .stderr(Stdio::piped());
+        let server = Server::spawn(command);
+        let log = server.log();
+        let _alice = join_v1(&server, "lobby", "alice");
+        // The dispatcher logs in order: once bob's join is in the log,
+        // everything it logged for alice's is too.
+        let _bob = join_v1(&server, "lobby", "bob");
+        log.wait_for(WATCHDOG, |l| l.contains("event=join client=2 "))
+            .expect("bob's join line");
+        let alice: Vec<String> = log
+            .lines()
+            .into_iter()
+            .filter(|l| l.contains("event=join client=1 "))
+            .collect();
+        assert_eq!(alice.len(), 1, "at {level}: {alice:?}");
+        assert!(alice[0].contains("level=info"), "{alice:?}");
+        assert_eq!(
+            alice[0].contains("name=\"alice\""),
+            named,
+            "at {level}: {alice:?}"
+        );
+    }
+}
+
+#[test]
 fn the_listening_line_is_said_once_where_stdout_is_stderr() {
     let dir = TempDir::new("one-stream");
     let out = dir.path.join("out");

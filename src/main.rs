@@ -88,17 +88,16 @@ fn main() -> ExitCode {
 }
 
 /// Whether stdout and stderr are the same open file (as under systemd, or
-/// in a terminal), by device and inode.
+/// in a terminal), by device and inode. `/proc/self/fd/N` leads to the open
+/// file itself, pipes and sockets included.
 fn stdout_is_stderr() -> bool {
-    let identity = |fd| {
-        // SAFETY: fstat only writes into the zeroed struct it is given.
-        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        (unsafe { libc::fstat(fd, &mut stat) } == 0).then_some((stat.st_dev, stat.st_ino))
+    use std::os::unix::fs::MetadataExt;
+    let identity = |fd: u8| {
+        std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
     };
-    matches!(
-        (identity(libc::STDOUT_FILENO), identity(libc::STDERR_FILENO)),
-        (Some(out), Some(err)) if out == err
-    )
+    matches!((identity(1), identity(2)), (Some(out), Some(err)) if out == err)
 }
 
 /// Logs to stderr, one `key=value` line per event. The filter is

@@ -1,5 +1,5 @@
 //! Debian's nginx in front of a wschat, configured the way docs/DEPLOY.md
-//! tells a deployment to: its `map` and `location /` blocks are taken from
+//! tells a deployment to: its `map` and `location` blocks are taken from
 //! that file as they are, so the configuration the docs show is the one the
 //! tests run. nginx listens on a free loopback port and proxies to the
 //! server; clients bound to other loopback addresses (127.0.0.2, 127.0.0.3,

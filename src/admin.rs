@@ -130,6 +130,7 @@ impl Admin {
         if let Err(failure) = result
             && let Err(e) = self.fail(sock, head, failure)
         {
+            let peer = crate::proxy::show_peer(peer);
             log::debug!("event=write_failed peer={peer} error={:?}", e.to_string());
         }
     }

@@ -35,21 +35,25 @@ fn main() -> ExitCode {
     let server = match Server::bind(config.clone(), history) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("cannot listen on {}: {e}", config.listen);
+            log::error!(
+                "event=listen_failed addr={} error={:?}",
+                config.listen,
+                e.to_string()
+            );
             return ExitCode::FAILURE;
         }
     };
     let (addr, shutdown) = match (server.local_addr(), server.shutdown_handle()) {
         (Ok(addr), Ok(handle)) => (addr, handle),
         (Err(e), _) | (_, Err(e)) => {
-            log::error!("listening socket has no address: {e}");
+            log::error!("event=listen_failed error={:?}", e.to_string());
             return ExitCode::FAILURE;
         }
     };
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
+            log::error!("event=signal_setup_failed error={:?}", e.to_string());
             return ExitCode::FAILURE;
         }
     };
@@ -81,7 +85,7 @@ fn main() -> ExitCode {
     match server.run(ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("server failed: {e}");
+            log::error!("event=server_failed error={:?}", e.to_string());
             ExitCode::FAILURE
         }
     }

@@ -95,9 +95,10 @@ impl Connection {
         let echo = matches!(self.endpoint, Endpoint::Echo);
         if let Err(e) = configure(&self.sock, &self.config, echo) {
             log::warn!(
-                "client {} ({}): socket setup failed: {e}",
+                "event=socket_setup_failed client={} peer={} error={:?}",
                 self.id,
-                self.peer
+                crate::proxy::show_peer(self.peer),
+                e.to_string()
             );
             return;
         }

@@ -157,6 +157,7 @@ fn answer_http(sock: &TcpStream, client: SocketAddr, head: &Head, shared: &Share
         http::respond_to(sock, head, response)
     };
     if let Err(e) = result {
+        let client = crate::proxy::show_peer(client);
         log::debug!("event=write_failed peer={client} error={:?}", e.to_string());
     }
 }

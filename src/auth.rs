@@ -263,14 +263,15 @@ impl AuthError {
 /// the log, as a refused admin token has.
 pub(crate) fn log_refused(peer: Option<std::net::SocketAddr>, via: &str, e: &AuthError) {
     let peer = peer.map_or("-".to_owned(), crate::proxy::show_peer);
+    // One line; the names involved only where names are logged (debug).
+    let detail = match log::log_enabled!(log::Level::Debug) {
+        true => format!(" detail={:?}", e.to_string()),
+        false => String::new(),
+    };
     log::info!(
-        "event=signin peer={peer} via={via} outcome=denied code={} why={:?}",
+        "event=signin peer={peer} via={via} outcome=denied code={} why={:?}{detail}",
         e.code().as_str(),
         e.why()
-    );
-    log::debug!(
-        "event=signin peer={peer} via={via} outcome=denied detail={:?}",
-        e.to_string()
     );
 }
 

@@ -350,17 +350,25 @@ const SECRET_OPTIONS: [(&str, &str, &str); 2] = [
 ];
 
 impl SecretSources {
-    fn of(matches: &ArgMatches) -> SecretSources {
+    /// `config_file` is the `--config` file, whose values come to clap as
+    /// defaults: a secret written in it makes it a secret file too.
+    fn of(matches: &ArgMatches, config_file: Option<PathBuf>) -> SecretSources {
         let mut sources = SecretSources::default();
+        let mut in_config_file = false;
         for (id, flag, file) in SECRET_OPTIONS {
-            if matches.value_source(id) == Some(ValueSource::CommandLine) {
-                sources.on_command_line.push(flag);
+            match matches.value_source(id) {
+                Some(ValueSource::CommandLine) => sources.on_command_line.push(flag),
+                Some(ValueSource::DefaultValue) => in_config_file = true,
+                _ => {}
             }
             if let Some(mut raw) = matches.get_raw(file)
                 && let Some(path) = raw.next()
             {
                 sources.files.push(PathBuf::from(path));
             }
+        }
+        if in_config_file && let Some(path) = config_file {
+            sources.files.push(path);
         }
         sources
     }
@@ -423,7 +431,7 @@ impl Config {
             Err(e) => return Err(name_the_source(e, &mut command, &args)),
         };
         let mut config = Config::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
-        config.secret_sources = SecretSources::of(&matches);
+        config.secret_sources = SecretSources::of(&matches, config_file(&args));
         config.max_connections_chosen = matches.value_source("max_connections")
             != Some(ValueSource::DefaultValue)
             || default_of(&command, "max_connections")

@@ -129,6 +129,21 @@ fn secrets_on_the_command_line_and_readable_secret_files_are_warned_about() {
     );
     assert!(readable.contains("mode=0644"), "{readable}");
 
+    // A secret written in a --config file others may read: that file too.
+    let config = dir.write(
+        "wschat.toml",
+        format!("admin-token = {ADMIN:?}\n").as_bytes(),
+    );
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let config_arg = config.to_str().unwrap();
+    let in_file = start("", &["--config", config_arg], &[]);
+    let line = in_file
+        .log()
+        .wait_for(WATCHDOG, |l| l.contains("event=secret_file_readable"))
+        .expect("a warning for the readable config file");
+    assert!(line.contains(&format!("file={config_arg:?}")), "{line}");
+    assert!(line.contains("mode=0640"), "{line}");
+
     // From the environment and a private file: nothing to say.
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
     let quiet = start(

@@ -37,10 +37,7 @@ fn written(server: &Server) -> u64 {
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     body.lines()
-        .find_map(|l| {
-            l.strip_prefix("wschat_store_records_written ")
-                .or_else(|| l.strip_prefix("wschat_store_records_written_total "))
-        })
+        .find_map(|l| l.strip_prefix("wschat_store_records_written_total "))
         .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
 }
 

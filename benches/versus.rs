@@ -166,7 +166,7 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `kind` and reads the address from its `... listening on ADDR`
+    /// Starts `kind` and reads the address from its listening line
     /// line. wschat gets its abuse limits lifted; `idle` also pushes its
     /// pings far out, since idle clients are not what a ping test is about.
     fn start(kind: Kind, relay: &Path, idle: bool) -> Server {
@@ -203,10 +203,12 @@ impl Server {
         stdout
             .read_line(&mut line)
             .expect("read the listening line");
+        // wschat says `event=listening addr=ADDR`, the relay `relay listening on ADDR`.
         let prefix = format!("{} listening on ", kind.name());
         let addr = line
             .trim()
             .strip_prefix(&prefix)
+            .or_else(|| line.trim().strip_prefix("event=listening addr="))
             .unwrap_or_else(|| panic!("unexpected first line from {}: {line:?}", kind.name()))
             .parse()
             .expect("listening address");

@@ -22,6 +22,7 @@ use serde_json::json;
 use crate::auth::Secret;
 use crate::dispatcher::Input;
 use crate::http::{self, Head, Site};
+use crate::lockout::{self, Lockout};
 use crate::moderation::{MAX_BAN_MINUTES, Reply, Request};
 
 /// Largest request body the API reads.
@@ -39,6 +40,8 @@ pub struct Admin {
     events: Sender<Input>,
     site: Site,
     body_timeout: Duration,
+    /// Wrong tokens per address (see `lockout`).
+    lockout: Lockout,
 }
 
 /// Whether `path` is one of the admin routes (answered 404 when there is
@@ -56,6 +59,8 @@ enum Failure {
     NotFound,
     Method(&'static str),
     Unauthorized(&'static str),
+    /// 429: too many wrong tokens from this address; try again after this.
+    Limited(Duration),
     LengthRequired,
     TooLarge,
     BadBody(String),
@@ -98,6 +103,7 @@ impl Admin {
             events,
             site,
             body_timeout,
+            lockout: Lockout::default(),
         }
     }
 
@@ -106,8 +112,18 @@ impl Admin {
     // Out of line: a connection's thread keeps every stack page it touched.
     #[inline(never)]
     pub fn answer(&self, sock: &TcpStream, peer: SocketAddr, head: &Head, early: &[u8]) {
+        let locked = self.lockout.check(peer.ip(), Instant::now());
         let result = match (&self.token, head.path()) {
             (None, _) => Err(Failure::NotFound),
+            (Some(_), _) if let Err(wait) = locked => {
+                log::debug!(
+                    "event=admin peer={} path={:?} outcome=limited retry_after={}",
+                    crate::proxy::show_peer(peer),
+                    head.path(),
+                    wait.as_secs() + 1
+                );
+                Err(Failure::Limited(wait))
+            }
             (Some(_), "/admin.html" | "/admin.js" | "/admin.css") => self.page(sock, head, None),
             (Some(_), "/admin") => self.page(sock, head, Some("/admin.html")),
             (Some(token), _) => self.api(sock, peer, head, early, token),
@@ -115,6 +131,7 @@ impl Admin {
         if let Err(failure) = result
             && let Err(e) = self.fail(sock, head, failure)
         {
+            let peer = crate::proxy::show_peer(peer);
             log::debug!("event=write_failed peer={peer} error={:?}", e.to_string());
         }
     }
@@ -143,12 +160,17 @@ impl Admin {
     ) -> Result<(), Failure> {
         let action = match head.path() {
             "/api/rooms" => "rooms",
+            "/api/metrics" => "metrics",
             "/api/kick" => "kick",
             "/api/ban" => "ban",
             "/api/unban" => "unban",
             _ => return Err(Failure::NotFound),
         };
-        let allowed = if action == "rooms" { "GET" } else { "POST" };
+        let allowed = if matches!(action, "rooms" | "metrics") {
+            "GET"
+        } else {
+            "POST"
+        };
         if head.method != allowed {
             return Err(Failure::Method(allowed));
         }
@@ -159,17 +181,37 @@ impl Admin {
             .map(str::trim);
         let Some(presented) = presented else {
             log::warn!(
-                "event=admin action={action} peer={peer} by={by:?} outcome=denied why=\"no token\""
+                "event=admin action={action} peer={} by={by:?} outcome=denied why=\"no token\"",
+                crate::proxy::show_peer(peer)
             );
             return Err(Failure::Unauthorized("an admin token is required"));
         };
         if !token.matches(presented.as_bytes()) {
+            let failures = self.lockout.failed(peer.ip(), Instant::now());
+            let shown = crate::proxy::show_peer(peer);
             log::warn!(
-                "event=admin action={action} peer={peer} by={by:?} outcome=denied why=\"wrong token\""
+                "event=admin action={action} peer={shown} by={by:?} outcome=denied why=\"wrong token\" failures={failures}"
             );
+            if failures == lockout::MAX_FAILURES {
+                log::warn!(
+                    "event=admin_lockout peer={shown} failures={failures} window={}s msg=\"wrong admin tokens: this address gets 429 until the window ends\"",
+                    lockout::WINDOW.as_secs()
+                );
+            }
             return Err(Failure::Unauthorized("wrong admin token"));
         }
         let request = match action {
+            // `/metrics` as the admin view may read it through a proxy that
+            // keeps `/metrics` itself off the public side (docs/DEPLOY.md).
+            "metrics" => {
+                let body = crate::metrics::get().render().into_bytes();
+                let headers = [
+                    ("Content-Type", crate::metrics::TEXT),
+                    ("Cache-Control", "no-store"),
+                ];
+                let response = http::data_response(200, body, &headers);
+                return http::respond_to(sock, head, response).map_err(Failure::Io);
+            }
             "rooms" => Request::Overview,
             "kick" => {
                 let body: KickBody = self.body(sock, head, early)?;
@@ -277,6 +319,24 @@ impl Admin {
                 );
                 return http::respond_to(sock, head, response);
             }
+            Failure::Limited(wait) => {
+                let body = json!({
+                    "error": "too_many_attempts",
+                    "message": "too many wrong admin tokens from this address; try again later",
+                })
+                .to_string();
+                let retry = (wait.as_secs() + 1).to_string();
+                let response = http::data_response(
+                    429,
+                    body.into_bytes(),
+                    &[
+                        ("Content-Type", "application/json"),
+                        ("Cache-Control", "no-store"),
+                        ("Retry-After", &retry),
+                    ],
+                );
+                return http::respond_to(sock, head, response);
+            }
             Failure::LengthRequired => (411, "length_required", "send a Content-Length".into()),
             Failure::TooLarge => (
                 413,
@@ -312,6 +372,7 @@ fn label(head: &Head) -> String {
 /// `info`, unlike the chat's own lines: they are the record of who removed
 /// whom, which an operator must be able to read back.
 fn log_action(peer: SocketAddr, by: &str, request: &Request, reply: &Reply) {
+    let peer = crate::proxy::show_peer(peer);
     let outcome = match reply {
         Reply::Refused { error, .. } => format!("refused error={error}"),
         _ => "done".to_owned(),
@@ -336,7 +397,8 @@ fn log_action(peer: SocketAddr, by: &str, request: &Request, reply: &Reply) {
                 _ => (0, 0),
             };
             log::info!(
-                "event=admin action=ban peer={peer} by={by:?} name={name:?} minutes={minutes} until={until} kicked={kicked} outcome={outcome}"
+                "event=admin action=ban peer={peer} by={by:?} name={name:?} minutes={minutes} until={} kicked={kicked} outcome={outcome}",
+                crate::moderation::rfc3339(until)
             );
         }
         (Request::Unban { name }, reply) => {

@@ -220,6 +220,8 @@ impl Admission {
     /// Asks whether client `ip` may have a connection; if so, the ticket
     /// gives its place back when dropped.
     pub fn admit(&self, ticket: &mut Ticket, ip: IpAddr) -> Verdict {
+        // IPv6 clients share by /64 (see `address_group`).
+        let ip = crate::proxy::address_group(ip);
         let reply = Arc::new(Reply::default());
         let ask = Ask::Admit {
             ip,
@@ -339,6 +341,7 @@ pub(crate) fn check(
 /// Answers a request that was denied, and counts and logs why.
 #[inline(never)]
 pub(crate) fn refuse(sock: &TcpStream, head: &Head, client: SocketAddr, refusal: Denial) {
+    let client = crate::proxy::show_peer(client);
     let response = match refusal {
         Denial::BadRequest(why) => {
             log::debug!("event=refused peer={client} reason=bad_request why={why:?}");

@@ -52,9 +52,15 @@ impl Secret {
     }
 
     /// Whether `presented` is this secret, taking the same time whichever
-    /// byte differs, so that timing tells a guesser nothing.
+    /// byte differs and whatever its length, so that timing tells a guesser
+    /// nothing: the SHA-256 digests of both are compared, which are always
+    /// 32 bytes, in constant time. (Comparing the bytes themselves returns
+    /// at once when the lengths differ, which tells the secret's length.)
     pub(crate) fn matches(&self, presented: &[u8]) -> bool {
-        bool::from(self.0.as_slice().ct_eq(presented))
+        use sha2::{Digest, Sha256};
+        let ours: [u8; 32] = Sha256::digest(&self.0).into();
+        let theirs: [u8; 32] = Sha256::digest(presented).into();
+        bool::from(ours.ct_eq(&theirs))
     }
 }
 
@@ -248,6 +254,37 @@ impl std::error::Error for AuthError {}
 /// How far ahead a token's `nbf` may be and still be taken: clocks of the
 /// issuer and of this server may differ by a few seconds.
 const NBF_LEEWAY: u64 = 30;
+
+impl AuthError {
+    /// Why, for the log: the message without the names it may hold (names
+    /// are logged only at `debug`; a room is, as in the connect line).
+    fn why(&self) -> String {
+        match self {
+            AuthError::NameMismatch { .. } => {
+                "the identity token is for another name than the one asked for".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Logs a refused sign-in once, where it is refused: at the upgrade
+/// (`via=upgrade`) or in a join frame (`via=join`), with the client's
+/// address and the reason, so that "why can't I get in?" has its answer in
+/// the log, as a refused admin token has.
+pub(crate) fn log_refused(peer: Option<std::net::SocketAddr>, via: &str, e: &AuthError) {
+    let peer = peer.map_or("-".to_owned(), crate::proxy::show_peer);
+    // One line; the names involved only where names are logged (debug).
+    let detail = match log::log_enabled!(log::Level::Debug) {
+        true => format!(" detail={:?}", e.to_string()),
+        false => String::new(),
+    };
+    log::info!(
+        "event=signin peer={peer} via={via} outcome=denied code={} why={:?}{detail}",
+        e.code().as_str(),
+        e.why()
+    );
+}
 
 /// Checks a token against the secret: signature (HS256 only), `exp` (no
 /// leeway), `nbf` (within [`NBF_LEEWAY`]) and the claims' shape.

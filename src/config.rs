@@ -8,11 +8,19 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::error::ErrorKind;
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::builder::BoolishValueParser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 use crate::auth::Secret;
 use crate::proxy::Cidr;
+
+mod values;
+use values::{
+    parse_budget, parse_bytes, parse_count, parse_listen, parse_log_filter, parse_origin,
+    parse_positive_secs, parse_public_url, parse_rate, parse_secs,
+};
 
 /// Printed at the end of `--help`.
 const PRECEDENCE: &str = "\
@@ -20,7 +28,16 @@ Every option can also be given as an environment variable, WSCHAT_ and its
 name in capitals with underscores (WSCHAT_MAX_CONNECTIONS=500), or in the TOML
 file named by --config (or WSCHAT_CONFIG), keyed by its name
 (max-connections = 500). A flag wins over the environment, the environment
-over the file, and the file over the default.";
+over the file, and the file over the default.
+
+Sizes (BYTES) take K, M or G suffixes, powers of 1024: 64K, 16M, 1G.
+Switches (--fsync) take true/false, 1/0, yes/no from the environment or the
+file.
+
+Secrets on the command line (--auth-secret, --admin-token) can be read by
+every user of this machine in /proc/PID/cmdline: give them with
+--auth-secret-file and --admin-token-file (a file only the server's user can
+read), or in the environment.";
 
 /// A self-hosted WebSocket chat-room server: `/` serves the chat page, `/ws` is
 /// the chat room, `/echo` echoes every frame; `/metrics`, `/healthz` and
@@ -33,12 +50,15 @@ pub struct Config {
     #[arg(long, env = "WSCHAT_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
-    /// Address to listen on.
+    /// Address to listen on: an IP address or a host name, and a port
+    /// (`0.0.0.0:8080`, `localhost:8080`). A name is looked up once, at
+    /// start, and its first IPv4 address (else its first address) is used.
     #[arg(
         long,
         env = "WSCHAT_LISTEN",
         default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
+        value_name = "ADDR",
+        value_parser = parse_listen
     )]
     pub listen: SocketAddr,
 
@@ -58,22 +78,18 @@ pub struct Config {
     pub(crate) history: usize,
 
     /// Longest `message` text a wschat.v1 client may send, in bytes.
-    #[arg(
-        long,
-        env = "WSCHAT_MAX_TEXT",
-        default_value_t = 4096,
-        value_name = "BYTES",
-        value_parser = parse_count::<usize>
-    )]
+    /// Takes K, M or G suffixes.
+    #[arg(long, env = "WSCHAT_MAX_TEXT", default_value = "4K", value_name = "BYTES", value_parser = parse_bytes)]
     pub(crate) max_text: usize,
 
     /// Largest text frame accepted; a larger one closes the sender with 1009.
-    #[arg(long, env = "WSCHAT_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024, value_name = "BYTES", value_parser = parse_count::<usize>)]
+    /// Takes K, M or G suffixes.
+    #[arg(long, env = "WSCHAT_MAX_MESSAGE_SIZE", default_value = "64K", value_name = "BYTES", value_parser = parse_bytes)]
     pub(crate) max_message_size: usize,
 
     /// Largest file (binary frame) accepted; a larger one is refused (error in
-    /// wschat.v1, close 1009 in raw mode).
-    #[arg(long, env = "WSCHAT_MAX_FILE_SIZE", default_value_t = 16 * 1024 * 1024, value_name = "BYTES", value_parser = parse_count::<usize>)]
+    /// wschat.v1, close 1009 in raw mode). Takes K, M or G suffixes.
+    #[arg(long, env = "WSCHAT_MAX_FILE_SIZE", default_value = "16M", value_name = "BYTES", value_parser = parse_bytes)]
     pub(crate) max_file_size: usize,
 
     /// Frames that may wait in one client's outbound queue; a client that
@@ -89,8 +105,8 @@ pub struct Config {
 
     /// Bytes that may wait in one client's outbound queue (same rule). A
     /// room's history is kept within half of this, so that a joiner's
-    /// replay always fits.
-    #[arg(long, env = "WSCHAT_QUEUE_BYTES", default_value_t = 32 * 1024 * 1024, value_name = "BYTES", value_parser = parse_count::<usize>)]
+    /// replay always fits. Takes K, M or G suffixes.
+    #[arg(long, env = "WSCHAT_QUEUE_BYTES", default_value = "32M", value_name = "BYTES", value_parser = parse_bytes)]
     pub(crate) queue_bytes: usize,
 
     /// The history database (SQLite, created if missing): messages, file
@@ -130,7 +146,7 @@ pub struct Config {
     /// Sync the database to disk on every commit, so that acknowledged
     /// messages survive a power loss too (by default they survive a crash
     /// of the process; a power loss may take the last few).
-    #[arg(long, env = "WSCHAT_FSYNC")]
+    #[arg(long, env = "WSCHAT_FSYNC", value_parser = BoolishValueParser::new())]
     pub(crate) fsync: bool,
 
     /// Bytes the server may hold on behalf of clients: a quarter for room
@@ -179,7 +195,8 @@ pub struct Config {
     )]
     pub(crate) max_connections: usize,
 
-    /// Open connections from one IP address; more get HTTP 503.
+    /// Open connections from one IP address (an IPv6 client counts as its
+    /// /64, here and for every per-address limit); more get HTTP 503.
     #[arg(
         long,
         env = "WSCHAT_MAX_CONNECTIONS_PER_IP",
@@ -190,13 +207,15 @@ pub struct Config {
     pub(crate) max_connections_per_ip: usize,
 
     /// Origin allowed to open WebSockets besides the server's own (repeatable,
-    /// or comma-separated; `*` allows every origin). Clients that send no
-    /// Origin are always allowed.
+    /// or comma-separated): `scheme://host[:port]`, `null` (a page opened
+    /// from a file), or `*` for every origin. Clients that send no Origin
+    /// are always allowed.
     #[arg(
         long = "allow-origin",
         env = "WSCHAT_ALLOW_ORIGIN",
         value_name = "URL",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_origin
     )]
     pub(crate) allow_origins: Vec<String>,
 
@@ -277,7 +296,9 @@ pub struct Config {
 
     /// Secret that signs identity tokens (JWT, HS256; at least 32 bytes).
     /// When set, every client in a room must present a token (`?token=` or
-    /// in its join frame) and goes by the token's name.
+    /// in its join frame) and goes by the token's name. On the command line
+    /// it is visible to every local user: prefer --auth-secret-file or
+    /// WSCHAT_AUTH_SECRET.
     #[arg(long, env = "WSCHAT_AUTH_SECRET", value_name = "SECRET", value_parser = crate::auth::parse_secret, hide_env_values = true, global = true)]
     pub(crate) auth_secret: Option<Secret>,
 
@@ -287,6 +308,8 @@ pub struct Config {
 
     /// Token (at least 16 bytes) that opens the admin view (`/admin`) and
     /// its API (`Authorization: Bearer TOKEN`); without it they answer 404.
+    /// On the command line it is visible to every local user: prefer
+    /// --admin-token-file or WSCHAT_ADMIN_TOKEN.
     #[arg(long, env = "WSCHAT_ADMIN_TOKEN", value_name = "TOKEN", value_parser = crate::auth::parse_admin_token, hide_env_values = true)]
     pub(crate) admin_token: Option<Secret>,
 
@@ -294,109 +317,97 @@ pub struct Config {
     #[arg(long, env = "WSCHAT_ADMIN_TOKEN_FILE", value_name = "FILE", value_parser = crate::auth::read_admin_token_file, conflicts_with = "admin_token")]
     pub(crate) admin_token_file: Option<Secret>,
 
+    /// Where the secrets came from, for the warnings given at start (see
+    /// [`Config::start_warnings`]); filled in by [`Config::try_load_from`].
+    #[arg(skip)]
+    pub(crate) secret_sources: SecretSources,
+
+    /// Whether `--max-connections` is the operator's own (a flag, the
+    /// environment or the file) rather than the default: lowering the
+    /// operator's own number is worth a warning, lowering the default is not.
+    #[arg(skip)]
+    pub(crate) max_connections_chosen: bool,
+
     /// A tool to run instead of the server (minting a token, say).
     #[command(subcommand)]
     pub tool: Option<crate::auth::Tool>,
 }
 
-/// Parses a duration given in (possibly fractional) seconds, like `0.5`.
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("not a number of seconds: {s}"))?;
-    Duration::try_from_secs_f64(secs).map_err(|_| "a number of seconds, 0 or more".to_owned())
+/// Where the secrets came from: what the warnings at start need to know
+/// and the parsed values no longer say.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SecretSources {
+    /// Secret options given on the command line (`--auth-secret`).
+    on_command_line: Vec<&'static str>,
+    /// Files secrets were read from.
+    files: Vec<PathBuf>,
 }
 
-/// A duration that must be more than zero (a zero ping interval would drop
-/// every client at once).
-fn parse_positive_secs(s: &str) -> Result<Duration, String> {
-    match parse_secs(s) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err("a number of seconds more than 0, like 20 or 0.5".to_owned()),
-    }
-}
+/// The secret options, each with its file option and variable.
+const SECRET_OPTIONS: [(&str, &str, &str); 2] = [
+    ("auth_secret", "--auth-secret", "auth_secret_file"),
+    ("admin_token", "--admin-token", "admin_token_file"),
+];
 
-/// A rate per second: finite and more than zero.
-fn parse_rate(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err("a number more than 0, like 20 or 0.5".to_owned()),
-    }
-}
-
-/// A count or size for which zero makes no sense.
-fn parse_count<T: std::str::FromStr + PartialOrd + Default>(s: &str) -> Result<T, String> {
-    match s.parse::<T>() {
-        Ok(n) if n > T::default() => Ok(n),
-        _ => Err("a whole number, 1 or more".to_owned()),
-    }
-}
-
-/// A number of bytes, with an optional K, M or G suffix (powers of 1024;
-/// `KiB`, `MiB`, `GiB` are also accepted).
-fn parse_bytes(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, suffix) = s.split_at(digits);
-    let shift = match suffix.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        _ => {
-            return Err(format!(
-                "a number of bytes like 65536, 64K or 512M, not {s:?}"
-            ));
+impl SecretSources {
+    /// `config_file` is the `--config` file, whose values come to clap as
+    /// defaults: a secret written in it makes it a secret file too.
+    fn of(matches: &ArgMatches, config_file: Option<PathBuf>) -> SecretSources {
+        let mut sources = SecretSources::default();
+        let mut in_config_file = false;
+        for (id, flag, file) in SECRET_OPTIONS {
+            match matches.value_source(id) {
+                Some(ValueSource::CommandLine) => sources.on_command_line.push(flag),
+                Some(ValueSource::DefaultValue) => in_config_file = true,
+                _ => {}
+            }
+            if let Some(mut raw) = matches.get_raw(file)
+                && let Some(path) = raw.next()
+            {
+                sources.files.push(PathBuf::from(path));
+            }
         }
-    };
-    number
-        .parse::<usize>()
-        .ok()
-        .filter(|&n| n > 0)
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| format!("a number of bytes, 1 or more, like 65536, 64K or 512M, not {s:?}"))
-}
-
-/// A memory budget: at least [`crate::budget::MIN_BUDGET`].
-fn parse_budget(s: &str) -> Result<usize, String> {
-    let bytes = parse_bytes(s)?;
-    if bytes < crate::budget::MIN_BUDGET {
-        return Err(format!("at least {} MiB", crate::budget::MIN_BUDGET >> 20));
-    }
-    Ok(bytes)
-}
-
-/// A public URL: `http` or `https`, a host and maybe a port.
-fn parse_public_url(s: &str) -> Result<String, String> {
-    crate::proxy::public_authority(s).map(|_| s.to_owned())
-}
-
-/// Checks a log filter in RUST_LOG's syntax: comma-separated directives,
-/// each `LEVEL` or `TARGET=LEVEL`. (RUST_LOG also takes a bare `TARGET`,
-/// meaning every level; here a bare word must be a level, so that a typo
-/// is not taken for a target.)
-fn parse_log_filter(s: &str) -> Result<String, String> {
-    for directive in s.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        let (target, level) = match directive.split_once('=') {
-            Some((target, level)) => (target, Some(level)),
-            None if directive.parse::<log::LevelFilter>().is_ok() => continue,
-            None => ("", None),
-        };
-        let target_ok = !target.is_empty()
-            && target
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'));
-        if !target_ok || level.is_some_and(|l| l.parse::<log::LevelFilter>().is_err()) {
-            return Err(format!(
-                "not a log level or filter: {directive:?} (use error, warn, info, debug, \
-                 trace, or TARGET=LEVEL)"
-            ));
+        if in_config_file && let Some(path) = config_file {
+            sources.files.push(path);
         }
+        sources
     }
-    Ok(s.to_owned())
 }
 
 impl Config {
+    /// What the operator should hear at start about how secrets were given,
+    /// as `key=value` log lines (logged at `warn` by the caller): a secret
+    /// on the command line, which any local user can read in
+    /// `/proc/PID/cmdline`, and a secret file that group or others may read.
+    pub fn start_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for flag in &self.secret_sources.on_command_line {
+            let var = format!(
+                "WSCHAT_{}",
+                flag[2..].replace('-', "_").to_ascii_uppercase()
+            );
+            warnings.push(format!(
+                "event=secret_exposed option={flag} msg=\"given on the command line, which every \
+                 local user can read in /proc/PID/cmdline; use {flag}-file or {var} instead\""
+            ));
+        }
+        for path in &self.secret_sources.files {
+            use std::os::unix::fs::PermissionsExt;
+            let Ok(meta) = std::fs::metadata(path) else {
+                continue;
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "event=secret_file_readable file={:?} mode={mode:04o} msg=\"group or others \
+                     may read this secret; chmod 600 it\"",
+                    path.display().to_string()
+                ));
+            }
+        }
+        warnings
+    }
+
     /// Reads the options from the command line, the environment and the
     /// `--config` file; prints the error or the help and exits like clap.
     pub fn load() -> Config {
@@ -415,8 +426,16 @@ impl Config {
         if let Some(file) = config_file(&args) {
             command = with_file_defaults(command, &file)?;
         }
-        let matches = command.try_get_matches_from_mut(args)?;
-        let config = Config::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+        let matches = match command.try_get_matches_from_mut(args.clone()) {
+            Ok(matches) => matches,
+            Err(e) => return Err(name_the_source(e, &mut command, &args)),
+        };
+        let mut config = Config::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+        config.secret_sources = SecretSources::of(&matches, config_file(&args));
+        config.max_connections_chosen = matches.value_source("max_connections")
+            != Some(ValueSource::DefaultValue)
+            || default_of(&command, "max_connections")
+                != default_of(&Config::command(), "max_connections");
         config
             .check_budget()
             .map_err(|why| command.error(clap::error::ErrorKind::ValueValidation, why))?;
@@ -472,6 +491,62 @@ impl Config {
     pub(crate) fn idle_timeout(&self) -> Duration {
         self.ping_interval * 2
     }
+}
+
+/// The default values of option `id` in `command` (the file's, once
+/// [`with_file_defaults`] has set them).
+fn default_of(command: &clap::Command, id: &str) -> Vec<OsString> {
+    command
+        .get_arguments()
+        .find(|a| a.get_id() == id)
+        .map(|a| a.get_default_values().iter().map(OsString::from).collect())
+        .unwrap_or_default()
+}
+
+/// A bad value says where it came from when that was not the command line:
+/// `invalid value 'abc' for '--history <N>' … (from WSCHAT_HISTORY)`, or
+/// the key of the `--config` file, so that an operator looks in the right
+/// place.
+fn name_the_source(e: clap::Error, command: &mut clap::Command, args: &[OsString]) -> clap::Error {
+    if !matches!(
+        e.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return e;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return e;
+    };
+    let long = arg
+        .trim_start_matches('-')
+        .split([' ', '=', '<'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let flag = format!("--{long}");
+    let on_command_line = args.iter().skip(1).any(|a| {
+        a.to_str()
+            .is_some_and(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    });
+    if on_command_line {
+        return e;
+    }
+    let env = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long.as_str()))
+        .and_then(|a| a.get_env())
+        .map(|v| v.to_string_lossy().into_owned());
+    let source = match env {
+        Some(var) if std::env::var_os(&var).is_some() => format!("from the environment: {var}"),
+        _ => match config_file(args) {
+            Some(file) => format!("from {}, key {long:?}", file.display()),
+            None => return e,
+        },
+    };
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    command.error(e.kind(), format!("{message} ({source})"))
 }
 
 /// The `--config` file named on the command line, or else by `WSCHAT_CONFIG`.
@@ -557,13 +632,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fractional_seconds() {
-        assert_eq!(parse_secs("0.25").unwrap(), Duration::from_millis(250));
-        assert!(parse_secs("-1").is_err());
-        assert!(parse_secs("soon").is_err());
-    }
-
-    #[test]
     fn defaults_parse() {
         let c = Config::parse_from(["wschat"]);
         assert_eq!(c.listen.port(), 8080);
@@ -571,18 +639,37 @@ mod tests {
     }
 
     #[test]
-    fn log_filters() {
-        for ok in [
-            "warn",
-            "info,wschat=debug",
-            "wschat::dispatcher=trace",
-            "OFF",
-        ] {
-            assert!(parse_log_filter(ok).is_ok(), "{ok}");
-        }
-        for bad in ["loud", "wschat", "wschat=loud", "=debug", "a b=info"] {
-            assert!(parse_log_filter(bad).is_err(), "{bad}");
-        }
+    fn size_options_take_suffixes() {
+        let c = Config::parse_from([
+            "wschat",
+            "--max-file-size",
+            "8M",
+            "--queue-bytes",
+            "48M",
+            "--max-text",
+            "2K",
+            "--max-message-size",
+            "128K",
+        ]);
+        assert_eq!(
+            (
+                c.max_file_size,
+                c.queue_bytes,
+                c.max_text,
+                c.max_message_size
+            ),
+            (8 << 20, 48 << 20, 2048, 128 << 10)
+        );
+        let d = Config::parse_from(["wschat"]);
+        assert_eq!(
+            (
+                d.max_file_size,
+                d.queue_bytes,
+                d.max_text,
+                d.max_message_size
+            ),
+            (16 << 20, 32 << 20, 4096, 65536)
+        );
     }
 
     #[test]

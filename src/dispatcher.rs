@@ -706,8 +706,12 @@ impl Dispatcher {
             name: name.clone(),
         });
         client.joined = self.joins;
-        log::info!("event=join client={id} room={room_name:?}");
-        log::debug!("event=join client={id} room={room_name:?} name={name:?}");
+        // One line per join; the name only where names are logged (debug).
+        if log::log_enabled!(log::Level::Debug) {
+            log::info!("event=join client={id} room={room_name:?} name={name:?}");
+        } else {
+            log::info!("event=join client={id} room={room_name:?}");
+        }
 
         if mode == Mode::V1 {
             self.greet(id, &room_name, &name, since, epoch.as_deref());
@@ -1499,7 +1503,7 @@ impl Dispatcher {
         if let Some(client) = self.clients.remove(&id) {
             log::warn!(
                 "event=evict client={id} peer={} code=1008 reason=\"too slow\" msg=\"outbound backlog full\"",
-                client.peer
+                crate::proxy::show_peer(client.peer)
             );
             crate::metrics::get().evicted();
             // What it has not taken by now it will not get: its close goes
@@ -1532,7 +1536,7 @@ impl Dispatcher {
                 };
                 log::info!(
                     "event=refused client={id} peer={} code={}",
-                    client.peer,
+                    crate::proxy::show_peer(client.peer),
                     refusal.code.as_str()
                 );
                 log::debug!("event=refused client={id} message={:?}", refusal.message);

@@ -53,6 +53,9 @@ pub(crate) struct RoomQuery {
     pub(crate) token: Option<String>,
     /// The identity `token` proved, once checked.
     pub(crate) identity: Option<crate::auth::Identity>,
+    /// The client's address, for the log line of a sign-in refused later,
+    /// in a join frame.
+    pub(crate) client: Option<std::net::SocketAddr>,
 }
 
 /// Why an upgrade was refused; each becomes an HTTP error response.
@@ -213,9 +216,21 @@ fn validate(head: &Head) -> Result<String, String> {
         return Err("no \"Connection: upgrade\"".into());
     }
     match head.header("Sec-WebSocket-Key").map(str::trim) {
-        Some(key) if !key.is_empty() => Ok(derive_accept_key(key.as_bytes())),
-        _ => Err("no Sec-WebSocket-Key".into()),
+        Some(key) if is_nonce(key) => Ok(derive_accept_key(key.as_bytes())),
+        Some(_) => Err("Sec-WebSocket-Key is not the base64 of 16 bytes".into()),
+        None => Err("no Sec-WebSocket-Key".into()),
     }
+}
+
+/// Whether `key` is what RFC 6455 §4.1 asks a client to send: 16 bytes in
+/// base64, which is always 22 characters of the alphabet and `==`.
+fn is_nonce(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    bytes.len() == 24
+        && bytes.ends_with(b"==")
+        && bytes[..22]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
 fn room_query(query: &str) -> RoomQuery {
@@ -272,6 +287,24 @@ mod tests {
             Some("https://127.0.0.1:8080"),
             &seen("http", Some("127.0.0.1:8080"))
         ));
+    }
+
+    #[test]
+    fn keys_are_base64_of_16_bytes() {
+        assert!(is_nonce("dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(is_nonce("AAAAAAAAAAAAAAAAAAAA+/=="));
+        for bad in [
+            "",
+            "abc",
+            "dGhlIHNhbXBsZSBub25jZQ",
+            "dGhlIHNhbXBsZSBub25jZQ=",
+            "dGhlIHNhbXBsZSBub25jZQ===",
+            "AAAAAAAAAAAAAAAAAAAA",
+            "dGhlIHNhbXBsZSBub25j!Q==",
+            "dGhlIHNhbXBsZSBub25jZQAAAAA=",
+        ] {
+            assert!(!is_nonce(bad), "{bad}");
+        }
     }
 
     #[test]

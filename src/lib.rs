@@ -14,7 +14,7 @@
 //! counts what happens and `health` answers the operator's endpoints.
 //! `auth` checks identity tokens and `names` the names people and rooms go
 //! by; `admin` answers the admin view, whose requests the dispatcher
-//! carries out (`moderation`).
+//! carries out (`moderation`), after `lockout` has counted wrong tokens.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -32,6 +32,7 @@ pub mod handshake;
 pub(crate) mod health;
 pub mod http;
 pub mod incoming;
+pub(crate) mod lockout;
 pub mod metrics;
 pub(crate) mod moderation;
 pub(crate) mod names;

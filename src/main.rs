@@ -25,6 +25,9 @@ fn main() -> ExitCode {
         eprintln!("wschat: cannot start logging: {e}");
         return ExitCode::FAILURE;
     }
+    for warning in config.start_warnings() {
+        log::warn!("{warning}");
+    }
     // A history database that cannot be used stops the start, naming the
     // file and why; so does a Redis URL that is not one.
     let history = match History::open(&config) {
@@ -38,21 +41,25 @@ fn main() -> ExitCode {
     let server = match Server::bind(config.clone(), history) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("cannot listen on {}: {e}", config.listen);
+            log::error!(
+                "event=listen_failed addr={} error={:?}",
+                config.listen,
+                e.to_string()
+            );
             return ExitCode::FAILURE;
         }
     };
     let (addr, shutdown) = match (server.local_addr(), server.shutdown_handle()) {
         (Ok(addr), Ok(handle)) => (addr, handle),
         (Err(e), _) | (_, Err(e)) => {
-            log::error!("listening socket has no address: {e}");
+            log::error!("event=listen_failed error={:?}", e.to_string());
             return ExitCode::FAILURE;
         }
     };
     let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
+            log::error!("event=signal_setup_failed error={:?}", e.to_string());
             return ExitCode::FAILURE;
         }
     };
@@ -78,8 +85,12 @@ fn main() -> ExitCode {
         }
     });
     let ready = || {
-        // Tests and scripts read the chosen port from this line.
-        println!("wschat listening on {addr}");
+        // Scripts and tests read the chosen port from stdout. Where stdout
+        // and stderr are one (a terminal, the journal) the log line below
+        // says the same, and once is enough.
+        if !stdout_is_stderr() {
+            println!("event=listening addr={addr}");
+        }
         log::info!(
             "event=listening addr={addr} version={} page=http://{addr}/ room=ws://{addr}/ws",
             env!("CARGO_PKG_VERSION")
@@ -89,10 +100,23 @@ fn main() -> ExitCode {
         Ok(()) if restart.restarting() => ExitCode::from(RESTART_STATUS),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("server failed: {e}");
+            log::error!("event=server_failed error={:?}", e.to_string());
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether stdout and stderr are the same open file (as under systemd, or
+/// in a terminal), by device and inode. `/proc/self/fd/N` leads to the open
+/// file itself, pipes and sockets included.
+fn stdout_is_stderr() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |fd: u8| {
+        std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    matches!((identity(1), identity(2)), (Some(out), Some(err)) if out == err)
 }
 
 /// Logs to stderr, one `key=value` line per event. The filter is

@@ -5,8 +5,8 @@
 //! when the process starts: no lock is taken on the fan-out path. (The
 //! crate's own histogram holds a mutex, so the two histograms here are
 //! [`AtomicHistogram`]s, encoded through the crate's encoder all the same.)
-//! Only disconnects, labelled by an open-ended close code, look their counter
-//! up in a map, once per connection.
+//! Only disconnects, labelled by their close code's class (see
+//! [`close_class`]), look their counter up in a map, once per connection.
 //!
 //! The rest of the server calls the small named methods below, one line per
 //! place where something happens; the README lists every metric.
@@ -172,7 +172,7 @@ pub struct Metrics {
     bytes_received: Counter,
     bytes_sent: Counter,
     refused: [Counter; 7],
-    disconnects: Family<[(&'static str, u16); 1], Counter>,
+    disconnects: Family<Label, Counter>,
     evictions: Counter,
     queue_depth: AtomicHistogram,
     fanout: AtomicHistogram,
@@ -180,9 +180,9 @@ pub struct Metrics {
     memory_limit: Family<Label, Gauge>,
     /// The server's memory budget, read at each scrape.
     budget: OnceLock<Budget>,
-    store_written: Gauge,
-    store_write_errors: Gauge,
-    store_read_errors: Gauge,
+    store_written: Counter,
+    store_write_errors: Counter,
+    store_read_errors: Counter,
     store_queue: Gauge,
     store_file_bytes: Gauge,
     store_failing: Gauge,
@@ -258,7 +258,7 @@ impl Metrics {
         let disconnects = Family::default();
         registry.register(
             "disconnects",
-            "Ended WebSocket connections by close code (1006: dropped without a close frame)",
+            "Ended WebSocket connections by close code (1006: dropped without a close frame; other: a code outside RFC 6455's registry, as a client may choose any)",
             disconnects.clone(),
         );
         let evictions = Counter::default();
@@ -303,23 +303,29 @@ impl Metrics {
             memory_limit.clone(),
         );
 
+        // Counts the store thread keeps, copied into counters at each scrape.
+        let mut store_counter = |name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
+        };
+        let store_written = store_counter(
+            "store_records_written",
+            "Messages and file announcements the history store has committed since start",
+        );
+        let store_write_errors = store_counter(
+            "store_write_errors",
+            "Records the history store could not write (a full disk, say); they were refused to their senders, never delivered",
+        );
+        let store_read_errors = store_counter(
+            "store_read_errors",
+            "Room loads the history store could not read",
+        );
         let mut store_gauge = |name: &str, help: &str| {
             let gauge = Gauge::default();
             registry.register(name, help, gauge.clone());
             gauge
         };
-        let store_written = store_gauge(
-            "store_records_written",
-            "Messages and file announcements the history store has committed since start",
-        );
-        let store_write_errors = store_gauge(
-            "store_write_errors",
-            "Records the history store could not write (a full disk, say); they were refused to their senders, never delivered",
-        );
-        let store_read_errors = store_gauge(
-            "store_read_errors",
-            "Room loads the history store could not read",
-        );
         let store_queue = store_gauge(
             "store_queue",
             "Requests waiting for the history store thread",
@@ -382,9 +388,17 @@ impl Metrics {
         }
         if let Some(stats) = self.store.get() {
             let read = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed) as i64;
-            self.store_written.set(read(&stats.records_written));
-            self.store_write_errors.set(read(&stats.write_errors));
-            self.store_read_errors.set(read(&stats.read_errors));
+            // The store's counts only grow; `fetch_max` keeps two scrapes
+            // at once from ever moving a counter back.
+            let copy = |counter: &Counter, n: &std::sync::atomic::AtomicU64| {
+                counter
+                    .inner()
+                    .0
+                    .fetch_max(n.load(Ordering::Relaxed), Ordering::Relaxed);
+            };
+            copy(&self.store_written, &stats.records_written);
+            copy(&self.store_write_errors, &stats.write_errors);
+            copy(&self.store_read_errors, &stats.read_errors);
             self.store_queue.set(read(&stats.queue_len));
             self.store_file_bytes.set(read(&stats.file_bytes));
             self.store_failing.set(i64::from(stats.is_failing()));
@@ -483,7 +497,9 @@ impl Metrics {
 
     /// A WebSocket connection ended with this close code.
     pub(crate) fn disconnect(&self, code: u16) {
-        self.disconnects.get_or_create(&[("code", code)]).inc();
+        self.disconnects
+            .get_or_create(&[("code", close_class(code))])
+            .inc();
     }
 
     /// A client was closed for being too slow to read.
@@ -501,6 +517,35 @@ impl Metrics {
     pub fn fanout_timer(&'static self) -> FanoutTimer {
         FanoutTimer(self, Instant::now())
     }
+}
+
+/// The `code` label of a disconnect: the code itself when RFC 6455's
+/// registry defines it (every code the server sends is one), `other` for
+/// anything else. A client picks its close code freely (3000-4999, say), so
+/// counting each as itself would let one client grow `/metrics` by a series
+/// per code it tries.
+pub(crate) fn close_class(code: u16) -> &'static str {
+    const KNOWN: [(u16, &str); 15] = [
+        (1000, "1000"),
+        (1001, "1001"),
+        (1002, "1002"),
+        (1003, "1003"),
+        (1005, "1005"),
+        (1006, "1006"),
+        (1007, "1007"),
+        (1008, "1008"),
+        (1009, "1009"),
+        (1010, "1010"),
+        (1011, "1011"),
+        (1012, "1012"),
+        (1013, "1013"),
+        (1014, "1014"),
+        (1015, "1015"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| *known == code)
+        .map_or("other", |(_, label)| label)
 }
 
 /// Rewrites OpenMetrics text into the 0.0.4 text format. The samples are
@@ -705,6 +750,15 @@ mod tests {
             assert!(out.contains(name), "{name} missing from:\n{out}");
         }
         assert!(m.render_openmetrics().ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn close_codes_fall_into_a_bounded_set() {
+        assert_eq!(close_class(1000), "1000");
+        assert_eq!(close_class(1013), "1013");
+        for chosen in [0, 999, 1004, 1016, 2999, 3000, 4000, 4999, 65535] {
+            assert_eq!(close_class(chosen), "other", "{chosen}");
+        }
     }
 
     #[test]

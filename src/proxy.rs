@@ -9,7 +9,7 @@
 //! ignored, so a client cannot claim another address by sending them.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use crate::http::Head;
@@ -117,6 +117,28 @@ impl Proxies {
             .unwrap_or(peer)
     }
 
+    /// The client's address and port, for the log and the per-address
+    /// limits: the peer itself, or behind a trusted proxy the client it
+    /// names, with the port the proxy gives (in its `X-Forwarded-For` or
+    /// `Forwarded: for=` entry, or `X-Forwarded-Port`), else port 0, which
+    /// [`show_peer`] leaves out: the proxy's own port says nothing of the
+    /// client.
+    pub(crate) fn client_addr(&self, peer: SocketAddr, head: &Head) -> SocketAddr {
+        let ip = self.client(peer.ip(), head);
+        if !self.trusts(peer.ip()) || ip == peer.ip() && forwarded_for(head).is_empty() {
+            return SocketAddr::new(ip, peer.port());
+        }
+        let in_entry = forwarded_entries(head)
+            .iter()
+            .rev()
+            .find(|e| parse_node(e) == Some(ip))
+            .and_then(|e| node_port(e));
+        let port = in_entry
+            .or_else(|| last_value(head, "X-Forwarded-Port").and_then(|p| p.parse().ok()))
+            .unwrap_or(0);
+        SocketAddr::new(ip, port)
+    }
+
     /// The scheme and host the client used: from a trusted peer, what the
     /// proxy says it received (`X-Forwarded-Proto`/`-Host`, or `Forwarded`);
     /// otherwise plain `http` and the `Host` header.
@@ -164,21 +186,7 @@ fn last_value(head: &Head, name: &str) -> Option<String> {
 /// obfuscated names) end the list at that point, since nothing to their
 /// left can be placed.
 fn forwarded_for(head: &Head) -> Vec<IpAddr> {
-    let xff: Vec<String> = head
-        .headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("X-Forwarded-For"))
-        .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_owned()))
-        .collect();
-    let entries = if xff.is_empty() {
-        forwarded_pairs(head)
-            .into_iter()
-            .filter(|(k, _)| k == "for")
-            .map(|(_, v)| v)
-            .collect()
-    } else {
-        xff
-    };
+    let entries = forwarded_entries(head);
     let mut hops = Vec::new();
     for entry in entries.iter().rev() {
         match parse_node(entry) {
@@ -188,6 +196,66 @@ fn forwarded_for(head: &Head) -> Vec<IpAddr> {
     }
     hops.reverse();
     hops
+}
+
+/// The entries of `X-Forwarded-For`, or else the `for=` values of
+/// `Forwarded`, as written.
+fn forwarded_entries(head: &Head) -> Vec<String> {
+    let xff: Vec<String> = head
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("X-Forwarded-For"))
+        .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_owned()))
+        .collect();
+    if xff.is_empty() {
+        forwarded_pairs(head)
+            .into_iter()
+            .filter(|(k, _)| k == "for")
+            .map(|(_, v)| v)
+            .collect()
+    } else {
+        xff
+    }
+}
+
+/// The port of a node written with one (`1.2.3.4:80`, `[::1]:80`).
+fn node_port(s: &str) -> Option<u16> {
+    let s = s.trim();
+    if s.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    let port = match s.strip_prefix('[') {
+        Some(rest) => rest.split_once("]:")?.1,
+        None => s.rsplit_once(':')?.1,
+    };
+    port.parse().ok().filter(|&p| p != 0)
+}
+
+/// A client's address as logged: `ip:port`, or the address alone when the
+/// port is not known (0: behind a proxy that did not say).
+pub(crate) fn show_peer(addr: SocketAddr) -> String {
+    match addr.port() {
+        0 => addr.ip().to_string(),
+        _ => addr.to_string(),
+    }
+}
+
+/// The address whose share of the per-address limits a client counts
+/// against: an IPv4 address is its own; an IPv6 address counts as its /64,
+/// the block one host or one customer is usually given, so that a host
+/// cannot multiply its share by picking new addresses. An IPv4 address
+/// written as IPv6 (`::ffff:1.2.3.4`) is the IPv4 address.
+pub fn address_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
 }
 
 /// `key=value` pairs of every `Forwarded` header (RFC 7239), in order, keys
@@ -339,6 +407,45 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_their_64() {
+        assert_eq!(address_group(ip("10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(address_group(ip("2001:db8::1")), ip("2001:db8::"));
+        assert_eq!(
+            address_group(ip("2001:db8:0:0:ffff:1:2:3")),
+            ip("2001:db8::")
+        );
+        assert_eq!(address_group(ip("2001:db8:0:1::1")), ip("2001:db8:0:1::"));
+        assert_eq!(address_group(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
+    }
+
+    #[test]
+    fn the_logged_client_port_is_the_one_the_proxy_gives() {
+        let proxies = Proxies::new(&["127.0.0.1".parse().unwrap()]);
+        let nginx: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let client =
+            |headers: &[(&str, &str)]| show_peer(proxies.client_addr(nginx, &head(headers)));
+        assert_eq!(client(&[("X-Forwarded-For", "10.0.0.7")]), "10.0.0.7");
+        assert_eq!(
+            client(&[
+                ("X-Forwarded-For", "10.0.0.7"),
+                ("X-Forwarded-Port", "5123")
+            ]),
+            "10.0.0.7:5123"
+        );
+        assert_eq!(
+            client(&[("Forwarded", "for=\"[2001:db8::7]:4711\"")]),
+            "[2001:db8::7]:4711"
+        );
+        assert_eq!(client(&[]), "127.0.0.1:40000");
+        let direct: SocketAddr = "10.9.9.9:1234".parse().unwrap();
+        let forged = head(&[("X-Forwarded-For", "1.1.1.1")]);
+        assert_eq!(
+            show_peer(proxies.client_addr(direct, &forged)),
+            "10.9.9.9:1234"
+        );
     }
 
     #[test]

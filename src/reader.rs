@@ -95,9 +95,10 @@ impl Connection {
         let echo = matches!(self.endpoint, Endpoint::Echo);
         if let Err(e) = configure(&self.sock, &self.config, echo) {
             log::warn!(
-                "client {} ({}): socket setup failed: {e}",
+                "event=socket_setup_failed client={} peer={} error={:?}",
                 self.id,
-                self.peer
+                crate::proxy::show_peer(self.peer),
+                e.to_string()
             );
             return;
         }
@@ -232,6 +233,7 @@ fn log_end(
     duration: std::time::Duration,
 ) {
     crate::metrics::get().disconnect(code);
+    let peer = crate::proxy::show_peer(peer);
     log::info!(
         "event=disconnect client={id} peer={peer} mode={} code={code} reason={reason:?} duration={:.3}s held={:.3}s{}",
         crate::metrics::mode_label(session.kind),

@@ -64,7 +64,7 @@ pub(crate) fn handle(
         }
     };
     // Behind a trusted proxy: the real client, and the address it used.
-    let client = SocketAddr::new(shared.proxies.client(peer.ip(), &head), peer.port());
+    let client = shared.proxies.client_addr(peer, &head);
     let seen = shared.proxies.seen(peer.ip(), &head);
     if let Some(response) = shared.health.answer(&head) {
         // Health checks come from the operator's tools, by any name.
@@ -94,7 +94,10 @@ pub(crate) fn handle(
         return None;
     }
     match handshake::accept(&sock, &head, &seen, &shared.origins, config) {
-        Ok(endpoint) => {
+        Ok(mut endpoint) => {
+            if let Endpoint::Room(_, query) = &mut endpoint {
+                query.client = Some(client);
+            }
             let mode = metrics::mode_label(endpoint.kind());
             let room = match &endpoint {
                 Endpoint::Echo => None,
@@ -102,7 +105,8 @@ pub(crate) fn handle(
             };
             let room = room.map_or(String::new(), |r| format!(" room={r:?}"));
             log::info!(
-                "event=connect client={id} peer={client} mode={mode} path={}{room}",
+                "event=connect client={id} peer={} mode={mode} path={}{room}",
+                crate::proxy::show_peer(client),
                 head.path()
             );
             let connection = Connection {
@@ -183,13 +187,15 @@ fn answer_http(sock: &TcpStream, client: SocketAddr, head: &Head, shared: &Share
         http::respond_to(sock, head, response)
     };
     if let Err(e) = result {
+        let client = crate::proxy::show_peer(client);
         log::debug!("event=write_failed peer={client} error={:?}", e.to_string());
     }
 }
 
 /// Answers an upgrade request that was refused.
 #[inline(never)]
-fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: UpgradeRefusal) {
+fn refuse_upgrade(sock: &TcpStream, head: &Head, client: SocketAddr, refusal: UpgradeRefusal) {
+    let peer = crate::proxy::show_peer(client);
     metrics::get().refused(refusal.metric());
     // `Upgrade` is one of the headers tiny_http will not set itself.
     let mut upgrade: &[(&str, &str)] = &[];
@@ -212,10 +218,7 @@ fn refuse_upgrade(sock: &TcpStream, head: &Head, peer: SocketAddr, refusal: Upgr
             http::text_response(400, &format!("bad WebSocket upgrade: {why}\n"))
         }
         UpgradeRefusal::Unauthorized(e) => {
-            log::info!(
-                "event=refused peer={peer} reason=auth code={}",
-                e.code().as_str()
-            );
+            crate::auth::log_refused(Some(client), "upgrade", &e);
             http::text_response(e.status(), &format!("{}: {e}\n", e.code().as_str()))
         }
     };

@@ -215,7 +215,17 @@ impl Server {
             capacity.bound_by.name,
             capacity.writers
         );
-        if config.max_connections > capacity.connections {
+        if config.max_connections > capacity.connections && !config.max_connections_chosen {
+            // The default is only a ceiling: fitting it to the machine is
+            // what it is for, not something to warn about.
+            log::info!(
+                "event=capacity max_connections={} msg=\"the default --max-connections fitted to this machine\" bound_by={:?} remedy={:?}",
+                capacity.connections,
+                capacity.bound_by.name,
+                capacity.bound_by.remedy
+            );
+            config.max_connections = capacity.connections;
+        } else if config.max_connections > capacity.connections {
             log::warn!(
                 "event=capacity msg=\"--max-connections {} lowered to {}\" bound_by={:?} remedy={:?}",
                 config.max_connections,
@@ -440,7 +450,9 @@ impl Server {
             released.try_iter().for_each(|r| gate.apply(r));
             echoes.update();
 
-            let counted = match gate.enter(peer.ip(), shared.proxies.trusts(peer.ip())) {
+            // IPv6 peers share their /64's place (see `proxy::address_group`).
+            let group = crate::proxy::address_group(peer.ip());
+            let counted = match gate.enter(group, shared.proxies.trusts(peer.ip())) {
                 Entry::Read { counted } => counted,
                 Entry::Busy => {
                     log::warn!(
@@ -452,7 +464,7 @@ impl Server {
                     continue;
                 }
             };
-            let ticket = Ticket::new(release.clone(), peer.ip(), counted, alive.clone());
+            let ticket = Ticket::new(release.clone(), group, counted, alive.clone());
             next_id += 1;
             let id = next_id;
             let shared = shared.clone();

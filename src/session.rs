@@ -306,7 +306,10 @@ impl Session {
                 );
                 match owner {
                     Ok(owner) => self.join_as(&query, room, name, (since, epoch), owner),
-                    Err(e) => return self.refuse(own, e.refusal()),
+                    Err(e) => {
+                        crate::auth::log_refused(query.client, "join", &e);
+                        return self.refuse(own, e.refusal());
+                    }
                 }
             }
             Command::Message { text, cid } => {

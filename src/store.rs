@@ -463,11 +463,33 @@ fn wait_briefly(attempts: i32) -> bool {
     true
 }
 
+/// Creates a database file that does not exist yet, empty and readable by
+/// this user only (0600, whatever the umask): it holds every message. SQLite
+/// gives the `-wal` and `-shm` files it makes beside it the same mode. An
+/// existing file is left as it is; a file that cannot be made here is left
+/// to SQLite, whose error names the problem.
+fn create_private(path: &str) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let made = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    if let Ok(file) = made {
+        // `mode` is filtered by the umask; a umask never adds bits, but an
+        // odd one (0177 and friends) could take the owner's away.
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
+}
+
 /// Opens (or creates) the store and brings its schema up to date. Meant for
 /// start-up, on the main thread: every error says which file and why.
 pub fn open(options: &Options) -> Result<Store, StoreError> {
     let path = options.path.as_str();
     let location = Location::for_path(path);
+    if let Location::File(file) = &location {
+        create_private(file);
+    }
     let mut conn = location
         .connect(true)
         .map_err(|e| StoreError::at_open(path, e))?;

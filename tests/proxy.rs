@@ -15,6 +15,7 @@ use std::sync::{Arc, Barrier};
 
 use support::nginx::{Nginx, refused_from, ws_from};
 use support::*;
+use tungstenite::client::IntoClientRequest;
 
 const V1: &str = "Sec-WebSocket-Protocol: wschat.v1";
 
@@ -191,9 +192,20 @@ fn forged_forwarding_headers_through_nginx_gain_nothing() {
             &format!("a second client from .2 sending {forged}"),
         );
     }
-    let mut other = ws_from(&nginx.addr, "/echo", "127.0.0.3", &[]).expect("a client from .3");
-    send_text(&mut other, "still open");
-    assert_eq!(expect_text(&mut other), "still open");
+    // docs/DEPLOY.md keeps /echo off the public side: a v1 join proves the
+    // connection through nginx instead.
+    let mut other = ws_from(
+        &nginx.addr,
+        "/ws?room=r",
+        "127.0.0.3",
+        &["Sec-WebSocket-Protocol: wschat.v1"],
+    )
+    .expect("a client from .3");
+    send_json(
+        &mut other,
+        serde_json::json!({"type": "join", "room": "r", "name": "other"}),
+    );
+    expect_type(&mut other, "welcome");
 }
 
 /// A browser's upgrade through nginx carries the origin of the page it
@@ -338,14 +350,21 @@ fn a_crowd_connecting_at_once_through_nginx_is_let_in() {
                 let from = format!("127.0.0.{}", 10 + i);
                 let socket = support::nginx::tcp_from(&addr, &from);
                 start.wait();
-                let url = format!("ws://{addr}/echo");
+                // /ws, not /echo, which docs/DEPLOY.md keeps off nginx.
+                let url = format!("ws://{addr}/ws?room=crowd");
+                let mut request = url.as_str().into_client_request().unwrap();
+                request.headers_mut().insert(
+                    "Sec-WebSocket-Protocol",
+                    tungstenite::http::HeaderValue::from_static("wschat.v1"),
+                );
                 match tungstenite::client(
-                    url.as_str(),
+                    request,
                     tungstenite::stream::MaybeTlsStream::Plain(socket),
                 ) {
                     Ok((mut ws, _)) => {
-                        send_text(&mut ws, &from);
-                        assert_eq!(expect_text(&mut ws), from);
+                        let join = serde_json::json!({"type": "join", "room": "crowd", "name": format!("c{i}")});
+                        send_json(&mut ws, join);
+                        expect_type(&mut ws, "welcome");
                         Ok(ws)
                     }
                     Err(tungstenite::HandshakeError::Failure(e)) => Err(format!("{from}: {e}")),

@@ -115,7 +115,7 @@ fn a_full_disk_refuses_messages_and_recovers_without_a_restart() {
     assert_eq!(status(&server, "/readyz"), 503);
     let metrics = scrape(&server.addr);
     assert_eq!(sample(&metrics, "wschat_store_failing"), 1.0);
-    assert!(sample(&metrics, "wschat_store_write_errors") >= 20.0);
+    assert!(sample(&metrics, "wschat_store_write_errors_total") >= 20.0);
 
     // Space comes back: the server is ready again by itself, and every
     // resend is stored once, under the ids after the last stored one.

@@ -207,7 +207,13 @@ async function renderMetrics(overview) {
     ['Connections in rooms', overview.connections],
   ];
   try {
-    const res = await fetch('/metrics', { cache: 'no-store' });
+    // /api/metrics, the same text behind the admin token: a reverse proxy
+    // keeps /metrics itself off the public side (docs/DEPLOY.md).
+    const res = await fetch('/api/metrics', {
+      cache: 'no-store',
+      headers: { Authorization: 'Bearer ' + tabSaved.get(STORE_TOKEN) },
+    });
+    if (!res.ok) throw new Error('metrics: ' + res.status);
     const { totals, byLabel } = parseMetrics(await res.text());
     shown.push(
       ['Open connections', totals.wschat_connections],

@@ -119,6 +119,7 @@ fn check_against(conn: &Connection, path: &str, migrations: &[&str]) -> Result<(
 /// Runs the migrations the database lacks, each in its own transaction.
 pub fn migrate(conn: &mut Connection, path: &str, migrations: &[&str]) -> Result<(), StoreError> {
     let fail = |e| StoreError::at_open(path, e);
+    let mut from = None;
     loop {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -128,13 +129,22 @@ pub fn migrate(conn: &mut Connection, path: &str, migrations: &[&str]) -> Result
         check_against(&tx, path, migrations)?;
         let version = version(&tx).map_err(fail)?;
         let Some(step) = migrations.get(version as usize) else {
+            // One line for the start: a new database, or an old one brought
+            // up to date.
+            match from {
+                Some(0) => log::info!("event=store_created path={path:?} version={version}"),
+                Some(from) => {
+                    log::info!("event=store_migrated path={path:?} from={from} version={version}")
+                }
+                None => {}
+            }
             return Ok(());
         };
+        from.get_or_insert(version);
         tx.execute_batch(step).map_err(fail)?;
         tx.pragma_update(None, "user_version", version + 1)
             .map_err(fail)?;
         tx.commit().map_err(fail)?;
-        log::info!("event=store_migrated path={path:?} version={}", version + 1);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Debian's nginx in front of a wschat, configured the way docs/DEPLOY.md
-//! tells a deployment to: its `map` and `location /` blocks are taken from
+//! tells a deployment to: its `map` and `location` blocks are taken from
 //! that file as they are, so the configuration the docs show is the one the
 //! tests run. nginx listens on a free loopback port and proxies to the
 //! server; clients bound to other loopback addresses (127.0.0.2, 127.0.0.3,
@@ -212,7 +212,8 @@ http {{
     )
 }
 
-/// The `map $http_upgrade …` and `location / …` blocks of the first nginx
+/// The `map $http_upgrade …` block and every `location` block (the
+/// operator's paths kept inside, and `location /`) of the first nginx
 /// configuration shown in docs/DEPLOY.md, each as it is written there.
 fn deploy_blocks() -> (String, String) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/DEPLOY.md");
@@ -225,9 +226,21 @@ fn deploy_blocks() -> (String, String) {
         .find("```")
         .expect("the nginx block of docs/DEPLOY.md ends");
     let conf = &docs[start..start + len];
+    let locations: Vec<String> = conf
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("location "))
+        .map(|opener| block(conf, opener))
+        .collect();
+    assert!(
+        locations
+            .iter()
+            .any(|l| l.trim_start().starts_with("location / {")),
+        "docs/DEPLOY.md's nginx configuration has a `location /` block"
+    );
     (
         block(conf, "map $http_upgrade $connection_upgrade {"),
-        block(conf, "location / {"),
+        locations.join("\n\n"),
     )
 }
 

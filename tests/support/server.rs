@@ -20,7 +20,7 @@ pub struct Server {
 
 impl Server {
     /// Starts `wschat --listen 127.0.0.1:0 ARGS…` and waits for its
-    /// `listening on` line, which carries the port the kernel chose.
+    /// `event=listening` line on stdout, which carries the port the kernel chose.
     pub fn start(args: &[&str]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wschat"));
         command.stderr(Stdio::inherit());
@@ -39,7 +39,7 @@ impl Server {
     }
 
     /// Starts `command` (a `wschat` command line built by the test: its own
-    /// options, environment and stderr) and waits for its `listening on`
+    /// options, environment and stderr) and waits for its `event=listening`
     /// line. Its stdout must be left alone.
     pub fn spawn(mut command: Command) -> Server {
         // Tests run side by side in one directory: each server keeps its
@@ -59,7 +59,7 @@ impl Server {
         lines.read_line(&mut line).expect("read listening line");
         let addr = line
             .trim()
-            .strip_prefix("wschat listening on ")
+            .strip_prefix("event=listening addr=")
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_string();
         // Keep draining stdout so the server can never block on a full pipe.
@@ -68,6 +68,11 @@ impl Server {
             let _ = lines.read_to_end(&mut sink);
         });
         Server { child, addr, log }
+    }
+
+    /// What it writes to stderr, for a server whose command piped it.
+    pub fn log(&self) -> ServerLog {
+        self.log.clone().expect("the server's stderr is collected")
     }
 
     pub fn pid(&self) -> u32 {

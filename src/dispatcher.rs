@@ -601,8 +601,9 @@ impl Dispatcher {
         }
         let room_name = match names::name(request.room.as_deref().unwrap_or("lobby")) {
             Ok(room) => {
-                let rooms = &self.rooms;
-                self.room_names.resolve(room, |r| rooms.contains_key(r))
+                let (rooms, loading) = (&self.rooms, &self.loading);
+                self.room_names
+                    .resolve(room, |r| rooms.contains_key(r) || loading.contains_key(r))
             }
             Err(e) => {
                 let why = format!("{e}; a room name must be 1-32 visible characters");
@@ -1152,7 +1153,8 @@ impl Dispatcher {
     fn stored(&mut self, reply: store::Reply) {
         match reply {
             store::Reply::Opened {
-                room: name,
+                room: asked,
+                spelling,
                 epoch,
                 last_id,
                 recent,
@@ -1162,9 +1164,12 @@ impl Dispatcher {
                 if !loaded && self.cluster.is_some() {
                     // Shared rooms cannot start afresh on their own: the
                     // joins are refused, to be tried again.
-                    self.unreachable(&name);
+                    self.unreachable(&asked);
                     return;
                 }
+                // The history's own spelling names the room, whichever
+                // look-alike spelling asked for it.
+                let name = self.room_names.settle(&asked, spelling);
                 if !loaded {
                     log::error!(
                         "event=store_error room={name:?} msg=\"history could not be read; the room starts a new epoch\""
@@ -1187,7 +1192,7 @@ impl Dispatcher {
                         self.keep(&name, stored);
                     }
                 }
-                let parked = self.loading.remove(&name).unwrap_or_default();
+                let parked = self.loading.remove(&asked).unwrap_or_default();
                 for event in &parked {
                     if let Input::Join(request) = event {
                         self.waiting.remove(&request.id);

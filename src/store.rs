@@ -15,6 +15,7 @@
 //! thread; `reader` serves stored files. `docs/STORE.md` tells what survives
 //! a crash and what the bounds are.
 
+mod fold;
 mod reader;
 mod schema;
 mod writer;
@@ -286,6 +287,12 @@ pub(crate) enum Reply {
     Opened {
         /// The room asked for.
         room: String,
+        /// The spelling the room's history is shown by, when it is not the
+        /// one asked for: the first one stored. The store keys rooms by
+        /// their names' skeleton (see `fold`), so a look-alike spelling
+        /// reaches the same history, and should then join the room by this
+        /// name. `None` for a room without history (and with `--redis`).
+        spelling: Option<String>,
         /// Names the room's history.
         epoch: String,
         /// The room's newest id.

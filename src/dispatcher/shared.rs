@@ -27,7 +27,15 @@ pub const FILL_RETRY: Duration = Duration::from_secs(1);
 
 impl Dispatcher {
     /// Handles what the cluster told.
-    pub(super) fn noted(&mut self, note: Note) {
+    pub(super) fn noted(&mut self, mut note: Note) {
+        // Redis keys a room by its skeleton, so another instance's events
+        // may spell it another way: they are told under this one's.
+        if let Some(room) = note.room_mut()
+            && let Some(here) = self.room_names.spelled_here(room)
+            && here != room
+        {
+            here.clone_into(room);
+        }
         if let Some(room) = note.room()
             && let Some(parked) = self.loading.get_mut(room)
         {
@@ -502,6 +510,15 @@ fn claim_key(token: u64) -> String {
 }
 
 impl Note {
+    /// The room of a note that may come from another instance.
+    fn room_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Note::Arrived(a) => Some(&mut a.record.room),
+            Note::Presence { room, .. } => Some(room),
+            _ => None,
+        }
+    }
+
     /// The room a note is about, when it must wait for that room to load.
     fn room(&self) -> Option<&str> {
         match self {

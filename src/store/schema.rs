@@ -55,7 +55,7 @@ CREATE TABLE file_bytes (
 ";
 
 /// Every migration, oldest first; the schema's version is their count.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, super::fold::V2];
 
 /// Refuses, before anything is written, a database this build must not
 /// touch: one from a newer wschat, or another program's.
@@ -93,6 +93,8 @@ fn check_against(conn: &Connection, path: &str, migrations: &[&str]) -> Result<(
 /// Runs the migrations the database lacks, each in its own transaction.
 pub fn migrate(conn: &mut Connection, path: &str, migrations: &[&str]) -> Result<(), StoreError> {
     let fail = |e| StoreError::at_open(path, e);
+    // Version 2 folds rooms by a key only Rust can compute.
+    super::fold::register(conn).map_err(fail)?;
     loop {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -124,17 +126,21 @@ mod tests {
     fn migrations_run_in_order_and_keep_data() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn, "test.db", MIGRATIONS).unwrap();
-        assert_eq!(version(&conn).unwrap(), 1);
+        assert_eq!(version(&conn).unwrap(), 2);
         conn.execute(
-            "INSERT INTO rooms (name, epoch, last_id) VALUES ('lobby', '00', 7)",
+            "INSERT INTO rooms (key, name, epoch, last_id) VALUES ('lobby', 'lobby', '00', 7)",
             [],
         )
         .unwrap();
 
         // A later version: only the new step runs, and what was there stays.
-        let next: &[&str] = &[V1, "ALTER TABLE rooms ADD COLUMN topic TEXT;"];
+        let next: &[&str] = &[
+            V1,
+            MIGRATIONS[1],
+            "ALTER TABLE rooms ADD COLUMN topic TEXT;",
+        ];
         migrate(&mut conn, "test.db", next).unwrap();
-        assert_eq!(version(&conn).unwrap(), 2);
+        assert_eq!(version(&conn).unwrap(), 3);
         let (last_id, topic): (i64, Option<String>) = conn
             .query_row("SELECT last_id, topic FROM rooms", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -148,8 +154,8 @@ mod tests {
             matches!(
                 e,
                 StoreError::TooNew {
-                    version: 2,
-                    known: 1,
+                    version: 3,
+                    known: 2,
                     ..
                 }
             ),

@@ -18,6 +18,7 @@ use crossbeam_channel::Receiver;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tungstenite::Bytes;
 
+use super::fold::room_key;
 use super::{Body, Options, Reader, Record, Reply, Request, Stats};
 
 /// Most requests taken from the channel at once, and so most appends in one
@@ -45,8 +46,8 @@ pub struct Writer {
     /// thread runs.
     _reader: Reader,
     reply: Box<dyn Fn(Reply) + Send>,
-    /// Epochs handed out in `Opened` for rooms without a row: the append
-    /// that creates the row uses the same one.
+    /// Epochs handed out in `Opened` for rooms without a row, by room key:
+    /// the append that creates the row uses the same one.
     pending_epochs: HashMap<String, String>,
     /// File bytes stored, as of the last commit.
     file_bytes: u64,
@@ -202,7 +203,7 @@ impl Writer {
             .fetch_add(written as u64, Ordering::Relaxed);
         if !self.pending_epochs.is_empty() {
             for ((record, _), _) in appends.iter().zip(&stored).filter(|(_, s)| **s) {
-                self.pending_epochs.remove(&record.room);
+                self.pending_epochs.remove(&room_key(&record.room));
             }
         }
         stored
@@ -224,19 +225,23 @@ impl Writer {
     }
 
     fn insert(&mut self, record: &Record, data: Option<&Bytes>) -> rusqlite::Result<u64> {
-        let room = record.room.as_str();
+        let key = room_key(&record.room);
+        let room = key.as_str();
         let known = self
             .conn
-            .prepare_cached("UPDATE rooms SET last_id = max(last_id, ?2) WHERE name = ?1")?
+            .prepare_cached("UPDATE rooms SET last_id = max(last_id, ?2) WHERE key = ?1")?
             .execute(params![room, record.id])?;
         if known == 0 {
             let epoch = match self.pending_epochs.get(room) {
                 Some(epoch) => epoch.clone(),
                 None => new_epoch(),
             };
+            // The first spelling stored is the one the room is shown by.
             self.conn
-                .prepare_cached("INSERT INTO rooms (name, epoch, last_id) VALUES (?1, ?2, ?3)")?
-                .execute(params![room, epoch, record.id])?;
+                .prepare_cached(
+                    "INSERT INTO rooms (key, name, epoch, last_id) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![room, record.room, epoch, record.id])?;
         }
         let (text, name, size, mime) = match &record.body {
             Body::Text(text) => (Some(text), None, None, None),
@@ -279,11 +284,11 @@ impl Writer {
     /// the bounds are caught up with by the next group. Returns the file
     /// bytes freed.
     fn retain(&mut self, appends: &[(Record, Option<Bytes>)], stored: &[bool], added: u64) -> u64 {
-        let mut rooms: Vec<&str> = appends
+        let mut rooms: Vec<String> = appends
             .iter()
             .zip(stored)
             .filter(|(_, s)| **s)
-            .map(|((record, _), _)| record.room.as_str())
+            .map(|((record, _), _)| room_key(&record.room))
             .collect();
         rooms.sort_unstable();
         rooms.dedup();
@@ -304,7 +309,8 @@ impl Writer {
                         .conn
                         .execute_batch("ROLLBACK TO retain; RELEASE retain");
                 }
-                self.failed("retain", rooms.first().copied().unwrap_or(""), 0, 0, &e);
+                let room = rooms.first().map_or("", String::as_str);
+                self.failed("retain", room, 0, 0, &e);
                 0
             }
         }
@@ -331,7 +337,7 @@ impl Writer {
         let result = self.conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
             let rooms = self
                 .conn
-                .prepare("SELECT name FROM rooms")?
+                .prepare("SELECT key FROM rooms")?
                 .query_map([], |row| row.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()?;
             let over = self.file_bytes.saturating_sub(self.options.retain_bytes);
@@ -355,8 +361,9 @@ impl Writer {
         }
     }
 
-    /// Deletes `room`'s records beyond the newest `retain_messages`, with
-    /// their files' bytes. The room's row, and so its last id, stays.
+    /// Deletes the records of the room keyed `room` beyond the newest
+    /// `retain_messages`, with their files' bytes. The room's row, and so
+    /// its last id, stays.
     fn retain_messages(&mut self, room: &str) -> rusqlite::Result<u64> {
         let keep = self.options.retain_messages.min(i64::MAX as usize);
         let newest_gone: Option<i64> = self
@@ -415,20 +422,28 @@ impl Writer {
     /// rooms that are only visited leave no trace in the database.
     fn open(&mut self, room: String, recent: usize) -> Reply {
         match self.load(&room, recent) {
-            Ok((epoch, last_id, recent)) => Reply::Opened {
-                epoch: epoch.unwrap_or_else(|| self.pending_epoch(&room)),
-                room,
-                last_id,
-                recent,
-                loaded: true,
-                members: Vec::new(),
-            },
+            Ok((row, last_id, recent)) => {
+                let (epoch, spelling) = match row {
+                    Some((epoch, shown)) => (epoch, (shown != room).then_some(shown)),
+                    None => (self.pending_epoch(&room), None),
+                };
+                Reply::Opened {
+                    epoch,
+                    room,
+                    spelling,
+                    last_id,
+                    recent,
+                    loaded: true,
+                    members: Vec::new(),
+                }
+            }
             Err(e) => {
                 self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
                 self.failed("open", &room, 0, 0, &e);
                 Reply::Opened {
                     epoch: self.pending_epoch(&room),
                     room,
+                    spelling: None,
                     last_id: 0,
                     recent: Vec::new(),
                     loaded: false,
@@ -441,7 +456,8 @@ impl Writer {
     /// The epoch handed out for a room that has no row yet; the same one
     /// until its first record is written.
     fn pending_epoch(&mut self, room: &str) -> String {
-        if let Some(epoch) = self.pending_epochs.get(room) {
+        let room = room_key(room);
+        if let Some(epoch) = self.pending_epochs.get(&room) {
             return epoch.clone();
         }
         if self.pending_epochs.len() >= PENDING_EPOCHS {
@@ -454,28 +470,35 @@ impl Writer {
             }
         }
         let epoch = new_epoch();
-        self.pending_epochs.insert(room.to_owned(), epoch.clone());
+        self.pending_epochs.insert(room, epoch.clone());
         epoch
     }
 
-    /// The room's epoch (if it has a row), last id and newest records.
+    /// The room's epoch and display spelling (if it has a row), last id and
+    /// newest records, found by the room's key whichever spelling asks.
     fn load(
         &mut self,
-        room: &str,
+        spelling: &str,
         recent: usize,
-    ) -> rusqlite::Result<(Option<String>, u64, Vec<Record>)> {
-        let row: Option<(String, u64)> = self
+    ) -> rusqlite::Result<(Option<RoomRow>, u64, Vec<Record>)> {
+        let key = room_key(spelling);
+        let room = key.as_str();
+        let row: Option<(String, String, u64)> = self
             .conn
-            .prepare_cached("SELECT epoch, last_id FROM rooms WHERE name = ?1")?
-            .query_row([room], |row| Ok((row.get(0)?, row.get(1)?)))
+            .prepare_cached("SELECT epoch, name, last_id FROM rooms WHERE key = ?1")?
+            .query_row([room], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .optional()?;
         let mut records = self.query(
             &format!("{RECORD} WHERE r.room = ?1 ORDER BY r.id DESC LIMIT ?2"),
             params![room, recent.min(i64::MAX as usize)],
         )?;
         records.reverse();
+        let shown = row.as_ref().map_or(spelling, |(_, name, _)| name.as_str());
+        for record in &mut records {
+            shown.clone_into(&mut record.room);
+        }
         match row {
-            Some((epoch, last_id)) => Ok((Some(epoch), last_id, records)),
+            Some((epoch, name, last_id)) => Ok((Some((epoch, name)), last_id, records)),
             None => {
                 // Records without a room row are not written by wschat, but
                 // a file edited by hand should not make ids go back.
@@ -490,22 +513,28 @@ impl Writer {
 
     fn fetch(&mut self, room: &str, after: u64, upto: u64, limit: usize) -> Vec<Record> {
         let max = i64::MAX as u64;
+        let key = room_key(room);
         let fetched = self.query(
             &format!(
                 "{RECORD} WHERE r.room = ?1 AND r.id > ?2 AND r.id <= ?3 ORDER BY r.id LIMIT ?4"
             ),
             params![
-                room,
+                key,
                 after.min(max),
                 upto.min(max),
                 limit.min(i64::MAX as usize)
             ],
         );
-        fetched.unwrap_or_else(|e| {
+        let mut records = fetched.unwrap_or_else(|e| {
             self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
             self.failed("fetch", room, after, 0, &e);
             Vec::new()
-        })
+        });
+        // Records carry the room's key; they are given the asker's spelling.
+        for record in &mut records {
+            room.clone_into(&mut record.room);
+        }
+        records
     }
 
     fn query(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<Record>> {
@@ -531,6 +560,9 @@ impl Writer {
         }
     }
 }
+
+/// A room's row: its epoch and the spelling it is shown by.
+type RoomRow = (String, String);
 
 /// Reads a row of [`RECORD`].
 fn record(row: &Row<'_>) -> rusqlite::Result<Record> {

@@ -127,6 +127,14 @@ pub struct Config {
     #[arg(long, env = "WSCHAT_RETAIN_BYTES", default_value = "1G", value_name = "BYTES", value_parser = parse_bytes)]
     pub(crate) retain_bytes: usize,
 
+    /// Bytes a second one client address may have the server store, its
+    /// messages' and files' together, with a burst of one largest file (and
+    /// one largest message); its connections are read more slowly past it
+    /// (v1 clients are told `slow_down`). Behind `--trusted-proxy`, the
+    /// address is the forwarded client's. 0: no limit.
+    #[arg(long, env = "WSCHAT_STORE_RATE", default_value = "256K", value_name = "BYTES_PER_S", value_parser = parse_bytes_or_zero)]
+    pub(crate) store_rate: usize,
+
     /// Sync the database to disk on every commit, so that acknowledged
     /// messages survive a power loss too (by default they survive a crash
     /// of the process; a power loss may take the last few).
@@ -357,6 +365,14 @@ fn parse_bytes(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("a number of bytes, 1 or more, like 65536, 64K or 512M, not {s:?}"))
 }
 
+/// A number of bytes as [`parse_bytes`] reads it, or 0 for no limit.
+fn parse_bytes_or_zero(s: &str) -> Result<usize, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    parse_bytes(s)
+}
+
 /// A memory budget: at least [`crate::budget::MIN_BUDGET`].
 fn parse_budget(s: &str) -> Result<usize, String> {
     let bytes = parse_bytes(s)?;
@@ -466,6 +482,13 @@ impl Config {
             retain_messages: self.retain_messages,
             retain_bytes: self.retain_bytes as u64,
         })
+    }
+
+    /// `--store-rate` and its burst (one largest file and one largest
+    /// message), in bytes; `None` when it is 0.
+    pub(crate) fn store_rate(&self) -> Option<(u64, u64)> {
+        let burst = self.max_file_size as u64 + self.max_message_size as u64;
+        (self.store_rate > 0).then_some((self.store_rate as u64, burst))
     }
 
     /// A peer that sends nothing for this long is considered gone.

@@ -17,6 +17,7 @@
 
 mod fold;
 mod reader;
+mod retention;
 mod schema;
 mod writer;
 
@@ -339,8 +340,11 @@ pub(crate) struct Stats {
     pub(crate) read_errors: AtomicU64,
     /// Requests sent to the store thread and not yet taken up by it.
     pub(crate) queue_len: AtomicU64,
-    /// File bytes stored now, counted against `retain_bytes`.
+    /// File bytes stored now.
     pub(crate) file_bytes: AtomicU64,
+    /// Everything stored now, as counted against `retain_bytes`: files'
+    /// bytes and records (see `retention`).
+    pub(crate) stored_bytes: AtomicU64,
 }
 
 /// The opened store, before its thread is started.

@@ -19,6 +19,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use tungstenite::Bytes;
 
 use super::fold::room_key;
+use super::retention;
 use super::{Body, Options, Reader, Record, Reply, Request, Stats};
 
 /// Most requests taken from the channel at once, and so most appends in one
@@ -266,17 +267,19 @@ impl Writer {
                 size,
                 mime
             ])?;
-        match (&record.body, data) {
+        let file = match (&record.body, data) {
             (Body::File { .. }, Some(bytes)) => {
                 self.conn
                     .prepare_cached(
                         "INSERT INTO file_bytes (room, id, size, bytes) VALUES (?1, ?2, ?3, ?4)",
                     )?
                     .execute(params![room, record.id, bytes.len(), bytes.as_ref()])?;
-                Ok(bytes.len() as u64)
+                bytes.len() as u64
             }
-            _ => Ok(0),
-        }
+            _ => 0,
+        };
+        retention::count_in(&self.conn, room, record.id, file)?;
+        Ok(file)
     }
 
     /// Applies both bounds after a group's appends, inside its transaction.
@@ -316,18 +319,17 @@ impl Writer {
         }
     }
 
-    /// Deletes the records of `rooms` beyond `retain_messages`, then the
-    /// oldest files' bytes until `over` bytes are freed. Returns the file
-    /// bytes freed.
-    fn bound<S: AsRef<str>>(&mut self, rooms: &[S], over: u64) -> rusqlite::Result<u64> {
+    /// Deletes the records of `rooms` beyond `retain_messages`, then, while
+    /// everything stored passes `retain_bytes`, from the room holding the
+    /// most (see `retention`). Returns the file bytes freed.
+    fn bound<S: AsRef<str>>(&mut self, rooms: &[S], _over: u64) -> rusqlite::Result<u64> {
         let mut freed = 0;
         for room in rooms {
             freed += self.retain_messages(room.as_ref())?;
         }
-        if over > freed {
-            freed += self.evict_bytes(over - freed)?;
-        }
-        Ok(freed)
+        let (files, total) = retention::shrink(&self.conn, self.options.retain_bytes)?;
+        self.stats.stored_bytes.store(total, Ordering::Relaxed);
+        Ok(freed + files)
     }
 
     /// Applies both bounds to every room, for when they were lowered since
@@ -376,45 +378,7 @@ impl Writer {
         let Some(upto) = newest_gone else {
             return Ok(0);
         };
-        let freed: i64 = self
-            .conn
-            .prepare_cached(
-                "SELECT COALESCE(SUM(size), 0) FROM file_bytes WHERE room = ?1 AND id <= ?2",
-            )?
-            .query_row(params![room, upto], |row| row.get(0))?;
-        self.conn
-            .prepare_cached("DELETE FROM file_bytes WHERE room = ?1 AND id <= ?2")?
-            .execute(params![room, upto])?;
-        self.conn
-            .prepare_cached("DELETE FROM records WHERE room = ?1 AND id <= ?2")?
-            .execute(params![room, upto])?;
-        Ok(freed.max(0) as u64)
-    }
-
-    /// Deletes the oldest files' bytes until at least `excess` bytes are
-    /// freed; their announcements stay.
-    fn evict_bytes(&mut self, excess: u64) -> rusqlite::Result<u64> {
-        let mut freed = 0;
-        let mut upto = None;
-        {
-            let mut oldest = self
-                .conn
-                .prepare_cached("SELECT seq, size FROM file_bytes ORDER BY seq")?;
-            let mut rows = oldest.query([])?;
-            while freed < excess {
-                let Some(row) = rows.next()? else {
-                    break;
-                };
-                upto = Some(row.get::<_, i64>(0)?);
-                freed += row.get::<_, u64>(1)?;
-            }
-        }
-        if let Some(upto) = upto {
-            self.conn
-                .prepare_cached("DELETE FROM file_bytes WHERE seq <= ?1")?
-                .execute([upto])?;
-        }
-        Ok(freed)
+        retention::delete_upto(&self.conn, room, upto)
     }
 
     /// Loads a room. A room without history gets an epoch, which is

@@ -121,9 +121,11 @@ pub struct Config {
     )]
     pub(crate) retain_messages: usize,
 
-    /// File bytes kept in the database, all rooms together; the oldest
-    /// files' bytes go first (their announcements stay, marked gone).
-    /// Takes K, M or G suffixes.
+    /// Everything kept in the database, all rooms together: messages, file
+    /// announcements and files' bytes. Past it, the room holding the most
+    /// gives up its oldest files' bytes (their announcements stay, marked
+    /// gone), then its oldest messages. With `--redis`, each room's file
+    /// bytes. Takes K, M or G suffixes.
     #[arg(long, env = "WSCHAT_RETAIN_BYTES", default_value = "1G", value_name = "BYTES", value_parser = parse_bytes)]
     pub(crate) retain_bytes: usize,
 

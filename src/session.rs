@@ -235,7 +235,7 @@ impl Session {
         let Some(rate) = &self.store_rate else {
             return Flow::Continue;
         };
-        let wait = rate.reserve(bytes as u64);
+        let wait = rate.reserve(bytes as u64 + crate::storerate::RECORD_COST);
         if wait.is_zero() {
             self.store_slowed = false;
             return Flow::Continue;

@@ -43,9 +43,13 @@ pub(crate) use writer::{new_epoch, random_u64};
 /// process holds one for long; a reader never blocks the writer in WAL mode.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// SQLite holds a memory database to 1 GiB; within that, file bytes are
-/// kept to this much, so that files are evicted before messages fail to fit.
+/// SQLite holds a memory database to 1 GiB; within that, everything stored
+/// is kept to this much (whatever `retain_bytes` says), so that records are
+/// evicted before new ones fail to fit.
 const MEMORY_FILE_BYTES: u64 = 768 << 20;
+
+/// Bytes the write-ahead log is truncated to after a checkpoint.
+const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 
 /// How the store is opened. Both bounds apply to what is kept on disk; the
 /// dispatcher's own in-memory history is bounded separately.
@@ -428,6 +432,10 @@ pub fn open(options: &Options) -> Result<Store, StoreError> {
             );
         }
     }
+    // The log is truncated back to this after a checkpoint that grew it
+    // (one group with big files may), so that it does not keep the space.
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+        .map_err(|e| StoreError::at_open(path, e))?;
     let sync = if options.fsync { "FULL" } else { "NORMAL" };
     conn.pragma_update(None, "synchronous", sync)
         .map_err(|e| StoreError::at_open(path, e))?;

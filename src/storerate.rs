@@ -16,6 +16,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// What a message or file costs beyond its bytes: the store keeps its
+/// sender, `cid`, name and type beside them, and a row's bookkeeping
+/// (`store::retention` counts 64 for that).
+pub const RECORD_COST: u64 = 256;
+
 /// One address's allowance, shared by its connections.
 #[derive(Debug)]
 pub struct StoreRate {

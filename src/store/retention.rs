@@ -3,7 +3,7 @@
 //! fill the disk past it.
 //!
 //! Each room's row counts the bytes it holds (`rooms.bytes`, schema
-//! version 3): a record costs its text, sender, `cid`, file name and type in
+//! version 3): a record costs its text, room key, sender, `cid`, file name and type in
 //! UTF-8 bytes plus 64 (its key, id, time and the b-tree's bookkeeping,
 //! roughly), and a file's bytes cost their
 //! length. The count is kept in the same savepoint as the record it counts.
@@ -11,7 +11,9 @@
 //! its oldest files' bytes go (their announcements stay, marked
 //! unavailable), then its oldest records; a room is only touched while it
 //! holds the most. So one address filling rooms of its own cannot flush a
-//! smaller room's history.
+//! smaller room's history. A room this empties of records loses its row as
+//! well (and so its epoch and last id): otherwise rows of rooms that once
+//! had a record would pile up outside the bound.
 
 use rusqlite::{Connection, params};
 
@@ -20,6 +22,7 @@ use rusqlite::{Connection, params};
 macro_rules! cost {
     () => {
         "(length(CAST(COALESCE(text, '') AS BLOB)) + length(CAST(sender AS BLOB)) \
+         + length(CAST(room AS BLOB)) \
          + length(CAST(COALESCE(cid, '') AS BLOB)) \
          + length(CAST(COALESCE(file_name, '') AS BLOB)) \
          + length(CAST(COALESCE(file_mime, '') AS BLOB)) + 64)"
@@ -115,6 +118,14 @@ pub fn shrink(conn: &Connection, limit: u64) -> rusqlite::Result<(u64, u64)> {
         }
         total = total.saturating_sub(freed);
         files_freed += files;
+        // A room left without records gives up its row too, so that rows
+        // cannot pile up outside the bound; its next record begins a new
+        // history, with a new epoch, which resuming clients are told of.
+        conn.prepare_cached(
+            "DELETE FROM rooms WHERE key = ?1 \
+             AND NOT EXISTS (SELECT 1 FROM records WHERE room = ?1)",
+        )?
+        .execute([key])?;
     }
     Ok((files_freed, total))
 }

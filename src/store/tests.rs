@@ -350,9 +350,10 @@ fn retention_deletes_oldest_messages_but_keeps_the_last_id() {
     running.stop();
 }
 
-/// What a file record of [`file`] named `fN` costs beyond its bytes: "ada",
-/// the name, the media type and 64 (see `retention`).
-const FILE_RECORD: u64 = 3 + 2 + 24 + 64;
+/// What a file record of [`file`] named `fN` in `lobby` costs beyond its
+/// bytes: "ada", the name, the media type, the room and 64 (see
+/// `retention`).
+const FILE_RECORD: u64 = 3 + 2 + 24 + 5 + 64;
 
 #[test]
 fn retention_takes_from_the_room_holding_the_most() {
@@ -373,7 +374,7 @@ fn retention_takes_from_the_room_holding_the_most() {
     // announcements stayed, and other's message is untouched.
     assert_eq!(stats.file_bytes.load(Ordering::Relaxed), 100);
     let stored = stats.stored_bytes.load(Ordering::Relaxed);
-    assert_eq!(stored, 4 * FILE_RECORD + 100 + (7 + 3 + 64));
+    assert_eq!(stored, 4 * FILE_RECORD + 100 + (7 + 3 + 5 + 64));
     let (_, _, recent) = running.open("lobby", 10);
     let available: Vec<(u64, bool)> = recent
         .iter()

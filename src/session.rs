@@ -231,11 +231,11 @@ impl Session {
     /// allowance its connections share, and the reader waits until they
     /// are within it, so the client is held back by TCP flow control and
     /// nothing is lost. A v1 client (`own` given) is told `slow_down`.
-    fn pay(&mut self, bytes: usize, own: Option<&Arc<Outlet>>) -> Flow {
+    fn pay(&mut self, bytes: u64, own: Option<&Arc<Outlet>>) -> Flow {
         let Some(rate) = &self.store_rate else {
             return Flow::Continue;
         };
-        let wait = rate.reserve(bytes as u64 + crate::storerate::RECORD_COST);
+        let wait = rate.reserve(bytes);
         if wait.is_zero() {
             self.store_slowed = false;
             return Flow::Continue;
@@ -281,7 +281,7 @@ impl Session {
         if text.len() > self.config.max_message_size {
             return Flow::Close(Close::too_big("message too big"));
         }
-        self.pay(text.len(), None);
+        self.pay(crate::storerate::record_cost(text.len() as u64), None);
         self.wait_for_redis();
         self.tell(Input::Text {
             id: self.id,
@@ -310,7 +310,7 @@ impl Session {
             raw_frame: Some(frame),
             cid: None,
         };
-        self.pay(size, None);
+        self.pay(size as u64 + crate::storerate::RECORD_COST, None);
         self.wait_for_redis();
         self.tell(event);
         Flow::Continue
@@ -371,7 +371,8 @@ impl Session {
                     );
                     return self.refuse(own, FrameRefusal::new(ErrorCode::TextTooLong, why));
                 }
-                if let Flow::Gone = self.pay(text.len(), Some(own)) {
+                let cost = crate::storerate::record_cost(text.len() as u64);
+                if let Flow::Gone = self.pay(cost, Some(own)) {
                     return Flow::Gone;
                 }
                 self.tell(Input::Text {
@@ -406,7 +407,8 @@ impl Session {
                 }
                 // Paid at the announcement, so that a client held back
                 // has not yet sent the bytes the server would hold.
-                if let Flow::Gone = self.pay(meta.size as usize, Some(own)) {
+                let cost = meta.size + crate::storerate::RECORD_COST;
+                if let Flow::Gone = self.pay(cost, Some(own)) {
                     return Flow::Gone;
                 }
                 self.pending_file = Some(meta);

@@ -17,9 +17,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a message or file costs beyond its bytes: the store keeps its
-/// sender, `cid`, name and type beside them, and a row's bookkeeping
-/// (`store::retention` counts 64 for that).
+/// room, sender, `cid`, name and type beside them (192 bytes at most, in
+/// practice) and a row's bookkeeping (`store::retention` counts 64).
 pub const RECORD_COST: u64 = 256;
+
+/// What a message of `text` bytes costs the store, as `store::retention`
+/// counts it: whole overflow pages once its row passes about 940 bytes.
+/// A file's bytes cost their length, and its announcement [`RECORD_COST`].
+pub fn record_cost(text: u64) -> u64 {
+    let strings = text + RECORD_COST - 64;
+    if strings > 940 {
+        (strings - 489).div_ceil(4092) * 4096 + 553
+    } else {
+        strings + 64
+    }
+}
 
 /// One address's allowance, shared by its connections.
 #[derive(Debug)]

@@ -46,7 +46,9 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
 ///   display spelling; `records.room` and `file_bytes.room` hold the key.
 /// - Keys are rewritten in two passes, through a prefix (U+0001) that no
 ///   room name can begin with, so that no row takes a place another still
-///   holds between the passes. File bytes are not copied.
+///   holds between the passes; only rows whose key or id changes are
+///   rewritten (a room alone whose name is its own skeleton is not
+///   touched), through indexed look-ups.
 /// - File bytes without an announcement (which wschat never leaves, and no
 ///   URL can reach) are deleted rather than given a key.
 pub const V2: &str = "
@@ -57,6 +59,7 @@ CREATE TEMP TABLE fold_rooms AS
 INSERT INTO temp.fold_rooms (name, key, epoch, last_id, first_ts)
     SELECT room, room_key(room), lower(hex(randomblob(8))), MAX(id), MIN(ts)
     FROM records WHERE room NOT IN (SELECT name FROM rooms) GROUP BY room;
+CREATE INDEX temp.fold_rooms_by_name ON fold_rooms (name);
 
 CREATE TEMP TABLE fold_display AS
     SELECT key, name, epoch, last_id, spellings FROM (
@@ -67,6 +70,7 @@ CREATE TEMP TABLE fold_display AS
             ) AS rank
         FROM temp.fold_rooms
     ) WHERE rank = 1;
+CREATE UNIQUE INDEX temp.fold_display_by_key ON fold_display (key);
 
 CREATE TEMP TABLE fold_ids AS
     SELECT r.room AS spelling, r.id AS old_id, d.key AS key,
@@ -83,6 +87,11 @@ CREATE TEMP TABLE fold_ids AS
     FROM records r
     JOIN temp.fold_rooms f ON f.name = r.room
     JOIN temp.fold_display d ON d.key = f.key;
+-- Only the rows whose key or id changes are rewritten.
+DELETE FROM temp.fold_ids WHERE spelling = key AND id = old_id AND NOT
+    (spellings > 1 AND NOT shown AND is_file);
+CREATE UNIQUE INDEX temp.fold_ids_by_old ON fold_ids (spelling, old_id);
+CREATE INDEX temp.fold_ids_by_key ON fold_ids (key, id);
 
 CREATE TABLE rooms_v2 (
     key TEXT NOT NULL PRIMARY KEY,
@@ -108,19 +117,23 @@ INSERT INTO moved_files (spelling, old_id, id)
     SELECT spelling, old_id, id FROM temp.fold_ids
     WHERE spellings > 1 AND NOT shown AND is_file;
 
+DELETE FROM file_bytes WHERE NOT EXISTS (
+    SELECT 1 FROM records r WHERE r.room = file_bytes.room AND r.id = file_bytes.id
+);
 UPDATE records SET (room, id) = (
     SELECT char(1) || i.key, i.id FROM temp.fold_ids i
     WHERE i.spelling = records.room AND i.old_id = records.id
+) WHERE EXISTS (
+    SELECT 1 FROM temp.fold_ids i WHERE i.spelling = records.room AND i.old_id = records.id
 );
-UPDATE records SET room = substr(room, 2);
+UPDATE records SET room = substr(room, 2) WHERE substr(room, 1, 1) = char(1);
 UPDATE file_bytes SET (room, id) = (
     SELECT char(1) || i.key, i.id FROM temp.fold_ids i
     WHERE i.spelling = file_bytes.room AND i.old_id = file_bytes.id
 ) WHERE EXISTS (
     SELECT 1 FROM temp.fold_ids i WHERE i.spelling = file_bytes.room AND i.old_id = file_bytes.id
 );
-DELETE FROM file_bytes WHERE substr(room, 1, 1) <> char(1);
-UPDATE file_bytes SET room = substr(room, 2);
+UPDATE file_bytes SET room = substr(room, 2) WHERE substr(room, 1, 1) = char(1);
 
 DROP TABLE temp.fold_ids;
 DROP TABLE temp.fold_display;

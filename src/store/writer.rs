@@ -26,6 +26,25 @@ use super::{Body, Options, Reader, Record, Reply, Request, Stats};
 /// transaction.
 pub const GROUP: usize = 256;
 
+/// Most bytes of files and texts taken into one group: a group is written
+/// before retention frees room for it, so this (and one file more) is how
+/// far past `retain_bytes` the database may grow for a moment.
+pub const GROUP_BYTES: u64 = 64 << 20;
+
+/// What a request adds to a group's bytes.
+fn weight(request: &Request) -> u64 {
+    match request {
+        Request::Append { record, data, .. } => {
+            let text = match &record.body {
+                Body::Text(text) => text.len(),
+                Body::File { .. } => 0,
+            };
+            (text + data.as_ref().map_or(0, Bytes::len)) as u64
+        }
+        _ => 0,
+    }
+}
+
 /// Rooms opened but not yet written to whose epochs are remembered.
 const PENDING_EPOCHS: usize = 65_536;
 
@@ -90,10 +109,14 @@ impl Writer {
             let Some(first) = first else {
                 break;
             };
+            let mut bytes = weight(&first);
             let mut batch = vec![first];
-            while batch.len() < GROUP {
+            while batch.len() < GROUP && bytes < GROUP_BYTES {
                 match requests.try_recv() {
-                    Ok(request) => batch.push(request),
+                    Ok(request) => {
+                        bytes += weight(&request);
+                        batch.push(request);
+                    }
                     Err(_) => break,
                 }
             }

@@ -2,7 +2,8 @@
 //! no faster than `--store-rate` (its connections are slowed and told
 //! `slow_down`, nothing is lost, another address is not slowed); everything
 //! stored stays within `--retain-bytes`; and a flood of one address's rooms
-//! takes from those rooms, never from a bystander room's history.
+//! takes from those rooms, never from a bystander room's history. Behind
+//! nginx with `--trusted-proxy`, the address is the forwarded one.
 //! 127.0.0.2 and 127.0.0.3 are two users.
 
 mod support;
@@ -11,15 +12,20 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::nginx::ws_from;
+use support::nginx::{Nginx, ws_from};
 use support::*;
 
 const V1: &str = "Sec-WebSocket-Protocol: wschat.v1";
 
 /// A v1 client from `from`, joined to `room` as `name`.
 fn join_from(server: &Server, from: &str, room: &str, name: &str) -> Client {
+    join_at(&server.addr, from, room, name)
+}
+
+/// The same through `addr` (a proxy in front of the server).
+fn join_at(addr: &str, from: &str, room: &str, name: &str) -> Client {
     let path = format!("/ws?room={room}&name={name}");
-    let mut ws = ws_from(&server.addr, &path, from, &[V1]).unwrap();
+    let mut ws = ws_from(addr, &path, from, &[V1]).unwrap();
     expect_type(&mut ws, "welcome");
     expect_type(&mut ws, "presence");
     ws
@@ -226,4 +232,41 @@ fn a_flood_of_one_address_takes_from_its_own_rooms_not_from_a_bystander() {
         "{file} bytes on disk"
     );
     assert!(log <= 64 << 20, "{log} bytes of log");
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_forwarded_address_has_its_own_store_rate() {
+    // A burst of 24 KiB: five of these texts, then 16 KiB a second.
+    let server = Server::start(&[
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--store-rate",
+        "16K",
+        "--max-file-size",
+        "16384",
+        "--max-message-size",
+        "8192",
+        "--rate",
+        "1000",
+        "--burst",
+        "1000",
+    ]);
+    let nginx = Nginx::in_front_of(&server);
+    let text = "z".repeat(4000);
+    let mut flooder = join_at(&nginx.addr, "127.0.0.2", "a", "flood");
+    let mut slowed = false;
+    for i in 0..20 {
+        if say_acked(&mut flooder, &text, &format!("f{i}")) {
+            slowed = true;
+            break;
+        }
+    }
+    assert!(slowed, "the flooder was never told slow_down");
+    // Everyone reaches wschat from nginx's 127.0.0.1; the other user is
+    // still judged by their own address, whose allowance is whole.
+    let mut other = join_at(&nginx.addr, "127.0.0.3", "b", "other");
+    assert!(
+        !say_acked(&mut other, &text, "o1"),
+        "a bystander was slowed"
+    );
 }

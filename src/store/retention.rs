@@ -6,7 +6,7 @@
 //! version 3): a record costs what it takes on disk (see [`cost`]): its
 //! text, room key, sender, `cid`, file name and type in UTF-8 bytes plus 64
 //! (its id, time and the b-tree's bookkeeping, roughly), or whole overflow
-//! pages for a long one; and a file's bytes cost their
+//! pages for a long one; the room's own row its key and name plus 128; and a file's bytes cost their
 //! length. The count is kept in the same savepoint as the record it counts.
 //! When the total passes the bound, the room holding the most pays first:
 //! its oldest files' bytes go (their announcements stay, marked
@@ -16,7 +16,7 @@
 //! well (and so its epoch and last id): otherwise rows of rooms that once
 //! had a record would pile up outside the bound.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// The bytes of a row of `records`' strings.
 macro_rules! strings {
@@ -51,12 +51,24 @@ macro_rules! cost {
     };
 }
 
-/// Version 3: every room's row counts its bytes, and an index finds the
-/// room holding the most.
+/// What a room's own row costs, in SQL over a row of `rooms`: its key and
+/// name, and 128 for its epoch, counts and its entry in the index by
+/// bytes. Counted while the row lasts, so that rooms of one tiny record
+/// each cannot take more disk than is counted.
+macro_rules! row_cost {
+    () => {
+        "(length(CAST(key AS BLOB)) + length(CAST(name AS BLOB)) + 128)"
+    };
+}
+
+/// Version 3: every room's row counts its bytes (its own row's with
+/// them), and an index finds the room holding the most.
 pub const V3: &str = concat!(
     "ALTER TABLE rooms ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
-UPDATE rooms SET bytes =
-    (SELECT COALESCE(SUM(",
+UPDATE rooms SET bytes = ",
+    row_cost!(),
+    "
+    + (SELECT COALESCE(SUM(",
     cost!(),
     "), 0) FROM records WHERE room = rooms.key)
     + (SELECT COALESCE(SUM(size), 0) FROM file_bytes WHERE room = rooms.key);
@@ -65,12 +77,14 @@ CREATE INDEX rooms_by_bytes ON rooms (bytes);
 );
 
 /// Counts a record just written (with `file` bytes of its file) in its
-/// room's row.
+/// room's row; a row just made (whose count is 0) counts itself too.
 pub fn count_in(conn: &Connection, key: &str, id: u64, file: u64) -> rusqlite::Result<()> {
     conn.prepare_cached(concat!(
         "UPDATE rooms SET bytes = bytes + ?3 + (SELECT ",
         cost!(),
-        " FROM records WHERE room = ?1 AND id = ?2) WHERE key = ?1"
+        " FROM records WHERE room = ?1 AND id = ?2) + CASE WHEN bytes = 0 THEN ",
+        row_cost!(),
+        " ELSE 0 END WHERE key = ?1"
     ))?
     .execute(params![key, id, file])?;
     Ok(())
@@ -129,25 +143,27 @@ pub fn shrink(conn: &Connection, limit: u64) -> rusqlite::Result<(u64, u64)> {
         // Only as much as keeps it the biggest, so that rooms of one size
         // pay in turn.
         let goal = (total - limit).min((most - next + 1).max(1) as u64);
-        let (freed, files) = evict(conn, key, goal)?;
-        if freed == 0 {
+        let (mut freed, files) = evict(conn, key, goal)?;
+        // A room left without records gives up its row too, and what the
+        // row counted, so that rows cannot pile up outside the bound; its
+        // next record begins a new history, with a new epoch, which
+        // resuming clients are told of.
+        let emptied: Option<i64> = conn
+            .prepare_cached(
+                "DELETE FROM rooms WHERE key = ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM records WHERE room = ?1) RETURNING bytes",
+            )?
+            .query_row([key], |row| row.get(0))
+            .optional()?;
+        if let Some(left) = emptied {
+            freed += left.max(0) as u64;
+        } else if freed == 0 {
             // Its count says more than it holds (a database edited by
-            // hand): set it right and look again.
-            conn.prepare_cached("UPDATE rooms SET bytes = 0 WHERE key = ?1")?
-                .execute([key])?;
-            total = self::total(conn)?;
-            continue;
+            // hand): nothing more can be freed.
+            break;
         }
         total = total.saturating_sub(freed);
         files_freed += files;
-        // A room left without records gives up its row too, so that rows
-        // cannot pile up outside the bound; its next record begins a new
-        // history, with a new epoch, which resuming clients are told of.
-        conn.prepare_cached(
-            "DELETE FROM rooms WHERE key = ?1 \
-             AND NOT EXISTS (SELECT 1 FROM records WHERE room = ?1)",
-        )?
-        .execute([key])?;
     }
     Ok((files_freed, total))
 }
@@ -238,8 +254,9 @@ mod tests {
     #[test]
     fn a_short_record_costs_its_strings_and_a_long_one_its_pages() {
         let conn = database();
-        // "ada" + "lobby" + the text, plus 64.
-        assert_eq!(add(&conn, 1, "hello"), 3 + 5 + 5 + 64);
+        // "ada" + "lobby" + the text, plus 64; and the room's row, "lobby"
+        // twice and 128.
+        assert_eq!(add(&conn, 1, "hello"), 3 + 5 + 5 + 64 + (5 + 5 + 128));
         // Past 940 bytes the row spills: one whole overflow page and the
         // part kept in the b-tree page.
         let before = total(&conn).unwrap();
@@ -268,7 +285,7 @@ mod tests {
         add(&conn, 2, &"b".repeat(2000));
         add(&conn, 3, "c");
         delete_upto(&conn, "lobby", 2).unwrap();
-        assert_eq!(total(&conn).unwrap(), 3 + 5 + 1 + 64);
+        assert_eq!(total(&conn).unwrap(), 3 + 5 + 1 + 64 + (5 + 5 + 128));
         // Over a bound, the room's oldest go, and a room left without
         // records loses its row.
         let (_, after) = shrink(&conn, 10).unwrap();

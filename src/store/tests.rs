@@ -358,7 +358,7 @@ const FILE_RECORD: u64 = 3 + 2 + 24 + 5 + 64;
 #[test]
 fn retention_takes_from_the_room_holding_the_most() {
     let mut opts = options(":memory:");
-    opts.retain_bytes = 600;
+    opts.retain_bytes = 880;
     let store = open(&opts).unwrap();
     let reader = store.reader();
     let stats = store.stats();
@@ -374,7 +374,9 @@ fn retention_takes_from_the_room_holding_the_most() {
     // announcements stayed, and other's message is untouched.
     assert_eq!(stats.file_bytes.load(Ordering::Relaxed), 100);
     let stored = stats.stored_bytes.load(Ordering::Relaxed);
-    assert_eq!(stored, 4 * FILE_RECORD + 100 + (7 + 3 + 5 + 64));
+    // And each room's row: its key and name, and 128.
+    let rows = (5 + 5 + 128) + (5 + 5 + 128);
+    assert_eq!(stored, 4 * FILE_RECORD + 100 + (7 + 3 + 5 + 64) + rows);
     let (_, _, recent) = running.open("lobby", 10);
     let available: Vec<(u64, bool)> = recent
         .iter()
@@ -392,7 +394,7 @@ fn retention_takes_from_the_room_holding_the_most() {
     // Then its oldest records, and still never other's.
     for id in 5..=14 {
         assert!(running.append(text("lobby", id, &"x".repeat(100)), None));
-        assert!(stats.stored_bytes.load(Ordering::Relaxed) <= 600);
+        assert!(stats.stored_bytes.load(Ordering::Relaxed) <= 880);
     }
     let (_, _, recent) = running.open("lobby", 100);
     let ids: Vec<u64> = recent.iter().map(|r| r.id).collect();
@@ -414,8 +416,9 @@ fn a_lower_byte_bound_applies_at_the_next_start() {
     }
     running.stop();
 
-    // 3 * (100 + FILE_RECORD) = 579 stored: under 400, two files' bytes go.
-    opts.retain_bytes = 400;
+    // 3 * (100 + FILE_RECORD) and the row, 732, are stored: under 560, two
+    // files' bytes go.
+    opts.retain_bytes = 560;
     let store = open(&opts).unwrap();
     let stats = store.stats();
     assert_eq!(stats.file_bytes.load(Ordering::Relaxed), 300);
@@ -425,7 +428,7 @@ fn a_lower_byte_bound_applies_at_the_next_start() {
     assert_eq!(stats.file_bytes.load(Ordering::Relaxed), 100);
     assert_eq!(
         stats.stored_bytes.load(Ordering::Relaxed),
-        3 * FILE_RECORD + 100
+        3 * FILE_RECORD + 100 + (5 + 5 + 128)
     );
     assert_eq!(reader.file("lobby", 2).unwrap(), None);
     assert!(reader.file("lobby", 3).unwrap().is_some());

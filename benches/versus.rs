@@ -174,6 +174,7 @@ impl Server {
             Kind::Wschat => {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_wschat"));
                 c.env("WSCHAT_DB", ":memory:");
+                c.env("WSCHAT_STORE_RATE", "0");
                 c.args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
                     .args(["--rate", "1000000", "--burst", "1000000"])
                     .args(["--max-connections", "100000"])

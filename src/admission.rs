@@ -28,6 +28,7 @@ use crate::http::{self, Head};
 use crate::metrics::{self, Refused};
 use crate::proxy::{Hosts, Seen};
 use crate::ratelimit::TokenBucket;
+use crate::storerate::StoreRate;
 
 /// Connect-rate buckets are swept of full (idle) ones once there are this
 /// many, which bounds the map by the addresses active in the last
@@ -132,19 +133,20 @@ enum Ask {
 /// A mutex and condition variable rather than a channel: waiting on a
 /// channel takes the connection's thread a stack page deeper, a page it
 /// would keep for its whole life.
+/// An admitted connection is also handed its address's [`StoreRate`].
 #[derive(Default)]
 struct Reply {
-    verdict: Mutex<Option<Verdict>>,
+    verdict: Mutex<Option<(Verdict, Option<Arc<StoreRate>>)>>,
     ready: Condvar,
 }
 
 impl Reply {
-    fn give(&self, verdict: Verdict) {
+    fn give(&self, verdict: (Verdict, Option<Arc<StoreRate>>)) {
         *self.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict);
         self.ready.notify_one();
     }
 
-    fn wait(&self) -> Verdict {
+    fn wait(&self) -> (Verdict, Option<Arc<StoreRate>>) {
         let mut slot = self.verdict.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(verdict) = slot.take() {
@@ -162,9 +164,29 @@ struct Clients {
     max_per_ip: usize,
     rate: f64,
     burst: u32,
+    /// Each address's allowance of bytes to store, shared by its
+    /// connections; kept after they close until it is whole again, so
+    /// that reconnecting does not refill it.
+    stores: HashMap<IpAddr, Arc<StoreRate>>,
+    /// `--store-rate` and its burst, in bytes; `None` without a limit.
+    store_rate: Option<(u64, u64)>,
 }
 
 impl Clients {
+    /// The allowance of bytes to store of an address just admitted.
+    fn store_rate(&mut self, ip: IpAddr) -> Option<Arc<StoreRate>> {
+        let (rate, burst) = self.store_rate?;
+        if self.stores.len() >= SWEEP_BUCKETS_AT {
+            self.stores
+                .retain(|_, r| Arc::strong_count(r) > 1 || !r.is_full());
+        }
+        let shared = self
+            .stores
+            .entry(ip)
+            .or_insert_with(|| Arc::new(StoreRate::new(rate, burst)));
+        Some(shared.clone())
+    }
+
     fn admit(&mut self, ip: IpAddr) -> Verdict {
         if self.attempts.len() >= SWEEP_BUCKETS_AT {
             self.attempts.retain(|_, bucket| !bucket.is_full());
@@ -202,7 +224,19 @@ pub struct Admission {
 
 impl Admission {
     /// Starts the admission thread; it ends when every handle is gone.
+    #[cfg(test)]
     pub fn start(max_per_ip: usize, rate: f64, burst: u32) -> std::io::Result<Admission> {
+        Admission::start_with(max_per_ip, rate, burst, None)
+    }
+
+    /// As `start`, handing each admitted connection its address's
+    /// allowance of `store_rate` (bytes a second, burst), when given.
+    pub fn start_with(
+        max_per_ip: usize,
+        rate: f64,
+        burst: u32,
+        store_rate: Option<(u64, u64)>,
+    ) -> std::io::Result<Admission> {
         let (asks, inbox) = crossbeam_channel::unbounded();
         let clients = Clients {
             open: HashMap::new(),
@@ -210,6 +244,8 @@ impl Admission {
             max_per_ip,
             rate,
             burst,
+            stores: HashMap::new(),
+            store_rate,
         };
         thread::Builder::new()
             .name("admission".into())
@@ -230,9 +266,10 @@ impl Admission {
         if self.asks.send(ask).is_err() {
             return Verdict::Admit;
         }
-        let verdict = reply.wait();
+        let (verdict, store_rate) = reply.wait();
         if verdict == Verdict::Admit {
             ticket.client = Some((ip, self.clone()));
+            ticket.store_rate = store_rate;
         }
         verdict
     }
@@ -241,7 +278,14 @@ impl Admission {
 fn serve(mut clients: Clients, inbox: Receiver<Ask>) {
     for ask in inbox {
         match ask {
-            Ask::Admit { ip, reply } => reply.give(clients.admit(ip)),
+            Ask::Admit { ip, reply } => {
+                let verdict = clients.admit(ip);
+                let store_rate = match verdict {
+                    Verdict::Admit => clients.store_rate(ip),
+                    _ => None,
+                };
+                reply.give((verdict, store_rate));
+            }
             Ask::Closed(ip) => clients.closed(ip),
         }
     }
@@ -255,6 +299,8 @@ pub struct Ticket {
     reading_head: bool,
     /// The client address it holds a place for at the admission thread.
     client: Option<(IpAddr, Admission)>,
+    /// The allowance of bytes to store of that address, once admitted.
+    pub store_rate: Option<Arc<StoreRate>>,
     /// Dropped when the connection ends: shutdown waits for all of these.
     _alive: Sender<()>,
 }
@@ -267,6 +313,7 @@ impl Ticket {
             counted,
             reading_head: true,
             client: None,
+            store_rate: None,
             _alive: alive,
         }
     }
@@ -611,6 +658,8 @@ mod tests {
             max_per_ip: 2,
             rate: 1.0,
             burst: 3,
+            stores: HashMap::new(),
+            store_rate: None,
         };
         assert_eq!(clients.admit(ip(2)), Verdict::Admit);
         assert_eq!(clients.admit(ip(2)), Verdict::Admit);
@@ -618,5 +667,28 @@ mod tests {
         clients.closed(ip(2));
         assert!(matches!(clients.admit(ip(2)), Verdict::TooFast(_)));
         assert_eq!(clients.admit(ip(3)), Verdict::Admit);
+    }
+
+    #[test]
+    fn connections_of_one_address_share_its_store_rate() {
+        let admission = Admission::start_with(10, 1000.0, 1000, Some((1000, 1000))).unwrap();
+        let mut a = ticket(ip(2), true);
+        let mut b = ticket(ip(2), true);
+        let mut c = ticket(ip(3), true);
+        for (t, from) in [(&mut a, 2), (&mut b, 2), (&mut c, 3)] {
+            assert_eq!(admission.admit(&mut t.ticket, ip(from)), Verdict::Admit);
+        }
+        let (a, b, c) = (
+            a.ticket.store_rate.clone().unwrap(),
+            b.ticket.store_rate.clone().unwrap(),
+            c.ticket.store_rate.clone().unwrap(),
+        );
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        // What one connection of the address stores, the other waits for;
+        // the other address does not.
+        assert_eq!(a.reserve(1000), Duration::ZERO);
+        assert!(b.reserve(1000) > Duration::from_millis(900));
+        assert_eq!(c.reserve(1000), Duration::ZERO);
     }
 }

@@ -18,8 +18,8 @@ use crate::proxy::Cidr;
 
 mod values;
 use values::{
-    parse_budget, parse_bytes, parse_count, parse_listen, parse_log_filter, parse_origin,
-    parse_positive_secs, parse_public_url, parse_rate, parse_secs,
+    parse_budget, parse_bytes, parse_bytes_or_zero, parse_count, parse_listen, parse_log_filter,
+    parse_origin, parse_positive_secs, parse_public_url, parse_rate, parse_secs,
 };
 
 /// Printed at the end of `--help`.
@@ -137,11 +137,21 @@ pub struct Config {
     )]
     pub(crate) retain_messages: usize,
 
-    /// File bytes kept in the database, all rooms together; the oldest
-    /// files' bytes go first (their announcements stay, marked gone).
-    /// Takes K, M or G suffixes.
+    /// Everything kept in the database, all rooms together: messages, file
+    /// announcements and files' bytes. Past it, the room holding the most
+    /// gives up its oldest files' bytes (their announcements stay, marked
+    /// gone), then its oldest messages. With `--redis`, each room's file
+    /// bytes. Takes K, M or G suffixes.
     #[arg(long, env = "WSCHAT_RETAIN_BYTES", default_value = "1G", value_name = "BYTES", value_parser = parse_bytes)]
     pub(crate) retain_bytes: usize,
+
+    /// Bytes a second one client address may have the server store, its
+    /// messages' and files' together, with a burst of one largest file (and
+    /// one largest message); its connections are read more slowly past it
+    /// (v1 clients are told `slow_down`). Behind `--trusted-proxy`, the
+    /// address is the forwarded client's. 0: no limit.
+    #[arg(long, env = "WSCHAT_STORE_RATE", default_value = "256K", value_name = "BYTES_PER_S", value_parser = parse_bytes_or_zero)]
+    pub(crate) store_rate: usize,
 
     /// Sync the database to disk on every commit, so that acknowledged
     /// messages survive a power loss too (by default they survive a crash
@@ -485,6 +495,13 @@ impl Config {
             retain_messages: self.retain_messages,
             retain_bytes: self.retain_bytes as u64,
         })
+    }
+
+    /// `--store-rate` and its burst (one largest file and one largest
+    /// message), in bytes; `None` when it is 0.
+    pub(crate) fn store_rate(&self) -> Option<(u64, u64)> {
+        let burst = self.max_file_size as u64 + self.max_message_size as u64;
+        (self.store_rate > 0).then_some((self.store_rate as u64, burst))
     }
 
     /// A peer that sends nothing for this long is considered gone.

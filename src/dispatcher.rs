@@ -618,8 +618,9 @@ impl Dispatcher {
         }
         let room_name = match names::name(request.room.as_deref().unwrap_or("lobby")) {
             Ok(room) => {
-                let rooms = &self.rooms;
-                self.room_names.resolve(room, |r| rooms.contains_key(r))
+                let (rooms, loading) = (&self.rooms, &self.loading);
+                self.room_names
+                    .resolve(room, |r| rooms.contains_key(r) || loading.contains_key(r))
             }
             Err(e) => {
                 let why = format!("{e}; a room name must be 1-32 visible characters");
@@ -1230,7 +1231,8 @@ impl Dispatcher {
     fn stored(&mut self, reply: store::Reply) {
         match reply {
             store::Reply::Opened {
-                room: name,
+                room: asked,
+                spelling,
                 epoch,
                 last_id,
                 recent,
@@ -1240,9 +1242,12 @@ impl Dispatcher {
                 if !loaded && self.cluster.is_some() {
                     // Shared rooms cannot start afresh on their own: the
                     // joins are refused, to be tried again.
-                    self.unreachable(&name);
+                    self.unreachable(&asked);
                     return;
                 }
+                // The history's own spelling names the room, whichever
+                // look-alike spelling asked for it.
+                let name = self.room_names.settle(&asked, spelling);
                 if !loaded {
                     log::error!(
                         "event=store_error room={name:?} msg=\"history could not be read; the room starts a new epoch\""
@@ -1263,7 +1268,7 @@ impl Dispatcher {
                         self.keep(&name, Stored::new(record, &self.limits.file_urls));
                     }
                 }
-                let parked = self.loading.remove(&name).unwrap_or_default();
+                let parked = self.loading.remove(&asked).unwrap_or_default();
                 for event in &parked {
                     if let Input::Join(request) = event {
                         self.waiting.remove(&request.id);
@@ -1292,7 +1297,8 @@ impl Dispatcher {
                 origin,
                 relay,
                 outcome,
-            } => self.appended(record, data, origin, relay, outcome),
+                epoch,
+            } => self.appended(record, data, origin, relay, (outcome, epoch)),
             store::Reply::Fetched {
                 token,
                 records,
@@ -1312,10 +1318,21 @@ impl Dispatcher {
         data: Option<Bytes>,
         origin: store::Origin,
         relay: Option<Bytes>,
-        outcome: store::Outcome,
+        (outcome, epoch): (store::Outcome, Option<String>),
     ) {
         match outcome {
             store::Outcome::Stored => {
+                // The room's history began again in the store (retention
+                // emptied it): everyone here is told, as when Redis loses a
+                // room, and resumes under the new epoch.
+                if let Some(epoch) = epoch
+                    && self
+                        .rooms
+                        .get(&record.room)
+                        .is_some_and(|r| r.epoch != epoch)
+                {
+                    self.reset_room(&record.room, epoch);
+                }
                 self.deliver(record, data, relay, Some(origin.client), origin.raw);
             }
             store::Outcome::Resent => {

@@ -1108,7 +1108,7 @@ mod tests {
 
     #[test]
     fn wrong_names_ids_and_rooms_are_not_found() {
-        let fx = Fixture::with_bytes("404", 1000);
+        let fx = Fixture::with_bytes("404", 1500);
         // Announced but larger than all the bytes kept: not stored.
         fx.put(
             "r",

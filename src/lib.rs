@@ -45,6 +45,7 @@ pub(crate) mod router;
 pub mod server;
 pub(crate) mod session;
 pub mod store;
+pub(crate) mod storerate;
 #[cfg(test)]
 mod testing;
 pub(crate) mod wire;

@@ -168,6 +168,7 @@ pub struct Metrics {
     rooms: Gauge,
     received: [Counter; 4],
     rate_limited: Counter,
+    store_rate_limited: Counter,
     deliveries: Counter,
     bytes_received: Counter,
     bytes_sent: Counter,
@@ -186,6 +187,7 @@ pub struct Metrics {
     store_queue: Gauge,
     store_file_bytes: Gauge,
     store_failing: Gauge,
+    store_bytes: Gauge,
     /// The history store's counts, read at each scrape.
     store: OnceLock<Arc<Stats>>,
 }
@@ -229,6 +231,12 @@ impl Metrics {
             "rate_limited",
             "Times a client was held back by the per-connection rate limit",
             rate_limited.clone(),
+        );
+        let store_rate_limited = Counter::default();
+        registry.register(
+            "store_rate_limited",
+            "Times a client was held back by its address's --store-rate",
+            store_rate_limited.clone(),
         );
         let deliveries = Counter::default();
         registry.register(
@@ -330,9 +338,12 @@ impl Metrics {
             "store_queue",
             "Requests waiting for the history store thread",
         );
-        let store_file_bytes = store_gauge(
-            "store_file_bytes",
-            "File bytes kept in the history store (bounded by --retain-bytes)",
+        let store_file_bytes =
+            store_gauge("store_file_bytes", "File bytes kept in the history store");
+        let store_bytes = store_gauge(
+            "store_bytes",
+            "Bytes of messages, file announcements and files kept in the history store, \
+             as counted against --retain-bytes",
         );
         let store_failing = store_gauge(
             "store_failing",
@@ -351,6 +362,7 @@ impl Metrics {
             rooms,
             received: KINDS.map(|k| one(&received, "kind", k)),
             rate_limited,
+            store_rate_limited,
             deliveries,
             bytes_received,
             bytes_sent,
@@ -368,6 +380,7 @@ impl Metrics {
             store_queue,
             store_file_bytes,
             store_failing,
+            store_bytes,
             store: OnceLock::new(),
             registry,
         }
@@ -402,6 +415,7 @@ impl Metrics {
             self.store_queue.set(read(&stats.queue_len));
             self.store_file_bytes.set(read(&stats.file_bytes));
             self.store_failing.set(i64::from(stats.is_failing()));
+            self.store_bytes.set(read(&stats.stored_bytes));
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
@@ -456,6 +470,11 @@ impl Metrics {
     /// The rate limit held a client back.
     pub(crate) fn rate_limited(&self) {
         self.rate_limited.inc();
+    }
+
+    /// An address's store rate held a client back.
+    pub(crate) fn store_rate_limited(&self) {
+        self.store_rate_limited.inc();
     }
 
     /// `n` frames were sent or queued to clients.

@@ -342,6 +342,24 @@ impl Rooms {
         self.by_skeleton.insert(name.skeleton, name.text.clone());
         name.text
     }
+
+    /// The spelling this server knows a room by, when it knows one that
+    /// looks like `room`: another instance sharing the room through Redis
+    /// may spell it otherwise.
+    pub fn spelled_here(&self, room: &str) -> Option<&str> {
+        self.by_skeleton.get(&skeleton(room)).map(String::as_str)
+    }
+
+    /// The room's history came back from the store for `asked`, shown by
+    /// `spelling` when the store holds another spelling of it: from now on
+    /// that spelling is the room. Returns the room's name.
+    pub fn settle(&mut self, asked: &str, spelling: Option<String>) -> String {
+        let Some(spelling) = spelling else {
+            return asked.to_owned();
+        };
+        self.by_skeleton.insert(skeleton(asked), spelling.clone());
+        spelling
+    }
 }
 
 #[cfg(test)]

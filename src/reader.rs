@@ -58,6 +58,8 @@ pub struct Connection {
     /// With `--redis`: whether Redis answers (a raw client's messages wait
     /// while it does not).
     pub redis: Option<Arc<crate::cluster::Status>>,
+    /// Its address's allowance of bytes to store (`--store-rate`).
+    pub store_rate: Option<Arc<crate::storerate::StoreRate>>,
 }
 
 /// How a connection ended, for the disconnect log line.
@@ -120,6 +122,7 @@ impl Connection {
             self.budget.incoming.clone(),
             self.redis.clone(),
         ));
+        session.store_rate = self.store_rate.clone();
         let open = crate::metrics::get().connection(session.kind);
         let end = if let Some(place) = take_place(
             (self.id, self.peer, session.kind),

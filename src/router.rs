@@ -121,6 +121,7 @@ pub(crate) fn handle(
                 writers: shared.writers.clone(),
                 budget: shared.budget.clone(),
                 redis: shared.health.cluster(),
+                store_rate: ticket.store_rate.clone(),
             };
             Some((Box::new(connection), ticket))
         }

@@ -378,10 +378,11 @@ impl Server {
                 outbound: self.budget.outbound.clone(),
             },
             health: health.clone(),
-            admission: Admission::start(
+            admission: Admission::start_with(
                 config.max_connections_per_ip,
                 config.connect_rate,
                 config.connect_burst,
+                config.store_rate(),
             )?,
             proxies: Proxies::new(&config.trusted_proxies),
             hosts: Hosts::new(&config.public_urls).map_err(io::Error::other)?,

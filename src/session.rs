@@ -69,6 +69,12 @@ pub struct Session {
     /// With `--redis`: whether Redis answers. A raw client's message waits
     /// while it does not (see `wait_for_redis`).
     redis: Option<Arc<crate::cluster::Status>>,
+    /// The allowance of bytes to store shared by every connection of the
+    /// client's address (`--store-rate`); `None` without a limit.
+    pub store_rate: Option<Arc<crate::storerate::StoreRate>>,
+    /// The client has been told `slow_down` for its address's store rate
+    /// and has not since sent something within it.
+    store_slowed: bool,
 }
 
 impl Session {
@@ -99,6 +105,8 @@ impl Session {
             errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
             incoming,
             redis,
+            store_rate: None,
+            store_slowed: false,
         }
     }
 
@@ -218,6 +226,42 @@ impl Session {
         }
     }
 
+    /// The address's store rate, applied as `pace` applies the frame rate:
+    /// `bytes` about to be handed on for storing are reserved from the
+    /// allowance its connections share, and the reader waits until they
+    /// are within it, so the client is held back by TCP flow control and
+    /// nothing is lost. A v1 client (`own` given) is told `slow_down`.
+    fn pay(&mut self, bytes: u64, own: Option<&Arc<Outlet>>) -> Flow {
+        let Some(rate) = &self.store_rate else {
+            return Flow::Continue;
+        };
+        let wait = rate.reserve(bytes);
+        if wait.is_zero() {
+            self.store_slowed = false;
+            return Flow::Continue;
+        }
+        crate::metrics::get().store_rate_limited();
+        log::debug!(
+            "event=store_rate_wait client={} bytes={bytes} wait_ms={}",
+            self.id,
+            wait.as_millis()
+        );
+        if let Some(own) = own
+            && !self.store_slowed
+        {
+            self.store_slowed = true;
+            let notice = protocol::encode(&protocol::Event::SlowDown {
+                wait_ms: wait.as_millis().max(1) as u64,
+            });
+            if let Flow::Gone = reply(own, Encoded::text(notice)) {
+                return Flow::Gone;
+            }
+        }
+        self.held += wait;
+        std::thread::sleep(wait);
+        Flow::Continue
+    }
+
     /// With `--redis`, a raw client's message waits while Redis cannot be
     /// reached: the tutorial protocol has no error to refuse it with, and
     /// not reading from the client meanwhile (as the rate limit does)
@@ -237,6 +281,7 @@ impl Session {
         if text.len() > self.config.max_message_size {
             return Flow::Close(Close::too_big("message too big"));
         }
+        self.pay(crate::storerate::record_cost(text.len() as u64), None);
         self.wait_for_redis();
         self.tell(Input::Text {
             id: self.id,
@@ -254,6 +299,7 @@ impl Session {
         if frame.len() - offset > self.config.max_file_size {
             return Flow::Close(Close::too_big("message too big"));
         }
+        let size = frame.len();
         let event = Input::File {
             id: self.id,
             mime: protocol::guess_mime(&name).to_owned(),
@@ -264,6 +310,7 @@ impl Session {
             raw_frame: Some(frame),
             cid: None,
         };
+        self.pay(size as u64 + crate::storerate::RECORD_COST, None);
         self.wait_for_redis();
         self.tell(event);
         Flow::Continue
@@ -327,6 +374,10 @@ impl Session {
                     );
                     return self.refuse(own, FrameRefusal::new(ErrorCode::TextTooLong, why));
                 }
+                let cost = crate::storerate::record_cost(text.len() as u64);
+                if let Flow::Gone = self.pay(cost, Some(own)) {
+                    return Flow::Gone;
+                }
                 self.tell(Input::Text {
                     id: self.id,
                     text: text.into(),
@@ -356,6 +407,12 @@ impl Session {
                         meta.size
                     );
                     return self.refuse(own, FrameRefusal::new(ErrorCode::ServerBusy, why));
+                }
+                // Paid at the announcement, so that a client held back
+                // has not yet sent the bytes the server would hold.
+                let cost = meta.size + crate::storerate::RECORD_COST;
+                if let Flow::Gone = self.pay(cost, Some(own)) {
+                    return Flow::Gone;
                 }
                 self.pending_file = Some(meta);
             }

@@ -18,8 +18,10 @@
 //! a crash and what the bounds are.
 
 mod checkpointer;
+mod fold;
 mod reader;
 mod reads;
+mod retention;
 mod schema;
 mod writer;
 
@@ -51,9 +53,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// again for a lock another holds.
 const BRIEF_WAIT: Duration = Duration::from_micros(200);
 
-/// SQLite holds a memory database to 1 GiB; within that, file bytes are
-/// kept to this much, so that files are evicted before messages fail to fit.
+/// SQLite holds a memory database to 1 GiB; within that, everything stored
+/// is kept to this much (whatever `retain_bytes` says), so that records are
+/// evicted before new ones fail to fit.
 const MEMORY_FILE_BYTES: u64 = 768 << 20;
+
+/// Bytes the write-ahead log is truncated to after a checkpoint.
+const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 
 /// How the store is opened. Both bounds apply to what is kept on disk; the
 /// dispatcher's own in-memory history is bounded separately.
@@ -306,6 +312,12 @@ pub(crate) enum Reply {
     Opened {
         /// The room asked for.
         room: String,
+        /// The spelling the room's history is shown by, when it is not the
+        /// one asked for: the first one stored. The store keys rooms by
+        /// their names' skeleton (see `fold`), so a look-alike spelling
+        /// reaches the same history, and should then join the room by this
+        /// name. `None` for a room without history (and with `--redis`).
+        spelling: Option<String>,
         /// Names the room's history.
         epoch: String,
         /// The room's newest id.
@@ -333,6 +345,11 @@ pub(crate) enum Reply {
         relay: Option<Bytes>,
         /// What became of it.
         outcome: Outcome,
+        /// For a record stored: the epoch of the room's history it joined.
+        /// It differs from the one the room was opened with only when the
+        /// room's history began again meanwhile (retention emptied the room
+        /// and gave up its row), so that ids count from 1 again.
+        epoch: Option<String>,
     },
     /// Empty also when the database could not be read (logged and counted
     /// in [`Stats::read_errors`]).
@@ -373,8 +390,11 @@ pub(crate) struct Stats {
     pub(crate) read_errors: AtomicU64,
     /// Requests sent to the store thread and not yet taken up by it.
     pub(crate) queue_len: AtomicU64,
-    /// File bytes stored now, counted against `retain_bytes`.
+    /// File bytes stored now.
     pub(crate) file_bytes: AtomicU64,
+    /// Everything stored now, as counted against `retain_bytes`: files'
+    /// bytes and records (see `retention`).
+    pub(crate) stored_bytes: AtomicU64,
     /// Set when a write fails, cleared by the next write that commits (the
     /// store thread tries one every second while it is set): `/readyz`
     /// answers 503 meanwhile.
@@ -524,6 +544,10 @@ pub fn open(options: &Options) -> Result<Store, StoreError> {
         }
         Location::Memory(_) => None,
     };
+    // The log is truncated back to this after a checkpoint that grew it
+    // (one group with big files may), so that it does not keep the space.
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+        .map_err(|e| StoreError::at_open(path, e))?;
     let sync = if options.fsync { "FULL" } else { "NORMAL" };
     conn.pragma_update(None, "synchronous", sync)
         .map_err(|e| StoreError::at_open(path, e))?;

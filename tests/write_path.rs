@@ -120,6 +120,9 @@ fn a_receiver_that_stalls_and_resumes_gets_every_frame_once_in_order() {
         "1000000",
         "--burst",
         "1000000",
+        // Megabytes from one address: not what this test is about.
+        "--store-rate",
+        "0",
         "--queue-frames",
         "100000",
         "--queue-bytes",
@@ -287,6 +290,8 @@ fn a_client_stalled_inside_a_large_frame_gets_it_intact_then_the_rest_in_order()
     // (10 s), which is not what this test is about.
     let ping = PING_INTERVAL;
     let server = Server::start(&[
+        "--store-rate",
+        "0",
         "--ping-interval",
         &ping.as_secs_f64().to_string(),
         "--write-timeout",

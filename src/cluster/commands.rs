@@ -290,6 +290,7 @@ impl Worker {
         match self.read(&room, "-", "+", recent, true) {
             Ok(read) => Reply::Opened {
                 room,
+                spelling: None,
                 epoch: read.epoch,
                 last_id: read.last_id,
                 recent: read.arrivals.into_iter().rev().map(|a| a.record).collect(),
@@ -300,6 +301,7 @@ impl Worker {
                 self.lost(&e);
                 Reply::Opened {
                     room,
+                    spelling: None,
                     epoch: store::new_epoch(),
                     last_id: 0,
                     recent: Vec::new(),

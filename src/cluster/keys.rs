@@ -1,5 +1,5 @@
-//! Redis key names. Every key of a room carries the room in a hash tag
-//! (`{room}`), so all of them live in one slot of a Redis Cluster and one
+//! Redis key names. Every key of a room carries the room's key (its
+//! name's confusable skeleton) in a hash tag (`{room}`), so all of them live in one slot of a Redis Cluster and one
 //! script may touch them together.
 
 /// Where every instance publishes every room's events.
@@ -20,9 +20,11 @@ pub struct Room {
 
 impl Room {
     pub fn new(room: &str) -> Room {
-        // A brace in a room name would end the hash tag early; no room name
-        // may hold one unescaped, so they are replaced.
-        let tag: String = room
+        // A room is keyed by its name's skeleton, as in the embedded store,
+        // so that look-alike spellings reach one history on every
+        // instance. A brace in it would end the hash tag early; no room
+        // name may hold one unescaped, so they are replaced.
+        let tag: String = crate::names::skeleton(room)
             .chars()
             .map(|c| match c {
                 '{' => '\u{2983}',

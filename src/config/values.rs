@@ -66,6 +66,14 @@ pub(super) fn parse_bytes(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("a number of bytes, 1 or more, like 65536, 64K or 512M, not {s:?}"))
 }
 
+/// A number of bytes as [`parse_bytes`] reads it, or 0 for no limit.
+pub(super) fn parse_bytes_or_zero(s: &str) -> Result<usize, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    parse_bytes(s)
+}
+
 /// A memory budget: at least [`crate::budget::MIN_BUDGET`].
 pub(super) fn parse_budget(s: &str) -> Result<usize, String> {
     let bytes = parse_bytes(s)?;

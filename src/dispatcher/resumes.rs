@@ -280,6 +280,7 @@ mod tests {
             recent: Vec::new(),
             loaded: true,
             members: Vec::new(),
+            spelling: None,
         };
         let opened = encode_replay(opened, Some(&urls));
         assert!(matches!(opened, store::Reply::Opened { last_id: 6, .. }));

@@ -27,7 +27,15 @@ pub const FILL_RETRY: Duration = Duration::from_secs(1);
 
 impl Dispatcher {
     /// Handles what the cluster told.
-    pub(super) fn noted(&mut self, note: Note) {
+    pub(super) fn noted(&mut self, mut note: Note) {
+        // Redis keys a room by its skeleton, so another instance's events
+        // may spell it another way: they are told under this one's.
+        if let Some(room) = note.room_mut()
+            && let Some(here) = self.room_names.spelled_here(room)
+            && here != room
+        {
+            here.clone_into(room);
+        }
         if let Some(room) = note.room()
             && let Some(parked) = self.loading.get_mut(room)
         {
@@ -231,16 +239,17 @@ impl Dispatcher {
         self.deliver(record, data, None, sender, raw);
     }
 
-    /// Redis lost the room's history (it restarted without persistence, or
-    /// the keys were removed): ids start again under a new epoch. Everyone
-    /// here is closed with 1012, so that each comes back, resumes, and is
-    /// told honestly that its history is gone.
-    fn reset_room(&mut self, name: &str, epoch: String) {
+    /// The room's history was lost (Redis restarted without persistence or
+    /// its keys were removed; the embedded store's retention emptied the
+    /// room and gave up its row): ids start again under a new epoch.
+    /// Everyone here is closed with 1012, so that each comes back, resumes,
+    /// and is told honestly that its history is gone.
+    pub(super) fn reset_room(&mut self, name: &str, epoch: String) {
         let Some(room) = self.rooms.get_mut(name) else {
             return;
         };
         log::warn!(
-            "event=room_reset room={name:?} old_epoch={:?} epoch={epoch:?} msg=\"the shared history was lost\"",
+            "event=room_reset room={name:?} old_epoch={:?} epoch={epoch:?} msg=\"the room's history was lost\"",
             room.epoch
         );
         room.epoch = epoch;
@@ -440,6 +449,15 @@ fn claim_key(token: u64) -> String {
 }
 
 impl Note {
+    /// The room of a note that may come from another instance.
+    fn room_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Note::Arrived(a) => Some(&mut a.record.room),
+            Note::Presence { room, .. } => Some(room),
+            _ => None,
+        }
+    }
+
     /// The room a note is about, when it must wait for that room to load.
     fn room(&self) -> Option<&str> {
         match self {

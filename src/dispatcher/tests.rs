@@ -225,6 +225,7 @@ impl Harness {
                 store::Request::Open { room, .. } => {
                     self.d.handle(Input::Store(store::Reply::Opened {
                         room,
+                        spelling: None,
                         epoch: EPOCH.into(),
                         last_id: 0,
                         recent: Vec::new(),

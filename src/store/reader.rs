@@ -89,13 +89,22 @@ impl Reader {
         let Ok(id) = i64::try_from(id) else {
             return Ok(None);
         };
+        let key = super::fold::room_key(room);
         self.with(|conn| {
             // One snapshot: the file cannot be evicted, and its row id taken
             // by another, between finding it and reading it.
             let tx = conn.transaction()?;
+            // A file of a look-alike room merged into another by the fold
+            // (schema version 4) was given a new id there; its old URL
+            // still names it by its old spelling and id.
+            let moved: Option<i64> = tx
+                .prepare_cached("SELECT id FROM moved_files WHERE spelling = ?1 AND old_id = ?2")?
+                .query_row(params![room, id], |row| row.get(0))
+                .optional()?;
+            let id = moved.unwrap_or(id);
             let found = tx
                 .prepare_cached(FILE)?
-                .query_row(params![room, id], |row| {
+                .query_row(params![key, id], |row| {
                     let file = StoredFile {
                         name: row.get(0)?,
                         mime: row.get(1)?,

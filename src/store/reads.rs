@@ -109,13 +109,15 @@ impl ReadsThread {
     /// the database could not be read, which is logged and counted.
     fn fetch(&mut self, room: &str, after: u64, upto: u64, limit: usize) -> Vec<Record> {
         let max = i64::MAX as u64;
+        // Rooms are stored by their key (see `fold`).
+        let key = super::fold::room_key(room);
         let read = self.reader.with(|conn| {
             conn.prepare_cached(&format!(
                 "{RECORD} WHERE r.room = ?1 AND r.id > ?2 AND r.id <= ?3 ORDER BY r.id LIMIT ?4"
             ))?
             .query_map(
                 params![
-                    room,
+                    key,
                     after.min(max),
                     upto.min(max),
                     limit.min(i64::MAX as usize)
@@ -125,7 +127,15 @@ impl ReadsThread {
             .collect::<rusqlite::Result<Within>>()
         });
         match read {
-            Ok(records) => records.kept.into(),
+            Ok(records) => {
+                // Records carry the room's key; they are given the asker's
+                // spelling.
+                let mut records: Vec<Record> = records.kept.into();
+                for record in &mut records {
+                    room.clone_into(&mut record.room);
+                }
+                records
+            }
             Err(e) => {
                 self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
                 if let Some(left_out) = self.complaints.speak() {

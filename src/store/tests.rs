@@ -371,10 +371,15 @@ fn retention_deletes_oldest_messages_but_keeps_the_last_id() {
     running.stop();
 }
 
+/// What a file record of [`file`] named `fN` in `lobby` costs beyond its
+/// bytes: "ada", the name, the media type, the room and 64 (see
+/// `retention`).
+const FILE_RECORD: u64 = 3 + 2 + 24 + 5 + 64;
+
 #[test]
-fn retention_evicts_oldest_file_bytes_and_keeps_announcements() {
+fn retention_takes_from_the_room_holding_the_most() {
     let mut opts = options(":memory:");
-    opts.retain_bytes = 250;
+    opts.retain_bytes = 880;
     let store = open(&opts).unwrap();
     let reader = store.reader();
     let stats = store.stats();
@@ -386,7 +391,13 @@ fn retention_evicts_oldest_file_bytes_and_keeps_announcements() {
             assert!(running.append(text("other", 1, "between"), None));
         }
     }
-    assert_eq!(stats.file_bytes.load(Ordering::Relaxed), 200);
+    // lobby holds the most: its oldest files' bytes went, their
+    // announcements stayed, and other's message is untouched.
+    assert_eq!(stats.file_bytes.load(Ordering::Relaxed), 100);
+    let stored = stats.stored_bytes.load(Ordering::Relaxed);
+    // And each room's row: its key and name, and 128.
+    let rows = (5 + 5 + 128) + (5 + 5 + 128);
+    assert_eq!(stored, 4 * FILE_RECORD + 100 + (7 + 3 + 5 + 64) + rows);
     let (_, _, recent) = running.open("lobby", 10);
     let available: Vec<(u64, bool)> = recent
         .iter()
@@ -395,16 +406,23 @@ fn retention_evicts_oldest_file_bytes_and_keeps_announcements() {
             Body::Text(_) => panic!("only files here"),
         })
         .collect();
-    assert_eq!(available, [(1, false), (2, false), (3, true), (4, true)]);
+    assert_eq!(available, [(1, false), (2, false), (3, false), (4, true)]);
     assert_eq!(reader.file("lobby", 1).unwrap(), None);
-    assert_eq!(reader.file("lobby", 2).unwrap(), None);
     let kept = reader.file("lobby", 4).unwrap().unwrap();
     assert_eq!((kept.name.as_str(), kept.size), ("f4", 100));
     assert_eq!(kept.bytes, bytes(100, 4).to_vec());
 
-    // A file larger than the whole allowance is announced, not kept.
-    assert!(running.append(file("lobby", 5, "big", 300), Some(bytes(300, 5))));
-    assert_eq!(reader.file("lobby", 5).unwrap(), None);
+    // Then its oldest records, and still never other's.
+    for id in 5..=14 {
+        assert!(running.append(text("lobby", id, &"x".repeat(100)), None));
+        assert!(stats.stored_bytes.load(Ordering::Relaxed) <= 880);
+    }
+    let (_, _, recent) = running.open("lobby", 100);
+    let ids: Vec<u64> = recent.iter().map(|r| r.id).collect();
+    assert_eq!(ids.last(), Some(&14));
+    assert!(ids[0] > 4, "{ids:?}");
+    let (_, _, recent) = running.open("other", 10);
+    assert_eq!(recent.len(), 1);
     assert_eq!(stats.file_bytes.load(Ordering::Relaxed), 0);
     running.stop();
 }
@@ -415,11 +433,13 @@ fn a_lower_byte_bound_applies_at_the_next_start() {
     let mut opts = options(&db.path());
     let running = Running::start(open(&opts).unwrap());
     for id in 1..=3 {
-        assert!(running.append(file("lobby", id, "f", 100), Some(bytes(100, id))));
+        assert!(running.append(file("lobby", id, "f1", 100), Some(bytes(100, id))));
     }
     running.stop();
 
-    opts.retain_bytes = 150;
+    // 3 * (100 + FILE_RECORD) and the row, 732, are stored: under 560, two
+    // files' bytes go.
+    opts.retain_bytes = 560;
     let store = open(&opts).unwrap();
     let stats = store.stats();
     assert_eq!(stats.file_bytes.load(Ordering::Relaxed), 300);
@@ -427,6 +447,10 @@ fn a_lower_byte_bound_applies_at_the_next_start() {
     let running = Running::start(store);
     running.open("lobby", 0);
     assert_eq!(stats.file_bytes.load(Ordering::Relaxed), 100);
+    assert_eq!(
+        stats.stored_bytes.load(Ordering::Relaxed),
+        3 * FILE_RECORD + 100 + (5 + 5 + 128)
+    );
     assert_eq!(reader.file("lobby", 2).unwrap(), None);
     assert!(reader.file("lobby", 3).unwrap().is_some());
     running.stop();

@@ -23,12 +23,33 @@ use crossbeam_channel::Receiver;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use tungstenite::Bytes;
 
+use super::fold::room_key;
 use super::reads::Reads;
+use super::retention;
 use super::{Body, Options, Origin, Outcome, Reader, Record, Reply, Request, Stats};
 
 /// Most requests taken from the channel at once, and so most appends in one
 /// transaction.
 pub const GROUP: usize = 256;
+
+/// Most bytes of files and texts taken into one group: a group is written
+/// before retention frees room for it, so this (and one file more) is how
+/// far past `retain_bytes` the database may grow for a moment.
+pub const GROUP_BYTES: u64 = 64 << 20;
+
+/// What a request adds to a group's bytes.
+fn weight(request: &Request) -> u64 {
+    match request {
+        Request::Append { record, data, .. } => {
+            let text = match &record.body {
+                Body::Text(text) => text.len(),
+                Body::File { .. } => 0,
+            };
+            (text + data.as_ref().map_or(0, Bytes::len)) as u64
+        }
+        _ => 0,
+    }
+}
 
 /// Rooms opened but not yet written to whose epochs are remembered.
 const PENDING_EPOCHS: usize = 65_536;
@@ -51,8 +72,9 @@ struct Pending {
 
 /// What one append wrote.
 enum Written {
-    /// The record under its new id, with the file bytes it added.
-    Stored(u64),
+    /// The record under its new id: the file bytes it added, and the epoch
+    /// of the room's history it joined.
+    Stored { bytes: u64, epoch: String },
     /// The record stored before under the same sender and `cid`.
     Resent(Record),
 }
@@ -73,8 +95,8 @@ pub struct Writer {
     reply: Box<dyn Fn(Reply) + Send>,
     /// Where fetches go once the appends before them are committed.
     reads: Reads,
-    /// Epochs handed out in `Opened` for rooms without a row: the append
-    /// that creates the row uses the same one.
+    /// Epochs handed out in `Opened` for rooms without a row, by room key:
+    /// the append that creates the row uses the same one.
     pending_epochs: HashMap<String, String>,
     /// File bytes stored, as of the last commit.
     file_bytes: u64,
@@ -128,10 +150,14 @@ impl Writer {
             let Some(first) = first else {
                 break;
             };
+            let mut bytes = weight(&first);
             let mut batch = vec![first];
-            while batch.len() < GROUP {
+            while batch.len() < GROUP && bytes < GROUP_BYTES {
                 match requests.try_recv() {
-                    Ok(request) => batch.push(request),
+                    Ok(request) => {
+                        bytes += weight(&request);
+                        batch.push(request);
+                    }
                     Err(_) => break,
                 }
             }
@@ -178,13 +204,13 @@ impl Writer {
         }
         let written = self.write_group(appends);
         for (mut pending, written) in appends.drain(..).zip(written) {
-            let outcome = match written {
-                Some(Written::Stored(_)) => Outcome::Stored,
+            let (outcome, epoch) = match written {
+                Some(Written::Stored { epoch, .. }) => (Outcome::Stored, Some(epoch)),
                 Some(Written::Resent(original)) => {
                     pending.record = original;
-                    Outcome::Resent
+                    (Outcome::Resent, None)
                 }
-                None => Outcome::Failed,
+                None => (Outcome::Failed, None),
             };
             (self.reply)(Reply::Appended {
                 record: pending.record,
@@ -192,6 +218,7 @@ impl Writer {
                 origin: pending.origin,
                 relay: pending.relay,
                 outcome,
+                epoch,
             });
         }
     }
@@ -216,7 +243,7 @@ impl Writer {
                 }
                 match self.append_one(&mut pending.record, pending.data.as_ref()) {
                     Ok(w) => {
-                        if let Written::Stored(bytes) = w {
+                        if let Written::Stored { bytes, .. } = &w {
                             added += bytes;
                         }
                         written[i] = Some(w);
@@ -239,7 +266,7 @@ impl Writer {
         };
         let stored: Vec<bool> = written
             .iter()
-            .map(|w| matches!(w, Some(Written::Stored(_))))
+            .map(|w| matches!(w, Some(Written::Stored { .. })))
             .collect();
         let freed = self.retain(appends, &stored, added);
         let count = stored.iter().filter(|s| **s).count();
@@ -264,7 +291,7 @@ impl Writer {
             .fetch_add(count as u64, Ordering::Relaxed);
         if !self.pending_epochs.is_empty() {
             for (pending, _) in appends.iter().zip(&stored).filter(|(_, s)| **s) {
-                self.pending_epochs.remove(&pending.record.room);
+                self.pending_epochs.remove(&room_key(&pending.record.room));
             }
         }
         written
@@ -279,8 +306,11 @@ impl Writer {
         data: Option<&Bytes>,
     ) -> rusqlite::Result<Written> {
         if let Some(cid) = &record.cid
-            && let Some(original) = self.sent_before(&record.room, &record.from, cid)?
+            && let Some(mut original) =
+                self.sent_before(&room_key(&record.room), &record.from, cid)?
         {
+            // Stored under the room's key; answered in the sender's spelling.
+            original.room.clone_from(&record.room);
             return Ok(Written::Resent(original));
         }
         self.conn.execute_batch("SAVEPOINT record")?;
@@ -292,51 +322,63 @@ impl Writer {
                 .conn
                 .execute_batch("ROLLBACK TO record; RELEASE record");
         }
-        result.map(Written::Stored)
+        result.map(|(bytes, epoch)| Written::Stored { bytes, epoch })
     }
 
-    /// The record `from` stored in `room` under `cid`, if it is still
+    /// The record `from` stored in room `key` under `cid`, if it is still
     /// kept: a resend is recognised for as long as its message is.
-    fn sent_before(&self, room: &str, from: &str, cid: &str) -> rusqlite::Result<Option<Record>> {
+    fn sent_before(&self, key: &str, from: &str, cid: &str) -> rusqlite::Result<Option<Record>> {
         self.conn
             .prepare_cached(&format!(
                 "{RECORD} WHERE r.room = ?1 AND r.cid = ?2 AND r.sender = ?3 LIMIT 1"
             ))?
-            .query_row(params![room, cid, from], record)
+            .query_row(params![key, cid, from], record)
             .optional()
     }
 
-    /// Gives `room` its next id: one more than the last it ever stored.
-    fn next_id(&mut self, room: &str) -> rusqlite::Result<u64> {
-        let next: Option<u64> = self
+    /// Gives room `key` its next id, one more than the last it ever stored,
+    /// and says the epoch it is stored under. A room without a row gets one
+    /// now, shown by `spelling` (the first spelling stored).
+    fn next_id(&mut self, key: &str, spelling: &str) -> rusqlite::Result<(u64, String)> {
+        let next: Option<(u64, String)> = self
             .conn
             .prepare_cached(
-                "UPDATE rooms SET last_id = last_id + 1 WHERE name = ?1 RETURNING last_id",
+                "UPDATE rooms SET last_id = last_id + 1 WHERE key = ?1 RETURNING last_id, epoch",
             )?
-            .query_row([room], |row| row.get(0))
+            .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
-        if let Some(id) = next {
-            return Ok(id);
+        if let Some(next) = next {
+            return Ok(next);
         }
         // Records without a room row are not written by wschat, but a
         // file edited by hand should not make ids go back.
         let last: u64 = self
             .conn
             .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM records WHERE room = ?1")?
-            .query_row([room], |row| row.get(0))?;
-        let epoch = match self.pending_epochs.get(room) {
+            .query_row([key], |row| row.get(0))?;
+        let epoch = match self.pending_epochs.get(key) {
             Some(epoch) => epoch.clone(),
             None => new_epoch(),
         };
         self.conn
-            .prepare_cached("INSERT INTO rooms (name, epoch, last_id) VALUES (?1, ?2, ?3)")?
-            .execute(params![room, epoch, last + 1])?;
-        Ok(last + 1)
+            .prepare_cached(
+                "INSERT INTO rooms (key, name, epoch, last_id) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![key, spelling, epoch, last + 1])?;
+        Ok((last + 1, epoch))
     }
 
-    fn insert(&mut self, record: &mut Record, data: Option<&Bytes>) -> rusqlite::Result<u64> {
-        record.id = self.next_id(&record.room)?;
-        let room = record.room.as_str();
+    /// Writes a record under the room's next id (set in `record`); returns
+    /// the file bytes it added and the epoch it was stored under.
+    fn insert(
+        &mut self,
+        record: &mut Record,
+        data: Option<&Bytes>,
+    ) -> rusqlite::Result<(u64, String)> {
+        let key = room_key(&record.room);
+        let room = key.as_str();
+        let (id, epoch) = self.next_id(room, &record.room)?;
+        record.id = id;
         let (text, name, size, mime) = match &record.body {
             Body::Text(text) => (Some(text), None, None, None),
             Body::File {
@@ -360,17 +402,19 @@ impl Writer {
                 size,
                 mime
             ])?;
-        match (&record.body, data) {
+        let file = match (&record.body, data) {
             (Body::File { .. }, Some(bytes)) => {
                 self.conn
                     .prepare_cached(
                         "INSERT INTO file_bytes (room, id, size, bytes) VALUES (?1, ?2, ?3, ?4)",
                     )?
                     .execute(params![room, record.id, bytes.len(), bytes.as_ref()])?;
-                Ok(bytes.len() as u64)
+                bytes.len() as u64
             }
-            _ => Ok(0),
-        }
+            _ => 0,
+        };
+        retention::count_in(&self.conn, room, record.id, file)?;
+        Ok((file, epoch))
     }
 
     /// Applies both bounds after a group's appends, inside its transaction.
@@ -378,11 +422,11 @@ impl Writer {
     /// the bounds are caught up with by the next group. Returns the file
     /// bytes freed.
     fn retain(&mut self, appends: &[Pending], stored: &[bool], added: u64) -> u64 {
-        let mut rooms: Vec<&str> = appends
+        let mut rooms: Vec<String> = appends
             .iter()
             .zip(stored)
             .filter(|(_, s)| **s)
-            .map(|(pending, _)| pending.record.room.as_str())
+            .map(|(pending, _)| room_key(&pending.record.room))
             .collect();
         rooms.sort_unstable();
         rooms.dedup();
@@ -403,24 +447,24 @@ impl Writer {
                         .conn
                         .execute_batch("ROLLBACK TO retain; RELEASE retain");
                 }
-                self.failed("retain", rooms.first().copied().unwrap_or(""), 0, &e);
+                let room = rooms.first().map_or("", String::as_str);
+                self.failed("retain", room, 0, &e);
                 0
             }
         }
     }
 
-    /// Deletes the records of `rooms` beyond `retain_messages`, then the
-    /// oldest files' bytes until `over` bytes are freed. Returns the file
-    /// bytes freed.
-    fn bound<S: AsRef<str>>(&mut self, rooms: &[S], over: u64) -> rusqlite::Result<u64> {
+    /// Deletes the records of `rooms` beyond `retain_messages`, then, while
+    /// everything stored passes `retain_bytes`, from the room holding the
+    /// most (see `retention`). Returns the file bytes freed.
+    fn bound<S: AsRef<str>>(&mut self, rooms: &[S], _over: u64) -> rusqlite::Result<u64> {
         let mut freed = 0;
         for room in rooms {
             freed += self.retain_messages(room.as_ref())?;
         }
-        if over > freed {
-            freed += self.evict_bytes(over - freed)?;
-        }
-        Ok(freed)
+        let (files, total) = retention::shrink(&self.conn, self.options.retain_bytes)?;
+        self.stats.stored_bytes.store(total, Ordering::Relaxed);
+        Ok(freed + files)
     }
 
     /// Applies both bounds to every room, for when they were lowered since
@@ -430,7 +474,7 @@ impl Writer {
         let result = self.conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
             let rooms = self
                 .conn
-                .prepare("SELECT name FROM rooms")?
+                .prepare("SELECT key FROM rooms")?
                 .query_map([], |row| row.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()?;
             let over = self.file_bytes.saturating_sub(self.options.retain_bytes);
@@ -454,8 +498,9 @@ impl Writer {
         }
     }
 
-    /// Deletes `room`'s records beyond the newest `retain_messages`, with
-    /// their files' bytes. The room's row, and so its last id, stays.
+    /// Deletes the records of the room keyed `room` beyond the newest
+    /// `retain_messages`, with their files' bytes. The room's row, and so
+    /// its last id, stays.
     fn retain_messages(&mut self, room: &str) -> rusqlite::Result<u64> {
         let keep = self.options.retain_messages.min(i64::MAX as usize);
         let newest_gone: Option<i64> = self
@@ -468,45 +513,7 @@ impl Writer {
         let Some(upto) = newest_gone else {
             return Ok(0);
         };
-        let freed: i64 = self
-            .conn
-            .prepare_cached(
-                "SELECT COALESCE(SUM(size), 0) FROM file_bytes WHERE room = ?1 AND id <= ?2",
-            )?
-            .query_row(params![room, upto], |row| row.get(0))?;
-        self.conn
-            .prepare_cached("DELETE FROM file_bytes WHERE room = ?1 AND id <= ?2")?
-            .execute(params![room, upto])?;
-        self.conn
-            .prepare_cached("DELETE FROM records WHERE room = ?1 AND id <= ?2")?
-            .execute(params![room, upto])?;
-        Ok(freed.max(0) as u64)
-    }
-
-    /// Deletes the oldest files' bytes until at least `excess` bytes are
-    /// freed; their announcements stay.
-    fn evict_bytes(&mut self, excess: u64) -> rusqlite::Result<u64> {
-        let mut freed = 0;
-        let mut upto = None;
-        {
-            let mut oldest = self
-                .conn
-                .prepare_cached("SELECT seq, size FROM file_bytes ORDER BY seq")?;
-            let mut rows = oldest.query([])?;
-            while freed < excess {
-                let Some(row) = rows.next()? else {
-                    break;
-                };
-                upto = Some(row.get::<_, i64>(0)?);
-                freed += row.get::<_, u64>(1)?;
-            }
-        }
-        if let Some(upto) = upto {
-            self.conn
-                .prepare_cached("DELETE FROM file_bytes WHERE seq <= ?1")?
-                .execute([upto])?;
-        }
-        Ok(freed)
+        retention::delete_upto(&self.conn, room, upto)
     }
 
     /// Loads a room. A room without history gets an epoch, which is
@@ -514,20 +521,28 @@ impl Writer {
     /// rooms that are only visited leave no trace in the database.
     fn open(&mut self, room: String, recent: usize) -> Reply {
         match self.load(&room, recent) {
-            Ok((epoch, last_id, recent)) => Reply::Opened {
-                epoch: epoch.unwrap_or_else(|| self.pending_epoch(&room)),
-                room,
-                last_id,
-                recent,
-                loaded: true,
-                members: Vec::new(),
-            },
+            Ok((row, last_id, recent)) => {
+                let (epoch, spelling) = match row {
+                    Some((epoch, shown)) => (epoch, (shown != room).then_some(shown)),
+                    None => (self.pending_epoch(&room), None),
+                };
+                Reply::Opened {
+                    epoch,
+                    room,
+                    spelling,
+                    last_id,
+                    recent,
+                    loaded: true,
+                    members: Vec::new(),
+                }
+            }
             Err(e) => {
                 self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
                 self.failed("open", &room, 0, &e);
                 Reply::Opened {
                     epoch: self.pending_epoch(&room),
                     room,
+                    spelling: None,
                     last_id: 0,
                     recent: Vec::new(),
                     loaded: false,
@@ -540,7 +555,8 @@ impl Writer {
     /// The epoch handed out for a room that has no row yet; the same one
     /// until its first record is written.
     fn pending_epoch(&mut self, room: &str) -> String {
-        if let Some(epoch) = self.pending_epochs.get(room) {
+        let room = room_key(room);
+        if let Some(epoch) = self.pending_epochs.get(&room) {
             return epoch.clone();
         }
         if self.pending_epochs.len() >= PENDING_EPOCHS {
@@ -553,28 +569,35 @@ impl Writer {
             }
         }
         let epoch = new_epoch();
-        self.pending_epochs.insert(room.to_owned(), epoch.clone());
+        self.pending_epochs.insert(room, epoch.clone());
         epoch
     }
 
-    /// The room's epoch (if it has a row), last id and newest records.
+    /// The room's epoch and display spelling (if it has a row), last id and
+    /// newest records, found by the room's key whichever spelling asks.
     fn load(
         &mut self,
-        room: &str,
+        spelling: &str,
         recent: usize,
-    ) -> rusqlite::Result<(Option<String>, u64, Vec<Record>)> {
-        let row: Option<(String, u64)> = self
+    ) -> rusqlite::Result<(Option<RoomRow>, u64, Vec<Record>)> {
+        let key = room_key(spelling);
+        let room = key.as_str();
+        let row: Option<(String, String, u64)> = self
             .conn
-            .prepare_cached("SELECT epoch, last_id FROM rooms WHERE name = ?1")?
-            .query_row([room], |row| Ok((row.get(0)?, row.get(1)?)))
+            .prepare_cached("SELECT epoch, name, last_id FROM rooms WHERE key = ?1")?
+            .query_row([room], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .optional()?;
         let mut records = self.query(
             &format!("{RECORD} WHERE r.room = ?1 ORDER BY r.id DESC LIMIT ?2"),
             params![room, recent.min(i64::MAX as usize)],
         )?;
         records.reverse();
+        let shown = row.as_ref().map_or(spelling, |(_, name, _)| name.as_str());
+        for record in &mut records {
+            shown.clone_into(&mut record.room);
+        }
         match row {
-            Some((epoch, last_id)) => Ok((Some(epoch), last_id, records)),
+            Some((epoch, name, last_id)) => Ok((Some((epoch, name)), last_id, records)),
             None => {
                 // Records without a room row are not written by wschat, but
                 // a file edited by hand should not make ids go back.
@@ -652,6 +675,9 @@ impl Writer {
         }
     }
 }
+
+/// A room's row: its epoch and the spelling it is shown by.
+type RoomRow = (String, String);
 
 /// Reads a row of [`RECORD`].
 pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<Record> {

@@ -85,6 +85,12 @@ pub(super) const RECORD: &str = "SELECT r.room, r.id, r.sender, r.ts, r.cid, r.t
     EXISTS (SELECT 1 FROM file_bytes f WHERE f.room = r.room AND f.id = r.id) \
     FROM records r";
 
+/// [`RECORD`] through the index of `cid`s.
+const RECORD_BY_CID: &str = "SELECT r.room, r.id, r.sender, r.ts, r.cid, r.text, r.file_name, \
+    r.file_size, r.file_mime, \
+    EXISTS (SELECT 1 FROM file_bytes f WHERE f.room = r.room AND f.id = r.id) \
+    FROM records r INDEXED BY records_cid";
+
 pub struct Writer {
     conn: Connection,
     options: Options,
@@ -329,8 +335,11 @@ impl Writer {
     /// kept: a resend is recognised for as long as its message is.
     fn sent_before(&self, key: &str, from: &str, cid: &str) -> rusqlite::Result<Option<Record>> {
         self.conn
+            // Without statistics SQLite would rather walk the room's whole
+            // primary key than take this index: it is named.
             .prepare_cached(&format!(
-                "{RECORD} WHERE r.room = ?1 AND r.cid = ?2 AND r.sender = ?3 LIMIT 1"
+                "{RECORD_BY_CID} WHERE r.room = ?1 AND r.cid = ?2 AND r.cid IS NOT NULL \
+                 AND r.sender = ?3 LIMIT 1"
             ))?
             .query_row(params![key, cid, from], record)
             .optional()

@@ -511,17 +511,28 @@ impl Writer {
     /// `retain_messages`, with their files' bytes. The room's row, and so
     /// its last id, stays.
     fn retain_messages(&mut self, room: &str) -> rusqlite::Result<u64> {
-        let keep = self.options.retain_messages.min(i64::MAX as usize);
-        let newest_gone: Option<i64> = self
+        let keep = self.options.retain_messages.min(i64::MAX as usize) as i64;
+        // Ids are given one after another and only a room's oldest records
+        // are ever deleted, so its newest `keep` are those above
+        // `last_id - keep` (where older ids had gaps, a few fewer are
+        // kept, never more): two index look-ups, where counting `keep`
+        // rows back from the newest walked them all after every group.
+        let last: Option<i64> = self
             .conn
-            .prepare_cached(
-                "SELECT id FROM records WHERE room = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",
-            )?
-            .query_row(params![room, keep], |row| row.get(0))
+            .prepare_cached("SELECT last_id FROM rooms WHERE key = ?1")?
+            .query_row([room], |row| row.get(0))
             .optional()?;
-        let Some(upto) = newest_gone else {
+        let upto = last.unwrap_or(0).saturating_sub(keep);
+        if upto < 1 {
             return Ok(0);
-        };
+        }
+        let beyond: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM records WHERE room = ?1 AND id <= ?2)")?
+            .query_row(params![room, upto], |row| row.get(0))?;
+        if !beyond {
+            return Ok(0);
+        }
         retention::delete_upto(&self.conn, room, upto)
     }
 

@@ -76,6 +76,11 @@ fn check(text: &str) {
                     let _ = protocol::guess_mime(&meta.name);
                 }
                 Command::Typing => assert_eq!(kind, Some("typing")),
+                Command::FileUrl { id, name } => {
+                    assert_eq!(kind, Some("file_url"));
+                    assert_eq!(Some(id), field("id").and_then(Value::as_u64));
+                    assert_eq!(Some(name), string_field("name"));
+                }
             }
         }
         Err(refusal) => {
@@ -85,7 +90,7 @@ fn check(text: &str) {
                     assert!(object.is_some());
                     assert!(!matches!(
                         field("type").and_then(Value::as_str),
-                        Some("join" | "message" | "file" | "typing")
+                        Some("join" | "message" | "file" | "typing" | "file_url")
                     ));
                 }
                 "bad_field" => assert!(object.is_some()),

@@ -3,8 +3,9 @@
 // page has sent and the server has not confirmed yet waits at the end of the
 // list, in the outbox, marked as not sent.
 import {
-  $, el, svgIcon, ICON_FILE, ICON_DOWNLOAD, avatar, formatSize, formatTime, dayKey, dayLabel, appendLinkified,
+  $, el, svgIcon, ICON_FILE, ICON_DOWNLOAD, avatar, formatSize, formatTime, dayKey, dayLabel,
 } from './util.js';
+import { renderMarkdown } from './markdown.js';
 import { expired, renewFileUrl, usableUrl } from './fileurls.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000; // one sender's bubbles this close together share a group
@@ -39,10 +40,17 @@ const log = {
   // holds, whatever changes the list's size (new messages, an image or file
   // finishing loading, the composer growing) keeps the newest one in view.
   stuck: true,
+  names: () => [], // who can be @mentioned: the people in the room
+  unreadDivider: null, // "New since you left", above the first message that came while the tab was hidden
 };
 
 export function setSelf(name) {
   log.self = name;
+}
+
+/** `names()` gives who can be @mentioned in a message (the people in the room). */
+export function setMentionable(names) {
+  log.names = names;
 }
 
 export function resetLog() {
@@ -51,6 +59,7 @@ export function resetLog() {
   log.lastGroup = null;
   log.lastDay = null;
   log.stuck = true;
+  log.unreadDivider = null;
   sizes.disconnect();
   sizes.observe(messagesEl);
   // What waits to be sent stays: it is not part of the room's history yet.
@@ -166,10 +175,30 @@ export function addBubble(msg, from, content, kind) {
   return bubble;
 }
 
+/** A message's text as Markdown (markdown.js); a bubble that mentions us is marked. */
 export function addTextBubble(msg, from, text) {
   const body = el('div', { class: 'bubble-text', 'data-testid': 'message-text' });
-  appendLinkified(body, text);
-  return addBubble(msg, from, body, 'text');
+  const mentionsMe = renderMarkdown(body, text, { names: log.names(), self: log.self }) && from !== log.self;
+  const bubble = addBubble(msg, from, body, 'text');
+  if (mentionsMe) {
+    bubble.dataset.mentionsMe = 'true';
+    bubble.classList.add('mentions-me');
+    bubble.append(el('span', { class: 'sr-only', text: ' (mentions you)' }));
+  }
+  return bubble;
+}
+
+/**
+ * Puts the "New since you left" divider at the end of the list (where the
+ * next message goes), taking it from where it was.
+ */
+export function markUnreadHere() {
+  if (log.unreadDivider) log.unreadDivider.remove();
+  log.unreadDivider = el('div', {
+    class: 'unread-divider', role: 'separator', 'aria-label': 'New since you left', 'data-testid': 'unread-divider',
+  }, el('span', { text: 'New since you left' }));
+  log.lastGroup = null;
+  append(log.unreadDivider, { announce: false });
 }
 
 /** A line in the list about the room itself (joins, leaves, reconnects). */
@@ -198,7 +227,7 @@ const PENDING_SAYS = {
  */
 export function addPending(cid, text, state) {
   const body = el('div', { class: 'bubble-text', 'data-testid': 'message-text' });
-  appendLinkified(body, text);
+  renderMarkdown(body, text, { names: log.names(), self: log.self });
   const mark = el('span', { class: 'pending-mark', 'data-testid': 'pending-status' });
   const bubble = el('div', {
     class: 'bubble bubble-text pending', 'data-testid': 'pending-message', 'data-cid': cid, 'data-from': log.self,

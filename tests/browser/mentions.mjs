@@ -12,7 +12,7 @@
 // Notification API that records what it is asked to show and whether the
 // page asked for permission.
 import {
-  run, person, say, waitMessage, waitPresence, uniqueRoom, assert, assertEq,
+  run, person, say, waitMessage, waitPresence, uniqueRoom, assert, assertEq, tabTo, expectFocusVisible,
 } from './lib.mjs';
 
 const awayAndNotes = () => {
@@ -107,7 +107,9 @@ run('mentions are offered, highlighted, counted and notified', async (browser) =
   assertEq(await alice.evaluate(() => window.__asked), 0, 'no permission asked on load');
   const notify = alice.getByRole('checkbox', { name: 'Notify me when mentioned' });
   assert(!(await notify.isChecked()), 'notifications start off');
-  await notify.focus();
+  await alice.focus(input);
+  await tabTo(alice, '[data-testid="notify-mentions"]');
+  await expectFocusVisible(alice);
   await alice.keyboard.press('Space');
   await alice.waitForFunction(() => document.querySelector('[data-testid="notify-mentions"]').checked);
   assertEq(await alice.evaluate(() => window.__asked), 1, 'permission asked once, when opted in');

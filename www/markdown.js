@@ -10,7 +10,7 @@
 // raw text is what is sent and stored: other clients see it unchanged.
 import { el } from './util.js';
 
-const BARE_URL = /^https?:\/\/[^\s<>"']+/i;
+const BARE_URL = /https?:\/\/[^\s<>"']+/iy; // sticky: matched where lastIndex is
 const TRAILING = /[.,;:!?)\]}'"]+$/;
 const WORD = /[\p{L}\p{N}_]/u;
 
@@ -42,10 +42,15 @@ export function renderMarkdown(parent, text, opts = {}) {
   const ctx = {
     // Longest first, so that "@ann marie" wins over "@ann".
     names: Array.from(new Set(opts.names || [])).filter(Boolean).sort((a, b) => b.length - a.length),
+    folded: [],
     self: opts.self || '',
     mentionsMe: false,
   };
+  ctx.folded = ctx.names.map((n) => n.toLowerCase());
   const lines = text.split('\n');
+  // For each line, the next line that can close a fence (found once, from the end).
+  const nextFence = new Array(lines.length + 1).fill(lines.length);
+  for (let k = lines.length - 1; k >= 0; k--) nextFence[k] = /^\s*```\s*$/.test(lines[k]) ? k : nextFence[k + 1];
   let plain = [];
   const flushPlain = (more) => {
     if (plain.length === 0) return;
@@ -55,8 +60,7 @@ export function renderMarkdown(parent, text, opts = {}) {
   for (let i = 0; i < lines.length; i++) {
     const open = /^\s*```(.*)$/.exec(lines[i]);
     if (open) {
-      let end = i + 1;
-      while (end < lines.length && !/^\s*```\s*$/.test(lines[end])) end++;
+      const end = nextFence[i + 1];
       if (end < lines.length) {
         // A block: the lines between its fences, exactly as typed.
         flushPlain(false);
@@ -74,34 +78,67 @@ export function renderMarkdown(parent, text, opts = {}) {
   return ctx.mentionsMe;
 }
 
-/** Where the run of `delim` that closes one opened at `from` starts, or -1. */
-function closing(text, delim, from) {
-  let at = text.indexOf(delim, from);
-  while (at !== -1) {
-    const before = text[at - 1];
-    const after = text[at + delim.length];
-    const ok = at > from && !/\s/.test(before) && !isWord(after) && after !== delim[0];
-    if (ok) return at;
-    at = text.indexOf(delim, at + 1);
-  }
-  return -1;
+const MAX_DEPTH = 8; // emphasis nested deeper than this is shown as typed
+
+/**
+ * Searches in `text` that stay linear however it is made: where each
+ * emphasis delimiter may close (found once per text), and `indexOf` that
+ * remembers where a string was not found, so that a long run of openers
+ * without closers is not searched again from each.
+ */
+function searcher(text) {
+  const closers = new Map();
+  const missing = new Map();
+  return {
+    /** Where a run of `delim` that closes one opened before `from` starts, or -1. */
+    closing(delim, from) {
+      let at = closers.get(delim);
+      if (!at) {
+        at = [];
+        for (let k = text.indexOf(delim); k !== -1; k = text.indexOf(delim, k + 1)) {
+          const before = text[k - 1];
+          const after = text[k + delim.length];
+          if (before !== undefined && !/\s/.test(before) && !isWord(after) && after !== delim[0]) at.push(k);
+        }
+        closers.set(delim, at);
+      }
+      let lo = 0;
+      let hi = at.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (at[mid] > from) hi = mid;
+        else lo = mid + 1;
+      }
+      return lo < at.length ? at[lo] : -1;
+    },
+    indexOf(str, from) {
+      const gone = missing.get(str);
+      if (gone !== undefined && from >= gone) return -1;
+      const at = text.indexOf(str, from);
+      if (at === -1) missing.set(str, Math.min(from, gone === undefined ? Infinity : gone));
+      return at;
+    },
+  };
 }
 
 /** Inline Markdown of `text` into `parent`; `links` is false inside a link's text. */
-function inline(parent, text, ctx, links) {
+function inline(parent, text, ctx, links, depth = 0) {
   let buf = '';
   const flush = () => {
     if (buf) parent.append(document.createTextNode(buf));
     buf = '';
   };
+  const find = searcher(text);
   let i = 0;
   while (i < text.length) {
     const ch = text[i];
     const prev = text[i - 1];
 
     if (ch === '`') {
-      const run = /^`+/.exec(text.slice(i))[0];
-      const end = text.indexOf(run, i + run.length);
+      let n = 1;
+      while (text[i + n] === '`') n++;
+      const run = '`'.repeat(n);
+      const end = find.indexOf(run, i + run.length);
       if (end > i + run.length) {
         flush();
         parent.append(el('code', { class: 'code-inline', text: text.slice(i + run.length, end) }));
@@ -114,16 +151,16 @@ function inline(parent, text, ctx, links) {
     }
 
     // Emphasis starts and ends at a word's edge: snake_case and 2*3*4 stay as typed.
-    if ((ch === '*' || ch === '_') && !isWord(prev)) {
+    if ((ch === '*' || ch === '_') && !isWord(prev) && depth < MAX_DEPTH) {
       const double = text[i + 1] === ch;
       const delim = double ? ch + ch : ch;
       const start = i + delim.length;
       if (start < text.length && !/\s/.test(text[start]) && text[start] !== ch) {
-        const end = closing(text, delim, start);
+        const end = find.closing(delim, start);
         if (end !== -1) {
           flush();
           const node = el(double ? 'strong' : 'em');
-          inline(node, text.slice(start, end), ctx, links);
+          inline(node, text.slice(start, end), ctx, links, depth + 1);
           parent.append(node);
           i = end + delim.length;
           continue;
@@ -135,15 +172,15 @@ function inline(parent, text, ctx, links) {
     }
 
     if (links && ch === '[') {
-      const close = text.indexOf('](', i + 1);
-      const nl = text.indexOf('\n', i);
+      const close = find.indexOf('](', i + 1);
+      const nl = find.indexOf('\n', i);
       if (close > i + 1 && (nl === -1 || nl > close)) {
-        const end = text.indexOf(')', close + 2);
+        const end = find.indexOf(')', close + 2);
         const href = end === -1 ? '' : safeUrl(text.slice(close + 2, end));
         if (href) {
           flush();
           const a = link(href);
-          inline(a, text.slice(i + 1, close), ctx, false);
+          inline(a, text.slice(i + 1, close), ctx, false, depth + 1);
           parent.append(a);
           i = end + 1;
           continue;
@@ -152,7 +189,8 @@ function inline(parent, text, ctx, links) {
     }
 
     if (links && (ch === 'h' || ch === 'H') && !isWord(prev)) {
-      const m = BARE_URL.exec(text.slice(i));
+      BARE_URL.lastIndex = i;
+      const m = BARE_URL.exec(text);
       if (m) {
         let url = m[0];
         const trail = TRAILING.exec(url);
@@ -168,8 +206,8 @@ function inline(parent, text, ctx, links) {
     }
 
     if (ch === '@' && !isWord(prev)) {
-      const rest = text.slice(i + 1).toLowerCase();
-      const name = ctx.names.find((n) => rest.startsWith(n.toLowerCase()) && !isWord(text[i + 1 + n.length]));
+      const name = ctx.names.find((n, k) => !isWord(text[i + 1 + n.length])
+        && text.substr(i + 1, n.length).toLowerCase() === ctx.folded[k]);
       if (name) {
         flush();
         const me = name === ctx.self;

@@ -30,7 +30,7 @@ import { state, online, STORE_NAME, STORE_ROOM, STORE_AUTO, TAB_JOINED } from '.
 import { updateComposer, setNotice, clearNotice, setJoinError, showJoin, updateTitle } from './view.js';
 import { connectUploads } from './uploads.js';
 import { dismissNewest } from './toasts.js';
-import { setMentionable } from './log.js';
+import { setMentionable, showUnread } from './log.js';
 import './mentions.js';
 import { onConnection, sendFrame, reconnectNow } from './connection.js';
 import { handleEvent, handleBinary, onClose } from './events.js';
@@ -57,6 +57,7 @@ connectUploads({
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden) {
     reconnectNow();
+    showUnread();
     state.unread = 0;
     state.unreadMentions = 0;
     updateTitle();

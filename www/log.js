@@ -42,6 +42,7 @@ const log = {
   stuck: true,
   names: () => [], // who can be @mentioned: the people in the room
   unreadDivider: null, // "New since you left", above the first message that came while the tab was hidden
+  unreadUnseen: false, // the divider was placed while the tab was hidden and has not been shown yet
 };
 
 export function setSelf(name) {
@@ -60,6 +61,7 @@ export function resetLog() {
   log.lastDay = null;
   log.stuck = true;
   log.unreadDivider = null;
+  log.unreadUnseen = false;
   sizes.disconnect();
   sizes.observe(messagesEl);
   // What waits to be sent stays: it is not part of the room's history yet.
@@ -197,8 +199,24 @@ export function markUnreadHere() {
   log.unreadDivider = el('div', {
     class: 'unread-divider', role: 'separator', 'aria-label': 'New since you left', 'data-testid': 'unread-divider',
   }, el('span', { text: 'New since you left' }));
+  log.unreadUnseen = true;
   log.lastGroup = null;
   append(log.unreadDivider, { announce: false });
+}
+
+/**
+ * Back on the tab: if what came meanwhile has pushed the divider above the
+ * list's top, the list is scrolled to show it first (the "New messages"
+ * button then leads to the newest).
+ */
+export function showUnread() {
+  if (!log.unreadUnseen || !log.unreadDivider || !log.unreadDivider.isConnected) return;
+  log.unreadUnseen = false;
+  const above = log.unreadDivider.getBoundingClientRect().top - messagesEl.getBoundingClientRect().top;
+  if (above >= 0) return;
+  messagesEl.scrollTop += above - 8;
+  log.stuck = atBottom();
+  newMessagesBtn.hidden = log.stuck;
 }
 
 /** A line in the list about the room itself (joins, leaves, reconnects). */

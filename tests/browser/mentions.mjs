@@ -4,7 +4,7 @@
 // mention raises a desktop notification (only once she has asked for them:
 // the browser's permission is asked then, never on load) and counts apart
 // from other unread messages in the title; back on the tab, a divider sits
-// above the first message that came while she was away.
+// above the first message that came while she was away, scrolled into view.
 //
 // A headless page is always visible, so alice's page is given a
 // `document.hidden` it can be told about (`__setHidden`, which also fires
@@ -146,11 +146,22 @@ run('mentions are offered, highlighted, counted and notified', async (browser) =
   assertEq((await alice.evaluate(() => window.__notes)).length, 1, 'no notification while the tab is seen');
   assertEq(await alice.title(), base, 'nothing counted while the tab is seen');
 
-  // ---- away again: the divider moves to the new first unseen message
+  // ---- away again, for longer: the divider moves to the new first unseen
+  // message, and coming back shows it rather than the newest message
   await alice.evaluate(() => window.__setHidden(true));
   await say(bob, 'later news');
-  await waitMessage(alice, 'bob', 'later news');
-  assertEq(await alice.title(), `(1) ${base}`, 'one unread, no mention');
+  for (let i = 1; i <= 24; i++) await say(bob, `more news ${i}`);
+  await waitMessage(alice, 'bob', 'more news 24');
+  assertEq(await alice.title(), `(25) ${base}`, 'twenty-five unread, no mention');
   await alice.evaluate(() => window.__setHidden(false));
   assertEq(await divider(), { count: 1, text: 'New since you left', next: 'later news' }, 'one divider, above the newest absence');
+  const view = await alice.evaluate(() => {
+    const list = document.querySelector('[data-testid="messages"]').getBoundingClientRect();
+    const line = document.querySelector('[data-testid="unread-divider"]').getBoundingClientRect();
+    return {
+      dividerShown: line.top >= list.top && line.bottom <= list.bottom,
+      newMessagesButton: !document.querySelector('[data-testid="new-messages"]').hidden,
+    };
+  });
+  assertEq(view, { dividerShown: true, newMessagesButton: true }, 'back on the tab, the divider is in view and the newest is a button away');
 });

@@ -185,7 +185,7 @@ export function addTextBubble(msg, from, text) {
   if (mentionsMe) {
     bubble.dataset.mentionsMe = 'true';
     bubble.classList.add('mentions-me');
-    bubble.append(el('span', { class: 'sr-only', text: ' (mentions you)' }));
+    bubble.insertBefore(el('span', { class: 'sr-only', text: ' (mentions you)' }), bubble.querySelector('time'));
   }
   return bubble;
 }

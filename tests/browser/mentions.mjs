@@ -97,11 +97,12 @@ run('mentions are offered, highlighted, counted and notified', async (browser) =
       mentions: Array.from(bubble.querySelectorAll('[data-testid="mention"]')).map((m) => [m.dataset.name, m.textContent]),
       bold: Array.from(bubble.querySelectorAll('strong')).map((b) => b.textContent),
       me: bubble.dataset.mentionsMe === 'true',
+      said: bubble.textContent.includes('(mentions you)'),
     };
   });
   await waitMessage(carol, 'bob', 'hi @alice see this');
-  assertEq(await seen(alice), { mentions: [['alice', '@alice']], bold: ['this'], me: true }, 'alice sees her mention marked');
-  assertEq(await seen(carol), { mentions: [['alice', '@alice']], bold: ['this'], me: false }, 'carol sees the mention, not marked as hers');
+  assertEq(await seen(alice), { mentions: [['alice', '@alice']], bold: ['this'], me: true, said: true }, 'alice sees her mention marked, and a screen reader says so');
+  assertEq(await seen(carol), { mentions: [['alice', '@alice']], bold: ['this'], me: false, said: false }, 'carol sees the mention, not marked as hers');
 
   // ---- notifications: asked for permission only when alice opts in
   assertEq(await alice.evaluate(() => window.__asked), 0, 'no permission asked on load');

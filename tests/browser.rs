@@ -97,6 +97,20 @@ fn markup_is_rendered_as_text() {
     run_script("html_as_text.mjs", &[]);
 }
 
+/// Bold, italic, code, fenced blocks, links and line breaks show as
+/// elements the page builds; markup and non-http(s) links stay text.
+#[test]
+fn markdown_is_built_from_elements_not_html() {
+    run_script("markdown.mjs", &[]);
+}
+
+/// @names are completed from the people list, highlighted, counted apart
+/// while the tab is hidden and notified once the person has opted in.
+#[test]
+fn mentions_are_completed_counted_and_notified() {
+    run_script("mentions.mjs", &[]);
+}
+
 #[test]
 fn name_taken_is_shown_on_the_join_form() {
     run_script("name_taken.mjs", &[]);

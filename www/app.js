@@ -10,6 +10,8 @@
 //   view.js        screens, status line, composer notice, people, typing
 //   toasts.js      short-lived messages in the corner
 //   log.js         the message list, and keeping the newest message in view
+//   markdown.js    a message's text as a little Markdown, built as elements
+//   mentions.js    completing @names, notifying of mentions when hidden
 //   outbox.js      messages sent or typed but not yet confirmed by the server
 //   uploads.js     picking and sending files
 //   panel.js       the people panel on narrow screens
@@ -18,7 +20,8 @@
 //   limits.js      what the server accepts (from its welcome)
 //   util.js        small helpers: elements, storage, sizes and times in words
 // Every piece of user content (names, rooms, messages, file names, errors)
-// is put into the page with textContent or as attribute values, never as HTML.
+// is put into the page with textContent or as attribute values, never as HTML
+// (a message's Markdown too: markdown.js builds its elements one by one).
 
 import { $, saved, tabSaved, checkName } from './util.js';
 import { forgetToken } from './identity.js';
@@ -27,6 +30,8 @@ import { state, online, STORE_NAME, STORE_ROOM, STORE_AUTO, TAB_JOINED } from '.
 import { updateComposer, setNotice, clearNotice, setJoinError, showJoin, updateTitle } from './view.js';
 import { connectUploads } from './uploads.js';
 import { dismissNewest } from './toasts.js';
+import { setMentionable, showUnread } from './log.js';
+import './mentions.js';
 import { onConnection, sendFrame, reconnectNow } from './connection.js';
 import { handleEvent, handleBinary, onClose } from './events.js';
 import { start, leave } from './session.js';
@@ -37,6 +42,8 @@ const joinRoom = $('join-room');
 const leaveButton = $('leave-button');
 
 onConnection({ event: handleEvent, binary: handleBinary, closed: onClose });
+
+setMentionable(() => state.users);
 
 connectUploads({
   socket: () => (online() ? state.ws : null),
@@ -50,7 +57,9 @@ connectUploads({
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden) {
     reconnectNow();
+    showUnread();
     state.unread = 0;
+    state.unreadMentions = 0;
     updateTitle();
   }
 });

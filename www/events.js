@@ -5,7 +5,7 @@
 import { $, saved, tabSaved, utf8Length, formatLimit, formatCount } from './util.js';
 import { limitsFrom, FrameBudget } from './limits.js';
 import {
-  setSelf, resetLog, addTextBubble, addFileBubble, addNote,
+  setSelf, resetLog, addTextBubble, addFileBubble, addNote, markUnreadHere,
   renderFilePending, renderFileUnavailable, renderFileReady, renderFileRemote, fileUrl,
 } from './log.js';
 import { renameOutbox, requeue, confirm, refused, unstored } from './outbox.js';
@@ -26,6 +26,7 @@ import {
 } from './composer.js';
 import { refuseJoin } from './session.js';
 import { onFileUrl, failFileUrls } from './fileurls.js';
+import { notifyMention } from './mentions.js';
 
 const TYPING_SHOW_MS = 3500; // forget a typist after this long without news
 const NAME_TAKEN_RETRIES = 8; // after a reload our old connection may still hold the name
@@ -264,11 +265,26 @@ function trackId(msg) {
   return true;
 }
 
-function countUnread(msg, mine) {
-  if (!msg.replay && !mine && document.hidden) {
-    state.unread++;
-    updateTitle();
+/**
+ * Whether `msg` is news the person has not seen: it came live, from
+ * someone else, while the tab is hidden. The first such message since the
+ * tab was last seen gets the "New since you left" divider above it.
+ */
+function arriving(msg, mine) {
+  const news = !msg.replay && !mine && document.hidden;
+  if (news && state.unread === 0) markUnreadHere();
+  return news;
+}
+
+/** Counts news in the title; a mention of us counts apart, and may notify. */
+function countUnread(news, bubble, from, text) {
+  if (!news) return;
+  state.unread++;
+  if (bubble.dataset.mentionsMe) {
+    state.unreadMentions++;
+    notifyMention(from, text);
   }
+  updateTitle();
 }
 
 function onMessage(msg) {
@@ -283,8 +299,8 @@ function onMessage(msg) {
   }
   if (!trackId(msg)) return;
   stopTyping(from);
-  addTextBubble(msg, from, msg.text);
-  countUnread(msg, mine);
+  const news = arriving(msg, mine);
+  countUnread(news, addTextBubble(msg, from, msg.text), from, msg.text);
 }
 
 function onFile(msg) {
@@ -299,8 +315,9 @@ function onFile(msg) {
   if (own) storedAgain();
   if (!trackId(msg)) return;
   stopTyping(from);
+  const news = arriving(msg, mine);
   const record = addFileBubble(msg, from, name, size, mime);
-  countUnread(msg, mine);
+  countUnread(news, record.bubble, from, '');
   if (own) {
     renderFileReady(record, own);
   } else if (msg.replay) {

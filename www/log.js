@@ -3,8 +3,9 @@
 // page has sent and the server has not confirmed yet waits at the end of the
 // list, in the outbox, marked as not sent.
 import {
-  $, el, svgIcon, ICON_FILE, ICON_DOWNLOAD, avatar, formatSize, formatTime, dayKey, dayLabel, appendLinkified,
+  $, el, svgIcon, ICON_FILE, ICON_DOWNLOAD, avatar, formatSize, formatTime, dayKey, dayLabel,
 } from './util.js';
+import { renderMarkdown } from './markdown.js';
 import { expired, renewFileUrl, usableUrl } from './fileurls.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000; // one sender's bubbles this close together share a group
@@ -39,10 +40,18 @@ const log = {
   // holds, whatever changes the list's size (new messages, an image or file
   // finishing loading, the composer growing) keeps the newest one in view.
   stuck: true,
+  names: () => [], // who can be @mentioned: the people in the room
+  unreadDivider: null, // "New since you left", above the first message that came while the tab was hidden
+  unreadUnseen: false, // the divider was placed while the tab was hidden and has not been shown yet
 };
 
 export function setSelf(name) {
   log.self = name;
+}
+
+/** `names()` gives who can be @mentioned in a message (the people in the room). */
+export function setMentionable(names) {
+  log.names = names;
 }
 
 export function resetLog() {
@@ -51,6 +60,8 @@ export function resetLog() {
   log.lastGroup = null;
   log.lastDay = null;
   log.stuck = true;
+  log.unreadDivider = null;
+  log.unreadUnseen = false;
   sizes.disconnect();
   sizes.observe(messagesEl);
   // What waits to be sent stays: it is not part of the room's history yet.
@@ -166,10 +177,46 @@ export function addBubble(msg, from, content, kind) {
   return bubble;
 }
 
+/** A message's text as Markdown (markdown.js); a bubble that mentions us is marked. */
 export function addTextBubble(msg, from, text) {
   const body = el('div', { class: 'bubble-text', 'data-testid': 'message-text' });
-  appendLinkified(body, text);
-  return addBubble(msg, from, body, 'text');
+  const mentionsMe = renderMarkdown(body, text, { names: log.names(), self: log.self }) && from !== log.self;
+  const bubble = addBubble(msg, from, body, 'text');
+  if (mentionsMe) {
+    bubble.dataset.mentionsMe = 'true';
+    bubble.classList.add('mentions-me');
+    bubble.insertBefore(el('span', { class: 'sr-only', text: ' (mentions you)' }), bubble.querySelector('time'));
+  }
+  return bubble;
+}
+
+/**
+ * Puts the "New since you left" divider at the end of the list (where the
+ * next message goes), taking it from where it was.
+ */
+export function markUnreadHere() {
+  if (log.unreadDivider) log.unreadDivider.remove();
+  log.unreadDivider = el('div', {
+    class: 'unread-divider', role: 'separator', 'aria-label': 'New since you left', 'data-testid': 'unread-divider',
+  }, el('span', { text: 'New since you left' }));
+  log.unreadUnseen = true;
+  log.lastGroup = null;
+  append(log.unreadDivider, { announce: false });
+}
+
+/**
+ * Back on the tab: if what came meanwhile has pushed the divider above the
+ * list's top, the list is scrolled to show it first (the "New messages"
+ * button then leads to the newest).
+ */
+export function showUnread() {
+  if (!log.unreadUnseen || !log.unreadDivider || !log.unreadDivider.isConnected) return;
+  log.unreadUnseen = false;
+  const above = log.unreadDivider.getBoundingClientRect().top - messagesEl.getBoundingClientRect().top;
+  if (above >= 0) return;
+  messagesEl.scrollTop += above - 8;
+  log.stuck = atBottom();
+  newMessagesBtn.hidden = log.stuck;
 }
 
 /** A line in the list about the room itself (joins, leaves, reconnects). */
@@ -198,7 +245,7 @@ const PENDING_SAYS = {
  */
 export function addPending(cid, text, state) {
   const body = el('div', { class: 'bubble-text', 'data-testid': 'message-text' });
-  appendLinkified(body, text);
+  renderMarkdown(body, text, { names: log.names(), self: log.self });
   const mark = el('span', { class: 'pending-mark', 'data-testid': 'pending-status' });
   const bubble = el('div', {
     class: 'bubble bubble-text pending', 'data-testid': 'pending-message', 'data-cid': cid, 'data-from': log.self,

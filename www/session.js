@@ -97,6 +97,7 @@ function resetConversation() {
   state.epoch = null;
   state.joinedWith = null;
   state.unread = 0;
+  state.unreadMentions = 0;
   state.users = [];
   state.seenBefore.clear();
   state.quietUntil = 0;

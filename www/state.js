@@ -42,7 +42,8 @@ export const state = {
   quietUntil: 0,
   typists: new Map(), // name -> expiry timer
   lastTypingSent: 0,
-  unread: 0,
+  unread: 0, // messages that came while the tab was hidden
+  unreadMentions: 0, // of those, the ones that mention us
   limits: { ...DEFAULT_LIMITS }, // from the newest welcome that had them
   budget: new FrameBudget(DEFAULT_LIMITS), // frames we may still send on this socket
 };

@@ -137,23 +137,3 @@ export function safeFileName(name) {
   while (utf8Length(n) > 255) n = Array.from(n).slice(0, -1).join('');
   return n;
 }
-
-/** Appends `text` to `parent`, turning http(s) URLs into links. */
-export function appendLinkified(parent, text) {
-  const re = /\bhttps?:\/\/[^\s<>"']+/gi;
-  let last = 0;
-  let m;
-  while ((m = re.exec(text)) !== null) {
-    let url = m[0];
-    // Leave trailing punctuation out of the link.
-    const trail = /[.,;:!?)\]}]+$/.exec(url);
-    if (trail) url = url.slice(0, -trail[0].length);
-    if (m.index > last) parent.append(document.createTextNode(text.slice(last, m.index)));
-    const a = el('a', { href: url, target: '_blank', rel: 'noopener noreferrer nofollow' });
-    a.textContent = url;
-    parent.append(a);
-    last = m.index + url.length;
-    re.lastIndex = last;
-  }
-  if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
-}

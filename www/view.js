@@ -155,7 +155,10 @@ export function showChat() {
 
 export function updateTitle() {
   const base = '#' + state.room + ' · wschat';
-  document.title = state.unread > 0 ? '(' + state.unread + ') ' + base : base;
+  // "(3, @1)": three messages since the tab was last seen, one of them a mention.
+  let count = '';
+  if (state.unread > 0) count = '(' + state.unread + (state.unreadMentions > 0 ? ', @' + state.unreadMentions : '') + ') ';
+  document.title = count + base;
 }
 
 // ------------------------------------------------------------ people, typing

@@ -1,6 +1,7 @@
 // axe-core finds no serious or critical WCAG 2.1 A/AA violations on the join
-// screen, a busy chat in light and dark, the phone people panel (light and
-// dark), the offline chat, the limits refused by the page and a taken name;
+// screen, a busy chat in light and dark (Markdown, a mention, the unread
+// divider, the list of names to mention open), the phone people panel (light
+// and dark) and the phone's list of names to mention, the offline chat, the limits refused by the page and a taken name;
 // animations stop for people who ask for reduced motion. Each state is
 // photographed into the directory given after the address.
 import path from 'node:path';
@@ -19,6 +20,8 @@ mkdirSync(outDir, { recursive: true });
 async function shot(page, name) {
   await page.screenshot({ path: path.join(outDir, name), animations: 'disabled' });
 }
+
+const MARKDOWN = '**Heads up** @alice: run `cargo test --test browser` first, *then* [the checklist](https://example.com/checklist)\n```\ncargo clippy --all-targets -- -D warnings\n```';
 
 const SENTENCE = 'The quick brown fox jumps over the lazy dog, then checks the release notes once more. ';
 
@@ -51,13 +54,29 @@ run('axe finds no serious or critical violations', async (browser) => {
     const img = document.querySelector('img[data-testid="inline-image"]');
     return img && img.complete && img.naturalWidth > 0;
   });
+  // While alice looks away, carol mentions her: back, she sees the unread
+  // divider above it (the tab is made hidden by overriding document.hidden).
+  await alice.evaluate(() => Object.defineProperty(document, 'hidden', { configurable: true, get: () => true }));
+  await say(carol, MARKDOWN);
+  await alice.waitForSelector('[data-testid="message"][data-mentions-me="true"] pre');
+  await alice.evaluate(() => {
+    delete document.hidden;
+    document.dispatchEvent(new Event('visibilitychange'));
+  });
+  await alice.waitForSelector('[data-testid="unread-divider"]');
+  await say(alice, 'On it, @carol: `cargo test` is **green**.');
+  await alice.waitForSelector('[data-testid="message"][data-from="alice"] [data-testid="mention"]');
   await carol.locator('[data-testid="message-input"]').pressSequentially('one more thing');
   await alice.waitForSelector('[data-testid="typing-text"]');
+  await alice.locator('[data-testid="message-input"]').pressSequentially('@b');
+  await alice.waitForSelector('[data-testid="mention-option"][aria-selected="true"]');
   await axeCheck(alice, 'busy chat, light');
   await alice.emulateMedia({ colorScheme: 'dark' });
   await axeCheck(alice, 'busy chat, dark');
   await shot(alice, 'screenshot-dark.png');
   await alice.emulateMedia({ colorScheme: 'light' });
+  await alice.keyboard.press('Escape');
+  await alice.fill('[data-testid="message-input"]', '');
 
   // ---- the phone people panel
   const phone = await person(browser, 'dana', room, { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
@@ -74,6 +93,15 @@ run('axe finds no serious or critical violations', async (browser) => {
   await axeCheck(phone, 'phone chat, dark');
   await phone.emulateMedia({ colorScheme: 'light' });
   await axeCheck(phone, 'phone chat, light');
+  await phone.locator('[data-testid="message-input"]').pressSequentially('@');
+  await phone.waitForSelector('[data-testid="mention-option"][aria-selected="true"]');
+  await axeCheck(phone, 'phone names to mention, light');
+  await shot(phone, 'screenshot-phone-mention.png');
+  await phone.emulateMedia({ colorScheme: 'dark' });
+  await axeCheck(phone, 'phone names to mention, dark');
+  await phone.emulateMedia({ colorScheme: 'light' });
+  await phone.keyboard.press('Escape');
+  await phone.fill('[data-testid="message-input"]', '');
 
   // ---- limits: a message near the text limit, a file over the size limit
   const text = SENTENCE.repeat(Math.ceil(3900 / SENTENCE.length)).slice(0, 3900);

@@ -13,8 +13,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
-use crate::auth::Secret;
-use crate::proxy::Cidr;
+use crate::http::proxy::Cidr;
+use crate::ws::auth::Secret;
 
 mod values;
 use values::{
@@ -309,22 +309,22 @@ pub struct Config {
     /// in its join frame) and goes by the token's name. On the command line
     /// it is visible to every local user: prefer --auth-secret-file or
     /// WSCHAT_AUTH_SECRET.
-    #[arg(long, env = "WSCHAT_AUTH_SECRET", value_name = "SECRET", value_parser = crate::auth::parse_secret, hide_env_values = true, global = true)]
+    #[arg(long, env = "WSCHAT_AUTH_SECRET", value_name = "SECRET", value_parser = crate::ws::auth::parse_secret, hide_env_values = true, global = true)]
     pub(crate) auth_secret: Option<Secret>,
 
     /// File holding the --auth-secret (a line end after it is ignored).
-    #[arg(long, env = "WSCHAT_AUTH_SECRET_FILE", value_name = "FILE", value_parser = crate::auth::read_secret_file, conflicts_with = "auth_secret", global = true)]
+    #[arg(long, env = "WSCHAT_AUTH_SECRET_FILE", value_name = "FILE", value_parser = crate::ws::auth::read_secret_file, conflicts_with = "auth_secret", global = true)]
     pub(crate) auth_secret_file: Option<Secret>,
 
     /// Token (at least 16 bytes) that opens the admin view (`/admin`) and
     /// its API (`Authorization: Bearer TOKEN`); without it they answer 404.
     /// On the command line it is visible to every local user: prefer
     /// --admin-token-file or WSCHAT_ADMIN_TOKEN.
-    #[arg(long, env = "WSCHAT_ADMIN_TOKEN", value_name = "TOKEN", value_parser = crate::auth::parse_admin_token, hide_env_values = true)]
+    #[arg(long, env = "WSCHAT_ADMIN_TOKEN", value_name = "TOKEN", value_parser = crate::ws::auth::parse_admin_token, hide_env_values = true)]
     pub(crate) admin_token: Option<Secret>,
 
     /// File holding the --admin-token (a line end after it is ignored).
-    #[arg(long, env = "WSCHAT_ADMIN_TOKEN_FILE", value_name = "FILE", value_parser = crate::auth::read_admin_token_file, conflicts_with = "admin_token")]
+    #[arg(long, env = "WSCHAT_ADMIN_TOKEN_FILE", value_name = "FILE", value_parser = crate::ws::auth::read_admin_token_file, conflicts_with = "admin_token")]
     pub(crate) admin_token_file: Option<Secret>,
 
     /// Where the secrets came from, for the warnings given at start (see
@@ -340,7 +340,7 @@ pub struct Config {
 
     /// A tool to run instead of the server (minting a token, say).
     #[command(subcommand)]
-    pub tool: Option<crate::auth::Tool>,
+    pub tool: Option<crate::ws::auth::Tool>,
 }
 
 /// Where the secrets came from: what the warnings at start need to know
@@ -455,7 +455,7 @@ impl Config {
     /// The memory budget must leave room, in the share for incoming
     /// messages, for the largest one a client may send.
     fn check_budget(&self) -> Result<(), String> {
-        let incoming = crate::budget::Budget::new(self.memory_budget)
+        let incoming = crate::limits::budget::Budget::new(self.memory_budget)
             .incoming
             .limit();
         if incoming < self.max_frame_size() {
@@ -479,8 +479,8 @@ impl Config {
     }
 
     /// How the history store is opened.
-    pub fn store_options(&self) -> crate::store::Options {
-        crate::store::Options {
+    pub fn store_options(&self) -> crate::history::sqlite::Options {
+        crate::history::sqlite::Options {
             path: self.db.clone(),
             retain_messages: self.retain_messages,
             retain_bytes: self.retain_bytes as u64,
@@ -489,8 +489,8 @@ impl Config {
     }
 
     /// How the rooms shared through Redis are kept, with `--redis`.
-    pub fn cluster_options(&self) -> Option<crate::cluster::Options> {
-        Some(crate::cluster::Options {
+    pub fn cluster_options(&self) -> Option<crate::history::redis::Options> {
+        Some(crate::history::redis::Options {
             url: self.redis.clone()?,
             retain_messages: self.retain_messages,
             retain_bytes: self.retain_bytes as u64,

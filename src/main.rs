@@ -10,7 +10,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use wschat::config::Config;
-use wschat::server::{History, Server};
+use wschat::net::server::{History, Server};
 
 /// The exit status after a restart asked for with SIGHUP (`EX_TEMPFAIL`):
 /// the systemd unit restarts the service on it (`RestartForceExitStatus`).
@@ -19,7 +19,7 @@ const RESTART_STATUS: u8 = 75;
 fn main() -> ExitCode {
     let config = Config::load();
     if let Some(tool) = &config.tool {
-        return wschat::auth::run_tool(tool, &config);
+        return wschat::ws::auth::run_tool(tool, &config);
     }
     if let Err(e) = init_logging(&config) {
         eprintln!("wschat: cannot start logging: {e}");

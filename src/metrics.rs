@@ -21,11 +21,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::budget::Budget;
-use crate::dispatcher::Input;
-use crate::handshake::Kind;
-use crate::protocol::Mode;
-use crate::store::Stats;
+use crate::history::sqlite::Stats;
+use crate::hub::dispatcher::Input;
+use crate::limits::budget::Budget;
+use crate::proto::protocol::Mode;
+use crate::ws::handshake::Kind;
 
 /// The `Content-Type` of [`Metrics::render_openmetrics`]'s output.
 pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

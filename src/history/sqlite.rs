@@ -20,10 +20,12 @@
 use crate::logs as log;
 
 mod checkpointer;
+mod complaints;
 mod fold;
 mod reader;
 mod reads;
 mod retention;
+mod rows;
 mod schema;
 mod writer;
 

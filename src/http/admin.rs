@@ -46,13 +46,17 @@ pub struct Admin {
     lockout: Lockout,
 }
 
+/// What the page may ask before joining (docs/PROTOCOL.md, "Before
+/// joining"): public, unlike the rest of `/api/`.
+pub(crate) const INFO_PATH: &str = "/api/info";
+
 /// Whether `path` is one of the admin routes (answered 404 when there is
 /// no admin token, so that they cannot be told from paths that do not
 /// exist).
 pub fn is_admin_path(path: &str) -> bool {
     matches!(path, "/admin" | "/admin.html" | "/admin.js" | "/admin.css")
         || path == "/api"
-        || (path.starts_with("/api/") && path != crate::ws::router::INFO_PATH)
+        || (path.starts_with("/api/") && path != INFO_PATH)
 }
 
 /// Why an API request is not carried out; each is one HTTP answer.

@@ -14,7 +14,11 @@ use std::fmt;
 use unicode_general_category::{GeneralCategory, get_general_category};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::proto::protocol::{MAX_FILE_NAME, MAX_NAME_CHARS};
+/// Longest name or room name, in characters, after trimming.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// Longest file name, in bytes.
+pub const MAX_FILE_NAME: usize = 255;
 
 /// Why a name (of a person or a room) is refused. Each says what is wrong
 /// in words a person can act on, for the `invalid_name`/`invalid_room` error.

@@ -18,11 +18,7 @@ pub(crate) enum Mode {
     V1,
 }
 
-/// Longest name or room name, in characters, after trimming.
-pub const MAX_NAME_CHARS: usize = 32;
-
-/// Longest file name, in bytes.
-pub const MAX_FILE_NAME: usize = 255;
+pub use crate::proto::names::{MAX_FILE_NAME, MAX_NAME_CHARS};
 
 /// A frame from a `wschat.v1` client, validated.
 #[derive(Debug, Clone, PartialEq)]

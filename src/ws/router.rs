@@ -20,7 +20,7 @@ use crate::hub::writer::Writers;
 use crate::limits::budget::Budget;
 use crate::metrics;
 use crate::net::admission::{self, Admission, Ticket};
-use crate::net::server::EchoClients;
+use crate::ws::echo::EchoClients;
 use crate::ws::handshake::{self, Endpoint, OriginPolicy, UpgradeRefusal};
 use crate::ws::reader::Connection;
 
@@ -83,7 +83,7 @@ pub(crate) fn handle(
         admission::refuse(&sock, &head, client, denial);
         return None;
     }
-    if head.path() == INFO_PATH {
+    if head.path() == crate::http::admin::INFO_PATH {
         answer_info(&sock, &head, config);
         return None;
     }
@@ -137,10 +137,6 @@ pub(crate) fn handle(
 // The answers below are kept out of line (as is `refuse_upgrade`): their
 // responses are large values, and a connection's thread keeps every stack
 // page it ever touched, so they must not widen the frame a WebSocket lives in.
-
-/// What the page may ask before joining (docs/PROTOCOL.md, "Before
-/// joining"): public, unlike the rest of `/api/`.
-pub(crate) const INFO_PATH: &str = "/api/info";
 
 /// Answers `GET /api/info`: whether this server needs an identity token,
 /// so that the page can say so before the visitor presses Join.

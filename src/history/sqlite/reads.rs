@@ -28,7 +28,8 @@ use std::thread::{self, JoinHandle};
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::params;
 
-use super::writer::{Complaints, RECORD, record};
+use super::complaints::Complaints;
+use super::rows::{RECORD, record};
 use super::{Body, Reader, Record, Reply, Request, Stats};
 
 /// Most bytes of records (texts, names, cids) one fetch answers with, the

@@ -19,15 +19,17 @@ use crate::logs as log;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tungstenite::Bytes;
 
+use super::complaints::Complaints;
 use super::fold::room_key;
 use super::reads::Reads;
 use super::retention;
+use super::rows::{RECORD, record};
 use super::{Body, Options, Origin, Outcome, Reader, Record, Reply, Request, Stats};
 
 /// Most requests taken from the channel at once, and so most appends in one
@@ -56,10 +58,6 @@ fn weight(request: &Request) -> u64 {
 /// Rooms opened but not yet written to whose epochs are remembered.
 const PENDING_EPOCHS: usize = 65_536;
 
-/// At most one error line per this long; the next one says how many were
-/// left out.
-const COMPLAINT_INTERVAL: Duration = Duration::from_secs(1);
-
 /// While writes fail, how often the store tries a small write of its own,
 /// so that readiness comes back once space is freed even if nobody sends.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -80,12 +78,6 @@ enum Written {
     /// The record stored before under the same sender and `cid`.
     Resent(Record),
 }
-
-/// The columns of a [`Record`], in the order [`record`] reads them.
-pub(super) const RECORD: &str = "SELECT r.room, r.id, r.sender, r.ts, r.cid, r.text, r.file_name, \
-    r.file_size, r.file_mime, \
-    EXISTS (SELECT 1 FROM file_bytes f WHERE f.room = r.room AND f.id = r.id) \
-    FROM records r";
 
 pub struct Writer {
     conn: Connection,
@@ -680,51 +672,6 @@ impl Writer {
 
 /// A room's row: its epoch and the spelling it is shown by.
 type RoomRow = (String, String);
-
-/// Reads a row of [`RECORD`].
-pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
-    let text: Option<String> = row.get(5)?;
-    let body = match text {
-        Some(text) => Body::Text(text),
-        None => Body::File {
-            name: row.get(6)?,
-            size: row.get(7)?,
-            mime: row.get(8)?,
-            available: row.get(9)?,
-        },
-    };
-    Ok(Record {
-        room: row.get(0)?,
-        id: row.get(1)?,
-        from: row.get(2)?,
-        ts: row.get(3)?,
-        cid: row.get(4)?,
-        body,
-    })
-}
-
-/// Keeps a failing disk from filling the log: one line per
-/// [`COMPLAINT_INTERVAL`], which tells how many were left out before it.
-#[derive(Default)]
-pub(super) struct Complaints {
-    last: Option<Instant>,
-    left_out: u64,
-}
-
-impl Complaints {
-    pub(super) fn speak(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < COMPLAINT_INTERVAL)
-        {
-            self.left_out += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.left_out))
-    }
-}
 
 /// A room's epoch: 16 hex digits, new for every history that begins.
 pub fn new_epoch() -> String {

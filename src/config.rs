@@ -13,9 +13,11 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
+use crate::config::secret::Secret;
 use crate::http::proxy::Cidr;
-use crate::ws::auth::Secret;
 
+pub(crate) mod secret;
+pub mod tool;
 mod values;
 use values::{
     parse_budget, parse_bytes, parse_bytes_or_zero, parse_count, parse_listen, parse_log_filter,
@@ -309,22 +311,22 @@ pub struct Config {
     /// in its join frame) and goes by the token's name. On the command line
     /// it is visible to every local user: prefer --auth-secret-file or
     /// WSCHAT_AUTH_SECRET.
-    #[arg(long, env = "WSCHAT_AUTH_SECRET", value_name = "SECRET", value_parser = crate::ws::auth::parse_secret, hide_env_values = true, global = true)]
+    #[arg(long, env = "WSCHAT_AUTH_SECRET", value_name = "SECRET", value_parser = crate::config::secret::parse_secret, hide_env_values = true, global = true)]
     pub(crate) auth_secret: Option<Secret>,
 
     /// File holding the --auth-secret (a line end after it is ignored).
-    #[arg(long, env = "WSCHAT_AUTH_SECRET_FILE", value_name = "FILE", value_parser = crate::ws::auth::read_secret_file, conflicts_with = "auth_secret", global = true)]
+    #[arg(long, env = "WSCHAT_AUTH_SECRET_FILE", value_name = "FILE", value_parser = crate::config::secret::read_secret_file, conflicts_with = "auth_secret", global = true)]
     pub(crate) auth_secret_file: Option<Secret>,
 
     /// Token (at least 16 bytes) that opens the admin view (`/admin`) and
     /// its API (`Authorization: Bearer TOKEN`); without it they answer 404.
     /// On the command line it is visible to every local user: prefer
     /// --admin-token-file or WSCHAT_ADMIN_TOKEN.
-    #[arg(long, env = "WSCHAT_ADMIN_TOKEN", value_name = "TOKEN", value_parser = crate::ws::auth::parse_admin_token, hide_env_values = true)]
+    #[arg(long, env = "WSCHAT_ADMIN_TOKEN", value_name = "TOKEN", value_parser = crate::config::secret::parse_admin_token, hide_env_values = true)]
     pub(crate) admin_token: Option<Secret>,
 
     /// File holding the --admin-token (a line end after it is ignored).
-    #[arg(long, env = "WSCHAT_ADMIN_TOKEN_FILE", value_name = "FILE", value_parser = crate::ws::auth::read_admin_token_file, conflicts_with = "admin_token")]
+    #[arg(long, env = "WSCHAT_ADMIN_TOKEN_FILE", value_name = "FILE", value_parser = crate::config::secret::read_admin_token_file, conflicts_with = "admin_token")]
     pub(crate) admin_token_file: Option<Secret>,
 
     /// Where the secrets came from, for the warnings given at start (see
@@ -340,7 +342,7 @@ pub struct Config {
 
     /// A tool to run instead of the server (minting a token, say).
     #[command(subcommand)]
-    pub tool: Option<crate::ws::auth::Tool>,
+    pub tool: Option<crate::config::tool::Tool>,
 }
 
 /// Where the secrets came from: what the warnings at start need to know

@@ -14,6 +14,7 @@ pub(crate) use ::log::Level;
 /// The folders and what their modules' targets say instead: a module under
 /// the first is logged under the second.
 const FOLDERS: &[(&str, &str)] = &[
+    ("wschat::hub::outlet::writer", "wschat::writer"),
     ("wschat::hub::", "wschat::"),
     ("wschat::history::sqlite", "wschat::store"),
     ("wschat::history::redis", "wschat::cluster"),
@@ -82,6 +83,8 @@ mod tests {
             "wschat::cluster::commands"
         );
         assert_eq!(target("wschat::http::files"), "wschat::files");
+        assert_eq!(target("wschat::hub::outlet::writer"), "wschat::writer");
+        assert_eq!(target("wschat::hub::outlet"), "wschat::outlet");
         assert_eq!(target("wschat::config"), "wschat::config");
     }
 }

@@ -22,10 +22,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::history::sqlite::Stats;
-use crate::hub::dispatcher::Input;
 use crate::limits::budget::Budget;
-use crate::proto::protocol::Mode;
-use crate::ws::handshake::Kind;
 
 /// The `Content-Type` of [`Metrics::render_openmetrics`]'s output.
 pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -139,24 +136,50 @@ impl Refused {
     }
 }
 
-const MODES: [Kind; 3] = [Kind::Room(Mode::Raw), Kind::Room(Mode::V1), Kind::Echo];
+/// A client's mode, as the metrics and log lines label it (callers convert
+/// what a connection is for: `Kind::metric`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientMode {
+    /// A chat-room client without a subprotocol.
+    Raw,
+    /// A chat-room client speaking `wschat.v1`.
+    V1,
+    /// An `/echo` client.
+    Echo,
+}
 
-fn mode_index(kind: Kind) -> usize {
-    match kind {
-        Kind::Room(Mode::Raw) => 0,
-        Kind::Room(Mode::V1) => 1,
-        Kind::Echo => 2,
+const MODES: [ClientMode; 3] = [ClientMode::Raw, ClientMode::V1, ClientMode::Echo];
+
+fn mode_index(mode: ClientMode) -> usize {
+    match mode {
+        ClientMode::Raw => 0,
+        ClientMode::V1 => 1,
+        ClientMode::Echo => 2,
     }
 }
 
 /// The label value of a client's mode (an echo client's is `echo`), also
 /// used in log lines.
-pub(crate) fn mode_label(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Room(Mode::Raw) => "raw",
-        Kind::Room(Mode::V1) => "v1",
-        Kind::Echo => "echo",
+pub(crate) fn mode_label(mode: ClientMode) -> &'static str {
+    match mode {
+        ClientMode::Raw => "raw",
+        ClientMode::V1 => "v1",
+        ClientMode::Echo => "echo",
     }
+}
+
+/// What a client sent, as `wschat_received_total` labels it (callers
+/// convert their event: `Input::metric`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Received {
+    /// A text message.
+    Text,
+    /// A file.
+    File,
+    /// A typing notice.
+    Typing,
+    /// A join.
+    Join,
 }
 
 const KINDS: [&str; 4] = ["text", "file", "typing", "join"];
@@ -441,8 +464,8 @@ impl Metrics {
     }
 
     /// A WebSocket connection in `mode` is open until the guard is dropped.
-    pub(crate) fn connection(&'static self, kind: Kind) -> OpenConnection {
-        let gauge = &self.connections[mode_index(kind)];
+    pub(crate) fn connection(&'static self, mode: ClientMode) -> OpenConnection {
+        let gauge = &self.connections[mode_index(mode)];
         gauge.inc();
         OpenConnection {
             gauge,
@@ -456,13 +479,12 @@ impl Metrics {
     }
 
     /// A client's event is on its way to its room.
-    pub(crate) fn received(&self, event: &Input) {
-        let kind = match event {
-            Input::Text { .. } => 0,
-            Input::File { .. } => 1,
-            Input::Typing { .. } => 2,
-            Input::Join(_) => 3,
-            _ => return,
+    pub(crate) fn received(&self, what: Received) {
+        let kind = match what {
+            Received::Text => 0,
+            Received::File => 1,
+            Received::Typing => 2,
+            Received::Join => 3,
         };
         self.received[kind].inc();
     }

@@ -6,8 +6,8 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::hub::outlet::writer::Writers;
 use crate::hub::outlet::{Bounds, Outlet};
-use crate::hub::writer::Writers;
 use crate::limits::budget::Share;
 use crate::proto::wire::Encoded;
 

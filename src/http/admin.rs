@@ -21,11 +21,11 @@ use crossbeam_channel::Sender;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::config::secret::Secret;
 use crate::http::{self, Head, Site};
 use crate::hub::dispatcher::Input;
 use crate::hub::moderation::{MAX_BAN_MINUTES, Reply, Request};
 use crate::limits::lockout::{self, Lockout};
-use crate::ws::auth::Secret;
 
 /// Largest request body the API reads.
 const MAX_BODY: usize = 4096;

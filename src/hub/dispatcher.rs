@@ -43,8 +43,7 @@ pub use resumes::encode_replay;
 /// an idle server handles each event as it comes.
 pub const BATCH: usize = 512;
 
-/// Identifies a connection for its whole life; never reused.
-pub type ClientId = u64;
+pub use crate::hub::outlet::ClientId;
 
 /// Everything the dispatcher is told, through its one channel: by the
 /// readers, the admin view, the store and the server. (What it sends v1
@@ -165,6 +164,18 @@ pub struct JoinRequest {
 }
 
 impl Input {
+    /// What `wschat_received_total` counts this event as, if it counts it.
+    pub(crate) fn metric(&self) -> Option<crate::metrics::Received> {
+        use crate::metrics::Received;
+        match self {
+            Input::Text { .. } => Some(Received::Text),
+            Input::File { .. } => Some(Received::File),
+            Input::Typing { .. } => Some(Received::Typing),
+            Input::Join(_) => Some(Received::Join),
+            _ => None,
+        }
+    }
+
     /// The client an event comes from, if it comes from one.
     fn client(&self) -> Option<ClientId> {
         match self {

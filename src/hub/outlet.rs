@@ -27,11 +27,15 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
-use crate::hub::dispatcher::ClientId;
-use crate::hub::writer::{self, Writers};
 use crate::limits::budget::Share;
 use crate::proto::close::Close;
 use crate::proto::wire::Encoded;
+use writer::Writers;
+
+pub(crate) mod writer;
+
+/// Identifies a connection for its whole life; never reused.
+pub type ClientId = u64;
 
 /// How long a peer has to answer our close frame before its socket is shut.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);

@@ -28,7 +28,7 @@ use crate::http::files::{Downloads, Signer, capability};
 use crate::http::health::{Drain, Health};
 use crate::http::proxy::{Hosts, Proxies};
 use crate::hub::dispatcher::{Closing, Dispatcher, Input, Limits};
-use crate::hub::writer::Writers;
+use crate::hub::outlet::writer::Writers;
 use crate::limits::budget::Budget;
 use crate::metrics::{self, Refused};
 use crate::net::admission::{self, Admission, Entry, Gate, RETRY_AFTER, Ticket};

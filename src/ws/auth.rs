@@ -13,92 +13,21 @@
 use crate::logs as log;
 
 use std::fmt;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use crate::config::Config;
+use crate::config::secret::Secret;
+use crate::config::tool::Tool;
 use crate::proto::names::{self, Owner};
 use crate::proto::protocol::{ErrorCode, FrameRefusal, Mode};
-use crate::ws::handshake::RoomQuery;
-
-/// Shortest `--auth-secret`: HS256 wants a key at least as long as its
-/// hash, 256 bits (RFC 7518 §3.2).
-pub(crate) const MIN_SECRET: usize = 32;
-
-/// Shortest `--admin-token`.
-pub(crate) const MIN_ADMIN_TOKEN: usize = 16;
 
 /// Length bounds of a browser's `key`.
 const KEY_CHARS: std::ops::RangeInclusive<usize> = 16..=128;
-
-/// A secret from the options: never printed, compared in constant time.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Secret(Vec<u8>);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secret(<{} bytes>)", self.0.len())
-    }
-}
-
-impl Secret {
-    /// The secret itself, to sign and check with.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// Whether `presented` is this secret, taking the same time whichever
-    /// byte differs and whatever its length, so that timing tells a guesser
-    /// nothing: the SHA-256 digests of both are compared, which are always
-    /// 32 bytes, in constant time. (Comparing the bytes themselves returns
-    /// at once when the lengths differ, which tells the secret's length.)
-    pub(crate) fn matches(&self, presented: &[u8]) -> bool {
-        use sha2::{Digest, Sha256};
-        let ours: [u8; 32] = Sha256::digest(&self.0).into();
-        let theirs: [u8; 32] = Sha256::digest(presented).into();
-        bool::from(ours.ct_eq(&theirs))
-    }
-}
-
-fn secret_of(value: &str, least: usize, what: &str) -> Result<Secret, String> {
-    if value.len() < least {
-        return Err(format!("{what} must be at least {least} bytes long"));
-    }
-    Ok(Secret(value.as_bytes().to_vec()))
-}
-
-/// Reads a secret from a file, without the line end an editor or `echo`
-/// leaves after it.
-fn secret_from_file(path: &str, least: usize, what: &str) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(Path::new(path)).map_err(|e| format!("{path}: {e}"))?;
-    secret_of(text.trim_end_matches(['\n', '\r']), least, what).map_err(|e| format!("{path}: {e}"))
-}
-
-/// `--auth-secret`.
-pub(crate) fn parse_secret(s: &str) -> Result<Secret, String> {
-    secret_of(s, MIN_SECRET, "the secret")
-}
-
-/// `--auth-secret-file`.
-pub(crate) fn read_secret_file(path: &str) -> Result<Secret, String> {
-    secret_from_file(path, MIN_SECRET, "the secret")
-}
-
-/// `--admin-token`.
-pub(crate) fn parse_admin_token(s: &str) -> Result<Secret, String> {
-    secret_of(s, MIN_ADMIN_TOKEN, "the admin token")
-}
-
-/// `--admin-token-file`.
-pub(crate) fn read_admin_token_file(path: &str) -> Result<Secret, String> {
-    secret_from_file(path, MIN_ADMIN_TOKEN, "the admin token")
-}
 
 /// The secret that signs identity tokens, from whichever option gave it.
 pub(crate) fn secret(config: &Config) -> Option<&Secret> {
@@ -114,6 +43,24 @@ pub(crate) fn admin_token(config: &Config) -> Option<&Secret> {
         .admin_token
         .as_ref()
         .or(config.admin_token_file.as_ref())
+}
+
+/// What the `/ws` query asks for; validated later by the dispatcher.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RoomQuery {
+    /// `?room=`: the room to join.
+    pub(crate) room: Option<String>,
+    /// `?name=`: the name to go by.
+    pub(crate) name: Option<String>,
+    /// `?since=`: the last id seen, to resume after.
+    pub(crate) since: Option<u64>,
+    /// `?token=`: an identity token, checked before the upgrade.
+    pub(crate) token: Option<String>,
+    /// The identity `token` proved, once checked.
+    pub(crate) identity: Option<Identity>,
+    /// The client's address, for the log line of a sign-in refused later,
+    /// in a join frame.
+    pub(crate) client: Option<std::net::SocketAddr>,
 }
 
 /// What an identity token says.
@@ -494,25 +441,6 @@ fn valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Commands of the `wschat` binary other than serving.
-#[derive(clap::Subcommand, Debug, Clone)]
-pub enum Tool {
-    /// Print an identity token for NAME, signed with the server's secret
-    /// (--auth-secret, --auth-secret-file or their environment variables),
-    /// for scripts, tests and sign-in links (`http://HOST/#token=TOKEN`).
-    Token {
-        /// The name the token's holder goes by (its `sub`).
-        name: String,
-        /// Rooms the token allows (comma-separated or repeated); every room
-        /// when not given.
-        #[arg(long, value_delimiter = ',', value_name = "ROOMS")]
-        rooms: Vec<String>,
-        /// Seconds the token stays valid.
-        #[arg(long, default_value_t = 86_400.0, value_name = "SECS")]
-        ttl: f64,
-    },
-}
-
 /// Runs a [`Tool`]: prints its result on stdout, or the error on stderr
 /// with status 2 (the status of a bad option).
 pub fn run_tool(tool: &Tool, config: &Config) -> ExitCode {
@@ -538,6 +466,7 @@ pub fn run_tool(tool: &Tool, config: &Config) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::secret::{parse_admin_token, parse_secret};
 
     fn secret() -> Secret {
         parse_secret("a test secret that is long enough to sign").unwrap()

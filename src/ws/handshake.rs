@@ -10,6 +10,7 @@ use tungstenite::handshake::derive_accept_key;
 use crate::http::proxy::{Seen, with_port};
 use crate::http::{Head, query_pairs};
 use crate::proto::protocol::{self, Mode};
+use crate::ws::auth::RoomQuery;
 
 /// What a WebSocket connection is for.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,17 @@ pub(crate) enum Kind {
     Room(Mode),
 }
 
+impl Kind {
+    /// The mode the metrics and log lines label this connection with.
+    pub(crate) fn metric(self) -> crate::metrics::ClientMode {
+        match self {
+            Kind::Room(Mode::Raw) => crate::metrics::ClientMode::Raw,
+            Kind::Room(Mode::V1) => crate::metrics::ClientMode::V1,
+            Kind::Echo => crate::metrics::ClientMode::Echo,
+        }
+    }
+}
+
 impl Endpoint {
     /// What the endpoint is for.
     pub(crate) fn kind(&self) -> Kind {
@@ -38,24 +50,6 @@ impl Endpoint {
             Endpoint::Room(mode, _) => Kind::Room(*mode),
         }
     }
-}
-
-/// What the `/ws` query asks for; validated later by the dispatcher.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct RoomQuery {
-    /// `?room=`: the room to join.
-    pub(crate) room: Option<String>,
-    /// `?name=`: the name to go by.
-    pub(crate) name: Option<String>,
-    /// `?since=`: the last id seen, to resume after.
-    pub(crate) since: Option<u64>,
-    /// `?token=`: an identity token, checked before the upgrade.
-    pub(crate) token: Option<String>,
-    /// The identity `token` proved, once checked.
-    pub(crate) identity: Option<crate::ws::auth::Identity>,
-    /// The client's address, for the log line of a sign-in refused later,
-    /// in a join frame.
-    pub(crate) client: Option<std::net::SocketAddr>,
 }
 
 /// Why an upgrade was refused; each becomes an HTTP error response.

@@ -22,8 +22,8 @@ use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
 use crate::config::Config;
 use crate::hub::dispatcher::{ClientId, Input, Membership};
+use crate::hub::outlet::writer::Writers;
 use crate::hub::outlet::{Bounds, CLOSE_TIMEOUT, Outlet};
-use crate::hub::writer::Writers;
 use crate::limits::budget::Budget;
 use crate::proto::close::Close;
 use crate::proto::protocol::Mode;
@@ -125,7 +125,7 @@ impl Connection {
             self.redis.clone(),
         ));
         session.store_rate = self.store_rate.clone();
-        let open = crate::metrics::get().connection(session.kind);
+        let open = crate::metrics::get().connection(session.kind.metric());
         let end = if let Some(place) = take_place(
             (self.id, self.peer, session.kind),
             &self.events,
@@ -241,7 +241,7 @@ fn log_end(
     let peer = crate::http::proxy::show_peer(peer);
     log::info!(
         "event=disconnect client={id} peer={peer} mode={} code={code} reason={reason:?} duration={:.3}s held={:.3}s{}",
-        crate::metrics::mode_label(session.kind),
+        crate::metrics::mode_label(session.kind.metric()),
         duration.as_secs_f64(),
         session.held.as_secs_f64(),
         if abuse { " abuse=true" } else { "" },

@@ -16,7 +16,7 @@ use crate::http::health::Health;
 use crate::http::proxy::{Hosts, Proxies};
 use crate::http::{self, Head, HeadError, Site};
 use crate::hub::dispatcher::Input;
-use crate::hub::writer::Writers;
+use crate::hub::outlet::writer::Writers;
 use crate::limits::budget::Budget;
 use crate::metrics;
 use crate::net::admission::{self, Admission, Ticket};
@@ -100,7 +100,7 @@ pub(crate) fn handle(
             if let Endpoint::Room(_, query) = &mut endpoint {
                 query.client = Some(client);
             }
-            let mode = metrics::mode_label(endpoint.kind());
+            let mode = metrics::mode_label(endpoint.kind().metric());
             let room = match &endpoint {
                 Endpoint::Echo => None,
                 Endpoint::Room(_, query) => query.room.as_ref(),

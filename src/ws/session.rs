@@ -20,7 +20,8 @@ use crate::limits::ratelimit::TokenBucket;
 use crate::proto::close::Close;
 use crate::proto::protocol::{self, Command, ErrorCode, FileMeta, FrameRefusal, Mode};
 use crate::proto::wire::Encoded;
-use crate::ws::handshake::{Endpoint, Kind, RoomQuery};
+use crate::ws::auth::RoomQuery;
+use crate::ws::handshake::{Endpoint, Kind};
 
 /// Error frames a v1 client may provoke in a burst before it is closed as
 /// abusive, and how many per second it earns back.
@@ -123,7 +124,9 @@ impl Session {
     }
 
     pub fn tell(&mut self, event: Input) {
-        crate::metrics::get().received(&event);
+        if let Some(what) = event.metric() {
+            crate::metrics::get().received(what);
+        }
         // Fails only when the dispatcher has stopped (shutdown); the writer
         // has then been told to close.
         let _ = self.events.send(event);

@@ -1,7 +1,7 @@
 use super::*;
 use crate::history::redis::{Arrival, Change, ClaimOutcome, Note};
 use crate::hub::outlet::Bounds;
-use crate::hub::writer::Writers;
+use crate::hub::outlet::writer::Writers;
 use crate::testing::{self, Frame};
 use crossbeam_channel::Receiver;
 use socket2::SockRef;

@@ -156,6 +156,20 @@ impl std::fmt::Display for HeadError {
 
 impl std::error::Error for HeadError {}
 
+impl HeadError {
+    /// Why the request counts as refused in `wschat_handshakes_refused_total`:
+    /// when it was late or malformed (not when the peer simply went away).
+    pub(crate) fn metric(&self) -> Option<crate::metrics::Refused> {
+        match self {
+            HeadError::Timeout => Some(crate::metrics::Refused::Timeout),
+            HeadError::TooLarge | HeadError::Malformed(_) => {
+                Some(crate::metrics::Refused::BadRequest)
+            }
+            HeadError::Closed | HeadError::Io(_) => None,
+        }
+    }
+}
+
 /// Reads and parses one request head, which must be complete within
 /// `timeout` in total, however slowly the bytes trickle in. Returns the head
 /// and any bytes the client sent after it.

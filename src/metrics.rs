@@ -525,17 +525,6 @@ impl Metrics {
         self.refused[why as usize].inc();
     }
 
-    /// A request head could not be read: counted as refused when it was
-    /// late or malformed (not when the peer simply went away).
-    pub(crate) fn head_error(&self, e: &crate::http::HeadError) {
-        use crate::http::HeadError;
-        match e {
-            HeadError::Timeout => self.refused(Refused::Timeout),
-            HeadError::TooLarge | HeadError::Malformed(_) => self.refused(Refused::BadRequest),
-            HeadError::Closed | HeadError::Io(_) => {}
-        }
-    }
-
     /// A WebSocket connection ended with this close code.
     pub(crate) fn disconnect(&self, code: u16) {
         self.disconnects

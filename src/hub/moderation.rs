@@ -5,7 +5,6 @@
 //! map is shared.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -148,12 +147,7 @@ impl Bans {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub(crate) use crate::proto::protocol::now_ms;
 
 /// A time in milliseconds since the Unix epoch as RFC 3339, UTC, to the
 /// millisecond (`2026-11-26T23:50:09.098Z`): the form of the log's own `ts`,

@@ -20,6 +20,13 @@ pub(crate) enum Mode {
 
 pub use crate::proto::names::{MAX_FILE_NAME, MAX_NAME_CHARS};
 
+/// Milliseconds since the Unix epoch: what a message's `ts` counts.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// A frame from a `wschat.v1` client, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {

@@ -164,7 +164,9 @@ fn answer_info(sock: &TcpStream, head: &Head, config: &Config) {
 #[inline(never)]
 fn answer_bad_head(sock: &TcpStream, peer: SocketAddr, e: HeadError) {
     log::debug!("event=no_request peer={peer} error={:?}", e.to_string());
-    metrics::get().head_error(&e);
+    if let Some(why) = e.metric() {
+        metrics::get().refused(why);
+    }
     let response = match e {
         HeadError::TooLarge => http::text_response(431, "request head too large\n"),
         HeadError::Malformed(_) => http::text_response(400, "malformed request\n"),

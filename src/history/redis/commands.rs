@@ -501,7 +501,7 @@ impl Worker {
     /// used: handed to the dispatcher whenever the connection is made.
     fn load_bans(&self, conn: &mut Connection) -> redis::RedisResult<()> {
         let bans: Vec<(String, String)> = redis::cmd("HGETALL").arg(keys::BANS).query(conn)?;
-        let now = crate::hub::moderation::now_ms();
+        let now = crate::proto::protocol::now_ms();
         for (_, value) in bans {
             let Some((until, name)) = value.split_once('\t') else {
                 continue;

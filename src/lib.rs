@@ -14,7 +14,7 @@
 //! - `hub`: `hub::dispatcher` owns the rooms and fans frames out, and
 //!   carries out the admin view's requests (`hub::moderation`). Every byte
 //!   to a client goes through its `hub::outlet`, straight into the socket
-//!   when it has room, otherwise through a `hub::writer` thread that lives
+//!   when it has room, otherwise through a `hub::outlet::writer` thread that lives
 //!   while the client is behind.
 //! - `history`: where messages outlive the process, `history::sqlite` (the
 //!   store thread) or `history::redis` (rooms shared through Redis).

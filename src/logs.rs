@@ -14,6 +14,12 @@ pub(crate) use ::log::Level;
 /// The folders and what their modules' targets say instead: a module under
 /// the first is logged under the second.
 const FOLDERS: &[(&str, &str)] = &[
+    // The dispatcher's files by role log as the dispatcher they were part of.
+    ("wschat::hub::dispatcher::fanout", "wschat::dispatcher"),
+    ("wschat::hub::dispatcher::join", "wschat::dispatcher"),
+    ("wschat::hub::dispatcher::keep", "wschat::dispatcher"),
+    ("wschat::hub::dispatcher::messages", "wschat::dispatcher"),
+    ("wschat::hub::dispatcher::replies", "wschat::dispatcher"),
     ("wschat::hub::outlet::writer", "wschat::writer"),
     ("wschat::hub::", "wschat::"),
     ("wschat::history::sqlite", "wschat::store"),
@@ -85,6 +91,10 @@ mod tests {
         assert_eq!(target("wschat::http::files"), "wschat::files");
         assert_eq!(target("wschat::hub::outlet::writer"), "wschat::writer");
         assert_eq!(target("wschat::hub::outlet"), "wschat::outlet");
+        assert_eq!(
+            target("wschat::hub::dispatcher::join"),
+            "wschat::dispatcher"
+        );
         assert_eq!(target("wschat::config"), "wschat::config");
     }
 }

@@ -14,7 +14,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
 use crate::config::secret::Secret;
-use crate::http::proxy::Cidr;
+use crate::proto::addr::Cidr;
 
 pub(crate) mod secret;
 pub mod tool;

@@ -1,6 +1,7 @@
-//! Pure formats: the client `protocol`, the `names` people and rooms go by,
+//! Pure formats: the client `protocol`, `addr`esses and ranges, the `names` people and rooms go by,
 //! the WebSocket `wire` framing, and why we `close` a WebSocket.
 
+pub(crate) mod addr;
 pub(crate) mod close;
 pub(crate) mod names;
 pub mod protocol;

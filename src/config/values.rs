@@ -158,7 +158,7 @@ pub(super) fn parse_origin(s: &str) -> Result<String, String> {
 
 /// A public URL: `http` or `https`, a host and maybe a port.
 pub(super) fn parse_public_url(s: &str) -> Result<String, String> {
-    crate::http::proxy::public_authority(s).map(|_| s.to_owned())
+    crate::proto::addr::public_authority(s).map(|_| s.to_owned())
 }
 
 /// Checks a log filter in RUST_LOG's syntax: comma-separated directives,

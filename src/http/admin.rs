@@ -124,7 +124,7 @@ impl Admin {
             (Some(_), _) if let Err(wait) = locked => {
                 log::debug!(
                     "event=admin peer={} path={:?} outcome=limited retry_after={}",
-                    crate::http::proxy::show_peer(peer),
+                    crate::proto::addr::show_peer(peer),
                     head.path(),
                     wait.as_secs() + 1
                 );
@@ -137,7 +137,7 @@ impl Admin {
         if let Err(failure) = result
             && let Err(e) = self.fail(sock, head, failure)
         {
-            let peer = crate::http::proxy::show_peer(peer);
+            let peer = crate::proto::addr::show_peer(peer);
             log::debug!("event=write_failed peer={peer} error={:?}", e.to_string());
         }
     }
@@ -188,13 +188,13 @@ impl Admin {
         let Some(presented) = presented else {
             log::warn!(
                 "event=admin action={action} peer={} by={by:?} outcome=denied why=\"no token\"",
-                crate::http::proxy::show_peer(peer)
+                crate::proto::addr::show_peer(peer)
             );
             return Err(Failure::Unauthorized("an admin token is required"));
         };
         if !token.matches(presented.as_bytes()) {
             let failures = self.lockout.failed(peer.ip(), Instant::now());
-            let shown = crate::http::proxy::show_peer(peer);
+            let shown = crate::proto::addr::show_peer(peer);
             log::warn!(
                 "event=admin action={action} peer={shown} by={by:?} outcome=denied why=\"wrong token\" failures={failures}"
             );
@@ -378,7 +378,7 @@ fn label(head: &Head) -> String {
 /// `info`, unlike the chat's own lines: they are the record of who removed
 /// whom, which an operator must be able to read back.
 fn log_action(peer: SocketAddr, by: &str, request: &Request, reply: &Reply) {
-    let peer = crate::http::proxy::show_peer(peer);
+    let peer = crate::proto::addr::show_peer(peer);
     let outcome = match reply {
         Reply::Refused { error, .. } => format!("refused error={error}"),
         _ => "done".to_owned(),

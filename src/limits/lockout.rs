@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::http::proxy::address_group;
+use crate::proto::addr::address_group;
 
 /// Wrong tokens one address may send per window.
 pub(crate) const MAX_FAILURES: u32 = 10;

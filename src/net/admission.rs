@@ -259,7 +259,7 @@ impl Admission {
     /// gives its place back when dropped.
     pub fn admit(&self, ticket: &mut Ticket, ip: IpAddr) -> Verdict {
         // IPv6 clients share by /64 (see `address_group`).
-        let ip = crate::http::proxy::address_group(ip);
+        let ip = crate::proto::addr::address_group(ip);
         let reply = Arc::new(Reply::default());
         let ask = Ask::Admit {
             ip,
@@ -390,7 +390,7 @@ pub(crate) fn check(
 /// Answers a request that was denied, and counts and logs why.
 #[inline(never)]
 pub(crate) fn refuse(sock: &TcpStream, head: &Head, client: SocketAddr, refusal: Denial) {
-    let client = crate::http::proxy::show_peer(client);
+    let client = crate::proto::addr::show_peer(client);
     let response = match refusal {
         Denial::BadRequest(why) => {
             log::debug!("event=refused peer={client} reason=bad_request why={why:?}");

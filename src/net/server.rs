@@ -362,7 +362,7 @@ impl Server {
             echoes.update();
 
             // IPv6 peers share their /64's place (see `proxy::address_group`).
-            let group = crate::http::proxy::address_group(peer.ip());
+            let group = crate::proto::addr::address_group(peer.ip());
             let counted = match gate.enter(group, shared.proxies.trusts(peer.ip())) {
                 Entry::Read { counted } => counted,
                 Entry::Busy => {

@@ -222,7 +222,7 @@ impl AuthError {
 /// address and the reason, so that "why can't I get in?" has its answer in
 /// the log, as a refused admin token has.
 pub(crate) fn log_refused(peer: Option<std::net::SocketAddr>, via: &str, e: &AuthError) {
-    let peer = peer.map_or("-".to_owned(), crate::http::proxy::show_peer);
+    let peer = peer.map_or("-".to_owned(), crate::proto::addr::show_peer);
     // One line; the names involved only where names are logged (debug).
     let detail = match log::log_enabled!(log::Level::Debug) {
         true => format!(" detail={:?}", e.to_string()),

@@ -7,8 +7,9 @@ use std::net::TcpStream;
 
 use tungstenite::handshake::derive_accept_key;
 
-use crate::http::proxy::{Seen, with_port};
+use crate::http::proxy::Seen;
 use crate::http::{Head, query_pairs};
+use crate::proto::addr::with_port;
 use crate::proto::protocol::{self, Mode};
 use crate::ws::auth::RoomQuery;
 

@@ -101,7 +101,7 @@ impl Connection {
             log::warn!(
                 "event=socket_setup_failed client={} peer={} error={:?}",
                 self.id,
-                crate::http::proxy::show_peer(self.peer),
+                crate::proto::addr::show_peer(self.peer),
                 e.to_string()
             );
             return;
@@ -238,7 +238,7 @@ fn log_end(
     duration: std::time::Duration,
 ) {
     crate::metrics::get().disconnect(code);
-    let peer = crate::http::proxy::show_peer(peer);
+    let peer = crate::proto::addr::show_peer(peer);
     log::info!(
         "event=disconnect client={id} peer={peer} mode={} code={code} reason={reason:?} duration={:.3}s held={:.3}s{}",
         crate::metrics::mode_label(session.kind.metric()),

@@ -108,7 +108,7 @@ pub(crate) fn handle(
             let room = room.map_or(String::new(), |r| format!(" room={r:?}"));
             log::info!(
                 "event=connect client={id} peer={} mode={mode} path={}{room}",
-                crate::http::proxy::show_peer(client),
+                crate::proto::addr::show_peer(client),
                 head.path()
             );
             let connection = Connection {
@@ -188,7 +188,7 @@ fn answer_http(sock: &TcpStream, client: SocketAddr, head: &Head, shared: &Share
         http::respond_to(sock, head, response)
     };
     if let Err(e) = result {
-        let client = crate::http::proxy::show_peer(client);
+        let client = crate::proto::addr::show_peer(client);
         log::debug!("event=write_failed peer={client} error={:?}", e.to_string());
     }
 }
@@ -196,7 +196,7 @@ fn answer_http(sock: &TcpStream, client: SocketAddr, head: &Head, shared: &Share
 /// Answers an upgrade request that was refused.
 #[inline(never)]
 fn refuse_upgrade(sock: &TcpStream, head: &Head, client: SocketAddr, refusal: UpgradeRefusal) {
-    let peer = crate::http::proxy::show_peer(client);
+    let peer = crate::proto::addr::show_peer(client);
     metrics::get().refused(refusal.metric());
     // `Upgrade` is one of the headers tiny_http will not set itself.
     let mut upgrade: &[(&str, &str)] = &[];

@@ -94,7 +94,7 @@ impl Dispatcher {
         if let Some(client) = self.clients.remove(&id) {
             log::warn!(
                 "event=evict client={id} peer={} code=1008 reason=\"too slow\" msg=\"outbound backlog full\"",
-                crate::http::proxy::show_peer(client.peer)
+                crate::proto::addr::show_peer(client.peer)
             );
             crate::metrics::get().evicted();
             // What it has not taken by now it will not get: its close goes
@@ -127,7 +127,7 @@ impl Dispatcher {
                 };
                 log::info!(
                     "event=refused client={id} peer={} code={}",
-                    crate::http::proxy::show_peer(client.peer),
+                    crate::proto::addr::show_peer(client.peer),
                     refusal.code.as_str()
                 );
                 log::debug!("event=refused client={id} message={:?}", refusal.message);

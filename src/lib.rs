@@ -2,9 +2,10 @@
 //!
 //! The folders follow the life of a connection:
 //!
-//! - `net`: the listener. `net::server` runs the accept loop and the
-//!   shutdown, `net::admission` applies the connection caps (fitted to the
-//!   machine by `net::capacity`).
+//! - `server`: the listener. It starts every thread, runs the accept loop
+//!   and the shutdown.
+//! - `net`: admission. `net::admission` applies the connection caps (fitted
+//!   to the machine by `net::capacity`).
 //! - `ws`: one connection's thread. `ws::router` routes each request on its
 //!   own thread, `ws::handshake` upgrades `/ws` and `/echo` (`ws::auth`
 //!   checks identity tokens), `ws::reader` runs the connection's reader
@@ -41,8 +42,9 @@ pub(crate) mod hub;
 pub mod limits;
 pub(crate) mod logs;
 pub mod metrics;
-pub mod net;
+pub(crate) mod net;
 pub mod proto;
+pub mod server;
 #[cfg(test)]
 mod testing;
 pub mod ws;

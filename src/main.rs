@@ -10,7 +10,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use wschat::config::Config;
-use wschat::net::server::{History, Server};
+use wschat::server::{History, Server};
 
 /// The exit status after a restart asked for with SIGHUP (`EX_TEMPFAIL`):
 /// the systemd unit restarts the service on it (`RestartForceExitStatus`).

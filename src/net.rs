@@ -1,7 +1,6 @@
-//! The listener and admission: `server` runs the accept loop and the
-//! shutdown, `admission` applies the connection caps and rates, fitted to
-//! the machine by `capacity`.
+//! Admission, for the accept loop (`server`) and each connection's thread:
+//! `admission` applies the connection caps and rates, fitted to the machine
+//! by `capacity`.
 
 pub(crate) mod admission;
 pub(crate) mod capacity;
-pub mod server;

@@ -28,17 +28,13 @@ use crate::http::{self, Head};
 use crate::limits::budget::Share;
 
 mod body;
-pub mod capability;
 mod path;
 
+pub use crate::proto::capability::{Refusal, Signer};
 pub use body::{Body, CHUNK};
 use body::{Bytes, Charge};
-pub use capability::{Refusal, Signer};
 use path::all_digits;
-pub use path::{Target, is_files_path, parse, url};
-
-/// Where file paths begin.
-pub const PREFIX: &str = "/files/";
+pub use path::{Target, is_files_path, parse};
 
 /// Seconds a client is asked to wait when the store cannot be read.
 const RETRY_AFTER: &str = "5";
@@ -78,14 +74,6 @@ pub struct Downloads {
     pub source: Source,
     pub signer: Signer,
     pub outbound: Arc<Share>,
-}
-
-/// A file's URL as given to members of its room: [`url`] with the query
-/// that lets its holder download it (see [`capability`]); `None` while the
-/// signer has no key yet.
-pub fn signed_url(signer: &Signer, room: &str, id: u64, name: &str) -> Option<String> {
-    let query = signer.query(room, id)?;
-    Some(format!("{}?{query}", url(room, id, name)))
 }
 
 /// Answers a request for a file path and writes the answer (headers only

@@ -227,7 +227,7 @@ pub struct Limits {
     /// store (its `--queue-frames`).
     pub held_frames: usize,
     /// Signs the URLs that file events give for downloading the bytes.
-    pub file_urls: crate::http::files::Signer,
+    pub file_urls: crate::proto::capability::Signer,
 }
 
 /// A joined client's room, and the name it goes by there.
@@ -343,7 +343,7 @@ struct Stored {
 }
 
 impl Stored {
-    fn new(record: &sqlite::Record, urls: &crate::http::files::Signer) -> Stored {
+    fn new(record: &sqlite::Record, urls: &crate::proto::capability::Signer) -> Stored {
         Stored {
             id: record.id,
             frame: replay_frame(record, urls),
@@ -403,10 +403,10 @@ fn event<'a>(
 /// The replay frame of a record. A file's URL is signed for its room
 /// (see `files::capability`); with `--auth-secret` it expires, and the
 /// client asks for a fresh one with `file_url`.
-fn replay_frame(record: &sqlite::Record, urls: &crate::http::files::Signer) -> Encoded {
+fn replay_frame(record: &sqlite::Record, urls: &crate::proto::capability::Signer) -> Encoded {
     let url = match &record.body {
         sqlite::Body::File { name, .. } => {
-            crate::http::files::signed_url(urls, &record.room, record.id, name)
+            crate::proto::capability::signed_url(urls, &record.room, record.id, name)
         }
         sqlite::Body::Text(_) => None,
     };

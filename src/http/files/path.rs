@@ -1,29 +1,15 @@
-//! A file's path, `/files/ROOM/ID/NAME`: written by [`url`], read by
-//! [`parse`].
+//! A file's path, `/files/ROOM/ID/NAME`, read back: [`parse`] is the
+//! inverse of [`url`](crate::proto::capability::url), which writes it.
 
-use super::PREFIX;
 use crate::http;
+use crate::proto::capability::PREFIX;
 
 /// Whether `path` (a request's path, still percent-encoded) is a file's.
 pub fn is_files_path(path: &str) -> bool {
     path.starts_with(PREFIX)
 }
 
-/// A file's path: `/files/ROOM/ID/NAME`, with `room` and `name` each
-/// percent-encoded as one path segment (every byte but ASCII letters,
-/// digits, `-`, `.` and `_`). A browser would take a segment `.` or `..` for
-/// a step in the path and drop it, so those two names are written `.~` and
-/// `..~` (a `~` of a name is always written `%7E`). [`parse`] is its
-/// inverse, for every non-empty `room` and `name`.
-pub fn url(room: &str, id: u64, name: &str) -> String {
-    format!(
-        "{PREFIX}{}/{id}/{}",
-        encode_segment(room),
-        encode_segment(name)
-    )
-}
-
-/// A file's address, as [`url`] writes it.
+/// A file's address, as [`url`](crate::proto::capability::url) writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub room: String,
@@ -50,23 +36,6 @@ pub fn parse(path: &str) -> Option<Target> {
         id,
         name: decode_segment(name)?,
     })
-}
-
-pub(super) fn encode_segment(value: &str) -> String {
-    match value {
-        "." => return ".~".to_owned(),
-        ".." => return "..~".to_owned(),
-        _ => {}
-    }
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 pub(super) fn decode_segment(segment: &str) -> Option<String> {

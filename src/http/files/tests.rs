@@ -9,6 +9,7 @@ use tungstenite::Bytes;
 use super::*;
 use crate::history::sqlite::tests::{Running, TempDb, WAIT};
 use crate::history::sqlite::{self, Body, Options, Record};
+use crate::proto::capability::url;
 
 /// When the test files were sent.
 const TS: u64 = 1_700_000_000_000;

@@ -161,7 +161,8 @@ impl Dispatcher {
             let why = format!("room {room:?} has no file {file}");
             return self.refuse(id, FrameRefusal::new(ErrorCode::NoSuchFile, why));
         }
-        let Some(url) = crate::http::files::signed_url(&self.limits.file_urls, &room, file, name)
+        let Some(url) =
+            crate::proto::capability::signed_url(&self.limits.file_urls, &room, file, name)
         else {
             let why = "file URLs cannot be signed yet; ask again shortly";
             return self.refuse(id, FrameRefusal::new(ErrorCode::Unavailable, why));

@@ -27,7 +27,7 @@ use crate::history::sqlite;
 /// the dispatcher then encodes it itself.
 pub fn encode_replay(
     reply: sqlite::Reply,
-    urls: Option<&crate::http::files::Signer>,
+    urls: Option<&crate::proto::capability::Signer>,
 ) -> sqlite::Reply {
     match (reply, urls) {
         (
@@ -260,8 +260,9 @@ mod tests {
             body: sqlite::Body::Text(format!("m{id}")),
         };
         let records = vec![record(4), record(5)];
-        let urls =
-            crate::http::files::Signer::from_secret(b"a test secret that is long enough to sign");
+        let urls = crate::proto::capability::Signer::from_secret(
+            b"a test secret that is long enough to sign",
+        );
         let fetched = sqlite::Reply::Fetched {
             token: 9,
             records: records.clone(),

@@ -41,7 +41,7 @@ fn limits(history: usize, history_share: usize, room_history_bytes: usize) -> Li
         ping_interval: Duration::from_secs(60),
         welcome: protocol::Limits::default(),
         held_frames: 1024,
-        file_urls: crate::http::files::Signer::with_key([1; 32]),
+        file_urls: crate::proto::capability::Signer::with_key([1; 32]),
     }
 }
 

@@ -230,6 +230,48 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Where file paths begin.
+pub const PREFIX: &str = "/files/";
+
+/// A file's path: `/files/ROOM/ID/NAME`, with `room` and `name` each
+/// percent-encoded as one path segment (every byte but ASCII letters,
+/// digits, `-`, `.` and `_`). A browser would take a segment `.` or `..` for
+/// a step in the path and drop it, so those two names are written `.~` and
+/// `..~` (a `~` of a name is always written `%7E`). `http::files::parse` is its
+/// inverse, for every non-empty `room` and `name`.
+pub fn url(room: &str, id: u64, name: &str) -> String {
+    format!(
+        "{PREFIX}{}/{id}/{}",
+        encode_segment(room),
+        encode_segment(name)
+    )
+}
+
+fn encode_segment(value: &str) -> String {
+    match value {
+        "." => return ".~".to_owned(),
+        ".." => return "..~".to_owned(),
+        _ => {}
+    }
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A file's URL as given to members of its room: [`url`] with the query
+/// that lets its holder download it (see this module); `None` while the
+/// signer has no key yet.
+pub fn signed_url(signer: &Signer, room: &str, id: u64, name: &str) -> Option<String> {
+    let query = signer.query(room, id)?;
+    Some(format!("{}?{query}", url(room, id, name)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

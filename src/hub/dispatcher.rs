@@ -9,12 +9,13 @@
 //! closed with 1008 and everyone else carries on. It also sends every
 //! client's heartbeat ping, from one timer.
 //!
-//! This file holds the dispatcher's types and its loop; its work is in
-//! files by role: `join` (a seat, a name, the greeting and the catch-up),
-//! `messages` (what seated clients send), `replies` (what the history
-//! backend answers), `fanout` (staging, flushing, evicting), `keep` (the
-//! history kept in memory), `resumes` (reads from the store, a few at a
-//! time), `shared` (rooms shared through Redis) and `moderate`.
+//! This file holds the dispatcher's state and its loop; the rest is in
+//! files by role: `input` (what it is told), `join` (a seat, a name, the
+//! greeting and the catch-up), `messages` (what seated clients send),
+//! `replies` (what the history backend answers), `fanout` (staging,
+//! flushing, evicting), `keep` (the history kept in memory), `resumes`
+//! (reads from the store, a few at a time), `shared` (rooms shared through
+//! Redis) and `moderate`.
 
 use crate::logs as log;
 
@@ -23,21 +24,21 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tungstenite::Bytes;
-use tungstenite::Utf8Bytes;
 
 use crate::history::redis::{self, ClusterHandle};
 use crate::history::sqlite::{self, StoreHandle};
-use crate::hub::moderation::{self, Bans};
+use crate::hub::moderation::Bans;
 use crate::hub::outlet::{CLOSE_TIMEOUT, Outlet};
 use crate::limits::budget::Share;
 use crate::proto::close::Close;
-use crate::proto::names::{self, Owner};
+use crate::proto::names;
 use crate::proto::protocol::{self, Mode};
 use crate::proto::wire::Encoded;
 
 mod fanout;
+mod input;
 use fanout::stage_frames;
 mod join;
 mod keep;
@@ -48,6 +49,7 @@ mod resumes;
 mod shared;
 mod weights;
 
+pub use input::{Input, JoinRequest, Membership};
 pub use resumes::encode_replay;
 
 /// Most events handled before the writes they caused are made. Larger
@@ -56,155 +58,6 @@ pub use resumes::encode_replay;
 pub const BATCH: usize = 512;
 
 pub use crate::hub::outlet::ClientId;
-
-/// Everything the dispatcher is told, through its one channel: by the
-/// readers, the admin view, the store and the server. (What it sends v1
-/// clients is a `protocol::Event`.)
-#[derive(Debug)]
-pub enum Input {
-    /// A chat-room client finished its handshake; it is not in a room
-    /// yet. Sent by [`Membership::connect`], whose drop sends its `Leave`.
-    Connect {
-        id: ClientId,
-        peer: SocketAddr,
-        mode: Mode,
-        outlet: Arc<Outlet>,
-    },
-    /// The client asks to enter a room (from the query or a `join` frame).
-    Join(JoinRequest),
-    /// A chat message: raw text, or a v1 `message` frame's text.
-    Text {
-        id: ClientId,
-        text: Utf8Bytes,
-        /// The sender's id for it, so that a resend is not delivered twice.
-        cid: Option<String>,
-    },
-    /// A file, with its bytes. `raw_frame` is the sender's tutorial-format
-    /// frame when it came from a raw client, relayed to raw clients as is.
-    File {
-        id: ClientId,
-        name: String,
-        mime: String,
-        data: Bytes,
-        raw_frame: Option<Bytes>,
-        cid: Option<String>,
-    },
-    Typing {
-        id: ClientId,
-    },
-    /// A v1 client asks for a fresh URL of file `file` of its room.
-    FileUrl {
-        id: ClientId,
-        file: u64,
-        name: String,
-    },
-    /// The connection ended, for whatever reason: sent when its
-    /// [`Membership`] is dropped.
-    Leave {
-        id: ClientId,
-    },
-    /// A moderator's request (the admin view or API), answered on `reply`.
-    Admin {
-        request: moderation::Request,
-        reply: crossbeam_channel::Sender<moderation::Reply>,
-    },
-    /// The history store answered (see `store.rs`).
-    Store(sqlite::Reply),
-    /// With `--redis`: a message, presence change or answer from the rooms
-    /// shared with other instances (see `cluster.rs`).
-    Cluster(redis::Note),
-    /// Close every client (1001, or 1012 for a restart) and stop.
-    Shutdown,
-}
-
-/// A chat-room client's place in the dispatcher's client list, from its
-/// `Connect` to its `Leave`. Leaving is a guard, not a reminder: dropping
-/// this sends the `Leave`, so a reader that returns early or panics leaves
-/// no ghost in its room holding its name.
-#[derive(Debug)]
-pub struct Membership {
-    id: ClientId,
-    events: Sender<Input>,
-}
-
-/// The dispatcher has stopped: the server is shutting down.
-#[derive(Debug)]
-pub struct Stopped;
-
-impl Membership {
-    /// Tells the dispatcher of a new client.
-    pub fn connect(
-        events: &Sender<Input>,
-        id: ClientId,
-        peer: SocketAddr,
-        mode: Mode,
-        outlet: Arc<Outlet>,
-    ) -> Result<Membership, Stopped> {
-        let connect = Input::Connect {
-            id,
-            peer,
-            mode,
-            outlet,
-        };
-        events.send(connect).map_err(|_| Stopped)?;
-        Ok(Membership {
-            id,
-            events: events.clone(),
-        })
-    }
-}
-
-impl Drop for Membership {
-    fn drop(&mut self) {
-        // Fails only when the dispatcher has stopped, which has then
-        // closed the client itself.
-        let _ = self.events.send(Input::Leave { id: self.id });
-    }
-}
-
-/// A client's request to enter a room.
-#[derive(Debug)]
-pub struct JoinRequest {
-    pub id: ClientId,
-    pub room: Option<String>,
-    pub name: Option<String>,
-    pub since: Option<u64>,
-    /// The room's epoch the client knew `since` in.
-    pub epoch: Option<String>,
-    /// Who asks: the same owner may hold one name from several connections.
-    pub owner: Owner,
-}
-
-impl Input {
-    /// What `wschat_received_total` counts this event as, if it counts it.
-    pub(crate) fn metric(&self) -> Option<crate::metrics::Received> {
-        use crate::metrics::Received;
-        match self {
-            Input::Text { .. } => Some(Received::Text),
-            Input::File { .. } => Some(Received::File),
-            Input::Typing { .. } => Some(Received::Typing),
-            Input::Join(_) => Some(Received::Join),
-            _ => None,
-        }
-    }
-
-    /// The client an event comes from, if it comes from one.
-    fn client(&self) -> Option<ClientId> {
-        match self {
-            Input::Join(JoinRequest { id, .. })
-            | Input::Text { id, .. }
-            | Input::File { id, .. }
-            | Input::Typing { id }
-            | Input::FileUrl { id, .. }
-            | Input::Leave { id } => Some(*id),
-            Input::Connect { .. }
-            | Input::Admin { .. }
-            | Input::Store(_)
-            | Input::Cluster(_)
-            | Input::Shutdown => None,
-        }
-    }
-}
 
 /// Limits and timings the dispatcher applies.
 #[derive(Debug, Clone)]

@@ -6,9 +6,9 @@ use super::{
     Catchup, ClientId, Dispatcher, Fanout, Input, JoinRequest, RESUME_FROM_STORE, Resume, Seat,
     now_ms, replay_frame,
 };
-use crate::history::sqlite::{self};
+use crate::history::sqlite;
 use crate::logs as log;
-use crate::proto::names::{self};
+use crate::proto::names;
 use crate::proto::protocol::{self, ErrorCode, FrameRefusal, Mode};
 use crate::proto::wire::Encoded;
 use std::collections::{HashSet, VecDeque};

@@ -2,8 +2,8 @@
 //! URLs, each checked and handed to the history to be stored.
 
 use super::{ClientId, Dispatcher, Fanout, Seat, now_ms};
-use crate::history::redis::{self};
-use crate::history::sqlite::{self};
+use crate::history::redis;
+use crate::history::sqlite;
 use crate::logs as log;
 use crate::proto::protocol::{self, ErrorCode, FrameRefusal, Mode};
 use crate::proto::wire::Encoded;

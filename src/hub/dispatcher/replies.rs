@@ -2,7 +2,7 @@
 //! delivered), or refused.
 
 use super::{Dispatcher, Input, Room, Stored, replay_frame};
-use crate::history::sqlite::{self};
+use crate::history::sqlite;
 use crate::logs as log;
 use crate::proto::protocol::{ErrorCode, FrameRefusal};
 use std::time::Instant;

@@ -2,6 +2,7 @@ use super::*;
 use crate::history::redis::{Arrival, Change, ClaimOutcome, Note};
 use crate::hub::outlet::Bounds;
 use crate::hub::outlet::writer::Writers;
+use crate::proto::names::Owner;
 use crate::testing::{self, Frame};
 use crossbeam_channel::Receiver;
 use socket2::SockRef;

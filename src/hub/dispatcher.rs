@@ -59,6 +59,15 @@ pub const BATCH: usize = 512;
 
 pub use crate::hub::outlet::ClientId;
 
+/// What a client's join waits for; its later events wait behind it.
+#[derive(Debug)]
+enum Wait {
+    /// Its room, being loaded from the store (`loading`).
+    Room(String),
+    /// Its name, being claimed in Redis, by the claim's token (`claiming`).
+    Claim(u64),
+}
+
 /// Limits and timings the dispatcher applies.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -302,8 +311,8 @@ pub struct Dispatcher {
     /// Joins waiting for their room to be loaded from the store, by room,
     /// each followed by whatever its client sent meanwhile, in order.
     loading: HashMap<String, Vec<Input>>,
-    /// The clients whose joins wait there, and for which room.
-    waiting: HashMap<ClientId, String>,
+    /// The clients whose joins wait, and for what.
+    waiting: HashMap<ClientId, Wait>,
     /// Resumes waiting for the store, by the token of their fetch.
     catchups: HashMap<u64, Catchup>,
     /// How many of them may be read at once, and those waiting their turn.
@@ -320,6 +329,9 @@ pub struct Dispatcher {
     /// while a claimed join is handled, whether the person is new to every
     /// instance.
     claims: HashMap<u64, JoinRequest>,
+    /// Whatever the clients whose joins wait for their claim sent
+    /// meanwhile, by the claim's token, in order.
+    claiming: HashMap<u64, Vec<Input>>,
     claimed: HashMap<ClientId, bool>,
     closing: Closing,
     next_ping: Instant,
@@ -337,6 +349,7 @@ impl Dispatcher {
             unfilled: HashSet::new(),
             next_fill_retry: Instant::now(),
             claims: HashMap::new(),
+            claiming: HashMap::new(),
             claimed: HashMap::new(),
             loading: HashMap::new(),
             waiting: HashMap::new(),
@@ -434,8 +447,11 @@ impl Dispatcher {
         // behind the join, so that nothing it said is refused or reordered.
         // (Almost always nobody waits: no lookup then.)
         if !self.waiting.is_empty()
-            && let Some(room) = event.client().and_then(|id| self.waiting.get(&id))
-            && let Some(parked) = self.loading.get_mut(room)
+            && let Some(wait) = event.client().and_then(|id| self.waiting.get(&id))
+            && let Some(parked) = match wait {
+                Wait::Room(room) => self.loading.get_mut(room),
+                Wait::Claim(token) => self.claiming.get_mut(token),
+            }
         {
             parked.push(event);
             return;

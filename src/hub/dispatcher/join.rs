@@ -1,6 +1,7 @@
 //! Joining a room: taking a seat and a name, the greeting, and catching
 //! a newcomer up on the history it missed.
 
+use super::Wait;
 use super::fanout::stage_frames;
 use super::{
     Catchup, ClientId, Dispatcher, Fanout, Input, JoinRequest, RESUME_FROM_STORE, Resume, Seat,
@@ -52,7 +53,7 @@ impl Dispatcher {
                 });
             }
             parked.push(Input::Join(request));
-            self.waiting.insert(id, room_name);
+            self.waiting.insert(id, Wait::Room(room_name));
             return;
         }
         let name = match (request.name.clone(), mode) {

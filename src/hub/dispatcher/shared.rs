@@ -18,7 +18,7 @@ use crate::proto::close::Close;
 use crate::proto::protocol::{self, ErrorCode, FrameRefusal};
 use crate::proto::wire::Encoded;
 
-use super::{ClientId, Dispatcher, Fanout, Input, JoinRequest, now_ms, replay_frame};
+use super::{ClientId, Dispatcher, Fanout, Input, JoinRequest, Wait, now_ms, replay_frame};
 
 /// Most messages read back for one gap.
 const FILL_LIMIT: u64 = 100_000;
@@ -344,9 +344,8 @@ impl Dispatcher {
             skeleton: name.skeleton.clone(),
             owner: request.owner.key(),
         });
-        let key = claim_key(token);
-        self.waiting.insert(request.id, key.clone());
-        self.loading.insert(key, Vec::new());
+        self.waiting.insert(request.id, Wait::Claim(token));
+        self.claiming.insert(token, Vec::new());
         self.claims.insert(token, request);
         None
     }
@@ -357,7 +356,7 @@ impl Dispatcher {
         };
         let id = request.id;
         self.waiting.remove(&id);
-        let parked = self.loading.remove(&claim_key(token)).unwrap_or_default();
+        let parked = self.claiming.remove(&token).unwrap_or_default();
         match outcome {
             ClaimOutcome::Held { first, .. } => {
                 self.claimed.insert(id, first);
@@ -442,12 +441,6 @@ impl Dispatcher {
     fn instance(&self) -> &str {
         self.cluster.as_ref().map_or("", |c| &c.instance)
     }
-}
-
-/// Where a join waiting for its claim is parked, with its client's later
-/// events: a key no room name can be (names hold no control characters).
-fn claim_key(token: u64) -> String {
-    format!("\u{0}claim:{token}")
 }
 
 impl Note {

@@ -40,10 +40,6 @@ use crate::history::sqlite::{self, StoreHandle};
 pub use entry::Arrival;
 pub use files::Files;
 
-/// Fetches whose token has this bit set are answered with a
-/// [`Note::Filled`]: the missed messages with their senders.
-pub const FILL: u64 = 1 << 63;
-
 /// How long a command may take before Redis counts as unreachable.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -90,7 +86,7 @@ pub enum Note {
     /// A message or file of some instance, this one included, in the order
     /// Redis gave it.
     Arrived(Arrival),
-    /// The answer to a fetch whose token has `dispatcher::FILL` set: the
+    /// The answer to a fetch for `FetchFor::Fill(token)`: the
     /// room's messages the dispatcher missed, with their senders and file
     /// bytes; `None` when Redis did not answer.
     Filled {

@@ -242,6 +242,17 @@ pub(crate) enum Body {
     },
 }
 
+/// What a [`Request::Fetch`] is for, with the number its answer comes back
+/// under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum FetchFor {
+    /// A client's resume: answered with [`Reply::Fetched`].
+    Resume(u64),
+    /// Messages a shared room missed: with `--redis`, answered with the
+    /// senders in a `Note::Filled`.
+    Fill(u64),
+}
+
 /// What the dispatcher asks of the store thread.
 #[derive(Debug)]
 pub(crate) enum Request {
@@ -289,8 +300,8 @@ pub(crate) enum Request {
         upto: u64,
         /// ...at most this many, the oldest if more.
         limit: usize,
-        /// The asker's tag for the answer.
-        token: u64,
+        /// What the fetch is for, echoed back with the answer.
+        token: FetchFor,
     },
     /// Stop once everything already sent has been written and answered.
     Shutdown,
@@ -359,7 +370,7 @@ pub(crate) enum Reply {
     /// in [`Stats::read_errors`]).
     Fetched {
         /// The token of the `Fetch`, which says what it was for.
-        token: u64,
+        token: FetchFor,
         /// What was read, oldest first.
         records: Vec<Record>,
         /// Their replay frames, one per record, or none: the store leaves

@@ -16,10 +16,10 @@ use super::entry::{self, Wire};
 use super::keys::{self, CHANNEL};
 use super::scripts::Scripts;
 use super::{
-    ALIVE_TTL, Arrival, COMMAND_TIMEOUT, ClaimOutcome, Command, FILL, Moderation, Note, Options,
+    ALIVE_TTL, Arrival, COMMAND_TIMEOUT, ClaimOutcome, Command, Moderation, Note, Options,
     REFRESH_EVERY, Status,
 };
-use crate::history::sqlite::{self, Origin, Record, Reply, Request};
+use crate::history::sqlite::{self, FetchFor, Origin, Record, Reply, Request};
 
 /// Appends sent to Redis in one pipeline, at most.
 const PIPELINE: usize = 256;
@@ -314,13 +314,13 @@ impl Worker {
         }
     }
 
-    fn fetch(&mut self, room: String, after: u64, upto: u64, limit: usize, token: u64) {
+    fn fetch(&mut self, room: String, after: u64, upto: u64, limit: usize, token: FetchFor) {
         let first = format!("0-{}", after.saturating_add(1));
         let last = match upto {
             u64::MAX => "+".to_owned(),
             upto => format!("0-{upto}"),
         };
-        if token & FILL != 0 {
+        if let FetchFor::Fill(token) = token {
             let read = self
                 .read(&room, &first, &last, limit, false)
                 .and_then(|read| Ok((read.epoch, self.with_files(&room, read.arrivals)?)));

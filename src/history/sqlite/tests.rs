@@ -151,7 +151,7 @@ impl Running {
     }
 
     fn fetch(&self, room: &str, after: u64, upto: u64, limit: usize) -> Vec<Record> {
-        let token = after ^ 0x5eed;
+        let token = FetchFor::Resume(after ^ 0x5eed);
         self.handle.send(Request::Fetch {
             room: room.to_owned(),
             after,
@@ -768,7 +768,7 @@ fn a_fetch_sees_the_appends_sent_before_it_and_is_read_beside_the_writer() {
             after: 0,
             upto: 500,
             limit: 1000,
-            token: 7,
+            token: FetchFor::Resume(7),
         });
         let mut committed = 0;
         let (name, records) = loop {
@@ -778,7 +778,7 @@ fn a_fetch_sees_the_appends_sent_before_it_and_is_read_beside_the_writer() {
                     committed += 1;
                 }
                 (name, Reply::Fetched { token, records, .. }) => {
-                    assert_eq!(token, 7);
+                    assert_eq!(token, FetchFor::Resume(7));
                     break (name, records);
                 }
                 (_, other) => panic!("unexpected {other:?}"),

@@ -86,7 +86,11 @@ impl Dispatcher {
                 token,
                 records,
                 frames,
-            } => self.caught_up(token, records, frames),
+            } => match token {
+                sqlite::FetchFor::Resume(token) => self.caught_up(token, records, frames),
+                // Fills are answered by Redis, as `Note::Filled`.
+                sqlite::FetchFor::Fill(_) => {}
+            },
         }
     }
 

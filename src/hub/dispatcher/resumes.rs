@@ -194,7 +194,7 @@ impl Dispatcher {
             after: catchup.since,
             upto: catchup.first - 1,
             limit: RESUME_FROM_STORE as usize,
-            token,
+            token: sqlite::FetchFor::Resume(token),
         });
         self.catchups.insert(token, catchup);
     }
@@ -264,7 +264,7 @@ mod tests {
             b"a test secret that is long enough to sign",
         );
         let fetched = sqlite::Reply::Fetched {
-            token: 9,
+            token: sqlite::FetchFor::Resume(9),
             records: records.clone(),
             frames: Vec::new(),
         };
@@ -272,7 +272,7 @@ mod tests {
         else {
             panic!("a fetch stays a fetch");
         };
-        assert_eq!(token, 9);
+        assert_eq!(token, sqlite::FetchFor::Resume(9));
         let bytes = |frames: Vec<crate::proto::wire::Encoded>| -> Vec<Vec<u8>> {
             frames.iter().map(|f| f.as_bytes().to_vec()).collect()
         };

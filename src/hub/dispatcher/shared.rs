@@ -12,7 +12,7 @@ use crate::logs as log;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::history::redis::{Arrival, Change, ClaimOutcome, Command, FILL, Note};
+use crate::history::redis::{Arrival, Change, ClaimOutcome, Command, Note};
 use crate::history::sqlite;
 use crate::proto::close::Close;
 use crate::proto::protocol::{self, ErrorCode, FrameRefusal};
@@ -151,7 +151,7 @@ impl Dispatcher {
     }
 
     fn fill(&mut self, room: &str, after: u64, upto: u64) {
-        let token = FILL | self.next_token;
+        let token = self.next_token;
         self.next_token += 1;
         self.fills.insert(token, room.to_owned());
         self.store.send(sqlite::Request::Fetch {
@@ -159,7 +159,7 @@ impl Dispatcher {
             after,
             upto,
             limit: upto.saturating_sub(after).min(FILL_LIMIT) as usize,
-            token,
+            token: sqlite::FetchFor::Fill(token),
         });
     }
 

@@ -661,7 +661,9 @@ fn a_shared_arrival_that_skips_ahead_waits_for_the_missed_ones() {
         }
         other => panic!("{other:?}"),
     };
-    assert_ne!(token & redis::FILL, 0, "answered with the senders");
+    let sqlite::FetchFor::Fill(token) = token else {
+        panic!("not answered with the senders: {token:?}");
+    };
     // Held back meanwhile, with whatever follows.
     h.note(Note::Arrived(arrival("r", EPOCH, 5)));
     h.note(Note::Arrived(arrival("r", EPOCH, 3)));
@@ -697,7 +699,11 @@ fn a_fill_that_finds_a_new_epoch_closes_the_room_with_1012() {
     // and Redis has another history now.
     h.note(Note::Subscribed);
     let token = match h.requests.try_recv() {
-        Ok(sqlite::Request::Fetch { after, token, .. }) => {
+        Ok(sqlite::Request::Fetch {
+            after,
+            token: sqlite::FetchFor::Fill(token),
+            ..
+        }) => {
             assert_eq!(after, 1);
             token
         }

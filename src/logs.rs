@@ -22,6 +22,10 @@ const FOLDERS: &[(&str, &str)] = &[
     ("wschat::hub::dispatcher::replies", "wschat::dispatcher"),
     ("wschat::hub::outlet::writer", "wschat::writer"),
     ("wschat::hub::", "wschat::"),
+    (
+        "wschat::history::redis::commands::claims",
+        "wschat::cluster::commands",
+    ),
     ("wschat::history::sqlite", "wschat::store"),
     ("wschat::history::redis", "wschat::cluster"),
     ("wschat::history::", "wschat::"),
@@ -94,6 +98,10 @@ mod tests {
         assert_eq!(
             target("wschat::hub::dispatcher::join"),
             "wschat::dispatcher"
+        );
+        assert_eq!(
+            target("wschat::history::redis::commands::claims"),
+            "wschat::cluster::commands"
         );
         assert_eq!(target("wschat::config"), "wschat::config");
     }

@@ -179,7 +179,7 @@ struct Room {
     /// What `history` is charged to the budget.
     history_bytes: usize,
     last_id: u64,
-    /// Names this room's history (see `store.rs`): ids compare only within
+    /// Names this room's history (see `history/sqlite.rs`): ids compare only within
     /// one epoch.
     epoch: String,
     /// When the last member left; `None` while occupied.
@@ -263,7 +263,7 @@ fn event<'a>(
 }
 
 /// The replay frame of a record. A file's URL is signed for its room
-/// (see `files::capability`); with `--auth-secret` it expires, and the
+/// (see `proto::capability`); with `--auth-secret` it expires, and the
 /// client asks for a fresh one with `file_url`.
 fn replay_frame(record: &sqlite::Record, urls: &crate::proto::capability::Signer) -> Encoded {
     let url = match &record.body {

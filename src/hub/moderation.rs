@@ -1,7 +1,7 @@
 //! What a moderator may ask of the dispatcher, what it answers, and the
 //! bans it keeps. The admin HTTP handler (`admin.rs`) sends a [`Request`]
 //! with a reply channel in an `Input::Admin`; the dispatcher, which owns
-//! the rooms, answers from its own thread (`dispatcher/moderate.rs`). No
+//! the rooms, answers from its own thread (`hub/dispatcher/moderate.rs`). No
 //! map is shared.
 
 use std::collections::HashMap;

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 /// What a message or file costs beyond its bytes: the store keeps its
 /// room, sender, `cid`, name and type beside them (192 bytes at most, in
-/// practice) and a row's bookkeeping (`store::retention` counts 64).
+/// practice) and a row's bookkeeping (`history::sqlite::retention` counts 64).
 pub const RECORD_COST: u64 = 256;
 
-/// What a message of `text` bytes costs the store, as `store::retention`
+/// What a message of `text` bytes costs the store, as `history::sqlite::retention`
 /// counts it: whole overflow pages once its row passes about 940 bytes.
 /// A file's bytes cost their length, and its announcement [`RECORD_COST`].
 pub fn record_cost(text: u64) -> u64 {

@@ -65,10 +65,10 @@ pub enum Input {
         request: moderation::Request,
         reply: crossbeam_channel::Sender<moderation::Reply>,
     },
-    /// The history store answered (see `store.rs`).
+    /// The history store answered (see `history/sqlite.rs`).
     Store(sqlite::Reply),
     /// With `--redis`: a message, presence change or answer from the rooms
-    /// shared with other instances (see `cluster.rs`).
+    /// shared with other instances (see `history/redis.rs`).
     Cluster(redis::Note),
     /// Close every client (1001, or 1012 for a restart) and stop.
     Shutdown,

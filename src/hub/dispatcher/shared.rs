@@ -1,5 +1,5 @@
 //! Rooms shared with other instances through Redis (`--redis`; see
-//! `cluster.rs`): what the dispatcher does with what the cluster tells it.
+//! `history/redis.rs`): what the dispatcher does with what the cluster tells it.
 //!
 //! A message is delivered here when it comes back from Redis, never when it
 //! is sent: every instance then delivers every room's messages in the one

@@ -5,18 +5,22 @@
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 
-use crate::auth::Secret;
-use crate::proxy::Cidr;
+use crate::config::secret::Secret;
+use crate::proto::addr::Cidr;
 
+mod file;
+pub(crate) mod secret;
+pub mod tool;
 mod values;
+
+use file::{config_file, default_of, name_the_source, with_file_defaults};
 use values::{
     parse_budget, parse_bytes, parse_bytes_or_zero, parse_count, parse_listen, parse_log_filter,
     parse_origin, parse_positive_secs, parse_public_url, parse_rate, parse_secs,
@@ -309,22 +313,22 @@ pub struct Config {
     /// in its join frame) and goes by the token's name. On the command line
     /// it is visible to every local user: prefer --auth-secret-file or
     /// WSCHAT_AUTH_SECRET.
-    #[arg(long, env = "WSCHAT_AUTH_SECRET", value_name = "SECRET", value_parser = crate::auth::parse_secret, hide_env_values = true, global = true)]
+    #[arg(long, env = "WSCHAT_AUTH_SECRET", value_name = "SECRET", value_parser = crate::config::secret::parse_secret, hide_env_values = true, global = true)]
     pub(crate) auth_secret: Option<Secret>,
 
     /// File holding the --auth-secret (a line end after it is ignored).
-    #[arg(long, env = "WSCHAT_AUTH_SECRET_FILE", value_name = "FILE", value_parser = crate::auth::read_secret_file, conflicts_with = "auth_secret", global = true)]
+    #[arg(long, env = "WSCHAT_AUTH_SECRET_FILE", value_name = "FILE", value_parser = crate::config::secret::read_secret_file, conflicts_with = "auth_secret", global = true)]
     pub(crate) auth_secret_file: Option<Secret>,
 
     /// Token (at least 16 bytes) that opens the admin view (`/admin`) and
     /// its API (`Authorization: Bearer TOKEN`); without it they answer 404.
     /// On the command line it is visible to every local user: prefer
     /// --admin-token-file or WSCHAT_ADMIN_TOKEN.
-    #[arg(long, env = "WSCHAT_ADMIN_TOKEN", value_name = "TOKEN", value_parser = crate::auth::parse_admin_token, hide_env_values = true)]
+    #[arg(long, env = "WSCHAT_ADMIN_TOKEN", value_name = "TOKEN", value_parser = crate::config::secret::parse_admin_token, hide_env_values = true)]
     pub(crate) admin_token: Option<Secret>,
 
     /// File holding the --admin-token (a line end after it is ignored).
-    #[arg(long, env = "WSCHAT_ADMIN_TOKEN_FILE", value_name = "FILE", value_parser = crate::auth::read_admin_token_file, conflicts_with = "admin_token")]
+    #[arg(long, env = "WSCHAT_ADMIN_TOKEN_FILE", value_name = "FILE", value_parser = crate::config::secret::read_admin_token_file, conflicts_with = "admin_token")]
     pub(crate) admin_token_file: Option<Secret>,
 
     /// Where the secrets came from, for the warnings given at start (see
@@ -340,7 +344,7 @@ pub struct Config {
 
     /// A tool to run instead of the server (minting a token, say).
     #[command(subcommand)]
-    pub tool: Option<crate::auth::Tool>,
+    pub tool: Option<crate::config::tool::Tool>,
 }
 
 /// Where the secrets came from: what the warnings at start need to know
@@ -455,7 +459,7 @@ impl Config {
     /// The memory budget must leave room, in the share for incoming
     /// messages, for the largest one a client may send.
     fn check_budget(&self) -> Result<(), String> {
-        let incoming = crate::budget::Budget::new(self.memory_budget)
+        let incoming = crate::limits::budget::Budget::new(self.memory_budget)
             .incoming
             .limit();
         if incoming < self.max_frame_size() {
@@ -479,8 +483,8 @@ impl Config {
     }
 
     /// How the history store is opened.
-    pub fn store_options(&self) -> crate::store::Options {
-        crate::store::Options {
+    pub fn store_options(&self) -> crate::history::sqlite::Options {
+        crate::history::sqlite::Options {
             path: self.db.clone(),
             retain_messages: self.retain_messages,
             retain_bytes: self.retain_bytes as u64,
@@ -489,8 +493,8 @@ impl Config {
     }
 
     /// How the rooms shared through Redis are kept, with `--redis`.
-    pub fn cluster_options(&self) -> Option<crate::cluster::Options> {
-        Some(crate::cluster::Options {
+    pub fn cluster_options(&self) -> Option<crate::history::redis::Options> {
+        Some(crate::history::redis::Options {
             url: self.redis.clone()?,
             retain_messages: self.retain_messages,
             retain_bytes: self.retain_bytes as u64,
@@ -510,208 +514,5 @@ impl Config {
     }
 }
 
-/// The default values of option `id` in `command` (the file's, once
-/// [`with_file_defaults`] has set them).
-fn default_of(command: &clap::Command, id: &str) -> Vec<OsString> {
-    command
-        .get_arguments()
-        .find(|a| a.get_id() == id)
-        .map(|a| a.get_default_values().iter().map(OsString::from).collect())
-        .unwrap_or_default()
-}
-
-/// A bad value says where it came from when that was not the command line:
-/// `invalid value 'abc' for '--history <N>' … (from WSCHAT_HISTORY)`, or
-/// the key of the `--config` file, so that an operator looks in the right
-/// place.
-fn name_the_source(e: clap::Error, command: &mut clap::Command, args: &[OsString]) -> clap::Error {
-    if !matches!(
-        e.kind(),
-        ErrorKind::ValueValidation | ErrorKind::InvalidValue
-    ) {
-        return e;
-    }
-    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
-        return e;
-    };
-    let long = arg
-        .trim_start_matches('-')
-        .split([' ', '=', '<'])
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let flag = format!("--{long}");
-    let on_command_line = args.iter().skip(1).any(|a| {
-        a.to_str()
-            .is_some_and(|a| a == flag || a.starts_with(&format!("{flag}=")))
-    });
-    if on_command_line {
-        return e;
-    }
-    let env = command
-        .get_arguments()
-        .find(|a| a.get_long() == Some(long.as_str()))
-        .and_then(|a| a.get_env())
-        .map(|v| v.to_string_lossy().into_owned());
-    let source = match env {
-        Some(var) if std::env::var_os(&var).is_some() => format!("from the environment: {var}"),
-        _ => match config_file(args) {
-            Some(file) => format!("from {}, key {long:?}", file.display()),
-            None => return e,
-        },
-    };
-    let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or_default();
-    let message = first.strip_prefix("error: ").unwrap_or(first);
-    command.error(e.kind(), format!("{message} ({source})"))
-}
-
-/// The `--config` file named on the command line, or else by `WSCHAT_CONFIG`.
-/// Found before the real parse, which needs the file's values as defaults.
-fn config_file(args: &[OsString]) -> Option<PathBuf> {
-    let mut rest = args.iter().skip(1);
-    while let Some(arg) = rest.next() {
-        if arg == "--" {
-            break;
-        }
-        if arg == "--config" {
-            return rest.next().map(PathBuf::from);
-        }
-        if let Some(path) = arg.to_str().and_then(|a| a.strip_prefix("--config=")) {
-            return Some(PathBuf::from(path));
-        }
-    }
-    std::env::var_os("WSCHAT_CONFIG").map(PathBuf::from)
-}
-
-/// Makes each value of the TOML file `path` the default of its option, so
-/// that clap's own order (flag, then environment, then default) gives the
-/// file its place below both.
-fn with_file_defaults(
-    mut command: clap::Command,
-    path: &Path,
-) -> Result<clap::Command, clap::Error> {
-    let fail = |command: &mut clap::Command, kind, why: String| {
-        Err(command.error(kind, format!("{}: {why}", path.display())))
-    };
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) => return fail(&mut command, ErrorKind::Io, e.to_string()),
-    };
-    let table: toml::Table = match toml::from_str(&text) {
-        Ok(table) => table,
-        Err(e) => return fail(&mut command, ErrorKind::InvalidValue, e.to_string()),
-    };
-    for (key, value) in table {
-        let long = key.replace('_', "-");
-        let arg = command
-            .get_arguments()
-            .find(|a| a.get_long() == Some(long.as_str()) && long != "config")
-            .map(|a| {
-                (
-                    a.get_id().clone(),
-                    matches!(a.get_action(), clap::ArgAction::Append),
-                )
-            });
-        let Some((id, many)) = arg else {
-            return fail(
-                &mut command,
-                ErrorKind::UnknownArgument,
-                format!("unknown option {key:?}"),
-            );
-        };
-        let values = match (value, many) {
-            (toml::Value::Array(items), true) => items.into_iter().map(scalar).collect(),
-            (value, _) => vec![scalar(value)],
-        };
-        let Some(values) = values.into_iter().collect::<Option<Vec<String>>>() else {
-            let why = format!("{key}: expected a string, a number or (for allow-origin) a list");
-            return fail(&mut command, ErrorKind::InvalidValue, why);
-        };
-        command = command.mut_arg(id, |a| a.default_values(values));
-    }
-    Ok(command)
-}
-
-/// A TOML value as the text an option would be given on the command line.
-fn scalar(value: toml::Value) -> Option<String> {
-    match value {
-        toml::Value::String(s) => Some(s),
-        toml::Value::Integer(i) => Some(i.to_string()),
-        toml::Value::Float(f) => Some(f.to_string()),
-        toml::Value::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_parse() {
-        let c = Config::parse_from(["wschat"]);
-        assert_eq!(c.listen.port(), 8080);
-        assert_eq!(c.idle_timeout(), Duration::from_secs(40));
-    }
-
-    #[test]
-    fn size_options_take_suffixes() {
-        let c = Config::parse_from([
-            "wschat",
-            "--max-file-size",
-            "8M",
-            "--queue-bytes",
-            "48M",
-            "--max-text",
-            "2K",
-            "--max-message-size",
-            "128K",
-        ]);
-        assert_eq!(
-            (
-                c.max_file_size,
-                c.queue_bytes,
-                c.max_text,
-                c.max_message_size
-            ),
-            (8 << 20, 48 << 20, 2048, 128 << 10)
-        );
-        let d = Config::parse_from(["wschat"]);
-        assert_eq!(
-            (
-                d.max_file_size,
-                d.queue_bytes,
-                d.max_text,
-                d.max_message_size
-            ),
-            (16 << 20, 32 << 20, 4096, 65536)
-        );
-    }
-
-    #[test]
-    fn file_values_are_defaults_below_flags() {
-        let dir = std::env::temp_dir().join(format!("wschat-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("wschat.toml");
-        std::fs::write(
-            &file,
-            "history = 7\nping_interval = 0.5\nallow-origin = [\"https://a.example\", \"https://b.example\"]\nmax-connections = 9\n",
-        )
-        .unwrap();
-        let path = file.to_str().unwrap();
-        let c =
-            Config::try_load_from(["wschat", "--config", path, "--max-connections", "3"]).unwrap();
-        assert_eq!(c.history, 7);
-        assert_eq!(c.ping_interval, Duration::from_millis(500));
-        assert_eq!(c.allow_origins, ["https://a.example", "https://b.example"]);
-        assert_eq!(c.max_connections, 3);
-
-        std::fs::write(&file, "histroy = 7\n").unwrap();
-        let e = Config::try_load_from(["wschat", "--config", path]).unwrap_err();
-        assert!(e.to_string().contains("unknown option \"histroy\""), "{e}");
-        std::fs::write(&file, "listen = \"nowhere\"\n").unwrap();
-        assert!(Config::try_load_from(["wschat", "--config", path]).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;

@@ -1,5 +1,8 @@
 //! Plain HTTP on the shared port: reading a request head under a deadline,
 //! serving the page's files, and writing responses (framed by tiny_http).
+//! Its children answer the rest of plain HTTP: `files` (downloads), `proxy`
+//! (who the client is behind a trusted proxy), `admin` (the admin view)
+//! and `health` (the operator's endpoints).
 
 use std::borrow::Cow;
 use std::io::{self, Read};
@@ -8,6 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tiny_http::{HTTPVersion, Header, Response, StatusCode};
+
+pub(crate) mod admin;
+pub(crate) mod files;
+pub(crate) mod health;
+pub mod proxy;
 
 /// Largest request head accepted; a larger one gets 431.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -147,6 +155,20 @@ impl std::fmt::Display for HeadError {
 }
 
 impl std::error::Error for HeadError {}
+
+impl HeadError {
+    /// Why the request counts as refused in `wschat_handshakes_refused_total`:
+    /// when it was late or malformed (not when the peer simply went away).
+    pub(crate) fn metric(&self) -> Option<crate::metrics::Refused> {
+        match self {
+            HeadError::Timeout => Some(crate::metrics::Refused::Timeout),
+            HeadError::TooLarge | HeadError::Malformed(_) => {
+                Some(crate::metrics::Refused::BadRequest)
+            }
+            HeadError::Closed | HeadError::Io(_) => None,
+        }
+    }
+}
 
 /// Reads and parses one request head, which must be complete within
 /// `timeout` in total, however slowly the bytes trickle in. Returns the head

@@ -19,7 +19,7 @@ const RESTART_STATUS: u8 = 75;
 fn main() -> ExitCode {
     let config = Config::load();
     if let Some(tool) = &config.tool {
-        return wschat::auth::run_tool(tool, &config);
+        return wschat::ws::auth::run_tool(tool, &config);
     }
     if let Err(e) = init_logging(&config) {
         eprintln!("wschat: cannot start logging: {e}");

@@ -11,21 +11,21 @@
 //! The rest of the server calls the small named methods below, one line per
 //! place where something happens; the README lists every metric.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
-use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
-use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::budget::Budget;
-use crate::dispatcher::Input;
-use crate::handshake::Kind;
-use crate::protocol::Mode;
-use crate::store::Stats;
+use crate::history::sqlite::Stats;
+use crate::limits::budget::Budget;
+
+mod atomics;
+
+pub(crate) use atomics::AtomicHistogram;
+use atomics::{Counter, Gauge};
 
 /// The `Content-Type` of [`Metrics::render_openmetrics`]'s output.
 pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -35,65 +35,6 @@ pub(crate) const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A label set of one label with a fixed value.
 type Label = [(&'static str, &'static str); 1];
-
-/// A counter whose value has a cache line of its own: readers and backlog
-/// writers add to theirs while the dispatcher adds to `deliveries`, and two
-/// values sharing a line would make each wait for the other's core.
-type Counter = prometheus_client::metrics::counter::Counter<u64, Padded>;
-
-/// A gauge on a cache line of its own (see [`Counter`]).
-type Gauge = prometheus_client::metrics::gauge::Gauge<i64, PaddedI64>;
-
-/// An `AtomicU64` alone on its cache line (128 bytes covers the adjacent-line
-/// prefetch of x86 as well).
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct Padded(AtomicU64);
-
-impl prometheus_client::metrics::counter::Atomic<u64> for Padded {
-    fn inc(&self) -> u64 {
-        self.inc_by(1)
-    }
-
-    fn inc_by(&self, v: u64) -> u64 {
-        self.0.fetch_add(v, Ordering::Relaxed)
-    }
-
-    fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// An `AtomicI64` alone on its cache line, for gauges.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct PaddedI64(AtomicI64);
-
-impl prometheus_client::metrics::gauge::Atomic<i64> for PaddedI64 {
-    fn inc(&self) -> i64 {
-        self.inc_by(1)
-    }
-
-    fn inc_by(&self, v: i64) -> i64 {
-        self.0.fetch_add(v, Ordering::Relaxed)
-    }
-
-    fn dec(&self) -> i64 {
-        self.dec_by(1)
-    }
-
-    fn dec_by(&self, v: i64) -> i64 {
-        self.0.fetch_sub(v, Ordering::Relaxed)
-    }
-
-    fn set(&self, v: i64) -> i64 {
-        self.0.swap(v, Ordering::Relaxed)
-    }
-
-    fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 /// Why a connection was refused before it became a WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,24 +80,50 @@ impl Refused {
     }
 }
 
-const MODES: [Kind; 3] = [Kind::Room(Mode::Raw), Kind::Room(Mode::V1), Kind::Echo];
+/// A client's mode, as the metrics and log lines label it (callers convert
+/// what a connection is for: `Kind::metric`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientMode {
+    /// A chat-room client without a subprotocol.
+    Raw,
+    /// A chat-room client speaking `wschat.v1`.
+    V1,
+    /// An `/echo` client.
+    Echo,
+}
 
-fn mode_index(kind: Kind) -> usize {
-    match kind {
-        Kind::Room(Mode::Raw) => 0,
-        Kind::Room(Mode::V1) => 1,
-        Kind::Echo => 2,
+const MODES: [ClientMode; 3] = [ClientMode::Raw, ClientMode::V1, ClientMode::Echo];
+
+fn mode_index(mode: ClientMode) -> usize {
+    match mode {
+        ClientMode::Raw => 0,
+        ClientMode::V1 => 1,
+        ClientMode::Echo => 2,
     }
 }
 
 /// The label value of a client's mode (an echo client's is `echo`), also
 /// used in log lines.
-pub(crate) fn mode_label(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Room(Mode::Raw) => "raw",
-        Kind::Room(Mode::V1) => "v1",
-        Kind::Echo => "echo",
+pub(crate) fn mode_label(mode: ClientMode) -> &'static str {
+    match mode {
+        ClientMode::Raw => "raw",
+        ClientMode::V1 => "v1",
+        ClientMode::Echo => "echo",
     }
+}
+
+/// What a client sent, as `wschat_received_total` labels it (callers
+/// convert their event: `Input::metric`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Received {
+    /// A text message.
+    Text,
+    /// A file.
+    File,
+    /// A typing notice.
+    Typing,
+    /// A join.
+    Join,
 }
 
 const KINDS: [&str; 4] = ["text", "file", "typing", "join"];
@@ -441,8 +408,8 @@ impl Metrics {
     }
 
     /// A WebSocket connection in `mode` is open until the guard is dropped.
-    pub(crate) fn connection(&'static self, kind: Kind) -> OpenConnection {
-        let gauge = &self.connections[mode_index(kind)];
+    pub(crate) fn connection(&'static self, mode: ClientMode) -> OpenConnection {
+        let gauge = &self.connections[mode_index(mode)];
         gauge.inc();
         OpenConnection {
             gauge,
@@ -456,13 +423,12 @@ impl Metrics {
     }
 
     /// A client's event is on its way to its room.
-    pub(crate) fn received(&self, event: &Input) {
-        let kind = match event {
-            Input::Text { .. } => 0,
-            Input::File { .. } => 1,
-            Input::Typing { .. } => 2,
-            Input::Join(_) => 3,
-            _ => return,
+    pub(crate) fn received(&self, what: Received) {
+        let kind = match what {
+            Received::Text => 0,
+            Received::File => 1,
+            Received::Typing => 2,
+            Received::Join => 3,
         };
         self.received[kind].inc();
     }
@@ -501,17 +467,6 @@ impl Metrics {
     /// A connection was refused before becoming a WebSocket.
     pub(crate) fn refused(&self, why: Refused) {
         self.refused[why as usize].inc();
-    }
-
-    /// A request head could not be read: counted as refused when it was
-    /// late or malformed (not when the peer simply went away).
-    pub(crate) fn head_error(&self, e: &crate::http::HeadError) {
-        use crate::http::HeadError;
-        match e {
-            HeadError::Timeout => self.refused(Refused::Timeout),
-            HeadError::TooLarge | HeadError::Malformed(_) => self.refused(Refused::BadRequest),
-            HeadError::Closed | HeadError::Io(_) => {}
-        }
     }
 
     /// A WebSocket connection ended with this close code.
@@ -637,160 +592,5 @@ impl Drop for FanoutTimer {
     }
 }
 
-/// A histogram of whole numbers (counts, or microseconds) kept in atomics,
-/// so that observing takes no lock. Each observation adds to one bucket and
-/// to the sum; the count is the sum of the buckets, so a scrape never sees
-/// them disagree.
-#[derive(Clone)]
-pub(crate) struct AtomicHistogram(std::sync::Arc<HistogramInner>);
-
-struct HistogramInner {
-    /// Units in one exported unit (1e6 for microseconds exported as seconds).
-    scale: f64,
-    /// Upper bounds, inclusive, ascending; a last bucket catches the rest.
-    bounds: Vec<u64>,
-    counts: Vec<Padded>,
-    sum: Padded,
-}
-
-impl AtomicHistogram {
-    /// A histogram of `bounds`, reported divided by `scale` (so that
-    /// microseconds can be reported as seconds).
-    pub(crate) fn new(scale: f64, bounds: &[u64]) -> AtomicHistogram {
-        AtomicHistogram(std::sync::Arc::new(HistogramInner {
-            scale,
-            bounds: bounds.to_vec(),
-            counts: (0..=bounds.len()).map(|_| Padded::default()).collect(),
-            sum: Padded::default(),
-        }))
-    }
-
-    /// Counts one value.
-    pub(crate) fn observe(&self, v: u64) {
-        let h = &self.0;
-        let i = h.bounds.partition_point(|&b| b < v);
-        h.counts[i].0.fetch_add(1, Ordering::Relaxed);
-        if v != 0 {
-            h.sum.0.fetch_add(v, Ordering::Relaxed);
-        }
-    }
-
-    /// Upper bounds with the count of each bucket (not cumulative), as the
-    /// encoder expects, and the total count.
-    fn snapshot(&self) -> (Vec<(f64, u64)>, u64) {
-        let h = &self.0;
-        let mut total = 0;
-        let buckets = h
-            .counts
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let n = c.0.load(Ordering::Relaxed);
-                total += n;
-                let bound = h
-                    .bounds
-                    .get(i)
-                    .map_or(f64::INFINITY, |&b| b as f64 / h.scale);
-                (bound, n)
-            })
-            .collect();
-        (buckets, total)
-    }
-}
-
-impl EncodeMetric for AtomicHistogram {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let (buckets, count) = self.snapshot();
-        let sum = self.0.sum.0.load(Ordering::Relaxed) as f64 / self.0.scale;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        MetricType::Histogram
-    }
-}
-
-impl std::fmt::Debug for AtomicHistogram {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AtomicHistogram")
-            .field("bounds", &self.0.bounds)
-            .finish_non_exhaustive()
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histogram_buckets_are_inclusive_and_cumulative_in_output() {
-        let h = AtomicHistogram::new(1.0, &[0, 1, 4]);
-        for v in [0, 1, 2, 4, 5, 100] {
-            h.observe(v);
-        }
-        let (buckets, count) = h.snapshot();
-        assert_eq!(count, 6);
-        assert_eq!(
-            buckets,
-            vec![(0.0, 1), (1.0, 1), (4.0, 2), (f64::INFINITY, 2)]
-        );
-        let mut registry = Registry::default();
-        registry.register("h", "test", h);
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
-        assert!(out.contains("h_bucket{le=\"4.0\"} 4\n"), "{out}");
-        assert!(out.contains("h_bucket{le=\"+Inf\"} 6\n"), "{out}");
-        assert!(out.contains("h_count 6\n"), "{out}");
-        assert!(out.contains("h_sum 112.0\n"), "{out}");
-    }
-
-    #[test]
-    fn every_metric_is_rendered() {
-        let m = get();
-        m.disconnect(1000);
-        let out = m.render();
-        for name in [
-            "wschat_build_info{version=",
-            "wschat_connections{mode=\"raw\"}",
-            "wschat_connections{mode=\"v1\"}",
-            "wschat_connections{mode=\"echo\"}",
-            "wschat_rooms ",
-            "wschat_messages_received_total{kind=\"join\"}",
-            "wschat_rate_limited_total ",
-            "wschat_deliveries_total ",
-            "wschat_bytes_received_total ",
-            "wschat_bytes_sent_total ",
-            "wschat_handshakes_refused_total{reason=\"origin\"}",
-            "wschat_disconnects_total{code=\"1000\"}",
-            "wschat_slow_consumer_evictions_total ",
-            "wschat_outbound_queue_depth_bucket{le=\"0.0\"}",
-            "wschat_fanout_duration_seconds_bucket{le=\"0.00001\"}",
-        ] {
-            assert!(out.contains(name), "{name} missing from:\n{out}");
-        }
-        assert!(m.render_openmetrics().ends_with("# EOF\n"));
-    }
-
-    #[test]
-    fn close_codes_fall_into_a_bounded_set() {
-        assert_eq!(close_class(1000), "1000");
-        assert_eq!(close_class(1013), "1013");
-        for chosen in [0, 999, 1004, 1016, 2999, 3000, 4000, 4999, 65535] {
-            assert_eq!(close_class(chosen), "other", "{chosen}");
-        }
-    }
-
-    #[test]
-    fn text_format_names_families_by_their_samples() {
-        let om = "# HELP x_c Things.\n# TYPE x_c counter\nx_c_total 1\n\
-                  # HELP x_b Build.\n# TYPE x_b info\nx_b_info{v=\"1\"} 1\n\
-                  # HELP x_s_seconds Time.\n# TYPE x_s_seconds histogram\n# UNIT x_s_seconds seconds\n\
-                  x_s_seconds_count 0\n# EOF\n";
-        assert_eq!(
-            to_text_format(om),
-            "# HELP x_c_total Things.\n# TYPE x_c_total counter\nx_c_total 1\n\
-             # HELP x_b_info Build.\n# TYPE x_b_info gauge\nx_b_info{v=\"1\"} 1\n\
-             # HELP x_s_seconds Time.\n# TYPE x_s_seconds histogram\nx_s_seconds_count 0\n"
-        );
-    }
-}
+mod tests;

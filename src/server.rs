@@ -9,35 +9,36 @@
 //! threads report their end through a channel, so no count is shared behind
 //! a lock.
 
-use std::collections::HashMap;
+use crate::logs as log;
+
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::admission::{self, Admission, Entry, Gate, RETRY_AFTER, Ticket};
-use crate::budget::Budget;
-use crate::capacity::Readings;
-use crate::close::Close;
-use crate::cluster;
 use crate::config::Config;
-use crate::dispatcher::{ClientId, Closing, Dispatcher, Input, Limits};
-use crate::files::{Downloads, Signer, capability};
-use crate::handshake::OriginPolicy;
-use crate::health::{Drain, Health};
+use crate::history::redis;
+use crate::history::sqlite::{self, Store};
 use crate::http::Site;
+use crate::http::files::Downloads;
+use crate::http::health::{Drain, Health};
+use crate::http::proxy::{Hosts, Proxies};
+use crate::hub::dispatcher::{Closing, Dispatcher, Input, Limits};
+use crate::hub::outlet::writer::Writers;
+use crate::limits::budget::Budget;
 use crate::metrics::{self, Refused};
-use crate::outlet::{CLOSE_TIMEOUT, Outlet};
-use crate::protocol;
-use crate::proxy::{Hosts, Proxies};
-use crate::reader::THREAD_STACK;
-use crate::router::{self, Shared};
-use crate::store::{self, Store};
-use crate::writer::Writers;
+use crate::net::admission::{self, Admission, Entry, Gate, RETRY_AFTER, Ticket};
+use crate::net::capacity::Readings;
+use crate::proto::capability::{self, Signer};
+use crate::proto::protocol;
+use crate::ws::echo::Echoes;
+use crate::ws::handshake::OriginPolicy;
+use crate::ws::reader::THREAD_STACK;
+use crate::ws::router::{self, Shared};
 
 /// Pause after `accept` fails for lack of file descriptors, so the loop does
 /// not spin while connections close.
@@ -64,7 +65,7 @@ pub enum History {
     /// The SQLite database of `--db`.
     Embedded(Store),
     /// Redis, from `--redis`.
-    Shared(cluster::Options, redis::Client),
+    Shared(redis::Options, ::redis::Client),
 }
 
 impl History {
@@ -74,10 +75,10 @@ impl History {
     pub fn open(config: &Config) -> Result<History, Box<dyn std::error::Error>> {
         Ok(match config.cluster_options() {
             Some(options) => {
-                let client = cluster::client(&options.url)?;
+                let client = redis::client(&options.url)?;
                 History::Shared(options, client)
             }
-            None => History::Embedded(crate::store::open(&config.store_options())?),
+            None => History::Embedded(crate::history::sqlite::open(&config.store_options())?),
         })
     }
 }
@@ -92,13 +93,13 @@ pub struct ShutdownHandle {
 impl ShutdownHandle {
     /// Whether `restart` was asked for.
     pub fn restarting(&self) -> bool {
-        crate::close::restarting()
+        crate::proto::close::restarting()
     }
 
     /// As `shutdown`, telling every client that the server is restarting
     /// (close 1012 `server restarting`) rather than going away.
     pub fn restart(&self) {
-        crate::close::set_restarting();
+        crate::proto::close::set_restarting();
         self.shutdown();
     }
 
@@ -108,96 +109,6 @@ impl ShutdownHandle {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop, which is blocked in accept().
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-    }
-}
-
-/// What an echo connection tells the server of itself.
-enum EchoNote {
-    Open(ClientId, Weak<Outlet>),
-    Closed(ClientId),
-}
-
-/// Where an echo connection makes itself known. Echo clients are in no
-/// room and the dispatcher does not know them, so at shutdown the server
-/// closes them itself, from the list the accept thread keeps ([`Echoes`]).
-#[derive(Clone, Debug)]
-pub(crate) struct EchoClients(Sender<EchoNote>);
-
-impl EchoClients {
-    /// Lists an echo client until the place is dropped; `None` when the
-    /// server is already shutting down.
-    pub(crate) fn register(&self, id: ClientId, outlet: &Arc<Outlet>) -> Option<EchoPlace> {
-        self.0
-            .send(EchoNote::Open(id, Arc::downgrade(outlet)))
-            .ok()?;
-        Some(EchoPlace {
-            id,
-            notes: self.0.clone(),
-        })
-    }
-}
-
-/// An echo client's place in the server's list; dropping it takes the
-/// client off.
-#[derive(Debug)]
-pub(crate) struct EchoPlace {
-    id: ClientId,
-    notes: Sender<EchoNote>,
-}
-
-impl Drop for EchoPlace {
-    fn drop(&mut self) {
-        // Fails only once the server has closed every echo client.
-        let _ = self.notes.send(EchoNote::Closed(self.id));
-    }
-}
-
-/// The open echo clients, kept by the accept thread, which reads their
-/// notes at every connection it accepts: the notes waiting are at most a
-/// couple per connection accepted since.
-struct Echoes {
-    notes: Receiver<EchoNote>,
-    open: HashMap<ClientId, Weak<Outlet>>,
-}
-
-impl Echoes {
-    fn new() -> (Echoes, EchoClients) {
-        let (tx, notes) = crossbeam_channel::unbounded();
-        let echoes = Echoes {
-            notes,
-            open: HashMap::new(),
-        };
-        (echoes, EchoClients(tx))
-    }
-
-    fn update(&mut self) {
-        for note in self.notes.try_iter() {
-            match note {
-                EchoNote::Open(id, outlet) => {
-                    self.open.insert(id, outlet);
-                }
-                EchoNote::Closed(id) => {
-                    self.open.remove(&id);
-                }
-            }
-        }
-    }
-
-    /// Closes every echo client with 1001, as the dispatcher closes the
-    /// others; returns them with the time by which they must answer. Echo
-    /// clients that come later find the list gone and close themselves.
-    fn close_all(mut self) -> Closing {
-        self.update();
-        let close = Close::shutdown();
-        let deadline = Instant::now() + CLOSE_TIMEOUT;
-        let mut closing = Closing::new();
-        for outlet in self.open.into_values() {
-            if let Some(live) = outlet.upgrade() {
-                live.close(&close);
-                closing.push_back((deadline, outlet));
-            }
-        }
-        closing
     }
 }
 
@@ -289,14 +200,14 @@ impl Server {
             let urls = urls.clone();
             // Fails only once the dispatcher has stopped, at shutdown.
             Box::new(move |reply| {
-                let reply = crate::dispatcher::encode_replay(reply, urls.get());
+                let reply = crate::hub::dispatcher::encode_replay(reply, urls.get());
                 let _ = replies.send(Input::Store(reply));
             })
         };
         let mut health = Health::new(self.stop.clone());
         // With a secret, file URLs are signed under a key derived from it;
         // without, under a random one kept in the database or Redis.
-        let from_secret = crate::auth::secret(&config).map(|s| Signer::from_secret(s.bytes()));
+        let from_secret = crate::ws::auth::secret(&config).map(|s| Signer::from_secret(s.bytes()));
         let (store, store_thread, files, cluster, signer) =
             match self.history.take().expect("run is called once") {
                 History::Embedded(store) => {
@@ -319,13 +230,13 @@ impl Server {
                     let note = Arc::new(move |note| {
                         let _ = notes.send(Input::Cluster(note));
                     });
-                    let shared = cluster::spawn(options, client, reply, note)?;
+                    let shared = redis::spawn(options, client, reply, note)?;
                     health.watch_cluster(shared.handle.status());
                     let signer = match from_secret {
                         Some(signer) => signer,
                         None => shared_url_key(&shared.files)?,
                     };
-                    let files = crate::files::Source::Redis(shared.files);
+                    let files = crate::http::files::Source::Redis(shared.files);
                     (
                         shared.store,
                         shared.thread,
@@ -386,8 +297,8 @@ impl Server {
             )?,
             proxies: Proxies::new(&config.trusted_proxies),
             hosts: Hosts::new(&config.public_urls).map_err(io::Error::other)?,
-            admin: crate::admin::Admin::new(
-                crate::auth::admin_token(&config).cloned(),
+            admin: crate::http::admin::Admin::new(
+                crate::ws::auth::admin_token(&config).cloned(),
                 events.clone(),
                 config.www.clone().map_or(Site::Embedded, Site::Dir),
                 config.handshake_timeout,
@@ -416,7 +327,7 @@ impl Server {
         }));
         // Everything the dispatcher handed the store is written before the
         // process ends.
-        store.send(store::Request::Shutdown);
+        store.send(sqlite::Request::Shutdown);
         if store_thread.join().is_err() {
             log::error!("the store thread panicked");
         }
@@ -452,7 +363,7 @@ impl Server {
             echoes.update();
 
             // IPv6 peers share their /64's place (see `proxy::address_group`).
-            let group = crate::proxy::address_group(peer.ip());
+            let group = crate::proto::addr::address_group(peer.ip());
             let counted = match gate.enter(group, shared.proxies.trusts(peer.ip())) {
                 Entry::Read { counted } => counted,
                 Entry::Busy => {
@@ -505,7 +416,7 @@ const URL_KEY_RETRY: Duration = Duration::from_secs(1);
 /// Without a secret and with Redis: a signer whose key every instance
 /// shares, set by a thread that asks Redis until it answers (Redis may be
 /// away at start-up; until then no URL is given out or accepted).
-fn shared_url_key(files: &cluster::Files) -> io::Result<Signer> {
+fn shared_url_key(files: &redis::Files) -> io::Result<Signer> {
     let signer = Signer::pending(false);
     let fresh = capability::random_key()?;
     let (files, set) = (files.clone(), signer.clone());

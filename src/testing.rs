@@ -6,10 +6,10 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::budget::Share;
-use crate::outlet::{Bounds, Outlet};
-use crate::wire::Encoded;
-use crate::writer::Writers;
+use crate::hub::outlet::writer::Writers;
+use crate::hub::outlet::{Bounds, Outlet};
+use crate::limits::budget::Share;
+use crate::proto::wire::Encoded;
 
 /// How long a test waits for a frame before it fails (a bound on a bug,
 /// not a way to wait for something).

@@ -22,7 +22,7 @@ fn ns_per_op(budget: Duration, mut f: impl FnMut()) -> f64 {
 /// Times each operation for about `budget`; returns its name and ns per call.
 pub fn micro(budget: Duration) -> Vec<(&'static str, f64)> {
     use std::hint::black_box;
-    use wschat::protocol::{Event, encode, file_frame, parse_command, parse_file_header};
+    use wschat::proto::protocol::{Event, encode, file_frame, parse_command, parse_file_header};
     let frame = r#"{"type":"message","text":"hello everyone, the build is green again"}"#;
     let file = file_frame("holiday-photo.png", &[0u8; 1024]);
     vec![

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wschat::protocol::{self, FileHeaderError};
+use wschat::proto::protocol::{self, FileHeaderError};
 
 fuzz_target!(|frame: &[u8]| {
     match protocol::parse_file_header(frame) {

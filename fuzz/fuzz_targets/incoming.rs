@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use wschat::budget::Share;
-use wschat::incoming::{Incoming, Limits};
+use wschat::limits::budget::Share;
+use wschat::ws::incoming::{Incoming, Limits};
 
 fn incoming(share: &std::sync::Arc<Share>) -> Incoming {
     Incoming::new(Limits {

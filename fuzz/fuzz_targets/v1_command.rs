@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use wschat::protocol::{self, Command, MAX_FILE_NAME};
+use wschat::proto::protocol::{self, Command, MAX_FILE_NAME};
 
 fuzz_target!(|data: &[u8]| {
     // Text frames are UTF-8 by the time they reach the parser; a lossy

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wschat::protocol::{self, MAX_NAME_CHARS};
+use wschat::proto::protocol::{self, MAX_NAME_CHARS};
 
 fuzz_target!(|data: &[u8]| {
     let raw = String::from_utf8_lossy(data);

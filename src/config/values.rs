@@ -74,11 +74,14 @@ pub(super) fn parse_bytes_or_zero(s: &str) -> Result<usize, String> {
     parse_bytes(s)
 }
 
-/// A memory budget: at least [`crate::budget::MIN_BUDGET`].
+/// A memory budget: at least [`crate::limits::budget::MIN_BUDGET`].
 pub(super) fn parse_budget(s: &str) -> Result<usize, String> {
     let bytes = parse_bytes(s)?;
-    if bytes < crate::budget::MIN_BUDGET {
-        return Err(format!("at least {} MiB", crate::budget::MIN_BUDGET >> 20));
+    if bytes < crate::limits::budget::MIN_BUDGET {
+        return Err(format!(
+            "at least {} MiB",
+            crate::limits::budget::MIN_BUDGET >> 20
+        ));
     }
     Ok(bytes)
 }
@@ -155,7 +158,7 @@ pub(super) fn parse_origin(s: &str) -> Result<String, String> {
 
 /// A public URL: `http` or `https`, a host and maybe a port.
 pub(super) fn parse_public_url(s: &str) -> Result<String, String> {
-    crate::proxy::public_authority(s).map(|_| s.to_owned())
+    crate::proto::addr::public_authority(s).map(|_| s.to_owned())
 }
 
 /// Checks a log filter in RUST_LOG's syntax: comma-separated directives,

@@ -1,0 +1,187 @@
+//! What the dispatcher commands of Redis: name claims and releases, kicks
+//! and bans, and the bans loaded at start.
+
+use crate::logs as log;
+
+use redis::{Connection, Value};
+
+use crate::history::redis::entry;
+use crate::history::redis::keys::{self, CHANNEL};
+use crate::history::redis::{ALIVE_TTL, ClaimOutcome, Command, Moderation, Note};
+
+use super::Worker;
+
+impl Worker {
+    pub(super) fn command(&mut self, command: Command) {
+        match command {
+            Command::Claim {
+                token,
+                room,
+                name,
+                skeleton,
+                owner,
+            } => {
+                let outcome = match self.claim(&room, &name, &skeleton, &owner) {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        self.lost(&e);
+                        ClaimOutcome::Unavailable
+                    }
+                };
+                (self.note)(Note::Claimed { token, outcome });
+            }
+            Command::Release {
+                room,
+                name,
+                skeleton,
+            } => {
+                if let Err(e) = self.release(&room, &name, &skeleton) {
+                    self.lost(&e);
+                    self.releases.push_back((room, name, skeleton));
+                }
+            }
+            Command::Moderate(action) => {
+                if let Err(e) = self.moderate(&action) {
+                    log::error!(
+                        "event=moderation_not_shared action={action:?} error={:?}",
+                        e.to_string()
+                    );
+                    self.lost(&e);
+                }
+            }
+            Command::Typing { room, name } => {
+                let json = entry::presence("y", &room, &name, &self.instance);
+                if let Some(conn) = self.connection() {
+                    let _ = redis::cmd("PUBLISH")
+                        .arg(CHANNEL)
+                        .arg(json)
+                        .query::<()>(conn);
+                }
+            }
+        }
+    }
+
+    /// Tells the other instances of a moderator's action; keeps a ban (and
+    /// forgets a lifted one) for those that start later.
+    pub(super) fn moderate(&mut self, action: &Moderation) -> redis::RedisResult<()> {
+        let json = entry::moderation(action, &self.instance);
+        let mut pipe = redis::pipe();
+        match action {
+            Moderation::Ban { name, until } => {
+                pipe.cmd("HSET")
+                    .arg(keys::BANS)
+                    .arg(crate::proto::names::skeleton(name))
+                    .arg(format!("{until}\t{name}"))
+                    .ignore();
+            }
+            Moderation::Unban { name } => {
+                pipe.cmd("HDEL")
+                    .arg(keys::BANS)
+                    .arg(crate::proto::names::skeleton(name))
+                    .ignore();
+            }
+            Moderation::Kick { .. } => {}
+        }
+        pipe.cmd("PUBLISH").arg(CHANNEL).arg(json).ignore();
+        let conn = self.connected()?;
+        pipe.query(conn)
+    }
+
+    /// The bans in force, kept in Redis by whichever instance a moderator
+    /// used: handed to the dispatcher whenever the connection is made.
+    pub(super) fn load_bans(&self, conn: &mut Connection) -> redis::RedisResult<()> {
+        let bans: Vec<(String, String)> = redis::cmd("HGETALL").arg(keys::BANS).query(conn)?;
+        let now = crate::proto::protocol::now_ms();
+        for (_, value) in bans {
+            let Some((until, name)) = value.split_once('\t') else {
+                continue;
+            };
+            let Ok(until) = until.parse::<u64>() else {
+                continue;
+            };
+            if until > now {
+                (self.note)(Note::Moderated(Moderation::Ban {
+                    name: name.to_owned(),
+                    until,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn claim(
+        &mut self,
+        room: &str,
+        name: &str,
+        skeleton: &str,
+        owner: &str,
+    ) -> redis::RedisResult<ClaimOutcome> {
+        let k = keys::Room::new(room);
+        let scripts = self.scripts.clone();
+        let mut invocation = scripts.claim.prepare_invoke();
+        invocation
+            .key(k.names())
+            .arg(skeleton)
+            .arg(owner)
+            .arg(name)
+            .arg(&*self.instance)
+            .arg(k.alive_prefix())
+            .arg(ALIVE_TTL.as_secs());
+        let instance = self.instance.clone();
+        let conn = self.connected()?;
+        let result: Vec<Value> = invocation.invoke(conn)?;
+        let held: u8 = redis::from_redis_value(result[0].clone())?;
+        let spelled: String = redis::from_redis_value(result[1].clone())?;
+        if held == 0 {
+            return Ok(ClaimOutcome::Taken(spelled));
+        }
+        let first: u8 = redis::from_redis_value(result[2].clone())?;
+        let stale: String = redis::from_redis_value(result[3].clone())?;
+        let mut pipe = redis::pipe();
+        if !stale.is_empty() {
+            pipe.cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(entry::presence("l", room, &stale, &instance))
+                .ignore();
+        }
+        if first == 1 {
+            pipe.cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(entry::presence("j", room, &spelled, &instance))
+                .ignore();
+        }
+        if !pipe.is_empty() {
+            pipe.query::<()>(conn)?;
+        }
+        *self.held.entry(room.to_owned()).or_default() += 1;
+        Ok(ClaimOutcome::Held { first: first == 1 })
+    }
+
+    pub(super) fn release(
+        &mut self,
+        room: &str,
+        name: &str,
+        skeleton: &str,
+    ) -> redis::RedisResult<()> {
+        let k = keys::Room::new(room);
+        let scripts = self.scripts.clone();
+        let mut invocation = scripts.release.prepare_invoke();
+        invocation.key(k.names()).arg(skeleton).arg(&*self.instance);
+        let instance = self.instance.clone();
+        let conn = self.connected()?;
+        let gone: String = invocation.invoke(conn)?;
+        if !gone.is_empty() {
+            redis::cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(entry::presence("l", room, name, &instance))
+                .query::<()>(conn)?;
+        }
+        if let Some(count) = self.held.get_mut(room) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.held.remove(room);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! Redis key names. Every key of a room carries the room's key (its
+//! name's confusable skeleton) in a hash tag (`{room}`), so all of them live in one slot of a Redis Cluster and one
+//! script may touch them together.
+
+/// Where every instance publishes every room's events.
+pub const CHANNEL: &str = "wschat:events";
+
+/// Hash: name skeleton → `until \t name` of the bans in force, for every
+/// room (a ban is the whole service's, not a room's).
+pub const BANS: &str = "wschat:bans";
+
+/// The random key that signs file URLs when there is no `--auth-secret`,
+/// shared by every instance (a string of 32 bytes, set once).
+pub const FILE_URL_KEY: &str = "wschat:file-url-key";
+
+/// The keys of one room.
+pub struct Room {
+    prefix: String,
+}
+
+impl Room {
+    pub fn new(room: &str) -> Room {
+        // A room is keyed by its name's skeleton, as in the embedded store,
+        // so that look-alike spellings reach one history on every
+        // instance. A brace in it would end the hash tag early; no room
+        // name may hold one unescaped, so they are replaced.
+        let tag: String = crate::proto::names::skeleton(room)
+            .chars()
+            .map(|c| match c {
+                '{' => '\u{2983}',
+                '}' => '\u{2984}',
+                c => c,
+            })
+            .collect();
+        Room {
+            prefix: format!("wschat:{{{tag}}}:"),
+        }
+    }
+
+    /// Hash: `epoch`, `seq` (the last id given) and `file_bytes`.
+    pub fn meta(&self) -> String {
+        format!("{}meta", self.prefix)
+    }
+
+    /// Stream of the room's messages and file announcements, entry ids
+    /// `0-<id>`, trimmed to `--retain-messages`.
+    pub fn log(&self) -> String {
+        format!("{}log", self.prefix)
+    }
+
+    /// Hash: file id → bytes.
+    pub fn files(&self) -> String {
+        format!("{}files", self.prefix)
+    }
+
+    /// List of `id:size` of stored files, oldest first, for eviction.
+    pub fn file_queue(&self) -> String {
+        format!("{}fileq", self.prefix)
+    }
+
+    /// Hash: name skeleton → `owner \t name \t instance…`.
+    pub fn names(&self) -> String {
+        format!("{}names", self.prefix)
+    }
+
+    /// Prefix of the per-instance liveness keys (`…alive:<instance>`).
+    pub fn alive_prefix(&self) -> String {
+        format!("{}alive:", self.prefix)
+    }
+
+    /// A sent message's dedup key: its sender and `cid`, or this
+    /// instance's own id for it when it has none.
+    pub fn sent(&self, key: &str) -> String {
+        format!("{}sent:{key}", self.prefix)
+    }
+}

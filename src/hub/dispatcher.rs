@@ -1,0 +1,602 @@
+//! The dispatcher thread: sole owner of the rooms and the client list.
+//!
+//! Connection threads talk to it only through one channel of [`Input`]s, so
+//! events are handled one at a time, in the order they arrived, without a
+//! lock. It takes every event already waiting (up to [`BATCH`]), decides
+//! what each client receives, and only then writes: each client's share of
+//! the batch goes out with one non-blocking vectored send through its
+//! [`Outlet`]. It never waits on a client: a client whose backlog is full is
+//! closed with 1008 and everyone else carries on. It also sends every
+//! client's heartbeat ping, from one timer.
+//!
+//! This file holds the dispatcher's state and its loop; the rest is in
+//! files by role: `input` (what it is told), `join` (a seat, a name, the
+//! greeting and the catch-up), `messages` (what seated clients send),
+//! `replies` (what the history backend answers), `fanout` (staging,
+//! flushing, evicting), `keep` (the history kept in memory), `resumes`
+//! (reads from the store, a few at a time), `shared` (rooms shared through
+//! Redis) and `moderate`.
+
+use crate::logs as log;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use tungstenite::Bytes;
+
+use crate::history::redis::{self, ClusterHandle};
+use crate::history::sqlite::{self, StoreHandle};
+use crate::hub::moderation::Bans;
+use crate::hub::outlet::{CLOSE_TIMEOUT, Outlet};
+use crate::limits::budget::Share;
+use crate::proto::close::Close;
+use crate::proto::names;
+use crate::proto::protocol::{self, Mode};
+use crate::proto::wire::Encoded;
+
+mod fanout;
+mod input;
+use fanout::stage_frames;
+mod join;
+mod keep;
+mod messages;
+mod moderate;
+mod replies;
+mod resumes;
+mod shared;
+mod weights;
+
+pub use input::{Input, JoinRequest, Membership};
+pub use resumes::encode_replay;
+
+/// Most events handled before the writes they caused are made. Larger
+/// batches mean fewer system calls per delivery when the server is busy;
+/// an idle server handles each event as it comes.
+pub const BATCH: usize = 512;
+
+pub use crate::hub::outlet::ClientId;
+
+/// What a client's join waits for; its later events wait behind it.
+#[derive(Debug)]
+enum Wait {
+    /// Its room, being loaded from the store (`loading`).
+    Room(String),
+    /// Its name, being claimed in Redis, by the claim's token (`claiming`).
+    Claim(u64),
+}
+
+/// Limits and timings the dispatcher applies.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Stored events kept per room.
+    pub history: usize,
+    /// The memory budget's share for history, across every room: when it
+    /// is full, the oldest stored event of any room goes first.
+    pub history_share: Arc<Share>,
+    /// Bytes of stored events kept per room, so that a joiner's replay fits
+    /// in its outbound queue.
+    pub room_history_bytes: usize,
+    /// Empty rooms remembered (for their history) before the oldest goes.
+    pub max_idle_rooms: usize,
+    /// Every client is pinged this often.
+    pub ping_interval: Duration,
+    /// What a v1 client is told, in its welcome, that it may send.
+    pub welcome: protocol::Limits,
+    /// Frames that may wait for a client whose resume is read from the
+    /// store (its `--queue-frames`).
+    pub held_frames: usize,
+    /// Signs the URLs that file events give for downloading the bytes.
+    pub file_urls: crate::proto::capability::Signer,
+}
+
+/// A joined client's room, and the name it goes by there.
+#[derive(Debug, Clone)]
+struct Seat {
+    room: String,
+    name: String,
+}
+
+struct Client {
+    peer: SocketAddr,
+    mode: Mode,
+    outlet: Arc<Outlet>,
+    /// Where it sits, once joined.
+    seat: Option<Seat>,
+    /// When it joined, as a key of its room's member maps.
+    joined: u64,
+    /// This batch's frames for the client: indices into `Dispatcher::batch`.
+    staged: Vec<u32>,
+    /// While its resume is read from the store: what it is sent meanwhile,
+    /// held back to follow the replay.
+    held: Option<Vec<Encoded>>,
+}
+
+/// A resume that reaches further back than the room's history in memory:
+/// the store is asked for the rest, and the client's welcome waits for it.
+struct Catchup {
+    client: ClientId,
+    /// The client's address: it may have only so many resumes read at once.
+    address: IpAddr,
+    room: String,
+    name: String,
+    since: u64,
+    /// A join without `since` whose room's recent history is partly no
+    /// longer in memory: its welcome says nothing of a resume.
+    fresh: bool,
+    /// The room's last id when the client joined: the replay ends there.
+    last_id: u64,
+    /// The first id the room had in memory then, and the frames from it on.
+    first: u64,
+    cached: Vec<Encoded>,
+}
+
+/// What a welcome says of a resume (nothing without `since`), and the gap
+/// that follows it when events were lost.
+#[derive(Default)]
+struct Resume {
+    recovered: Option<bool>,
+    reason: Option<&'static str>,
+    gap: Option<(u64, u64)>,
+}
+
+impl Resume {
+    fn recovered() -> Resume {
+        Resume {
+            recovered: Some(true),
+            ..Resume::default()
+        }
+    }
+
+    fn lost(reason: &'static str) -> Resume {
+        Resume {
+            recovered: Some(false),
+            reason: Some(reason),
+            gap: None,
+        }
+    }
+}
+
+/// Most events a resume reads back from the store; a client that missed
+/// more is told `trimmed` and given a gap.
+const RESUME_FROM_STORE: u64 = 1000;
+
+#[derive(Default)]
+struct Room {
+    /// Everyone in the room, in order of joining (keyed by `Client::joined`).
+    /// Maps rather than lists, so that joining and leaving cost the same in
+    /// a room of 20,000 as in a room of 2.
+    members: BTreeMap<u64, ClientId>,
+    /// The v1 clients among them: events only v1 clients receive (joins,
+    /// leaves, typing) visit only these.
+    v1_members: BTreeMap<u64, ClientId>,
+    /// Names in use, by skeleton: one entry per person, however many
+    /// connections they have.
+    people: names::People,
+    history: VecDeque<Stored>,
+    /// What `history` is charged to the budget.
+    history_bytes: usize,
+    last_id: u64,
+    /// Names this room's history (see `history/sqlite.rs`): ids compare only within
+    /// one epoch.
+    epoch: String,
+    /// When the last member left; `None` while occupied.
+    emptied_at: Option<Instant>,
+    /// The history share took some of its recent history for other rooms
+    /// (see `weights.rs`): a newcomer's replay reads the rest back from the
+    /// store. Cleared once the room's own bounds trim it again.
+    squeezed: bool,
+    /// With `--redis`: people in the room on other instances only.
+    remote: HashSet<String>,
+    /// With `--redis`, while messages this instance missed are read back:
+    /// what arrived meanwhile, to follow them.
+    filling: Option<Vec<redis::Arrival>>,
+}
+
+/// A message or file announcement kept for replay: its event, encoded once
+/// when it was sent, shared by every joiner it is replayed to.
+struct Stored {
+    id: u64,
+    frame: Encoded,
+    /// Who sent it with which `cid`, to know a resend when it comes.
+    sent_as: Option<(Box<str>, Box<str>)>,
+}
+
+impl Stored {
+    fn new(record: &sqlite::Record, urls: &crate::proto::capability::Signer) -> Stored {
+        Stored {
+            id: record.id,
+            frame: replay_frame(record, urls),
+            sent_as: record
+                .cid
+                .as_deref()
+                .map(|cid| (record.from.as_str().into(), cid.into())),
+        }
+    }
+
+    /// What keeping it costs the history share.
+    fn cost(&self) -> usize {
+        let sent_as = self.sent_as.as_ref().map_or(0, |(f, c)| f.len() + c.len());
+        self.frame.len() + sent_as + std::mem::size_of::<Stored>()
+    }
+}
+
+/// A message or file's event, as sent live (`replay` false) or replayed.
+/// A replayed file whose bytes are kept says where to download them.
+fn event<'a>(
+    record: &'a sqlite::Record,
+    replay: bool,
+    url: Option<&'a str>,
+) -> protocol::Event<'a> {
+    let cid = record.cid.as_deref();
+    match &record.body {
+        sqlite::Body::Text(text) => protocol::Event::Message {
+            id: record.id,
+            room: &record.room,
+            from: &record.from,
+            text,
+            ts: record.ts,
+            cid,
+            replay,
+        },
+        sqlite::Body::File {
+            name,
+            size,
+            mime,
+            available,
+        } => protocol::Event::File {
+            id: record.id,
+            room: &record.room,
+            from: &record.from,
+            name,
+            size: *size,
+            mime,
+            ts: record.ts,
+            cid,
+            url: url.filter(|_| *available),
+            available: (!available).then_some(false),
+            replay,
+        },
+    }
+}
+
+/// The replay frame of a record. A file's URL is signed for its room
+/// (see `proto::capability`); with `--auth-secret` it expires, and the
+/// client asks for a fresh one with `file_url`.
+fn replay_frame(record: &sqlite::Record, urls: &crate::proto::capability::Signer) -> Encoded {
+    let url = match &record.body {
+        sqlite::Body::File { name, .. } => {
+            crate::proto::capability::signed_url(urls, &record.room, record.id, name)
+        }
+        sqlite::Body::Text(_) => None,
+    };
+    Encoded::text(protocol::encode(&event(record, true, url.as_deref())))
+}
+
+/// The chat's shared state: every chat-room client, the rooms with their
+/// members, names and history, the bans, and the joins and acknowledgements
+/// waiting for the store. It lives on the dispatcher thread ([`run`]) and
+/// nothing else may touch it: other threads reach it only by sending an
+/// [`Input`], and it reaches clients only through their [`Outlet`]s, with
+/// sends that never block. That is why none of it needs a lock.
+///
+/// [`run`]: Dispatcher::run
+pub struct Dispatcher {
+    limits: Limits,
+    clients: HashMap<ClientId, Client>,
+    rooms: HashMap<String, Room>,
+    /// Source of `guest-N` names for raw clients that give none.
+    guests: u64,
+    /// Which spelling of a room name is the room.
+    room_names: names::Rooms,
+    /// Names a moderator has banned, until when.
+    bans: Bans,
+    /// Counts joins, to keep each room's members in order of joining.
+    joins: u64,
+    /// Every frame the current batch of events produced, each encoded once
+    /// and shared by all its receivers.
+    batch: Vec<Encoded>,
+    /// Clients with staged frames, to be written at the end of the batch.
+    dirty: Vec<ClientId>,
+    /// Every room's history bytes: when the history share is full, the
+    /// heaviest room forgets first.
+    weights: weights::Weights,
+    /// Events stored in all rooms.
+    stored: usize,
+    /// Where every message and file is written; the dispatcher never waits
+    /// for it.
+    store: StoreHandle,
+    /// Joins waiting for their room to be loaded from the store, by room,
+    /// each followed by whatever its client sent meanwhile, in order.
+    loading: HashMap<String, Vec<Input>>,
+    /// The clients whose joins wait, and for what.
+    waiting: HashMap<ClientId, Wait>,
+    /// Resumes waiting for the store, by the token of their fetch.
+    catchups: HashMap<u64, Catchup>,
+    /// How many of them may be read at once, and those waiting their turn.
+    resumes: resumes::Turns<Catchup>,
+    next_token: u64,
+    /// With `--redis`: the shared rooms (see `shared.rs`).
+    cluster: Option<ClusterHandle>,
+    /// Reads of missed messages under way, by token, and rooms whose read
+    /// failed, to ask again at `next_fill_retry`.
+    fills: HashMap<u64, String>,
+    unfilled: HashSet<String>,
+    next_fill_retry: Instant,
+    /// Joins waiting for their name to be claimed in Redis, by token; and,
+    /// while a claimed join is handled, whether the person is new to every
+    /// instance.
+    claims: HashMap<u64, JoinRequest>,
+    /// Whatever the clients whose joins wait for their claim sent
+    /// meanwhile, by the claim's token, in order.
+    claiming: HashMap<u64, Vec<Input>>,
+    claimed: HashMap<ClientId, bool>,
+    closing: Closing,
+    next_ping: Instant,
+    ping: Encoded,
+}
+
+impl Dispatcher {
+    /// `cluster` is given with `--redis`; `store` is then its command
+    /// thread.
+    pub fn new(limits: Limits, store: StoreHandle, cluster: Option<ClusterHandle>) -> Dispatcher {
+        Dispatcher {
+            store,
+            cluster,
+            fills: HashMap::new(),
+            unfilled: HashSet::new(),
+            next_fill_retry: Instant::now(),
+            claims: HashMap::new(),
+            claiming: HashMap::new(),
+            claimed: HashMap::new(),
+            loading: HashMap::new(),
+            waiting: HashMap::new(),
+            catchups: HashMap::new(),
+            resumes: resumes::Turns::default(),
+            next_token: 0,
+            next_ping: Instant::now() + limits.ping_interval,
+            limits,
+            clients: HashMap::new(),
+            rooms: HashMap::new(),
+            guests: 0,
+            room_names: names::Rooms::default(),
+            bans: Bans::default(),
+            joins: 0,
+            batch: Vec::new(),
+            dirty: Vec::new(),
+            weights: weights::Weights::default(),
+            stored: 0,
+            closing: VecDeque::new(),
+            ping: Encoded::ping(),
+        }
+    }
+
+    /// Handles events until `Shutdown` arrives or every sender is gone, then
+    /// closes every client. Returns the clients still to answer their close,
+    /// with the time by which they must.
+    pub fn run(mut self, events: Receiver<Input>) -> Closing {
+        let mut open = true;
+        while open {
+            match events.recv_timeout(self.next_wake().saturating_duration_since(Instant::now())) {
+                Ok(first) => {
+                    // Everything already waiting joins the batch.
+                    for event in std::iter::once(first).chain(events.try_iter().take(BATCH - 1)) {
+                        if let Input::Shutdown = event {
+                            open = false;
+                            break;
+                        }
+                        self.handle(event);
+                    }
+                    crate::metrics::get().rooms(self.rooms.len());
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+            self.flush();
+            self.on_timers();
+        }
+        self.shutdown();
+        self.closing
+    }
+
+    /// When the next timer is due: a heartbeat or a close deadline.
+    fn next_wake(&self) -> Instant {
+        let mut wake = self.next_ping;
+        if let Some((deadline, _)) = self.closing.front() {
+            wake = wake.min(*deadline);
+        }
+        if !self.unfilled.is_empty() {
+            wake = wake.min(self.next_fill_retry);
+        }
+        wake
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        self.expire_closes(now);
+        self.retry_fills(now);
+        if now >= self.next_ping {
+            // One timer pings everyone: no thread wakes per connection.
+            let ping = stage_frames(&mut self.batch, std::slice::from_ref(&self.ping));
+            for (id, client) in &mut self.clients {
+                client.stage(*id, ping.clone(), &mut self.dirty);
+            }
+            self.flush();
+            self.next_ping = now + self.limits.ping_interval;
+        }
+    }
+
+    /// Shuts the sockets of clients that have not answered our close in time.
+    fn expire_closes(&mut self, now: Instant) {
+        while let Some((deadline, _)) = self.closing.front() {
+            if *deadline > now {
+                break;
+            }
+            if let Some((_, outlet)) = self.closing.pop_front()
+                && let Some(outlet) = outlet.upgrade()
+            {
+                outlet.end();
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Input) {
+        // A client whose join waits for its room: what it sends waits too,
+        // behind the join, so that nothing it said is refused or reordered.
+        // (Almost always nobody waits: no lookup then.)
+        if !self.waiting.is_empty()
+            && let Some(wait) = event.client().and_then(|id| self.waiting.get(&id))
+            && let Some(parked) = match wait {
+                Wait::Room(room) => self.loading.get_mut(room),
+                Wait::Claim(token) => self.claiming.get_mut(token),
+            }
+        {
+            parked.push(event);
+            return;
+        }
+        match event {
+            Input::Connect {
+                id,
+                peer,
+                mode,
+                outlet,
+            } => {
+                let client = Client {
+                    peer,
+                    mode,
+                    outlet,
+                    seat: None,
+                    joined: 0,
+                    staged: Vec::new(),
+                    held: None,
+                };
+                self.clients.insert(id, client);
+            }
+            Input::Join(request) => self.join(request),
+            Input::Text { id, text, cid } => self.text(id, text, cid),
+            Input::Store(reply) => self.stored(reply),
+            Input::Cluster(note) => self.noted(note),
+            Input::File {
+                id,
+                name,
+                mime,
+                data,
+                raw_frame,
+                cid,
+            } => self.file(id, name, mime, data, raw_frame, cid),
+            Input::Typing { id } => self.typing(id),
+            Input::FileUrl { id, file, name } => self.file_url(id, file, &name),
+            Input::Leave { id } => {
+                if let Some(client) = self.clients.remove(&id) {
+                    self.vacate(client, None);
+                }
+            }
+            Input::Admin { request, reply } => self.moderate(request, reply),
+            Input::Shutdown => unreachable!("handled by run"),
+        }
+    }
+
+    /// Delivers a stored message or file to everyone in its room, keeps it
+    /// for replay, and so acknowledges it to its sender (a v1 sender gets
+    /// its own copy; a raw one nothing, as the tutorial's relay did).
+    /// `relay` is a raw sender's own file frame, passed on to raw clients
+    /// as it came.
+    pub(super) fn deliver(
+        &mut self,
+        record: sqlite::Record,
+        data: Option<Bytes>,
+        relay: Option<Bytes>,
+        sender: Option<ClientId>,
+        sender_raw: bool,
+    ) {
+        let room_name = record.room.clone();
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            // Everyone left while it was stored.
+            return;
+        };
+        room.last_id = room.last_id.max(record.id);
+        let raw_members = room.members.len() - room.v1_members.len();
+        let live = Encoded::text(protocol::encode(&event(&record, false, None)));
+        if self.limits.history > 0 {
+            self.keep(&room_name, Stored::new(&record, &self.limits.file_urls));
+        }
+        let (v1, raw) = match record.body {
+            sqlite::Body::Text(text) => {
+                let raw = match sender_raw {
+                    true => Encoded::text(text),
+                    false => Encoded::text(format!("{}: {text}", record.from)),
+                };
+                (vec![live.clone()], vec![raw])
+            }
+            sqlite::Body::File { name, .. } => match data {
+                Some(data) => {
+                    // The raw form is built only for a room that has raw
+                    // clients besides its sender.
+                    let raw = match raw_members > usize::from(sender_raw && sender.is_some()) {
+                        true => {
+                            let frame =
+                                relay.unwrap_or_else(|| protocol::file_frame(&name, &data).into());
+                            vec![Encoded::binary(frame)]
+                        }
+                        false => Vec::new(),
+                    };
+                    (vec![live.clone(), Encoded::binary(data)], raw)
+                }
+                None => (vec![live.clone()], Vec::new()),
+            },
+        };
+        self.fan_out(
+            &room_name,
+            sender,
+            &Fanout {
+                v1: &v1,
+                v1_sender: std::slice::from_ref(&live),
+                raw: &raw,
+            },
+        );
+    }
+
+    /// Closes every client with 1001 (1012 for a restart, see
+    /// `Close::shutdown`) behind what it still has to receive.
+    fn shutdown(&mut self) {
+        log::info!("event=close_all clients={}", self.clients.len());
+        let clients: Vec<Client> = self.clients.drain().map(|(_, c)| c).collect();
+        for client in clients {
+            self.close(&client.outlet, &Close::shutdown());
+        }
+    }
+
+    /// Sends a client a close frame after what it has queued, and gives it
+    /// `CLOSE_TIMEOUT` to answer before its socket is shut.
+    fn close(&mut self, outlet: &Arc<Outlet>, close: &Close) {
+        outlet.close(close);
+        self.closing
+            .push_back((Instant::now() + CLOSE_TIMEOUT, Arc::downgrade(outlet)));
+    }
+}
+
+/// Clients we sent a close frame, with the time by which they must have
+/// answered it, oldest first; past that their socket is shut. Weak, so that a
+/// client that has gone does not keep its socket open here.
+pub type Closing = VecDeque<(Instant, Weak<Outlet>)>;
+
+/// What each kind of room member receives for one event. The frames are
+/// encoded once and shared by every receiver. A raw sender never receives
+/// its own frames (the tutorial's rule).
+#[derive(Default)]
+struct Fanout<'a> {
+    v1: &'a [Encoded],
+    v1_sender: &'a [Encoded],
+    raw: &'a [Encoded],
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,464 @@
+//! Rooms shared with other instances through Redis (`--redis`; see
+//! `history/redis.rs`): what the dispatcher does with what the cluster tells it.
+//!
+//! A message is delivered here when it comes back from Redis, never when it
+//! is sent: every instance then delivers every room's messages in the one
+//! order Redis gave them. Each room's messages are taken strictly by id;
+//! one that skips ahead (a subscription was lost) makes the room wait
+//! while the missing ones are read from its stream.
+
+use crate::logs as log;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::history::redis::{Arrival, Change, ClaimOutcome, Command, Note};
+use crate::history::sqlite;
+use crate::proto::close::Close;
+use crate::proto::protocol::{self, ErrorCode, FrameRefusal};
+use crate::proto::wire::Encoded;
+
+use super::{ClientId, Dispatcher, Fanout, Input, JoinRequest, Wait, now_ms, replay_frame};
+
+/// Most messages read back for one gap.
+const FILL_LIMIT: u64 = 100_000;
+
+/// How long a room waits before a failed read of its missed messages is
+/// tried again.
+pub const FILL_RETRY: Duration = Duration::from_secs(1);
+
+impl Dispatcher {
+    /// Handles what the cluster told.
+    pub(super) fn noted(&mut self, mut note: Note) {
+        // Redis keys a room by its skeleton, so another instance's events
+        // may spell it another way: they are told under this one's.
+        if let Some(room) = note.room_mut()
+            && let Some(here) = self.room_names.spelled_here(room)
+            && here != room
+        {
+            here.clone_into(room);
+        }
+        if let Some(room) = note.room()
+            && let Some(parked) = self.loading.get_mut(room)
+        {
+            // The room is being loaded: this follows once it is.
+            parked.push(Input::Cluster(note));
+            return;
+        }
+        match note {
+            Note::Arrived(arrival) => self.arrived(arrival),
+            Note::Filled {
+                token,
+                room,
+                epoch,
+                arrivals,
+            } => self.filled(token, &room, epoch, arrivals),
+            Note::Presence {
+                room,
+                name,
+                change,
+                own,
+            } => self.presence(&room, &name, change, own),
+            Note::Claimed { token, outcome } => self.claimed(token, outcome),
+            Note::Unavailable { room, client, cid } => {
+                log::warn!("event=unavailable client={client} room={room:?} cid={cid:?}");
+                let why = "the message could not be stored; send it again shortly";
+                self.refuse(
+                    client,
+                    FrameRefusal::new(ErrorCode::Unavailable, why).with_cid(cid),
+                );
+            }
+            Note::Duplicate {
+                room,
+                id,
+                client,
+                record,
+            } => {
+                // Read back from Redis; else from memory, should the read
+                // have failed.
+                let frame = record
+                    .map(|r| replay_frame(&r, &self.limits.file_urls))
+                    .or_else(|| {
+                        self.rooms.get(&room).and_then(|r| {
+                            r.history
+                                .iter()
+                                .rev()
+                                .find(|s| s.id == id)
+                                .map(|s| s.frame.clone())
+                        })
+                    });
+                match frame {
+                    Some(frame) => self.send(client, frame),
+                    None => log::debug!("event=resend_not_kept client={client} id={id}"),
+                }
+            }
+            Note::Moderated(action) => {
+                self.carry_out(&action);
+            }
+            Note::Subscribed => {
+                // Whatever was published while the subscription was down
+                // is read from each room's stream.
+                let rooms: Vec<String> = self.rooms.keys().cloned().collect();
+                for room in rooms {
+                    self.catch_up_room(&room);
+                }
+            }
+        }
+    }
+
+    fn arrived(&mut self, arrival: Arrival) {
+        let name = arrival.record.room.clone();
+        let Some(room) = self.rooms.get_mut(&name) else {
+            // Nobody here is in that room.
+            return;
+        };
+        if room.epoch != arrival.epoch {
+            self.reset_room(&name, arrival.epoch.clone());
+        }
+        // A reset closes everyone here; the room may have gone with them.
+        let Some(room) = self.rooms.get_mut(&name) else {
+            return;
+        };
+        if let Some(waiting) = &mut room.filling {
+            waiting.push(arrival);
+            return;
+        }
+        let id = arrival.record.id;
+        if id <= room.last_id {
+            return;
+        }
+        if id > room.last_id + 1 {
+            let after = room.last_id;
+            room.filling = Some(vec![arrival]);
+            self.fill(&name, after, id - 1);
+            return;
+        }
+        self.deliver_arrival(arrival);
+    }
+
+    /// Reads a room's messages after its last id up to the newest, holding
+    /// back what arrives meanwhile.
+    fn catch_up_room(&mut self, name: &str) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        if room.filling.is_some() {
+            return;
+        }
+        room.filling = Some(Vec::new());
+        let after = room.last_id;
+        self.fill(name, after, u64::MAX);
+    }
+
+    fn fill(&mut self, room: &str, after: u64, upto: u64) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.fills.insert(token, room.to_owned());
+        self.store.send(sqlite::Request::Fetch {
+            room: room.to_owned(),
+            after,
+            upto,
+            limit: upto.saturating_sub(after).min(FILL_LIMIT) as usize,
+            token: sqlite::FetchFor::Fill(token),
+        });
+    }
+
+    /// Tries again the reads that failed, once Redis may be back.
+    pub(super) fn retry_fills(&mut self, now: Instant) {
+        if self.unfilled.is_empty() || now < self.next_fill_retry {
+            return;
+        }
+        self.next_fill_retry = now + FILL_RETRY;
+        for name in std::mem::take(&mut self.unfilled) {
+            if let Some(room) = self.rooms.get(&name) {
+                let after = room.last_id;
+                self.fill(&name, after, u64::MAX);
+            }
+        }
+    }
+
+    /// The missed messages were read: they go out in order, then what
+    /// arrived meanwhile.
+    fn filled(
+        &mut self,
+        token: u64,
+        name: &str,
+        epoch: Option<String>,
+        arrivals: Option<Vec<Arrival>>,
+    ) {
+        if self.fills.remove(&token).is_none() {
+            return;
+        }
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        let (Some(epoch), Some(arrivals)) = (epoch, arrivals) else {
+            // Redis did not answer: the room keeps waiting, and asks again.
+            self.unfilled.insert(name.to_owned());
+            return;
+        };
+        let waiting = room.filling.take().unwrap_or_default();
+        if room.epoch != epoch {
+            self.reset_room(name, epoch);
+        }
+        // Whatever the stream no longer holds (trimmed to
+        // `--retain-messages` while this instance could not hear) is gone:
+        // the room moves past it rather than asking again.
+        for arrival in arrivals.into_iter().chain(waiting) {
+            let Some(room) = self.rooms.get_mut(name) else {
+                return;
+            };
+            if room.filling.is_some() || arrival.epoch != room.epoch {
+                self.arrived(arrival);
+                continue;
+            }
+            let id = arrival.record.id;
+            if id <= room.last_id {
+                continue;
+            }
+            if id > room.last_id + 1 {
+                log::warn!(
+                    "event=messages_lost room={name:?} after={} first={id} msg=\"no longer in Redis\"",
+                    room.last_id
+                );
+            }
+            self.deliver_arrival(arrival);
+        }
+    }
+
+    /// Delivers the room's next message to everyone here in the room: its
+    /// sender's copy is the acknowledgement that Redis has it.
+    fn deliver_arrival(&mut self, arrival: Arrival) {
+        let Arrival {
+            record,
+            instance,
+            client,
+            raw,
+            data,
+            ..
+        } = arrival;
+        let sender = (*instance == *self.instance()).then_some(client);
+        self.deliver(record, data, None, sender, raw);
+    }
+
+    /// The room's history was lost (Redis restarted without persistence or
+    /// its keys were removed; the embedded store's retention emptied the
+    /// room and gave up its row): ids start again under a new epoch.
+    /// Everyone here is closed with 1012, so that each comes back, resumes,
+    /// and is told honestly that its history is gone.
+    pub(super) fn reset_room(&mut self, name: &str, epoch: String) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        log::warn!(
+            "event=room_reset room={name:?} old_epoch={:?} epoch={epoch:?} msg=\"the room's history was lost\"",
+            room.epoch
+        );
+        room.epoch = epoch;
+        room.last_id = 0;
+        let history = std::mem::take(&mut room.history);
+        let bytes = std::mem::take(&mut room.history_bytes);
+        self.limits.history_share.give(bytes);
+        self.stored -= history.len();
+        self.weights.set(name, 0);
+        let members: Vec<ClientId> = room.members.values().copied().collect();
+        for id in members {
+            if let Some(client) = self.clients.remove(&id) {
+                self.vacate(client, Some(Close::history_reset()));
+            }
+        }
+    }
+
+    /// Someone joined, left or is typing on another instance (or, for a
+    /// leave, on this one, once Redis knows they left every instance).
+    fn presence(&mut self, room_name: &str, name: &str, change: Change, own: bool) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        let frame = match change {
+            Change::Joined if !own => {
+                if !room.remote.insert(name.to_owned()) || room.people.holds(name) {
+                    return;
+                }
+                protocol::Event::Join {
+                    room: room_name,
+                    name,
+                    ts: now_ms(),
+                }
+            }
+            Change::Left => {
+                room.remote.remove(name);
+                if room.people.holds(name) {
+                    // Back on this instance meanwhile.
+                    return;
+                }
+                protocol::Event::Leave {
+                    room: room_name,
+                    name,
+                    ts: now_ms(),
+                }
+            }
+            Change::Typing if !own => protocol::Event::Typing {
+                room: room_name,
+                name,
+            },
+            Change::Joined | Change::Typing => return,
+        };
+        let frame = [Encoded::text(protocol::encode(&frame))];
+        self.fan_out(
+            room_name,
+            None,
+            &Fanout {
+                v1: &frame,
+                ..Fanout::default()
+            },
+        );
+    }
+
+    /// Asks Redis for a name before seating its first connection here;
+    /// the join and whatever its client sends meanwhile wait for the
+    /// answer. False when no claim is needed.
+    pub(super) fn claim(
+        &mut self,
+        request: JoinRequest,
+        room: &str,
+        name: &crate::proto::names::Name,
+    ) -> Option<JoinRequest> {
+        let Some(cluster) = &self.cluster else {
+            return Some(request);
+        };
+        if self.claimed.contains_key(&request.id)
+            || self
+                .rooms
+                .get(room)
+                .is_some_and(|r| r.people.holds(&name.text))
+        {
+            return Some(request);
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        cluster.send(Command::Claim {
+            token,
+            room: room.to_owned(),
+            name: name.text.clone(),
+            skeleton: name.skeleton.clone(),
+            owner: request.owner.key(),
+        });
+        self.waiting.insert(request.id, Wait::Claim(token));
+        self.claiming.insert(token, Vec::new());
+        self.claims.insert(token, request);
+        None
+    }
+
+    fn claimed(&mut self, token: u64, outcome: ClaimOutcome) {
+        let Some(request) = self.claims.remove(&token) else {
+            return;
+        };
+        let id = request.id;
+        self.waiting.remove(&id);
+        let parked = self.claiming.remove(&token).unwrap_or_default();
+        match outcome {
+            ClaimOutcome::Held { first, .. } => {
+                self.claimed.insert(id, first);
+                self.join(request);
+                self.claimed.remove(&id);
+            }
+            ClaimOutcome::Taken(holder) => {
+                let why = format!("{holder:?} is already used in this room, on another server");
+                self.refuse(id, FrameRefusal::new(ErrorCode::NameTaken, why));
+            }
+            ClaimOutcome::Unavailable => {
+                let why = "the room cannot be reached; try again shortly";
+                self.refuse(id, FrameRefusal::new(ErrorCode::Unavailable, why));
+            }
+        }
+        for event in parked {
+            self.handle(event);
+        }
+    }
+
+    /// Redis could not load a room: its waiting joins are refused, to be
+    /// tried again, and what their clients sent meanwhile is handled as
+    /// from clients not in a room.
+    pub(super) fn unreachable(&mut self, room: &str) {
+        let parked = self.loading.remove(room).unwrap_or_default();
+        let mut rest = Vec::new();
+        for event in parked {
+            match event {
+                Input::Join(request) => {
+                    self.waiting.remove(&request.id);
+                    let why = "the room cannot be reached; try again shortly";
+                    self.refuse(request.id, FrameRefusal::new(ErrorCode::Unavailable, why));
+                }
+                other => rest.push(other),
+            }
+        }
+        for event in rest {
+            self.handle(event);
+        }
+    }
+
+    /// Whether the person's join is news to the room: with shared rooms,
+    /// only when nobody held the name on any instance.
+    pub(super) fn first_anywhere(&self, id: ClientId, first_here: bool) -> bool {
+        match self.cluster {
+            Some(_) => first_here && self.claimed.get(&id).copied().unwrap_or(false),
+            None => first_here,
+        }
+    }
+
+    /// This instance's last connection of a person left the room: Redis is
+    /// told, and the room hears of the leave once Redis says the person
+    /// left every instance.
+    pub(super) fn release(&mut self, room: &str, name: &str) {
+        if let Some(cluster) = &self.cluster {
+            cluster.send(Command::Release {
+                room: room.to_owned(),
+                name: name.to_owned(),
+                skeleton: crate::proto::names::skeleton(name),
+            });
+        }
+    }
+
+    /// Names in the room on other instances, for a joiner's presence list.
+    pub(super) fn remote_names<'a>(
+        &'a self,
+        room: &str,
+        listed: &mut HashSet<&'a str>,
+    ) -> Vec<&'a str> {
+        self.rooms
+            .get(room)
+            .map(|r| {
+                r.remote
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|n| listed.insert(n))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn instance(&self) -> &str {
+        self.cluster.as_ref().map_or("", |c| &c.instance)
+    }
+}
+
+impl Note {
+    /// The room of a note that may come from another instance.
+    fn room_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Note::Arrived(a) => Some(&mut a.record.room),
+            Note::Presence { room, .. } => Some(room),
+            _ => None,
+        }
+    }
+
+    /// The room a note is about, when it must wait for that room to load.
+    fn room(&self) -> Option<&str> {
+        match self {
+            Note::Arrived(a) => Some(&a.record.room),
+            Note::Presence { room, .. } => Some(room),
+            _ => None,
+        }
+    }
+}

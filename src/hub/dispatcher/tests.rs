@@ -1,0 +1,843 @@
+use super::*;
+use crate::history::redis::{Arrival, Change, ClaimOutcome, Note};
+use crate::hub::outlet::Bounds;
+use crate::hub::outlet::writer::Writers;
+use crate::proto::names::Owner;
+use crate::testing::{self, Frame};
+use crossbeam_channel::Receiver;
+use socket2::SockRef;
+use std::net::{TcpListener, TcpStream};
+
+/// A dispatcher with `history_share` bytes for history, and clients whose
+/// outlets write to loopback sockets the test reads when it wants to see
+/// what a client was sent.
+///
+/// With the embedded store (`new`), the store runs in memory and the test
+/// hands its answers to the dispatcher. With shared rooms (`shared`), the
+/// test stands in for Redis: it reads what the dispatcher asks of the store
+/// and of the cluster, and answers by hand.
+struct Harness {
+    d: Dispatcher,
+    next: ClientId,
+    /// The client ends of the sockets, kept open.
+    peers: HashMap<ClientId, TcpStream>,
+    outlets: HashMap<ClientId, Arc<Outlet>>,
+    /// What the store answers, handed to the dispatcher by the test.
+    replies: Receiver<sqlite::Reply>,
+    /// With shared rooms: what the dispatcher asks of the store and of the
+    /// cluster.
+    requests: Receiver<sqlite::Request>,
+    commands: Receiver<redis::Command>,
+}
+
+/// The epoch the test's shared rooms start in.
+const EPOCH: &str = "epoch-1";
+
+fn limits(history: usize, history_share: usize, room_history_bytes: usize) -> Limits {
+    Limits {
+        history,
+        history_share: Share::new("history", history_share),
+        room_history_bytes,
+        max_idle_rooms: 1000,
+        ping_interval: Duration::from_secs(60),
+        welcome: protocol::Limits::default(),
+        held_frames: 1024,
+        file_urls: crate::proto::capability::Signer::with_key([1; 32]),
+    }
+}
+
+impl Harness {
+    fn new(history: usize, history_share: usize, room_history_bytes: usize) -> Harness {
+        Harness::with_store(limits(history, history_share, room_history_bytes), 1000)
+    }
+
+    /// With the embedded store in memory, keeping `retain_messages` per room.
+    fn with_store(limits: Limits, retain_messages: usize) -> Harness {
+        let options = sqlite::Options {
+            path: ":memory:".into(),
+            retain_messages,
+            retain_bytes: 1 << 30,
+            fsync: false,
+        };
+        let (tx, replies) = crossbeam_channel::unbounded();
+        let (store, _thread) = sqlite::open(&options)
+            .unwrap()
+            .spawn(Box::new(move |reply| {
+                let _ = tx.send(reply);
+            }))
+            .unwrap();
+        Harness {
+            d: Dispatcher::new(limits, store, None),
+            replies,
+            requests: crossbeam_channel::never(),
+            commands: crossbeam_channel::never(),
+            next: 0,
+            peers: HashMap::new(),
+            outlets: HashMap::new(),
+        }
+    }
+
+    /// With shared rooms, the test standing in for Redis.
+    fn shared() -> Harness {
+        let (tx, requests) = crossbeam_channel::unbounded();
+        let (cluster, commands) = ClusterHandle::for_tests("here-instance");
+        Harness {
+            d: Dispatcher::new(
+                limits(100, 1 << 20, 1 << 20),
+                StoreHandle::from_sender(tx),
+                Some(cluster),
+            ),
+            replies: crossbeam_channel::never(),
+            requests,
+            commands,
+            next: 0,
+            peers: HashMap::new(),
+            outlets: HashMap::new(),
+        }
+    }
+
+    /// A client connected on `server`, whose other end is `peer`.
+    fn connect_on(
+        &mut self,
+        mode: Mode,
+        (server, peer): (TcpStream, TcpStream),
+        bounds: Bounds,
+    ) -> ClientId {
+        self.next += 1;
+        let id = self.next;
+        let addr = peer.local_addr().unwrap();
+        let outlet = testing::outlet(id, server, bounds);
+        self.peers.insert(id, peer);
+        self.outlets.insert(id, outlet.clone());
+        self.d.handle(Input::Connect {
+            id,
+            peer: addr,
+            mode,
+            outlet,
+        });
+        id
+    }
+
+    fn connect(&mut self, mode: Mode) -> ClientId {
+        self.connect_on(mode, testing::pair(), testing::roomy())
+    }
+
+    /// Asks to join; with the embedded store, waits for the room to load.
+    fn ask_join(&mut self, id: ClientId, room: &str, name: &str, since: Option<u64>) {
+        self.d.handle(Input::Join(JoinRequest {
+            id,
+            room: Some(room.into()),
+            name: Some(name.into()),
+            since,
+            epoch: None,
+            owner: Owner::Nobody,
+        }));
+        // The room comes from the store first.
+        self.pump(|d| d.rooms.contains_key(room));
+        self.d.flush();
+    }
+
+    fn join(&mut self, room: &str, mode: Mode) -> ClientId {
+        let name = format!("user{}", self.next + 1);
+        self.join_as(room, mode, &name, None)
+    }
+
+    fn join_as(&mut self, room: &str, mode: Mode, name: &str, since: Option<u64>) -> ClientId {
+        let id = self.connect(mode);
+        self.ask_join(id, room, name, since);
+        id
+    }
+
+    /// Hands the embedded store's answers to the dispatcher until `done`.
+    fn pump(&mut self, done: impl Fn(&Dispatcher) -> bool) {
+        while !done(&self.d) {
+            let reply = self.replies.recv_timeout(Duration::from_secs(10)).unwrap();
+            self.d.handle(Input::Store(reply));
+        }
+        self.d.flush();
+    }
+
+    /// Sends a message and, with the embedded store, waits until the
+    /// store has decided it (and the dispatcher has delivered it).
+    fn say(&mut self, id: ClientId, text: &str) {
+        self.d.handle(Input::Text {
+            id,
+            text: text.into(),
+            cid: None,
+        });
+        if self.d.cluster.is_none() {
+            loop {
+                let reply = self.replies.recv_timeout(Duration::from_secs(10)).unwrap();
+                let appended = matches!(reply, sqlite::Reply::Appended { .. });
+                self.d.handle(Input::Store(reply));
+                if appended {
+                    break;
+                }
+            }
+        }
+        self.d.flush();
+    }
+
+    fn kept(&self, room: &str) -> Vec<u64> {
+        self.d.rooms[room].history.iter().map(|s| s.id).collect()
+    }
+
+    fn share_used(&self) -> usize {
+        self.d.limits.history_share.used()
+    }
+
+    /// Every frame the client has been sent so far.
+    fn received(&mut self, id: ClientId) -> Vec<Frame> {
+        self.d.flush();
+        testing::until_mark(&self.outlets[&id], self.peers.get_mut(&id).unwrap())
+    }
+
+    /// The events (text frames) the client has been sent so far.
+    fn events(&mut self, id: ClientId) -> Vec<serde_json::Value> {
+        self.received(id).iter().map(Frame::json).collect()
+    }
+
+    /// Every frame a client that was closed has been sent, the close last.
+    fn closed(&mut self, id: ClientId) -> Vec<Frame> {
+        self.d.flush();
+        testing::until_close(self.peers.get_mut(&id).unwrap())
+    }
+
+    /// Handles a note from the cluster and writes what it caused.
+    fn note(&mut self, note: Note) {
+        self.d.handle(Input::Cluster(note));
+        self.d.flush();
+    }
+
+    /// A v1 client joining a shared room: the test opens the room (if the
+    /// dispatcher asks) and grants the name (if it is claimed).
+    fn shared_join(&mut self, room: &str, name: &str) -> ClientId {
+        let id = self.connect(Mode::V1);
+        self.d.handle(Input::Join(JoinRequest {
+            id,
+            room: Some(room.into()),
+            name: Some(name.into()),
+            since: None,
+            epoch: None,
+            owner: Owner::Nobody,
+        }));
+        for request in self.requests.try_iter().collect::<Vec<_>>() {
+            match request {
+                sqlite::Request::Open { room, .. } => {
+                    self.d.handle(Input::Store(sqlite::Reply::Opened {
+                        room,
+                        spelling: None,
+                        epoch: EPOCH.into(),
+                        last_id: 0,
+                        recent: Vec::new(),
+                        loaded: true,
+                        members: Vec::new(),
+                    }))
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        for command in self.commands.try_iter().collect::<Vec<_>>() {
+            match command {
+                redis::Command::Claim { token, .. } => {
+                    self.d.handle(Input::Cluster(Note::Claimed {
+                        token,
+                        outcome: ClaimOutcome::Held { first: true },
+                    }))
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        self.d.flush();
+        assert!(self.d.clients[&id].seat.is_some(), "{name} joined {room}");
+        id
+    }
+}
+
+/// The type of each event.
+fn types(events: &[serde_json::Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+/// The ids of the `message` events among `events`.
+fn message_ids(events: &[serde_json::Value]) -> Vec<u64> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect()
+}
+
+/// A message from another instance, as Redis hands it on.
+fn arrival(room: &str, epoch: &str, id: u64) -> Arrival {
+    Arrival {
+        record: sqlite::Record {
+            room: room.into(),
+            id,
+            from: "zed".into(),
+            ts: 1,
+            cid: None,
+            body: sqlite::Body::Text(format!("m{id}")),
+        },
+        epoch: epoch.into(),
+        instance: "elsewhere".into(),
+        client: 9,
+        raw: false,
+        data: None,
+    }
+}
+
+#[test]
+fn history_is_charged_and_kept_within_the_rooms_count() {
+    let mut h = Harness::new(3, 1 << 20, 1 << 20);
+    let a = h.join("r", Mode::V1);
+    for i in 0..5 {
+        h.say(a, &format!("m{i}"));
+    }
+    assert_eq!(h.kept("r"), [3, 4, 5]);
+    let charged: usize = h.d.rooms["r"].history.iter().map(Stored::cost).sum();
+    assert_eq!(h.share_used(), charged);
+    assert_eq!(h.d.rooms["r"].history_bytes, charged);
+}
+
+#[test]
+fn a_full_share_forgets_from_the_heaviest_room_first() {
+    // Each 1,000-byte text costs a little over 1,000 bytes: the share
+    // holds four.
+    let mut h = Harness::new(100, 5000, 1 << 20);
+    let quiet = h.join("quiet", Mode::V1);
+    let loud = h.join("loud", Mode::V1);
+    let text = "x".repeat(1000);
+    h.say(quiet, &text); // quiet:1, the oldest anywhere
+    h.say(loud, &text); // loud:1
+    h.say(loud, &text); // loud:2
+    h.say(loud, &text); // loud:3
+    assert_eq!((h.kept("quiet").len(), h.kept("loud").len()), (1, 3));
+    // The loud room floods on: it pays, the quiet room keeps its message.
+    for _ in 0..10 {
+        h.say(loud, &text);
+    }
+    assert_eq!(h.kept("quiet"), [1]);
+    assert_eq!(h.kept("loud"), [11, 12, 13]);
+    // A message in the quiet room is taken from the loud one too.
+    h.say(quiet, &text); // quiet:2
+    assert_eq!(h.kept("quiet"), [1, 2]);
+    assert_eq!(h.kept("loud"), [12, 13]);
+    assert!(h.share_used() <= 5000);
+}
+
+#[test]
+fn a_room_keeps_its_history_within_its_bytes() {
+    let mut h = Harness::new(100, 1 << 20, 2500);
+    let a = h.join("r", Mode::Raw);
+    let text = "x".repeat(1000);
+    for _ in 0..4 {
+        h.say(a, &text);
+    }
+    assert_eq!(h.kept("r"), [3, 4]);
+    // Larger than a room may hold at all: delivered, not kept.
+    h.say(a, &"y".repeat(3000));
+    assert_eq!(h.kept("r"), [3, 4]);
+    assert_eq!(h.d.rooms["r"].last_id, 5, "it still had its id");
+}
+
+#[test]
+fn a_forgotten_room_gives_its_bytes_back() {
+    let mut h = Harness::new(100, 1 << 20, 1 << 20);
+    h.d.limits.max_idle_rooms = 0;
+    let a = h.join("r", Mode::V1);
+    h.say(a, "hello");
+    assert!(h.share_used() > 0);
+    h.d.handle(Input::Leave { id: a });
+    assert!(!h.d.rooms.contains_key("r"));
+    assert_eq!(h.share_used(), 0);
+    assert_eq!(h.d.stored, 0);
+}
+
+#[test]
+fn a_membership_leaves_when_dropped_even_by_a_panic() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, peer) = listener.accept().unwrap();
+    let bounds = Bounds {
+        frames: 16,
+        bytes: 1 << 20,
+        write_timeout: Duration::from_secs(5),
+        share: Share::new("outbound", 1 << 20),
+    };
+    let outlet = Outlet::new(7, server, bounds, Writers::new(1));
+    let (events, inbox) = crossbeam_channel::unbounded();
+    let member = Membership::connect(&events, 7, peer, Mode::V1, outlet).unwrap();
+    let reader = std::thread::spawn(move || {
+        let _member = member;
+        panic!("a reader's bug");
+    });
+    assert!(reader.join().is_err());
+    assert!(matches!(inbox.recv(), Ok(Input::Connect { id: 7, .. })));
+    assert!(matches!(inbox.recv(), Ok(Input::Leave { id: 7 })));
+}
+
+#[test]
+fn a_resume_beyond_what_may_be_read_back_gets_the_exact_gap() {
+    let mut h = Harness::new(3, 1 << 20, 1 << 20);
+    let a = h.join_as("r", Mode::Raw, "ann", None);
+    let said = RESUME_FROM_STORE + 5;
+    for i in 1..=said {
+        h.say(a, &format!("m{i}"));
+    }
+    assert_eq!(h.kept("r"), [said - 2, said - 1, said]);
+    // Missed more than a resume reads back from the store: the history in
+    // memory, after a gap.
+    let b = h.join_as("r", Mode::V1, "bea", Some(1));
+    assert!(h.d.catchups.is_empty(), "nothing asked of the store");
+    let events = h.events(b);
+    assert_eq!(
+        types(&events),
+        [
+            "welcome", "presence", "gap", "message", "message", "message"
+        ]
+    );
+    assert_eq!(events[0]["recovered"], false);
+    assert_eq!(events[0]["reason"], "trimmed");
+    assert_eq!(events[0]["last_id"], said);
+    assert_eq!(events[2]["since"], 1);
+    assert_eq!(events[2]["first"], said - 2);
+    assert_eq!(message_ids(&events), [said - 2, said - 1, said]);
+    assert!(events[3..].iter().all(|e| e["replay"] == true));
+}
+
+#[test]
+fn a_resume_read_back_from_a_trimmed_store_gets_the_exact_gap() {
+    // Three in memory, five in the store, ten said.
+    let mut h = Harness::with_store(limits(3, 1 << 20, 1 << 20), 5);
+    let a = h.join_as("r", Mode::Raw, "ann", None);
+    for i in 1..=10 {
+        h.say(a, &format!("m{i}"));
+    }
+    assert_eq!(h.kept("r"), [8, 9, 10]);
+    let b = h.join_as("r", Mode::V1, "bea", Some(2));
+    // The welcome waits for the store.
+    assert_eq!(h.d.catchups.len(), 1);
+    assert!(h.received(b).is_empty());
+    h.pump(|d| d.catchups.is_empty());
+    let events = h.events(b);
+    assert_eq!(
+        types(&events),
+        [
+            "welcome", "presence", "gap", "message", "message", "message", "message", "message"
+        ]
+    );
+    assert_eq!(events[0]["recovered"], false);
+    assert_eq!(events[0]["reason"], "trimmed");
+    // 3, 4 and 5 are gone from the store too: the gap says so exactly.
+    assert_eq!(
+        (&events[2]["since"], &events[2]["first"]),
+        (&2.into(), &6.into())
+    );
+    assert_eq!(message_ids(&events), [6, 7, 8, 9, 10]);
+    // A resume that misses nothing the store still has is whole.
+    let c = h.join_as("r", Mode::V1, "cy", Some(6));
+    h.pump(|d| d.catchups.is_empty());
+    let events = h.events(c);
+    assert_eq!(events[0]["recovered"], true);
+    assert!(!types(&events).contains(&"gap"));
+    assert_eq!(message_ids(&events), [7, 8, 9, 10]);
+}
+
+#[test]
+fn a_live_message_in_the_batch_of_the_stores_answer_follows_the_replay() {
+    let mut h = Harness::with_store(limits(3, 1 << 20, 1 << 20), 1000);
+    let a = h.join_as("r", Mode::Raw, "ann", None);
+    for i in 1..=10 {
+        h.say(a, &format!("m{i}"));
+    }
+    let b = h.join_as("r", Mode::V1, "bea", Some(2));
+    assert_eq!(h.d.catchups.len(), 1);
+    // The store's answer comes in one batch with a live message, after it.
+    let fetched = loop {
+        match h.replies.recv_timeout(Duration::from_secs(10)).unwrap() {
+            reply @ sqlite::Reply::Fetched { .. } => break reply,
+            other => h.d.handle(Input::Store(other)),
+        }
+    };
+    h.d.handle(Input::Text {
+        id: a,
+        text: "live".into(),
+        cid: None,
+    });
+    let appended = h.replies.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(matches!(appended, sqlite::Reply::Appended { .. }));
+    h.d.handle(Input::Store(fetched));
+    h.d.handle(Input::Store(appended));
+    let events = h.events(b);
+    assert_eq!(types(&events)[..2], ["welcome", "presence"]);
+    assert_eq!(message_ids(&events), (3..=11).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_client_whose_queue_is_full_is_evicted_and_the_room_carries_on() {
+    let mut h = Harness::new(100, 1 << 30, 1 << 10);
+    let a = h.join_as("r", Mode::Raw, "ann", None);
+    let b = h.join_as("r", Mode::V1, "bea", None);
+    // Small kernel buffers, so that the slow client's queue forms at once,
+    // and a queue of a few frames.
+    let (server, peer) = testing::pair();
+    SockRef::from(&server)
+        .set_send_buffer_size(64 * 1024)
+        .unwrap();
+    SockRef::from(&peer)
+        .set_recv_buffer_size(64 * 1024)
+        .unwrap();
+    let bounds = Bounds {
+        frames: 4,
+        bytes: 64 * 1024,
+        ..testing::roomy()
+    };
+    let slow = h.connect_on(Mode::V1, (server, peer), bounds);
+    h.ask_join(slow, "r", "sid", None);
+    assert_eq!(types(&h.events(slow)), ["welcome", "presence"]);
+    assert_eq!(types(&h.events(b)), ["welcome", "presence", "join"]);
+
+    // Far more than the kernel takes: the rest waits in the slow client's
+    // queue (a frame begun is always queued whole), where the next does
+    // not fit.
+    let big = "x".repeat(4 << 20);
+    h.say(a, &big);
+    assert!(h.d.clients.contains_key(&slow));
+    h.say(a, "after");
+    assert!(!h.d.clients.contains_key(&slow), "evicted");
+    assert_eq!(h.d.rooms["r"].members.len(), 2);
+    h.say(a, "still here");
+
+    let got = h.events(b);
+    assert_eq!(
+        types(&got),
+        ["message", "message", "leave", "message"],
+        "the others still receive"
+    );
+    assert_eq!(got[0]["text"].as_str().map(str::len), Some(big.len()));
+    assert_eq!(got[1]["text"], "after");
+    assert_eq!(got[2]["name"], "sid");
+    assert_eq!(got[3]["text"], "still here");
+
+    // The slow client gets the frame it had begun, then its close: nothing
+    // after the eviction.
+    let frames = h.closed(slow);
+    assert_eq!(
+        frames.len(),
+        2,
+        "{:?}",
+        frames.iter().map(|f| f.opcode).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        frames[0].json()["text"].as_str().map(str::len),
+        Some(big.len())
+    );
+    assert_eq!(frames[1].close(), Some((1008, "too slow".into())));
+}
+
+#[test]
+fn a_raw_client_whose_name_is_taken_is_closed() {
+    let mut h = Harness::new(100, 1 << 20, 1 << 20);
+    let a = h.join_as("r", Mode::Raw, "alice", None);
+    let b = h.join_as("r", Mode::Raw, "alice", None);
+    let frames = h.closed(b);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].close(), Some((1008, "name taken".into())));
+    assert!(!h.d.clients.contains_key(&b));
+    assert_eq!(h.d.rooms["r"].members.values().collect::<Vec<_>>(), [&a]);
+}
+
+#[test]
+fn a_v1_client_whose_name_is_taken_is_told_and_stays() {
+    let mut h = Harness::new(100, 1 << 20, 1 << 20);
+    let a = h.join_as("r", Mode::V1, "alice", None);
+    let b = h.join_as("r", Mode::V1, "alice", None);
+    let events = h.events(b);
+    assert_eq!(types(&events), ["error"]);
+    assert_eq!(events[0]["code"], "name_taken");
+    assert!(h.d.clients[&b].seat.is_none(), "connected, in no room");
+    assert_eq!(types(&h.events(a)), ["welcome", "presence"], "no join told");
+    // Another name is welcome.
+    h.ask_join(b, "r", "bob", None);
+    assert_eq!(types(&h.events(b)), ["welcome", "presence"]);
+}
+
+#[test]
+fn messages_files_and_typing_before_joining_are_refused() {
+    let mut h = Harness::new(100, 1 << 20, 1 << 20);
+    let a = h.connect(Mode::V1);
+    h.d.handle(Input::Text {
+        id: a,
+        text: "hello".into(),
+        cid: None,
+    });
+    h.d.handle(Input::File {
+        id: a,
+        name: "a.txt".into(),
+        mime: "text/plain".into(),
+        data: Bytes::from_static(b"abc"),
+        raw_frame: None,
+        cid: None,
+    });
+    h.d.handle(Input::Typing { id: a });
+    let events = h.events(a);
+    assert_eq!(types(&events), ["error", "error", "error"]);
+    assert!(
+        events.iter().all(|e| e["code"] == "not_joined"),
+        "{events:?}"
+    );
+    assert!(h.d.rooms.is_empty());
+}
+
+#[test]
+fn file_urls_are_signed_only_for_the_askers_room_and_given_ids() {
+    let mut h = Harness::new(100, 1 << 20, 1 << 20);
+    let a = h.join("r", Mode::V1);
+    let b = h.join("other", Mode::V1);
+    h.say(a, "one");
+    h.say(a, "two");
+    h.events(a);
+    h.events(b);
+    let ask = |h: &mut Harness, id, file| {
+        h.d.handle(Input::FileUrl {
+            id,
+            file,
+            name: "a.png".into(),
+        });
+        h.d.flush();
+        h.events(id)
+    };
+    let got = ask(&mut h, a, 2);
+    assert_eq!(types(&got), ["file_url"]);
+    let url = got[0]["url"].as_str().unwrap();
+    let query = h.d.limits.file_urls.query("r", 2).unwrap();
+    assert_eq!(url, format!("/files/r/2/a.png?{query}"));
+    assert_eq!(got[0]["room"], "r");
+    // Ids the room has not given out, and another room's: refused.
+    for (who, file) in [(a, 3), (a, 0), (b, 1)] {
+        let got = ask(&mut h, who, file);
+        assert_eq!(got[0]["code"], "no_such_file", "{got:?}");
+    }
+    let stranger = h.connect(Mode::V1);
+    assert_eq!(ask(&mut h, stranger, 1)[0]["code"], "not_joined");
+}
+
+#[test]
+fn shared_arrivals_are_delivered_in_id_order_and_duplicates_dropped() {
+    let mut h = Harness::shared();
+    let a = h.shared_join("r", "ann");
+    assert_eq!(types(&h.events(a)), ["welcome", "presence"]);
+    for id in [1, 2, 3] {
+        h.note(Note::Arrived(arrival("r", EPOCH, id)));
+    }
+    // Again, as after a resubscription: dropped.
+    h.note(Note::Arrived(arrival("r", EPOCH, 2)));
+    h.note(Note::Arrived(arrival("r", EPOCH, 3)));
+    let events = h.events(a);
+    assert_eq!(message_ids(&events), [1, 2, 3]);
+    assert_eq!(events.len(), 3);
+    assert_eq!(h.d.rooms["r"].last_id, 3);
+    assert!(h.requests.try_recv().is_err(), "nothing to fetch");
+}
+
+#[test]
+fn a_shared_arrival_that_skips_ahead_waits_for_the_missed_ones() {
+    let mut h = Harness::shared();
+    let a = h.shared_join("r", "ann");
+    h.received(a);
+    h.note(Note::Arrived(arrival("r", EPOCH, 1)));
+    h.note(Note::Arrived(arrival("r", EPOCH, 4)));
+    let token = match h.requests.try_recv() {
+        Ok(sqlite::Request::Fetch {
+            room,
+            after,
+            upto,
+            token,
+            ..
+        }) => {
+            assert_eq!((room.as_str(), after, upto), ("r", 1, 3));
+            token
+        }
+        other => panic!("{other:?}"),
+    };
+    let sqlite::FetchFor::Fill(token) = token else {
+        panic!("not answered with the senders: {token:?}");
+    };
+    // Held back meanwhile, with whatever follows.
+    h.note(Note::Arrived(arrival("r", EPOCH, 5)));
+    h.note(Note::Arrived(arrival("r", EPOCH, 3)));
+    assert_eq!(message_ids(&h.events(a)), [1]);
+    assert!(h.requests.try_recv().is_err(), "one fetch at a time");
+    h.note(Note::Filled {
+        token,
+        room: "r".into(),
+        epoch: Some(EPOCH.into()),
+        arrivals: Some(vec![arrival("r", EPOCH, 2), arrival("r", EPOCH, 3)]),
+    });
+    assert_eq!(message_ids(&h.events(a)), [2, 3, 4, 5]);
+    assert_eq!(h.d.rooms["r"].last_id, 5);
+    assert!(h.d.rooms["r"].filling.is_none());
+    h.note(Note::Arrived(arrival("r", EPOCH, 6)));
+    assert_eq!(message_ids(&h.events(a)), [6]);
+}
+
+/// The messages among a closed client's frames, the close aside.
+fn ids_before_close(frames: &[Frame]) -> Vec<u64> {
+    let (last, rest) = frames.split_last().unwrap();
+    assert_eq!(last.close(), Some((1012, "history reset".into())));
+    message_ids(&rest.iter().map(Frame::json).collect::<Vec<_>>())
+}
+
+#[test]
+fn a_fill_that_finds_a_new_epoch_closes_the_room_with_1012() {
+    let mut h = Harness::shared();
+    let a = h.shared_join("r", "ann");
+    let b = h.shared_join("r", "bea");
+    h.note(Note::Arrived(arrival("r", EPOCH, 1)));
+    // The subscription was lost and is back: the room is read up to date,
+    // and Redis has another history now.
+    h.note(Note::Subscribed);
+    let token = match h.requests.try_recv() {
+        Ok(sqlite::Request::Fetch {
+            after,
+            token: sqlite::FetchFor::Fill(token),
+            ..
+        }) => {
+            assert_eq!(after, 1);
+            token
+        }
+        other => panic!("{other:?}"),
+    };
+    h.note(Note::Filled {
+        token,
+        room: "r".into(),
+        epoch: Some("epoch-2".into()),
+        arrivals: Some(vec![arrival("r", "epoch-2", 1)]),
+    });
+    for id in [a, b] {
+        let frames = h.closed(id);
+        assert_eq!(ids_before_close(&frames), [1], "nothing of the new epoch");
+        assert!(!h.d.clients.contains_key(&id));
+    }
+    // Nobody is left here, and the old history is gone with the room.
+    assert!(!h.d.rooms.contains_key("r"));
+    assert_eq!((h.share_used(), h.d.stored), (0, 0));
+}
+
+/// An arrival of a new epoch in a room with members here closes them all;
+/// the room goes with its last member (the dispatcher once unwrapped the
+/// room it had looked up before the reset, and panicked).
+#[test]
+fn a_shared_arrival_of_a_new_epoch_closes_the_room_with_1012() {
+    let mut h = Harness::shared();
+    let a = h.shared_join("r", "ann");
+    let b = h.shared_join("r", "bea");
+    h.note(Note::Arrived(arrival("r", EPOCH, 1)));
+    h.note(Note::Arrived(arrival("r", EPOCH, 2)));
+    h.note(Note::Arrived(arrival("r", "epoch-2", 1)));
+    for id in [a, b] {
+        let frames = h.closed(id);
+        assert_eq!(
+            ids_before_close(&frames),
+            [1, 2],
+            "nothing of the new epoch"
+        );
+        assert!(!h.d.clients.contains_key(&id));
+    }
+    assert!(
+        h.d.rooms
+            .get("r")
+            .is_none_or(|room| room.members.is_empty())
+    );
+}
+
+#[test]
+fn presence_on_another_instance_is_told_and_listed() {
+    let mut h = Harness::shared();
+    let a = h.shared_join("r", "ann");
+    h.received(a);
+    h.note(Note::Presence {
+        room: "r".into(),
+        name: "bob".into(),
+        change: Change::Joined,
+        own: false,
+    });
+    let events = h.events(a);
+    assert_eq!(types(&events), ["join"]);
+    assert_eq!(events[0]["name"], "bob");
+    // Told once.
+    h.note(Note::Presence {
+        room: "r".into(),
+        name: "bob".into(),
+        change: Change::Joined,
+        own: false,
+    });
+    assert!(h.received(a).is_empty());
+    let c = h.shared_join("r", "cy");
+    let events = h.events(c);
+    assert_eq!(types(&events), ["welcome", "presence"]);
+    assert_eq!(events[1]["users"], serde_json::json!(["ann", "cy", "bob"]));
+    // Gone from every instance: told, and no longer listed.
+    h.note(Note::Presence {
+        room: "r".into(),
+        name: "bob".into(),
+        change: Change::Left,
+        own: false,
+    });
+    let events = h.events(a);
+    assert_eq!(types(&events), ["join", "leave"], "cy's join, bob's leave");
+    assert_eq!(events[1]["name"], "bob");
+    let d = h.shared_join("r", "dee");
+    let events = h.events(d);
+    assert_eq!(events[1]["users"], serde_json::json!(["ann", "cy", "dee"]));
+}
+
+#[test]
+fn resumes_from_one_address_beyond_its_bound_wait_their_turn() {
+    let mut h = Harness::with_store(limits(3, 1 << 20, 1 << 20), 1000);
+    let a = h.join_as("r", Mode::Raw, "ann", None);
+    for i in 1..=10 {
+        h.say(a, &format!("m{i}"));
+    }
+    // Every client of the harness is 127.0.0.1: one address.
+    let n = resumes::PER_ADDRESS + 2;
+    let resumers: Vec<ClientId> = (0..n)
+        .map(|i| h.join_as("r", Mode::V1, &format!("r{i}"), Some(2)))
+        .collect();
+    assert_eq!(h.d.catchups.len(), resumes::PER_ADDRESS);
+    assert_eq!(h.d.resumes.waiting(), 2);
+    // Those waiting have nothing yet, and hold what the room says meanwhile.
+    assert!(h.received(resumers[n - 1]).is_empty());
+    h.say(a, "live");
+    h.pump(|d| d.catchups.is_empty() && d.resumes.waiting() == 0);
+    assert_eq!(h.d.resumes.running(), 0);
+    for id in resumers {
+        let events = h.events(id);
+        assert_eq!(types(&events)[..2], ["welcome", "presence"]);
+        assert_eq!(events[0]["recovered"], true);
+        // The replay, then the live message, each once, in order.
+        assert_eq!(message_ids(&events), (3..=11).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn a_resume_whose_client_left_while_waiting_is_skipped() {
+    let mut h = Harness::with_store(limits(3, 1 << 20, 1 << 20), 1000);
+    let a = h.join_as("r", Mode::Raw, "ann", None);
+    for i in 1..=10 {
+        h.say(a, &format!("m{i}"));
+    }
+    let n = resumes::PER_ADDRESS + 1;
+    let resumers: Vec<ClientId> = (0..n)
+        .map(|i| h.join_as("r", Mode::V1, &format!("r{i}"), Some(2)))
+        .collect();
+    assert_eq!(h.d.resumes.waiting(), 1);
+    h.d.handle(Input::Leave {
+        id: resumers[n - 1],
+    });
+    h.pump(|d| d.catchups.is_empty());
+    assert_eq!((h.d.resumes.running(), h.d.resumes.waiting()), (0, 0));
+    let events = h.events(resumers[0]);
+    assert_eq!(message_ids(&events), (3..=10).collect::<Vec<_>>());
+}

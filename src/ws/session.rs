@@ -1,0 +1,485 @@
+//! What a connection's reader does with each message it reads: the rules of
+//! its endpoint (echo, raw room, wschat.v1), the rate limits, and turning
+//! client frames into dispatcher events or error replies. Its only I/O is
+//! handing events to the dispatcher and replies to the client's outlet.
+
+use crate::logs as log;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Bytes, Message, Utf8Bytes};
+
+use crate::config::Config;
+use crate::hub::dispatcher::{ClientId, Input, JoinRequest};
+use crate::hub::outlet::Outlet;
+use crate::limits::budget::Share;
+use crate::limits::ratelimit::TokenBucket;
+use crate::proto::close::Close;
+use crate::proto::protocol::{self, Command, ErrorCode, FileMeta, FrameRefusal, Mode};
+use crate::proto::wire::Encoded;
+use crate::ws::auth::RoomQuery;
+use crate::ws::handshake::{Endpoint, Kind};
+
+/// Error frames a v1 client may provoke in a burst before it is closed as
+/// abusive, and how many per second it earns back.
+const ERROR_BURST: u32 = 20;
+const ERRORS_PER_SEC: f64 = 1.0;
+
+/// How often a raw client waiting for Redis checks whether it is back.
+const REDIS_RECHECK: Duration = Duration::from_millis(100);
+
+/// What the reader does after a message.
+pub enum Flow {
+    Continue,
+    /// Send this close frame, then stop reading.
+    Close(Close),
+    /// The connection's output has ended; nothing more can be sent.
+    Gone,
+}
+
+/// What the reader knows about its client: the endpoint's rules, the rate
+/// limits and, in v1, a file announced but not yet received.
+pub struct Session {
+    id: ClientId,
+    pub kind: Kind,
+    query: RoomQuery,
+    pub config: Arc<Config>,
+    pub events: Sender<Input>,
+    pending_file: Option<FileMeta>,
+    /// Whether a join has been asked for. The dispatcher decides whether it
+    /// succeeded; this only lets a file announced before any join be refused
+    /// at once rather than after its bytes.
+    join_asked: bool,
+    /// Every frame the client sends in a room draws on this; when it is
+    /// empty the reader waits (see `pace`).
+    rate: TokenBucket,
+    /// The client has been told `slow_down` and has not since sent a frame
+    /// within its rate.
+    slowed: bool,
+    /// How long the rate limit has held the client back, for the disconnect
+    /// log line.
+    pub held: Duration,
+    /// The close code and reason the peer sent, if it has (1005: no code).
+    pub peer_close: Option<(u16, String)>,
+    /// Error frames sent draw on this; empty means abuse.
+    errors: TokenBucket,
+    /// The memory budget's share for messages being received: a file is
+    /// refused at its announcement when the share cannot hold it now.
+    pub incoming: Arc<Share>,
+    /// With `--redis`: whether Redis answers. A raw client's message waits
+    /// while it does not (see `wait_for_redis`).
+    redis: Option<Arc<crate::history::redis::Status>>,
+    /// The allowance of bytes to store shared by every connection of the
+    /// client's address (`--store-rate`); `None` without a limit.
+    pub store_rate: Option<Arc<crate::limits::storerate::StoreRate>>,
+    /// The client has been told `slow_down` for its address's store rate
+    /// and has not since sent something within it.
+    store_slowed: bool,
+}
+
+impl Session {
+    pub fn new(
+        id: ClientId,
+        endpoint: &Endpoint,
+        config: &Arc<Config>,
+        events: Sender<Input>,
+        incoming: Arc<Share>,
+        redis: Option<Arc<crate::history::redis::Status>>,
+    ) -> Session {
+        let query = match endpoint {
+            Endpoint::Echo => RoomQuery::default(),
+            Endpoint::Room(_, query) => query.clone(),
+        };
+        Session {
+            id,
+            kind: endpoint.kind(),
+            query,
+            config: config.clone(),
+            events,
+            pending_file: None,
+            join_asked: false,
+            rate: TokenBucket::new(config.rate, config.burst),
+            slowed: false,
+            held: Duration::ZERO,
+            peer_close: None,
+            errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
+            incoming,
+            redis,
+            store_rate: None,
+            store_slowed: false,
+        }
+    }
+
+    /// The largest message tungstenite may buffer for the next read: a v1
+    /// client may send a binary frame only after announcing its size.
+    pub fn message_limit(&self) -> usize {
+        match (self.kind, &self.pending_file) {
+            (Kind::Room(Mode::V1), None) => self.config.max_message_size,
+            (Kind::Room(Mode::V1), Some(f)) => self.config.max_message_size.max(f.size as usize),
+            _ => self.config.max_frame_size(),
+        }
+    }
+
+    pub fn tell(&mut self, event: Input) {
+        if let Some(what) = event.metric() {
+            crate::metrics::get().received(what);
+        }
+        // Fails only when the dispatcher has stopped (shutdown); the writer
+        // has then been told to close.
+        let _ = self.events.send(event);
+    }
+
+    pub fn join(
+        &mut self,
+        query: &RoomQuery,
+        room: Option<String>,
+        name: Option<String>,
+        since: Option<u64>,
+    ) {
+        let owner = crate::ws::auth::owner_of_query(query);
+        self.join_as(query, room, name, (since, None), owner);
+    }
+
+    /// Asks to join as `owner`; a token's holder goes by the token's name.
+    fn join_as(
+        &mut self,
+        query: &RoomQuery,
+        room: Option<String>,
+        name: Option<String>,
+        (since, epoch): (Option<u64>, Option<String>),
+        owner: crate::proto::names::Owner,
+    ) {
+        self.join_asked = true;
+        let subject = match &owner {
+            crate::proto::names::Owner::Subject(subject) => Some(subject.clone()),
+            _ => None,
+        };
+        self.tell(Input::Join(JoinRequest {
+            id: self.id,
+            room: room.or_else(|| query.room.clone()),
+            name: subject.or(name).or_else(|| query.name.clone()),
+            since: since.or(query.since),
+            epoch,
+            owner,
+        }));
+    }
+
+    /// Handles one message. `ahead` is what the incoming share already
+    /// holds for frames the client sent after it (a file's bytes may follow
+    /// its announcement in the same read).
+    pub fn on_message(&mut self, msg: Message, ahead: usize, own: &Arc<Outlet>) -> Flow {
+        let counted = matches!(
+            msg,
+            Message::Text(_) | Message::Binary(_) | Message::Ping(_)
+        );
+        if self.kind != Kind::Echo
+            && counted
+            && let Flow::Gone = self.pace(own)
+        {
+            return Flow::Gone;
+        }
+        match (msg, self.kind) {
+            (Message::Text(text), Kind::Echo) => reply(own, Encoded::text(text)),
+            (Message::Binary(bytes), Kind::Echo) => reply(own, Encoded::binary(bytes)),
+            (Message::Text(text), Kind::Room(Mode::Raw)) => self.raw_text(text),
+            (Message::Binary(bytes), Kind::Room(Mode::Raw)) => self.raw_file(bytes),
+            (Message::Text(text), Kind::Room(Mode::V1)) => self.v1_text(text, ahead, own),
+            (Message::Binary(bytes), Kind::Room(Mode::V1)) => self.v1_file(bytes, own),
+            (Message::Close(frame), _) => {
+                self.peer_close = Some(
+                    frame.map_or((CloseCode::Status.into(), String::new()), |f| {
+                        (f.code.into(), f.reason.as_str().to_owned())
+                    }),
+                );
+                Flow::Continue
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    /// The rate limit, applied by waiting: a client over its rate is not
+    /// read from until its allowance refills, so TCP flow control holds it
+    /// back and nothing it sent is lost. Only its own thread waits; everyone
+    /// else carries on. A v1 client is told `slow_down` when it is first
+    /// held back, so that a page can say so. Pings count too: a ping flood
+    /// gets pongs at the rate, not at the flood's pace.
+    fn pace(&mut self, own: &Arc<Outlet>) -> Flow {
+        let Some(mut wait) = self.rate.take_or_wait() else {
+            self.slowed = false;
+            return Flow::Continue;
+        };
+        crate::metrics::get().rate_limited();
+        if self.kind == Kind::Room(Mode::V1) && !self.slowed {
+            self.slowed = true;
+            let notice = protocol::encode(&protocol::Event::SlowDown {
+                wait_ms: wait.as_millis().max(1) as u64,
+            });
+            if let Flow::Gone = reply(own, Encoded::text(notice)) {
+                return Flow::Gone;
+            }
+        }
+        loop {
+            self.held += wait;
+            std::thread::sleep(wait);
+            match self.rate.take_or_wait() {
+                None => return Flow::Continue,
+                Some(more) => wait = more,
+            }
+        }
+    }
+
+    /// The address's store rate, applied as `pace` applies the frame rate:
+    /// `bytes` about to be handed on for storing are reserved from the
+    /// allowance its connections share, and the reader waits until they
+    /// are within it, so the client is held back by TCP flow control and
+    /// nothing is lost. A v1 client (`own` given) is told `slow_down`.
+    fn pay(&mut self, bytes: u64, own: Option<&Arc<Outlet>>) -> Flow {
+        let Some(rate) = &self.store_rate else {
+            return Flow::Continue;
+        };
+        let wait = rate.reserve(bytes);
+        if wait.is_zero() {
+            self.store_slowed = false;
+            return Flow::Continue;
+        }
+        crate::metrics::get().store_rate_limited();
+        log::debug!(
+            "event=store_rate_wait client={} bytes={bytes} wait_ms={}",
+            self.id,
+            wait.as_millis()
+        );
+        if let Some(own) = own
+            && !self.store_slowed
+        {
+            self.store_slowed = true;
+            let notice = protocol::encode(&protocol::Event::SlowDown {
+                wait_ms: wait.as_millis().max(1) as u64,
+            });
+            if let Flow::Gone = reply(own, Encoded::text(notice)) {
+                return Flow::Gone;
+            }
+        }
+        self.held += wait;
+        std::thread::sleep(wait);
+        Flow::Continue
+    }
+
+    /// With `--redis`, a raw client's message waits while Redis cannot be
+    /// reached: the tutorial protocol has no error to refuse it with, and
+    /// not reading from the client meanwhile (as the rate limit does)
+    /// bounds what the server holds for it. A v1 client is refused with
+    /// `unavailable` instead, by the dispatcher.
+    fn wait_for_redis(&mut self) {
+        let Some(status) = &self.redis else {
+            return;
+        };
+        while !status.up() {
+            self.held += REDIS_RECHECK;
+            std::thread::sleep(REDIS_RECHECK);
+        }
+    }
+
+    fn raw_text(&mut self, text: Utf8Bytes) -> Flow {
+        if text.len() > self.config.max_message_size {
+            return Flow::Close(Close::too_big("message too big"));
+        }
+        self.pay(
+            crate::limits::storerate::record_cost(text.len() as u64),
+            None,
+        );
+        self.wait_for_redis();
+        self.tell(Input::Text {
+            id: self.id,
+            text,
+            cid: None,
+        });
+        Flow::Continue
+    }
+
+    fn raw_file(&mut self, frame: Bytes) -> Flow {
+        let (name, offset) = match protocol::parse_file_header(&frame) {
+            Ok((name, offset)) => (name.to_owned(), offset),
+            Err(_) => return Flow::Close(Close::invalid_data("bad file header")),
+        };
+        if frame.len() - offset > self.config.max_file_size {
+            return Flow::Close(Close::too_big("message too big"));
+        }
+        let size = frame.len();
+        let event = Input::File {
+            id: self.id,
+            mime: protocol::guess_mime(&name).to_owned(),
+            // v1 clients get a name that meets their rules; raw ones, the
+            // frame as it was sent.
+            name: crate::proto::names::file_name(&name),
+            data: frame.slice(offset..),
+            raw_frame: Some(frame),
+            cid: None,
+        };
+        self.pay(size as u64 + crate::limits::storerate::RECORD_COST, None);
+        self.wait_for_redis();
+        self.tell(event);
+        Flow::Continue
+    }
+
+    fn v1_text(&mut self, text: Utf8Bytes, ahead: usize, own: &Arc<Outlet>) -> Flow {
+        if self.pending_file.take().is_some() {
+            let flow = self.refuse(
+                own,
+                FrameRefusal::new(
+                    ErrorCode::UnexpectedFrame,
+                    "expected the announced file's binary frame; the file is cancelled",
+                ),
+            );
+            if !matches!(flow, Flow::Continue) {
+                return flow;
+            }
+        }
+        let command = match protocol::parse_command(&text) {
+            Ok(c) => c,
+            Err(refusal) => return self.refuse(own, refusal),
+        };
+        match command {
+            Command::Join {
+                room,
+                name,
+                since,
+                epoch,
+                token,
+                key,
+            } => {
+                let query = self.query.clone();
+                let owner = crate::ws::auth::owner_for_join(
+                    &self.config,
+                    &query,
+                    token.as_deref(),
+                    key.as_deref(),
+                    room.as_deref(),
+                    name.as_deref(),
+                );
+                match owner {
+                    Ok(owner) => self.join_as(&query, room, name, (since, epoch), owner),
+                    Err(e) => {
+                        crate::ws::auth::log_refused(query.client, "join", &e);
+                        return self.refuse(own, e.refusal());
+                    }
+                }
+            }
+            Command::Message { text, cid } => {
+                if text.is_empty() {
+                    return self.refuse(
+                        own,
+                        FrameRefusal::new(ErrorCode::EmptyText, "a message needs some text"),
+                    );
+                }
+                if text.len() > self.config.max_text {
+                    let why = format!(
+                        "text is {} bytes; the limit is {}",
+                        text.len(),
+                        self.config.max_text
+                    );
+                    return self.refuse(own, FrameRefusal::new(ErrorCode::TextTooLong, why));
+                }
+                let cost = crate::limits::storerate::record_cost(text.len() as u64);
+                if let Flow::Gone = self.pay(cost, Some(own)) {
+                    return Flow::Gone;
+                }
+                self.tell(Input::Text {
+                    id: self.id,
+                    text: text.into(),
+                    cid,
+                });
+            }
+            Command::File(_) if !self.join_asked => {
+                let why = "join a room before sending messages, files or typing";
+                return self.refuse(own, FrameRefusal::new(ErrorCode::NotJoined, why));
+            }
+            Command::File(meta) => {
+                if meta.size > self.config.max_file_size as u64 {
+                    let why = format!(
+                        "file is {} bytes; the limit is {}",
+                        meta.size, self.config.max_file_size
+                    );
+                    return self.refuse(own, FrameRefusal::new(ErrorCode::FileTooLarge, why));
+                }
+                if meta.size > (self.incoming.available() + ahead) as u64 {
+                    log::warn!(
+                        "event=budget_full share=incoming client={} bytes={} msg=\"file refused at its announcement\"",
+                        self.id,
+                        meta.size
+                    );
+                    let why = format!(
+                        "the server is receiving too much at the moment to take {} bytes; try again shortly",
+                        meta.size
+                    );
+                    return self.refuse(own, FrameRefusal::new(ErrorCode::ServerBusy, why));
+                }
+                // Paid at the announcement, so that a client held back
+                // has not yet sent the bytes the server would hold.
+                let cost = meta.size + crate::limits::storerate::RECORD_COST;
+                if let Flow::Gone = self.pay(cost, Some(own)) {
+                    return Flow::Gone;
+                }
+                self.pending_file = Some(meta);
+            }
+            Command::Typing => self.tell(Input::Typing { id: self.id }),
+            Command::FileUrl { id, name } => self.tell(Input::FileUrl {
+                id: self.id,
+                file: id,
+                name,
+            }),
+        }
+        Flow::Continue
+    }
+
+    fn v1_file(&mut self, bytes: Bytes, own: &Arc<Outlet>) -> Flow {
+        let Some(meta) = self.pending_file.take() else {
+            return self.refuse(
+                own,
+                FrameRefusal::new(
+                    ErrorCode::UnexpectedBinary,
+                    "send a file announcement before its bytes",
+                ),
+            );
+        };
+        if bytes.len() as u64 != meta.size {
+            let why = format!("announced {} bytes, received {}", meta.size, bytes.len());
+            return self.refuse(own, FrameRefusal::new(ErrorCode::SizeMismatch, why));
+        }
+        self.tell(Input::File {
+            id: self.id,
+            name: meta.name,
+            mime: meta.mime,
+            data: bytes,
+            raw_frame: None,
+            cid: meta.cid,
+        });
+        Flow::Continue
+    }
+
+    /// Sends an `error` event; a client that keeps provoking them is closed.
+    fn refuse(&mut self, own: &Arc<Outlet>, refusal: FrameRefusal) -> Flow {
+        log::debug!(
+            "event=error client={} code={} message={:?}",
+            self.id,
+            refusal.code.as_str(),
+            refusal.message
+        );
+        if !self.errors.take() {
+            return Flow::Close(Close::abuse("too many errors"));
+        }
+        reply(own, Encoded::text(refusal.to_json()))
+    }
+}
+
+fn reply(own: &Arc<Outlet>, frame: Encoded) -> Flow {
+    match own.reply(&frame) {
+        Ok(()) => Flow::Continue,
+        Err(_) => Flow::Gone,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,6 @@
 pub(crate) mod addr;
 pub mod capability;
 pub(crate) mod close;
-pub(crate) mod names;
+pub mod names;
 pub mod protocol;
 pub(crate) mod wire;

@@ -37,9 +37,9 @@ fn check(text: &str) {
                     assert_eq!(room, string_field("room"));
                     assert_eq!(name, string_field("name"));
                     assert_eq!(since, field("since").and_then(Value::as_u64));
-                    // The dispatcher validates both; that must not panic either.
+                    // The dispatcher checks both; that must not panic either.
                     for value in [room, name].into_iter().flatten() {
-                        let _ = protocol::validate_name(&value);
+                        let _ = wschat::proto::names::name(&value);
                     }
                 }
                 Command::Message { text: body, cid } => {

@@ -22,7 +22,7 @@ use crate::logs as log;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tungstenite::Bytes;
@@ -34,7 +34,7 @@ use crate::hub::outlet::{CLOSE_TIMEOUT, Outlet};
 use crate::limits::budget::Share;
 use crate::proto::close::Close;
 use crate::proto::names;
-use crate::proto::protocol::{self, Mode};
+use crate::proto::protocol::{self, Mode, now_ms};
 use crate::proto::wire::Encoded;
 
 mod fanout;
@@ -590,12 +590,6 @@ struct Fanout<'a> {
     v1: &'a [Encoded],
     v1_sender: &'a [Encoded],
     raw: &'a [Encoded],
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -360,16 +360,6 @@ fn opt_u64(obj: &Map<String, Value>, field: &str) -> Result<Option<u64>, FrameRe
     }
 }
 
-/// Checks a nickname or room name and returns its trimmed form.
-pub fn validate_name(raw: &str) -> Option<String> {
-    let trimmed = raw.trim();
-    let chars = trimmed.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS || trimmed.chars().any(char::is_control) {
-        return None;
-    }
-    Some(trimmed.to_owned())
-}
-
 fn validate_file_name(name: &str) -> Result<(), FrameRefusal> {
     if name.is_empty()
         || name.len() > MAX_FILE_NAME

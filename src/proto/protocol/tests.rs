@@ -68,15 +68,6 @@ fn refuses_with_precise_codes() {
 }
 
 #[test]
-fn names_are_trimmed_and_bounded() {
-    assert_eq!(validate_name("  alice "), Some("alice".into()));
-    assert_eq!(validate_name("   "), None);
-    assert_eq!(validate_name("a\u{7}b"), None);
-    assert!(validate_name(&"é".repeat(32)).is_some());
-    assert_eq!(validate_name(&"x".repeat(33)), None);
-}
-
-#[test]
 fn file_header_round_trip() {
     let frame = file_frame("a.txt", b"hello");
     assert_eq!(parse_file_header(&frame), Ok(("a.txt", 7)));

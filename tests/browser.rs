@@ -349,6 +349,14 @@ fn accessibility_checked_by_axe() {
     }
 }
 
+/// One person in two rooms at once: the room not shown counts its unread
+/// messages and mentions on its button, showing it clears them, a reload
+/// brings both back and leaving one keeps the other.
+#[test]
+fn rooms_side_by_side() {
+    run_script("rooms.mjs", &[]);
+}
+
 #[test]
 fn keyboard_alone_is_enough() {
     run_script("keyboard.mjs", &[]);

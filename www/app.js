@@ -2,12 +2,12 @@
 // on the same origin. This file is where the page starts: it ties the
 // modules together, handles the join form and joins again after a reload.
 // The modules, each loaded from here or from one another (no build step):
-//   state.js       the session: who, which room, the connection's progress
+//   state.js       a session per room: who, which room, the connection's progress
 //   connection.js  the WebSocket: joining, sending frames, reconnecting
 //   events.js      what the server says, event by event
-//   session.js     joining a room, leaving it, being refused or removed
+//   session.js     joining rooms, showing one, leaving one, being refused or removed
 //   composer.js    sending messages, and typing news
-//   view.js        screens, status line, composer notice, people, typing
+//   view.js        screens, status line, composer notice, people, typing, room bar
 //   toasts.js      short-lived messages in the corner
 //   log.js         the message list, and keeping the newest message in view
 //   markdown.js    a message's text as a little Markdown, built as elements
@@ -26,20 +26,25 @@
 import { $, saved, tabSaved, checkName } from './util.js';
 import { forgetToken } from './identity.js';
 import { linkName, showSignIn, learnServer } from './signin.js';
-import { state, online, STORE_NAME, STORE_ROOM, STORE_AUTO, TAB_JOINED } from './state.js';
-import { updateComposer, setNotice, clearNotice, setJoinError, showJoin, updateTitle } from './view.js';
+import {
+  state, online, rooms, within, shownRoom, STORE_NAME, STORE_ROOM, STORE_AUTO, TAB_JOINED,
+} from './state.js';
+import { updateComposer, setNotice, clearNotice, setJoinError, showJoin } from './view.js';
 import { connectUploads } from './uploads.js';
 import { dismissNewest } from './toasts.js';
-import { setMentionable, showUnread } from './log.js';
+import { setMentionable } from './log.js';
 import './mentions.js';
-import { onConnection, sendFrame, reconnectNow } from './connection.js';
+import { onConnection, sendFrame, reconnectAll } from './connection.js';
 import { handleEvent, handleBinary, onClose } from './events.js';
-import { start, leave } from './session.js';
+import {
+  start, leave, showRoom, seen,
+} from './session.js';
 
 const joinForm = $('join-form');
 const joinName = $('join-name');
 const joinRoom = $('join-room');
 const leaveButton = $('leave-button');
+const messageInput = $('message-input');
 
 onConnection({ event: handleEvent, binary: handleBinary, closed: onClose });
 
@@ -56,11 +61,8 @@ connectUploads({
 
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden) {
-    reconnectNow();
-    showUnread();
-    state.unread = 0;
-    state.unreadMentions = 0;
-    updateTitle();
+    reconnectAll();
+    seen();
   }
 });
 
@@ -73,10 +75,22 @@ document.addEventListener('keydown', (e) => {
 
 leaveButton.addEventListener('click', leave);
 
+// Another room beside those the tab is in: the join form, with the way back.
+$('add-room').addEventListener('click', () => {
+  joinName.value = state.name || joinName.value;
+  joinRoom.value = '';
+  showJoin('', joinRoom);
+});
+$('join-back').addEventListener('click', () => {
+  if (rooms.includes(shownRoom())) showRoom(shownRoom());
+  else if (rooms.length) showRoom(rooms[rooms.length - 1]);
+  messageInput.focus();
+});
+
 // Sign out: this browser forgets the sign-in link (and stops going back in
 // by itself); the name becomes free to change.
 $('sign-out').addEventListener('click', () => {
-  if (state.wanted) leave();
+  for (const s of rooms.slice()) within(s, leave);
   forgetToken();
   saved.remove(STORE_AUTO);
   showSignIn();
@@ -106,12 +120,16 @@ joinForm.addEventListener('submit', (e) => {
 
 // ------------------------------------------------------------------- start
 
+/** The rooms this tab was in before it was reloaded, the one shown last ([] if none). */
 function savedTab() {
+  let list = [];
   try {
     const v = JSON.parse(tabSaved.get(TAB_JOINED) || 'null');
-    if (v && typeof v.name === 'string' && typeof v.room === 'string' && !checkName(v.name, 'name') && !checkName(v.room, 'room')) return v;
+    list = Array.isArray(v) ? v : [v]; // one {room, name} from a page of before
   } catch (_) { /* not ours */ }
-  return null;
+  list = list.filter((v) => v && typeof v.name === 'string' && typeof v.room === 'string'
+    && !checkName(v.name, 'name') && !checkName(v.room, 'room'));
+  return list.filter((v) => !v.shown).concat(list.filter((v) => v.shown));
 }
 
 const savedName = saved.get(STORE_NAME);
@@ -121,7 +139,8 @@ window.addEventListener('hashchange', () => {
   if (/(?:^#|&)token=/.test(location.hash)) location.reload();
 });
 
-const tabWas = savedTab();
+const tabRooms = savedTab();
+const tabWas = tabRooms.length ? tabRooms[tabRooms.length - 1] : null;
 const signedIn = linkName();
 joinName.value = tabWas ? tabWas.name : savedName;
 // A sign-in link says who this is: the server takes no other name.
@@ -129,8 +148,9 @@ showSignIn();
 learnServer();
 joinRoom.value = tabWas ? tabWas.room : savedRoom;
 if (tabWas) {
-  // This tab was in a room before it was reloaded: go straight back in.
-  start(signedIn || tabWas.name, tabWas.room, 'reload');
+  // This tab was in rooms before it was reloaded: go straight back in,
+  // showing the one that was shown.
+  for (const v of tabRooms) start(signedIn || v.name, v.room, 'reload');
 } else if (saved.get(STORE_AUTO) === '1' && savedName && !checkName(savedName, 'name') && !checkName(savedRoom, 'room')) {
   // Remembered from last time: join again, from the join screen.
   start(savedName, savedRoom, 'auto');

@@ -7,7 +7,7 @@ import { $, utf8Length, formatLimit } from './util.js';
 import {
   unsent, inFlight, addSent, enqueue, flush, dropFirstUnsent, newCid,
 } from './outbox.js';
-import { state, online } from './state.js';
+import { state, online, later } from './state.js';
 import { setNotice, textTooLong, updateComposer } from './view.js';
 import { sendFrame } from './connection.js';
 
@@ -47,7 +47,7 @@ export function flushOutbox() {
   const max = state.storeTrouble ? Math.max(0, 1 - inFlight()) : Infinity;
   const why = flush((frame) => (utf8Length(frame.text) > state.limits.text ? 'size' : sendFrame(frame)), max);
   if (why === 'rate') {
-    state.flushTimer = setTimeout(flushOutbox, Math.max(50, state.budget.wait()));
+    state.flushTimer = later(flushOutbox, Math.max(50, state.budget.wait()));
   } else if (why === 'size') {
     // Kept from before the server said it takes less: back to the composer.
     restoreDraft(dropFirstUnsent());
@@ -67,7 +67,7 @@ export function retryLater() {
   state.storeTrouble = true;
   state.retryDelay = Math.min(RETRY_MAX_MS, state.retryDelay ? state.retryDelay * 2 : RETRY_MIN_MS);
   clearTimeout(state.retryTimer);
-  state.retryTimer = setTimeout(() => {
+  state.retryTimer = later(() => {
     state.retryTimer = null;
     flushOutbox();
   }, state.retryDelay);

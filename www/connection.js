@@ -5,7 +5,9 @@
 import { $, utf8Length } from './util.js';
 import { FrameBudget } from './limits.js';
 import { browserKey, heldToken } from './identity.js';
-import { state, online } from './state.js';
+import {
+  state, online, later, every, within, session, rooms,
+} from './state.js';
 import { setStatus, updateComposer } from './view.js';
 
 const PROTOCOL = 'wschat.v1';
@@ -82,8 +84,10 @@ export function connect() {
   ws.binaryType = 'arraybuffer';
   state.ws = ws;
   let opened = false;
+  // Each room has a socket of its own: what happens on it acts on its room.
+  const s = session();
 
-  ws.addEventListener('open', () => {
+  ws.addEventListener('open', () => within(s, () => {
     if (state.ws !== ws) return;
     opened = true;
     state.budget = new FrameBudget(state.limits);
@@ -97,8 +101,8 @@ export function connect() {
     }
     state.joinedWith = { since: join.since, epoch: join.epoch };
     sendFrame(join);
-  });
-  ws.addEventListener('message', (ev) => {
+  }));
+  ws.addEventListener('message', (ev) => within(s, () => {
     if (state.ws !== ws) return;
     if (typeof ev.data === 'string') {
       let msg;
@@ -107,14 +111,14 @@ export function connect() {
     } else {
       handlers.binary(ev.data);
     }
-  });
-  ws.addEventListener('close', (ev) => {
+  }));
+  ws.addEventListener('close', (ev) => within(s, () => {
     if (state.ws !== ws) return;
     state.ws = null;
     const wasJoined = state.joined;
     state.joined = false;
     handlers.closed(ev, opened, wasJoined);
-  });
+  }));
 }
 
 /**
@@ -149,14 +153,14 @@ export function scheduleReconnect() {
     ? ['connecting', 'Rejoining']
     : ['offline', (state.offline || { short: 'Offline' }).short];
   clearTimeout(state.reconnectTimer);
-  state.reconnectTimer = setTimeout(connect, delay);
+  state.reconnectTimer = later(connect, delay);
   const tick = () => {
     const s = Math.max(0, Math.ceil((due - Date.now()) / 1000));
     setStatus(kind, label, s > 0 ? ' · retrying in ' + s + 's' : ' · retrying…');
   };
   tick();
   clearInterval(state.countdownTimer);
-  state.countdownTimer = setInterval(tick, 1000);
+  state.countdownTimer = every(tick, 1000);
 }
 
 /** Skips the wait before the next attempt, if one is waiting. */
@@ -193,11 +197,20 @@ export function sendFrame(obj, frames = 1) {
   return '';
 }
 
-window.addEventListener('online', reconnectNow);
+/** `reconnectNow` for every room this tab is in. */
+export function reconnectAll() {
+  for (const s of rooms) within(s, reconnectNow);
+}
+
+window.addEventListener('online', reconnectAll);
 window.addEventListener('offline', () => {
-  if (state.wanted && !online() && state.offline) {
-    state.offline = { short: 'Offline', why: 'this device has no network connection' };
-    updateComposer();
+  for (const s of rooms) {
+    within(s, () => {
+      if (state.wanted && !online() && state.offline) {
+        state.offline = { short: 'Offline', why: 'this device has no network connection' };
+        updateComposer();
+      }
+    });
   }
 });
 reconnectButton.addEventListener('click', () => {

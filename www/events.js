@@ -2,7 +2,7 @@
 // who comes and goes and types, messages and files (each shown once, even
 // when a resume replays it), refusals, and the socket's end, which decides
 // between reconnecting and going back to the join form.
-import { $, saved, tabSaved, utf8Length, formatLimit, formatCount } from './util.js';
+import { $, saved, utf8Length, formatLimit, formatCount } from './util.js';
 import { limitsFrom, FrameBudget } from './limits.js';
 import {
   setSelf, resetLog, addTextBubble, addFileBubble, addNote, markUnreadHere,
@@ -13,9 +13,11 @@ import { identityRefusal, removedBy } from './identity.js';
 import {
   pumpUploads, ownFileAnnounced, failCurrentUpload, requeueUploads, uploadAwaits, retryUpload,
 } from './uploads.js';
-import { state, STORE_NAME, STORE_ROOM, STORE_AUTO, TAB_JOINED } from './state.js';
 import {
-  setStatus, updateComposer, setNotice, setJoining, showJoin, showChat, updateTitle, renderPresence, renderTyping,
+  state, isShown, later, STORE_NAME, STORE_ROOM, STORE_AUTO,
+} from './state.js';
+import {
+  setStatus, updateComposer, setNotice, setJoining, showChat, updateTitle, renderPresence, renderTyping,
 } from './view.js';
 import { toast, clearToasts } from './toasts.js';
 import {
@@ -24,7 +26,7 @@ import {
 import {
   flushOutbox, restoreDraft, retryLater, storedAgain,
 } from './composer.js';
-import { refuseJoin } from './session.js';
+import { refuseJoin, joinFailed, saveTab } from './session.js';
 import { onFileUrl, failFileUrls } from './fileurls.js';
 import { notifyMention } from './mentions.js';
 
@@ -84,7 +86,7 @@ function onWelcome(msg) {
   saved.set(STORE_NAME, state.name);
   saved.set(STORE_ROOM, state.room);
   saved.set(STORE_AUTO, '1');
-  tabSaved.set(TAB_JOINED, JSON.stringify({ room: state.room, name: state.name }));
+  saveTab();
   renameOutbox(state.room, state.name);
   const reset = historyReset(msg, state.joinedWith);
   if (typeof msg.epoch === 'string') state.epoch = msg.epoch;
@@ -110,9 +112,10 @@ function onWelcome(msg) {
   else if (!first) addNote('Reconnected', 'ok');
   state.everJoined = true;
   showChat();
+  updateTitle(); // the room bar too: the server may spell the room its own way
   setStatus('online', 'Connected as ' + state.name);
   renderPresence();
-  if (first) input.focus();
+  if (first && isShown()) input.focus();
   flushOutbox();
   pumpUploads();
 }
@@ -156,7 +159,7 @@ function onLeave(msg) {
 function onTyping(msg) {
   if (typeof msg.name !== 'string' || msg.name === state.name) return;
   clearTimeout(state.typists.get(msg.name));
-  state.typists.set(msg.name, setTimeout(() => stopTyping(msg.name), TYPING_SHOW_MS));
+  state.typists.set(msg.name, later(() => stopTyping(msg.name), TYPING_SHOW_MS));
   renderTyping();
 }
 
@@ -271,7 +274,8 @@ function trackId(msg) {
  * tab was last seen gets the "New since you left" divider above it.
  */
 function arriving(msg, mine) {
-  const news = !msg.replay && !mine && document.hidden;
+  // A room not shown is not seen either, whether the tab is or not.
+  const news = !msg.replay && !mine && (document.hidden || !isShown());
   if (news && state.unread === 0) markUnreadHere();
   return news;
 }
@@ -358,8 +362,7 @@ export function onClose(ev, opened, wasJoined) {
   }
   if (!wasJoined && !state.everJoined && !state.retryNameTaken && !comeBack(ev)) {
     // A join that never got in: say so on the form.
-    state.wanted = false;
-    showJoin(ev.code === 1008 && ev.reason
+    joinFailed(ev.code === 1008 && ev.reason
       ? 'The server refused to let you in: ' + ev.reason + '.'
       : 'Could not reach the chat server. Check your connection and press Join to try again.');
     return;

@@ -3,11 +3,12 @@
 // refused URL is asked for again with `file_url` (docs/PROTOCOL.md) over the
 // room's connection: only a member of the room is answered.
 import { sendFrame } from './connection.js';
+import { perRoom, later } from './state.js';
 
 const ANSWER_MS = 10000; // give up on an answer after this long
 const EARLY_S = 30; // renew a URL this close to its expiry before using it
 
-const waiting = new Map(); // file id → resolvers waiting for its fresh URL
+const asked = perRoom('fileurls', () => ({ waiting: new Map() })); // each room's file id → resolvers waiting for its fresh URL
 
 /** Whether `url`'s `exp` (seconds since the epoch) has passed, or nearly. */
 export function expired(url) {
@@ -27,11 +28,11 @@ export function renewFileUrl(record) {
   const id = record.msg && record.msg.id;
   return new Promise((resolve) => {
     if (!Number.isInteger(id)) return resolve('');
-    const list = waiting.get(id);
+    const list = asked.waiting.get(id);
     if (list) return list.push(resolve); // asked already: share its answer
     if (sendFrame({ type: 'file_url', id, name: record.name })) return resolve('');
-    waiting.set(id, [resolve]);
-    setTimeout(() => settle(id, ''), ANSWER_MS);
+    asked.waiting.set(id, [resolve]);
+    later(() => settle(id, ''), ANSWER_MS);
     return undefined;
   });
 }
@@ -49,12 +50,12 @@ export function onFileUrl(msg, check) {
 
 /** `no_such_file` carries no id: every question still open is answered ''. */
 export function failFileUrls() {
-  for (const id of [...waiting.keys()]) settle(id, '');
+  for (const id of [...asked.waiting.keys()]) settle(id, '');
 }
 
 function settle(id, url) {
-  const list = waiting.get(id);
+  const list = asked.waiting.get(id);
   if (!list) return;
-  waiting.delete(id);
+  asked.waiting.delete(id);
   for (const resolve of list) resolve(url);
 }

@@ -7,6 +7,7 @@ import {
 } from './util.js';
 import { renderMarkdown } from './markdown.js';
 import { expired, renewFileUrl, usableUrl } from './fileurls.js';
+import { perRoom, isShown } from './state.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000; // one sender's bubbles this close together share a group
 const BOTTOM_SLACK_PX = 80; // this close to the end counts as "at the newest message"
@@ -19,6 +20,10 @@ const newMessagesBtn = $('new-messages');
 // it comes, is announced where it belongs in the log.
 const outboxEl = el('div', { class: 'outbox', 'data-testid': 'outbox', 'aria-live': 'off' });
 messagesEl.append(outboxEl);
+// Another room's list starts as this one did.
+const emptyTemplate = emptyState.cloneNode(true);
+emptyTemplate.removeAttribute('id');
+let firstList = true;
 
 // The only types a received file's bytes are ever given, and so the only
 // files shown inline: raster images, which cannot run script. Anything else,
@@ -31,7 +36,24 @@ function rasterType(mime) {
   return RASTER.has(type) ? type : '';
 }
 
-const log = {
+// Each room keeps its own list (state.js perRoom): the room shown has its
+// nodes in the page's list, the others in a `holder` of their own, with
+// where they were scrolled to.
+const log = perRoom('log', () => {
+  const first = firstList;
+  firstList = false;
+  return {
+    empty: first ? emptyState : emptyTemplate.cloneNode(true),
+    outbox: first ? outboxEl : el('div', { class: 'outbox', 'data-testid': 'outbox', 'aria-live': 'off' }),
+    holder: first ? null : el('div'),
+    scrollTop: 0, // while another room is shown: where this one's list was scrolled to
+    newBelow: false, // and whether its "New messages" button was showing
+    ...listState(),
+  };
+});
+
+function listState() {
+  return {
   self: '', // our own name: our bubbles are set apart
   lastGroup: null, // {from, ts, node} of the newest bubble group
   lastDay: null,
@@ -40,10 +62,45 @@ const log = {
   // holds, whatever changes the list's size (new messages, an image or file
   // finishing loading, the composer growing) keeps the newest one in view.
   stuck: true,
-  names: () => [], // who can be @mentioned: the people in the room
   unreadDivider: null, // "New since you left", above the first message that came while the tab was hidden
   unreadUnseen: false, // the divider was placed while the tab was hidden and has not been shown yet
-};
+  };
+}
+
+let mentionable = () => []; // who can be @mentioned: the people in the room
+
+/** Where the list of the room acted on is: the page's, or its holder while another room is shown. */
+function where() {
+  if (isShown()) return messagesEl;
+  if (!log.holder) log.holder = el('div');
+  return log.holder;
+}
+
+/** Before another room is shown: the shown room's list goes to its holder, with its scroll position. */
+export function putAwayLog() {
+  log.scrollTop = messagesEl.scrollTop;
+  log.newBelow = !newMessagesBtn.hidden;
+  if (!log.holder) log.holder = el('div');
+  log.holder.append(...messagesEl.childNodes);
+}
+
+/** The room just shown (state.js showSession): its list comes back as it was left. */
+export function bringBackLog() {
+  if (log.holder) messagesEl.append(...log.holder.childNodes);
+  if (log.stuck) scrollToBottom();
+  else {
+    messagesEl.scrollTop = log.scrollTop;
+    newMessagesBtn.hidden = !log.newBelow;
+  }
+}
+
+/** The room acted on is left: its list and its images' URLs go. */
+export function dropLog() {
+  for (const url of log.blobUrls) URL.revokeObjectURL(url);
+  log.blobUrls = [];
+  if (isShown()) messagesEl.replaceChildren();
+  if (log.holder) log.holder.replaceChildren();
+}
 
 export function setSelf(name) {
   log.self = name;
@@ -51,7 +108,7 @@ export function setSelf(name) {
 
 /** `names()` gives who can be @mentioned in a message (the people in the room). */
 export function setMentionable(names) {
-  log.names = names;
+  mentionable = names;
 }
 
 export function resetLog() {
@@ -65,10 +122,10 @@ export function resetLog() {
   sizes.disconnect();
   sizes.observe(messagesEl);
   // What waits to be sent stays: it is not part of the room's history yet.
-  messagesEl.replaceChildren(emptyState, outboxEl);
-  for (const node of outboxEl.children) sizes.observe(node);
-  emptyState.hidden = outboxEl.childElementCount > 0;
-  newMessagesBtn.hidden = true;
+  where().replaceChildren(log.empty, log.outbox);
+  for (const node of log.outbox.children) sizes.observe(node);
+  log.empty.hidden = log.outbox.childElementCount > 0;
+  if (isShown()) newMessagesBtn.hidden = true;
 }
 
 // ---------------------------------------------------------------- scrolling
@@ -78,6 +135,8 @@ function atBottom() {
 }
 
 export function scrollToBottom() {
+  log.stuck = true;
+  if (!isShown()) return;
   messagesEl.scrollTop = messagesEl.scrollHeight;
   log.stuck = true;
   newMessagesBtn.hidden = true;
@@ -100,13 +159,19 @@ newMessagesBtn.addEventListener('click', () => {
   if (hadFocus) messagesEl.focus();
 });
 
+/** Something came below where the person is reading: the "New messages" button says so. */
+function newBelow() {
+  if (isShown()) newMessagesBtn.hidden = false;
+  else log.newBelow = true;
+}
+
 /** Adds `node` at the end of the list; `showNow` scrolls to it whatever the user was reading. */
 function append(node, { showNow = false, announce = true } = {}) {
-  emptyState.hidden = true;
-  messagesEl.insertBefore(node, outboxEl);
+  log.empty.hidden = true;
+  where().insertBefore(node, log.outbox);
   sizes.observe(node);
   if (log.stuck || showNow) scrollToBottom();
-  else if (announce) newMessagesBtn.hidden = false;
+  else if (announce) newBelow();
 }
 
 // ------------------------------------------------------------------ content
@@ -132,7 +197,7 @@ export function addBubble(msg, from, content, kind) {
   const g = log.lastGroup;
   let group;
   let body;
-  if (g && g.from === from && ts - g.ts < GROUP_WINDOW_MS && g.node.isConnected && g.node === outboxEl.previousElementSibling) {
+  if (g && g.from === from && ts - g.ts < GROUP_WINDOW_MS && g.node === log.outbox.previousElementSibling) {
     group = g.node;
     g.ts = ts;
     body = group.querySelector('.group-body');
@@ -168,9 +233,9 @@ export function addBubble(msg, from, content, kind) {
   // What we send ourselves is shown at once; others' messages wait for the
   // user behind the "new messages" button if they were reading further up.
   const showNow = mine && !msg.replay;
-  if (group.isConnected) {
+  if (group.parentNode) {
     if (log.stuck || showNow) scrollToBottom();
-    else newMessagesBtn.hidden = false;
+    else newBelow();
   } else {
     append(group, { showNow });
   }
@@ -180,7 +245,7 @@ export function addBubble(msg, from, content, kind) {
 /** A message's text as Markdown (markdown.js); a bubble that mentions us is marked. */
 export function addTextBubble(msg, from, text) {
   const body = el('div', { class: 'bubble-text', 'data-testid': 'message-text' });
-  const mentionsMe = renderMarkdown(body, text, { names: log.names(), self: log.self }) && from !== log.self;
+  const mentionsMe = renderMarkdown(body, text, { names: mentionable(), self: log.self }) && from !== log.self;
   const bubble = addBubble(msg, from, body, 'text');
   if (mentionsMe) {
     bubble.dataset.mentionsMe = 'true';
@@ -245,15 +310,15 @@ const PENDING_SAYS = {
  */
 export function addPending(cid, text, state) {
   const body = el('div', { class: 'bubble-text', 'data-testid': 'message-text' });
-  renderMarkdown(body, text, { names: log.names(), self: log.self });
+  renderMarkdown(body, text, { names: mentionable(), self: log.self });
   const mark = el('span', { class: 'pending-mark', 'data-testid': 'pending-status' });
   const bubble = el('div', {
     class: 'bubble bubble-text pending', 'data-testid': 'pending-message', 'data-cid': cid, 'data-from': log.self,
   }, body, mark);
   const group = el('div', { class: 'group mine pending-group' }, el('div', { class: 'group-body' }, bubble));
   setPendingState(group, state);
-  emptyState.hidden = true;
-  outboxEl.append(group);
+  log.empty.hidden = true;
+  log.outbox.append(group);
   sizes.observe(group);
   scrollToBottom();
   return group;
@@ -267,7 +332,7 @@ export function setPendingState(node, state) {
 
 export function removePending(node) {
   node.remove();
-  if (outboxEl.childElementCount === 0 && outboxEl.previousElementSibling === emptyState) emptyState.hidden = false;
+  if (log.outbox.childElementCount === 0 && log.outbox.previousElementSibling === log.empty) log.empty.hidden = false;
 }
 
 // -------------------------------------------------------------------- files

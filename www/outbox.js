@@ -9,14 +9,16 @@
 // sessionStorage too, so a reload does not lose them.
 import { tabSaved, randomId } from './util.js';
 import { addPending, setPendingState, removePending } from './log.js';
+import { perRoom } from './state.js';
 
 const STORE = 'wschat.outbox'; // {"ROOM\nNAME": [{cid, text, ts}, …]}
 const KEEP_MAX = 200; // texts kept per room; more is a page gone wrong
 
-const box = {
+// Each room's own (state.js perRoom).
+const box = perRoom('outbox', () => ({
   key: '', // room and name the messages are for
   items: [], // oldest first: {cid, text, ts, sent, node}
-};
+}));
 
 /** A new client id: 16 random characters (the protocol allows 1 to 64). */
 export function newCid() {

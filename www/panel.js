@@ -10,7 +10,7 @@ const toggle = $('people-toggle');
 const closeButton = $('people-close');
 const backdrop = $('panel-backdrop');
 // Everything else on the chat screen, made inert while the panel is open.
-const behind = [document.querySelector('.topbar'), document.querySelector('.conversation')];
+const behind = [document.querySelector('.topbar'), $('room-bar'), document.querySelector('.conversation')];
 let returnFocus = null;
 
 export function peopleOpen() {

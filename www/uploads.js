@@ -8,6 +8,7 @@
 // with the same `cid`, on the next.
 import { $, el, utf8Length, formatSize, formatLimit, safeFileName } from './util.js';
 import { newCid } from './outbox.js';
+import { perRoom, isShown, later } from './state.js';
 
 const uploadsEl = $('uploads');
 const attachButton = $('attach-button');
@@ -16,13 +17,29 @@ const messageInput = $('message-input');
 const chatScreen = $('chat-screen');
 const dropOverlay = $('drop-overlay');
 
-const up = {
+// Each room's own (state.js perRoom); the rows of a room not shown wait in its holder.
+const up = perRoom('uploads', () => ({
+  holder: el('ul'),
   queue: [], // not sent on this connection yet: {file, name, size, cid, node, bar, label}
   current: null, // the one whose bytes are leaving now
   outgoing: [], // sent on this connection, awaiting our own `file` event (oldest first)
   timer: null, // retry once the rate allows
   heldUntil: 0, // nothing is sent before this time (ms): the server could not store a file
-};
+}));
+
+function rows() {
+  return isShown() ? uploadsEl : up.holder;
+}
+
+/** Before another room is shown: the shown room's rows go to its holder. */
+export function putAwayUploads() {
+  up.holder.append(...uploadsEl.childNodes);
+}
+
+/** The room just shown: its rows come back. */
+export function bringBackUploads() {
+  uploadsEl.append(...up.holder.childNodes);
+}
 
 const WAITING = 'waiting for the connection…';
 
@@ -74,7 +91,7 @@ export function queueFiles(files) {
       el('span', {
         class: 'progress', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-label': 'Upload progress of ' + upload.name,
       }, upload.bar));
-    uploadsEl.append(upload.node);
+    rows().append(upload.node);
     up.queue.push(upload);
   }
   link.changed();
@@ -87,7 +104,7 @@ export function pumpUploads() {
   if (up.current || up.queue.length === 0) return;
   const held = up.heldUntil - Date.now();
   if (held > 0) {
-    up.timer = setTimeout(pumpUploads, held);
+    up.timer = later(pumpUploads, held);
     return;
   }
   const ws = link.socket();
@@ -98,11 +115,11 @@ export function pumpUploads() {
   // The announcement and the bytes go together: both must fit in the rate.
   const wait = link.budget().wait(2);
   if (wait > 0) {
-    up.timer = setTimeout(pumpUploads, wait);
+    up.timer = later(pumpUploads, wait);
     return;
   }
   if (link.sendFrame({ type: 'file', name: upload.name, size: upload.size, mime, cid: upload.cid }, 2) !== '') {
-    up.timer = setTimeout(pumpUploads, 500);
+    up.timer = later(pumpUploads, 500);
     return;
   }
   up.queue.shift();
@@ -126,7 +143,7 @@ export function pumpUploads() {
       pumpUploads();
       return;
     }
-    upload.timer = setTimeout(tick, 50);
+    upload.timer = later(tick, 50);
   };
   tick();
 }
@@ -246,7 +263,7 @@ function forget() {
 /** A new conversation: no uploads, no rows. */
 export function resetUploads() {
   forget();
-  uploadsEl.replaceChildren();
+  rows().replaceChildren();
 }
 
 // -------------------------------------------------------- picking files

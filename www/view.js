@@ -3,7 +3,9 @@
 // the composer's counter, send button and notice, the people list, who is
 // typing, and the tab's title.
 import { $, el, utf8Length, formatLimit, formatCount, avatar } from './util.js';
-import { state, online } from './state.js';
+import {
+  state, online, isShown, rooms, shownRoom,
+} from './state.js';
 import { closePeople } from './panel.js';
 import { waiting } from './outbox.js';
 import { uploadsWaiting } from './uploads.js';
@@ -32,11 +34,16 @@ const presenceNote = $('presence-note');
 const peopleCount = $('people-count');
 const peopleCount2 = $('people-count-2');
 const dropRoom = $('drop-room');
+const roomBar = $('room-bar');
+const joinBack = $('join-back');
+const roomList = $('room-list');
 
 // ------------------------------------------------------------------ status
 
 /** The line under the room name; `retry` is a countdown kept out of the live region. */
 export function setStatus(kind, text, retry) {
+  state.status = [kind, text, retry || ''];
+  if (!isShown()) return;
   statusEl.dataset.state = kind;
   if (statusText.textContent !== text) statusText.textContent = text;
   statusRetry.textContent = retry || '';
@@ -54,6 +61,7 @@ export function textTooLong(over) {
 
 /** Counter, send button and the notice above the composer, from the state. */
 export function updateComposer() {
+  if (!isShown()) return;
   const limit = state.limits.text;
   const bytes = utf8Length(input.value);
   const over = bytes - limit;
@@ -111,6 +119,7 @@ export function clearNotice() {
 
 export function setJoining(on) {
   state.joining = on;
+  if (!isShown()) return;
   joinButton.textContent = on ? 'Joining…' : 'Join';
   if (on) joinButton.setAttribute('aria-disabled', 'true');
   else joinButton.removeAttribute('aria-disabled');
@@ -140,12 +149,14 @@ export function showJoin(errorText, field) {
   closePeople({ restoreFocus: false });
   chatScreen.hidden = true;
   joinScreen.hidden = false;
+  joinBack.hidden = rooms.length === 0;
   setJoining(false);
   document.title = 'wschat';
   setJoinError(errorText, field || (joinName.value ? joinRoom : joinName));
 }
 
 export function showChat() {
+  if (!isShown()) return;
   joinScreen.hidden = true;
   chatScreen.hidden = false;
   roomNameEl.textContent = state.room;
@@ -154,6 +165,8 @@ export function showChat() {
 }
 
 export function updateTitle() {
+  renderRooms();
+  if (!isShown()) return;
   const base = '#' + state.room + ' · wschat';
   // "(3, @1)": three messages since the tab was last seen, one of them a mention.
   let count = '';
@@ -161,9 +174,72 @@ export function updateTitle() {
   document.title = count + base;
 }
 
+/** Everything outside the message list, for the room just shown. */
+export function renderShown() {
+  const [kind, text, retry] = state.status;
+  setStatus(kind, text, retry);
+  renderPresence();
+  renderTyping();
+  updateTitle();
+}
+
+// ------------------------------------------------------------------ rooms
+
+/** A room's button's name: the room and, in words, what came there unseen ("dev, 3 unread, 1 mention"). */
+function roomLabel(s) {
+  const parts = [s.room];
+  if (s.unread > 0) parts.push(s.unread + ' unread');
+  if (s.unreadMentions > 0) parts.push(s.unreadMentions + (s.unreadMentions === 1 ? ' mention' : ' mentions'));
+  return parts.join(', ');
+}
+
+/** The room bar: a button for each room this tab is in, the shown one marked. */
+export function renderRooms() {
+  const shown = shownRoom();
+  const have = new Map(Array.from(roomList.children, (li) => [li.firstChild.dataset.key, li]));
+  const items = rooms.map((s) => {
+    if (!s.barKey) s.barKey = String(++barKeys);
+    let li = have.get(s.barKey);
+    if (!li) {
+      const button = el('button', { type: 'button', class: 'room-tab', 'data-testid': 'room-tab', 'data-key': s.barKey });
+      // Its name says the counts in words; what shows of them (the unread
+      // count, "@" for mentions) reads as part of that name, as WCAG 2.5.3
+      // asks: "dev 3 @" in "dev, 3 unread, 1 mention" (the spaces keep the
+      // words apart when the text is read; a flex box does not draw them).
+      button.append(el('span', { class: 'hash', 'aria-hidden': 'true', text: '#' }), ' ', el('span', { class: 'room-tab-name' }),
+        ' ', el('span', { class: 'room-tab-count' }), ' ', el('span', { class: 'room-tab-at', text: '@' }));
+      button.addEventListener('click', () => roomPicked(s));
+      li = el('li', {}, button);
+    }
+    const button = li.firstChild;
+    button.dataset.room = s.room;
+    if (s === shown && !chatScreen.hidden) button.setAttribute('aria-current', 'true');
+    else button.removeAttribute('aria-current');
+    button.querySelector('.room-tab-name').textContent = s.room;
+    button.setAttribute('aria-label', roomLabel(s));
+    const count = button.querySelector('.room-tab-count');
+    count.textContent = s.unread > 0 ? String(s.unread) : '';
+    count.hidden = s.unread === 0;
+    button.querySelector('.room-tab-at').hidden = s.unreadMentions === 0;
+    button.classList.toggle('mentioned', s.unreadMentions > 0);
+    return li;
+  });
+  roomList.replaceChildren(...items);
+  roomBar.hidden = rooms.length === 0;
+}
+
+let barKeys = 0;
+let roomPicked = () => {};
+
+/** What a room's button does (session.js: show that room). */
+export function onRoomPicked(f) {
+  roomPicked = f;
+}
+
 // ------------------------------------------------------------ people, typing
 
 export function renderPresence() {
+  if (!isShown()) return;
   // While not connected nobody can say who is in the room: the list shows
   // who was there last, marked as such, without "online" dots or a count.
   const known = state.joined;
@@ -189,6 +265,7 @@ export function renderPresence() {
 }
 
 export function renderTyping() {
+  if (!isShown()) return;
   const names = Array.from(state.typists.keys());
   typingEl.replaceChildren();
   typingEl.classList.toggle('active', names.length > 0);

@@ -1,7 +1,9 @@
 // axe-core finds no serious or critical WCAG 2.1 A/AA violations on the join
 // screen, a busy chat in light and dark (Markdown, a mention, the unread
 // divider, the list of names to mention open), the phone people panel (light
-// and dark) and the phone's list of names to mention, the offline chat, the limits refused by the page and a taken name;
+// and dark) and the phone's list of names to mention, two rooms side by side
+// (the form to join another, the room bar with counts; desk and phone, light
+// and dark), the offline chat, the limits refused by the page and a taken name;
 // animations stop for people who ask for reduced motion. Each state is
 // photographed into the directory given after the address.
 import path from 'node:path';
@@ -102,6 +104,38 @@ run('axe finds no serious or critical violations', async (browser) => {
   await phone.emulateMedia({ colorScheme: 'light' });
   await phone.keyboard.press('Escape');
   await phone.fill('[data-testid="message-input"]', '');
+
+  // ---- rooms side by side: the form to join another, a room bar whose
+  // room not shown counts what came there and the mentions of us
+  const room2 = 'design-review-later';
+  const gus = await person(browser, 'gus', room, desk);
+  for (const p of [gus, phone]) {
+    await p.click('[data-testid="add-room"]');
+    await p.waitForSelector('[data-testid="join-back"]', { state: 'visible' });
+  }
+  await axeCheck(gus, 'join another room, light');
+  await gus.emulateMedia({ colorScheme: 'dark' });
+  await axeCheck(gus, 'join another room, dark');
+  await gus.emulateMedia({ colorScheme: 'light' });
+  for (const p of [gus, phone]) {
+    await p.fill('[data-testid="join-room"]', room2);
+    await p.press('[data-testid="join-room"]', 'Enter');
+    await p.waitForSelector(`[data-testid="room-tab"][data-room="${room2}"][aria-current="true"]`);
+    await p.click(`[data-testid="room-tab"][data-room="${room}"]`);
+    await p.waitForSelector(`[data-testid="room-tab"][data-room="${room}"][aria-current="true"]`);
+  }
+  const frank = await person(browser, 'frank', room2, desk);
+  await say(frank, '@gus @dana the agenda is up');
+  for (const p of [gus, phone]) await p.getByRole('button', { name: `${room2}, 1 unread, 1 mention`, exact: true }).waitFor();
+  await axeCheck(gus, 'rooms, light');
+  await shot(gus, 'screenshot-rooms.png');
+  await gus.emulateMedia({ colorScheme: 'dark' });
+  await axeCheck(gus, 'rooms, dark');
+  await axeCheck(phone, 'phone rooms, light');
+  await shot(phone, 'screenshot-phone-rooms.png');
+  await phone.emulateMedia({ colorScheme: 'dark' });
+  await axeCheck(phone, 'phone rooms, dark');
+  await phone.emulateMedia({ colorScheme: 'light' });
 
   // ---- limits: a message near the text limit, a file over the size limit
   const text = SENTENCE.repeat(Math.ceil(3900 / SENTENCE.length)).slice(0, 3900);

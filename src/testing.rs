@@ -1,5 +1,6 @@
 //! What the unit tests share: a loopback connection whose server end an
-//! [`Outlet`] writes to, and the frames its client end reads.
+//! [`Outlet`] writes to, the frames its client end reads, and bytes that
+//! differ from one offset to the next.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -129,4 +130,19 @@ pub(crate) fn until_close(sock: &mut TcpStream) -> Vec<Frame> {
             return frames;
         }
     }
+}
+
+/// `len` bytes that differ from one offset to the next (xorshift from
+/// `seed`), so that a byte in the wrong place shows.
+pub(crate) fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len).map(|_| xorshift(&mut x) as u8).collect()
+}
+
+/// The next number of a xorshift sequence.
+pub(crate) fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
 }

@@ -31,19 +31,6 @@ const SLEEPERS: usize = 40;
 /// `--write-timeout`, in seconds: short, so that the drops come soon.
 const WRITE_TIMEOUT: u64 = 2;
 
-/// Bytes that differ from one offset to the next.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// The `n`th of several client addresses, so that per-address limits do
 /// not hide what the budget does.
 fn address(n: usize) -> String {

@@ -10,19 +10,6 @@ use support::*;
 
 const BIG: usize = 5 * 1024 * 1024;
 
-/// Bytes that differ from one offset to the next.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// The files alice sends: name, mime, bytes.
 fn files() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();

@@ -1,5 +1,5 @@
 //! What tests need of the machine: temporary directories and Debian
-//! packages.
+//! packages; and bytes that differ from one offset to the next.
 
 use std::process::Command;
 
@@ -53,4 +53,18 @@ pub fn require_debian_package(path: &str, package: &str) {
         std::path::Path::new(path).exists(),
         "{path} not found: install it with: {install}"
     );
+}
+
+/// `len` bytes that differ from one offset to the next (xorshift from
+/// `seed`), so that a byte in the wrong place shows.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }

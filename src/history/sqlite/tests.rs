@@ -203,16 +203,7 @@ fn file(room: &str, id: u64, name: &str, size: u64) -> Record {
 
 /// `len` bytes that differ from one offset to the next.
 fn bytes(len: usize, seed: u64) -> Bytes {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
+    crate::testing::bytes(len, seed).into()
 }
 
 #[test]

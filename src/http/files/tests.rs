@@ -182,18 +182,7 @@ fn sign(signer: &Signer, path: &str) -> String {
     }
 }
 
-/// `len` bytes that differ from one offset to the next.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use crate::testing::{bytes, xorshift};
 
 #[test]
 fn a_whole_file_byte_for_byte_with_its_headers() {
@@ -782,12 +771,7 @@ fn no_input_panics() {
         "a",
     ];
     let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = |n: usize| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        (x % n as u64) as usize
-    };
+    let mut next = |n: usize| (xorshift(&mut x) % n as u64) as usize;
     for _ in 0..3000 {
         let mut path = String::from("/files/");
         for _ in 0..next(8) {

@@ -159,11 +159,11 @@ impl std::error::Error for HeadError {}
 impl HeadError {
     /// Why the request counts as refused in `wschat_handshakes_refused_total`:
     /// when it was late or malformed (not when the peer simply went away).
-    pub(crate) fn metric(&self) -> Option<crate::metrics::Refused> {
+    pub(crate) fn metric(&self) -> Option<crate::metrics::RefusalReason> {
         match self {
-            HeadError::Timeout => Some(crate::metrics::Refused::Timeout),
+            HeadError::Timeout => Some(crate::metrics::RefusalReason::Timeout),
             HeadError::TooLarge | HeadError::Malformed(_) => {
-                Some(crate::metrics::Refused::BadRequest)
+                Some(crate::metrics::RefusalReason::BadRequest)
             }
             HeadError::Closed | HeadError::Io(_) => None,
         }

@@ -38,7 +38,7 @@ type Label = [(&'static str, &'static str); 1];
 
 /// Why a connection was refused before it became a WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
+pub(crate) enum RefusalReason {
     /// A browser page from an origin that is not allowed (403).
     Origin,
     /// Over `--max-connections` or `--max-connections-per-ip` (503).
@@ -56,26 +56,26 @@ pub(crate) enum Refused {
     Auth,
 }
 
-impl Refused {
-    const ALL: [Refused; 7] = [
-        Refused::Origin,
-        Refused::Cap,
-        Refused::Busy,
-        Refused::Rate,
-        Refused::BadRequest,
-        Refused::Timeout,
-        Refused::Auth,
+impl RefusalReason {
+    const ALL: [RefusalReason; 7] = [
+        RefusalReason::Origin,
+        RefusalReason::Cap,
+        RefusalReason::Busy,
+        RefusalReason::Rate,
+        RefusalReason::BadRequest,
+        RefusalReason::Timeout,
+        RefusalReason::Auth,
     ];
 
     fn label(self) -> &'static str {
         match self {
-            Refused::Origin => "origin",
-            Refused::Cap => "cap",
-            Refused::Busy => "busy",
-            Refused::Rate => "rate",
-            Refused::BadRequest => "bad_request",
-            Refused::Timeout => "timeout",
-            Refused::Auth => "auth",
+            RefusalReason::Origin => "origin",
+            RefusalReason::Cap => "cap",
+            RefusalReason::Busy => "busy",
+            RefusalReason::Rate => "rate",
+            RefusalReason::BadRequest => "bad_request",
+            RefusalReason::Timeout => "timeout",
+            RefusalReason::Auth => "auth",
         }
     }
 }
@@ -333,7 +333,7 @@ impl Metrics {
             deliveries,
             bytes_received,
             bytes_sent,
-            refused: Refused::ALL.map(|r| one(&refused, "reason", r.label())),
+            refused: RefusalReason::ALL.map(|r| one(&refused, "reason", r.label())),
             disconnects,
             evictions,
             queue_depth,
@@ -465,7 +465,7 @@ impl Metrics {
     }
 
     /// A connection was refused before becoming a WebSocket.
-    pub(crate) fn refused(&self, why: Refused) {
+    pub(crate) fn refused(&self, why: RefusalReason) {
         self.refused[why as usize].inc();
     }
 

@@ -30,7 +30,7 @@ use crate::http::proxy::{Hosts, Proxies};
 use crate::hub::dispatcher::{Closing, Dispatcher, Input, Limits};
 use crate::hub::outlet::writer::Writers;
 use crate::limits::budget::Budget;
-use crate::metrics::{self, Refused};
+use crate::metrics::{self, RefusalReason};
 use crate::net::admission::{self, Admission, Entry, Gate, RETRY_AFTER, Ticket};
 use crate::net::capacity::Readings;
 use crate::proto::capability::{self, Signer};
@@ -254,7 +254,7 @@ impl Server {
                 room_history_bytes: config.queue_bytes / 2,
                 max_idle_rooms: config.max_idle_rooms,
                 ping_interval: config.ping_interval,
-                welcome: protocol::Limits {
+                welcome: protocol::WelcomeLimits {
                     text: config.max_text,
                     file: config.max_file_size,
                     message: config.max_message_size,
@@ -371,7 +371,7 @@ impl Server {
                         "event=refused peer={peer} reason=busy handshakes={}",
                         gate.handshakes
                     );
-                    metrics::get().refused(Refused::Busy);
+                    metrics::get().refused(RefusalReason::Busy);
                     admission::refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
                     continue;
                 }
@@ -401,7 +401,7 @@ impl Server {
                     "event=refused peer={peer} reason=busy error={:?}",
                     e.to_string()
                 );
-                metrics::get().refused(Refused::Busy);
+                metrics::get().refused(RefusalReason::Busy);
                 admission::refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
             }
         }

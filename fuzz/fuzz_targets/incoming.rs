@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use wschat::limits::budget::Share;
-use wschat::ws::incoming::{Incoming, Limits};
+use wschat::ws::incoming::{Incoming, ReadLimits};
 
 fn incoming(share: &std::sync::Arc<Share>) -> Incoming {
-    Incoming::new(Limits {
+    Incoming::new(ReadLimits {
         text: 64,
         message: 1 << 20,
         min_rate: 1,

@@ -106,7 +106,7 @@ pub enum Note {
         /// person left every instance).
         own: bool,
     },
-    /// A claim of a name (see [`Command::Claim`]) was decided.
+    /// A claim of a name (see [`Order::Claim`]) was decided.
     Claimed { token: u64, outcome: ClaimOutcome },
     /// A resend: the message with this `cid` was given `id` before, and
     /// nothing was delivered again. `record` is the stored message, read
@@ -153,7 +153,7 @@ pub enum Change {
 
 /// What the dispatcher asks of the cluster, beside the store's requests.
 #[derive(Debug)]
-pub enum Command {
+pub enum Order {
     /// Claim `name` in `room` for `owner` across every instance; answered
     /// with [`Note::Claimed`]. Sent once per person per instance: further
     /// connections of the same person share the local seat.
@@ -204,17 +204,17 @@ impl Status {
     }
 }
 
-/// Sends [`Command`]s to the command thread; cheap to clone.
+/// Sends [`Order`]s to the command thread; cheap to clone.
 #[derive(Clone)]
 pub struct ClusterHandle {
-    commands: Sender<Command>,
+    commands: Sender<Order>,
     status: Arc<Status>,
     /// This instance's id, as it appears in published events.
     pub instance: Arc<str>,
 }
 
 impl ClusterHandle {
-    pub fn send(&self, command: Command) {
+    pub fn send(&self, command: Order) {
         let _ = self.commands.send(command);
     }
 
@@ -224,9 +224,7 @@ impl ClusterHandle {
 
     /// A handle for instance `instance` whose commands the test reads.
     #[cfg(test)]
-    pub(crate) fn for_tests(
-        instance: &str,
-    ) -> (ClusterHandle, crossbeam_channel::Receiver<Command>) {
+    pub(crate) fn for_tests(instance: &str) -> (ClusterHandle, crossbeam_channel::Receiver<Order>) {
         let (commands, inbox) = crossbeam_channel::unbounded();
         let handle = ClusterHandle {
             commands,

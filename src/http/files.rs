@@ -124,9 +124,9 @@ pub fn answer(downloads: &Downloads, head: &Head) -> Reply {
 
 /// An answer other than the file: boxed, as it is passed up through
 /// `Result`s.
-type Refused = Box<Response<Cursor<Vec<u8>>>>;
+type ErrorPage = Box<Response<Cursor<Vec<u8>>>>;
 
-fn prepare(downloads: &Downloads, head: &Head) -> Result<Reply, Refused> {
+fn prepare(downloads: &Downloads, head: &Head) -> Result<Reply, ErrorPage> {
     if head.method != "GET" && head.method != "HEAD" {
         return Err(failure(
             405,
@@ -221,7 +221,7 @@ fn prepare(downloads: &Downloads, head: &Head) -> Result<Reply, Refused> {
 
 /// Refuses a request whose URL is not one the server signed for this room
 /// and file, or has expired: 403, or 503 while the key is not known.
-fn authorize(signer: &Signer, head: &Head, target: &Target) -> Result<(), Refused> {
+fn authorize(signer: &Signer, head: &Head, target: &Target) -> Result<(), ErrorPage> {
     let pairs = http::query_pairs(head.query());
     let value = |name: &str| {
         pairs
@@ -254,7 +254,7 @@ fn authorize(signer: &Signer, head: &Head, target: &Target) -> Result<(), Refuse
 
 /// Charges `bytes` to the outbound share for a download, or says the
 /// server is too busy sending to take it now.
-fn charge(share: &Arc<Share>, target: &Target, bytes: u64) -> Result<Charge, Refused> {
+fn charge(share: &Arc<Share>, target: &Target, bytes: u64) -> Result<Charge, ErrorPage> {
     let taken = usize::try_from(bytes)
         .ok()
         .and_then(|bytes| Charge::take(share, bytes));
@@ -269,7 +269,7 @@ fn charge(share: &Arc<Share>, target: &Target, bytes: u64) -> Result<Charge, Ref
 }
 
 /// The file's meta (no bytes), if there is one by that name.
-fn read_meta(source: &Source, target: &Target) -> Result<Option<StoredFile>, Refused> {
+fn read_meta(source: &Source, target: &Target) -> Result<Option<StoredFile>, ErrorPage> {
     match source.meta(&target.room, target.id) {
         Ok(file) => Ok(file.filter(|f| f.name == target.name)),
         Err(e) => {
@@ -279,7 +279,7 @@ fn read_meta(source: &Source, target: &Target) -> Result<Option<StoredFile>, Ref
     }
 }
 
-fn unreadable() -> Refused {
+fn unreadable() -> ErrorPage {
     failure(
         503,
         "the history store cannot be read; retry later\n",
@@ -287,7 +287,7 @@ fn unreadable() -> Refused {
     )
 }
 
-fn changed() -> Refused {
+fn changed() -> ErrorPage {
     // Another file under the same address between two reads: a database
     // put in this one's place. The next request sees only it.
     failure(
@@ -521,13 +521,13 @@ fn sized(status: u16, length: u64, headers: &[(&str, &str)]) -> Response<Cursor<
     )
 }
 
-fn not_found() -> Refused {
+fn not_found() -> ErrorPage {
     failure(404, "no such file\n", &[])
 }
 
 /// An error in plain text, never stored by a cache: the file may come back
 /// (a store that could not be read) or be another one (a new database).
-fn failure(status: u16, body: &str, extra: &[(&str, &str)]) -> Refused {
+fn failure(status: u16, body: &str, extra: &[(&str, &str)]) -> ErrorPage {
     let mut headers = vec![
         ("Cache-Control", "no-store"),
         ("Content-Security-Policy", CONTENT_SECURITY_POLICY),

@@ -84,7 +84,7 @@ pub struct Limits {
     /// Every client is pinged this often.
     pub ping_interval: Duration,
     /// What a v1 client is told, in its welcome, that it may send.
-    pub welcome: protocol::Limits,
+    pub welcome: protocol::WelcomeLimits,
     /// Frames that may wait for a client whose resume is read from the
     /// store (its `--queue-frames`).
     pub held_frames: usize,

@@ -30,7 +30,7 @@ use crate::http::proxy::{Hosts, Seen};
 use crate::http::{self, Head};
 use crate::limits::ratelimit::TokenBucket;
 use crate::limits::storerate::StoreRate;
-use crate::metrics::{self, Refused};
+use crate::metrics::{self, RefusalReason};
 
 /// Connect-rate buckets are swept of full (idle) ones once there are this
 /// many, which bounds the map by the addresses active in the last
@@ -394,7 +394,7 @@ pub(crate) fn refuse(sock: &TcpStream, head: &Head, client: SocketAddr, refusal:
     let response = match refusal {
         Denial::BadRequest(why) => {
             log::debug!("event=refused peer={client} reason=bad_request why={why:?}");
-            metrics::get().refused(Refused::BadRequest);
+            metrics::get().refused(RefusalReason::BadRequest);
             http::text_response(400, &format!("{why}\n"))
         }
         Denial::WrongHost => {
@@ -402,7 +402,7 @@ pub(crate) fn refuse(sock: &TcpStream, head: &Head, client: SocketAddr, refusal:
                 "event=refused peer={client} reason=host host={:?}",
                 head.header("Host").unwrap_or("")
             );
-            metrics::get().refused(Refused::BadRequest);
+            metrics::get().refused(RefusalReason::BadRequest);
             http::text_response(421, "this server does not answer for that host\n")
         }
         Denial::OverCap => {
@@ -411,13 +411,13 @@ pub(crate) fn refuse(sock: &TcpStream, head: &Head, client: SocketAddr, refusal:
                 head.method,
                 head.path()
             );
-            metrics::get().refused(Refused::Cap);
+            metrics::get().refused(RefusalReason::Cap);
             let body = "too many connections; retry later\n";
             http::error_response(503, body, &[("Retry-After", RETRY_AFTER)])
         }
         Denial::TooFast(wait) => {
             log::info!("event=refused peer={client} reason=rate");
-            metrics::get().refused(Refused::Rate);
+            metrics::get().refused(RefusalReason::Rate);
             let retry = wait.as_secs_f64().ceil().max(1.0).to_string();
             http::error_response(
                 429,

@@ -417,7 +417,7 @@ pub fn guess_mime(name: &str) -> &'static str {
 /// What a v1 client may send, told in its `welcome` so that it can refuse
 /// what the server would refuse before sending it.
 #[derive(Serialize, Debug, Clone, Default, PartialEq)]
-pub struct Limits {
+pub struct WelcomeLimits {
     /// Longest `message` text, in bytes (`--max-text`).
     pub(crate) text: usize,
     /// Largest file, in bytes (`--max-file-size`).
@@ -451,7 +451,7 @@ pub enum Event<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<&'a str>,
         /// What the client may send.
-        limits: &'a Limits,
+        limits: &'a WelcomeLimits,
     },
     /// Who is in the room, once each, in order of joining.
     Presence {

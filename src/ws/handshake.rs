@@ -72,12 +72,12 @@ pub(crate) enum UpgradeRefusal {
 
 impl UpgradeRefusal {
     /// The reason counted in `wschat_handshakes_refused_total`.
-    pub(crate) fn metric(&self) -> crate::metrics::Refused {
+    pub(crate) fn metric(&self) -> crate::metrics::RefusalReason {
         match self {
-            UpgradeRefusal::Origin(_) => crate::metrics::Refused::Origin,
-            UpgradeRefusal::Unauthorized(_) => crate::metrics::Refused::Auth,
+            UpgradeRefusal::Origin(_) => crate::metrics::RefusalReason::Origin,
+            UpgradeRefusal::Unauthorized(_) => crate::metrics::RefusalReason::Auth,
             UpgradeRefusal::NotUpgrade | UpgradeRefusal::Version | UpgradeRefusal::Invalid(_) => {
-                crate::metrics::Refused::BadRequest
+                crate::metrics::RefusalReason::BadRequest
             }
         }
     }

@@ -60,7 +60,7 @@ impl std::error::Error for Refused {}
 
 /// The limits an [`Incoming`] applies.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct ReadLimits {
     /// Longest text message, in bytes.
     pub text: u64,
     /// Longest message of any kind, in bytes.
@@ -74,7 +74,7 @@ pub struct Limits {
 /// Follows one client's frames through its byte stream.
 #[derive(Debug)]
 pub struct Incoming {
-    limits: Limits,
+    limits: ReadLimits,
     /// Header bytes gathered so far (a client header is at most 14 bytes).
     header: [u8; 14],
     have: usize,
@@ -99,7 +99,7 @@ pub struct Incoming {
 
 impl Incoming {
     /// Watches a new connection's stream within `limits`.
-    pub fn new(limits: Limits) -> Incoming {
+    pub fn new(limits: ReadLimits) -> Incoming {
         Incoming {
             limits,
             header: [0; 14],
@@ -272,7 +272,7 @@ mod tests {
 
     fn incoming(text: u64, share: usize) -> (Incoming, Arc<Share>) {
         let share = Share::new("incoming", share);
-        let limits = Limits {
+        let limits = ReadLimits {
             text,
             message: 1 << 30,
             min_rate: 1000,

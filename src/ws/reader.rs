@@ -255,7 +255,7 @@ fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Ses
         Kind::Echo => session.config.max_frame_size(),
         Kind::Room(_) => session.config.max_message_size,
     };
-    let incoming = Incoming::new(incoming::Limits {
+    let incoming = Incoming::new(incoming::ReadLimits {
         text: text as u64,
         message: session.config.max_frame_size() as u64,
         min_rate: session.config.min_upload_rate as u64,

@@ -15,7 +15,7 @@ use tungstenite::Bytes;
 use super::entry::{self, Wire};
 use super::keys::{self, CHANNEL};
 use super::scripts::Scripts;
-use super::{ALIVE_TTL, Arrival, COMMAND_TIMEOUT, Command, Note, Options, REFRESH_EVERY, Status};
+use super::{ALIVE_TTL, Arrival, COMMAND_TIMEOUT, Note, Options, Order, REFRESH_EVERY, Status};
 use crate::history::sqlite::{self, FetchFor, Origin, Record, Reply, Request};
 
 /// Appends sent to Redis in one pipeline, at most.
@@ -92,7 +92,7 @@ impl Worker {
         }
     }
 
-    pub fn run(mut self, requests: &Receiver<Request>, commands: &Receiver<Command>) {
+    pub fn run(mut self, requests: &Receiver<Request>, commands: &Receiver<Order>) {
         self.connection();
         loop {
             let wake = self.next_refresh.min(if self.idle() {

@@ -129,7 +129,7 @@ impl Dispatcher {
             return;
         };
         if let Some(cluster) = &self.cluster {
-            cluster.send(redis::Command::Typing {
+            cluster.send(redis::Order::Typing {
                 room: room.clone(),
                 name: name.clone(),
             });

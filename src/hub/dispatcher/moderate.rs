@@ -5,7 +5,7 @@
 use crossbeam_channel::Sender;
 
 use super::{Dispatcher, Seat};
-use crate::history::redis::{Command, Moderation};
+use crate::history::redis::{Moderation, Order};
 use crate::hub::moderation::{self, BanView, Overview, PersonView, Reply, Request, RoomView};
 use crate::proto::close::Close;
 use crate::proto::names;
@@ -63,7 +63,7 @@ impl Dispatcher {
     fn act(&mut self, action: Moderation) -> usize {
         let kicked = self.carry_out(&action);
         if let Some(cluster) = &self.cluster {
-            cluster.send(Command::Moderate(action));
+            cluster.send(Order::Moderate(action));
         }
         kicked
     }

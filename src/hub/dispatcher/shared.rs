@@ -12,7 +12,7 @@ use crate::logs as log;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::history::redis::{Arrival, Change, ClaimOutcome, Command, Note};
+use crate::history::redis::{Arrival, Change, ClaimOutcome, Note, Order};
 use crate::history::sqlite;
 use crate::proto::close::Close;
 use crate::proto::protocol::{self, ErrorCode, FrameRefusal};
@@ -337,7 +337,7 @@ impl Dispatcher {
         }
         let token = self.next_token;
         self.next_token += 1;
-        cluster.send(Command::Claim {
+        cluster.send(Order::Claim {
             token,
             room: room.to_owned(),
             name: name.text.clone(),
@@ -412,7 +412,7 @@ impl Dispatcher {
     /// left every instance.
     pub(super) fn release(&mut self, room: &str, name: &str) {
         if let Some(cluster) = &self.cluster {
-            cluster.send(Command::Release {
+            cluster.send(Order::Release {
                 room: room.to_owned(),
                 name: name.to_owned(),
                 skeleton: crate::proto::names::skeleton(name),

@@ -27,7 +27,7 @@ struct Harness {
     /// With shared rooms: what the dispatcher asks of the store and of the
     /// cluster.
     requests: Receiver<sqlite::Request>,
-    commands: Receiver<redis::Command>,
+    commands: Receiver<redis::Order>,
 }
 
 /// The epoch the test's shared rooms start in.
@@ -40,7 +40,7 @@ fn limits(history: usize, history_share: usize, room_history_bytes: usize) -> Li
         room_history_bytes,
         max_idle_rooms: 1000,
         ping_interval: Duration::from_secs(60),
-        welcome: protocol::Limits::default(),
+        welcome: protocol::WelcomeLimits::default(),
         held_frames: 1024,
         file_urls: crate::proto::capability::Signer::with_key([1; 32]),
     }
@@ -239,12 +239,10 @@ impl Harness {
         }
         for command in self.commands.try_iter().collect::<Vec<_>>() {
             match command {
-                redis::Command::Claim { token, .. } => {
-                    self.d.handle(Input::Cluster(Note::Claimed {
-                        token,
-                        outcome: ClaimOutcome::Held { first: true },
-                    }))
-                }
+                redis::Order::Claim { token, .. } => self.d.handle(Input::Cluster(Note::Claimed {
+                    token,
+                    outcome: ClaimOutcome::Held { first: true },
+                })),
                 other => panic!("unexpected {other:?}"),
             }
         }

@@ -7,14 +7,14 @@ use redis::{Connection, Value};
 
 use crate::history::redis::entry;
 use crate::history::redis::keys::{self, CHANNEL};
-use crate::history::redis::{ALIVE_TTL, ClaimOutcome, Command, Moderation, Note};
+use crate::history::redis::{ALIVE_TTL, ClaimOutcome, Moderation, Note, Order};
 
 use super::Worker;
 
 impl Worker {
-    pub(super) fn command(&mut self, command: Command) {
+    pub(super) fn command(&mut self, command: Order) {
         match command {
-            Command::Claim {
+            Order::Claim {
                 token,
                 room,
                 name,
@@ -30,7 +30,7 @@ impl Worker {
                 };
                 (self.note)(Note::Claimed { token, outcome });
             }
-            Command::Release {
+            Order::Release {
                 room,
                 name,
                 skeleton,
@@ -40,7 +40,7 @@ impl Worker {
                     self.releases.push_back((room, name, skeleton));
                 }
             }
-            Command::Moderate(action) => {
+            Order::Moderate(action) => {
                 if let Err(e) = self.moderate(&action) {
                     log::error!(
                         "event=moderation_not_shared action={action:?} error={:?}",
@@ -49,7 +49,7 @@ impl Worker {
                     self.lost(&e);
                 }
             }
-            Command::Typing { room, name } => {
+            Order::Typing { room, name } => {
                 let json = entry::presence("y", &room, &name, &self.instance);
                 if let Some(conn) = self.connection() {
                     let _ = redis::cmd("PUBLISH")

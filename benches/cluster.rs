@@ -52,6 +52,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use loadgen::closed_loop::{self, WINDOW, Watched};
 use loadgen::{
     Net, OP_TEXT, PAYLOAD_BYTES, STALL_TIMEOUT, cpu_seconds, encode_frame, handshake, message,
     parse_message, parse_probe, percentile_ms, probe, wait_ready,
@@ -59,8 +60,6 @@ use loadgen::{
 use pair::Server;
 use pair::redis::Redis;
 
-/// Messages one fan-out sender may have in flight.
-const WINDOW: usize = 32;
 /// Messages the memory phase may have in flight.
 const MEMORY_WINDOW: u64 = 256;
 /// The clustered instances, in the order receivers are dealt to them.
@@ -205,6 +204,19 @@ impl Fleet {
             single: cpu_seconds(&self.single.pid().to_string()),
             bench: cpu_seconds("self"),
         }
+    }
+}
+
+/// The fan-out loop reads the fleet's CPU and checks its processes.
+impl Watched for Fleet {
+    type Cpu = Cpu;
+
+    fn cpu(&self) -> Cpu {
+        Fleet::cpu(self)
+    }
+
+    fn health(&mut self, net: &Net) -> Result<(), String> {
+        Fleet::health(self, net)
     }
 }
 
@@ -539,93 +551,20 @@ fn fanout(
         .map(|s| net.connect(targets[s % targets.len()], &path))
         .collect::<Result<Vec<usize>, String>>()?;
     wait_ready(&mut net, &senders, &receivers, |net| fleet.health(net))?;
-    let (r_count, s_count) = (receivers.len(), senders.len());
-
-    // next[r * S + s]: the sequence number receiver r expects next from s.
-    let mut next = vec![0u64; r_count * s_count];
-    // heard[s][k % WINDOW]: receivers that have message k of sender s.
-    let mut heard = vec![[0usize; WINDOW]; s_count];
-    // acked[s]: messages of sender s that every receiver has.
-    let mut acked = vec![0u64; s_count];
-    let mut sent = vec![0u64; s_count];
-    let mut faults = 0u64;
-
-    let start = net.now_ns();
-    let measure_from = start + plan.warm_up.as_nanos() as u64;
-    let measure_to = measure_from + plan.measure.as_nanos() as u64;
-    let mut measured = 0u64;
-    let mut cpu_at_start = None;
-    let mut cpu_used = None;
-    let mut drain_deadline = None;
-    let mut health_check = Instant::now();
-    loop {
-        let now = net.now_ns();
-        if cpu_at_start.is_none() && now >= measure_from {
-            cpu_at_start = Some(fleet.cpu());
-        }
-        if let Some(before) = cpu_at_start
-            && cpu_used.is_none()
-            && now >= measure_to
-        {
-            cpu_used = Some(fleet.cpu() - before);
-            drain_deadline = Some(Instant::now() + STALL_TIMEOUT);
-        }
-        match drain_deadline {
-            // Measuring is over: wait for everything sent to arrive.
-            Some(deadline) => {
-                if acked == sent || Instant::now() > deadline {
-                    break;
-                }
-            }
-            None => {
-                for (s, &conn) in senders.iter().enumerate() {
-                    while sent[s] < acked[s] + WINDOW as u64 {
-                        net.send_text(conn, &message(s, sent[s], now));
-                        sent[s] += 1;
-                    }
-                }
-            }
-        }
-        net.poll(Duration::from_millis(5), |id, at, payload| {
-            // Senders hear the other senders, and drop it.
-            if id >= r_count {
-                return;
-            }
-            let Some(m) = parse_message(payload).filter(|m| m.sender < s_count) else {
-                return;
-            };
-            let expected = &mut next[id * s_count + m.sender];
-            if m.seq != *expected {
-                faults += 1;
-            }
-            if m.seq < *expected {
-                return;
-            }
-            *expected = m.seq + 1;
-            if (measure_from..measure_to).contains(&at) {
-                measured += 1;
-            }
-            let slot = &mut heard[m.sender][m.seq as usize % WINDOW];
-            *slot += 1;
-            if *slot == r_count {
-                *slot = 0;
-                acked[m.sender] = m.seq + 1;
-            }
-        });
-        if health_check.elapsed() > Duration::from_millis(100) {
-            fleet.health(&net)?;
-            health_check = Instant::now();
-        }
-    }
-    let missing: u64 = (0..r_count)
-        .flat_map(|r| (0..s_count).map(move |s| (r, s)))
-        .map(|(r, s)| sent[s] - next[r * s_count + s])
-        .sum();
+    let tally = closed_loop::run(
+        &mut net,
+        receivers.len(),
+        &senders,
+        plan.warm_up,
+        plan.measure,
+        fleet,
+    )?;
     Ok(FanoutRun {
-        measured,
+        measured: tally.measured,
         seconds: plan.measure.as_secs_f64(),
-        cpu: cpu_used.expect("measured"),
-        faults: faults + missing,
+        cpu: tally.cpu_to - tally.cpu_from,
+        // Every frame out of sequence, and every one never delivered.
+        faults: tally.duplicated + tally.out_of_order + tally.missing,
     })
 }
 

@@ -47,13 +47,11 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use loadgen::closed_loop::{self, Watched};
 use loadgen::{
     Net, STALL_TIMEOUT, bench_queued_seconds, cpu_seconds, message, parse_message, percentile_ms,
     wait_ready,
 };
-
-/// Messages one fan-out sender may have in flight.
-const WINDOW: usize = 32;
 
 // ---------------------------------------------------------------------------
 // Sizes
@@ -341,6 +339,19 @@ fn check_health(net: &Net, server: &mut Server) -> Result<(), String> {
     }
 }
 
+/// The fan-out loop reads the server's CPU time and the bench's own.
+impl Watched for Server {
+    type Cpu = (f64, f64);
+
+    fn cpu(&self) -> (f64, f64) {
+        (self.cpu_seconds(), cpu_seconds("self"))
+    }
+
+    fn health(&mut self, net: &Net) -> Result<(), String> {
+        check_health(net, self)
+    }
+}
+
 /// Connects `n` clients to `path`.
 fn connect_all(net: &mut Net, server: &Server, n: usize, path: &str) -> Result<Vec<usize>, String> {
     (0..n)
@@ -373,100 +384,27 @@ fn fanout(mut server: Server, plan: &FanoutPlan, base: Instant) -> Result<Fanout
     wait_ready(&mut net, &senders, &receivers, |net| {
         check_health(net, &mut server)
     })?;
-    let (r_count, s_count) = (receivers.len(), senders.len());
-
-    // next[r * S + s]: the sequence number receiver r expects next from s.
-    let mut next = vec![0u64; r_count * s_count];
-    // heard[s][k % WINDOW]: receivers that have message k of sender s.
-    let mut heard = vec![[0usize; WINDOW]; s_count];
-    // acked[s]: messages of sender s that every receiver has (they complete
-    // in order, since each receiver gets a sender's messages in order).
-    let mut acked = vec![0u64; s_count];
-    let mut sent = vec![0u64; s_count];
-    let (mut skipped, mut duplicated, mut out_of_order) = (0u64, 0u64, 0u64);
-
-    let start = net.now_ns();
-    let measure_from = start + plan.warm_up.as_nanos() as u64;
-    let measure_to = measure_from + plan.measure.as_nanos() as u64;
-    let mut measured = 0u64;
-    let mut cpu_at_start = None;
-    let mut cpu_used = None;
-    let mut drain_deadline = None;
-    let mut health_check = Instant::now();
-    loop {
-        let now = net.now_ns();
-        if cpu_at_start.is_none() && now >= measure_from {
-            cpu_at_start = Some((server.cpu_seconds(), cpu_seconds("self")));
-        }
-        if let Some((server0, bench0)) = cpu_at_start
-            && cpu_used.is_none()
-            && now >= measure_to
-        {
-            cpu_used = Some((server.cpu_seconds() - server0, cpu_seconds("self") - bench0));
-            drain_deadline = Some(Instant::now() + STALL_TIMEOUT);
-        }
-        match drain_deadline {
-            // Measuring is over: wait for everything sent to arrive.
-            Some(deadline) => {
-                if acked == sent || Instant::now() > deadline {
-                    break;
-                }
-            }
-            None => {
-                for (s, &conn) in senders.iter().enumerate() {
-                    while sent[s] < acked[s] + WINDOW as u64 {
-                        net.send_text(conn, &message(s, sent[s], now));
-                        sent[s] += 1;
-                    }
-                }
-            }
-        }
-        net.poll(Duration::from_millis(5), |id, at, payload| {
-            // Senders read what the other senders send, and drop it.
-            if id >= r_count {
-                return;
-            }
-            let Some(m) = parse_message(payload) else {
-                return;
-            };
-            let expected = &mut next[id * s_count + m.sender];
-            if m.seq < *expected {
-                duplicated += 1;
-                return;
-            }
-            if m.seq > *expected {
-                out_of_order += 1;
-                skipped += m.seq - *expected;
-            }
-            *expected = m.seq + 1;
-            if (measure_from..measure_to).contains(&at) {
-                measured += 1;
-            }
-            let slot = &mut heard[m.sender][m.seq as usize % WINDOW];
-            *slot += 1;
-            if *slot == r_count {
-                *slot = 0;
-                acked[m.sender] = m.seq + 1;
-            }
-        });
-        if health_check.elapsed() > Duration::from_millis(100) {
-            check_health(&net, &mut server)?;
-            health_check = Instant::now();
-        }
-    }
-    let missing: u64 = (0..r_count)
-        .flat_map(|r| (0..s_count).map(move |s| (r, s)))
-        .map(|(r, s)| sent[s] - next[r * s_count + s])
-        .sum();
-    let (server_cpu, bench_cpu) = cpu_used.expect("measured");
+    let tally = closed_loop::run(
+        &mut net,
+        receivers.len(),
+        &senders,
+        plan.warm_up,
+        plan.measure,
+        &mut server,
+    )?;
+    let (server_cpu, bench_cpu) = (
+        tally.cpu_to.0 - tally.cpu_from.0,
+        tally.cpu_to.1 - tally.cpu_from.1,
+    );
+    let measured = tally.measured;
     drop(server);
     Ok(FanoutRun {
         deliveries_per_s: measured as f64 / plan.measure.as_secs_f64(),
         cpu_per_million: server_cpu * 1e6 / measured.max(1) as f64,
         bench_cpu_per_million: bench_cpu * 1e6 / measured.max(1) as f64,
-        lost: missing + skipped,
-        duplicated,
-        out_of_order,
+        lost: tally.missing + tally.skipped,
+        duplicated: tally.duplicated,
+        out_of_order: tally.out_of_order,
     })
 }
 

@@ -3,12 +3,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::FanoutPlan;
-use crate::Plan;
-use crate::loadgen::closed_loop;
-use crate::loadgen::{Net, wait_ready};
+use crate::loadgen::{Net, closed_loop, wait_ready};
 use crate::server::{Server, check_health, connect_all};
 use crate::table::{Row, alternate, correctness, note_failures, row};
+use crate::{FanoutPlan, Plan};
 
 pub struct FanoutRun {
     pub deliveries_per_s: f64,

@@ -7,6 +7,7 @@
 //! process, so a latency is a difference of two readings of the same clock.
 #![allow(dead_code)] // each bench uses a different subset
 
+pub mod closed_loop;
 #[path = "../cpu/mod.rs"]
 mod cpu;
 

@@ -37,7 +37,11 @@ fn written(server: &Server) -> u64 {
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     body.lines()
-        .find_map(|l| l.strip_prefix("wschat_store_records_written_total "))
+        .find_map(|l| {
+            // The counter's name before it was a counter, for older builds.
+            l.strip_prefix("wschat_store_records_written_total ")
+                .or_else(|| l.strip_prefix("wschat_store_records_written "))
+        })
         .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
 }
 

@@ -1,8 +1,9 @@
-//! The recent history a room keeps in memory, within its share, and the
-//! rooms forgotten once idle.
+//! The recent history a room keeps in memory, within its share; the rooms
+//! forgotten once idle; and a room whose history was lost starting again.
 
-use super::{Dispatcher, Stored};
+use super::{ClientId, Dispatcher, Stored};
 use crate::logs as log;
+use crate::proto::close::Close;
 use std::time::Instant;
 
 impl Dispatcher {
@@ -74,10 +75,43 @@ impl Dispatcher {
 
     /// Forgets a room and gives its history's bytes back.
     pub(super) fn remove_room(&mut self, name: &str) {
-        if let Some(room) = self.rooms.remove(name) {
-            self.limits.history_share.give(room.history_bytes);
-            self.stored -= room.history.len();
+        self.forget_history(name);
+        self.rooms.remove(name);
+    }
+
+    /// Empties a room's history in memory and gives its bytes back.
+    fn forget_history(&mut self, name: &str) {
+        if let Some(room) = self.rooms.get_mut(name) {
+            let history = std::mem::take(&mut room.history);
+            self.limits
+                .history_share
+                .give(std::mem::take(&mut room.history_bytes));
+            self.stored -= history.len();
             self.weights.set(name, 0);
+        }
+    }
+
+    /// The room's history was lost (Redis restarted without persistence or
+    /// its keys were removed; the embedded store's retention emptied the
+    /// room and gave up its row): ids start again under a new epoch.
+    /// Everyone here is closed with 1012, so that each comes back, resumes,
+    /// and is told honestly that its history is gone.
+    pub(super) fn reset_room(&mut self, name: &str, epoch: String) {
+        self.forget_history(name);
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        log::warn!(
+            "event=room_reset room={name:?} old_epoch={:?} epoch={epoch:?} msg=\"the room's history was lost\"",
+            room.epoch
+        );
+        room.epoch = epoch;
+        room.last_id = 0;
+        let members: Vec<ClientId> = room.members.values().copied().collect();
+        for id in members {
+            if let Some(client) = self.clients.remove(&id) {
+                self.vacate(client, Some(Close::history_reset()));
+            }
         }
     }
 

@@ -12,21 +12,8 @@ use tungstenite::Utf8Bytes;
 
 impl Dispatcher {
     pub(super) fn text(&mut self, id: ClientId, text: Utf8Bytes, cid: Option<String>) {
-        let Some((
-            Seat {
-                room: room_name,
-                name: from,
-            },
-            _,
-        )) = self.seated(id)
-        else {
-            return;
-        };
-        if self.answered_before(id, &room_name, &from, cid.as_deref()) {
-            return;
-        }
         let body = sqlite::Body::Text(text.as_str().to_owned());
-        self.submit(id, &room_name, &from, cid, body, None, None);
+        self.submit(id, cid, body, None, None);
     }
 
     pub(super) fn file(
@@ -38,52 +25,40 @@ impl Dispatcher {
         raw_frame: Option<Bytes>,
         cid: Option<String>,
     ) {
-        let Some((
-            Seat {
-                room: room_name,
-                name: from,
-            },
-            _,
-        )) = self.seated(id)
-        else {
-            return;
-        };
-        if self.answered_before(id, &room_name, &from, cid.as_deref()) {
-            return;
-        }
         let body = sqlite::Body::File {
             name,
             size: data.len() as u64,
             mime,
             available: true,
         };
-        self.submit(id, &room_name, &from, cid, body, Some(data), raw_frame);
+        self.submit(id, cid, body, Some(data), raw_frame);
     }
 
-    /// Hands a message or file to the store (or to Redis), which gives it
-    /// its id. Nobody sees it before it is stored: it is delivered, its
-    /// sender's copy being the acknowledgement, when the store says so
+    /// Hands a seated client's message or file to the store (or to Redis),
+    /// which gives it its id, unless it is a resend this room still holds.
+    /// Nobody sees it before it is stored: it is delivered, its sender's
+    /// copy being the acknowledgement, when the store says so
     /// ([`Dispatcher::deliver`]), so an id anyone has seen is always a
     /// stored record's and a replay never misses it.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one message's parts, passed on once"
-    )]
-    pub(super) fn submit(
+    fn submit(
         &mut self,
         sender: ClientId,
-        room: &str,
-        from: &str,
         cid: Option<String>,
         body: sqlite::Body,
         data: Option<Bytes>,
         relay: Option<Bytes>,
     ) {
+        let Some((Seat { room, name: from }, _)) = self.seated(sender) else {
+            return;
+        };
+        if self.answered_before(sender, &room, &from, cid.as_deref()) {
+            return;
+        }
         let origin = self.origin(sender);
         let record = sqlite::Record {
-            room: room.to_owned(),
+            room,
             id: 0,
-            from: from.to_owned(),
+            from,
             ts: now_ms(),
             cid,
             body,

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use crate::history::redis::{Arrival, Change, ClaimOutcome, Note, Order};
 use crate::history::sqlite;
-use crate::proto::close::Close;
 use crate::proto::protocol::{self, ErrorCode, FrameRefusal};
 use crate::proto::wire::Encoded;
 
@@ -239,34 +238,6 @@ impl Dispatcher {
         } = arrival;
         let sender = (*instance == *self.instance()).then_some(client);
         self.deliver(record, data, None, sender, raw);
-    }
-
-    /// The room's history was lost (Redis restarted without persistence or
-    /// its keys were removed; the embedded store's retention emptied the
-    /// room and gave up its row): ids start again under a new epoch.
-    /// Everyone here is closed with 1012, so that each comes back, resumes,
-    /// and is told honestly that its history is gone.
-    pub(super) fn reset_room(&mut self, name: &str, epoch: String) {
-        let Some(room) = self.rooms.get_mut(name) else {
-            return;
-        };
-        log::warn!(
-            "event=room_reset room={name:?} old_epoch={:?} epoch={epoch:?} msg=\"the room's history was lost\"",
-            room.epoch
-        );
-        room.epoch = epoch;
-        room.last_id = 0;
-        let history = std::mem::take(&mut room.history);
-        let bytes = std::mem::take(&mut room.history_bytes);
-        self.limits.history_share.give(bytes);
-        self.stored -= history.len();
-        self.weights.set(name, 0);
-        let members: Vec<ClientId> = room.members.values().copied().collect();
-        for id in members {
-            if let Some(client) = self.clients.remove(&id) {
-                self.vacate(client, Some(Close::history_reset()));
-            }
-        }
     }
 
     /// Someone joined, left or is typing on another instance (or, for a

@@ -308,6 +308,12 @@ pub struct Config {
     )]
     pub(crate) max_idle_rooms: usize,
 
+    /// Hub threads the rooms are spread over; each owns its rooms (members,
+    /// history, fan-out) and sends their frames. Default: one per core
+    /// available to the process.
+    #[arg(long, env = "WSCHAT_HUBS", value_name = "N", value_parser = parse_count::<usize>)]
+    pub(crate) hubs: Option<usize>,
+
     /// Secret that signs identity tokens (JWT, HS256; at least 32 bytes).
     /// When set, every client in a room must present a token (`?token=` or
     /// in its join frame) and goes by the token's name. On the command line
@@ -506,6 +512,13 @@ impl Config {
     pub(crate) fn store_rate(&self) -> Option<(u64, u64)> {
         let burst = self.max_file_size as u64 + self.max_message_size as u64;
         (self.store_rate > 0).then_some((self.store_rate as u64, burst))
+    }
+
+    /// `--hubs`, or one hub per core available to the process.
+    pub fn hubs(&self) -> usize {
+        self.hubs.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
     }
 
     /// A peer that sends nothing for this long is considered gone.

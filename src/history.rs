@@ -177,6 +177,8 @@ pub(crate) enum Reply {
     /// Empty also when the database could not be read (logged and counted
     /// in [`sqlite::Stats::read_errors`]).
     Fetched {
+        /// The room of the `Fetch`, whose hub the answer goes to.
+        room: String,
         /// The token of the `Fetch`, which says what it was for.
         token: FetchFor,
         /// What was read, oldest first.
@@ -186,6 +188,16 @@ pub(crate) enum Reply {
         /// encode them on its own thread (see `dispatcher::encode_replay`).
         frames: Vec<Encoded>,
     },
+}
+
+impl Reply {
+    /// The room it is about: the answer goes to that room's hub.
+    pub(crate) fn room(&self) -> &str {
+        match self {
+            Reply::Opened { room, .. } | Reply::Fetched { room, .. } => room,
+            Reply::Appended { record, .. } => &record.room,
+        }
+    }
 }
 
 /// What became of an append.

@@ -12,8 +12,10 @@
 //!   thread (with `ws::session` deciding what each message means), and
 //!   `ws::incoming` stops what must not be buffered, within the memory
 //!   budget.
-//! - `hub`: `hub::dispatcher` owns the rooms and fans frames out, and
-//!   carries out the admin view's requests (`hub::moderation`). Every byte
+//! - `hub`: rooms are spread over hub threads (`hub::hubs` says which hub
+//!   owns a room and asks them all for what spans rooms); each hub's
+//!   `hub::dispatcher` owns its rooms and fans frames out, and carries out
+//!   the admin view's requests (`hub::moderation`). Every byte
 //!   to a client goes through its `hub::outlet`, straight into the socket
 //!   when it has room, otherwise through a `hub::outlet::writer` thread that lives
 //!   while the client is behind.

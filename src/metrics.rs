@@ -133,6 +133,7 @@ pub struct Metrics {
     registry: Registry,
     connections: [Gauge; 3],
     rooms: Gauge,
+    hubs: Gauge,
     received: [Counter; 4],
     rate_limited: Counter,
     store_rate_limited: Counter,
@@ -186,6 +187,12 @@ impl Metrics {
             "rooms",
             "Rooms held in memory: occupied, or empty and remembered for their history",
             rooms.clone(),
+        );
+        let hubs = Gauge::default();
+        registry.register(
+            "hubs",
+            "Hub threads the rooms are spread over (--hubs)",
+            hubs.clone(),
         );
         let received = Family::<Label, Counter>::default();
         registry.register(
@@ -327,6 +334,7 @@ impl Metrics {
                     .clone()
             }),
             rooms,
+            hubs,
             received: KINDS.map(|k| one(&received, "kind", k)),
             rate_limited,
             store_rate_limited,
@@ -418,8 +426,15 @@ impl Metrics {
     }
 
     /// The number of rooms held now.
-    pub(crate) fn rooms(&self, n: usize) {
-        self.rooms.set(n as i64);
+    /// A hub holds `delta` more rooms (or fewer) than it last said: the
+    /// gauge is the sum over every hub.
+    pub(crate) fn rooms(&self, delta: i64) {
+        self.rooms.inc_by(delta);
+    }
+
+    /// The server runs `n` hub threads.
+    pub(crate) fn hubs(&self, n: usize) {
+        self.hubs.set(n as i64);
     }
 
     /// A client's event is on its way to its room.

@@ -28,6 +28,7 @@ use crate::http::files::Downloads;
 use crate::http::health::{Drain, Health};
 use crate::http::proxy::{Hosts, Proxies};
 use crate::hub::dispatcher::{Closing, Dispatcher, Input, Limits};
+use crate::hub::hubs::Hubs;
 use crate::hub::outlet::writer::Writers;
 use crate::limits::budget::Budget;
 use crate::metrics::{self, RefusalReason};
@@ -191,17 +192,23 @@ impl Server {
     /// the server is running, just before the first accept.
     pub fn run(mut self, ready: impl FnOnce()) -> io::Result<()> {
         let config = self.config.clone();
-        let (events, events_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
-        let replies = events.clone();
+        let (doors, inboxes): (Vec<_>, Vec<_>) = (0..config.hubs())
+            .map(|_| crossbeam_channel::bounded(EVENT_QUEUE))
+            .unzip();
+        let hubs = Hubs::new(doors);
+        metrics::get().hubs(hubs.count());
+        let replies = hubs.clone();
         // Replays are encoded on the thread that read them, with the file
         // URLs' signer once it is known (below).
         let urls: Arc<OnceLock<Signer>> = Arc::new(OnceLock::new());
         let reply = {
             let urls = urls.clone();
-            // Fails only once the dispatcher has stopped, at shutdown.
-            Box::new(move |reply| {
+            // Each answer goes to its room's hub. Fails only once the hubs
+            // have stopped, at shutdown.
+            Box::new(move |reply: sqlite::Reply| {
                 let reply = crate::hub::dispatcher::encode_replay(reply, urls.get());
-                let _ = replies.send(Input::Store(reply));
+                let hub = replies.of_room(reply.room());
+                let _ = replies.door(hub).send(Input::Store(reply));
             })
         };
         let mut health = Health::new(self.stop.clone());
@@ -226,9 +233,22 @@ impl Server {
                     (store, thread, files, None, signer)
                 }
                 History::Shared(options, client) => {
-                    let notes = events.clone();
-                    let note = Arc::new(move |note| {
-                        let _ = notes.send(Input::Cluster(note));
+                    let notes = hubs.clone();
+                    let note = Arc::new(move |note: redis::Note| match note.about_room() {
+                        Some(room) => {
+                            let hub = notes.of_room(room);
+                            let _ = notes.door(hub).send(Input::Cluster(note));
+                        }
+                        None => match note {
+                            redis::Note::Moderated(action) => {
+                                notes.to_all(|| {
+                                    Input::Cluster(redis::Note::Moderated(action.clone()))
+                                });
+                            }
+                            _ => {
+                                notes.to_all(|| Input::Cluster(redis::Note::Subscribed));
+                            }
+                        },
                     });
                     let shared = redis::spawn(options, client, reply, note)?;
                     health.watch_cluster(shared.handle.status());
@@ -247,39 +267,45 @@ impl Server {
                 }
             };
         let _ = urls.set(signer.clone());
-        let dispatcher = Dispatcher::new(
-            Limits {
-                history: config.history,
-                history_share: self.budget.history.clone(),
-                room_history_bytes: config.queue_bytes / 2,
-                max_idle_rooms: config.max_idle_rooms,
-                ping_interval: config.ping_interval,
-                welcome: protocol::WelcomeLimits {
-                    text: config.max_text,
-                    file: config.max_file_size,
-                    message: config.max_message_size,
-                    rate: config.rate,
-                    burst: config.burst,
-                },
-                held_frames: config.queue_frames,
-                file_urls: signer.clone(),
+        let limits = Limits {
+            history: config.history,
+            history_share: self.budget.history.clone(),
+            room_history_bytes: config.queue_bytes / 2,
+            max_idle_rooms: config.max_idle_rooms.div_ceil(hubs.count()),
+            ping_interval: config.ping_interval,
+            welcome: protocol::WelcomeLimits {
+                text: config.max_text,
+                file: config.max_file_size,
+                message: config.max_message_size,
+                rate: config.rate,
+                burst: config.burst,
             },
-            store.clone(),
-            cluster,
-        );
-        let running = health.dispatcher_running();
-        let dispatcher = thread::Builder::new()
-            .name("dispatcher".into())
-            .spawn(move || {
-                let _running = running;
-                dispatcher.run(events_rx)
-            })?;
+            held_frames: config.queue_frames,
+            file_urls: signer.clone(),
+        };
+        let mut dispatchers = Vec::new();
+        for (hub, inbox) in inboxes.into_iter().enumerate() {
+            // Each hub can make room only among its own rooms' history.
+            let limits = Limits {
+                history_share: self.budget.history.part(hubs.count()),
+                ..limits.clone()
+            };
+            let dispatcher = Dispatcher::new(limits, store.clone(), cluster.clone()).on_hub(hub);
+            let running = health.dispatcher_running();
+            dispatchers.push(thread::Builder::new().name(format!("hub-{hub}")).spawn(
+                move || {
+                    let _running = running;
+                    let _watch = HubWatch(hub);
+                    dispatcher.run(inbox)
+                },
+            )?);
+        }
         let (mut echoes, echo_clients) = Echoes::new();
         let shared = Arc::new(Shared {
             echoes: echo_clients,
             site: config.www.clone().map_or(Site::Embedded, Site::Dir),
             origins: OriginPolicy::new(&config.allow_origins),
-            events: events.clone(),
+            hubs: hubs.clone(),
             config: config.clone(),
             writers: self.writers.clone(),
             budget: self.budget.clone(),
@@ -299,7 +325,7 @@ impl Server {
             hosts: Hosts::new(&config.public_urls).map_err(io::Error::other)?,
             admin: crate::http::admin::Admin::new(
                 crate::ws::auth::admin_token(&config).cloned(),
-                events.clone(),
+                hubs.clone(),
                 config.www.clone().map_or(Site::Embedded, Site::Dir),
                 config.handshake_timeout,
             ),
@@ -318,13 +344,13 @@ impl Server {
             config.shutdown_grace.as_secs_f64()
         );
         drop(shared);
-        let _ = events.send(Input::Shutdown);
-        drop(events);
+        hubs.to_all(|| Input::Shutdown);
+        drop(hubs);
         let mut closing = echoes.close_all();
-        closing.extend(dispatcher.join().unwrap_or_else(|_| {
-            log::error!("the dispatcher thread panicked");
-            Closing::new()
-        }));
+        for dispatcher in dispatchers {
+            // A hub that panicked said so as it failed (`HubWatch`).
+            closing.extend(dispatcher.join().unwrap_or_default());
+        }
         // Everything the dispatcher handed the store is written before the
         // process ends.
         store.send(sqlite::Request::Shutdown);
@@ -404,6 +430,21 @@ impl Server {
                 metrics::get().refused(RefusalReason::Busy);
                 admission::refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
             }
+        }
+    }
+}
+
+/// Logs a hub's failure as its thread unwinds: its clients find it gone
+/// and close with 1011, and `/readyz` fails, while other hubs carry on.
+struct HubWatch(usize);
+
+impl Drop for HubWatch {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            log::error!(
+                "event=hub_failed hub={} msg=\"the hub thread panicked; its rooms' clients are closed\"",
+                self.0
+            );
         }
     }
 }

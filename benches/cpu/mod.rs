@@ -7,14 +7,15 @@ pub fn cpu_seconds(pid: &str) -> f64 {
     stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
 }
 
-/// CPU seconds of the threads of process `pid` called `name` (the server's
-/// `dispatcher`, say).
+/// CPU seconds of the threads of process `pid` whose name starts with
+/// `name` (the server's hubs, `hub-`, say).
 #[allow(dead_code)] // not every bench times a thread
 pub fn thread_cpu_seconds(pid: u32, name: &str) -> f64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0.0;
     };
-    let comm = format!("({name})");
+    // A prefix: `hub-` sums every hub thread.
+    let comm = format!("({name}");
     tasks
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
         .filter(|stat| stat.contains(&comm))

@@ -272,7 +272,7 @@ fn cpu_now(server: &Server) -> [f64; 3] {
     [
         cpu_seconds(&server.pid().to_string()),
         cpu_seconds("self"),
-        thread_cpu_seconds(server.pid(), "dispatcher"),
+        thread_cpu_seconds(server.pid(), "hub-"),
     ]
 }
 

@@ -106,8 +106,12 @@ pub enum Note {
         /// person left every instance).
         own: bool,
     },
-    /// A claim of a name (see [`Order::Claim`]) was decided.
-    Claimed { token: u64, outcome: ClaimOutcome },
+    /// A claim of a name (see [`Order::Claim`]) in `room` was decided.
+    Claimed {
+        token: u64,
+        room: String,
+        outcome: ClaimOutcome,
+    },
     /// A resend: the message with this `cid` was given `id` before, and
     /// nothing was delivered again. `record` is the stored message, read
     /// back from the room's stream (`None` if it could not be read).
@@ -130,6 +134,22 @@ pub enum Note {
     /// The subscription was (re)made: events published while it was down
     /// were not heard, and every open room must be read up to date.
     Subscribed,
+}
+
+impl Note {
+    /// The room it is about, whose hub it goes to; `None` for what every
+    /// hub must hear.
+    pub fn about_room(&self) -> Option<&str> {
+        match self {
+            Note::Arrived(arrival) => Some(&arrival.record.room),
+            Note::Filled { room, .. }
+            | Note::Presence { room, .. }
+            | Note::Claimed { room, .. }
+            | Note::Duplicate { room, .. }
+            | Note::Unavailable { room, .. } => Some(room),
+            Note::Moderated(_) | Note::Subscribed => None,
+        }
+    }
 }
 
 /// How a claim of a name was decided.

@@ -5,8 +5,9 @@
 //! `Authorization: Bearer TOKEN`. Without `--admin-token` all of these
 //! answer 404, as if they did not exist.
 //!
-//! The dispatcher owns the rooms: every request becomes an `Input::Admin`
-//! with a reply channel, answered from the dispatcher's thread. Every
+//! The hubs own the rooms: every request becomes an `Input::Admin` to each
+//! hub, answered from its thread, and their answers are added up
+//! (`hub::hubs`). Every
 //! action is logged with who did it (the peer address, and the
 //! `X-Admin-Name` label the request gave). `/api/info`, which the chat page
 //! reads, is not one of these: anyone may read it (`router.rs`).
@@ -17,13 +18,12 @@ use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::secret::Secret;
 use crate::http::{self, Head, Site};
-use crate::hub::dispatcher::Input;
+use crate::hub::hubs::Hubs;
 use crate::hub::moderation::{MAX_BAN_MINUTES, Reply, Request};
 use crate::limits::lockout::{self, Lockout};
 
@@ -39,7 +39,7 @@ const MAX_LABEL: usize = 64;
 /// What the admin routes need, shared by every connection thread.
 pub struct Admin {
     token: Option<Secret>,
-    events: Sender<Input>,
+    hubs: Hubs,
     site: Site,
     body_timeout: Duration,
     /// Wrong tokens per address (see `lockout`).
@@ -98,15 +98,10 @@ struct UnbanBody {
 }
 
 impl Admin {
-    pub fn new(
-        token: Option<Secret>,
-        events: Sender<Input>,
-        site: Site,
-        body_timeout: Duration,
-    ) -> Admin {
+    pub fn new(token: Option<Secret>, hubs: Hubs, site: Site, body_timeout: Duration) -> Admin {
         Admin {
             token,
-            events,
+            hubs,
             site,
             body_timeout,
             lockout: Lockout::default(),
@@ -290,15 +285,11 @@ impl Admin {
         serde_json::from_slice(&body).map_err(|e| Failure::BadBody(e.to_string()))
     }
 
-    /// Asks the dispatcher and waits for its answer.
+    /// Asks every hub and waits for their answers, put together.
     fn ask(&self, request: Request) -> Result<Reply, Failure> {
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        self.events
-            .send_timeout(Input::Admin { request, reply }, ANSWER_TIMEOUT)
-            .map_err(|_| Failure::Unavailable)?;
-        answer
-            .recv_timeout(ANSWER_TIMEOUT)
-            .map_err(|_| Failure::Unavailable)
+        self.hubs
+            .moderate(request, ANSWER_TIMEOUT)
+            .ok_or(Failure::Unavailable)
     }
 
     fn fail(&self, sock: &TcpStream, head: &Head, failure: Failure) -> io::Result<()> {

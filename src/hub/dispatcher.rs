@@ -49,7 +49,7 @@ mod resumes;
 mod shared;
 mod weights;
 
-pub use input::{Input, JoinRequest, Membership};
+pub use input::{Input, JoinRequest};
 pub use resumes::encode_replay;
 
 /// Most events handled before the writes they caused are made. Larger
@@ -158,6 +158,10 @@ impl Resume {
         }
     }
 }
+
+/// How long a hub waits at shutdown for the store's answers to the
+/// appends it sent before, to deliver them.
+const APPEND_DRAIN: Duration = Duration::from_secs(2);
 
 /// Most events a resume reads back from the store; a client that missed
 /// more is told `trimmed` and given a gap.
@@ -284,6 +288,12 @@ fn replay_frame(record: &sqlite::Record, urls: &crate::proto::capability::Signer
 ///
 /// [`run`]: Dispatcher::run
 pub struct Dispatcher {
+    /// Which hub this is (see `hub::hubs`): hub 0 speaks for all of them
+    /// where one voice is wanted (a moderator's action told to Redis).
+    hub: usize,
+    /// The rooms it last counted in the metrics' gauge, which adds up the
+    /// hubs'.
+    counted_rooms: usize,
     limits: Limits,
     clients: HashMap<ClientId, Client>,
     rooms: HashMap<String, Room>,
@@ -305,6 +315,8 @@ pub struct Dispatcher {
     weights: weights::Weights,
     /// Events stored in all rooms.
     stored: usize,
+    /// Appends sent to the embedded store and not yet answered.
+    appending: usize,
     /// Where every message and file is written; the dispatcher never waits
     /// for it.
     store: StoreHandle,
@@ -343,6 +355,8 @@ impl Dispatcher {
     /// thread.
     pub fn new(limits: Limits, store: StoreHandle, cluster: Option<ClusterHandle>) -> Dispatcher {
         Dispatcher {
+            hub: 0,
+            counted_rooms: 0,
             store,
             cluster,
             fills: HashMap::new(),
@@ -368,9 +382,16 @@ impl Dispatcher {
             dirty: Vec::new(),
             weights: weights::Weights::default(),
             stored: 0,
+            appending: 0,
             closing: VecDeque::new(),
             ping: Encoded::ping(),
         }
+    }
+
+    /// The dispatcher of hub `hub` of several (see `hub::hubs`).
+    pub fn on_hub(mut self, hub: usize) -> Dispatcher {
+        self.hub = hub;
+        self
     }
 
     /// Handles events until `Shutdown` arrives or every sender is gone, then
@@ -389,7 +410,7 @@ impl Dispatcher {
                         }
                         self.handle(event);
                     }
-                    crate::metrics::get().rooms(self.rooms.len());
+                    self.count_rooms();
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => open = false,
@@ -397,8 +418,35 @@ impl Dispatcher {
             self.flush();
             self.on_timers();
         }
+        self.finish_appends(&events);
         self.shutdown();
         self.closing
+    }
+
+    /// At shutdown, delivers what the store is still writing, so that a
+    /// message sent before the signal reaches the room before the close
+    /// (within [`APPEND_DRAIN`]; past that, it is stored and a resume
+    /// gets it). Nothing new is taken meanwhile.
+    fn finish_appends(&mut self, events: &Receiver<Input>) {
+        let deadline = Instant::now() + APPEND_DRAIN;
+        while self.appending > 0 {
+            match events.recv_deadline(deadline) {
+                Ok(event @ Input::Store(_)) => {
+                    self.handle(event);
+                    self.flush();
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn count_rooms(&mut self) {
+        let rooms = self.rooms.len();
+        if rooms != self.counted_rooms {
+            crate::metrics::get().rooms(rooms as i64 - self.counted_rooms as i64);
+            self.counted_rooms = rooms;
+        }
     }
 
     /// When the next timer is due: a heartbeat or a close deadline.

@@ -147,6 +147,48 @@ impl Bans {
     }
 }
 
+/// Two hubs' answers to one request, as one: each hub knows only its own
+/// rooms and clients, and every hub keeps the same bans.
+pub fn merge(a: Reply, b: Reply) -> Reply {
+    match (a, b) {
+        (Reply::Overview(mut a), Reply::Overview(b)) => {
+            a.rooms.extend(b.rooms);
+            a.rooms.sort_by(|x, y| x.name.cmp(&y.name));
+            a.connections += b.connections;
+            Reply::Overview(a)
+        }
+        (Reply::Kicked { name, kicked }, Reply::Kicked { kicked: more, .. }) => Reply::Kicked {
+            name,
+            kicked: kicked + more,
+        },
+        (
+            Reply::Banned {
+                name,
+                until,
+                kicked,
+            },
+            Reply::Banned {
+                until: other,
+                kicked: more,
+                ..
+            },
+        ) => Reply::Banned {
+            name,
+            until: until.max(other),
+            kicked: kicked + more,
+        },
+        (Reply::Unbanned { name, unbanned }, Reply::Unbanned { unbanned: also, .. }) => {
+            Reply::Unbanned {
+                name,
+                unbanned: unbanned || also,
+            }
+        }
+        // A refusal is about the request, the same from every hub.
+        (refused @ Reply::Refused { .. }, _) | (_, refused @ Reply::Refused { .. }) => refused,
+        (a, _) => a,
+    }
+}
+
 pub(crate) use crate::proto::protocol::now_ms;
 
 /// A time in milliseconds since the Unix epoch as RFC 3339, UTC, to the
@@ -198,6 +240,35 @@ mod tests {
         bans.ban(&names::name("bob").unwrap(), 5_000);
         assert!(bans.unban(&names::name("bob").unwrap()));
         assert!(!bans.unban(&names::name("bob").unwrap()));
+    }
+
+    #[test]
+    fn hubs_answers_add_up() {
+        let kicked = |n| Reply::Kicked {
+            name: "bob".into(),
+            kicked: n,
+        };
+        assert_eq!(merge(kicked(2), kicked(3)), kicked(5));
+        let overview = |room: &str, connections| {
+            Reply::Overview(Overview {
+                rooms: vec![RoomView {
+                    name: room.into(),
+                    people: Vec::new(),
+                    connections,
+                    history: 0,
+                    last_id: 0,
+                }],
+                connections,
+                bans: Vec::new(),
+                bans_kept: "memory",
+            })
+        };
+        let Reply::Overview(both) = merge(overview("b", 2), overview("a", 1)) else {
+            panic!("an overview");
+        };
+        assert_eq!(both.connections, 3);
+        let names: Vec<&str> = both.rooms.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
     }
 
     #[test]

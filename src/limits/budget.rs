@@ -61,6 +61,9 @@ pub struct Share {
     name: &'static str,
     limit: usize,
     used: AtomicUsize,
+    /// For a part of a share (see `part`), the whole, which counts what
+    /// every part holds.
+    whole: Option<Arc<Share>>,
 }
 
 impl Share {
@@ -70,6 +73,21 @@ impl Share {
             name,
             limit,
             used: AtomicUsize::new(0),
+            whole: None,
+        })
+    }
+
+    /// One of `parts` equal parts of this share, for one of several owners
+    /// that each must make room only among what they hold themselves (the
+    /// hubs, each of which can forget only its own rooms' history). What a
+    /// part holds is counted in the whole too, for the metrics; the parts'
+    /// limits add up to the whole's, so the whole never refuses a part.
+    pub fn part(self: &Arc<Share>, parts: usize) -> Arc<Share> {
+        Arc::new(Share {
+            name: self.name,
+            limit: self.limit / parts.max(1),
+            used: AtomicUsize::new(0),
+            whole: Some(self.clone()),
         })
     }
 
@@ -96,11 +114,16 @@ impl Share {
     /// Takes `bytes` if they fit under the limit; otherwise takes nothing.
     #[must_use]
     pub(crate) fn try_take(&self, bytes: usize) -> bool {
-        self.used
+        let taken = self
+            .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes).filter(|&total| total <= self.limit)
             })
-            .is_ok()
+            .is_ok();
+        if taken && let Some(whole) = &self.whole {
+            whole.take_anyway(bytes);
+        }
+        taken
     }
 
     /// Takes `bytes` even past the limit, for the few charges that cannot
@@ -108,6 +131,9 @@ impl Share {
     /// bounded there.
     pub(crate) fn take_anyway(&self, bytes: usize) {
         self.used.fetch_add(bytes, Ordering::AcqRel);
+        if let Some(whole) = &self.whole {
+            whole.take_anyway(bytes);
+        }
     }
 
     /// Gives back bytes taken earlier.
@@ -118,6 +144,9 @@ impl Share {
             "share {} gave back more than it took",
             self.name
         );
+        if let Some(whole) = &self.whole {
+            whole.give(bytes);
+        }
     }
 }
 
@@ -131,6 +160,19 @@ mod tests {
         let sum: usize = b.shares().iter().map(|s| s.limit()).sum();
         assert_eq!(sum, 64 * 1024 * 1024 + 3);
         assert_eq!(b.history.limit(), 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn parts_count_in_the_whole() {
+        let whole = Share::new("t", 100);
+        let (a, b) = (whole.part(2), whole.part(2));
+        assert_eq!(a.limit(), 50);
+        assert!(a.try_take(50));
+        assert!(!a.try_take(1), "a part keeps to its own limit");
+        assert!(b.try_take(20));
+        assert_eq!(whole.used(), 70);
+        a.give(50);
+        assert_eq!(whole.used(), 20);
     }
 
     #[test]

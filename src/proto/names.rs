@@ -121,6 +121,15 @@ pub fn skeleton(s: &str) -> String {
     unicode_security::skeleton(s).collect()
 }
 
+/// Feeds the skeleton of `s`, trimmed as [`name`] trims, to `hasher`
+/// without building it: names that look alike hash alike. (A string that
+/// is not a valid name hashes too; whoever uses the hash still checks it.)
+pub fn hash_skeleton(s: &str, hasher: &mut impl std::hash::Hasher) {
+    for c in unicode_security::skeleton(s.trim()) {
+        hasher.write_u32(c as u32);
+    }
+}
+
 /// Whether `c` is a Default_Ignorable_Code_Point. unicode-security keeps
 /// that table to itself, but uses it in the skeleton, which drops exactly
 /// those code points: a single character with an empty skeleton is one.

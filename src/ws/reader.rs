@@ -14,14 +14,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use tungstenite::Message;
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
 use crate::config::Config;
-use crate::hub::dispatcher::{ClientId, Input, Membership};
+use crate::hub::dispatcher::ClientId;
+use crate::hub::hubs::Hubs;
 use crate::hub::outlet::writer::Writers;
 use crate::hub::outlet::{Bounds, CLOSE_TIMEOUT, Outlet};
 use crate::limits::budget::Budget;
@@ -51,7 +51,8 @@ pub struct Connection {
     pub early: Vec<u8>,
     pub endpoint: Endpoint,
     pub config: Arc<Config>,
-    pub events: Sender<Input>,
+    /// The hub threads; a chat-room client is known to its room's.
+    pub hubs: Hubs,
     /// Where an echo client makes itself known, to be closed at shutdown.
     pub echoes: EchoClients,
     /// The count of backlog writers, shared by every connection.
@@ -120,18 +121,15 @@ impl Connection {
             self.id,
             &self.endpoint,
             &self.config,
-            self.events.clone(),
+            self.hubs.clone(),
             self.budget.incoming.clone(),
             self.redis.clone(),
         ));
         session.store_rate = self.store_rate.clone();
         let open = crate::metrics::get().connection(session.kind.metric());
-        let end = if let Some(place) = take_place(
-            (self.id, self.peer, session.kind),
-            &self.events,
-            &self.echoes,
-            &outlet,
-        ) {
+        let end = if let Some(place) =
+            take_place((self.id, self.peer), &mut session, &self.echoes, &outlet)
+        {
             if let Endpoint::Room(mode, query) = &self.endpoint
                 && (*mode == Mode::Raw || query.name.is_some())
             {
@@ -144,6 +142,7 @@ impl Connection {
             ));
             let end = read_loop(&outlet, &mut ctx, &mut session);
             // The room hears of the leave before any lingering below.
+            session.disconnect();
             drop(place);
             end
         } else {
@@ -177,31 +176,29 @@ impl Connection {
     }
 }
 
-/// Makes the client known to whoever closes it at shutdown: the dispatcher
-/// for a chat-room client, the server for an echo client. `None` when the
-/// server is already shutting down.
+/// Makes the client known to whoever closes it at shutdown: its room's hub
+/// for a chat-room client (the session keeps that place), the server for an
+/// echo client. `None` when the server is already shutting down.
 fn take_place(
-    (id, peer, kind): (ClientId, SocketAddr, Kind),
-    events: &Sender<Input>,
+    (id, peer): (ClientId, SocketAddr),
+    session: &mut Session,
     echoes: &EchoClients,
     outlet: &Arc<Outlet>,
 ) -> Option<Place> {
-    Some(match kind {
-        Kind::Room(mode) => Place {
-            _member: Some(Membership::connect(events, id, peer, mode, outlet.clone()).ok()?),
-            _echo: None,
-        },
+    Some(match session.kind {
+        Kind::Room(_) => {
+            session.connect(peer, outlet).ok()?;
+            Place { _echo: None }
+        }
         Kind::Echo => Place {
-            _member: None,
             _echo: Some(echoes.register(id, outlet)?),
         },
     })
 }
 
-/// A client's place with whoever closes it at shutdown, given up when
-/// dropped: a chat-room client then leaves its room.
+/// An echo client's place with the server, which closes it at shutdown,
+/// given up when dropped.
 struct Place {
-    _member: Option<Membership>,
     _echo: Option<EchoPlace>,
 }
 

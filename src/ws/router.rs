@@ -8,14 +8,12 @@ use crate::logs as log;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
-
 use crate::config::Config;
 use crate::http::files;
 use crate::http::health::Health;
 use crate::http::proxy::{Hosts, Proxies};
 use crate::http::{self, Head, HeadError, Site};
-use crate::hub::dispatcher::Input;
+use crate::hub::hubs::Hubs;
 use crate::hub::outlet::writer::Writers;
 use crate::limits::budget::Budget;
 use crate::metrics;
@@ -29,7 +27,8 @@ pub(crate) struct Shared {
     pub(crate) config: Arc<Config>,
     pub(crate) site: Site,
     pub(crate) origins: OriginPolicy,
-    pub(crate) events: Sender<Input>,
+    /// The hub threads, which own the rooms.
+    pub(crate) hubs: Hubs,
     pub(crate) echoes: EchoClients,
     pub(crate) writers: Arc<Writers>,
     pub(crate) budget: Budget,
@@ -118,7 +117,7 @@ pub(crate) fn handle(
                 early,
                 endpoint,
                 config: config.clone(),
-                events: shared.events.clone(),
+                hubs: shared.hubs.clone(),
                 echoes: shared.echoes.clone(),
                 writers: shared.writers.clone(),
                 budget: shared.budget.clone(),

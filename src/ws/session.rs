@@ -8,12 +8,12 @@ use crate::logs as log;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::config::Config;
 use crate::hub::dispatcher::{ClientId, Input, JoinRequest};
+use crate::hub::hubs::{Hubs, Link, Stopped};
 use crate::hub::outlet::Outlet;
 use crate::limits::budget::Share;
 use crate::limits::ratelimit::TokenBucket;
@@ -47,7 +47,13 @@ pub struct Session {
     pub kind: Kind,
     query: RoomQuery,
     pub config: Arc<Config>,
-    pub events: Sender<Input>,
+    /// The hubs; the one its room is on hears of it through `link`.
+    hubs: Hubs,
+    /// Its place with a hub, from `connect` until `disconnect`.
+    link: Option<Link>,
+    /// Its hub has stopped: at shutdown (which closes the client itself)
+    /// or because the hub failed, which closes it with 1011.
+    hub_lost: bool,
     pending_file: Option<FileMeta>,
     /// Whether a join has been asked for. The dispatcher decides whether it
     /// succeeded; this only lets a file announced before any join be refused
@@ -85,7 +91,7 @@ impl Session {
         id: ClientId,
         endpoint: &Endpoint,
         config: &Arc<Config>,
-        events: Sender<Input>,
+        hubs: Hubs,
         incoming: Arc<Share>,
         redis: Option<Arc<crate::history::redis::Status>>,
     ) -> Session {
@@ -98,7 +104,9 @@ impl Session {
             kind: endpoint.kind(),
             query,
             config: config.clone(),
-            events,
+            hubs,
+            link: None,
+            hub_lost: false,
             pending_file: None,
             join_asked: false,
             rate: TokenBucket::new(config.rate, config.burst),
@@ -123,13 +131,42 @@ impl Session {
         }
     }
 
+    /// Makes a chat-room client known to the hub of the room its URL
+    /// names; `Stopped` when the server is shutting down.
+    pub fn connect(
+        &mut self,
+        peer: std::net::SocketAddr,
+        outlet: &Arc<Outlet>,
+    ) -> Result<(), Stopped> {
+        let Kind::Room(mode) = self.kind else {
+            return Ok(());
+        };
+        let link = Link::connect(
+            &self.hubs,
+            (self.id, peer, mode),
+            outlet.clone(),
+            self.query.room.as_deref(),
+        )?;
+        self.link = Some(link);
+        Ok(())
+    }
+
+    /// Leaves the room, if it is in one, and the hub: its room hears of it
+    /// now.
+    pub fn disconnect(&mut self) {
+        self.link = None;
+    }
+
     pub fn tell(&mut self, event: Input) {
         if let Some(what) = event.metric() {
             crate::metrics::get().received(what);
         }
-        // Fails only when the dispatcher has stopped (shutdown); the writer
-        // has then been told to close.
-        let _ = self.events.send(event);
+        let Some(link) = &mut self.link else { return };
+        let told = match event {
+            Input::Join(request) => link.join(request),
+            event => link.send(event),
+        };
+        self.hub_lost |= told.is_err();
     }
 
     pub fn join(
@@ -171,6 +208,14 @@ impl Session {
     /// holds for frames the client sent after it (a file's bytes may follow
     /// its announcement in the same read).
     pub fn on_message(&mut self, msg: Message, ahead: usize, own: &Arc<Outlet>) -> Flow {
+        match self.handle_message(msg, ahead, own) {
+            // Whatever it sent next would be lost.
+            Flow::Continue if self.hub_lost => Flow::Close(Close::internal()),
+            flow => flow,
+        }
+    }
+
+    fn handle_message(&mut self, msg: Message, ahead: usize, own: &Arc<Outlet>) -> Flow {
         let counted = matches!(
             msg,
             Message::Text(_) | Message::Binary(_) | Message::Ping(_)

@@ -14,13 +14,18 @@ pub struct Baseline {
 }
 
 impl Baseline {
-    /// Counts the server's threads and fds now. The server prints its
-    /// address before it starts its dispatcher thread, so this first waits
-    /// for that thread. Every connection open at this point must be fully
+    /// Counts the server's threads and fds now. A thread names itself once
+    /// it runs, so this first waits for every hub thread (by default one
+    /// per core this process may use, which the server may use too). Every connection open at this point must be fully
     /// up (a frame received from it), or its writer thread may be missed.
     pub fn take(server: &Server) -> Baseline {
-        server.wait_until("the dispatcher thread to start", |s| {
-            s.thread_names().iter().any(|n| n == "dispatcher")
+        let hubs = std::thread::available_parallelism().map_or(1, |n| n.get());
+        server.wait_until("the hub threads to start", |s| {
+            s.thread_names()
+                .iter()
+                .filter(|n| n.starts_with("hub-"))
+                .count()
+                == hubs
         });
         Baseline {
             threads: server.threads(),

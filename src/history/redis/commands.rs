@@ -340,6 +340,7 @@ impl Worker {
         }
         let reply = match self.read(&room, &first, &last, limit, false) {
             Ok(read) => Reply::Fetched {
+                room,
                 token,
                 records: read.arrivals.into_iter().map(|a| a.record).collect(),
                 frames: Vec::new(),
@@ -347,6 +348,7 @@ impl Worker {
             Err(e) => {
                 self.lost(&e);
                 Reply::Fetched {
+                    room,
                     token,
                     records: Vec::new(),
                     frames: Vec::new(),

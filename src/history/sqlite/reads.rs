@@ -100,6 +100,7 @@ impl ReadsThread {
             };
             let records = self.fetch(&room, after, upto, limit);
             (self.reply)(Reply::Fetched {
+                room,
                 token,
                 records,
                 frames: Vec::new(),

@@ -1,10 +1,9 @@
-//! What the dispatcher is told, through its one channel, and how a
-//! reader's thread takes its place in it ([`Membership`]).
+//! What a hub's dispatcher is told, through its one channel (a reader's
+//! thread takes its place there with a `hub::hubs::Link`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
 use tungstenite::{Bytes, Utf8Bytes};
 
 use super::ClientId;
@@ -20,7 +19,7 @@ use crate::proto::protocol::Mode;
 #[derive(Debug)]
 pub enum Input {
     /// A chat-room client finished its handshake; it is not in a room
-    /// yet. Sent by [`Membership::connect`], whose drop sends its `Leave`.
+    /// yet. Sent by `Link::connect`, whose drop sends its `Leave`.
     Connect {
         id: ClientId,
         peer: SocketAddr,
@@ -56,7 +55,7 @@ pub enum Input {
         name: String,
     },
     /// The connection ended, for whatever reason: sent when its
-    /// [`Membership`] is dropped.
+    /// `Link` is dropped.
     Leave {
         id: ClientId,
     },
@@ -72,51 +71,6 @@ pub enum Input {
     Cluster(redis::Note),
     /// Close every client (1001, or 1012 for a restart) and stop.
     Shutdown,
-}
-
-/// A chat-room client's place in the dispatcher's client list, from its
-/// `Connect` to its `Leave`. Leaving is a guard, not a reminder: dropping
-/// this sends the `Leave`, so a reader that returns early or panics leaves
-/// no ghost in its room holding its name.
-#[derive(Debug)]
-pub struct Membership {
-    id: ClientId,
-    events: Sender<Input>,
-}
-
-/// The dispatcher has stopped: the server is shutting down.
-#[derive(Debug)]
-pub struct Stopped;
-
-impl Membership {
-    /// Tells the dispatcher of a new client.
-    pub fn connect(
-        events: &Sender<Input>,
-        id: ClientId,
-        peer: SocketAddr,
-        mode: Mode,
-        outlet: Arc<Outlet>,
-    ) -> Result<Membership, Stopped> {
-        let connect = Input::Connect {
-            id,
-            peer,
-            mode,
-            outlet,
-        };
-        events.send(connect).map_err(|_| Stopped)?;
-        Ok(Membership {
-            id,
-            events: events.clone(),
-        })
-    }
-}
-
-impl Drop for Membership {
-    fn drop(&mut self) {
-        // Fails only when the dispatcher has stopped, which has then
-        // closed the client itself.
-        let _ = self.events.send(Input::Leave { id: self.id });
-    }
 }
 
 /// A client's request to enter a room.

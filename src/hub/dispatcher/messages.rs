@@ -55,6 +55,9 @@ impl Dispatcher {
             return;
         }
         let origin = self.origin(sender);
+        if self.cluster.is_none() {
+            self.appending += 1;
+        }
         let record = sqlite::Record {
             room,
             id: 0,

@@ -58,11 +58,15 @@ impl Dispatcher {
         let _ = reply.try_send(answer);
     }
 
-    /// Carries out a moderator's action here and, with shared rooms, on
-    /// every other instance. Returns how many connections were closed here.
+    /// Carries out a moderator's action on this hub and, with shared
+    /// rooms, on every other instance (every hub of this one is asked too,
+    /// and hub 0 tells the others). Returns how many connections were
+    /// closed here.
     fn act(&mut self, action: Moderation) -> usize {
         let kicked = self.carry_out(&action);
-        if let Some(cluster) = &self.cluster {
+        if let Some(cluster) = &self.cluster
+            && self.hub == 0
+        {
             cluster.send(Order::Moderate(action));
         }
         kicked

@@ -81,11 +81,15 @@ impl Dispatcher {
                 relay,
                 outcome,
                 epoch,
-            } => self.appended(record, data, origin, relay, (outcome, epoch)),
+            } => {
+                self.appending = self.appending.saturating_sub(1);
+                self.appended(record, data, origin, relay, (outcome, epoch))
+            }
             sqlite::Reply::Fetched {
                 token,
                 records,
                 frames,
+                ..
             } => match token {
                 sqlite::FetchFor::Resume(token) => self.caught_up(token, records, frames),
                 // Fills are answered by Redis, as `Note::Filled`.

@@ -32,6 +32,7 @@ pub fn encode_replay(
     match (reply, urls) {
         (
             sqlite::Reply::Fetched {
+                room,
                 token,
                 records,
                 frames,
@@ -40,6 +41,7 @@ pub fn encode_replay(
         ) if frames.is_empty() => {
             let frames = records.iter().map(|r| replay_frame(r, urls)).collect();
             sqlite::Reply::Fetched {
+                room,
                 token,
                 records,
                 frames,
@@ -264,6 +266,7 @@ mod tests {
             b"a test secret that is long enough to sign",
         );
         let fetched = sqlite::Reply::Fetched {
+            room: "r".into(),
             token: sqlite::FetchFor::Resume(9),
             records: records.clone(),
             frames: Vec::new(),

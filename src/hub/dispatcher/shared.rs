@@ -58,7 +58,7 @@ impl Dispatcher {
                 change,
                 own,
             } => self.presence(&room, &name, change, own),
-            Note::Claimed { token, outcome } => self.claimed(token, outcome),
+            Note::Claimed { token, outcome, .. } => self.claimed(token, outcome),
             Note::Unavailable { room, client, cid } => {
                 log::warn!("event=unavailable client={client} room={room:?} cid={cid:?}");
                 let why = "the message could not be stored; send it again shortly";

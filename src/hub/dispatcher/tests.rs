@@ -1,12 +1,12 @@
 use super::*;
 use crate::history::redis::{Arrival, Change, ClaimOutcome, Note};
 use crate::hub::outlet::Bounds;
-use crate::hub::outlet::writer::Writers;
+
 use crate::proto::names::Owner;
 use crate::testing::{self, Frame};
 use crossbeam_channel::Receiver;
 use socket2::SockRef;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 
 /// A dispatcher with `history_share` bytes for history, and clients whose
 /// outlets write to loopback sockets the test reads when it wants to see
@@ -239,10 +239,13 @@ impl Harness {
         }
         for command in self.commands.try_iter().collect::<Vec<_>>() {
             match command {
-                redis::Order::Claim { token, .. } => self.d.handle(Input::Cluster(Note::Claimed {
-                    token,
-                    outcome: ClaimOutcome::Held { first: true },
-                })),
+                redis::Order::Claim { token, room, .. } => {
+                    self.d.handle(Input::Cluster(Note::Claimed {
+                        token,
+                        room,
+                        outcome: ClaimOutcome::Held { first: true },
+                    }))
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -350,29 +353,6 @@ fn a_forgotten_room_gives_its_bytes_back() {
     assert!(!h.d.rooms.contains_key("r"));
     assert_eq!(h.share_used(), 0);
     assert_eq!(h.d.stored, 0);
-}
-
-#[test]
-fn a_membership_leaves_when_dropped_even_by_a_panic() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, peer) = listener.accept().unwrap();
-    let bounds = Bounds {
-        frames: 16,
-        bytes: 1 << 20,
-        write_timeout: Duration::from_secs(5),
-        share: Share::new("outbound", 1 << 20),
-    };
-    let outlet = Outlet::new(7, server, bounds, Writers::new(1));
-    let (events, inbox) = crossbeam_channel::unbounded();
-    let member = Membership::connect(&events, 7, peer, Mode::V1, outlet).unwrap();
-    let reader = std::thread::spawn(move || {
-        let _member = member;
-        panic!("a reader's bug");
-    });
-    assert!(reader.join().is_err());
-    assert!(matches!(inbox.recv(), Ok(Input::Connect { id: 7, .. })));
-    assert!(matches!(inbox.recv(), Ok(Input::Leave { id: 7 })));
 }
 
 #[test]

@@ -21,14 +21,17 @@ impl Client {
         let own = testing::outlet(1, server, testing::roomy());
         let (tx, events) = crossbeam_channel::unbounded();
         let endpoint = Endpoint::Room(mode, RoomQuery::default());
-        let session = Session::new(
+        let mut session = Session::new(
             1,
             &endpoint,
             &Arc::new(config),
-            tx,
+            crate::hub::hubs::Hubs::new(vec![tx]),
             Share::new("incoming", 1 << 30),
             None,
         );
+        session
+            .connect(peer.local_addr().unwrap(), &own)
+            .expect("the hub is listening");
         Client {
             session,
             own,
@@ -61,7 +64,10 @@ impl Client {
 
     /// What the session handed the dispatcher so far.
     fn told(&self) -> Vec<Input> {
-        self.events.try_iter().collect()
+        self.events
+            .try_iter()
+            .filter(|e| !matches!(e, Input::Connect { .. }))
+            .collect()
     }
 }
 

@@ -28,7 +28,11 @@ impl Worker {
                         ClaimOutcome::Unavailable
                     }
                 };
-                (self.note)(Note::Claimed { token, outcome });
+                (self.note)(Note::Claimed {
+                    token,
+                    room,
+                    outcome,
+                });
             }
             Order::Release {
                 room,

@@ -1,0 +1,272 @@
+//! The hub threads' doors, and which hub owns which room.
+//!
+//! Rooms are spread over `--hubs` dispatcher threads by their name's
+//! skeleton, so that look-alike spellings of one room meet on one hub. Each
+//! hub owns its rooms and the clients seated in them, alone: nothing a hub
+//! holds is shared with another, and they never talk to each other. What
+//! belongs to every room (the admin view, moderation, shutdown) is asked of
+//! every hub and their answers are put together here.
+//!
+//! A client enters through a [`Link`]: it is known to one hub at a time,
+//! first the hub of the room it asked for in its URL (or a hub chosen by its
+//! id), then the hub of the room its `join` names.
+
+use std::hash::Hasher;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{SendTimeoutError, Sender};
+
+use crate::hub::dispatcher::{ClientId, Input, JoinRequest};
+use crate::hub::moderation::{self, Reply, Request};
+use crate::hub::outlet::Outlet;
+use crate::proto::names;
+use crate::proto::protocol::Mode;
+
+/// The room a join enters when it names none.
+pub const DEFAULT_ROOM: &str = "lobby";
+
+/// Every hub's event channel, in hub order.
+#[derive(Debug, Clone)]
+pub struct Hubs {
+    doors: Arc<[Sender<Input>]>,
+}
+
+/// The hub has stopped: the server is shutting down, or the hub failed.
+#[derive(Debug)]
+pub struct Stopped;
+
+impl Hubs {
+    /// `doors[i]` is hub `i`'s channel; there is at least one.
+    pub fn new(doors: Vec<Sender<Input>>) -> Hubs {
+        assert!(!doors.is_empty(), "at least one hub");
+        Hubs {
+            doors: doors.into(),
+        }
+    }
+
+    /// How many hubs there are.
+    pub fn count(&self) -> usize {
+        self.doors.len()
+    }
+
+    /// The hub that owns `room` (a name as a client spelled it, or as a hub
+    /// keeps it): every spelling with the same skeleton has the same hub.
+    pub fn of_room(&self, room: &str) -> usize {
+        if self.doors.len() == 1 {
+            return 0;
+        }
+        // Hashed as it is made, without building the skeleton's string:
+        // every stored message's answer is routed through here.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        names::hash_skeleton(room, &mut hasher);
+        (hasher.finish() % self.doors.len() as u64) as usize
+    }
+
+    /// Hub `hub`'s channel.
+    pub fn door(&self, hub: usize) -> &Sender<Input> {
+        &self.doors[hub]
+    }
+
+    /// Hands every hub the input `make` gives it; returns how many took it.
+    pub fn to_all(&self, make: impl Fn() -> Input) -> usize {
+        self.doors.iter().filter(|d| d.send(make()).is_ok()).count()
+    }
+
+    /// Asks every hub a moderator's `request` and puts their answers
+    /// together, waiting at most `timeout` in all. `None` when a hub did
+    /// not answer in time.
+    pub fn moderate(&self, request: Request, timeout: Duration) -> Option<Reply> {
+        let deadline = Instant::now() + timeout;
+        let (reply, answers) = crossbeam_channel::bounded(self.doors.len());
+        for door in self.doors.iter() {
+            let input = Input::Admin {
+                request: request.clone(),
+                reply: reply.clone(),
+            };
+            match door.send_deadline(input, deadline) {
+                Ok(()) => {}
+                Err(SendTimeoutError::Timeout(_) | SendTimeoutError::Disconnected(_)) => {
+                    return None;
+                }
+            }
+        }
+        let mut merged: Option<Reply> = None;
+        for _ in 0..self.doors.len() {
+            let answer = answers.recv_deadline(deadline).ok()?;
+            merged = Some(match merged {
+                None => answer,
+                Some(so_far) => moderation::merge(so_far, answer),
+            });
+        }
+        merged
+    }
+}
+
+/// A chat-room client's place in a hub's client list, from its `Connect`
+/// to its `Leave`. Leaving is a guard, not a reminder: dropping this sends
+/// the `Leave`, so a reader that returns early or panics leaves no ghost in
+/// its room holding its name.
+#[derive(Debug)]
+pub struct Link {
+    id: ClientId,
+    peer: SocketAddr,
+    mode: Mode,
+    outlet: Arc<Outlet>,
+    hubs: Hubs,
+    /// The hub that knows the client now.
+    at: usize,
+}
+
+impl Link {
+    /// Makes a new client known to the hub of `room` (the room its URL
+    /// names), or to a hub chosen by its id when it names none yet.
+    pub fn connect(
+        hubs: &Hubs,
+        (id, peer, mode): (ClientId, SocketAddr, Mode),
+        outlet: Arc<Outlet>,
+        room: Option<&str>,
+    ) -> Result<Link, Stopped> {
+        let at = match room {
+            Some(room) => hubs.of_room(room),
+            None => (id % hubs.count() as u64) as usize,
+        };
+        let link = Link {
+            id,
+            peer,
+            mode,
+            outlet,
+            hubs: hubs.clone(),
+            at,
+        };
+        link.hubs.doors[at]
+            .send(link.connect_input())
+            .map_err(|_| Stopped)?;
+        Ok(link)
+    }
+
+    fn connect_input(&self) -> Input {
+        Input::Connect {
+            id: self.id,
+            peer: self.peer,
+            mode: self.mode,
+            outlet: self.outlet.clone(),
+        }
+    }
+
+    /// Hands the hub that knows the client one of its events.
+    pub fn send(&self, input: Input) -> Result<(), Stopped> {
+        self.hubs.doors[self.at].send(input).map_err(|_| Stopped)
+    }
+
+    /// Asks to join: first moves the client to its room's hub, if another
+    /// hub knows it (it is in no room there: a connection joins one room).
+    pub fn join(&mut self, request: JoinRequest) -> Result<(), Stopped> {
+        let room = request.room.as_deref().unwrap_or(DEFAULT_ROOM);
+        let to = self.hubs.of_room(room);
+        if to != self.at {
+            let _ = self.send(Input::Leave { id: self.id });
+            self.at = to;
+            self.send(self.connect_input())?;
+        }
+        self.send(Input::Join(request))
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Fails only when the hub has stopped, which has then closed the
+        // client itself.
+        let _ = self.send(Input::Leave { id: self.id });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hubs(n: usize) -> (Hubs, Vec<crossbeam_channel::Receiver<Input>>) {
+        let (doors, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| crossbeam_channel::unbounded()).unzip();
+        (Hubs::new(doors), rxs)
+    }
+
+    #[test]
+    fn look_alike_rooms_share_a_hub() {
+        let (hubs, _rx) = hubs(7);
+        // Latin and Cyrillic o.
+        assert_eq!(hubs.of_room("lobby"), hubs.of_room("l\u{43e}bby"));
+    }
+
+    #[test]
+    fn rooms_spread_over_every_hub() {
+        let (hubs, _rx) = hubs(4);
+        let mut seen = [0usize; 4];
+        for i in 0..400 {
+            seen[hubs.of_room(&format!("room-{i}"))] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+    }
+
+    fn outlet(id: ClientId) -> (Arc<Outlet>, SocketAddr) {
+        let (server, peer) = crate::testing::pair();
+        let addr = peer.local_addr().unwrap();
+        (
+            crate::testing::outlet(id, server, crate::testing::roomy()),
+            addr,
+        )
+    }
+
+    fn join(id: ClientId, room: &str) -> JoinRequest {
+        JoinRequest {
+            id,
+            room: Some(room.into()),
+            name: Some("ann".into()),
+            since: None,
+            epoch: None,
+            owner: crate::proto::names::Owner::Nobody,
+        }
+    }
+
+    #[test]
+    fn a_link_leaves_when_dropped_even_by_a_panic() {
+        let (hubs, rx) = hubs(1);
+        let (outlet, peer) = outlet(7);
+        let link = Link::connect(&hubs, (7, peer, Mode::V1), outlet, None).unwrap();
+        let reader = std::thread::spawn(move || {
+            let _link = link;
+            panic!("a reader's bug");
+        });
+        assert!(reader.join().is_err());
+        assert!(matches!(rx[0].recv(), Ok(Input::Connect { id: 7, .. })));
+        assert!(matches!(rx[0].recv(), Ok(Input::Leave { id: 7 })));
+    }
+
+    #[test]
+    fn a_join_moves_the_client_to_its_rooms_hub() {
+        let (hubs, rx) = hubs(3);
+        let room = (0..)
+            .map(|i| format!("room-{i}"))
+            .find(|r| hubs.of_room(r) != 7 % 3)
+            .unwrap();
+        let (outlet, peer) = outlet(7);
+        let mut link = Link::connect(&hubs, (7, peer, Mode::V1), outlet, None).unwrap();
+        assert!(matches!(
+            rx[7 % 3].try_recv(),
+            Ok(Input::Connect { id: 7, .. })
+        ));
+        link.join(join(7, &room)).unwrap();
+        assert!(matches!(rx[7 % 3].try_recv(), Ok(Input::Leave { id: 7 })));
+        let to = &rx[hubs.of_room(&room)];
+        assert!(matches!(to.try_recv(), Ok(Input::Connect { id: 7, .. })));
+        assert!(matches!(to.try_recv(), Ok(Input::Join(_))));
+        drop(link);
+        assert!(matches!(to.try_recv(), Ok(Input::Leave { id: 7 })));
+    }
+
+    #[test]
+    fn one_hub_takes_every_room() {
+        let (hubs, _rx) = hubs(1);
+        assert_eq!(hubs.of_room("anything"), 0);
+    }
+}

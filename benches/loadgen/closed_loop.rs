@@ -2,7 +2,9 @@
 //! `WINDOW` of its messages in flight (message k+WINDOW waits until *every*
 //! receiver has message k), deliveries counted over a measured window after
 //! a warm-up, and every receiver checked to get every frame exactly once,
-//! in each sender's order.
+//! in each sender's order. The receivers and senders may be spread over
+//! several rooms ([`run_rooms`]): a message then waits only for the
+//! receivers of its sender's room, and one heard in another room is a fault.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,8 @@ pub struct Tally<C> {
     pub duplicated: u64,
     /// Frames that arrived past a gap in their sender's sequence.
     pub out_of_order: u64,
+    /// Frames a receiver got from a sender of another room.
+    pub strays: u64,
 }
 
 /// Runs the loop. The receivers are connections `0..receivers` of `net`
@@ -49,7 +53,38 @@ pub fn run<W: Watched>(
     measure: Duration,
     watched: &mut W,
 ) -> Result<Tally<W::Cpu>, String> {
-    let (r_count, s_count) = (receivers, senders.len());
+    let one_room = Rooms {
+        of_receiver: &vec![0; receivers],
+        of_sender: &vec![0; senders.len()],
+    };
+    run_rooms(net, &one_room, senders, warm_up, measure, watched)
+}
+
+/// Which room each receiver (by connection id) and each sender (by its
+/// index in `senders`) is in. A receiver hears the senders of its own room.
+pub struct Rooms<'a> {
+    pub of_receiver: &'a [usize],
+    pub of_sender: &'a [usize],
+}
+
+/// [`run`] with the receivers and senders spread over rooms: the receivers
+/// are connections `0..rooms.of_receiver.len()`.
+pub fn run_rooms<W: Watched>(
+    net: &mut Net,
+    rooms: &Rooms,
+    senders: &[usize],
+    warm_up: Duration,
+    measure: Duration,
+    watched: &mut W,
+) -> Result<Tally<W::Cpu>, String> {
+    let (r_count, s_count) = (rooms.of_receiver.len(), senders.len());
+    assert_eq!(rooms.of_sender.len(), s_count, "a room for every sender");
+    let hears = |r: usize, s: usize| rooms.of_receiver[r] == rooms.of_sender[s];
+    // audience[s]: the receivers that must have each message of sender s.
+    let audience: Vec<usize> = (0..s_count)
+        .map(|s| (0..r_count).filter(|&r| hears(r, s)).count())
+        .collect();
+    assert!(audience.iter().all(|&n| n > 0), "a sender nobody hears");
 
     // next[r * S + s]: the sequence number receiver r expects next from s.
     let mut next = vec![0u64; r_count * s_count];
@@ -60,6 +95,7 @@ pub fn run<W: Watched>(
     let mut acked = vec![0u64; s_count];
     let mut sent = vec![0u64; s_count];
     let (mut skipped, mut duplicated, mut out_of_order) = (0u64, 0u64, 0u64);
+    let mut strays = 0u64;
 
     let start = net.now_ns();
     let measure_from = start + warm_up.as_nanos() as u64;
@@ -102,6 +138,10 @@ pub fn run<W: Watched>(
             let Some(m) = parse_message(payload).filter(|m| m.sender < s_count) else {
                 return;
             };
+            if !hears(id, m.sender) {
+                strays += 1;
+                return;
+            }
             let expected = &mut next[id * s_count + m.sender];
             if m.seq < *expected {
                 duplicated += 1;
@@ -117,7 +157,7 @@ pub fn run<W: Watched>(
             }
             let slot = &mut heard[m.sender][m.seq as usize % WINDOW];
             *slot += 1;
-            if *slot == r_count {
+            if *slot == audience[m.sender] {
                 *slot = 0;
                 acked[m.sender] = m.seq + 1;
             }
@@ -129,6 +169,7 @@ pub fn run<W: Watched>(
     }
     let missing: u64 = (0..r_count)
         .flat_map(|r| (0..s_count).map(move |s| (r, s)))
+        .filter(|&(r, s)| hears(r, s))
         .map(|(r, s)| sent[s] - next[r * s_count + s])
         .sum();
     Ok(Tally {
@@ -139,5 +180,6 @@ pub fn run<W: Watched>(
         skipped,
         duplicated,
         out_of_order,
+        strays,
     })
 }

@@ -16,6 +16,13 @@
 //!   open loop (message i leaves at t0 + i x 10 ms whatever happened to the
 //!   ones before, and latency is counted from that scheduled time): p50, p99
 //!   and max over all deliveries.
+//! - **rooms**: 20 rooms of 50 receivers and one sender each, the senders
+//!   flat out in the closed loop of fan-out (a message waits for the
+//!   receivers of its own room), 6 s measured after 1 s of warm-up, against
+//!   wschat with `--hubs 1`, with `--hubs 2` and the relay: deliveries per
+//!   second, the server's CPU per delivery, and each hub thread's share of
+//!   the CPU the hub threads used (from `/proc/PID/task/*/stat`); no frame
+//!   may be lost, repeated, misordered or heard in another room.
 //! - **echo**: 50 connections to `/echo`, one message in flight each, 5 s:
 //!   round trips per second and p99 round trip.
 //! - **idle**: 19,000 connections that never send (`WSCHAT_BENCH_IDLE`
@@ -33,7 +40,7 @@
 //! Each scenario runs twice per server (idle once) and the table gives the
 //! median. Run with `cargo bench --bench versus` (it builds the relay
 //! itself); `WSCHAT_BENCH_QUICK=1` shrinks every size for a smoke run, and
-//! `WSCHAT_BENCH_ONLY=fanout,latency,echo,idle` picks scenarios. As root,
+//! `WSCHAT_BENCH_ONLY=fanout,latency,rooms,echo,idle` picks scenarios. As root,
 //! the idle scenario raises `vm.max_map_count` and `kernel.pid_max` if they
 //! are lower than a thread-per-connection server needs, and says so. The
 //! method is described in docs/BENCHMARKS.md.
@@ -45,6 +52,7 @@ mod echo;
 mod fanout;
 mod idle;
 mod latency;
+mod rooms;
 mod server;
 mod table;
 
@@ -55,6 +63,7 @@ use echo::echo_rows;
 use fanout::fanout_rows;
 use idle::idle_rows;
 use latency::latency_rows;
+use rooms::rooms_rows;
 use server::{build_relay, raise_fd_limit};
 use table::print_table;
 
@@ -64,9 +73,11 @@ use table::print_table;
 struct Plan {
     fanout: FanoutPlan,
     latency: LatencyPlan,
+    rooms: RoomsPlan,
     echo: EchoPlan,
     idle_connections: usize,
-    /// Runs of each server for fan-out, latency and echo (idle runs once).
+    /// Runs of each server for fan-out, latency, rooms and echo (idle runs
+    /// once).
     runs: usize,
 }
 
@@ -81,6 +92,14 @@ struct LatencyPlan {
     receivers: usize,
     rate: u64,
     seconds: u64,
+}
+
+struct RoomsPlan {
+    rooms: usize,
+    /// Receivers per room (each room has one sender besides).
+    receivers: usize,
+    warm_up: Duration,
+    measure: Duration,
 }
 
 struct EchoPlan {
@@ -109,6 +128,12 @@ impl Plan {
                     rate: 100,
                     seconds: 2,
                 },
+                rooms: RoomsPlan {
+                    rooms: 4,
+                    receivers: 5,
+                    warm_up: Duration::from_millis(500),
+                    measure: Duration::from_secs(2),
+                },
                 echo: EchoPlan {
                     connections: 10,
                     warm_up: Duration::from_millis(200),
@@ -129,6 +154,12 @@ impl Plan {
                     receivers: 1000,
                     rate: 100,
                     seconds: 10,
+                },
+                rooms: RoomsPlan {
+                    rooms: 20,
+                    receivers: 50,
+                    warm_up: Duration::from_secs(1),
+                    measure: Duration::from_secs(6),
                 },
                 echo: EchoPlan {
                     connections: 50,
@@ -153,7 +184,7 @@ fn main() {
         return;
     }
     let quick = std::env::var("WSCHAT_BENCH_QUICK").is_ok_and(|v| v != "0" && !v.is_empty());
-    // WSCHAT_BENCH_ONLY=fanout,latency,echo,idle runs only those scenarios.
+    // WSCHAT_BENCH_ONLY=fanout,latency,rooms,echo,idle runs only those scenarios.
     let only = std::env::var("WSCHAT_BENCH_ONLY").ok();
     let selected = |name: &str| {
         only.as_deref()
@@ -177,6 +208,9 @@ fn main() {
     }
     if selected("latency") {
         rows.extend(latency_rows(&plan, &relay, base, &mut notes));
+    }
+    if selected("rooms") {
+        rows.extend(rooms_rows(&plan, &relay, base, &mut notes));
     }
     if selected("echo") {
         rows.extend(echo_rows(&plan, &relay, base, &mut notes));

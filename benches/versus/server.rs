@@ -38,6 +38,11 @@ impl Server {
     /// line. wschat gets its abuse limits lifted; `idle` also pushes its
     /// pings far out, since idle clients are not what a ping test is about.
     pub fn start(kind: Kind, relay: &Path, idle: bool) -> Server {
+        Server::start_with(kind, relay, idle, &[])
+    }
+
+    /// `start`, with `extra` arguments for wschat (the relay takes none).
+    pub fn start_with(kind: Kind, relay: &Path, idle: bool, extra: &[&str]) -> Server {
         let mut command = match kind {
             Kind::Wschat => {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_wschat"));
@@ -54,6 +59,7 @@ impl Server {
                 if idle {
                     c.args(["--ping-interval", "3600"]);
                 }
+                c.args(extra);
                 c
             }
             Kind::Relay => {

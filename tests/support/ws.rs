@@ -38,6 +38,19 @@ pub fn connect_v1(url: &str) -> Client {
     connect_with(url, Some("wschat.v1"))
 }
 
+/// A ping interval for tests about pings that must last several of them:
+/// a peer silent for two intervals is dropped, and one second leaves room
+/// for a client thread kept off the CPU for a moment on a busy machine.
+pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The TCP socket under a client (tests use plain TCP).
+pub fn plain_tcp(ws: &Client) -> &TcpStream {
+    match ws.get_ref() {
+        MaybeTlsStream::Plain(s) => s,
+        _ => unreachable!("tests use plain TCP"),
+    }
+}
+
 fn set_watchdog(ws: &mut Client) {
     if let MaybeTlsStream::Plain(s) = ws.get_mut() {
         s.set_read_timeout(Some(WATCHDOG)).unwrap();

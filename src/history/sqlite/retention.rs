@@ -79,14 +79,28 @@ CREATE INDEX rooms_by_bytes ON rooms (bytes);
 /// Counts a record just written (with `file` bytes of its file) in its
 /// room's row; a row just made (whose count is 0) counts itself too.
 pub fn count_in(conn: &Connection, key: &str, id: u64, file: u64) -> rusqlite::Result<()> {
+    count_range(conn, key, id, id, file)
+}
+
+/// Counts the records of room `key` with ids `first` to `last`, just
+/// written together (with `files` bytes of their files), in its row, as
+/// [`count_in`] counts one.
+pub fn count_range(
+    conn: &Connection,
+    key: &str,
+    first: u64,
+    last: u64,
+    files: u64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(concat!(
-        "UPDATE rooms SET bytes = bytes + ?3 + (SELECT ",
+        "UPDATE rooms SET bytes = bytes + ?4 + (SELECT COALESCE(SUM(",
         cost!(),
-        " FROM records WHERE room = ?1 AND id = ?2) + CASE WHEN bytes = 0 THEN ",
+        "), 0) FROM records WHERE room = ?1 AND id BETWEEN ?2 AND ?3) \
+         + CASE WHEN bytes = 0 THEN ",
         row_cost!(),
         " ELSE 0 END WHERE key = ?1"
     ))?
-    .execute(params![key, id, file])?;
+    .execute(params![key, first, last, files])?;
     Ok(())
 }
 

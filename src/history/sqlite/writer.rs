@@ -50,6 +50,9 @@ pub const GROUP_BYTES: u64 = 64 << 20;
 /// bulk inserts of every size (see `bulk`).
 const STATEMENTS: usize = 64;
 
+/// Spellings whose room keys are remembered.
+const KEYS: usize = 4096;
+
 /// What a request adds to a group's bytes.
 fn weight(request: &Request) -> u64 {
     match request {
@@ -101,6 +104,9 @@ pub struct Writer {
     /// File bytes stored, as of the last commit.
     file_bytes: u64,
     complaints: Complaints,
+    /// Room keys of the spellings written to lately: working one out
+    /// (`fold::room_key`) costs more than writing a short message.
+    keys: HashMap<String, String>,
 }
 
 impl Writer {
@@ -124,6 +130,7 @@ impl Writer {
             pending_epochs: HashMap::new(),
             file_bytes,
             complaints: Complaints::default(),
+            keys: HashMap::new(),
         }
     }
 
@@ -230,7 +237,7 @@ impl Writer {
     /// One transaction for the whole group; says what it wrote of each
     /// record (`None`: nothing), and gives each stored record its id.
     fn write_group(&mut self, appends: &mut [Pending]) -> Vec<Option<Written>> {
-        let keys = keys(appends);
+        let keys = self.keys(appends);
         let bulk = self
             .execute("BEGIN IMMEDIATE")
             .and_then(|()| self.write_bulk(appends, &keys));
@@ -284,6 +291,25 @@ impl Writer {
             }
         }
         written
+    }
+
+    /// Each append's room key.
+    fn keys(&mut self, appends: &[Pending]) -> Vec<String> {
+        appends
+            .iter()
+            .map(|pending| {
+                let room = pending.record.room.as_str();
+                if let Some(key) = self.keys.get(room) {
+                    return key.clone();
+                }
+                if self.keys.len() >= KEYS {
+                    self.keys.clear();
+                }
+                let key = room_key(room);
+                self.keys.insert(room.to_owned(), key.clone());
+                key
+            })
+            .collect()
     }
 
     /// Runs one statement that returns no rows, kept prepared.
@@ -349,25 +375,6 @@ impl Writer {
             }
         }
     }
-}
-
-/// Each append's room key, worked out once for each spelling in the group
-/// (a group is mostly one room's, or a few).
-fn keys(appends: &[Pending]) -> Vec<String> {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut keys: Vec<String> = Vec::with_capacity(appends.len());
-    for (i, pending) in appends.iter().enumerate() {
-        let room = pending.record.room.as_str();
-        let key = match seen.get(room) {
-            Some(&j) => keys[j].clone(),
-            None => {
-                seen.insert(room, i);
-                room_key(room)
-            }
-        };
-        keys.push(key);
-    }
-    keys
 }
 
 /// A room's epoch: 16 hex digits, new for every history that begins.

@@ -3,6 +3,9 @@
 //! latency of a pair chatting in another room, with the store on a file,
 //! with `--fsync`, and in memory.
 //!
+//! The file store also takes a burst from a wschat.v1 client, each
+//! message with its own `cid` ("file, v1 cid").
+//!
 //! Run with `cargo bench --bench store`. Each row also says what the store
 //! thread's CPU cost per message of the burst was (from the scheduler's
 //! count in nanoseconds, where the kernel keeps one; the tick-counted
@@ -68,20 +71,40 @@ fn store_cpu_seconds(server: &Server) -> f64 {
     scheduled.unwrap_or_else(|| cpu::thread_cpu_seconds(pid, "store"))
 }
 
-/// Sends a burst of messages into one room; returns the time until the store
-/// has committed them all, and the store thread's CPU seconds meanwhile.
-fn burst(server: &Server) -> (Duration, f64) {
+/// Sends a burst of messages into one room, `burst` from a raw client or,
+/// with `cid`, `burst-cid` from a wschat.v1 client giving each its own
+/// `cid` (which the store looks up, to know a resend); returns the time
+/// until the store has committed them all, and the store thread's CPU
+/// seconds meanwhile.
+fn burst(server: &Server, cid: bool) -> (Duration, f64) {
     let before = written(server);
     let cpu_before = store_cpu_seconds(server);
-    let mut raw = connect(&server.addr, "/ws?room=burst&name=burster", false);
+    let path = if cid {
+        "/ws?room=burst-cid&name=burster"
+    } else {
+        "/ws?room=burst&name=burster"
+    };
+    let mut ws = connect(&server.addr, path, cid);
+    if cid {
+        // What the server sends a v1 client back is read and dropped, so
+        // that its queue never fills.
+        let mut tcp = ws.get_ref().try_clone().unwrap();
+        thread::spawn(move || {
+            let mut buf = [0; 1 << 16];
+            while tcp.read(&mut buf).is_ok_and(|n| n > 0) {}
+        });
+    }
     let start = Instant::now();
     for i in 0..BURST {
-        raw.write(Message::text(format!(
-            "burst message {i:05} of a typical length"
-        )))
-        .unwrap();
+        let text = format!("burst message {i:05} of a typical length");
+        let frame = if cid {
+            format!(r#"{{"type":"message","text":"{text}","cid":"b-{i}"}}"#)
+        } else {
+            text
+        };
+        ws.write(Message::text(frame)).unwrap();
     }
-    raw.flush().unwrap();
+    ws.flush().unwrap();
     while written(server) < before + BURST as u64 {
         thread::sleep(Duration::from_millis(2));
     }
@@ -128,7 +151,7 @@ fn main() {
         let mut args = vec!["--db", db.as_str(), "--history", "100"];
         args.extend_from_slice(extra);
         let server = pair::start(&binary, &args);
-        let (took, store_cpu) = burst(&server);
+        let (took, store_cpu) = burst(&server, false);
         let lat = time_pair(&server.addr, PHASE);
         let rows = if db == ":memory:" {
             "-".to_owned()
@@ -154,6 +177,20 @@ fn main() {
             pct(&lat, 1.0),
             rows
         );
+        if name == "file" {
+            let (took, store_cpu) = burst(&server, true);
+            println!(
+                "{:<14} {:>12.1} {:>12.0} {:>12.2} {:>10} {:>10} {:>10} {:>8}",
+                "file, v1 cid",
+                took.as_secs_f64() * 1000.0,
+                BURST as f64 / took.as_secs_f64(),
+                store_cpu * 1e6 / BURST as f64,
+                "-",
+                "-",
+                "-",
+                "-"
+            );
+        }
     }
     if let Ok(baseline) = std::env::var("WSCHAT_BENCH_BASELINE") {
         let server = pair::start(&baseline, &["--history", "100"]);

@@ -184,9 +184,23 @@ fn a_full_group_of_every_size_is_stored_in_order() {
         .collect();
     let expected: Vec<Body> = (0..size).map(|n| Body::Text(n.to_string())).collect();
     assert_eq!(texts, expected);
-    // Every one of them is known as sent.
+    // Every one of them is known as sent, by its sender, also when many
+    // are looked up at once.
+    let held = running.hold();
     running.send_append(with_cid(text("lobby", 0, "again"), "17"), None);
+    running.send_append(with_cid(text("lobby", 0, "new"), "new"), None);
+    let bob = Record {
+        from: "bob".to_owned(),
+        ..with_cid(text("lobby", 0, "bob's"), "200")
+    };
+    running.send_append(bob, None);
+    running.send_append(with_cid(text("lobby", 0, "again"), "3"), None);
+    held.release();
+    let last = size as u64;
     assert_eq!(running.appended(), (18, Outcome::Resent));
-    assert_eq!(stats.records_written.load(Ordering::Relaxed), size as u64);
+    assert_eq!(running.appended(), (last + 1, Outcome::Stored));
+    assert_eq!(running.appended(), (last + 2, Outcome::Stored));
+    assert_eq!(running.appended(), (4, Outcome::Resent));
+    assert_eq!(stats.records_written.load(Ordering::Relaxed), last + 2);
     running.stop();
 }

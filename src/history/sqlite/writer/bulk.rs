@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use rusqlite::{Connection, Statement};
 
 use super::super::retention;
+use super::super::rows::{RECORD_BY_CID, record};
 use super::{Body, GROUP, Pending, Record, Writer, Written};
 
 /// A multi-row insert into one table, as SQL for each power of two of rows
@@ -109,40 +110,51 @@ impl Writer {
         let mut written: Vec<Option<Written>> = appends.iter().map(|_| None).collect();
         // Appends that resend one earlier in the group, with that one.
         let mut again: Vec<(usize, usize)> = Vec::new();
-        let mut rooms: Vec<Room<'_>> = Vec::new();
+        let mut resend = vec![false; appends.len()];
+        // The first of the group with each sender and `cid`.
+        let mut asking: Vec<usize> = Vec::new();
         {
             let mut sent: HashMap<(&str, &str, &str), usize> = HashMap::new();
-            let mut room_of: HashMap<&str, usize> = HashMap::new();
             for (i, pending) in appends.iter().enumerate() {
                 let record = &pending.record;
-                let key = keys[i].as_str();
-                if let Some(cid) = record.cid.as_deref() {
-                    if let Some(&before) = sent.get(&(key, record.from.as_str(), cid)) {
-                        again.push((i, before));
-                        continue;
-                    }
-                    sent.insert((key, record.from.as_str(), cid), i);
-                    if let Some(mut original) = self.sent_before(key, &record.from, cid)? {
-                        // Stored under the room's key; answered in the
-                        // sender's spelling.
-                        original.room.clone_from(&record.room);
-                        written[i] = Some(Written::Resent(original));
-                        continue;
-                    }
+                let Some(cid) = record.cid.as_deref() else {
+                    continue;
+                };
+                let who = (keys[i].as_str(), record.from.as_str(), cid);
+                if let Some(&before) = sent.get(&who) {
+                    again.push((i, before));
+                    resend[i] = true;
+                } else {
+                    sent.insert(who, i);
+                    asking.push(i);
                 }
-                let r = *room_of.entry(key).or_insert_with(|| {
-                    rooms.push(Room {
-                        key,
-                        members: Vec::new(),
-                        first: 0,
-                        last: 0,
-                        epoch: String::new(),
-                        files: 0,
-                    });
-                    rooms.len() - 1
-                });
-                rooms[r].members.push(i);
             }
+        }
+        for (i, mut original) in self.sent_before_all(appends, keys, &asking)? {
+            // Stored under the room's key; answered in the sender's
+            // spelling.
+            original.room.clone_from(&appends[i].record.room);
+            written[i] = Some(Written::Resent(original));
+            resend[i] = true;
+        }
+        let mut rooms: Vec<Room<'_>> = Vec::new();
+        let mut room_of: HashMap<&str, usize> = HashMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            if resend[i] {
+                continue;
+            }
+            let r = *room_of.entry(key).or_insert_with(|| {
+                rooms.push(Room {
+                    key,
+                    members: Vec::new(),
+                    first: 0,
+                    last: 0,
+                    epoch: String::new(),
+                    files: 0,
+                });
+                rooms.len() - 1
+            });
+            rooms[r].members.push(i);
         }
         // Each room's ids, one after another in the order of its records.
         let mut stored: Vec<(usize, usize)> = Vec::new();
@@ -209,6 +221,73 @@ impl Writer {
         }
         Ok((written, added))
     }
+}
+
+impl Writer {
+    /// Of the appends `asking`, those whose sender already stored their
+    /// `cid` in the room, with the record stored then: a room's are looked
+    /// up together, a statement for many `cid`s.
+    fn sent_before_all(
+        &self,
+        appends: &[Pending],
+        keys: &[String],
+        asking: &[usize],
+    ) -> rusqlite::Result<Vec<(usize, Record)>> {
+        let mut found = Vec::new();
+        let mut rooms: Vec<(&str, Vec<usize>)> = Vec::new();
+        for &i in asking {
+            match rooms.iter_mut().find(|(key, _)| *key == keys[i]) {
+                Some((_, members)) => members.push(i),
+                None => rooms.push((&keys[i], vec![i])),
+            }
+        }
+        for (key, members) in rooms {
+            let mut rest = &members[..];
+            while !rest.is_empty() {
+                let power = rest.len().min(GROUP).ilog2();
+                let (chunk, after) = rest.split_at(1 << power);
+                let mut statement = self.conn.prepare_cached(by_cid(power))?;
+                statement.raw_bind_parameter(1, key)?;
+                for (k, &i) in chunk.iter().enumerate() {
+                    statement.raw_bind_parameter(k + 2, &appends[i].record.cid)?;
+                }
+                let mut rows = statement.raw_query();
+                let mut taken = vec![false; chunk.len()];
+                // Oldest first for each `cid`, as the index has them.
+                while let Some(row) = rows.next()? {
+                    let stored = record(row)?;
+                    let asked = (0..chunk.len()).find(|&k| {
+                        let sent = &appends[chunk[k]].record;
+                        !taken[k] && sent.from == stored.from && sent.cid == stored.cid
+                    });
+                    if let Some(k) = asked {
+                        taken[k] = true;
+                        found.push((chunk[k], stored));
+                    }
+                }
+                rest = after;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The records stored in a room (`?1`) under any of `1 << power` `cid`s.
+fn by_cid(power: u32) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (0..=GROUP.ilog2())
+            .map(|p| {
+                // Without statistics SQLite would rather walk the room's
+                // whole primary key than take this index: it is named.
+                format!(
+                    "{RECORD_BY_CID} WHERE r.room = ?1 AND r.cid IN ({}) AND r.cid IS NOT NULL",
+                    vec!["?"; 1 << p].join(", ")
+                )
+            })
+            .collect()
+    });
+    &all[power as usize]
 }
 
 /// Whether an append is a file whose bytes are stored with it.

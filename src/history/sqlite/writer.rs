@@ -238,10 +238,13 @@ impl Writer {
     /// record (`None`: nothing), and gives each stored record its id.
     fn write_group(&mut self, appends: &mut [Pending]) -> Vec<Option<Written>> {
         let keys = self.keys(appends);
-        let bulk = self
-            .execute("BEGIN IMMEDIATE")
-            .and_then(|()| self.write_bulk(appends, &keys));
-        let (written, added) = match bulk {
+        if let Err(e) = self.execute("BEGIN IMMEDIATE") {
+            // Not tried again record by record: that would wait as long
+            // again for a lock another process holds.
+            self.failed("begin", &appends[0].record.room, appends.len(), &e);
+            return appends.iter().map(|_| None).collect();
+        }
+        let (written, added) = match self.write_bulk(appends, &keys) {
             Ok(done) => done,
             Err(e) => {
                 // Whatever went wrong, the records one by one tell which

@@ -7,7 +7,7 @@
 //! text, room key, sender, `cid`, file name and type in UTF-8 bytes plus 64
 //! (its id, time and the b-tree's bookkeeping, roughly), or whole overflow
 //! pages for a long one; the room's own row its key and name plus 128; and a file's bytes cost their
-//! length. The count is kept in the same savepoint as the record it counts.
+//! length. The count is kept in the same transaction as the records it counts.
 //! When the total passes the bound, the room holding the most pays first:
 //! its oldest files' bytes go (their announcements stay, marked
 //! unavailable), then its oldest records; a room is only touched while it
@@ -83,8 +83,8 @@ pub fn count_in(conn: &Connection, key: &str, id: u64, file: u64) -> rusqlite::R
 }
 
 /// Counts the records of room `key` with ids `first` to `last`, just
-/// written together (with `files` bytes of their files), in its row, as
-/// [`count_in`] counts one.
+/// written together (with `files` bytes of their files), in its row; a
+/// row just made (whose count is 0) counts itself too.
 pub fn count_range(
     conn: &Connection,
     key: &str,

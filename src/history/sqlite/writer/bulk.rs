@@ -221,9 +221,7 @@ impl Writer {
         }
         Ok((written, added))
     }
-}
 
-impl Writer {
     /// Of the appends `asking`, those whose sender already stored their
     /// `cid` in the room, with the record stored then: a room's are looked
     /// up together, a statement for many `cid`s.

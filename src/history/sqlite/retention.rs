@@ -7,7 +7,7 @@
 //! text, room key, sender, `cid`, file name and type in UTF-8 bytes plus 64
 //! (its id, time and the b-tree's bookkeeping, roughly), or whole overflow
 //! pages for a long one; the room's own row its key and name plus 128; and a file's bytes cost their
-//! length. The count is kept in the same savepoint as the record it counts.
+//! length. The count is kept in the same transaction as the records it counts.
 //! When the total passes the bound, the room holding the most pays first:
 //! its oldest files' bytes go (their announcements stay, marked
 //! unavailable), then its oldest records; a room is only touched while it
@@ -79,14 +79,28 @@ CREATE INDEX rooms_by_bytes ON rooms (bytes);
 /// Counts a record just written (with `file` bytes of its file) in its
 /// room's row; a row just made (whose count is 0) counts itself too.
 pub fn count_in(conn: &Connection, key: &str, id: u64, file: u64) -> rusqlite::Result<()> {
+    count_range(conn, key, id, id, file)
+}
+
+/// Counts the records of room `key` with ids `first` to `last`, just
+/// written together (with `files` bytes of their files), in its row; a
+/// row just made (whose count is 0) counts itself too.
+pub fn count_range(
+    conn: &Connection,
+    key: &str,
+    first: u64,
+    last: u64,
+    files: u64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(concat!(
-        "UPDATE rooms SET bytes = bytes + ?3 + (SELECT ",
+        "UPDATE rooms SET bytes = bytes + ?4 + (SELECT COALESCE(SUM(",
         cost!(),
-        " FROM records WHERE room = ?1 AND id = ?2) + CASE WHEN bytes = 0 THEN ",
+        "), 0) FROM records WHERE room = ?1 AND id BETWEEN ?2 AND ?3) \
+         + CASE WHEN bytes = 0 THEN ",
         row_cost!(),
         " ELSE 0 END WHERE key = ?1"
     ))?
-    .execute(params![key, id, file])?;
+    .execute(params![key, first, last, files])?;
     Ok(())
 }
 

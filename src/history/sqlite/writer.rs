@@ -1,18 +1,20 @@
 //! The store thread: the one connection that writes.
 //!
 //! Requests are handled in the order they were sent. Appends that are
-//! waiting together are written in one transaction, each inside its own
-//! savepoint so that one bad record costs only itself (should SQLite roll
-//! the whole transaction back instead, the group is written again without
-//! it); the group then has one commit, and so one write of the log (and
-//! with `fsync`, one sync). Ids are given here, inside the transaction, so
-//! that a record that is not committed uses none: an id, once anyone has
-//! seen it, is always the one stored record's. An `Open` first commits the
-//! appends before it, so that it sees them and its answer comes after
-//! theirs. A `Fetch` is not read here: once the batch it came in is
-//! committed it is handed to the reads thread (`reads.rs`), so that it sees
-//! the appends before it and the writer never waits for a read. Retention
-//! runs in the same transaction as the appends that made it necessary.
+//! waiting together are written in one transaction, in bulk (`bulk`): each
+//! room's ids taken with one update, each table's rows with one insert.
+//! Should anything in that fail, the transaction is rolled back and the
+//! group written again record by record (`each`), each inside its own
+//! savepoint so that one bad record costs only itself. Either way the group
+//! has one commit, and so one write of the log (and with `fsync`, one
+//! sync). Ids are given here, inside the transaction, so that a record that
+//! is not committed uses none: an id, once anyone has seen it, is always
+//! the one stored record's. An `Open` first commits the appends before it,
+//! so that it sees them and its answer comes after theirs (`opening`). A
+//! `Fetch` is not read here: once the batch it came in is committed it is
+//! handed to the reads thread (`reads.rs`), so that it sees the appends
+//! before it and the writer never waits for a read. Retention runs in the
+//! same transaction as the appends that made it necessary (`bounds`).
 
 use crate::logs as log;
 
@@ -22,15 +24,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use tungstenite::Bytes;
 
 use super::complaints::Complaints;
 use super::fold::room_key;
 use super::reads::Reads;
-use super::retention;
-use super::rows::{RECORD, RECORD_BY_CID, record};
 use super::{Body, Options, Origin, Outcome, Reader, Record, Reply, Request, Stats};
+
+mod bounds;
+mod bulk;
+mod each;
+mod opening;
 
 /// Most requests taken from the channel at once, and so most appends in one
 /// transaction.
@@ -40,6 +45,13 @@ pub const GROUP: usize = 256;
 /// before retention frees room for it, so this (and one file more) is how
 /// far past `retain_bytes` the database may grow for a moment.
 pub const GROUP_BYTES: u64 = 64 << 20;
+
+/// Statements the writer keeps prepared: its own, retention's, and the
+/// bulk inserts of every size (see `bulk`).
+const STATEMENTS: usize = 64;
+
+/// Spellings whose room keys are remembered.
+const KEYS: usize = 4096;
 
 /// What a request adds to a group's bytes.
 fn weight(request: &Request) -> u64 {
@@ -54,9 +66,6 @@ fn weight(request: &Request) -> u64 {
         _ => 0,
     }
 }
-
-/// Rooms opened but not yet written to whose epochs are remembered.
-const PENDING_EPOCHS: usize = 65_536;
 
 /// While writes fail, how often the store tries a small write of its own,
 /// so that readiness comes back once space is freed even if nobody sends.
@@ -95,6 +104,9 @@ pub struct Writer {
     /// File bytes stored, as of the last commit.
     file_bytes: u64,
     complaints: Complaints,
+    /// Room keys of the spellings written to lately: working one out
+    /// (`fold::room_key`) costs more than writing a short message.
+    keys: HashMap<String, String>,
 }
 
 impl Writer {
@@ -107,6 +119,7 @@ impl Writer {
         reads: Reads,
     ) -> Writer {
         let file_bytes = stats.file_bytes.load(Ordering::Relaxed);
+        conn.set_prepared_statement_cache_capacity(STATEMENTS);
         Writer {
             conn,
             options,
@@ -117,12 +130,16 @@ impl Writer {
             pending_epochs: HashMap::new(),
             file_bytes,
             complaints: Complaints::default(),
+            keys: HashMap::new(),
         }
     }
 
     pub fn run(mut self, requests: &Receiver<Request>) {
         self.bound_everything();
-        let mut appends: Vec<Pending> = Vec::new();
+        // Kept from one group to the next, so that a busy store does not
+        // grow and give back its memory with every group.
+        let mut batch: Vec<Request> = Vec::with_capacity(GROUP);
+        let mut appends: Vec<Pending> = Vec::with_capacity(GROUP);
         let mut fetches = Vec::new();
         let mut stopping = false;
         loop {
@@ -145,7 +162,7 @@ impl Writer {
                 break;
             };
             let mut bytes = weight(&first);
-            let mut batch = vec![first];
+            batch.push(first);
             while batch.len() < GROUP && bytes < GROUP_BYTES {
                 match requests.try_recv() {
                     Ok(request) => {
@@ -158,7 +175,7 @@ impl Writer {
             self.stats
                 .queue_len
                 .fetch_sub(batch.len() as u64, Ordering::Relaxed);
-            for request in batch {
+            for request in batch.drain(..) {
                 match request {
                     Request::Append {
                         record,
@@ -220,51 +237,39 @@ impl Writer {
     /// One transaction for the whole group; says what it wrote of each
     /// record (`None`: nothing), and gives each stored record its id.
     fn write_group(&mut self, appends: &mut [Pending]) -> Vec<Option<Written>> {
-        let mut written: Vec<Option<Written>> = appends.iter().map(|_| None).collect();
-        let mut refused = vec![false; appends.len()];
-        let added = 'group: loop {
-            if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
-                let first = &appends[0].record;
-                let lost = refused.iter().filter(|r| !**r).count();
-                self.failed("begin", &first.room, lost, &e);
-                return appends.iter().map(|_| None).collect();
-            }
-            written.iter_mut().for_each(|w| *w = None);
-            let mut added = 0;
-            for (i, pending) in appends.iter_mut().enumerate() {
-                if refused[i] {
-                    continue;
+        let keys = self.keys(appends);
+        if let Err(e) = self.execute("BEGIN IMMEDIATE") {
+            // Not tried again record by record: that would wait as long
+            // again for a lock another process holds.
+            self.failed("begin", &appends[0].record.room, appends.len(), &e);
+            return appends.iter().map(|_| None).collect();
+        }
+        let (written, added) = match self.write_bulk(appends, &keys) {
+            Ok(done) => done,
+            Err(e) => {
+                // Whatever went wrong, the records one by one tell which
+                // of them cannot be written, and count and log it.
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
                 }
-                match self.append_one(&mut pending.record, pending.data.as_ref()) {
-                    Ok(w) => {
-                        if let Written::Stored { bytes, .. } = &w {
-                            added += bytes;
-                        }
-                        written[i] = Some(w);
-                    }
-                    Err(e) => {
-                        refused[i] = true;
-                        self.failed("append", &pending.record.room, 1, &e);
-                        if self.conn.is_autocommit() {
-                            // SQLite rolled the whole transaction back, as it
-                            // may on a full disk or an I/O error, and took the
-                            // records before this one with it (and their
-                            // ids): write them again. Each round refuses one
-                            // more record, so this ends.
-                            continue 'group;
-                        }
-                    }
+                log::debug!("event=store_bulk_failed error={:?}", e.to_string());
+                match self.write_each(appends, &keys) {
+                    Some(done) => done,
+                    None => return appends.iter().map(|_| None).collect(),
                 }
             }
-            break added;
         };
-        let stored: Vec<bool> = written
+        let mut rooms: Vec<&str> = keys
             .iter()
-            .map(|w| matches!(w, Some(Written::Stored { .. })))
+            .zip(&written)
+            .filter(|(_, w)| matches!(w, Some(Written::Stored { .. })))
+            .map(|(key, _)| key.as_str())
             .collect();
-        let freed = self.retain(appends, &stored, added);
-        let count = stored.iter().filter(|s| **s).count();
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
+        let count = rooms.len();
+        rooms.sort_unstable();
+        rooms.dedup();
+        let freed = self.retain(&rooms, added);
+        if let Err(e) = self.execute("COMMIT") {
             if !self.conn.is_autocommit() {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
@@ -284,345 +289,36 @@ impl Writer {
             .records_written
             .fetch_add(count as u64, Ordering::Relaxed);
         if !self.pending_epochs.is_empty() {
-            for (pending, _) in appends.iter().zip(&stored).filter(|(_, s)| **s) {
-                self.pending_epochs.remove(&room_key(&pending.record.room));
+            for room in rooms {
+                self.pending_epochs.remove(room);
             }
         }
         written
     }
 
-    /// Appends one record inside a savepoint, so that its failure undoes
-    /// only itself (its id included). A resend of a `cid` its sender
-    /// already stored in the room writes nothing.
-    fn append_one(
-        &mut self,
-        record: &mut Record,
-        data: Option<&Bytes>,
-    ) -> rusqlite::Result<Written> {
-        if let Some(cid) = &record.cid
-            && let Some(mut original) =
-                self.sent_before(&room_key(&record.room), &record.from, cid)?
-        {
-            // Stored under the room's key; answered in the sender's spelling.
-            original.room.clone_from(&record.room);
-            return Ok(Written::Resent(original));
-        }
-        self.conn.execute_batch("SAVEPOINT record")?;
-        let result = self
-            .insert(record, data)
-            .and_then(|bytes| self.conn.execute_batch("RELEASE record").map(|()| bytes));
-        if result.is_err() && !self.conn.is_autocommit() {
-            let _ = self
-                .conn
-                .execute_batch("ROLLBACK TO record; RELEASE record");
-        }
-        result.map(|(bytes, epoch)| Written::Stored { bytes, epoch })
-    }
-
-    /// The record `from` stored in room `key` under `cid`, if it is still
-    /// kept: a resend is recognised for as long as its message is.
-    fn sent_before(&self, key: &str, from: &str, cid: &str) -> rusqlite::Result<Option<Record>> {
-        self.conn
-            // Without statistics SQLite would rather walk the room's whole
-            // primary key than take this index: it is named.
-            .prepare_cached(&format!(
-                "{RECORD_BY_CID} WHERE r.room = ?1 AND r.cid = ?2 AND r.cid IS NOT NULL \
-                 AND r.sender = ?3 LIMIT 1"
-            ))?
-            .query_row(params![key, cid, from], record)
-            .optional()
-    }
-
-    /// Gives room `key` its next id, one more than the last it ever stored,
-    /// and says the epoch it is stored under. A room without a row gets one
-    /// now, shown by `spelling` (the first spelling stored).
-    fn next_id(&mut self, key: &str, spelling: &str) -> rusqlite::Result<(u64, String)> {
-        let next: Option<(u64, String)> = self
-            .conn
-            .prepare_cached(
-                "UPDATE rooms SET last_id = last_id + 1 WHERE key = ?1 RETURNING last_id, epoch",
-            )?
-            .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        if let Some(next) = next {
-            return Ok(next);
-        }
-        // Records without a room row are not written by wschat, but a
-        // file edited by hand should not make ids go back.
-        let last: u64 = self
-            .conn
-            .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM records WHERE room = ?1")?
-            .query_row([key], |row| row.get(0))?;
-        let epoch = match self.pending_epochs.get(key) {
-            Some(epoch) => epoch.clone(),
-            None => new_epoch(),
-        };
-        self.conn
-            .prepare_cached(
-                "INSERT INTO rooms (key, name, epoch, last_id) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![key, spelling, epoch, last + 1])?;
-        Ok((last + 1, epoch))
-    }
-
-    /// Writes a record under the room's next id (set in `record`); returns
-    /// the file bytes it added and the epoch it was stored under.
-    fn insert(
-        &mut self,
-        record: &mut Record,
-        data: Option<&Bytes>,
-    ) -> rusqlite::Result<(u64, String)> {
-        let key = room_key(&record.room);
-        let room = key.as_str();
-        let (id, epoch) = self.next_id(room, &record.room)?;
-        record.id = id;
-        let (text, name, size, mime) = match &record.body {
-            Body::Text(text) => (Some(text), None, None, None),
-            Body::File {
-                name, size, mime, ..
-            } => (None, Some(name), Some(*size), Some(mime)),
-        };
-        self.conn
-            .prepare_cached(
-                "INSERT INTO records \
-                 (room, id, sender, ts, cid, text, file_name, file_size, file_mime) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                room,
-                record.id,
-                record.from,
-                record.ts,
-                record.cid,
-                text,
-                name,
-                size,
-                mime
-            ])?;
-        let file = match (&record.body, data) {
-            (Body::File { .. }, Some(bytes)) => {
-                self.conn
-                    .prepare_cached(
-                        "INSERT INTO file_bytes (room, id, size, bytes) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![room, record.id, bytes.len(), bytes.as_ref()])?;
-                bytes.len() as u64
-            }
-            _ => 0,
-        };
-        retention::count_in(&self.conn, room, record.id, file)?;
-        Ok((file, epoch))
-    }
-
-    /// Applies both bounds after a group's appends, inside its transaction.
-    /// A failure here is logged and undone, and the appends still commit:
-    /// the bounds are caught up with by the next group. Returns the file
-    /// bytes freed.
-    fn retain(&mut self, appends: &[Pending], stored: &[bool], added: u64) -> u64 {
-        let mut rooms: Vec<String> = appends
+    /// Each append's room key.
+    fn keys(&mut self, appends: &[Pending]) -> Vec<String> {
+        appends
             .iter()
-            .zip(stored)
-            .filter(|(_, s)| **s)
-            .map(|(pending, _)| room_key(&pending.record.room))
-            .collect();
-        rooms.sort_unstable();
-        rooms.dedup();
-        let over = (self.file_bytes + added).saturating_sub(self.options.retain_bytes);
-        if rooms.is_empty() && over == 0 {
-            return 0;
-        }
-        let result = self.conn.execute_batch("SAVEPOINT retain").and_then(|()| {
-            let freed = self.bound(&rooms, over)?;
-            self.conn.execute_batch("RELEASE retain")?;
-            Ok(freed)
-        });
-        match result {
-            Ok(freed) => freed,
-            Err(e) => {
-                if !self.conn.is_autocommit() {
-                    let _ = self
-                        .conn
-                        .execute_batch("ROLLBACK TO retain; RELEASE retain");
+            .map(|pending| {
+                let room = pending.record.room.as_str();
+                if let Some(key) = self.keys.get(room) {
+                    return key.clone();
                 }
-                let room = rooms.first().map_or("", String::as_str);
-                self.failed("retain", room, 0, &e);
-                0
-            }
-        }
-    }
-
-    /// Deletes the records of `rooms` beyond `retain_messages`, then, while
-    /// everything stored passes `retain_bytes`, from the room holding the
-    /// most (see `retention`). Returns the file bytes freed.
-    fn bound<S: AsRef<str>>(&mut self, rooms: &[S], _over: u64) -> rusqlite::Result<u64> {
-        let mut freed = 0;
-        for room in rooms {
-            freed += self.retain_messages(room.as_ref())?;
-        }
-        let (files, total) = retention::shrink(&self.conn, self.options.retain_bytes)?;
-        self.stats.stored_bytes.store(total, Ordering::Relaxed);
-        Ok(freed + files)
-    }
-
-    /// Applies both bounds to every room, for when they were lowered since
-    /// the database was last written. A failure is logged; the next appends
-    /// apply the bounds to their own rooms.
-    fn bound_everything(&mut self) {
-        let result = self.conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
-            let rooms = self
-                .conn
-                .prepare("SELECT key FROM rooms")?
-                .query_map([], |row| row.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
-            let over = self.file_bytes.saturating_sub(self.options.retain_bytes);
-            let freed = self.bound(&rooms, over)?;
-            self.conn.execute_batch("COMMIT")?;
-            Ok(freed)
-        });
-        match result {
-            Ok(freed) => {
-                self.file_bytes = self.file_bytes.saturating_sub(freed);
-                self.stats
-                    .file_bytes
-                    .store(self.file_bytes, Ordering::Relaxed);
-            }
-            Err(e) => {
-                if !self.conn.is_autocommit() {
-                    let _ = self.conn.execute_batch("ROLLBACK");
+                if self.keys.len() >= KEYS {
+                    self.keys.clear();
                 }
-                self.failed("retain", "", 0, &e);
-            }
-        }
-    }
-
-    /// Deletes the records of the room keyed `room` beyond the newest
-    /// `retain_messages`, with their files' bytes. The room's row, and so
-    /// its last id, stays.
-    fn retain_messages(&mut self, room: &str) -> rusqlite::Result<u64> {
-        let keep = self.options.retain_messages.min(i64::MAX as usize) as i64;
-        // Ids are given one after another and only a room's oldest records
-        // are ever deleted, so its newest `keep` are those above
-        // `last_id - keep` (where older ids had gaps, a few fewer are
-        // kept, never more): two index look-ups, where counting `keep`
-        // rows back from the newest walked them all after every group.
-        let last: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT last_id FROM rooms WHERE key = ?1")?
-            .query_row([room], |row| row.get(0))
-            .optional()?;
-        let upto = last.unwrap_or(0).saturating_sub(keep);
-        if upto < 1 {
-            return Ok(0);
-        }
-        let beyond: bool = self
-            .conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM records WHERE room = ?1 AND id <= ?2)")?
-            .query_row(params![room, upto], |row| row.get(0))?;
-        if !beyond {
-            return Ok(0);
-        }
-        retention::delete_upto(&self.conn, room, upto)
-    }
-
-    /// Loads a room. A room without history gets an epoch, which is
-    /// written with its first record: opening a room writes nothing, so
-    /// rooms that are only visited leave no trace in the database.
-    fn open(&mut self, room: String, recent: usize) -> Reply {
-        match self.load(&room, recent) {
-            Ok((row, last_id, recent)) => {
-                let (epoch, spelling) = match row {
-                    Some((epoch, shown)) => (epoch, (shown != room).then_some(shown)),
-                    None => (self.pending_epoch(&room), None),
-                };
-                Reply::Opened {
-                    epoch,
-                    room,
-                    spelling,
-                    last_id,
-                    recent,
-                    loaded: true,
-                    members: Vec::new(),
-                }
-            }
-            Err(e) => {
-                self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
-                self.failed("open", &room, 0, &e);
-                Reply::Opened {
-                    epoch: self.pending_epoch(&room),
-                    room,
-                    spelling: None,
-                    last_id: 0,
-                    recent: Vec::new(),
-                    loaded: false,
-                    members: Vec::new(),
-                }
-            }
-        }
-    }
-
-    /// The epoch handed out for a room that has no row yet; the same one
-    /// until its first record is written.
-    fn pending_epoch(&mut self, room: &str) -> String {
-        let room = room_key(room);
-        if let Some(epoch) = self.pending_epochs.get(&room) {
-            return epoch.clone();
-        }
-        if self.pending_epochs.len() >= PENDING_EPOCHS {
-            // Any one will do: a room that loses its pending epoch gets a
-            // new one with its first record, which its clients see as a
-            // new history once the room is next opened.
-            let any = self.pending_epochs.keys().next().cloned();
-            if let Some(any) = any {
-                self.pending_epochs.remove(&any);
-            }
-        }
-        let epoch = new_epoch();
-        self.pending_epochs.insert(room, epoch.clone());
-        epoch
-    }
-
-    /// The room's epoch and display spelling (if it has a row), last id and
-    /// newest records, found by the room's key whichever spelling asks.
-    fn load(
-        &mut self,
-        spelling: &str,
-        recent: usize,
-    ) -> rusqlite::Result<(Option<RoomRow>, u64, Vec<Record>)> {
-        let key = room_key(spelling);
-        let room = key.as_str();
-        let row: Option<(String, String, u64)> = self
-            .conn
-            .prepare_cached("SELECT epoch, name, last_id FROM rooms WHERE key = ?1")?
-            .query_row([room], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-            .optional()?;
-        let mut records = self.query(
-            &format!("{RECORD} WHERE r.room = ?1 ORDER BY r.id DESC LIMIT ?2"),
-            params![room, recent.min(i64::MAX as usize)],
-        )?;
-        records.reverse();
-        let shown = row.as_ref().map_or(spelling, |(_, name, _)| name.as_str());
-        for record in &mut records {
-            shown.clone_into(&mut record.room);
-        }
-        match row {
-            Some((epoch, name, last_id)) => Ok((Some((epoch, name)), last_id, records)),
-            None => {
-                // Records without a room row are not written by wschat, but
-                // a file edited by hand should not make ids go back.
-                let last_id: u64 = self
-                    .conn
-                    .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM records WHERE room = ?1")?
-                    .query_row([room], |row| row.get(0))?;
-                Ok((None, last_id, records))
-            }
-        }
-    }
-
-    fn query(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<Record>> {
-        self.conn
-            .prepare_cached(sql)?
-            .query_map(params, record)?
+                let key = room_key(room);
+                self.keys.insert(room.to_owned(), key.clone());
+                key
+            })
             .collect()
+    }
+
+    /// Runs one statement that returns no rows, kept prepared.
+    fn execute(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
     }
 
     /// Counts `lost` records as not written and logs the failure, at most
@@ -683,9 +379,6 @@ impl Writer {
         }
     }
 }
-
-/// A room's row: its epoch and the spelling it is shown by.
-type RoomRow = (String, String);
 
 /// A room's epoch: 16 hex digits, new for every history that begins.
 pub fn new_epoch() -> String {

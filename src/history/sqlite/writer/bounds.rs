@@ -1,0 +1,114 @@
+//! The bounds, applied by the writer: `retain_messages` to the rooms a
+//! group wrote to, and `retain_bytes` to everything (see `retention`), in
+//! the group's own transaction; and both to every room at start, for when
+//! they were lowered since the database was last written.
+
+use std::sync::atomic::Ordering;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::super::retention;
+use super::Writer;
+
+impl Writer {
+    /// Applies both bounds after a group's appends to `rooms` (keys),
+    /// inside its transaction. A failure here is logged and undone, and
+    /// the appends still commit: the bounds are caught up with by the next
+    /// group. Returns the file bytes freed.
+    pub(super) fn retain(&mut self, rooms: &[&str], added: u64) -> u64 {
+        let over = (self.file_bytes + added).saturating_sub(self.options.retain_bytes);
+        if rooms.is_empty() && over == 0 {
+            return 0;
+        }
+        let result = self.execute("SAVEPOINT retain").and_then(|()| {
+            let freed = self.bound(rooms)?;
+            self.execute("RELEASE retain")?;
+            Ok(freed)
+        });
+        match result {
+            Ok(freed) => freed,
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self
+                        .conn
+                        .execute_batch("ROLLBACK TO retain; RELEASE retain");
+                }
+                let room = rooms.first().copied().unwrap_or("");
+                self.failed("retain", room, 0, &e);
+                0
+            }
+        }
+    }
+
+    /// Deletes the records of `rooms` beyond `retain_messages`, then, while
+    /// everything stored passes `retain_bytes`, from the room holding the
+    /// most (see `retention`). Returns the file bytes freed.
+    fn bound<S: AsRef<str>>(&mut self, rooms: &[S]) -> rusqlite::Result<u64> {
+        let mut freed = 0;
+        for room in rooms {
+            freed += self.retain_messages(room.as_ref())?;
+        }
+        let (files, total) = retention::shrink(&self.conn, self.options.retain_bytes)?;
+        self.stats.stored_bytes.store(total, Ordering::Relaxed);
+        Ok(freed + files)
+    }
+
+    /// Applies both bounds to every room, for when they were lowered since
+    /// the database was last written. A failure is logged; the next appends
+    /// apply the bounds to their own rooms.
+    pub(super) fn bound_everything(&mut self) {
+        let result = self.conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
+            let rooms = self
+                .conn
+                .prepare("SELECT key FROM rooms")?
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            let freed = self.bound(&rooms)?;
+            self.conn.execute_batch("COMMIT")?;
+            Ok(freed)
+        });
+        match result {
+            Ok(freed) => {
+                self.file_bytes = self.file_bytes.saturating_sub(freed);
+                self.stats
+                    .file_bytes
+                    .store(self.file_bytes, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if !self.conn.is_autocommit() {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                self.failed("retain", "", 0, &e);
+            }
+        }
+    }
+
+    /// Deletes the records of the room keyed `room` beyond the newest
+    /// `retain_messages`, with their files' bytes. The room's row, and so
+    /// its last id, stays.
+    fn retain_messages(&mut self, room: &str) -> rusqlite::Result<u64> {
+        let keep = self.options.retain_messages.min(i64::MAX as usize) as i64;
+        // Ids are given one after another and only a room's oldest records
+        // are ever deleted, so its newest `keep` are those above
+        // `last_id - keep` (where older ids had gaps, a few fewer are
+        // kept, never more): two index look-ups, where counting `keep`
+        // rows back from the newest walked them all after every group.
+        let last: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT last_id FROM rooms WHERE key = ?1")?
+            .query_row([room], |row| row.get(0))
+            .optional()?;
+        let upto = last.unwrap_or(0).saturating_sub(keep);
+        if upto < 1 {
+            return Ok(0);
+        }
+        let beyond: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM records WHERE room = ?1 AND id <= ?2)")?
+            .query_row(params![room, upto], |row| row.get(0))?;
+        if !beyond {
+            return Ok(0);
+        }
+        retention::delete_upto(&self.conn, room, upto)
+    }
+}

@@ -11,9 +11,8 @@ use support::*;
 
 const ADMIN: &str = "an admin token for the tests";
 
-/// Rooms enough that, hashed over 3 hubs, every hub holds some (12 names
-/// miss one of 3 hubs with a chance under 3 in 1,000, and the names are
-/// fixed, so a run that holds holds every time).
+/// Rooms enough that, hashed over 3 hubs, every hub holds some (a unit
+/// test of `hub::hubs` checks that these names do).
 const ROOMS: usize = 12;
 
 fn api(server: &Server, path: &str, body: Option<Value>) -> Value {

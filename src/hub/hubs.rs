@@ -265,6 +265,17 @@ mod tests {
     }
 
     #[test]
+    fn the_rooms_of_the_hubs_test_cover_three_hubs() {
+        // tests/hubs.rs counts on it.
+        let (hubs, _rx) = hubs(3);
+        let mut seen = [false; 3];
+        for r in 0..12 {
+            seen[hubs.of_room(&format!("room-{r}"))] = true;
+        }
+        assert_eq!(seen, [true; 3]);
+    }
+
+    #[test]
     fn one_hub_takes_every_room() {
         let (hubs, _rx) = hubs(1);
         assert_eq!(hubs.of_room("anything"), 0);

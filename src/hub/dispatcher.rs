@@ -13,7 +13,8 @@
 //! files by role: `input` (what it is told), `join` (a seat, a name, the
 //! greeting and the catch-up), `messages` (what seated clients send),
 //! `replies` (what the history backend answers), `fanout` (staging,
-//! flushing, evicting), `keep` (the history kept in memory), `resumes`
+//! flushing, evicting), `keep` (the history kept in memory), `records`
+//! (a stored record's event and replay frame), `resumes`
 //! (reads from the store, a few at a time), `shared` (rooms shared through
 //! Redis) and `moderate`.
 
@@ -39,7 +40,9 @@ use crate::proto::wire::Encoded;
 
 mod fanout;
 mod input;
+mod records;
 use fanout::stage_frames;
+use records::{Stored, event, replay_frame};
 mod join;
 mod keep;
 mod messages;
@@ -197,86 +200,6 @@ struct Room {
     /// With `--redis`, while messages this instance missed are read back:
     /// what arrived meanwhile, to follow them.
     filling: Option<Vec<redis::Arrival>>,
-}
-
-/// A message or file announcement kept for replay: its event, encoded once
-/// when it was sent, shared by every joiner it is replayed to.
-struct Stored {
-    id: u64,
-    frame: Encoded,
-    /// Who sent it with which `cid`, to know a resend when it comes.
-    sent_as: Option<(Box<str>, Box<str>)>,
-}
-
-impl Stored {
-    fn new(record: &sqlite::Record, urls: &crate::proto::capability::Signer) -> Stored {
-        Stored {
-            id: record.id,
-            frame: replay_frame(record, urls),
-            sent_as: record
-                .cid
-                .as_deref()
-                .map(|cid| (record.from.as_str().into(), cid.into())),
-        }
-    }
-
-    /// What keeping it costs the history share.
-    fn cost(&self) -> usize {
-        let sent_as = self.sent_as.as_ref().map_or(0, |(f, c)| f.len() + c.len());
-        self.frame.len() + sent_as + std::mem::size_of::<Stored>()
-    }
-}
-
-/// A message or file's event, as sent live (`replay` false) or replayed.
-/// A replayed file whose bytes are kept says where to download them.
-fn event<'a>(
-    record: &'a sqlite::Record,
-    replay: bool,
-    url: Option<&'a str>,
-) -> protocol::Event<'a> {
-    let cid = record.cid.as_deref();
-    match &record.body {
-        sqlite::Body::Text(text) => protocol::Event::Message {
-            id: record.id,
-            room: &record.room,
-            from: &record.from,
-            text,
-            ts: record.ts,
-            cid,
-            replay,
-        },
-        sqlite::Body::File {
-            name,
-            size,
-            mime,
-            available,
-        } => protocol::Event::File {
-            id: record.id,
-            room: &record.room,
-            from: &record.from,
-            name,
-            size: *size,
-            mime,
-            ts: record.ts,
-            cid,
-            url: url.filter(|_| *available),
-            available: (!available).then_some(false),
-            replay,
-        },
-    }
-}
-
-/// The replay frame of a record. A file's URL is signed for its room
-/// (see `proto::capability`); with `--auth-secret` it expires, and the
-/// client asks for a fresh one with `file_url`.
-fn replay_frame(record: &sqlite::Record, urls: &crate::proto::capability::Signer) -> Encoded {
-    let url = match &record.body {
-        sqlite::Body::File { name, .. } => {
-            crate::proto::capability::signed_url(urls, &record.room, record.id, name)
-        }
-        sqlite::Body::Text(_) => None,
-    };
-    Encoded::text(protocol::encode(&event(record, true, url.as_deref())))
 }
 
 /// The chat's shared state: every chat-room client, the rooms with their

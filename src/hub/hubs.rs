@@ -1,7 +1,10 @@
 //! The hub threads' doors, and which hub owns which room.
 //!
-//! Rooms are spread over `--hubs` dispatcher threads by their name's
-//! skeleton, so that look-alike spellings of one room meet on one hub. Each
+//! Rooms are spread over `--hubs` dispatcher threads: a room's skeleton
+//! hashes to one of 4,096 slots, so that look-alike spellings of one room
+//! meet on one hub, and a slot is dealt to the hub with the fewest the
+//! first time one of its rooms is entered, so that rooms spread evenly
+//! however their names hash. Each
 //! hub owns its rooms and the clients seated in them, alone: nothing a hub
 //! holds is shared with another, and they never talk to each other. What
 //! belongs to every room (the admin view, moderation, shutdown) is asked of
@@ -14,6 +17,7 @@
 use std::hash::Hasher;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender};
@@ -27,10 +31,21 @@ use crate::proto::protocol::Mode;
 /// The room a join enters when it names none.
 pub const DEFAULT_ROOM: &str = "lobby";
 
-/// Every hub's event channel, in hub order.
+/// Slots the rooms' skeletons hash to; each slot is given to a hub the
+/// first time a room of it is entered, and keeps it.
+const SLOTS: usize = 4096;
+
+/// Every hub's event channel, in hub order, and which hub each slot of
+/// rooms went to.
 #[derive(Debug, Clone)]
 pub struct Hubs {
     doors: Arc<[Sender<Input>]>,
+    /// Hub + 1 of each slot, 0 while no room of it was entered. Atomics, set
+    /// once each: the hubs never share a lock, nor do the readers.
+    slots: Arc<[AtomicU8]>,
+    /// Slots given to each hub so far: a new slot goes to the hub with the
+    /// fewest, so rooms are dealt out evenly, not as their names hash.
+    dealt: Arc<[AtomicUsize]>,
 }
 
 /// The hub has stopped: the server is shutting down, or the hub failed.
@@ -41,7 +56,10 @@ impl Hubs {
     /// `doors[i]` is hub `i`'s channel; there is at least one.
     pub fn new(doors: Vec<Sender<Input>>) -> Hubs {
         assert!(!doors.is_empty(), "at least one hub");
+        assert!(doors.len() < usize::from(u8::MAX), "at most 254 hubs");
         Hubs {
+            slots: (0..SLOTS).map(|_| AtomicU8::new(0)).collect(),
+            dealt: doors.iter().map(|_| AtomicUsize::new(0)).collect(),
             doors: doors.into(),
         }
     }
@@ -53,15 +71,45 @@ impl Hubs {
 
     /// The hub that owns `room` (a name as a client spelled it, or as a hub
     /// keeps it): every spelling with the same skeleton has the same hub.
+    /// For the answers about a room: a room nobody entered here yet (a
+    /// Redis event of another instance's room) goes to a hub by its hash,
+    /// which drops it.
     pub fn of_room(&self, room: &str) -> usize {
         if self.doors.len() == 1 {
             return 0;
         }
-        // Hashed as it is made, without building the skeleton's string:
-        // every stored message's answer is routed through here.
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        names::hash_skeleton(room, &mut hasher);
-        (hasher.finish() % self.doors.len() as u64) as usize
+        let slot = slot_of(room);
+        match self.slots[slot].load(Ordering::Acquire) {
+            0 => slot % self.doors.len(),
+            hub => usize::from(hub) - 1,
+        }
+    }
+
+    /// The hub of a room being entered: as [`of_room`](Hubs::of_room), but
+    /// a room of a slot no hub has yet goes to the hub that was dealt the
+    /// fewest slots.
+    pub fn enter_room(&self, room: &str) -> usize {
+        if self.doors.len() == 1 {
+            return 0;
+        }
+        let slot = slot_of(room);
+        let held = self.slots[slot].load(Ordering::Acquire);
+        if held != 0 {
+            return usize::from(held) - 1;
+        }
+        let fewest = (0..self.dealt.len())
+            .min_by_key(|&hub| self.dealt[hub].load(Ordering::Relaxed))
+            .unwrap_or(0);
+        // Two readers entering rooms of one new slot at once: the first
+        // to set it wins, and the other follows.
+        let mark = u8::try_from(fewest + 1).expect("fewer than 255 hubs");
+        match self.slots[slot].compare_exchange(0, mark, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                self.dealt[fewest].fetch_add(1, Ordering::Relaxed);
+                fewest
+            }
+            Err(held) => usize::from(held) - 1,
+        }
     }
 
     /// Hub `hub`'s channel.
@@ -104,6 +152,15 @@ impl Hubs {
     }
 }
 
+/// The slot of a room's name: hashed from its skeleton as it is made,
+/// without building the skeleton's string, since every stored message's
+/// answer is routed through here.
+fn slot_of(room: &str) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    names::hash_skeleton(room, &mut hasher);
+    (hasher.finish() % SLOTS as u64) as usize
+}
+
 /// A chat-room client's place in a hub's client list, from its `Connect`
 /// to its `Leave`. Leaving is a guard, not a reminder: dropping this sends
 /// the `Leave`, so a reader that returns early or panics leaves no ghost in
@@ -129,7 +186,7 @@ impl Link {
         room: Option<&str>,
     ) -> Result<Link, Stopped> {
         let at = match room {
-            Some(room) => hubs.of_room(room),
+            Some(room) => hubs.enter_room(room),
             None => (id % hubs.count() as u64) as usize,
         };
         let link = Link {
@@ -164,7 +221,7 @@ impl Link {
     /// hub knows it (it is in no room there: a connection joins one room).
     pub fn join(&mut self, request: JoinRequest) -> Result<(), Stopped> {
         let room = request.room.as_deref().unwrap_or(DEFAULT_ROOM);
-        let to = self.hubs.of_room(room);
+        let to = self.hubs.enter_room(room);
         if to != self.at {
             let _ = self.send(Input::Leave { id: self.id });
             self.at = to;
@@ -195,17 +252,24 @@ mod tests {
     fn look_alike_rooms_share_a_hub() {
         let (hubs, _rx) = hubs(7);
         // Latin and Cyrillic o.
-        assert_eq!(hubs.of_room("lobby"), hubs.of_room("l\u{43e}bby"));
+        let hub = hubs.enter_room("lobby");
+        assert_eq!(hubs.enter_room("l\u{43e}bby"), hub);
+        assert_eq!(hubs.of_room("lobby"), hub);
     }
 
     #[test]
-    fn rooms_spread_over_every_hub() {
-        let (hubs, _rx) = hubs(4);
-        let mut seen = [0usize; 4];
-        for i in 0..400 {
-            seen[hubs.of_room(&format!("room-{i}"))] += 1;
+    fn rooms_are_dealt_out_evenly() {
+        let (hubs, _rx) = hubs(2);
+        let mut seen = [0usize; 2];
+        for i in 0..20 {
+            seen[hubs.enter_room(&format!("room{i}"))] += 1;
         }
-        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+        assert_eq!(seen, [10, 10]);
+        // And each keeps its hub.
+        for i in 0..20 {
+            let room = format!("room{i}");
+            assert_eq!(hubs.of_room(&room), hubs.enter_room(&room));
+        }
     }
 
     fn outlet(id: ClientId) -> (Arc<Outlet>, SocketAddr) {
@@ -247,7 +311,7 @@ mod tests {
         let (hubs, rx) = hubs(3);
         let room = (0..)
             .map(|i| format!("room-{i}"))
-            .find(|r| hubs.of_room(r) != 7 % 3)
+            .find(|r| hubs.enter_room(r) != 7 % 3)
             .unwrap();
         let (outlet, peer) = outlet(7);
         let mut link = Link::connect(&hubs, (7, peer, Mode::V1), outlet, None).unwrap();
@@ -270,7 +334,7 @@ mod tests {
         let (hubs, _rx) = hubs(3);
         let mut seen = [false; 3];
         for r in 0..12 {
-            seen[hubs.of_room(&format!("room-{r}"))] = true;
+            seen[hubs.enter_room(&format!("room-{r}"))] = true;
         }
         assert_eq!(seen, [true; 3]);
     }

@@ -42,6 +42,7 @@ mod input;
 use fanout::stage_frames;
 mod join;
 mod keep;
+mod lookups;
 mod messages;
 mod moderate;
 mod replies;
@@ -488,6 +489,7 @@ impl Dispatcher {
             } => self.file(id, name, mime, data, raw_frame, cid),
             Input::Typing { id } => self.typing(id),
             Input::FileUrl { id, file, name } => self.file_url(id, file, &name),
+            Input::Lookup { id, ask } => self.lookup(id, ask),
             Input::Leave { id } => {
                 if let Some(client) = self.clients.remove(&id) {
                     self.vacate(client, None);

@@ -20,6 +20,7 @@ use crate::history::sqlite::{self, FetchFor, Origin, Record, Reply, Request};
 
 /// Appends sent to Redis in one pipeline, at most.
 mod claims;
+mod lookups;
 
 const PIPELINE: usize = 256;
 
@@ -163,6 +164,10 @@ impl Worker {
                 } => {
                     self.append(std::mem::take(&mut appends));
                     self.fetch(room, after, upto, limit, token);
+                }
+                Request::Lookup(lookup) => {
+                    self.append(std::mem::take(&mut appends));
+                    self.lookup(lookup);
                 }
                 Request::Shutdown => {
                     self.append(appends);

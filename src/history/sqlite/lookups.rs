@@ -223,6 +223,47 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM search_rows", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 3);
+        // The index itself forgot the deleted message's words.
+        let indexed: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM search_text WHERE search_text MATCH '\"the\"'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, 0);
+    }
+
+    #[test]
+    fn an_existing_database_is_indexed_when_it_migrates() {
+        use super::super::schema::{MIGRATIONS, migrate};
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        migrate(&mut conn, "t.db", &MIGRATIONS[..5]).unwrap();
+        conn.execute(
+            "INSERT INTO records (room, id, sender, ts, text) VALUES ('a', 1, 'ann', 0, 'old deploy')",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO records (room, id, sender, ts, file_name, file_size, file_mime) \
+             VALUES ('a', 2, 'ann', 0, 'deploy.txt', 1, 'text/plain')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn, "t.db", MIGRATIONS).unwrap();
+        let found = |conn: &mut rusqlite::Connection| match search(conn, "a", &["deploy".into()], 5)
+            .unwrap()
+        {
+            Found::Search(records) => records.iter().map(|r| r.id).collect::<Vec<u64>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(found(&mut conn), [1]);
+        conn.execute(
+            "INSERT INTO records (room, id, sender, ts, text) VALUES ('a', 3, 'ann', 0, 'new deploy')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(found(&mut conn), [3, 1]);
     }
 
     #[test]

@@ -27,7 +27,9 @@ use crate::history::lookup::{Ask, Found, Lookup, within_bytes};
 /// - `search_text` is a contentless FTS5 table (it keeps the words, not
 ///   the texts, which `records` has), whose rows can be deleted; its
 ///   tokenizer splits on anything but letters and digits, folds case and
-///   removes diacritics.
+///   removes diacritics. Its `room` column holds one word naming the room
+///   (`r` and the room key's bytes in hex), so that a search looks only
+///   at its room's rows: a word common in other rooms costs it nothing.
 /// - Triggers add a message's words when it is stored and remove them
 ///   when its row is deleted (retention, a room forgotten).
 /// - The messages already stored are indexed now, oldest first per room.
@@ -41,6 +43,7 @@ CREATE TABLE search_rows (
 
 CREATE VIRTUAL TABLE search_text USING fts5(
     text,
+    room,
     content = '',
     contentless_delete = 1,
     tokenize = 'unicode61 remove_diacritics 2'
@@ -50,8 +53,9 @@ CREATE TRIGGER records_search_insert AFTER INSERT ON records
 WHEN new.text IS NOT NULL
 BEGIN
     INSERT INTO search_rows (room, id) VALUES (new.room, new.id);
-    INSERT INTO search_text (rowid, text)
-        SELECT seq, new.text FROM search_rows WHERE room = new.room AND id = new.id;
+    INSERT INTO search_text (rowid, text, room)
+        SELECT seq, new.text, 'r' || hex(new.room) FROM search_rows
+        WHERE room = new.room AND id = new.id;
 END;
 
 CREATE TRIGGER records_search_delete AFTER DELETE ON records
@@ -64,8 +68,9 @@ END;
 
 INSERT INTO search_rows (room, id)
     SELECT room, id FROM records WHERE text IS NOT NULL ORDER BY room, id;
-INSERT INTO search_text (rowid, text)
-    SELECT s.seq, r.text FROM search_rows s JOIN records r ON r.room = s.room AND r.id = s.id;
+INSERT INTO search_text (rowid, text, room)
+    SELECT s.seq, r.text, 'r' || hex(r.room)
+    FROM search_rows s JOIN records r ON r.room = s.room AND r.id = s.id;
 ";
 
 /// Reads what `lookup` asks and hands it its answer. A failure to read is
@@ -147,7 +152,7 @@ fn search(
     words: &[String],
     limit: usize,
 ) -> rusqlite::Result<Found> {
-    let query = match_query(words);
+    let query = match_query(key, words);
     let mut records = conn
         .prepare_cached(
             "SELECT r.room, r.id, r.sender, r.ts, r.cid, r.text, r.file_name, r.file_size, \
@@ -167,14 +172,16 @@ fn search(
     Ok(Found::Search(records))
 }
 
-/// An FTS5 query matching rows that hold every word: each word quoted (a
-/// quote doubled), so nothing a client writes is taken as query syntax.
-fn match_query(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// An FTS5 query matching the rows of room `key` whose text holds every
+/// word: each word quoted (a quote doubled), so nothing a client writes is
+/// taken as query syntax.
+fn match_query(key: &str, words: &[String]) -> String {
+    let room: String = key.bytes().map(|b| format!("{b:02X}")).collect();
+    let mut query = format!("room : \"r{room}\"");
+    for word in words {
+        query.push_str(&format!(" AND text : \"{}\"", word.replace('"', "\"\"")));
+    }
+    query
 }
 
 #[cfg(test)]
@@ -183,8 +190,11 @@ mod tests {
 
     #[test]
     fn words_are_quoted_as_phrases() {
-        let q = match_query(&["deploy".into(), "a\"b".into(), "or".into()]);
-        assert_eq!(q, "\"deploy\" \"a\"\"b\" \"or\"");
+        let q = match_query("é", &["deploy".into(), "a\"b".into(), "or".into()]);
+        assert_eq!(
+            q,
+            "room : \"rC3A9\" AND text : \"deploy\" AND text : \"a\"\"b\" AND text : \"or\""
+        );
     }
 
     #[test]
@@ -226,7 +236,7 @@ mod tests {
         // The index itself forgot the deleted message's words.
         let indexed: i64 = conn
             .query_row(
-                "SELECT COUNT(*) FROM search_text WHERE search_text MATCH '\"the\"'",
+                "SELECT COUNT(*) FROM search_text WHERE search_text MATCH 'text : \"the\"'",
                 [],
                 |r| r.get(0),
             )

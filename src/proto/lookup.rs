@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use unicode_general_category::{GeneralCategory, get_general_category};
+use unicode_normalization::UnicodeNormalization;
 
 use super::protocol::{ErrorCode, FrameRefusal};
 
@@ -46,11 +48,19 @@ pub enum Ask {
     },
 }
 
-/// The words of a search or a text: runs of letters and digits, lower-cased.
+/// The words of a search or a text: runs of letters and digits,
+/// lower-cased and without their accents (`Déjà` is `deja`), as the
+/// store's word index takes them.
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+        .map(|w| {
+            w.nfd()
+                .filter(|&c| get_general_category(c) != GeneralCategory::NonspacingMark)
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
 }
 
 /// Parses a `history` or `search` frame (`kind`).
@@ -168,6 +178,13 @@ mod tests {
         };
         let kind = obj["type"].as_str().unwrap().to_owned();
         parse(&kind, &obj)
+    }
+
+    #[test]
+    fn words_fold_case_and_accents() {
+        let w: Vec<String> = words("Déjà-vu, NAÏVE café_2!").collect();
+        assert_eq!(w, ["deja", "vu", "naive", "cafe", "2"]);
+        assert_eq!(words(" -- ").count(), 0);
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! common one, two words, and a word only other rooms hold, which the
 //! index finds everywhere before the room is looked at) against it.
 //!
+//! Then the same with `--redis`, on a room of 6,000 messages in a
+//! Redis stream: pages read backwards from the stream, and a search
+//! scanning the newest 5,000 entries.
+//!
 //! Run with `cargo bench --bench lookups`. The database is written as an
 //! older wschat would have left it (version 5) straight through SQLite.
 
@@ -84,6 +88,9 @@ fn fill(path: &str) {
     }
     tx.commit().unwrap();
 }
+
+/// Messages in the room of the `--redis` run.
+const REDIS_ROOM: usize = 6_000;
 
 /// Times `ask` (a `history` or `search` frame) `SAMPLES` times in room0;
 /// returns the latencies in µs, sorted, and the last answer.
@@ -188,14 +195,21 @@ fn main() {
             json!({"type": "search", "q": "elsewhere", "limit": 50}),
         ),
     ];
+    table(&server, &asks);
+    drop(server);
+    redis_run(binary);
+}
+
+/// Prints a row per request of `asks`, timed against `server`.
+fn table(server: &Server, asks: &[(&str, Value)]) {
     for (name, ask) in asks {
-        let (lat, last) = time(&server, &ask);
+        let (lat, last) = time(server, ask);
         let results = last["events"]
             .as_array()
             .or(last["results"].as_array())
             .map_or(0, Vec::len);
         assert!(
-            results > 0 || ask["q"] == "elsewhere",
+            results > 0 || ask["q"] == "elsewhere" || ask["q"] == "nowhere",
             "{name}: nothing found: {last}"
         );
         println!(
@@ -207,4 +221,54 @@ fn main() {
             results
         );
     }
+}
+
+/// The same requests with `--redis`, in a room of [`REDIS_ROOM`] messages.
+fn redis_run(binary: &str) {
+    pair::require_debian_package(pair::redis::REDIS, "redis-server");
+    let redis = pair::redis::Redis::start();
+    let server = pair::start(binary, &["--redis", &redis.url(), "--history", "1"]);
+    let mut writer = connect(&server.addr, "/ws?room=room0&name=writer", true);
+    while next_json(&mut writer)["type"] != "presence" {}
+    for id in 1..=REDIS_ROOM {
+        let needle = if id % 2000 == 0 { " needle" } else { "" };
+        let text = format!(
+            "message {id} says {} {}{needle}",
+            word(id as u64),
+            word(id as u64 * 31)
+        );
+        writer
+            .send(Message::text(
+                json!({"type": "message", "text": text}).to_string(),
+            ))
+            .unwrap();
+    }
+    let mut acked = 0;
+    while acked < REDIS_ROOM {
+        if next_json(&mut writer)["type"] == "message" {
+            acked += 1;
+        }
+    }
+    println!("--redis, a room of {REDIS_ROOM} messages in its stream:");
+    table(
+        &server,
+        &[
+            (
+                "history, newest 100",
+                json!({"type": "history", "limit": 100}),
+            ),
+            (
+                "history, 100 below id 100",
+                json!({"type": "history", "before": 100, "limit": 100}),
+            ),
+            (
+                "search, rare word",
+                json!({"type": "search", "q": "needle", "limit": 50}),
+            ),
+            (
+                "search, absent word (5,000 read)",
+                json!({"type": "search", "q": "nowhere", "limit": 50}),
+            ),
+        ],
+    );
 }

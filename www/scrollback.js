@@ -33,8 +33,22 @@ export function loadOlder() {
   const frame = { type: 'history', limit: back.seek ? SEEK_PAGE : PAGE };
   const before = oldestShownId();
   if (before) frame.before = before;
-  if (sendFrame(frame) !== '') return; // over the page's own rate: the next scroll asks again
+  const sent = sendFrame(frame);
+  if (sent === 'rate' && back.seek) {
+    // Over the page's own rate while looking for a result: ask again soon.
+    retryIn(500);
+    return;
+  }
+  if (sent !== '') return; // otherwise the next scroll asks again
   setOlder({ loading: true });
+}
+
+function retryIn(ms) {
+  if (back.retry) return;
+  back.retry = later(() => {
+    back.retry = null;
+    loadOlder();
+  }, ms);
 }
 
 onLoadOlder(loadOlder);
@@ -56,15 +70,18 @@ export function onRateLimited(msg) {
     searchStatus.dataset.pending = 'false';
     searchStatus.textContent = 'Too many searches at once: try again in a moment.';
   }
-  if (back.seek && !back.retry) {
-    back.retry = later(() => {
-      back.retry = null;
-      loadOlder();
-    }, wait);
-  }
+  if (back.seek) retryIn(wait);
 }
 
 // ------------------------------------------------------------------ search
+
+// Emptying the box (its clear button, Escape) puts the results away.
+searchInput.addEventListener('input', () => {
+  if (searchInput.value !== '') return;
+  searchBox.hidden = true;
+  searchList.replaceChildren();
+  delete searchList.dataset.q;
+});
 
 searchForm.addEventListener('submit', (ev) => {
   ev.preventDefault();

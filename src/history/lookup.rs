@@ -3,8 +3,8 @@
 //!
 //! The dispatcher checks the client's seat and hands the backend a
 //! [`Lookup`], which carries its own answer: the backend reads, beside
-//! the writes (the embedded store's reads thread, or with `--redis` the
-//! command thread), and calls it with what it [`Found`]. The answer goes
+//! the writes (the embedded store's reads thread, or with `--redis` a
+//! lookups thread), and calls it with what it [`Found`]. The answer goes
 //! straight to the client from there, never back through the dispatcher.
 
 use std::fmt;

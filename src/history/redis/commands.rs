@@ -63,6 +63,8 @@ pub struct Worker {
     backoff: Duration,
     /// Counts appends, for the dedup keys of those without a `cid`.
     sent: u64,
+    /// Clients' pages and searches, read on a thread of their own.
+    lookups: Option<lookups::Lookups>,
 }
 
 impl Worker {
@@ -90,6 +92,7 @@ impl Worker {
             next_attempt: Instant::now(),
             backoff: Duration::from_millis(100),
             sent: 0,
+            lookups: None,
         }
     }
 

@@ -156,6 +156,23 @@ fn main() {
     let (server, migrating) = started(binary, db);
     server.terminate();
     let (server, plain) = started(binary, db);
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let size = |like: &str| -> i64 {
+        conn.query_row(
+            "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name LIKE ?1",
+            [like],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let (records, index) = (size("records%"), size("search%"));
+    println!(
+        "on disk: records {:.1} MiB, word index {:.1} MiB ({:.0}% of the records)",
+        records as f64 / 1048576.0,
+        index as f64 / 1048576.0,
+        index as f64 * 100.0 / records as f64
+    );
+    drop(conn);
     println!(
         "start-up: {:.0} ms migrating (indexing every message), {:.0} ms once indexed",
         migrating.as_secs_f64() * 1000.0,

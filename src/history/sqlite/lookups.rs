@@ -27,7 +27,8 @@ use crate::history::lookup::{Ask, Found, Lookup, within_bytes};
 /// - `search_text` is a contentless FTS5 table (it keeps the words, not
 ///   the texts, which `records` has), whose rows can be deleted; its
 ///   tokenizer splits on anything but letters and digits, folds case and
-///   removes diacritics. Its `room` column holds one word naming the room
+///   removes diacritics; it keeps no word positions (`detail=column`),
+///   which a search of whole words does not need. Its `room` column holds one word naming the room
 ///   (`r` and the room key's bytes in hex), so that a search looks only
 ///   at its room's rows: a word common in other rooms costs it nothing.
 /// - Triggers add a message's words when it is stored and remove them
@@ -46,6 +47,7 @@ CREATE VIRTUAL TABLE search_text USING fts5(
     room,
     content = '',
     contentless_delete = 1,
+    detail = column,
     tokenize = 'unicode61 remove_diacritics 2'
 );
 

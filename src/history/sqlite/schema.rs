@@ -90,6 +90,7 @@ pub const MIGRATIONS: &[&str] = &[
     super::fold::V4,
     super::retention::V5,
     super::lookups::V6,
+    super::retention::V7,
 ];
 
 /// Refuses, before anything is written, a database this build must not

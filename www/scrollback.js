@@ -4,7 +4,9 @@
 // box (`search`), whose results lead to their message, loading older pages
 // until it is shown. The pages themselves are drawn by events.js through
 // log.js (addOlder).
-import { $, el, formatTime } from './util.js';
+import {
+  $, el, formatTime, dayKey, dayLabel,
+} from './util.js';
 import {
   online, perRoom, session, within, shownRoom, later,
 } from './state.js';
@@ -114,7 +116,9 @@ export function onSearch(msg) {
         class: 'search-result', type: 'button', 'data-testid': 'search-result', 'data-id': r.id,
       },
       el('span', { class: 'search-from', text: from }),
-      el('time', { class: 'time', datetime: new Date(ts).toISOString(), text: formatTime(ts) }),
+      el('time', {
+        class: 'time', datetime: new Date(ts).toISOString(), title: new Date(ts).toLocaleString(), text: when(ts),
+      }),
       el('span', { class: 'search-text', text: r.text }));
       button.addEventListener('click', () => {
         if (room !== shownRoom()) {
@@ -125,6 +129,11 @@ export function onSearch(msg) {
       });
       return el('li', {}, button);
     }));
+}
+
+/** A result's time: the day too, unless it is today. */
+function when(ts) {
+  return dayKey(ts) === dayKey(Date.now()) ? formatTime(ts) : dayLabel(ts) + ', ' + formatTime(ts);
 }
 
 /** Shows message `id`, loading older pages until it is in the list (or nothing older is left). */

@@ -10,6 +10,7 @@ use tungstenite::Bytes;
 
 use crate::proto::wire::Encoded;
 
+pub(crate) mod lookup;
 pub(crate) mod redis;
 pub mod sqlite;
 
@@ -111,6 +112,10 @@ pub(crate) enum Request {
         /// What the fetch is for, echoed back with the answer.
         token: FetchFor,
     },
+    /// A client's page of older history or search (see `lookup`): read
+    /// beside the writes, like a `Fetch`, seeing every append sent before
+    /// it, and answered through its own callback.
+    Lookup(lookup::Lookup),
     /// Stop once everything already sent has been written and answered.
     Shutdown,
 }

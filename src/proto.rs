@@ -4,6 +4,7 @@
 pub(crate) mod addr;
 pub mod capability;
 pub(crate) mod close;
+pub mod lookup;
 pub mod names;
 pub mod protocol;
 pub(crate) mod wire;

@@ -349,6 +349,16 @@ fn accessibility_checked_by_axe() {
     }
 }
 
+/// Scrolling back past the replay (`--history 10`): the page above comes
+/// when the list is scrolled to its top or "Load older messages" is
+/// pressed, the view keeping its place, down to the first message once
+/// each; a search result leads to its message, loading pages until it is
+/// shown.
+#[test]
+fn scrollback_and_search() {
+    run_script_with("scrollback.mjs", &["--history", "10"], &[]);
+}
+
 /// One person in two rooms at once: the room not shown counts its unread
 /// messages and mentions on its button, showing it clears them, a reload
 /// brings both back and leaving one keeps the other.

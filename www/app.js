@@ -10,6 +10,7 @@
 //   view.js        screens, status line, composer notice, people, typing, room bar
 //   toasts.js      short-lived messages in the corner
 //   log.js         the message list, and keeping the newest message in view
+//   scrollback.js  older pages of the room (scrolling back) and the search box
 //   markdown.js    a message's text as a little Markdown, built as elements
 //   mentions.js    completing @names, notifying of mentions when hidden
 //   outbox.js      messages sent or typed but not yet confirmed by the server

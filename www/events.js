@@ -6,8 +6,9 @@ import { $, saved, utf8Length, formatLimit, formatCount } from './util.js';
 import { limitsFrom, FrameBudget } from './limits.js';
 import {
   setSelf, resetLog, addTextBubble, addFileBubble, addNote, markUnreadHere,
-  renderFilePending, renderFileUnavailable, renderFileReady, renderFileRemote, fileUrl,
+  renderFilePending, renderFileUnavailable, renderFileReady, renderFileRemote, fileUrl, addOlder, setOlder,
 } from './log.js';
+import { olderArrived, onSearch, onRateLimited } from './scrollback.js';
 import { renameOutbox, requeue, confirm, refused, unstored } from './outbox.js';
 import { identityRefusal, removedBy } from './identity.js';
 import {
@@ -58,6 +59,8 @@ export function handleEvent(msg) {
     case 'typing': return onTyping(msg);
     case 'gap': return onGap(msg);
     case 'file_url': return onFileUrl(msg, fileUrl);
+    case 'history': return onHistory(msg);
+    case 'search': return onSearch(msg);
     case 'error': return onError(msg);
     case 'slow_down':
       // Nothing is lost: the server reads this page's frames more slowly.
@@ -90,6 +93,8 @@ function onWelcome(msg) {
   renameOutbox(state.room, state.name);
   const reset = historyReset(msg, state.joinedWith);
   if (typeof msg.epoch === 'string') state.epoch = msg.epoch;
+  // A page asked for on the connection before is not coming.
+  setOlder({ loading: false });
   if (reset) {
     // The ids we have belong to a history the server no longer has: what
     // is shown goes, and the replay that follows is the room as it is now.
@@ -219,6 +224,8 @@ function onError(msg) {
       // Otherwise it is settled already (its copy came meanwhile).
       return;
     }
+    // An older page could not be read: the next scroll asks again.
+    setOlder({ loading: false });
   }
   if (code === 'text_too_long' || code === 'empty_text') {
     // Which of ours it was: the errors carry no cid.
@@ -232,6 +239,9 @@ function onError(msg) {
     return;
   }
   switch (code) {
+    case 'rate_limited':
+      // An older page or a search asked too fast: scrollback.js asks again.
+      return onRateLimited(msg);
     case 'no_such_file':
       // A history file's fresh URL was refused: its bubble says so itself.
       return failFileUrls();
@@ -302,7 +312,7 @@ function onMessage(msg) {
     storedAgain();
   }
   if (!trackId(msg)) return;
-  stopTyping(from);
+  if (!msg.replay) stopTyping(from);
   const news = arriving(msg, mine);
   countUnread(news, addTextBubble(msg, from, msg.text), from, msg.text);
 }
@@ -318,7 +328,7 @@ function onFile(msg) {
   const own = mine ? ownFileAnnounced(msg) : null;
   if (own) storedAgain();
   if (!trackId(msg)) return;
-  stopTyping(from);
+  if (!msg.replay) stopTyping(from);
   const news = arriving(msg, mine);
   const record = addFileBubble(msg, from, name, size, mime);
   countUnread(news, record.bubble, from, '');
@@ -335,6 +345,22 @@ function onFile(msg) {
     renderFilePending(record);
     state.pendingBinary = record;
   }
+}
+
+/**
+ * A page of older history (scrollback.js asked for it): drawn above what
+ * is shown, each event as a replay is; any already shown is not drawn again.
+ */
+function onHistory(msg) {
+  if (!Array.isArray(msg.events)) return;
+  addOlder(() => {
+    for (const ev of msg.events) {
+      if (!ev || ev.replay !== true) continue;
+      if (ev.type === 'message') onMessage(ev);
+      else if (ev.type === 'file') onFile(ev);
+    }
+  });
+  olderArrived(msg);
 }
 
 export function handleBinary(data) {

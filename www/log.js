@@ -11,10 +11,13 @@ import { perRoom, isShown } from './state.js';
 
 const GROUP_WINDOW_MS = 5 * 60 * 1000; // one sender's bubbles this close together share a group
 const BOTTOM_SLACK_PX = 80; // this close to the end counts as "at the newest message"
+const TOP_SLACK_PX = 48; // this close to the top asks for older messages
 
 const messagesEl = $('messages');
 const emptyState = $('empty-state');
 const newMessagesBtn = $('new-messages');
+const olderBtn = $('load-older');
+const historyStart = $('history-start');
 // Always the list's last child. Its bubbles are not announced as they come
 // (the composer's notice says what waits); the server's copy of each, once
 // it comes, is announced where it belongs in the log.
@@ -64,10 +67,14 @@ function listState() {
   stuck: true,
   unreadDivider: null, // "New since you left", above the first message that came while the tab was hidden
   unreadUnseen: false, // the divider was placed while the tab was hidden and has not been shown yet
+  olderDone: false, // the server has said nothing older is kept
+  olderLoading: false, // a page of older messages has been asked for and has not come
+  batch: null, // while older messages are drawn: the detached list they go into
   };
 }
 
 let mentionable = () => []; // who can be @mentioned: the people in the room
+let loadOlder = () => {}; // asks the server for the page above the oldest message shown
 
 /** Where the list of the room acted on is: the page's, or its holder while another room is shown. */
 function where() {
@@ -92,6 +99,7 @@ export function bringBackLog() {
     messagesEl.scrollTop = log.scrollTop;
     newMessagesBtn.hidden = !log.newBelow;
   }
+  showOlderButton();
 }
 
 /** The room acted on is left: its list and its images' URLs go. */
@@ -119,6 +127,9 @@ export function resetLog() {
   log.stuck = true;
   log.unreadDivider = null;
   log.unreadUnseen = false;
+  log.olderDone = false;
+  log.olderLoading = false;
+  showOlderButton();
   sizes.disconnect();
   sizes.observe(messagesEl);
   // What waits to be sent stays: it is not part of the room's history yet.
@@ -150,7 +161,105 @@ sizes.observe(messagesEl);
 messagesEl.addEventListener('scroll', () => {
   log.stuck = atBottom();
   if (log.stuck) newMessagesBtn.hidden = true;
+  // Reading up to the top brings the page above it.
+  if (messagesEl.scrollTop < TOP_SLACK_PX && messagesEl.scrollHeight > messagesEl.clientHeight) loadOlder();
 });
+
+olderBtn.addEventListener('click', () => loadOlder());
+
+// ------------------------------------------------------------ older messages
+
+/** `fn()` asks for the page above the oldest message shown (scrollback.js). */
+export function onLoadOlder(fn) {
+  loadOlder = fn;
+}
+
+/** Whether older messages may be asked for: none asked for now, and some may be kept. */
+export function olderWanted() {
+  return !log.olderDone && !log.olderLoading;
+}
+
+/** Whether a page is on its way (`loading`), and whether nothing older is kept (`done`). */
+export function olderState() {
+  return { loading: log.olderLoading, done: log.olderDone };
+}
+
+/** What is known of the room's older messages: `loading`, `done` (nothing older is kept). */
+export function setOlder({ loading, done }) {
+  if (loading !== undefined) log.olderLoading = loading;
+  if (done !== undefined) log.olderDone = done;
+  showOlderButton();
+}
+
+function showOlderButton() {
+  if (!isShown()) return;
+  // The button and the words that take its place share one bar, so that the
+  // list below does not move when one replaces the other.
+  olderBtn.hidden = log.olderDone;
+  historyStart.hidden = !log.olderDone;
+  olderBtn.textContent = log.olderLoading ? 'Loading older messages…' : 'Load older messages';
+  olderBtn.setAttribute('aria-busy', log.olderLoading ? 'true' : 'false');
+}
+
+/** The id of the oldest message or file shown, or 0 when none is. */
+export function oldestShownId() {
+  const first = where().querySelector('[data-testid="message"][data-id]');
+  return first ? Number(first.dataset.id) : 0;
+}
+
+/** The bubble of message `id`, if it is shown. */
+export function bubbleOf(id) {
+  return where().querySelector(`[data-testid="message"][data-id="${Number(id)}"]`);
+}
+
+/** Scrolls message `id`'s bubble into view, marks it for a moment and moves the focus to it. */
+export function revealMessage(id) {
+  const bubble = bubbleOf(id);
+  if (!bubble || !isShown()) return false;
+  for (const old of messagesEl.querySelectorAll('.bubble.found')) old.classList.remove('found');
+  bubble.classList.add('found');
+  bubble.setAttribute('tabindex', '-1');
+  bubble.scrollIntoView({ block: 'center' });
+  bubble.focus({ preventScroll: true });
+  log.stuck = atBottom();
+  return true;
+}
+
+/**
+ * Draws a page of older messages above the oldest shown: `render()` adds
+ * them, oldest first, with the ordinary functions (addTextBubble…), which
+ * put them in a detached list; that list then goes in at the top, and the
+ * view keeps its place (what the person was reading does not move).
+ */
+export function addOlder(render) {
+  const newest = { group: log.lastGroup, day: log.lastDay };
+  log.lastGroup = null;
+  log.lastDay = null;
+  log.batch = el('div');
+  const batch = log.batch;
+  try {
+    render();
+  } finally {
+    log.batch = null;
+  }
+  const batchDay = log.lastDay;
+  log.lastGroup = newest.group;
+  log.lastDay = newest.day === null ? batchDay : newest.day;
+  if (batch.childElementCount === 0) return;
+  // What was at the top stays where it is on the screen.
+  let top = log.empty.nextElementSibling;
+  const divider = top && top.classList.contains('day-divider') && top.dataset.day === batchDay ? top : null;
+  if (divider) top = top.nextElementSibling;
+  const anchor = top && top !== log.outbox ? top : null;
+  const was = anchor ? anchor.getBoundingClientRect().top : 0;
+  // The day the page ends on may be the day the list began with: one divider.
+  if (divider) divider.remove();
+  const nodes = [...batch.children];
+  log.empty.after(...nodes);
+  log.empty.hidden = true;
+  for (const node of nodes) sizes.observe(node);
+  if (anchor && isShown() && !log.stuck) messagesEl.scrollTop += anchor.getBoundingClientRect().top - was;
+}
 
 newMessagesBtn.addEventListener('click', () => {
   const hadFocus = document.activeElement === newMessagesBtn;
@@ -167,6 +276,10 @@ function newBelow() {
 
 /** Adds `node` at the end of the list; `showNow` scrolls to it whatever the user was reading. */
 function append(node, { showNow = false, announce = true } = {}) {
+  if (log.batch) {
+    log.batch.append(node);
+    return;
+  }
   log.empty.hidden = true;
   where().insertBefore(node, log.outbox);
   sizes.observe(node);
@@ -183,7 +296,9 @@ function ensureDay(ts) {
   log.lastDay = key;
   log.lastGroup = null;
   const label = dayLabel(ts);
-  append(el('div', { class: 'day-divider', role: 'separator', 'aria-label': label }, el('span', { text: label })), { announce: false });
+  append(el('div', {
+    class: 'day-divider', role: 'separator', 'aria-label': label, 'data-day': key,
+  }, el('span', { text: label })), { announce: false });
 }
 
 /**
@@ -197,7 +312,8 @@ export function addBubble(msg, from, content, kind) {
   const g = log.lastGroup;
   let group;
   let body;
-  if (g && g.from === from && ts - g.ts < GROUP_WINDOW_MS && g.node === log.outbox.previousElementSibling) {
+  const last = log.batch ? log.batch.lastElementChild : log.outbox.previousElementSibling;
+  if (g && g.from === from && ts - g.ts < GROUP_WINDOW_MS && g.node === last) {
     group = g.node;
     g.ts = ts;
     body = group.querySelector('.group-body');
@@ -234,6 +350,7 @@ export function addBubble(msg, from, content, kind) {
   // user behind the "new messages" button if they were reading further up.
   const showNow = mine && !msg.replay;
   if (group.parentNode) {
+    if (log.batch) return bubble;
     if (log.stuck || showNow) scrollToBottom();
     else newBelow();
   } else {

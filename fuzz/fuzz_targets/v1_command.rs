@@ -6,6 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
+use wschat::proto::lookup::Ask;
 use wschat::proto::protocol::{self, Command, MAX_FILE_NAME};
 
 fuzz_target!(|data: &[u8]| {
@@ -81,6 +82,20 @@ fn check(text: &str) {
                     assert_eq!(Some(id), field("id").and_then(Value::as_u64));
                     assert_eq!(Some(name), string_field("name"));
                 }
+                Command::Lookup(Ask::History { before, limit }) => {
+                    assert_eq!(kind, Some("history"));
+                    assert_eq!(before, field("before").and_then(Value::as_u64));
+                    assert_ne!(before, Some(0), "before 0 accepted");
+                    assert!((1..=100).contains(&limit), "a page of {limit} accepted");
+                }
+                Command::Lookup(Ask::Search { q, words, limit }) => {
+                    assert_eq!(kind, Some("search"));
+                    assert_eq!(Some(q), string_field("q"));
+                    let n = words.len();
+                    assert!((1..=8).contains(&n), "{n} words accepted");
+                    assert!(words.iter().all(|w| !w.is_empty()));
+                    assert!((1..=50).contains(&limit), "{limit} results accepted");
+                }
             }
         }
         Err(refusal) => {
@@ -91,6 +106,7 @@ fn check(text: &str) {
                     assert!(!matches!(
                         field("type").and_then(Value::as_str),
                         Some("join" | "message" | "file" | "typing" | "file_url")
+                            | Some("history" | "search")
                     ));
                 }
                 "bad_field" => assert!(object.is_some()),

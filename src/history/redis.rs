@@ -17,7 +17,10 @@
 //!
 //! Files are read from Redis by any thread (`files`).
 //!
-//! Two threads per instance, whatever the number of rooms or clients. The
+//! Clients' `history` pages and `search`es are read on a third thread,
+//! `redis-lookups` (`commands/lookups.rs`), with a connection of its own.
+//!
+//! Three threads per instance, whatever the number of rooms or clients. The
 //! key layout and the failure cases are in `docs/SCALING.md`.
 
 mod commands;

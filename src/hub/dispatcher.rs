@@ -45,6 +45,7 @@ use fanout::stage_frames;
 use records::{Stored, event, replay_frame};
 mod join;
 mod keep;
+mod lookups;
 mod messages;
 mod moderate;
 mod replies;
@@ -459,6 +460,7 @@ impl Dispatcher {
             } => self.file(id, name, mime, data, raw_frame, cid),
             Input::Typing { id } => self.typing(id),
             Input::FileUrl { id, file, name } => self.file_url(id, file, &name),
+            Input::Lookup { id, ask } => self.lookup(id, ask),
             Input::Leave { id } => {
                 if let Some(client) = self.clients.remove(&id) {
                     self.vacate(client, None);

@@ -22,15 +22,18 @@ use std::time::{Duration, Instant};
 pub const RECORD_COST: u64 = 256;
 
 /// What a message of `text` bytes costs the store, as `history::sqlite::retention`
-/// counts it: whole overflow pages once its row passes about 940 bytes.
-/// A file's bytes cost their length, and its announcement [`RECORD_COST`].
+/// counts it: whole overflow pages once its row passes about 940 bytes,
+/// and its words in the index (96 for a room key of up to 24 bytes, and
+/// half the text). A file's bytes cost their length, and its announcement
+/// [`RECORD_COST`].
 pub fn record_cost(text: u64) -> u64 {
     let strings = text + RECORD_COST - 64;
-    if strings > 940 {
+    let row = if strings > 940 {
         (strings - 489).div_ceil(4092) * 4096 + 553
     } else {
         strings + 64
-    }
+    };
+    row + 96 + text / 2
 }
 
 /// One address's allowance, shared by its connections.

@@ -65,6 +65,9 @@ pub enum Command {
         /// Its name, as its event gave it.
         name: String,
     },
+    /// Reads the room's history: an older page, or a search
+    /// (`proto::lookup`).
+    Lookup(crate::proto::lookup::Ask),
 }
 
 /// What a `file` announcement says about the binary frame that follows.
@@ -148,12 +151,14 @@ pub enum ErrorCode {
     Unavailable,
     /// A `file_url` for an id the room has not given out.
     NoSuchFile,
+    /// A `history` or `search` over the connection's allowance of them.
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every code, for the test that holds the document to them.
     #[cfg(test)]
-    const ALL: [ErrorCode; 23] = [
+    const ALL: [ErrorCode; 24] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::BadField,
@@ -177,6 +182,7 @@ impl ErrorCode {
         ErrorCode::UnexpectedFrame,
         ErrorCode::Unavailable,
         ErrorCode::NoSuchFile,
+        ErrorCode::RateLimited,
     ];
 
     /// The code as it is sent.
@@ -205,6 +211,7 @@ impl ErrorCode {
             ErrorCode::UnexpectedFrame => "unexpected_frame",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::NoSuchFile => "no_such_file",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }
@@ -326,9 +333,13 @@ pub fn parse_command(text: &str) -> Result<Command, FrameRefusal> {
             validate_file_name(&name)?;
             Ok(Command::FileUrl { id, name })
         }
+        "history" | "search" => crate::proto::lookup::parse(kind, &obj).map(Command::Lookup),
         other => Err(FrameRefusal::new(
             ErrorCode::UnknownType,
-            format!("unknown type {other:?}; expected join, message, file, typing or file_url"),
+            format!(
+                "unknown type {other:?}; expected join, message, file, typing, file_url, \
+                 history or search"
+            ),
         )),
     }
 }

@@ -28,6 +28,12 @@ use crate::ws::handshake::{Endpoint, Kind};
 const ERROR_BURST: u32 = 20;
 const ERRORS_PER_SEC: f64 = 1.0;
 
+/// `history` and `search` frames a v1 client may send in a burst, and how
+/// many per second it earns back; over that they are refused with
+/// `rate_limited` (see docs/DECISIONS.md).
+const LOOKUP_BURST: u32 = 10;
+const LOOKUPS_PER_SEC: f64 = 2.0;
+
 /// How often a raw client waiting for Redis checks whether it is back.
 const REDIS_RECHECK: Duration = Duration::from_millis(100);
 
@@ -72,6 +78,9 @@ pub struct Session {
     pub peer_close: Option<(u16, String)>,
     /// Error frames sent draw on this; empty means abuse.
     errors: TokenBucket,
+    /// `history` and `search` frames draw on this: each is a read of the
+    /// store.
+    lookups: TokenBucket,
     /// The memory budget's share for messages being received: a file is
     /// refused at its announcement when the share cannot hold it now.
     pub incoming: Arc<Share>,
@@ -114,6 +123,7 @@ impl Session {
             held: Duration::ZERO,
             peer_close: None,
             errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
+            lookups: TokenBucket::new(LOOKUPS_PER_SEC, LOOKUP_BURST),
             incoming,
             redis,
             store_rate: None,
@@ -475,6 +485,19 @@ impl Session {
                 file: id,
                 name,
             }),
+            Command::Lookup(ask) => {
+                if let Some(wait) = self.lookups.take_or_wait() {
+                    let wait_ms = wait.as_millis().max(1) as u64;
+                    let why = format!(
+                        "at most {LOOKUP_BURST} history or search requests at once, then \
+                         {LOOKUPS_PER_SEC} a second; ask again in {wait_ms} ms"
+                    );
+                    let refusal = FrameRefusal::new(ErrorCode::RateLimited, why)
+                        .until(protocol::now_ms() + wait_ms);
+                    return self.refuse(own, refusal);
+                }
+                self.tell(Input::Lookup { id: self.id, ask });
+            }
         }
         Flow::Continue
     }

@@ -20,6 +20,7 @@ use crate::history::sqlite::{self, FetchFor, Origin, Record, Reply, Request};
 
 /// Appends sent to Redis in one pipeline, at most.
 mod claims;
+mod lookups;
 
 const PIPELINE: usize = 256;
 
@@ -62,6 +63,8 @@ pub struct Worker {
     backoff: Duration,
     /// Counts appends, for the dedup keys of those without a `cid`.
     sent: u64,
+    /// Clients' pages and searches, read on a thread of their own.
+    lookups: Option<lookups::Lookups>,
 }
 
 impl Worker {
@@ -89,6 +92,7 @@ impl Worker {
             next_attempt: Instant::now(),
             backoff: Duration::from_millis(100),
             sent: 0,
+            lookups: None,
         }
     }
 
@@ -163,6 +167,10 @@ impl Worker {
                 } => {
                     self.append(std::mem::take(&mut appends));
                     self.fetch(room, after, upto, limit, token);
+                }
+                Request::Lookup(lookup) => {
+                    self.append(std::mem::take(&mut appends));
+                    self.lookup(lookup);
                 }
                 Request::Shutdown => {
                     self.append(appends);

@@ -67,9 +67,10 @@ impl Reads {
         Ok((Reads { inbox }, handle))
     }
 
-    /// Queues a `Fetch` (anything else is ignored); never blocks.
+    /// Queues a `Fetch` or a `Lookup` (anything else is ignored); never
+    /// blocks.
     pub(super) fn ask(&self, request: Request) {
-        if matches!(request, Request::Fetch { .. }) {
+        if matches!(request, Request::Fetch { .. } | Request::Lookup(_)) {
             // The thread ends only once this sender is dropped.
             let _ = self.inbox.send(request);
         }
@@ -88,6 +89,10 @@ struct ReadsThread {
 impl ReadsThread {
     fn run(mut self, requests: &Receiver<Request>) {
         for request in requests {
+            if let Request::Lookup(lookup) = request {
+                super::lookups::answer(&self.reader, &self.stats, &self.path, lookup);
+                continue;
+            }
             let Request::Fetch {
                 room,
                 after,

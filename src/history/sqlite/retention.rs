@@ -37,7 +37,7 @@ macro_rules! strings {
 /// in the page) every overflow page it needs, whole, and the part kept.
 /// Without that, a ~1 KiB text, counted at its length, takes four times
 /// as much disk. [`crate::limits::storerate::record_cost`] is the same in Rust.
-macro_rules! cost {
+macro_rules! record_row {
     () => {
         concat!(
             "(CASE WHEN ",
@@ -48,6 +48,24 @@ macro_rules! cost {
             strings!(),
             " + 64 END)"
         )
+    };
+}
+
+/// What a message's words take in the word index (schema version 6,
+/// `lookups.rs`), in SQL over a row of `records`: its row in `search_rows`
+/// and that table's index (about 48 bytes and the room key twice), and
+/// its words (measured at about half its text, for chat messages).
+macro_rules! index_cost {
+    () => {
+        "(CASE WHEN text IS NULL THEN 0 ELSE 48 + 2 * length(CAST(room AS BLOB)) \
+         + length(CAST(text AS BLOB)) / 2 END)"
+    };
+}
+
+/// A record's cost (see [`record_row`]), with its words in the index.
+macro_rules! cost {
+    () => {
+        concat!("(", record_row!(), " + ", index_cost!(), ")")
     };
 }
 
@@ -69,10 +87,23 @@ UPDATE rooms SET bytes = ",
     row_cost!(),
     "
     + (SELECT COALESCE(SUM(",
-    cost!(),
+    record_row!(),
     "), 0) FROM records WHERE room = rooms.key)
     + (SELECT COALESCE(SUM(size), 0) FROM file_bytes WHERE room = rooms.key);
 CREATE INDEX rooms_by_bytes ON rooms (bytes);
+"
+);
+
+/// Version 7: every room's count again, now that a message's words in the
+/// index (version 6) count too.
+pub const V7: &str = concat!(
+    "UPDATE rooms SET bytes = ",
+    row_cost!(),
+    "
+    + (SELECT COALESCE(SUM(",
+    cost!(),
+    "), 0) FROM records WHERE room = rooms.key)
+    + (SELECT COALESCE(SUM(size), 0) FROM file_bytes WHERE room = rooms.key);
 "
 );
 
@@ -268,25 +299,36 @@ mod tests {
     #[test]
     fn a_short_record_costs_its_strings_and_a_long_one_its_pages() {
         let conn = database();
-        // "ada" + "lobby" + the text, plus 64; and the room's row, "lobby"
-        // twice and 128.
-        assert_eq!(add(&conn, 1, "hello"), 3 + 5 + 5 + 64 + (5 + 5 + 128));
+        // "ada" + "lobby" + the text, plus 64; its words, 48, "lobby"
+        // twice and half the text; and the room's row, "lobby" twice and
+        // 128.
+        assert_eq!(
+            add(&conn, 1, "hello"),
+            3 + 5 + 5 + 64 + (48 + 10 + 2) + (5 + 5 + 128)
+        );
         // Past 940 bytes the row spills: one whole overflow page and the
         // part kept in the b-tree page.
         let before = total(&conn).unwrap();
-        assert_eq!(add(&conn, 2, &"x".repeat(1000)) - before, 4096 + 553);
+        assert_eq!(
+            add(&conn, 2, &"x".repeat(1000)) - before,
+            4096 + 553 + (48 + 10 + 500)
+        );
         let before = total(&conn).unwrap();
-        assert_eq!(add(&conn, 3, &"x".repeat(5000)) - before, 2 * 4096 + 553);
+        assert_eq!(
+            add(&conn, 3, &"x".repeat(5000)) - before,
+            2 * 4096 + 553 + (48 + 10 + 2500)
+        );
         // The store rate's estimate is never below what is counted for a
         // sender and cid of ordinary length.
         for len in [0u64, 100, 900, 1000, 4096, 5000] {
             let counted = {
                 let strings = len + 3 + 5 + 16;
-                if strings > 940 {
+                let row = if strings > 940 {
                     (strings - 489).div_ceil(4092) * 4096 + 553
                 } else {
                     strings + 64
-                }
+                };
+                row + 48 + 2 * 5 + len / 2
             };
             assert!(
                 crate::limits::storerate::record_cost(len) >= counted,
@@ -302,7 +344,10 @@ mod tests {
         add(&conn, 2, &"b".repeat(2000));
         add(&conn, 3, "c");
         delete_upto(&conn, "lobby", 2).unwrap();
-        assert_eq!(total(&conn).unwrap(), 3 + 5 + 1 + 64 + (5 + 5 + 128));
+        assert_eq!(
+            total(&conn).unwrap(),
+            3 + 5 + 1 + 64 + (48 + 10) + (5 + 5 + 128)
+        );
         // Over a bound, the room's oldest go, and a room left without
         // records loses its row.
         let (_, after) = shrink(&conn, 10).unwrap();

@@ -83,7 +83,15 @@ CREATE TABLE server_keys (
 ";
 
 /// Every migration, oldest first; the schema's version is their count.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, super::fold::V4, super::retention::V5];
+pub const MIGRATIONS: &[&str] = &[
+    V1,
+    V2,
+    V3,
+    super::fold::V4,
+    super::retention::V5,
+    super::lookups::V6,
+    super::retention::V7,
+];
 
 /// Refuses, before anything is written, a database this build must not
 /// touch: one from a newer wschat, or another program's.

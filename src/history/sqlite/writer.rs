@@ -193,7 +193,7 @@ impl Writer {
                         let reply = self.open(room, recent);
                         (self.reply)(reply);
                     }
-                    fetch @ Request::Fetch { .. } => fetches.push(fetch),
+                    fetch @ (Request::Fetch { .. } | Request::Lookup(_)) => fetches.push(fetch),
                     Request::Shutdown => {
                         self.append(&mut appends);
                         stopping = true;

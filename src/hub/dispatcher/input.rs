@@ -54,6 +54,12 @@ pub enum Input {
         file: u64,
         name: String,
     },
+    /// A v1 client reads its room's history: an older page or a search
+    /// (answered by `lookups.rs`).
+    Lookup {
+        id: ClientId,
+        ask: crate::proto::lookup::Ask,
+    },
     /// The connection ended, for whatever reason: sent when its
     /// `Link` is dropped.
     Leave {
@@ -107,6 +113,7 @@ impl Input {
             | Input::File { id, .. }
             | Input::Typing { id }
             | Input::FileUrl { id, .. }
+            | Input::Lookup { id, .. }
             | Input::Leave { id } => Some(*id),
             Input::Connect { .. }
             | Input::Admin { .. }

@@ -13,13 +13,15 @@ fn with_cid(record: Record, cid: &str) -> Record {
 }
 
 /// What a record stored in room `key` counts against `retain_bytes`, its
-/// file's bytes aside: its strings and 64 (see `retention`).
+/// file's bytes aside: its strings and 64, and a message's words in the
+/// word index (see `retention`).
 fn cost(key: &str, record: &Record) -> u64 {
-    let body = match &record.body {
-        Body::Text(text) => text.len(),
-        Body::File { name, mime, .. } => name.len() + mime.len(),
+    let (body, words) = match &record.body {
+        Body::Text(text) => (text.len(), 48 + 2 * key.len() + text.len() / 2),
+        Body::File { name, mime, .. } => (name.len() + mime.len(), 0),
     };
-    (key.len() + record.from.len() + record.cid.as_ref().map_or(0, String::len) + body + 64) as u64
+    (key.len() + record.from.len() + record.cid.as_ref().map_or(0, String::len) + body + 64 + words)
+        as u64
 }
 
 /// The next answer to an append: the record, its outcome and its epoch.

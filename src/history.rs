@@ -6,6 +6,8 @@
 //! is answered with [`Reply`]s about [`Record`]s, whichever backend holds
 //! them.
 
+use std::net::IpAddr;
+
 use tungstenite::Bytes;
 
 use crate::proto::wire::Encoded;
@@ -110,6 +112,9 @@ pub(crate) enum Request {
         limit: usize,
         /// What the fetch is for, echoed back with the answer.
         token: FetchFor,
+        /// The address of the client it is for: the embedded store reads
+        /// fetches for different addresses in turn (see `sqlite/pace.rs`).
+        asker: Option<IpAddr>,
     },
     /// Stop once everything already sent has been written and answered.
     Shutdown,

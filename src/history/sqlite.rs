@@ -22,6 +22,7 @@ use crate::logs as log;
 mod checkpointer;
 mod complaints;
 mod fold;
+mod pace;
 mod reader;
 mod reads;
 mod retention;

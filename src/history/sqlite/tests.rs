@@ -159,6 +159,7 @@ impl Running {
             upto,
             limit,
             token,
+            asker: None,
         });
         match self.reply() {
             Reply::Fetched {
@@ -761,6 +762,7 @@ fn a_fetch_sees_the_appends_sent_before_it_and_is_read_beside_the_writer() {
             upto: 500,
             limit: 1000,
             token: FetchFor::Resume(7),
+            asker: None,
         });
         let mut committed = 0;
         let (name, records) = loop {

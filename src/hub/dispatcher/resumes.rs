@@ -195,6 +195,7 @@ impl Dispatcher {
             upto: catchup.first - 1,
             limit: RESUME_FROM_STORE as usize,
             token: sqlite::FetchFor::Resume(token),
+            asker: Some(catchup.address),
         });
         self.catchups.insert(token, catchup);
     }

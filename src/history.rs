@@ -6,6 +6,8 @@
 //! is answered with [`Reply`]s about [`Record`]s, whichever backend holds
 //! them.
 
+use std::net::IpAddr;
+
 use tungstenite::Bytes;
 
 use crate::proto::wire::Encoded;
@@ -111,6 +113,9 @@ pub(crate) enum Request {
         limit: usize,
         /// What the fetch is for, echoed back with the answer.
         token: FetchFor,
+        /// The address of the client it is for: the embedded store reads
+        /// fetches for different addresses in turn (see `sqlite/pace.rs`).
+        asker: Option<IpAddr>,
     },
     /// A client's page of older history or search (see `lookup`): read
     /// beside the writes, like a `Fetch`, seeing every append sent before

@@ -2,7 +2,8 @@
 //! address resume at once, each reaching back 1,000 messages (most of them
 //! read from the store), while an honest pair chats in another room and a
 //! newcomer joins a third. The pair's acknowledgements stay prompt, the
-//! newcomer is welcomed promptly, and every resume still gets exactly the
+//! newcomer is welcomed promptly, and every resume, and one from another
+//! address whose reads take turns with the storm's, still gets exactly the
 //! messages it missed, once each, in order. Default options (the tests'
 //! store is in memory).
 
@@ -198,27 +199,39 @@ fn a_resume_storm_does_not_stall_another_rooms_acknowledgements_or_a_fresh_join(
         })
         .collect();
     let sent = base.elapsed();
+    // Another address resumes too, once the storm is queued: its pages
+    // are read in turn with the storm's, and it too gets exactly what it
+    // missed.
+    let mut other = v1_from(&server, "/ws", "127.0.0.7");
+    send_json(
+        &mut other,
+        json!({"type": "join", "room": "storm", "name": "other",
+               "since": since, "epoch": epoch}),
+    );
+    let other = thread::spawn(move || read_resume(other, last_id));
     // A newcomer in a room of its own, from another address.
     let asked = Instant::now();
     let mut fresh = v1_from(&server, "/ws?room=fresh&name=newcomer", "127.0.0.6");
     expect_type(&mut fresh, "welcome");
     let fresh_join = asked.elapsed();
 
-    let mut last_welcome = Duration::ZERO;
+    let mut welcomes = Vec::with_capacity(RESUMES);
     let answers: Vec<Vec<String>> = storm
         .into_iter()
         .map(|resume| {
             let (frames, welcomed) = resume.join().unwrap();
-            last_welcome = last_welcome.max(welcomed - base);
+            welcomes.push(welcomed - base);
             frames
         })
         .collect();
+    let (other_frames, other_welcomed) = other.join().unwrap();
     let storm_end = base.elapsed();
+    let last_welcome = welcomes.into_iter().max().expect("a storm");
     // The pair is timed as long again after the storm: what the machine
     // itself costs it then, as before, is the measure of quiet.
     thread::sleep(QUIET);
     stop.store(true, Ordering::Relaxed);
-    for frames in &answers {
+    for frames in answers.iter().chain([&other_frames]) {
         check_resume(frames, since, last_id);
     }
     let samples: Vec<(Duration, Duration)> = pair
@@ -242,12 +255,13 @@ fn a_resume_storm_does_not_stall_another_rooms_acknowledgements_or_a_fresh_join(
     let storm_p99 = quantile(&mut stormy, 0.99);
     eprintln!(
         "resume storm: {RESUMES} resumes of {MISSED} sent in {:?}, all answered in {:?} \
-         (last welcome at +{:?}); pair acks: quiet p50 {:?} p99 {:?}, storm ({} samples) \
+         (last welcome at +{:?}, another address's at +{:?}); pair acks: quiet p50 {:?} p99 {:?}, storm ({} samples) \
          p50 {storm_p50:?} p99 {storm_p99:?}; fresh join welcomed in {fresh_join:?}; \
          server RSS {} KiB",
         sent - storm_start,
         storm_end - storm_start,
         last_welcome - storm_start,
+        other_welcomed - base - storm_start,
         quantile(&mut quiet, 0.5),
         quiet_p99,
         stormy.len(),

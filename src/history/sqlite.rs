@@ -23,6 +23,7 @@ mod checkpointer;
 mod complaints;
 mod fold;
 mod lookups;
+mod pace;
 mod reader;
 mod reads;
 mod retention;

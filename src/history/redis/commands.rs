@@ -164,6 +164,7 @@ impl Worker {
                     upto,
                     limit,
                     token,
+                    ..
                 } => {
                     self.append(std::mem::take(&mut appends));
                     self.fetch(room, after, upto, limit, token);

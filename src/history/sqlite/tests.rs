@@ -211,6 +211,7 @@ impl Running {
             upto,
             limit,
             token,
+            asker: None,
         });
         match self.reply() {
             Reply::Fetched {

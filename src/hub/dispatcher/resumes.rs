@@ -9,6 +9,9 @@
 //! own bound lets the others pass, and its client gets its welcome later.
 //! What a waiting resume holds is its client's (frames held back for it,
 //! within `--queue-frames`), so the queue is bounded by the connections.
+//! The embedded store then reads those asked a page at a time, within a
+//! budget of records a second, the askers' addresses in turn (see
+//! `history/sqlite/pace.rs`): a storm's resumes are answered over seconds.
 
 use crate::logs as log;
 
@@ -197,6 +200,7 @@ impl Dispatcher {
             upto: catchup.first - 1,
             limit: RESUME_FROM_STORE as usize,
             token: sqlite::FetchFor::Resume(token),
+            asker: Some(catchup.address),
         });
         self.catchups.insert(token, catchup);
     }

@@ -159,6 +159,7 @@ impl Dispatcher {
             upto,
             limit: upto.saturating_sub(after).min(FILL_LIMIT) as usize,
             token: sqlite::FetchFor::Fill(token),
+            asker: None,
         });
     }
 

@@ -42,6 +42,7 @@ fn a_fetch_sees_the_appends_sent_before_it_and_is_read_beside_the_writer() {
             upto: 500,
             limit: 1000,
             token: FetchFor::Resume(7),
+            asker: None,
         });
         let mut committed = 0;
         let (name, records) = loop {

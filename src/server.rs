@@ -290,7 +290,8 @@ impl Server {
                 history_share: self.budget.history.part(hubs.count()),
                 ..limits.clone()
             };
-            let dispatcher = Dispatcher::new(limits, store.clone(), cluster.clone()).on_hub(hub);
+            let dispatcher =
+                Dispatcher::new(limits, store.clone(), cluster.clone()).on_hub(hub, hubs.count());
             let running = health.dispatcher_running();
             dispatchers.push(thread::Builder::new().name(format!("hub-{hub}")).spawn(
                 move || {

@@ -312,9 +312,16 @@ impl Dispatcher {
         }
     }
 
-    /// The dispatcher of hub `hub` of several (see `hub::hubs`).
-    pub fn on_hub(mut self, hub: usize) -> Dispatcher {
+    /// The dispatcher of hub `hub` of `hubs` (see `hub::hubs`). The bounds
+    /// on resumes read at once are the server's, so each hub takes its
+    /// part of them: what answers in flight hold stays bounded whatever
+    /// the number of hubs.
+    pub fn on_hub(mut self, hub: usize, hubs: usize) -> Dispatcher {
         self.hub = hub;
+        self.resumes = resumes::Turns::new(
+            resumes::PER_ADDRESS.div_ceil(hubs),
+            resumes::TOTAL.div_ceil(hubs),
+        );
         self
     }
 

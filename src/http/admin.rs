@@ -231,6 +231,7 @@ impl Admin {
                 Request::Ban {
                     name: body.name,
                     minutes: body.minutes,
+                    until: crate::hub::moderation::now_ms() + body.minutes * 60_000,
                 }
             }
             _ => {
@@ -388,7 +389,7 @@ fn log_action(peer: SocketAddr, by: &str, request: &Request, reply: &Reply) {
                 room.as_deref().unwrap_or("*")
             );
         }
-        (Request::Ban { name, minutes }, reply) => {
+        (Request::Ban { name, minutes, .. }, reply) => {
             let (until, kicked) = match reply {
                 Reply::Banned { until, kicked, .. } => (*until, *kicked),
                 _ => (0, 0),

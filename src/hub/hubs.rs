@@ -218,11 +218,12 @@ impl Link {
     }
 
     /// Asks to join: first moves the client to its room's hub, if another
-    /// hub knows it (it is in no room there: a connection joins one room).
+    /// hub knows it and has not seated it (a connection joins one room: a
+    /// seated client's hub answers `already_joined`).
     pub fn join(&mut self, request: JoinRequest) -> Result<(), Stopped> {
         let room = request.room.as_deref().unwrap_or(DEFAULT_ROOM);
         let to = self.hubs.enter_room(room);
-        if to != self.at {
+        if to != self.at && !self.outlet.is_seated() {
             let _ = self.send(Input::Leave { id: self.id });
             self.at = to;
             self.send(self.connect_input())?;

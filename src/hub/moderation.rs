@@ -29,7 +29,13 @@ pub enum Request {
     Kick { name: String, room: Option<String> },
     /// Refuses the name (and names that look the same) in every room for
     /// `minutes`, and closes the connections that hold it now.
-    Ban { name: String, minutes: u64 },
+    /// `until` is `minutes` from when the moderator asked, in milliseconds
+    /// since the Unix epoch: one time for every hub that carries it out.
+    Ban {
+        name: String,
+        minutes: u64,
+        until: u64,
+    },
     /// Lifts a ban.
     Unban { name: String },
 }

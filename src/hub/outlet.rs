@@ -98,6 +98,10 @@ pub struct Outlet {
     drained: Condvar,
     bounds: Bounds,
     writers: Arc<Writers>,
+    /// Its hub has seated the client in a room. The reader reads it to send
+    /// a second `join` to that hub, which refuses it, rather than move the
+    /// client to another hub (see `hub::hubs::Link`).
+    seated: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -137,7 +141,19 @@ impl Outlet {
             drained: Condvar::new(),
             bounds,
             writers,
+            seated: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Its hub seated the client in a room.
+    pub fn mark_seated(&self) {
+        self.seated
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether its hub has seated the client in a room.
+    pub fn is_seated(&self) -> bool {
+        self.seated.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The socket, for the reader (which only reads from it).

@@ -92,93 +92,185 @@ impl End {
 impl Connection {
     /// Serves the connection on the current thread (the reader) until it
     /// ends.
-    #[allow(
-        clippy::boxed_local,
-        reason = "boxed by the caller so that the thread's frame stays small; see handle"
-    )]
+    ///
+    /// This frame lies under every call the reader makes while the
+    /// connection lives, so it holds pointers only: what the connection
+    /// keeps is made out of line (`open`, `context`) and lives on the heap,
+    /// and the ending runs out of line too (`finish`). A connection's thread
+    /// keeps every stack page it ever touched (see "Limits" in
+    /// docs/ARCHITECTURE.md).
     pub fn serve(self: Box<Self>) {
-        let echo = matches!(self.endpoint, Endpoint::Echo);
-        if let Err(e) = configure(&self.sock, &self.config, echo) {
-            log::warn!(
-                "event=socket_setup_failed client={} peer={} error={:?}",
-                self.id,
-                crate::proto::addr::show_peer(self.peer),
-                e.to_string()
-            );
+        let Some(mut served) = open(self) else {
             return;
-        }
-        let bounds = Bounds {
-            frames: self.config.queue_frames.max(1),
-            bytes: self.config.queue_bytes,
-            write_timeout: self.config.write_timeout,
-            share: self.budget.outbound.clone(),
         };
-        let outlet = Outlet::new(self.id, self.sock, bounds, self.writers);
-
-        // The reader's state lives on the heap: a connection's thread keeps
-        // every stack page it ever touched, and these are its largest values.
-        let mut session = Box::new(Session::new(
-            self.id,
-            &self.endpoint,
-            &self.config,
-            self.hubs.clone(),
-            self.budget.incoming.clone(),
-            self.redis.clone(),
-        ));
-        session.store_rate = self.store_rate.clone();
-        let open = crate::metrics::get().connection(session.kind.metric());
-        let end = if let Some(place) =
-            take_place((self.id, self.peer), &mut session, &self.echoes, &outlet)
-        {
-            if let Endpoint::Room(mode, query) = &self.endpoint
-                && (*mode == Mode::Raw || query.name.is_some())
-            {
-                session.join(query, None, None, None);
-            }
-            let mut ctx = Box::new(WebSocketContext::from_partially_read(
-                self.early,
-                Role::Server,
-                Some(ws_config(session.message_limit())),
-            ));
-            let end = read_loop(&outlet, &mut ctx, &mut session);
-            // The room hears of the leave before any lingering below.
-            session.disconnect();
-            drop(place);
-            end
-        } else {
-            // The server is shutting down.
-            let close = Close::shutdown();
-            outlet.close(&close);
-            End::ClosedByUs(close)
-        };
-        // No point waiting for the answer of a peer gone silent, nor
-        // while the server goes down.
-        if let End::ClosedByUs(close) = &end
-            && close.code() != CloseCode::Away
-            && !close.is_shutdown()
-        {
-            // Let the peer read our close frame and close its side first,
-            // so the close is not lost to a TCP reset.
-            linger(outlet.socket());
-        }
-        // Our answer to the peer's close may still wait behind a backlog.
-        if let End::Closed = end {
-            outlet.wait_for_close(CLOSE_TIMEOUT);
-        }
-        outlet.end();
-        let end = match (end, outlet.failure()) {
-            (End::Reset(_), Some(failure)) => End::Reset(failure),
-            (end, _) => end,
-        };
-        let abuse = matches!(&end, End::ClosedByUs(close) if close.is_abuse());
-        let close = end.close(session.peer_close.take());
-        log_end(self.id, self.peer, &session, close, abuse, open.elapsed());
+        let s = &mut *served;
+        let end =
+            if let Some(place) = take_place((s.id, s.peer), &mut s.session, &s.echoes, &s.outlet) {
+                if let Endpoint::Room(mode, query) = &s.endpoint
+                    && (*mode == Mode::Raw || query.name.is_some())
+                {
+                    s.session.join(query, None, None, None);
+                }
+                let mut ctx = context(std::mem::take(&mut s.early), s.session.message_limit());
+                let end = read_loop(&s.outlet, &mut ctx, &mut s.session);
+                // The room hears of the leave before any lingering below.
+                s.session.disconnect();
+                drop(place);
+                end
+            } else {
+                shut_down(&s.outlet)
+            };
+        finish(served, end);
     }
+}
+
+/// What a connection's reader keeps while the connection lives, on the
+/// heap; the `Connection` it was made from is freed once it is.
+struct Served {
+    id: ClientId,
+    peer: SocketAddr,
+    outlet: Arc<Outlet>,
+    session: Box<Session>,
+    endpoint: Endpoint,
+    /// Bytes the client sent after its request head, until the reading
+    /// starts.
+    early: Vec<u8>,
+    echoes: EchoClients,
+    open: crate::metrics::OpenConnection,
+}
+
+/// Sets the socket up and makes the client's outlet and session; `None` if
+/// the socket cannot be set up. The connection is only borrowed until the
+/// last step, `served`, so that this frame stays small under the calls it
+/// makes.
+#[inline(never)]
+fn open(connection: Box<Connection>) -> Option<Box<Served>> {
+    let c = &*connection;
+    if let Err(e) = configure(&c.sock, &c.config, matches!(c.endpoint, Endpoint::Echo)) {
+        log::warn!(
+            "event=socket_setup_failed client={} peer={} error={:?}",
+            c.id,
+            crate::proto::addr::show_peer(c.peer),
+            e.to_string()
+        );
+        return None;
+    }
+    let session = new_session(c, c.redis.clone());
+    Some(served(connection, session))
+}
+
+/// Moves what the reader keeps out of the connection, beside its outlet.
+#[inline(never)]
+fn served(connection: Box<Connection>, mut session: Box<Session>) -> Box<Served> {
+    let Connection {
+        id,
+        peer,
+        sock,
+        early,
+        endpoint,
+        config,
+        hubs: _,
+        echoes,
+        writers,
+        budget,
+        redis: _,
+        store_rate,
+    } = *connection;
+    let bounds = Bounds {
+        frames: config.queue_frames.max(1),
+        bytes: config.queue_bytes,
+        write_timeout: config.write_timeout,
+        share: budget.outbound.clone(),
+    };
+    let outlet = Outlet::new(id, sock, bounds, writers);
+    session.store_rate = store_rate;
+    let open = crate::metrics::get().connection(session.kind.metric());
+    Box::new(Served {
+        id,
+        peer,
+        outlet,
+        session,
+        endpoint,
+        early,
+        echoes,
+        open,
+    })
+}
+
+/// The client's session, on the heap: it is the reader's largest value.
+#[inline(never)]
+fn new_session(c: &Connection, redis: Option<Arc<crate::history::redis::Status>>) -> Box<Session> {
+    Box::new(Session::new(
+        c.id,
+        &c.endpoint,
+        &c.config,
+        c.hubs.clone(),
+        c.budget.incoming.clone(),
+        redis,
+    ))
+}
+
+/// tungstenite's state for the connection, on the heap.
+#[inline(never)]
+fn context(early: Vec<u8>, limit: usize) -> Box<WebSocketContext> {
+    Box::new(WebSocketContext::from_partially_read(
+        early,
+        Role::Server,
+        Some(ws_config(limit)),
+    ))
+}
+
+/// Closes a connection that came as the server is shutting down.
+#[inline(never)]
+fn shut_down(outlet: &Arc<Outlet>) -> End {
+    let close = Close::shutdown();
+    outlet.close(&close);
+    End::ClosedByUs(close)
+}
+
+/// Ends the connection: lets the peer read our close, waits for our answer
+/// to its close to go out, and logs the end.
+#[inline(never)]
+fn finish(mut served: Box<Served>, end: End) {
+    let outlet = &served.outlet;
+    // No point waiting for the answer of a peer gone silent, nor
+    // while the server goes down.
+    if let End::ClosedByUs(close) = &end
+        && close.code() != CloseCode::Away
+        && !close.is_shutdown()
+    {
+        // Let the peer read our close frame and close its side first,
+        // so the close is not lost to a TCP reset.
+        linger(outlet.socket());
+    }
+    // Our answer to the peer's close may still wait behind a backlog.
+    if let End::Closed = end {
+        outlet.wait_for_close(CLOSE_TIMEOUT);
+    }
+    outlet.end();
+    let end = match (end, outlet.failure()) {
+        (End::Reset(_), Some(failure)) => End::Reset(failure),
+        (end, _) => end,
+    };
+    let abuse = matches!(&end, End::ClosedByUs(close) if close.is_abuse());
+    let close = end.close(served.session.peer_close.take());
+    let duration = served.open.elapsed();
+    log_end(
+        served.id,
+        served.peer,
+        &served.session,
+        close,
+        abuse,
+        duration,
+    );
 }
 
 /// Makes the client known to whoever closes it at shutdown: its room's hub
 /// for a chat-room client (the session keeps that place), the server for an
-/// echo client. `None` when the server is already shutting down.
+/// echo client. `None` when the server is already shutting down. Out of
+/// line, like the other steps: the hub's channel send is among the deepest
+/// calls a connection makes.
+#[inline(never)]
 fn take_place(
     (id, peer): (ClientId, SocketAddr),
     session: &mut Session,
@@ -274,6 +366,10 @@ fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Ses
             pinged = false;
         }
         let close = match read {
+            // Answers to the heartbeat, the one frame an idle client sends:
+            // the session has nothing to do with them, and its frame is the
+            // reader's deepest (see "Limits" in docs/ARCHITECTURE.md).
+            Ok(Message::Pong(_)) => continue,
             Ok(msg) => {
                 match session.on_message(stream.received(msg), stream.incoming.held(), outlet) {
                     Flow::Continue => {

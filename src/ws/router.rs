@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::http::files;
 use crate::http::health::Health;
-use crate::http::proxy::{Hosts, Proxies};
+use crate::http::proxy::{Hosts, Proxies, Seen};
 use crate::http::{self, Head, HeadError, Site};
 use crate::hub::hubs::Hubs;
 use crate::hub::outlet::writer::Writers;
@@ -44,6 +44,12 @@ pub(crate) struct Shared {
 /// One connection's thread: reads the request head, then serves a file or
 /// refuses, or upgrades to a WebSocket, which it returns to be served (with
 /// the ticket, held until the connection ends).
+///
+/// Each step is out of line and hands on what it made boxed: a connection's
+/// thread keeps every stack page it ever touched, and this frame is below
+/// every call the handshake makes (the admission's channel, the accept key),
+/// so it holds little more than pointers (see "Limits" in
+/// docs/ARCHITECTURE.md).
 pub(crate) fn handle(
     sock: TcpStream,
     peer: SocketAddr,
@@ -51,8 +57,39 @@ pub(crate) fn handle(
     mut ticket: Ticket,
     shared: &Shared,
 ) -> Option<(Box<Connection>, Ticket)> {
+    let request = read_request(&sock, peer, &mut ticket, shared)?;
+    if !admit(&sock, &request, &mut ticket, shared) || !route(&sock, &request, shared) {
+        return None;
+    }
+    let endpoint = upgrade(&sock, id, &request, shared)?;
+    Some((
+        connection(id, sock, request, endpoint, &ticket, shared),
+        ticket,
+    ))
+}
+
+/// A request head read whole, and who sent it.
+struct Request {
+    head: Head,
+    /// Bytes the client sent after its request head.
+    early: Vec<u8>,
+    /// The real client (behind a trusted proxy, the one it names).
+    client: SocketAddr,
+    /// The scheme and host the client used.
+    seen: Seen,
+}
+
+/// Reads the request head; answers one that cannot be read, and the
+/// operator's health checks.
+#[inline(never)]
+fn read_request(
+    sock: &TcpStream,
+    peer: SocketAddr,
+    ticket: &mut Ticket,
+    shared: &Shared,
+) -> Option<Box<Request>> {
     let config = &shared.config;
-    let head = http::read_head(&sock, config.handshake_timeout);
+    let head = http::read_head(sock, config.handshake_timeout);
     ticket.head_done();
     if sock.set_write_timeout(Some(config.write_timeout)).is_err() {
         return None;
@@ -60,77 +97,134 @@ pub(crate) fn handle(
     let (head, early) = match head {
         Ok(h) => h,
         Err(e) => {
-            answer_bad_head(&sock, peer, e);
+            answer_bad_head(sock, peer, e);
             return None;
         }
     };
+    if let Some(response) = shared.health.answer(&head) {
+        // Health checks come from the operator's tools, by any name.
+        let _ = http::respond_to(sock, &head, response);
+        return None;
+    }
     // Behind a trusted proxy: the real client, and the address it used.
     let client = shared.proxies.client_addr(peer, &head);
     let seen = shared.proxies.seen(peer.ip(), &head);
-    if let Some(response) = shared.health.answer(&head) {
-        // Health checks come from the operator's tools, by any name.
-        let _ = http::respond_to(&sock, &head, response);
-        return None;
-    }
-    if let Err(denial) = admission::check(
-        &mut ticket,
-        (client, &seen),
-        &head,
+    Some(Box::new(Request {
+        head,
+        early,
+        client,
+        seen,
+    }))
+}
+
+/// The checks every request meets; refuses it if they fail.
+#[inline(never)]
+fn admit(sock: &TcpStream, request: &Request, ticket: &mut Ticket, shared: &Shared) -> bool {
+    let Request {
+        head, client, seen, ..
+    } = request;
+    match admission::check(
+        ticket,
+        (*client, seen),
+        head,
         &shared.hosts,
         &shared.admission,
     ) {
-        admission::refuse(&sock, &head, client, denial);
-        return None;
+        Ok(()) => true,
+        Err(denial) => {
+            admission::refuse(sock, head, *client, denial);
+            false
+        }
     }
+}
+
+/// Answers what is not a WebSocket endpoint; true for what is.
+#[inline(never)]
+fn route(sock: &TcpStream, request: &Request, shared: &Shared) -> bool {
+    let Request {
+        head,
+        early,
+        client,
+        ..
+    } = request;
     if head.path() == crate::http::admin::INFO_PATH {
-        answer_info(&sock, &head, config);
-        return None;
+        answer_info(sock, head, &shared.config);
+    } else if crate::http::admin::is_admin_path(head.path()) {
+        shared.admin.answer(sock, *client, head, early);
+    } else if !handshake::endpoint_path(head) {
+        answer_http(sock, *client, head, shared);
+    } else {
+        return true;
     }
-    if crate::http::admin::is_admin_path(head.path()) {
-        shared.admin.answer(&sock, client, &head, &early);
-        return None;
-    }
-    if !handshake::endpoint_path(&head) {
-        answer_http(&sock, client, &head, shared);
-        return None;
-    }
-    match handshake::accept(&sock, &head, &seen, &shared.origins, config) {
+    false
+}
+
+/// The WebSocket handshake: answers 101, or refuses the upgrade.
+#[inline(never)]
+fn upgrade(sock: &TcpStream, id: u64, request: &Request, shared: &Shared) -> Option<Box<Endpoint>> {
+    let Request {
+        head, client, seen, ..
+    } = request;
+    match handshake::accept(sock, head, seen, &shared.origins, &shared.config) {
         Ok(mut endpoint) => {
             if let Endpoint::Room(_, query) = &mut endpoint {
-                query.client = Some(client);
+                query.client = Some(*client);
             }
-            let mode = metrics::mode_label(endpoint.kind().metric());
-            let room = match &endpoint {
-                Endpoint::Echo => None,
-                Endpoint::Room(_, query) => query.room.as_ref(),
-            };
-            let room = room.map_or(String::new(), |r| format!(" room={r:?}"));
-            log::info!(
-                "event=connect client={id} peer={} mode={mode} path={}{room}",
-                crate::proto::addr::show_peer(client),
-                head.path()
-            );
-            let connection = Connection {
-                id,
-                peer: client,
-                sock,
-                early,
-                endpoint,
-                config: config.clone(),
-                hubs: shared.hubs.clone(),
-                echoes: shared.echoes.clone(),
-                writers: shared.writers.clone(),
-                budget: shared.budget.clone(),
-                redis: shared.health.cluster(),
-                store_rate: ticket.store_rate.clone(),
-            };
-            Some((Box::new(connection), ticket))
+            log_connect(id, request, &endpoint);
+            Some(Box::new(endpoint))
         }
         Err(refusal) => {
-            refuse_upgrade(&sock, &head, client, refusal);
+            refuse_upgrade(sock, head, *client, refusal);
             None
         }
     }
+}
+
+/// Logs a WebSocket's start.
+#[inline(never)]
+fn log_connect(id: u64, request: &Request, endpoint: &Endpoint) {
+    let mode = metrics::mode_label(endpoint.kind().metric());
+    let room = match endpoint {
+        Endpoint::Echo => None,
+        Endpoint::Room(_, query) => query.room.as_ref(),
+    };
+    let room = room.map_or(String::new(), |r| format!(" room={r:?}"));
+    log::info!(
+        "event=connect client={id} peer={} mode={mode} path={}{room}",
+        crate::proto::addr::show_peer(request.client),
+        request.head.path()
+    );
+}
+
+/// What the connection's reader needs, gathered on the heap.
+#[inline(never)]
+#[allow(
+    clippy::boxed_local,
+    reason = "boxed by the steps before, whose values must not stay in handle's frame"
+)]
+fn connection(
+    id: u64,
+    sock: TcpStream,
+    request: Box<Request>,
+    endpoint: Box<Endpoint>,
+    ticket: &Ticket,
+    shared: &Shared,
+) -> Box<Connection> {
+    let Request { early, client, .. } = *request;
+    Box::new(Connection {
+        id,
+        peer: client,
+        sock,
+        early,
+        endpoint: *endpoint,
+        config: shared.config.clone(),
+        hubs: shared.hubs.clone(),
+        echoes: shared.echoes.clone(),
+        writers: shared.writers.clone(),
+        budget: shared.budget.clone(),
+        redis: shared.health.cluster(),
+        store_rate: ticket.store_rate.clone(),
+    })
 }
 
 // The answers below are kept out of line (as is `refuse_upgrade`): their

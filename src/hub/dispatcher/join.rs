@@ -121,6 +121,7 @@ impl Dispatcher {
             room: room_name.clone(),
             name: name.clone(),
         });
+        client.outlet.mark_seated();
         client.joined = self.joins;
         // One line per join; the name only where names are logged (debug).
         if log::log_enabled!(log::Level::Debug) {

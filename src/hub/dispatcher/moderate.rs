@@ -27,18 +27,15 @@ impl Dispatcher {
                 },
                 Err(e) => not_a_name(e),
             },
-            Request::Ban { name, minutes } => match names::name(&name) {
-                Ok(name) => {
-                    let until = moderation::now_ms() + minutes * 60_000;
-                    Reply::Banned {
-                        kicked: self.act(Moderation::Ban {
-                            name: name.text.clone(),
-                            until,
-                        }),
-                        name: name.text,
+            Request::Ban { name, until, .. } => match names::name(&name) {
+                Ok(name) => Reply::Banned {
+                    kicked: self.act(Moderation::Ban {
+                        name: name.text.clone(),
                         until,
-                    }
-                }
+                    }),
+                    name: name.text,
+                    until,
+                },
                 Err(e) => not_a_name(e),
             },
             Request::Unban { name } => match names::name(&name) {

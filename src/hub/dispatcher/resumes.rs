@@ -58,8 +58,12 @@ pub fn encode_replay(
 pub const PER_ADDRESS: usize = 4;
 
 /// Resumes read at once in total: with the store's bound on one answer
-/// (5 MiB of records), what answers in flight hold is bounded.
-pub const TOTAL: usize = 32;
+/// (5 MiB of records), what answers in flight hold is bounded. The reads
+/// are paced (`history/sqlite/pace.rs`), so more at once would be read no
+/// sooner, only held longer: a join churn into a room whose history is
+/// mostly read back from the store went 30 MiB over its memory bound with
+/// 32.
+pub const TOTAL: usize = 8;
 
 /// Who may read now, and who waits.
 pub struct Turns<T> {

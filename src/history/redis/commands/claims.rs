@@ -53,11 +53,14 @@ impl Worker {
                     self.lost(&e);
                 }
             }
+            Order::Subscribe { .. } | Order::Unsubscribe { .. } => {
+                // The subscriber thread's (see `ClusterHandle::send`).
+            }
             Order::Typing { room, name } => {
                 let json = entry::presence("y", &room, &name, &self.instance);
-                if let Some(conn) = self.connection() {
-                    let _ = redis::cmd("PUBLISH")
-                        .arg(CHANNEL)
+                if let Ok((conn, publish)) = self.publishing() {
+                    let _ = redis::cmd(publish)
+                        .arg(keys::Room::new(&room).channel())
                         .arg(json)
                         .query::<()>(conn);
                 }
@@ -132,7 +135,7 @@ impl Worker {
             .arg(k.alive_prefix())
             .arg(ALIVE_TTL.as_secs());
         let instance = self.instance.clone();
-        let conn = self.connected()?;
+        let (conn, publish) = self.publishing()?;
         let result: Vec<Value> = invocation.invoke(conn)?;
         let held: u8 = redis::from_redis_value(result[0].clone())?;
         let spelled: String = redis::from_redis_value(result[1].clone())?;
@@ -143,14 +146,14 @@ impl Worker {
         let stale: String = redis::from_redis_value(result[3].clone())?;
         let mut pipe = redis::pipe();
         if !stale.is_empty() {
-            pipe.cmd("PUBLISH")
-                .arg(CHANNEL)
+            pipe.cmd(publish)
+                .arg(k.channel())
                 .arg(entry::presence("l", room, &stale, &instance))
                 .ignore();
         }
         if first == 1 {
-            pipe.cmd("PUBLISH")
-                .arg(CHANNEL)
+            pipe.cmd(publish)
+                .arg(k.channel())
                 .arg(entry::presence("j", room, &spelled, &instance))
                 .ignore();
         }
@@ -172,11 +175,11 @@ impl Worker {
         let mut invocation = scripts.release.prepare_invoke();
         invocation.key(k.names()).arg(skeleton).arg(&*self.instance);
         let instance = self.instance.clone();
-        let conn = self.connected()?;
+        let (conn, publish) = self.publishing()?;
         let gone: String = invocation.invoke(conn)?;
         if !gone.is_empty() {
-            redis::cmd("PUBLISH")
-                .arg(CHANNEL)
+            redis::cmd(publish)
+                .arg(k.channel())
                 .arg(entry::presence("l", room, name, &instance))
                 .query::<()>(conn)?;
         }

@@ -331,7 +331,15 @@ impl Dispatcher {
         // Whatever the stream no longer holds (trimmed to
         // `--retain-messages` while this instance could not hear) is gone:
         // the room moves past it rather than asking again.
-        for arrival in arrivals.into_iter().chain(waiting) {
+        // The stream holds each message as its sender's instance spelled
+        // the room: they are told under this one's spelling.
+        let read = arrivals.into_iter().map(|mut arrival| {
+            if arrival.record.room != name {
+                name.clone_into(&mut arrival.record.room);
+            }
+            arrival
+        });
+        for arrival in read.chain(waiting) {
             let Some(room) = self.rooms.get_mut(name) else {
                 return;
             };

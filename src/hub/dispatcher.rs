@@ -205,6 +205,9 @@ struct Room {
     subscribed: bool,
     /// With `--redis`: joins waiting for their name's claim.
     claims: usize,
+    /// With `--redis`: the room's channel was (re)subscribed while a read
+    /// was under way, which may have begun before: read again after it.
+    refill: bool,
 }
 
 /// A message or file announcement kept for replay: its event, encoded once

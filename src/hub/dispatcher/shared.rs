@@ -66,6 +66,9 @@ impl Dispatcher {
                 if reconciled {
                     self.reconcile(&room, members.unwrap_or_default());
                 }
+                if self.rooms.get(&room).is_some_and(|r| r.refill) {
+                    self.catch_up_room(&room);
+                }
             }
             Note::Presence {
                 room,
@@ -166,8 +169,10 @@ impl Dispatcher {
             return;
         };
         if room.filling.is_some() {
+            room.refill = true;
             return;
         }
+        room.refill = false;
         room.filling = Some(Vec::new());
         room.heard.clear();
         let after = room.last_id;

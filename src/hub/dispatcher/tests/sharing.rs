@@ -266,3 +266,40 @@ fn presence_missed_before_the_subscription_is_told_from_the_read() {
         ]
     );
 }
+
+#[test]
+fn a_subscription_confirmed_during_a_read_is_followed_by_another_read() {
+    let mut h = Harness::shared();
+    let a = h.shared_join("r", "ann");
+    h.received(a);
+    h.note(Note::Subscribed { room: "r".into() });
+    h.note(Note::Subscribed { room: "r".into() });
+    let fills: Vec<u64> = h
+        .requests
+        .try_iter()
+        .filter_map(|r| match r {
+            sqlite::Request::Fetch {
+                token: sqlite::FetchFor::Fill(token),
+                ..
+            } => Some(token),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fills.len(), 1, "one read at a time");
+    h.note(Note::Filled {
+        token: fills[0],
+        room: "r".into(),
+        epoch: Some(EPOCH.into()),
+        arrivals: Some(vec![arrival("r", EPOCH, 1)]),
+        members: None,
+    });
+    assert_eq!(message_ids(&h.events(a)), [1]);
+    match h.requests.try_recv() {
+        Ok(sqlite::Request::Fetch {
+            after,
+            token: sqlite::FetchFor::Fill(_),
+            ..
+        }) => assert_eq!(after, 1, "read again from where the first ended"),
+        other => panic!("{other:?}"),
+    }
+}

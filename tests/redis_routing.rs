@@ -79,14 +79,13 @@ fn join_keyed(
     (ws, welcome)
 }
 
-#[test]
-fn an_instance_hears_only_the_rooms_it_hosts_and_relays_those_once_in_order() {
-    let redis = Redis::start();
-    let a = instance(&redis);
-    let b = instance(&redis);
-    let mut ann = join_v1(&a, "hall", "ann");
-    let mut bob = join_v1(&b, "hall", "bob");
-    let mut cat = join_v1(&b, "elsewhere", "cat");
+/// Ann on A and bob on B share the hall; cat on B is alone in a busy room.
+/// A hears none of the busy room's traffic, and B all of its own. Returns
+/// ann's and bob's clients, after messages 1 to 3 of the hall.
+fn only_hosted_rooms_are_heard(a: &Server, b: &Server) -> (Client, Client) {
+    let mut ann = join_v1(a, "hall", "ann");
+    let mut bob = join_v1(b, "hall", "bob");
+    let mut cat = join_v1(b, "elsewhere", "cat");
     assert_eq!(wait_join(&mut ann), "bob");
 
     // A message comes back to its sender only through Redis: once each has
@@ -96,7 +95,7 @@ fn an_instance_hears_only_the_rooms_it_hosts_and_relays_those_once_in_order() {
     say(&mut bob, "hello", "b-hello");
     assert_eq!(texts(&messages(&mut bob, 1)), ["hello"]);
     assert_eq!(texts(&messages(&mut ann, 1)), ["hello"]);
-    let (a0, b0) = (heard(&a), heard(&b));
+    let (a0, b0) = (heard(a), heard(b));
 
     // A busy room on B that nobody on A is in.
     const BUSY: usize = 50;
@@ -111,12 +110,21 @@ fn an_instance_hears_only_the_rooms_it_hosts_and_relays_those_once_in_order() {
     say(&mut bob, "after", "b-after");
     assert_eq!(texts(&messages(&mut ann, 1)), ["after"]);
     assert_eq!(texts(&messages(&mut bob, 1)), ["after"]);
-    assert_eq!(heard(&a) - a0, 1.0, "A heard only the hall's message");
+    assert_eq!(heard(a) - a0, 1.0, "A heard only the hall's message");
     assert_eq!(
-        heard(&b) - b0,
+        heard(b) - b0,
         BUSY as f64 + 1.0,
         "B heard both of its rooms"
     );
+    (ann, bob)
+}
+
+#[test]
+fn an_instance_hears_only_the_rooms_it_hosts_and_relays_those_once_in_order() {
+    let redis = Redis::start();
+    let a = instance(&redis);
+    let b = instance(&redis);
+    let (mut ann, mut bob) = only_hosted_rooms_are_heard(&a, &b);
 
     // The hall, shared by both instances: every message once, in one
     // order, whoever sent it.
@@ -227,4 +235,29 @@ fn presence_spans_instances_for_people_who_joined_before_the_room_was_hosted() {
     assert_eq!(wait_join(&mut ann), "dan");
     say(&mut ann, "hi", "a-hi");
     assert_eq!(next_of(&mut bob, "message")["text"], "hi");
+}
+
+#[test]
+fn a_redis_without_sharded_pub_sub_gets_plain_channels_per_room() {
+    // As a Redis before 7 would be: no SPUBLISH, SSUBSCRIBE, SUNSUBSCRIBE.
+    let no_sharding = [
+        "--rename-command",
+        "SPUBLISH",
+        "",
+        "--rename-command",
+        "SSUBSCRIBE",
+        "",
+        "--rename-command",
+        "SUNSUBSCRIBE",
+        "",
+    ];
+    let redis = Redis::start_with(support::redis::free_port(), &no_sharding);
+    let (a, log) = Server::start_logged(&["--redis", &redis.url()]);
+    let b = instance(&redis);
+    let plain = |l: &str| l.contains("role=subscriber pubsub=plain");
+    assert!(log.wait_for(WATCHDOG, plain).is_some(), "{:?}", log.lines());
+    let (mut ann, mut bob) = only_hosted_rooms_are_heard(&a, &b);
+    say(&mut ann, "plain", "a-plain");
+    assert_eq!(texts(&messages(&mut bob, 1)), ["plain"]);
+    assert_eq!(texts(&messages(&mut ann, 1)), ["plain"]);
 }

@@ -92,7 +92,8 @@ impl Subscriber {
         let mut conn = resp::Conn::open(&self.client, COMMAND_TIMEOUT)?;
         let pubsub = match conn.call(&[b"COMMAND", b"INFO", b"SPUBLISH"])? {
             Value::Array(Some(info)) => {
-                PubSub::from_command_info(info.first().is_some_and(|v| *v != Value::Array(None)))
+                // An unknown command's entry is nil.
+                PubSub::from_command_info(matches!(info.first(), Some(Value::Array(Some(_)))))
             }
             Value::Error(e) => return Err(e.into()),
             _ => PubSub::Plain,

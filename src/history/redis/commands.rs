@@ -15,9 +15,7 @@ use tungstenite::Bytes;
 use super::entry::{self, Wire};
 use super::keys;
 use super::scripts::Scripts;
-use super::{
-    ALIVE_TTL, Arrival, COMMAND_TIMEOUT, Note, Options, Order, PubSub, REFRESH_EVERY, Status,
-};
+use super::{Arrival, COMMAND_TIMEOUT, Note, Options, Order, PubSub, REFRESH_EVERY, Status};
 use crate::history::sqlite::{self, FetchFor, Origin, Record, Reply, Request};
 
 /// Appends sent to Redis in one pipeline, at most.
@@ -481,50 +479,6 @@ impl Worker {
     fn back_off(&mut self) {
         self.next_attempt = Instant::now() + self.backoff;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-    }
-
-    /// Keeps this instance's names alive in every room where it holds some,
-    /// and reaps the names of instances whose liveness expired, telling
-    /// everyone they left.
-    fn refresh(&mut self) -> redis::RedisResult<()> {
-        let rooms: Vec<String> = self.held.keys().cloned().collect();
-        let instance = self.instance.clone();
-        let reap_hash = self.scripts.reap.get_hash().to_owned();
-        let (conn, publish) = self.publishing()?;
-        if rooms.is_empty() {
-            return redis::cmd("PING").query::<()>(conn);
-        }
-        let mut pipe = redis::pipe();
-        for room in &rooms {
-            let k = keys::Room::new(room);
-            pipe.cmd("SET")
-                .arg(format!("{}{instance}", k.alive_prefix()))
-                .arg(1)
-                .arg("EX")
-                .arg(ALIVE_TTL.as_secs())
-                .ignore();
-            pipe.cmd("EVALSHA")
-                .arg(&reap_hash)
-                .arg(1)
-                .arg(k.names())
-                .arg(k.alive_prefix());
-        }
-        let gone: Vec<Vec<String>> = pipe.query(conn)?;
-        let mut leaves = redis::pipe();
-        for (room, names) in rooms.iter().zip(gone) {
-            for name in names {
-                log::info!("event=member_expired room={room:?} name={name:?}");
-                leaves
-                    .cmd(publish)
-                    .arg(keys::Room::new(room).channel())
-                    .arg(entry::presence("l", room, &name, &instance))
-                    .ignore();
-            }
-        }
-        if leaves.is_empty() {
-            return Ok(());
-        }
-        leaves.query::<()>(conn)
     }
 
     /// The command connection, or the error that Redis cannot be reached.

@@ -1,5 +1,6 @@
 //! What the dispatcher commands of Redis: name claims and releases, kicks
-//! and bans, and the bans loaded at start.
+//! and bans, and the bans loaded at start; and keeping this instance's
+//! names alive.
 
 use crate::logs as log;
 
@@ -190,5 +191,49 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// Keeps this instance's names alive in every room where it holds some,
+    /// and reaps the names of instances whose liveness expired, telling
+    /// everyone they left.
+    pub(super) fn refresh(&mut self) -> redis::RedisResult<()> {
+        let rooms: Vec<String> = self.held.keys().cloned().collect();
+        let instance = self.instance.clone();
+        let reap_hash = self.scripts.reap.get_hash().to_owned();
+        let (conn, publish) = self.publishing()?;
+        if rooms.is_empty() {
+            return redis::cmd("PING").query::<()>(conn);
+        }
+        let mut pipe = redis::pipe();
+        for room in &rooms {
+            let k = keys::Room::new(room);
+            pipe.cmd("SET")
+                .arg(format!("{}{instance}", k.alive_prefix()))
+                .arg(1)
+                .arg("EX")
+                .arg(ALIVE_TTL.as_secs())
+                .ignore();
+            pipe.cmd("EVALSHA")
+                .arg(&reap_hash)
+                .arg(1)
+                .arg(k.names())
+                .arg(k.alive_prefix());
+        }
+        let gone: Vec<Vec<String>> = pipe.query(conn)?;
+        let mut leaves = redis::pipe();
+        for (room, names) in rooms.iter().zip(gone) {
+            for name in names {
+                log::info!("event=member_expired room={room:?} name={name:?}");
+                leaves
+                    .cmd(publish)
+                    .arg(keys::Room::new(room).channel())
+                    .arg(entry::presence("l", room, &name, &instance))
+                    .ignore();
+            }
+        }
+        if leaves.is_empty() {
+            return Ok(());
+        }
+        leaves.query::<()>(conn)
     }
 }

@@ -55,6 +55,7 @@ pub struct Metrics {
     refused: [Counter; 7],
     disconnects: Family<Label, Counter>,
     evictions: Counter,
+    redis_events: Counter,
     queue_depth: AtomicHistogram,
     fanout: AtomicHistogram,
     memory_used: Family<Label, Gauge>,
@@ -161,6 +162,12 @@ impl Metrics {
             "Clients closed with 1008 because their outbound queue was full",
             evictions.clone(),
         );
+        let redis_events = Counter::default();
+        registry.register(
+            "redis_events",
+            "Events this instance heard from Redis with --redis (messages, files, presence, typing, moderation): only the rooms it hosts, and moderation",
+            redis_events.clone(),
+        );
         let queue_depth =
             AtomicHistogram::new(1.0, &[0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]);
         registry.register(
@@ -256,6 +263,7 @@ impl Metrics {
             refused: RefusalReason::ALL.map(|r| one(&refused, "reason", r.label())),
             disconnects,
             evictions,
+            redis_events,
             queue_depth,
             fanout,
             memory_used,
@@ -368,6 +376,11 @@ impl Metrics {
     /// An address's store rate held a client back.
     pub(crate) fn store_rate_limited(&self) {
         self.store_rate_limited.inc();
+    }
+
+    /// The subscription brought an event from Redis.
+    pub(crate) fn redis_event(&self) {
+        self.redis_events.inc();
     }
 
     /// `n` frames were sent or queued to clients.

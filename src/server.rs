@@ -239,16 +239,13 @@ impl Server {
                             let hub = notes.of_room(room);
                             let _ = notes.door(hub).send(Input::Cluster(note));
                         }
-                        None => match note {
-                            redis::Note::Moderated(action) => {
+                        None => {
+                            if let redis::Note::Moderated(action) = note {
                                 notes.to_all(|| {
                                     Input::Cluster(redis::Note::Moderated(action.clone()))
                                 });
                             }
-                            _ => {
-                                notes.to_all(|| Input::Cluster(redis::Note::Subscribed));
-                            }
-                        },
+                        }
                     });
                     let shared = redis::spawn(options, client, reply, note)?;
                     health.watch_cluster(shared.handle.status());

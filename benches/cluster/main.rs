@@ -25,6 +25,10 @@
 //!   of `INFO memory` and `dataset.bytes` of `MEMORY STATS` before and
 //!   after, per message, and what the room's stream alone takes (`MEMORY
 //!   USAGE`).
+//! - **idle**: what rooms an instance does not host cost it. Ten rooms on B,
+//!   each with a raw receiver and a paced raw sender there, carry 5,000
+//!   messages/s in all for 5 s; A has one client in a quiet room of its
+//!   own. A's CPU over the window, with B's and Redis's beside it.
 //!
 //! Latency and fan-out run twice per setup, in the order single, shared,
 //! shared, single, each time in a fresh room, and the figures pool both
@@ -37,8 +41,9 @@
 //! and Redis share the machine's cores with the bench.
 //!
 //! Run with `cargo bench --bench cluster`; `WSCHAT_BENCH_QUICK=1` shrinks
-//! every size for a smoke run, `WSCHAT_BENCH_ONLY=latency,fanout,memory`
-//! picks scenarios, and `WSCHAT_BENCH_RECEIVERS` and `WSCHAT_BENCH_RATE`
+//! every size for a smoke run, `WSCHAT_BENCH_ONLY=latency,fanout,memory,idle`
+//! picks scenarios, `WSCHAT_BENCH_IDLE_RATE` changes the idle scenario's
+//! rate, and `WSCHAT_BENCH_RECEIVERS` and `WSCHAT_BENCH_RATE`
 //! change the number of receivers and the latency sender's rate. The
 //! method and the figures are in docs/BENCHMARKS.md.
 
@@ -49,6 +54,7 @@ mod pair;
 
 mod fanout;
 mod fleet;
+mod idle;
 mod latency;
 mod memory;
 
@@ -57,6 +63,7 @@ use std::time::{Duration, Instant};
 
 use fanout::{FanoutRun, fanout, print_fanout};
 use fleet::{Fleet, addr};
+use idle::{idle, print_idle};
 use latency::{LatencyRun, latency, print_latency};
 use memory::{memory, print_memory};
 
@@ -78,6 +85,9 @@ struct Plan {
     measure: Duration,
     /// Messages sent to measure Redis's memory.
     memory_messages: u64,
+    /// Idle: messages per second through rooms the idle instance does not
+    /// host.
+    idle_rate: u64,
     /// Rounds of each scenario per setup, alternating (single, shared,
     /// shared, single, ...), pooled.
     rounds: usize,
@@ -92,6 +102,9 @@ impl Plan {
         if let Ok(n) = std::env::var("WSCHAT_BENCH_RATE") {
             plan.rate = n.parse().expect("WSCHAT_BENCH_RATE must be a number");
         }
+        if let Ok(n) = std::env::var("WSCHAT_BENCH_IDLE_RATE") {
+            plan.idle_rate = n.parse().expect("WSCHAT_BENCH_IDLE_RATE must be a number");
+        }
         plan
     }
 
@@ -105,6 +118,7 @@ impl Plan {
                 warm_up: Duration::from_millis(300),
                 measure: Duration::from_secs(1),
                 memory_messages: 1_000,
+                idle_rate: 500,
                 rounds: 1,
             }
         } else {
@@ -116,6 +130,7 @@ impl Plan {
                 warm_up: Duration::from_secs(1),
                 measure: Duration::from_secs(5),
                 memory_messages: 10_000,
+                idle_rate: 5_000,
                 rounds: 2,
             }
         }
@@ -231,6 +246,11 @@ fn main() {
     }
     if let Some(mem) = &mem {
         print_memory(mem);
+    }
+    if selected("idle") {
+        eprintln!("idle instance");
+        let run = idle(&mut fleet, &plan, base).unwrap_or_else(|e| fail("idle instance", e));
+        print_idle(&run);
     }
 
     println!();

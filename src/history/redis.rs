@@ -6,16 +6,25 @@
 //!
 //! - The **command thread** (`commands`) answers the store's requests.
 //!   An append runs one Lua script that gives the message the room's next
-//!   id, adds it to the room's stream and publishes it, all at once; so
-//!   every instance sees one order, and an id is never given twice. It also
-//!   claims and releases names, keeps this instance's membership alive and
-//!   reaps the members of instances that died.
-//! - The **subscriber thread** (`subscriber`) hears every published event
-//!   and hands it to the dispatcher as a [`Note`]. The dispatcher delivers a
+//!   id, adds it to the room's stream and publishes it on the room's own
+//!   channel, all at once; so every instance sees one order, and an id is
+//!   never given twice. It also claims and releases names, keeps this
+//!   instance's membership alive and reaps the members of instances that
+//!   died.
+//! - The **subscriber thread** (`subscriber`) holds the subscriptions: the
+//!   channel of every room this instance hosts (someone is in it through
+//!   this instance), asked for by the hubs with [`Order::Subscribe`] and
+//!   [`Order::Unsubscribe`], and one channel for moderation. It hands each
+//!   event to the dispatcher as a [`Note`], and says when a room's channel
+//!   is subscribed ([`Note::Subscribed`]): the hub then reads what was
+//!   published before from the room's stream. The dispatcher delivers a
 //!   room's messages strictly by id and asks the store for any it missed,
 //!   so a dropped subscription costs a fetch, never a message.
 //!
-//! Files are read from Redis by any thread (`files`).
+//! Rooms use sharded pub/sub (`SPUBLISH`, `SSUBSCRIBE`) when Redis has it
+//! (7 and later), plain `PUBLISH`/`SUBSCRIBE` on per-room channels
+//! otherwise ([`PubSub`]). Files are read from Redis by any thread
+//! (`files`).
 //!
 //! Clients' `history` pages and `search`es are read on a third thread,
 //! `redis-lookups` (`commands/lookups.rs`), with a connection of its own.
@@ -27,6 +36,7 @@ mod commands;
 mod entry;
 mod files;
 mod keys;
+mod resp;
 mod scripts;
 mod subscriber;
 
@@ -91,12 +101,14 @@ pub enum Note {
     Arrived(Arrival),
     /// The answer to a fetch for `FetchFor::Fill(token)`: the
     /// room's messages the dispatcher missed, with their senders and file
-    /// bytes; `None` when Redis did not answer.
+    /// bytes, and the names held in the room on live instances when it was
+    /// read; `None` when Redis did not answer.
     Filled {
         token: u64,
         room: String,
         epoch: Option<String>,
         arrivals: Option<Vec<Arrival>>,
+        members: Option<Vec<String>>,
     },
     /// Someone joined or left a room on another instance, or is typing
     /// there.
@@ -134,9 +146,10 @@ pub enum Note {
     /// Redis, before this one started): this instance does the same to its
     /// own clients.
     Moderated(Moderation),
-    /// The subscription was (re)made: events published while it was down
-    /// were not heard, and every open room must be read up to date.
-    Subscribed,
+    /// The room's channel is subscribed (asked by [`Order::Subscribe`], or
+    /// made again after the connection was lost): what was published before
+    /// was not heard here, and the room must be read up to date.
+    Subscribed { room: String },
 }
 
 impl Note {
@@ -146,11 +159,12 @@ impl Note {
         match self {
             Note::Arrived(arrival) => Some(&arrival.record.room),
             Note::Filled { room, .. }
+            | Note::Subscribed { room }
             | Note::Presence { room, .. }
             | Note::Claimed { room, .. }
             | Note::Duplicate { room, .. }
             | Note::Unavailable { room, .. } => Some(room),
-            Note::Moderated(_) | Note::Subscribed => None,
+            Note::Moderated(_) => None,
         }
     }
 }
@@ -198,6 +212,61 @@ pub enum Order {
     /// A moderator acted here: the other instances do the same, and a ban
     /// is kept in Redis for instances that start later.
     Moderate(Moderation),
+    /// Someone joined `room` through this instance, where nobody was: its
+    /// events are wanted here from now on (told by [`Note::Subscribed`]).
+    /// Goes to the subscriber thread.
+    Subscribe { room: String },
+    /// The last of them left: the room's events are no longer wanted here.
+    Unsubscribe { room: String },
+}
+
+/// How rooms' events travel: sharded pub/sub where Redis has it (7 and
+/// later: a room's channel lives on the shard that holds its keys), plain
+/// pub/sub on the same per-room channels otherwise. Every instance finds
+/// out for itself, on each connection, from the same server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PubSub {
+    Sharded,
+    Plain,
+}
+
+impl PubSub {
+    /// Whether the server knows `SPUBLISH`, from `COMMAND INFO SPUBLISH`'s
+    /// answer (a nil entry for an unknown command).
+    pub(crate) fn from_command_info(known: bool) -> PubSub {
+        match known {
+            true => PubSub::Sharded,
+            false => PubSub::Plain,
+        }
+    }
+
+    pub(crate) fn publish(self) -> &'static str {
+        match self {
+            PubSub::Sharded => "SPUBLISH",
+            PubSub::Plain => "PUBLISH",
+        }
+    }
+
+    pub(crate) fn subscribe(self) -> &'static str {
+        match self {
+            PubSub::Sharded => "SSUBSCRIBE",
+            PubSub::Plain => "SUBSCRIBE",
+        }
+    }
+
+    pub(crate) fn unsubscribe(self) -> &'static str {
+        match self {
+            PubSub::Sharded => "SUNSUBSCRIBE",
+            PubSub::Plain => "UNSUBSCRIBE",
+        }
+    }
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            PubSub::Sharded => "sharded",
+            PubSub::Plain => "plain",
+        }
+    }
 }
 
 /// A moderator's action, as every instance carries it out.
@@ -227,10 +296,12 @@ impl Status {
     }
 }
 
-/// Sends [`Order`]s to the command thread; cheap to clone.
+/// Sends [`Order`]s to the command thread (subscriptions to the
+/// subscriber thread); cheap to clone.
 #[derive(Clone)]
 pub struct ClusterHandle {
     commands: Sender<Order>,
+    subscriptions: Sender<Order>,
     status: Arc<Status>,
     /// This instance's id, as it appears in published events.
     pub instance: Arc<str>,
@@ -238,7 +309,10 @@ pub struct ClusterHandle {
 
 impl ClusterHandle {
     pub fn send(&self, command: Order) {
-        let _ = self.commands.send(command);
+        let _ = match command {
+            Order::Subscribe { .. } | Order::Unsubscribe { .. } => self.subscriptions.send(command),
+            _ => self.commands.send(command),
+        };
     }
 
     pub fn status(&self) -> Arc<Status> {
@@ -250,6 +324,7 @@ impl ClusterHandle {
     pub(crate) fn for_tests(instance: &str) -> (ClusterHandle, crossbeam_channel::Receiver<Order>) {
         let (commands, inbox) = crossbeam_channel::unbounded();
         let handle = ClusterHandle {
+            subscriptions: commands.clone(),
             commands,
             status: Arc::default(),
             instance: instance.into(),
@@ -289,9 +364,11 @@ pub fn spawn(
     let status = Arc::new(Status::default());
     let (requests_tx, requests) = crossbeam_channel::unbounded();
     let (commands_tx, commands) = crossbeam_channel::unbounded();
+    let (subscriptions_tx, subscriptions) = crossbeam_channel::unbounded();
     let store = StoreHandle::from_sender(requests_tx);
     let handle = ClusterHandle {
         commands: commands_tx,
+        subscriptions: subscriptions_tx,
         status: status.clone(),
         instance: instance.clone(),
     };
@@ -306,7 +383,13 @@ pub fn spawn(
     let command_thread = thread::Builder::new()
         .name("redis-commands".into())
         .spawn(move || worker.run(&requests, &commands))?;
-    let listener = subscriber::Subscriber::new(client.clone(), instance, status.clone(), note);
+    let listener = subscriber::Subscriber::new(
+        client.clone(),
+        instance,
+        status.clone(),
+        note,
+        subscriptions,
+    );
     thread::Builder::new()
         .name("redis-subscriber".into())
         .spawn(move || listener.run())?;

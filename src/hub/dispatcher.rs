@@ -201,6 +201,17 @@ struct Room {
     /// With `--redis`, while messages this instance missed are read back:
     /// what arrived meanwhile, to follow them.
     filling: Option<Vec<redis::Arrival>>,
+    /// With `--redis`: names whose presence was heard while `filling`, so
+    /// that the read's list of members does not undo what came after it.
+    heard: HashSet<String>,
+    /// With `--redis`: this instance asked for the room's events (someone
+    /// is in it through this instance; see `shared.rs`).
+    subscribed: bool,
+    /// With `--redis`: joins waiting for their name's claim.
+    claims: usize,
+    /// With `--redis`: the room's channel was (re)subscribed while a read
+    /// was under way, which may have begun before: read again after it.
+    refill: bool,
 }
 
 /// The chat's shared state: every chat-room client, the rooms with their

@@ -20,6 +20,7 @@ pub struct Redis {
     child: Child,
     pub port: u16,
     dir: TempDir,
+    extra: Vec<String>,
 }
 
 impl Redis {
@@ -30,9 +31,21 @@ impl Redis {
 
     /// Starts Redis on `port` (from [`free_port`]), without persistence.
     pub fn start_on(port: u16) -> Redis {
+        Redis::start_with(port, &[])
+    }
+
+    /// Starts Redis on `port` with further options (`--rename-command
+    /// SPUBLISH ''`, say), without persistence.
+    pub fn start_with(port: u16, extra: &[&str]) -> Redis {
         let dir = TempDir::new(&format!("redis-{port}"));
-        let child = spawn(port, &dir);
-        Redis { child, port, dir }
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn(port, &dir, &extra);
+        Redis {
+            child,
+            port,
+            dir,
+            extra,
+        }
     }
 
     /// The process id, for reading its CPU time.
@@ -66,7 +79,7 @@ impl Redis {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(self.port, &self.dir);
+        self.child = spawn(self.port, &self.dir, &self.extra);
     }
 }
 
@@ -78,12 +91,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn spawn(port: u16, dir: &TempDir) -> Child {
+fn spawn(port: u16, dir: &TempDir, extra: &[String]) -> Child {
     ensure_installed();
     let mut child = Command::new(REDIS)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--logfile", ""])
         .args(["--dir", dir.path.to_str().unwrap()])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -13,9 +13,9 @@ use redis::{Connection, Value};
 use tungstenite::Bytes;
 
 use super::entry::{self, Wire};
-use super::keys::{self, CHANNEL};
+use super::keys;
 use super::scripts::Scripts;
-use super::{ALIVE_TTL, Arrival, COMMAND_TIMEOUT, Note, Options, Order, REFRESH_EVERY, Status};
+use super::{Arrival, COMMAND_TIMEOUT, Note, Options, Order, PubSub, REFRESH_EVERY, Status};
 use crate::history::sqlite::{self, FetchFor, Origin, Record, Reply, Request};
 
 /// Appends sent to Redis in one pipeline, at most.
@@ -45,6 +45,8 @@ struct Append {
 pub struct Worker {
     client: redis::Client,
     conn: Option<Connection>,
+    /// How rooms' events are published, found on connecting.
+    pubsub: PubSub,
     options: Options,
     instance: Arc<str>,
     status: Arc<Status>,
@@ -79,6 +81,7 @@ impl Worker {
         Worker {
             client,
             conn: None,
+            pubsub: PubSub::Plain,
             options,
             instance,
             status,
@@ -238,6 +241,9 @@ impl Worker {
         appends: impl IntoIterator<Item = &'a Append>,
     ) -> redis::RedisResult<Vec<Value>> {
         let fresh = sqlite::new_epoch();
+        // Connected first: the way to publish is found on connecting.
+        self.connected()?;
+        let publish = self.pubsub.publish();
         let mut pipe = redis::pipe();
         for a in appends {
             let k = keys::Room::new(&a.record.room);
@@ -258,10 +264,11 @@ impl Worker {
                 .arg(self.options.retain_messages)
                 .arg(a.ttl)
                 .arg(tail)
-                .arg(CHANNEL)
+                .arg(k.channel())
                 .arg(is_file)
                 .arg(bytes)
-                .arg(self.options.retain_bytes);
+                .arg(self.options.retain_bytes)
+                .arg(publish);
         }
         let conn = self.connected()?;
         pipe.query(conn)
@@ -331,12 +338,15 @@ impl Worker {
         if let FetchFor::Fill(token) = token {
             let read = self
                 .read(&room, &first, &last, limit, false)
-                .and_then(|read| Ok((read.epoch, self.with_files(&room, read.arrivals)?)));
-            let (epoch, arrivals) = match read {
-                Ok((epoch, arrivals)) => (Some(epoch), Some(arrivals)),
+                .and_then(|read| {
+                    let arrivals = self.with_files(&room, read.arrivals)?;
+                    Ok((read.epoch, arrivals, read.members))
+                });
+            let (epoch, arrivals, members) = match read {
+                Ok((epoch, arrivals, members)) => (Some(epoch), Some(arrivals), Some(members)),
                 Err(e) => {
                     self.lost(&e);
-                    (None, None)
+                    (None, None, None)
                 }
             };
             (self.note)(Note::Filled {
@@ -344,6 +354,7 @@ impl Worker {
                 room,
                 epoch,
                 arrivals,
+                members,
             });
             return;
         }
@@ -479,54 +490,17 @@ impl Worker {
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
-    /// Keeps this instance's names alive in every room where it holds some,
-    /// and reaps the names of instances whose liveness expired, telling
-    /// everyone they left.
-    fn refresh(&mut self) -> redis::RedisResult<()> {
-        let rooms: Vec<String> = self.held.keys().cloned().collect();
-        let instance = self.instance.clone();
-        let reap_hash = self.scripts.reap.get_hash().to_owned();
-        let conn = self.connected()?;
-        if rooms.is_empty() {
-            return redis::cmd("PING").query::<()>(conn);
-        }
-        let mut pipe = redis::pipe();
-        for room in &rooms {
-            let k = keys::Room::new(room);
-            pipe.cmd("SET")
-                .arg(format!("{}{instance}", k.alive_prefix()))
-                .arg(1)
-                .arg("EX")
-                .arg(ALIVE_TTL.as_secs())
-                .ignore();
-            pipe.cmd("EVALSHA")
-                .arg(&reap_hash)
-                .arg(1)
-                .arg(k.names())
-                .arg(k.alive_prefix());
-        }
-        let gone: Vec<Vec<String>> = pipe.query(conn)?;
-        let mut leaves = redis::pipe();
-        for (room, names) in rooms.iter().zip(gone) {
-            for name in names {
-                log::info!("event=member_expired room={room:?} name={name:?}");
-                leaves
-                    .cmd("PUBLISH")
-                    .arg(CHANNEL)
-                    .arg(entry::presence("l", room, &name, &instance))
-                    .ignore();
-            }
-        }
-        if leaves.is_empty() {
-            return Ok(());
-        }
-        leaves.query::<()>(conn)
-    }
-
     /// The command connection, or the error that Redis cannot be reached.
     fn connected(&mut self) -> redis::RedisResult<&mut Connection> {
         self.connection()
             .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))
+    }
+
+    /// The command connection, and how rooms' events are published on it.
+    pub(super) fn publishing(&mut self) -> redis::RedisResult<(&mut Connection, &'static str)> {
+        self.connected()?;
+        let publish = self.pubsub.publish();
+        Ok((self.conn.as_mut().expect("connected above"), publish))
     }
 
     /// The command connection, made (and the scripts loaded) if there is
@@ -537,9 +511,13 @@ impl Worker {
         }
         if self.conn.is_none() {
             match self.connect() {
-                Ok(conn) => {
-                    log::info!("event=redis_connected role=commands");
+                Ok((conn, pubsub)) => {
+                    log::info!(
+                        "event=redis_connected role=commands pubsub={}",
+                        pubsub.label()
+                    );
                     self.conn = Some(conn);
+                    self.pubsub = pubsub;
                     self.status.commands.store(true, Ordering::SeqCst);
                 }
                 Err(e) => {
@@ -551,7 +529,7 @@ impl Worker {
         self.conn.as_mut()
     }
 
-    fn connect(&self) -> redis::RedisResult<Connection> {
+    fn connect(&self) -> redis::RedisResult<(Connection, PubSub)> {
         let mut conn = self.client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
         conn.set_read_timeout(Some(COMMAND_TIMEOUT))?;
         conn.set_write_timeout(Some(COMMAND_TIMEOUT))?;
@@ -565,7 +543,8 @@ impl Worker {
             script.prepare_invoke().load(&mut conn)?;
         }
         self.load_bans(&mut conn)?;
-        Ok(conn)
+        let pubsub = pubsub_of(&mut conn)?;
+        Ok((conn, pubsub))
     }
 
     /// Redis did not answer: the connection is dropped (a late answer must
@@ -582,6 +561,17 @@ impl Worker {
             self.back_off();
         }
     }
+}
+
+/// Whether the server has sharded pub/sub.
+pub(super) fn pubsub_of(conn: &mut Connection) -> redis::RedisResult<PubSub> {
+    let info: Vec<Value> = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg("SPUBLISH")
+        .query(conn)?;
+    Ok(PubSub::from_command_info(
+        info.first().is_some_and(|v| *v != Value::Nil),
+    ))
 }
 
 /// What the read script returns: the epoch, the last id, each entry with

@@ -2,7 +2,9 @@
 //! name's confusable skeleton) in a hash tag (`{room}`), so all of them live in one slot of a Redis Cluster and one
 //! script may touch them together.
 
-/// Where every instance publishes every room's events.
+/// Where moderators' actions are published: they concern every room, and
+/// every instance listens. Rooms' events have channels of their own
+/// ([`Room::channel`]).
 pub const CHANNEL: &str = "wschat:events";
 
 /// Hash: name skeleton → `until \t name` of the bans in force, for every
@@ -35,6 +37,13 @@ impl Room {
         Room {
             prefix: format!("wschat:{{{tag}}}:"),
         }
+    }
+
+    /// The channel of the room's messages, files, presence and typing,
+    /// which instances hosting the room subscribe to. In the room's hash
+    /// slot, so that sharded pub/sub keeps it with the room's keys.
+    pub fn channel(&self) -> String {
+        format!("{}events", self.prefix)
     }
 
     /// Hash: `epoch`, `seq` (the last id given) and `file_bytes`.

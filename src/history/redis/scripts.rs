@@ -20,8 +20,9 @@ end
 
 /// KEYS: meta, log, files, fileq, sent.
 /// ARGV: fresh epoch, max stream length, dedup seconds, entry (JSON after
-/// its `id` and `epoch`), channel, is file ('1'/'0'), file bytes, retained
-/// file bytes.
+/// its `id` and `epoch`), the room's channel, is file ('1'/'0'), file
+/// bytes, retained file bytes, the publishing command (`SPUBLISH` or
+/// `PUBLISH`).
 /// Returns `{epoch, id, duplicate}`: a key already sent returns the id it
 /// was given then, and nothing is added or published.
 const APPEND: &str = r#"
@@ -44,7 +45,7 @@ if ARGV[6] == '1' then
     total = redis.call('HINCRBY', KEYS[1], 'file_bytes', -tonumber(string.sub(head, sep + 1)))
   end
 end
-redis.call('PUBLISH', ARGV[5], entry)
+redis.call(ARGV[9], ARGV[5], entry)
 return {epoch, id, 0}
 "#;
 

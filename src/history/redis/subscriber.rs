@@ -1,28 +1,49 @@
-//! The subscriber thread: every event any instance publishes, handed to
-//! the dispatcher in the order Redis delivered it.
+//! The subscriber thread: the events of the rooms this instance hosts, and
+//! moderators' actions, handed to the dispatcher in the order Redis
+//! delivered them.
+//!
+//! It holds the set of rooms the hubs asked for ([`Order::Subscribe`],
+//! [`Order::Unsubscribe`]) and subscribes to their channels between reads:
+//! it reads with a short timeout and looks at its orders after each read.
+//! Whenever a room's channel is subscribed (again, after a lost
+//! connection) it says so with [`Note::Subscribed`], and the room's hub
+//! reads what was published before from the room's stream.
 
 use crate::logs as log;
 
+use std::collections::HashMap;
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crossbeam_channel::Receiver;
 use redis::Connection;
 use tungstenite::Bytes;
 
 use super::entry::Wire;
 use super::keys::{self, CHANNEL};
-use super::{COMMAND_TIMEOUT, Change, Note, Status};
+use super::resp::{self, Value};
+use super::{COMMAND_TIMEOUT, Change, Note, Order, PubSub, Status};
 
 /// How long the subscription may stay silent before Redis is pinged, to
 /// find out whether it is still there.
 const SILENCE: Duration = Duration::from_secs(2);
+
+/// How long a read waits before the orders are looked at: at most this
+/// passes between a hub's order and its (un)subscription when nothing
+/// arrives meanwhile.
+const POLL: Duration = Duration::from_millis(20);
 
 pub struct Subscriber {
     client: redis::Client,
     instance: Arc<str>,
     status: Arc<Status>,
     note: Arc<dyn Fn(Note) + Send + Sync>,
+    orders: Receiver<Order>,
+    /// The rooms whose events are wanted here, by channel, as their hub
+    /// spells them.
+    rooms: HashMap<String, String>,
 }
 
 impl Subscriber {
@@ -31,67 +52,170 @@ impl Subscriber {
         instance: Arc<str>,
         status: Arc<Status>,
         note: Arc<dyn Fn(Note) + Send + Sync>,
+        orders: Receiver<Order>,
     ) -> Subscriber {
         Subscriber {
             client,
             instance,
             status,
             note,
+            orders,
+            rooms: HashMap::new(),
         }
     }
 
     /// Listens until the process ends, subscribing again whenever the
     /// connection is lost.
-    pub fn run(self) {
+    pub fn run(mut self) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.listen() {
-                Ok(()) => return,
-                Err(e) => {
-                    if self.status.subscribed.swap(false, Ordering::SeqCst) {
-                        log::error!(
-                            "event=redis_unavailable role=subscriber error={:?}",
-                            e.to_string()
-                        );
-                        backoff = Duration::from_millis(100);
-                    }
-                }
+            let Err(e) = self.listen() else { return };
+            if self.status.subscribed.swap(false, Ordering::SeqCst) {
+                log::error!(
+                    "event=redis_unavailable role=subscriber error={:?}",
+                    e.to_string()
+                );
+                backoff = Duration::from_millis(100);
+            }
+            // Orders that came meanwhile change what is subscribed next.
+            while let Ok(order) = self.orders.try_recv() {
+                let _ = self.take(order, None);
             }
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
 
-    fn listen(&self) -> redis::RedisResult<()> {
+    fn listen(&mut self) -> Result<(), Box<dyn std::error::Error>> {
         let mut files = self.client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
         files.set_read_timeout(Some(COMMAND_TIMEOUT * 5))?;
-        let mut conn = self.client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
-        let mut pubsub = conn.as_pubsub();
-        pubsub.subscribe(CHANNEL)?;
-        pubsub.set_read_timeout(Some(SILENCE))?;
-        log::info!("event=redis_connected role=subscriber");
-        self.status.subscribed.store(true, Ordering::SeqCst);
-        // Whatever was published while the subscription was down must be
-        // read from the rooms' streams.
-        (self.note)(Note::Subscribed);
+        let mut conn = resp::Conn::open(&self.client, COMMAND_TIMEOUT)?;
+        let pubsub = match conn.call(&[b"COMMAND", b"INFO", b"SPUBLISH"])? {
+            Value::Array(Some(info)) => {
+                // An unknown command's entry is nil.
+                PubSub::from_command_info(matches!(info.first(), Some(Value::Array(Some(_)))))
+            }
+            Value::Error(e) => return Err(e.into()),
+            _ => PubSub::Plain,
+        };
+        while let Ok(order) = self.orders.try_recv() {
+            self.take(order, None)?;
+        }
+        conn.send(&[b"SUBSCRIBE", CHANNEL.as_bytes()])?;
+        for channel in self.rooms.keys() {
+            conn.send(&[pubsub.subscribe().as_bytes(), channel.as_bytes()])?;
+        }
+        conn.set_read_timeout(Some(POLL))?;
+        let mut heard = Instant::now();
+        let mut pinged = false;
         loop {
-            let msg = match pubsub.get_message() {
-                Ok(msg) => msg,
-                Err(e) if e.is_timeout() => {
-                    pubsub.ping::<redis::Value>()?;
-                    continue;
+            match conn.read()? {
+                Some(value) => {
+                    heard = Instant::now();
+                    pinged = false;
+                    self.heard(value, pubsub, &mut files)?;
                 }
-                Err(e) => return Err(e),
-            };
-            let payload = msg.get_payload_bytes();
-            let Some(wire) = Wire::parse(payload) else {
-                log::warn!("event=redis_bad_event bytes={}", payload.len());
-                continue;
-            };
-            if let Some(note) = self.note_for(wire, &mut files)? {
-                (self.note)(note);
+                None if heard.elapsed() >= SILENCE => {
+                    if pinged {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "Redis did not answer a ping",
+                        )
+                        .into());
+                    }
+                    conn.send(&[b"PING"])?;
+                    pinged = true;
+                    heard = Instant::now();
+                }
+                None => {}
+            }
+            while let Ok(order) = self.orders.try_recv() {
+                self.take(order, Some((&mut conn, pubsub)))?;
             }
         }
+    }
+
+    /// Adds a room to the set or takes one out; subscribes or unsubscribes
+    /// at once when connected.
+    fn take(&mut self, order: Order, conn: Option<(&mut resp::Conn, PubSub)>) -> io::Result<()> {
+        let (subscribe, channel) = match order {
+            Order::Subscribe { room } => {
+                let channel = keys::Room::new(&room).channel();
+                match self.rooms.insert(channel.clone(), room) {
+                    Some(_) => {
+                        // Already subscribed: the hub is told all the same.
+                        let room = self.rooms[&channel].clone();
+                        (self.note)(Note::Subscribed { room });
+                        return Ok(());
+                    }
+                    None => (true, channel),
+                }
+            }
+            Order::Unsubscribe { room } => {
+                let channel = keys::Room::new(&room).channel();
+                if self.rooms.remove(&channel).is_none() {
+                    return Ok(());
+                }
+                (false, channel)
+            }
+            _ => return Ok(()),
+        };
+        if let Some((conn, pubsub)) = conn {
+            let command = match subscribe {
+                true => pubsub.subscribe(),
+                false => pubsub.unsubscribe(),
+            };
+            conn.send(&[command.as_bytes(), channel.as_bytes()])?;
+        }
+        Ok(())
+    }
+
+    /// What came on the subscription: an event, or Redis confirming a
+    /// subscription.
+    fn heard(
+        &mut self,
+        value: Value,
+        pubsub: PubSub,
+        files: &mut Connection,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let items = match value {
+            Value::Array(Some(items)) => items,
+            Value::Error(e) => return Err(e.into()),
+            _ => return Ok(()),
+        };
+        let kind = items.first().and_then(Value::bytes).unwrap_or_default();
+        let channel = items.get(1).and_then(Value::bytes).unwrap_or_default();
+        match kind {
+            b"message" | b"smessage" => {
+                crate::metrics::get().redis_event();
+                let payload = items.get(2).and_then(Value::bytes).unwrap_or_default();
+                let Some(wire) = Wire::parse(payload) else {
+                    log::warn!("event=redis_bad_event bytes={}", payload.len());
+                    return Ok(());
+                };
+                if let Some(note) = self.note_for(wire, files)? {
+                    (self.note)(note);
+                }
+            }
+            b"subscribe" if channel == CHANNEL.as_bytes() => {
+                log::info!(
+                    "event=redis_connected role=subscriber pubsub={}",
+                    pubsub.label()
+                );
+                self.status.subscribed.store(true, Ordering::SeqCst);
+            }
+            b"subscribe" | b"ssubscribe" => {
+                let room = std::str::from_utf8(channel)
+                    .ok()
+                    .and_then(|c| self.rooms.get(c));
+                // A room let go of meanwhile is not told.
+                if let Some(room) = room {
+                    (self.note)(Note::Subscribed { room: room.clone() });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     fn note_for(&self, wire: Wire, files: &mut Connection) -> redis::RedisResult<Option<Note>> {

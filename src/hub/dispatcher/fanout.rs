@@ -161,6 +161,9 @@ impl Dispatcher {
             // The room hears of it when Redis says they left everywhere.
             self.release(&room_name, &name);
         }
+        if empty && self.let_go(&room_name) {
+            return;
+        }
         if empty {
             let room = self.rooms.get_mut(&room_name).expect("looked up above");
             room.emptied_at = Some(Instant::now());

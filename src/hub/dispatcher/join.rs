@@ -123,6 +123,8 @@ impl Dispatcher {
         });
         client.outlet.mark_seated();
         client.joined = self.joins;
+        // With shared rooms, the room's events are wanted here now.
+        self.host(&room_name);
         // One line per join; the name only where names are logged (debug).
         if log::log_enabled!(log::Level::Debug) {
             log::info!("event=join client={id} room={room_name:?} name={name:?}");

@@ -120,6 +120,8 @@ impl Dispatcher {
         let mut idle: Vec<(Instant, String)> = self
             .rooms
             .iter()
+            // A shared room waiting for its joiners' names stays.
+            .filter(|(_, r)| r.claims == 0)
             .filter_map(|(name, r)| r.emptied_at.map(|t| (t, name.clone())))
             .collect();
         if idle.len() <= self.limits.max_idle_rooms {

@@ -65,6 +65,9 @@ impl Dispatcher {
                 // nothing in it either is dropped at once, as on a leave.
                 // (A shared room's joiners may still be claiming their
                 // names, and it knows of other instances' members.)
+                if self.let_go(&name) {
+                    return;
+                }
                 if let Some(room) = self.rooms.get(&name)
                     && room.members.is_empty()
                 {

@@ -6,6 +6,14 @@
 //! order Redis gave them. Each room's messages are taken strictly by id;
 //! one that skips ahead (a subscription was lost) makes the room wait
 //! while the missing ones are read from its stream.
+//!
+//! A room's events reach this instance only while it hosts the room: its
+//! first member here subscribes to the room's channel ([`Order::Subscribe`]),
+//! and once Redis confirms ([`Note::Subscribed`]) the room reads from its
+//! stream whatever was published before, as after a lost subscription.
+//! When its last member here leaves, the room unsubscribes and is
+//! forgotten (its history here could not be kept up to date); the next
+//! join loads it again from Redis.
 
 use crate::logs as log;
 
@@ -51,14 +59,34 @@ impl Dispatcher {
                 room,
                 epoch,
                 arrivals,
-            } => self.filled(token, &room, epoch, arrivals),
+                members,
+            } => {
+                let reconciled = members.is_some();
+                self.filled(token, &room, epoch, arrivals);
+                if reconciled {
+                    self.reconcile(&room, members.unwrap_or_default());
+                }
+                if self.rooms.get(&room).is_some_and(|r| r.refill) {
+                    self.catch_up_room(&room);
+                }
+            }
             Note::Presence {
                 room,
                 name,
                 change,
                 own,
             } => self.presence(&room, &name, change, own),
-            Note::Claimed { token, outcome, .. } => self.claimed(token, outcome),
+            Note::Claimed {
+                token,
+                room,
+                outcome,
+            } => {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.claims = r.claims.saturating_sub(1);
+                }
+                self.claimed(token, outcome);
+                self.let_go(&room);
+            }
             Note::Unavailable { room, client, cid } => {
                 log::warn!("event=unavailable client={client} room={room:?} cid={cid:?}");
                 let why = "the message could not be stored; send it again shortly";
@@ -94,11 +122,10 @@ impl Dispatcher {
             Note::Moderated(action) => {
                 self.carry_out(&action);
             }
-            Note::Subscribed => {
-                // Whatever was published while the subscription was down
-                // is read from each room's stream.
-                let rooms: Vec<String> = self.rooms.keys().cloned().collect();
-                for room in rooms {
+            Note::Subscribed { room } => {
+                // Whatever was published before the subscription was made
+                // (or while it was down) is read from the room's stream.
+                if self.rooms.get(&room).is_some_and(|r| r.subscribed) {
                     self.catch_up_room(&room);
                 }
             }
@@ -142,11 +169,117 @@ impl Dispatcher {
             return;
         };
         if room.filling.is_some() {
+            room.refill = true;
             return;
         }
+        room.refill = false;
         room.filling = Some(Vec::new());
+        room.heard.clear();
         let after = room.last_id;
         self.fill(name, after, u64::MAX);
+    }
+
+    /// Someone joined the room through this instance: its events are
+    /// wanted here, if they were not already.
+    pub(super) fn host(&mut self, name: &str) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        if let Some(room) = self.rooms.get_mut(name)
+            && !room.subscribed
+        {
+            room.subscribed = true;
+            cluster.send(Order::Subscribe {
+                room: name.to_owned(),
+            });
+        }
+    }
+
+    /// With shared rooms, a room with nobody in it here is no longer
+    /// listened to, and is forgotten unless joins wait for their names in
+    /// it. True when it was forgotten.
+    pub(super) fn let_go(&mut self, name: &str) -> bool {
+        let Some(cluster) = &self.cluster else {
+            return false;
+        };
+        let Some(room) = self.rooms.get_mut(name) else {
+            return false;
+        };
+        if !room.members.is_empty() {
+            return false;
+        }
+        if room.subscribed {
+            room.subscribed = false;
+            cluster.send(Order::Unsubscribe {
+                room: name.to_owned(),
+            });
+        }
+        if room.claims > 0 {
+            return false;
+        }
+        self.remove_room(name);
+        true
+    }
+
+    /// A read of the room's stream said who is in it on live instances:
+    /// joins and leaves published before the room's channel was
+    /// subscribed, never heard here, are told now. Names heard of since the
+    /// read began are left as they were heard.
+    fn reconcile(&mut self, room_name: &str, members: Vec<String>) {
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        let heard = std::mem::take(&mut room.heard);
+        let members: HashSet<String> = members.into_iter().collect();
+        let mut events = Vec::new();
+        for name in &members {
+            if !heard.contains(name) && room.remote.insert(name.clone()) && !room.people.holds(name)
+            {
+                events.push((name.clone(), true));
+            }
+        }
+        let gone: Vec<String> = room
+            .remote
+            .iter()
+            .filter(|n| !members.contains(*n) && !heard.contains(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            room.remote.remove(&name);
+            if !room.people.holds(&name) {
+                events.push((name, false));
+            }
+        }
+        let ts = now_ms();
+        let frames: Vec<Encoded> = events
+            .iter()
+            .map(|(name, joined)| {
+                let event = match joined {
+                    true => protocol::Event::Join {
+                        room: room_name,
+                        name,
+                        ts,
+                    },
+                    false => protocol::Event::Leave {
+                        room: room_name,
+                        name,
+                        ts,
+                    },
+                };
+                Encoded::text(protocol::encode(&event))
+            })
+            .collect();
+        if frames.is_empty() {
+            return;
+        }
+        self.fan_out(
+            room_name,
+            None,
+            &Fanout {
+                v1: &frames,
+                ..Fanout::default()
+            },
+        );
     }
 
     fn fill(&mut self, room: &str, after: u64, upto: u64) {
@@ -204,7 +337,15 @@ impl Dispatcher {
         // Whatever the stream no longer holds (trimmed to
         // `--retain-messages` while this instance could not hear) is gone:
         // the room moves past it rather than asking again.
-        for arrival in arrivals.into_iter().chain(waiting) {
+        // The stream holds each message as its sender's instance spelled
+        // the room: they are told under this one's spelling.
+        let read = arrivals.into_iter().map(|mut arrival| {
+            if arrival.record.room != name {
+                name.clone_into(&mut arrival.record.room);
+            }
+            arrival
+        });
+        for arrival in read.chain(waiting) {
             let Some(room) = self.rooms.get_mut(name) else {
                 return;
             };
@@ -247,6 +388,9 @@ impl Dispatcher {
         let Some(room) = self.rooms.get_mut(room_name) else {
             return;
         };
+        if room.filling.is_some() && change != Change::Typing {
+            room.heard.insert(name.to_owned());
+        }
         let frame = match change {
             Change::Joined if !own => {
                 if !room.remote.insert(name.to_owned()) || room.people.holds(name) {
@@ -316,6 +460,9 @@ impl Dispatcher {
             skeleton: name.skeleton.clone(),
             owner: request.owner.key(),
         });
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.claims += 1;
+        }
         self.waiting.insert(request.id, Wait::Claim(token));
         self.claiming.insert(token, Vec::new());
         self.claims.insert(token, request);

@@ -1,5 +1,6 @@
 //! What the dispatcher commands of Redis: name claims and releases, kicks
-//! and bans, and the bans loaded at start.
+//! and bans, and the bans loaded at start; and keeping this instance's
+//! names alive.
 
 use crate::logs as log;
 
@@ -53,11 +54,14 @@ impl Worker {
                     self.lost(&e);
                 }
             }
+            Order::Subscribe { .. } | Order::Unsubscribe { .. } => {
+                // The subscriber thread's (see `ClusterHandle::send`).
+            }
             Order::Typing { room, name } => {
                 let json = entry::presence("y", &room, &name, &self.instance);
-                if let Some(conn) = self.connection() {
-                    let _ = redis::cmd("PUBLISH")
-                        .arg(CHANNEL)
+                if let Ok((conn, publish)) = self.publishing() {
+                    let _ = redis::cmd(publish)
+                        .arg(keys::Room::new(&room).channel())
                         .arg(json)
                         .query::<()>(conn);
                 }
@@ -132,7 +136,7 @@ impl Worker {
             .arg(k.alive_prefix())
             .arg(ALIVE_TTL.as_secs());
         let instance = self.instance.clone();
-        let conn = self.connected()?;
+        let (conn, publish) = self.publishing()?;
         let result: Vec<Value> = invocation.invoke(conn)?;
         let held: u8 = redis::from_redis_value(result[0].clone())?;
         let spelled: String = redis::from_redis_value(result[1].clone())?;
@@ -143,14 +147,14 @@ impl Worker {
         let stale: String = redis::from_redis_value(result[3].clone())?;
         let mut pipe = redis::pipe();
         if !stale.is_empty() {
-            pipe.cmd("PUBLISH")
-                .arg(CHANNEL)
+            pipe.cmd(publish)
+                .arg(k.channel())
                 .arg(entry::presence("l", room, &stale, &instance))
                 .ignore();
         }
         if first == 1 {
-            pipe.cmd("PUBLISH")
-                .arg(CHANNEL)
+            pipe.cmd(publish)
+                .arg(k.channel())
                 .arg(entry::presence("j", room, &spelled, &instance))
                 .ignore();
         }
@@ -172,11 +176,11 @@ impl Worker {
         let mut invocation = scripts.release.prepare_invoke();
         invocation.key(k.names()).arg(skeleton).arg(&*self.instance);
         let instance = self.instance.clone();
-        let conn = self.connected()?;
+        let (conn, publish) = self.publishing()?;
         let gone: String = invocation.invoke(conn)?;
         if !gone.is_empty() {
-            redis::cmd("PUBLISH")
-                .arg(CHANNEL)
+            redis::cmd(publish)
+                .arg(k.channel())
                 .arg(entry::presence("l", room, name, &instance))
                 .query::<()>(conn)?;
         }
@@ -187,5 +191,49 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// Keeps this instance's names alive in every room where it holds some,
+    /// and reaps the names of instances whose liveness expired, telling
+    /// everyone they left.
+    pub(super) fn refresh(&mut self) -> redis::RedisResult<()> {
+        let rooms: Vec<String> = self.held.keys().cloned().collect();
+        let instance = self.instance.clone();
+        let reap_hash = self.scripts.reap.get_hash().to_owned();
+        let (conn, publish) = self.publishing()?;
+        if rooms.is_empty() {
+            return redis::cmd("PING").query::<()>(conn);
+        }
+        let mut pipe = redis::pipe();
+        for room in &rooms {
+            let k = keys::Room::new(room);
+            pipe.cmd("SET")
+                .arg(format!("{}{instance}", k.alive_prefix()))
+                .arg(1)
+                .arg("EX")
+                .arg(ALIVE_TTL.as_secs())
+                .ignore();
+            pipe.cmd("EVALSHA")
+                .arg(&reap_hash)
+                .arg(1)
+                .arg(k.names())
+                .arg(k.alive_prefix());
+        }
+        let gone: Vec<Vec<String>> = pipe.query(conn)?;
+        let mut leaves = redis::pipe();
+        for (room, names) in rooms.iter().zip(gone) {
+            for name in names {
+                log::info!("event=member_expired room={room:?} name={name:?}");
+                leaves
+                    .cmd(publish)
+                    .arg(keys::Room::new(room).channel())
+                    .arg(entry::presence("l", room, &name, &instance))
+                    .ignore();
+            }
+        }
+        if leaves.is_empty() {
+            return Ok(());
+        }
+        leaves.query::<()>(conn)
     }
 }

@@ -54,6 +54,7 @@ fn a_shared_arrival_that_skips_ahead_waits_for_the_missed_ones() {
         room: "r".into(),
         epoch: Some(EPOCH.into()),
         arrivals: Some(vec![arrival("r", EPOCH, 2), arrival("r", EPOCH, 3)]),
+        members: None,
     });
     assert_eq!(message_ids(&h.events(a)), [2, 3, 4, 5]);
     assert_eq!(h.d.rooms["r"].last_id, 5);
@@ -77,7 +78,7 @@ fn a_fill_that_finds_a_new_epoch_closes_the_room_with_1012() {
     h.note(Note::Arrived(arrival("r", EPOCH, 1)));
     // The subscription was lost and is back: the room is read up to date,
     // and Redis has another history now.
-    h.note(Note::Subscribed);
+    h.note(Note::Subscribed { room: "r".into() });
     let token = match h.requests.try_recv() {
         Ok(sqlite::Request::Fetch {
             after,
@@ -94,6 +95,7 @@ fn a_fill_that_finds_a_new_epoch_closes_the_room_with_1012() {
         room: "r".into(),
         epoch: Some("epoch-2".into()),
         arrivals: Some(vec![arrival("r", "epoch-2", 1)]),
+        members: None,
     });
     for id in [a, b] {
         let frames = h.closed(id);
@@ -171,4 +173,133 @@ fn presence_on_another_instance_is_told_and_listed() {
     let d = h.shared_join("r", "dee");
     let events = h.events(d);
     assert_eq!(events[1]["users"], serde_json::json!(["ann", "cy", "dee"]));
+}
+
+/// The subscriptions the dispatcher asked for, in order: `+room`, `-room`.
+fn subscriptions(h: &Harness) -> Vec<String> {
+    h.commands
+        .try_iter()
+        .filter_map(|order| match order {
+            redis::Order::Subscribe { room } => Some(format!("+{room}")),
+            redis::Order::Unsubscribe { room } => Some(format!("-{room}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_room_is_listened_to_while_someone_is_in_it_here_and_read_up_to_date_once_it_is() {
+    let mut h = Harness::shared();
+    let a = h.shared_join("r", "ann");
+    // Asked for by the first member here.
+    assert_eq!(subscriptions(&h), ["+r"]);
+    let b = h.shared_join("r", "bea");
+    assert!(h.d.rooms["r"].subscribed);
+    h.received(a);
+    h.note(Note::Arrived(arrival("r", EPOCH, 1)));
+    // Redis confirms: what was published before is read from the stream.
+    h.note(Note::Subscribed { room: "r".into() });
+    match h.requests.try_recv() {
+        Ok(sqlite::Request::Fetch {
+            after,
+            upto,
+            token: sqlite::FetchFor::Fill(_),
+            ..
+        }) => assert_eq!((after, upto), (1, u64::MAX)),
+        other => panic!("{other:?}"),
+    }
+    for id in [a, b] {
+        h.d.handle(Input::Leave { id });
+    }
+    // The last one here left: let go of, and forgotten.
+    assert_eq!(subscriptions(&h), ["-r"]);
+    assert!(!h.d.rooms.contains_key("r"));
+    // A late confirmation of a room let go of asks for nothing.
+    h.note(Note::Subscribed { room: "r".into() });
+    assert!(h.requests.try_recv().is_err());
+}
+
+#[test]
+fn presence_missed_before_the_subscription_is_told_from_the_read() {
+    let mut h = Harness::shared();
+    let a = h.shared_join("r", "ann");
+    h.note(Note::Presence {
+        room: "r".into(),
+        name: "old".into(),
+        change: Change::Joined,
+        own: false,
+    });
+    h.received(a);
+    h.note(Note::Subscribed { room: "r".into() });
+    let Ok(sqlite::Request::Fetch {
+        token: sqlite::FetchFor::Fill(token),
+        ..
+    }) = h.requests.try_recv()
+    else {
+        panic!("no fill")
+    };
+    // Heard while the read was under way: kept as heard.
+    h.note(Note::Presence {
+        room: "r".into(),
+        name: "late".into(),
+        change: Change::Joined,
+        own: false,
+    });
+    h.note(Note::Filled {
+        token,
+        room: "r".into(),
+        epoch: Some(EPOCH.into()),
+        arrivals: Some(Vec::new()),
+        members: Some(vec!["ann".into(), "bob".into()]),
+    });
+    let events = h.events(a);
+    let told: Vec<(String, String)> = events
+        .iter()
+        .map(|e| (e["type"].to_string(), e["name"].to_string()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("\"join\"".into(), "\"late\"".into()),
+            ("\"join\"".into(), "\"bob\"".into()),
+            ("\"leave\"".into(), "\"old\"".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_subscription_confirmed_during_a_read_is_followed_by_another_read() {
+    let mut h = Harness::shared();
+    let a = h.shared_join("r", "ann");
+    h.received(a);
+    h.note(Note::Subscribed { room: "r".into() });
+    h.note(Note::Subscribed { room: "r".into() });
+    let fills: Vec<u64> = h
+        .requests
+        .try_iter()
+        .filter_map(|r| match r {
+            sqlite::Request::Fetch {
+                token: sqlite::FetchFor::Fill(token),
+                ..
+            } => Some(token),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fills.len(), 1, "one read at a time");
+    h.note(Note::Filled {
+        token: fills[0],
+        room: "r".into(),
+        epoch: Some(EPOCH.into()),
+        arrivals: Some(vec![arrival("r", EPOCH, 1)]),
+        members: None,
+    });
+    assert_eq!(message_ids(&h.events(a)), [1]);
+    match h.requests.try_recv() {
+        Ok(sqlite::Request::Fetch {
+            after,
+            token: sqlite::FetchFor::Fill(_),
+            ..
+        }) => assert_eq!(after, 1, "read again from where the first ended"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -19,6 +19,7 @@
 
 use crate::logs as log;
 
+mod changes;
 mod checkpointer;
 mod complaints;
 mod fold;

@@ -37,6 +37,7 @@ use crate::proto::names;
 use crate::proto::protocol::{self, Mode, now_ms};
 use crate::proto::wire::Encoded;
 
+mod changes;
 mod fanout;
 mod input;
 use fanout::stage_frames;
@@ -263,6 +264,18 @@ fn event<'a>(
             available: (!available).then_some(false),
             replay,
         },
+        // Encoded by `changes.rs` (see `replay_frame`, `deliver`).
+        body @ (sqlite::Body::Changed(_) | sqlite::Body::Change { .. }) => {
+            protocol::Event::Message {
+                id: record.id,
+                room: &record.room,
+                from: &record.from,
+                text: body.text().unwrap_or_default(),
+                ts: record.ts,
+                cid,
+                replay,
+            }
+        }
     }
 }
 
@@ -273,6 +286,12 @@ fn replay_frame(record: &sqlite::Record, urls: &crate::proto::capability::Signer
     let url = match &record.body {
         sqlite::Body::File { name, .. } => {
             crate::proto::capability::signed_url(urls, &record.room, record.id, name)
+        }
+        sqlite::Body::Change { target, change, .. } => {
+            return Encoded::text(changes::encode(record, *target, change, true));
+        }
+        sqlite::Body::Changed(changed) => {
+            return Encoded::text(changes::encode_changed(record, changed, true));
         }
         sqlite::Body::Text(_) => None,
     };
@@ -348,6 +367,8 @@ pub struct Dispatcher {
     closing: Closing,
     next_ping: Instant,
     ping: Encoded,
+    /// Clients whose identity token says they are moderators.
+    moderators: HashSet<ClientId>,
 }
 
 impl Dispatcher {
@@ -385,6 +406,7 @@ impl Dispatcher {
             appending: 0,
             closing: VecDeque::new(),
             ping: Encoded::ping(),
+            moderators: HashSet::new(),
         }
     }
 
@@ -522,7 +544,13 @@ impl Dispatcher {
                 };
                 self.clients.insert(id, client);
             }
-            Input::Join(request) => self.join(request),
+            Input::Join(request) => self.join_as_moderator(request),
+            Input::Change {
+                id,
+                target,
+                change,
+                cid,
+            } => self.change(id, target, change, cid),
             Input::Text { id, text, cid } => self.text(id, text, cid),
             Input::Store(reply) => self.stored(reply),
             Input::Cluster(note) => self.noted(note),
@@ -537,6 +565,7 @@ impl Dispatcher {
             Input::Typing { id } => self.typing(id),
             Input::FileUrl { id, file, name } => self.file_url(id, file, &name),
             Input::Leave { id } => {
+                self.moderators.remove(&id);
                 if let Some(client) = self.clients.remove(&id) {
                     self.vacate(client, None);
                 }
@@ -566,6 +595,9 @@ impl Dispatcher {
         };
         room.last_id = room.last_id.max(record.id);
         let raw_members = room.members.len() - room.v1_members.len();
+        if let sqlite::Body::Change { .. } = record.body {
+            return self.deliver_change(record, sender);
+        }
         let live = Encoded::text(protocol::encode(&event(&record, false, None)));
         if self.limits.history > 0 {
             self.keep(&room_name, Stored::new(&record, &self.limits.file_urls));
@@ -594,6 +626,9 @@ impl Dispatcher {
                 }
                 None => (vec![live.clone()], Vec::new()),
             },
+            sqlite::Body::Change { .. } | sqlite::Body::Changed(_) => {
+                (vec![live.clone()], Vec::new())
+            }
         };
         self.fan_out(
             &room_name,

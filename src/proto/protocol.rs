@@ -20,6 +20,8 @@ pub(crate) enum Mode {
 
 pub use crate::proto::names::{MAX_FILE_NAME, MAX_NAME_CHARS};
 
+pub mod changes;
+
 /// Milliseconds since the Unix epoch: what a message's `ts` counts.
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -64,6 +66,15 @@ pub enum Command {
         id: u64,
         /// Its name, as its event gave it.
         name: String,
+    },
+    /// Edit, delete or react to message `id` (see `changes`).
+    Change {
+        /// The message's id.
+        id: u64,
+        /// What changes.
+        change: changes::Change,
+        /// As a message's `cid`.
+        cid: Option<String>,
     },
 }
 
@@ -148,12 +159,16 @@ pub enum ErrorCode {
     Unavailable,
     /// A `file_url` for an id the room has not given out.
     NoSuchFile,
+    /// A change to a message the room does not have (or has deleted).
+    NoSuchMessage,
+    /// A change only the message's sender (or a moderator) may make.
+    NotYours,
 }
 
 impl ErrorCode {
     /// Every code, for the test that holds the document to them.
     #[cfg(test)]
-    const ALL: [ErrorCode; 23] = [
+    const ALL: [ErrorCode; 25] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::BadField,
@@ -177,6 +192,8 @@ impl ErrorCode {
         ErrorCode::UnexpectedFrame,
         ErrorCode::Unavailable,
         ErrorCode::NoSuchFile,
+        ErrorCode::NoSuchMessage,
+        ErrorCode::NotYours,
     ];
 
     /// The code as it is sent.
@@ -205,6 +222,8 @@ impl ErrorCode {
             ErrorCode::UnexpectedFrame => "unexpected_frame",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::NoSuchFile => "no_such_file",
+            ErrorCode::NoSuchMessage => "no_such_message",
+            ErrorCode::NotYours => "not_yours",
         }
     }
 }
@@ -326,6 +345,7 @@ pub fn parse_command(text: &str) -> Result<Command, FrameRefusal> {
             validate_file_name(&name)?;
             Ok(Command::FileUrl { id, name })
         }
+        "edit" | "delete" | "react" | "unreact" => changes::parse(kind, &obj),
         other => Err(FrameRefusal::new(
             ErrorCode::UnknownType,
             format!("unknown type {other:?}; expected join, message, file, typing or file_url"),

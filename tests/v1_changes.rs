@@ -367,3 +367,43 @@ fn reactions_are_counted_with_who_reacted() {
     );
     assert!(by_id(&seen, id).get("edited").is_none());
 }
+
+#[test]
+fn with_redis_changes_reach_every_instance_and_their_memory() {
+    let redis = support::redis::Redis::start();
+    let a = Server::start(&["--redis", &redis.url()]);
+    let b = Server::start(&["--redis", &redis.url()]);
+    let mut alice = join(&a, "hall", "alice", "127.0.0.2");
+    let mut bob = join(&b, "hall", "bob", "127.0.0.3");
+    let id = say(&mut alice, "helo");
+    assert_eq!(next_of(&mut bob, "message")["id"], id);
+    change(
+        &mut alice,
+        json!({"type": "edit", "id": id, "text": "hello"}),
+    );
+    assert_eq!(next_of(&mut bob, "edit")["text"], "hello");
+    // Checked on bob's instance, from what it holds of the room.
+    send_json(&mut bob, json!({"type": "edit", "id": id, "text": "mine"}));
+    refused(&mut bob, "not_yours");
+    change(&mut bob, json!({"type": "react", "id": id, "emoji": "👍"}));
+    let seen = next_of(&mut alice, "react");
+    assert_eq!(
+        (seen["from"].as_str(), seen["emoji"].as_str()),
+        (Some("bob"), Some("👍"))
+    );
+    let (mut carol, _) = v1_from(&b, "/ws?room=hall&name=carol", "127.0.0.4");
+    let seen = replay_until(&mut carol, &mut alice, "marker");
+    let m = by_id(&seen, id);
+    assert_eq!(
+        (m["text"].as_str(), m["edited"].as_bool()),
+        (Some("hello"), Some(true))
+    );
+    assert_eq!(m["reactions"], json!({"👍": ["bob"]}));
+    assert_eq!(next_of(&mut bob, "message")["text"], "marker");
+    change(&mut alice, json!({"type": "delete", "id": id}));
+    assert_eq!(next_of(&mut bob, "delete")["target"], id);
+    let (mut dan, _) = v1_from(&b, "/ws?room=hall&name=dan", "127.0.0.5");
+    let seen = replay_until(&mut dan, &mut alice, "marker2");
+    assert_eq!(by_id(&seen, id)["deleted"], true);
+    assert!(!format!("{seen:?}").contains("helo"), "{seen:?}");
+}

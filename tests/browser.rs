@@ -88,6 +88,11 @@ fn other_files_are_download_links() {
 }
 
 #[test]
+fn messages_are_edited_deleted_and_reacted_to() {
+    run_script("message_changes.mjs", &[]);
+}
+
+#[test]
 fn reload_shows_history() {
     run_script("reload_history.mjs", &[]);
 }

@@ -405,5 +405,27 @@ fn with_redis_changes_reach_every_instance_and_their_memory() {
     let (mut dan, _) = v1_from(&b, "/ws?room=hall&name=dan", "127.0.0.5");
     let seen = replay_until(&mut dan, &mut alice, "marker2");
     assert_eq!(by_id(&seen, id)["deleted"], true);
-    assert!(!format!("{seen:?}").contains("helo"), "{seen:?}");
+    assert!(!format!("{seen:?}").contains("hel"), "{seen:?}");
+
+    // An instance started now reads the room from Redis: the same.
+    let two = say(&mut alice, "two");
+    change(
+        &mut alice,
+        json!({"type": "edit", "id": two, "text": "deux"}),
+    );
+    change(
+        &mut alice,
+        json!({"type": "react", "id": two, "emoji": "🎉"}),
+    );
+    let c = Server::start(&["--redis", &redis.url()]);
+    let (mut eve, _) = v1_from(&c, "/ws?room=hall&name=eve", "127.0.0.6");
+    let seen = replay_until(&mut eve, &mut alice, "marker3");
+    assert_eq!(by_id(&seen, id)["deleted"], true);
+    let m = by_id(&seen, two);
+    assert_eq!(
+        (m["text"].as_str(), m["edited"].as_bool()),
+        (Some("deux"), Some(true))
+    );
+    assert_eq!(m["reactions"], json!({"🎉": ["alice"]}));
+    assert!(!format!("{seen:?}").contains("hel"), "{seen:?}");
 }

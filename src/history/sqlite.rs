@@ -19,13 +19,15 @@
 
 use crate::logs as log;
 
-mod changes;
 mod checkpointer;
 mod complaints;
 mod fold;
 mod reader;
 mod reads;
+#[macro_use]
 mod retention;
+// After `retention`, whose cost macros its trigger uses.
+mod changes;
 mod rows;
 mod schema;
 mod writer;

@@ -15,7 +15,10 @@
 /// - `reactions`: who reacted to which message with which emoji, `seq`
 ///   being the reaction's id (they are read in that order). Emptied with
 ///   the message, by a deletion or by retention.
-pub(super) const V7: &str = "
+/// - A row whose text changes is counted again in its room's `bytes`
+///   (`retention`), so that retention takes off what it counts now.
+pub(super) const V7: &str = concat!(
+    "
 ALTER TABLE records ADD COLUMN kind TEXT;
 ALTER TABLE records ADD COLUMN target INTEGER;
 ALTER TABLE records ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;
@@ -59,4 +62,108 @@ END;
 CREATE TRIGGER records_gone AFTER DELETE ON records WHEN OLD.kind IS NULL BEGIN
     DELETE FROM reactions WHERE room = OLD.room AND target = OLD.id;
 END;
-";
+
+CREATE TRIGGER records_recount AFTER UPDATE OF text ON records BEGIN
+    UPDATE rooms SET bytes = bytes
+        + (SELECT ",
+    cost!(),
+    " FROM (SELECT NEW.text AS text, NEW.sender AS sender, NEW.room AS room, NEW.cid AS cid, \
+        NEW.file_name AS file_name, NEW.file_mime AS file_mime))
+        - (SELECT ",
+    cost!(),
+    " FROM (SELECT OLD.text AS text, OLD.sender AS sender, OLD.room AS room, OLD.cid AS cid, \
+        OLD.file_name AS file_name, OLD.file_mime AS file_mime))
+     WHERE key = NEW.room;
+END;
+"
+);
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::super::schema::{MIGRATIONS, migrate};
+
+    /// What room `r`'s records and row cost, counted afresh.
+    fn counted_afresh(conn: &Connection) -> i64 {
+        conn.query_row(
+            concat!(
+                "SELECT (SELECT SUM(",
+                cost!(),
+                ") FROM records WHERE room = 'r') + (SELECT ",
+                row_cost!(),
+                " FROM rooms WHERE key = 'r')"
+            ),
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn changes_apply_to_their_target_and_keep_the_count_true() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, "test.db", MIGRATIONS).unwrap();
+        conn.execute_batch(
+            "INSERT INTO rooms (key, name, epoch, last_id) VALUES ('r', 'r', '00', 9);
+             INSERT INTO records (room, id, sender, ts, text) VALUES ('r', 1, 'ann', 0, 'hi');
+             INSERT INTO records (room, id, sender, ts, text) VALUES ('r', 2, 'ann', 0, 'yo');",
+        )
+        .unwrap();
+        let bytes = counted_afresh(&conn);
+        conn.execute("UPDATE rooms SET bytes = ?1", [bytes])
+            .unwrap();
+        let change = |id: u64, sender: &str, kind: &str, target: u64, text: &str| {
+            conn.execute(
+                "INSERT INTO records (room, id, sender, ts, text, kind, target)                  VALUES ('r', ?1, ?2, 0, ?3, ?4, ?5)",
+                rusqlite::params![id, sender, text, kind, target],
+            )
+            .unwrap();
+            super::super::retention::count_in(&conn, "r", id, 0).unwrap();
+        };
+        change(3, "ann", "edit", 1, &"a much longer text ".repeat(60));
+        change(4, "bob", "react", 1, "👍");
+        change(5, "ann", "edit", 2, "secret");
+        change(6, "ann", "delete", 2, "");
+        change(7, "bob", "react", 2, "👍");
+        let bytes: i64 = conn
+            .query_row("SELECT bytes FROM rooms", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            bytes,
+            counted_afresh(&conn),
+            "what retention counts is what is there"
+        );
+        let rows: Vec<(i64, Option<String>, String, bool, bool)> = conn
+            .prepare("SELECT id, kind, text, edited, deleted FROM records ORDER BY id")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            rows[0].2.starts_with("a much longer") && rows[0].3,
+            "{rows:?}"
+        );
+        assert_eq!((rows[1].2.as_str(), rows[1].4), ("", true), "{rows:?}");
+        assert_eq!(
+            (rows[4].1.as_deref(), rows[4].2.as_str()),
+            (Some("delete"), ""),
+            "the edit of a deleted message says nothing"
+        );
+        let reactions: Vec<(i64, String)> = conn
+            .prepare("SELECT target, name FROM reactions")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            reactions,
+            [(1, "bob".to_owned())],
+            "none on a deleted message"
+        );
+    }
+}

@@ -460,6 +460,29 @@ fn sign_in_links_name_the_person() {
     run_script_with("signin.mjs", &["--auth-secret", SECRET], &[&alice, &bob]);
 }
 
+/// A moderator's sign-in link offers Delete on everyone's messages, and
+/// the deletion reaches the sender.
+#[test]
+fn a_moderator_deletes_anyones_message() {
+    const SECRET: &str = "the secret of the browser test, long enough";
+    let mint = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wschat"))
+            .arg("token")
+            .args(args)
+            .args(["--auth-secret", SECRET])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (alice, mo) = (mint(&["alice"]), mint(&["mo", "--mod"]));
+    run_script_with(
+        "moderator_delete.mjs",
+        &["--auth-secret", SECRET],
+        &[&alice, &mo],
+    );
+}
+
 /// With `--auth-secret`, the join form says a link is needed before Join
 /// is pressed, says why a link's name is fixed, and signs out.
 #[test]

@@ -1,6 +1,6 @@
 // Editing, deleting and reacting to messages (docs/PROTOCOL.md, "Changing a
-// message"): each text bubble gets "Edit", "Delete" (our own) and "React"
-// buttons, shown while it is hovered or holds the focus; an edited message
+// message"): each text bubble gets "Edit", "Delete" (our own, or anyone's
+// with a moderator's sign-in link) and "React" buttons, shown while it is hovered or holds the focus; an edited message
 // says so, a deleted one says "Message deleted", and its reactions show
 // with their counts, ours pressed. The server's events change the bubble;
 // applying one twice (a replay after a resume) changes nothing more.
@@ -10,6 +10,7 @@ import { bubbleById } from './log.js';
 import { sendFrame } from './connection.js';
 import { state } from './state.js';
 import { toast } from './toasts.js';
+import { heldByModerator } from './identity.js';
 
 /** The reactions offered first; the server takes any one emoji. */
 export const EMOJI = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
@@ -91,7 +92,9 @@ function render(bubble) {
   const actions = bubble.querySelector('.message-actions');
   actions.replaceChildren();
   if (s.deleted) return;
-  if (mine) actions.append(button('Edit', () => startEdit(bubble)), button('Delete', () => send({ type: 'delete', id: s.id })));
+  if (mine) actions.append(button('Edit', () => startEdit(bubble)));
+  // A moderator may delete anyone's; the server decides.
+  if (mine || heldByModerator()) actions.append(button('Delete', () => send({ type: 'delete', id: s.id })));
   actions.append(button('React', () => togglePicker(bubble)));
 }
 

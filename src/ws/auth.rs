@@ -432,6 +432,8 @@ pub(crate) fn owner_for_join(
 
 /// Whether a join's token (the join frame's, else the query's) is a
 /// moderator's. Only with a secret; a bad token is refused by the join.
+// Out of line, as `owner_for_join`: only a server with a secret goes deeper.
+#[inline(never)]
 pub(crate) fn is_moderator(config: &Config, query: &RoomQuery, token: Option<&str>) -> bool {
     let Some(secret) = secret(config) else {
         return false;

@@ -81,6 +81,21 @@ fn check(text: &str) {
                     assert_eq!(Some(id), field("id").and_then(Value::as_u64));
                     assert_eq!(Some(name), string_field("name"));
                 }
+                Command::Change { id, change, cid } => {
+                    use protocol::changes::{Change, is_one_emoji};
+                    assert_eq!(kind, Some(change.kind()));
+                    assert!(id > 0, "message id 0 accepted");
+                    assert_eq!(Some(id), field("id").and_then(Value::as_u64));
+                    assert_eq!(cid, string_field("cid"));
+                    match change {
+                        Change::Edit(text) => assert_eq!(Some(text), string_field("text")),
+                        Change::Delete => {}
+                        Change::React(emoji) | Change::Unreact(emoji) => {
+                            assert!(is_one_emoji(&emoji), "{emoji:?} accepted as an emoji");
+                            assert_eq!(Some(emoji), string_field("emoji"));
+                        }
+                    }
+                }
             }
         }
         Err(refusal) => {
@@ -90,7 +105,10 @@ fn check(text: &str) {
                     assert!(object.is_some());
                     assert!(!matches!(
                         field("type").and_then(Value::as_str),
-                        Some("join" | "message" | "file" | "typing" | "file_url")
+                        Some(
+                            "join" | "message" | "file" | "typing" | "file_url" | "edit" | "delete"
+                                | "react" | "unreact"
+                        )
                     ));
                 }
                 "bad_field" => assert!(object.is_some()),

@@ -33,29 +33,26 @@ CREATE TABLE reactions (
     PRIMARY KEY (room, target, emoji, name)
 ) WITHOUT ROWID;
 
-CREATE TRIGGER records_edit AFTER INSERT ON records WHEN NEW.kind = 'edit' BEGIN
+-- One trigger for every change, so that a message's insert checks one
+-- condition, not one per kind of change.
+CREATE TRIGGER records_change AFTER INSERT ON records WHEN NEW.kind IS NOT NULL BEGIN
     UPDATE records SET text = NEW.text, edited = 1
-     WHERE room = NEW.room AND id = NEW.target AND kind IS NULL AND deleted = 0;
-END;
-
-CREATE TRIGGER records_delete AFTER INSERT ON records WHEN NEW.kind = 'delete' BEGIN
+     WHERE NEW.kind = 'edit' AND room = NEW.room AND id = NEW.target
+       AND kind IS NULL AND deleted = 0;
     UPDATE records SET text = '', edited = 0, deleted = 1
-     WHERE room = NEW.room AND id = NEW.target AND kind IS NULL AND text IS NOT NULL;
+     WHERE NEW.kind = 'delete' AND room = NEW.room AND id = NEW.target
+       AND kind IS NULL AND text IS NOT NULL;
     UPDATE records SET kind = 'delete', text = ''
-     WHERE room = NEW.room AND id > NEW.target AND id < NEW.id
+     WHERE NEW.kind = 'delete' AND room = NEW.room AND id > NEW.target AND id < NEW.id
        AND kind = 'edit' AND target = NEW.target;
-    DELETE FROM reactions WHERE room = NEW.room AND target = NEW.target;
-END;
-
-CREATE TRIGGER records_react AFTER INSERT ON records WHEN NEW.kind = 'react' BEGIN
+    DELETE FROM reactions
+     WHERE NEW.kind = 'delete' AND room = NEW.room AND target = NEW.target;
     INSERT OR IGNORE INTO reactions (room, target, emoji, name, seq)
     SELECT NEW.room, NEW.target, NEW.text, NEW.sender, NEW.id
-     WHERE EXISTS (SELECT 1 FROM records WHERE room = NEW.room AND id = NEW.target
-                   AND kind IS NULL AND deleted = 0);
-END;
-
-CREATE TRIGGER records_unreact AFTER INSERT ON records WHEN NEW.kind = 'unreact' BEGIN
-    DELETE FROM reactions WHERE room = NEW.room AND target = NEW.target
+     WHERE NEW.kind = 'react' AND EXISTS (SELECT 1 FROM records WHERE room = NEW.room
+           AND id = NEW.target AND kind IS NULL AND deleted = 0);
+    DELETE FROM reactions
+     WHERE NEW.kind = 'unreact' AND room = NEW.room AND target = NEW.target
        AND emoji = NEW.text AND name = NEW.sender;
 END;
 

@@ -3,7 +3,7 @@
 // change at once, an edited message says so, reactions show their counts
 // with one's own pressed, a deleted message says "Message deleted", and a
 // reload shows the messages as they stand.
-import { run, person, say, waitMessage, waitOnline, uniqueRoom, assertEq } from './lib.mjs';
+import { run, person, say, waitMessage, waitOnline, uniqueRoom, assertEq, axeCheck } from './lib.mjs';
 
 const bubble = (from, text) => `[data-testid="message"][data-from="${from}"]:has([data-testid="message-text"]:text-is("${text}"))`;
 
@@ -74,6 +74,11 @@ run('message changes', async (browser) => {
   // Alice adds hers by the chip; bob takes his back.
   await own.locator('[data-testid="reaction"][data-emoji="👍"]').click();
   await until(bob, id, { reactions: [['👍', 2, 'true']] }, 'two 👍');
+  // The buttons, the reactions and the picker meet WCAG AA (axe-core).
+  await theirs.hover();
+  await theirs.getByRole('button', { name: 'React', exact: true }).click();
+  await axeCheck(bob, 'a message with its buttons, reactions and picker');
+  await theirs.getByRole('button', { name: 'React', exact: true }).click();
   await theirs.locator('[data-testid="reaction"][data-emoji="👍"]').click();
   await until(alice, id, { reactions: [['👍', 1, 'true']] }, 'bob took his back');
 

@@ -51,6 +51,45 @@ pub(crate) enum Body {
         /// Whether its bytes are still stored.
         available: bool,
     },
+    /// A change to the message `target` of the same room (an edit, a
+    /// deletion, a reaction), kept as a record of its own so that a resume
+    /// delivers it in order; storing it also changes the target (see
+    /// `changes.rs`). `moderator` says the sender may delete anyone's
+    /// message; it is not stored.
+    Change {
+        /// The message's id.
+        target: u64,
+        /// What changes.
+        change: Change,
+        /// Whether its sender is a moderator.
+        moderator: bool,
+    },
+    /// A message as it stands after changes: read from the store instead
+    /// of `Text` once it was edited, deleted or reacted to.
+    Changed(Box<Changed>),
+}
+
+pub(crate) use crate::proto::protocol::changes::{Change, Changed, Refusal};
+
+impl Body {
+    /// What its row keeps as text: a message's (as it stands), a change's
+    /// (an edit's text, a reaction's emoji); none for a file.
+    pub(crate) fn text(&self) -> Option<&str> {
+        match self {
+            Body::Text(text) => Some(text),
+            Body::Changed(changed) => Some(&changed.text),
+            Body::Change { change, .. } => Some(change.text()),
+            Body::File { .. } => None,
+        }
+    }
+
+    /// A change's kind and target, as its row keeps them.
+    pub(crate) fn change_columns(&self) -> (Option<&'static str>, Option<u64>) {
+        match self {
+            Body::Change { target, change, .. } => (Some(change.kind()), Some(*target)),
+            _ => (None, None),
+        }
+    }
 }
 
 /// What a [`Request::Fetch`] is for, with the number its answer comes back
@@ -222,4 +261,7 @@ pub(crate) enum Outcome {
     /// stored and no id was used. Logged and counted in
     /// [`sqlite::Stats::write_errors`].
     Failed,
+    /// A change its sender may not make, or to a message the room does not
+    /// have: nothing was stored.
+    Refused(Refusal),
 }

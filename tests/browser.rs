@@ -88,6 +88,11 @@ fn other_files_are_download_links() {
 }
 
 #[test]
+fn messages_are_edited_deleted_and_reacted_to() {
+    run_script("message_changes.mjs", &[]);
+}
+
+#[test]
 fn reload_shows_history() {
     run_script("reload_history.mjs", &[]);
 }
@@ -463,6 +468,29 @@ fn sign_in_links_name_the_person() {
     };
     let (alice, bob) = (mint("alice"), mint("bob"));
     run_script_with("signin.mjs", &["--auth-secret", SECRET], &[&alice, &bob]);
+}
+
+/// A moderator's sign-in link offers Delete on everyone's messages, and
+/// the deletion reaches the sender.
+#[test]
+fn a_moderator_deletes_anyones_message() {
+    const SECRET: &str = "the secret of the browser test, long enough";
+    let mint = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wschat"))
+            .arg("token")
+            .args(args)
+            .args(["--auth-secret", SECRET])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (alice, mo) = (mint(&["alice"]), mint(&["mo", "--mod"]));
+    run_script_with(
+        "moderator_delete.mjs",
+        &["--auth-secret", SECRET],
+        &[&alice, &mo],
+    );
 }
 
 /// With `--auth-secret`, the join form says a link is needed before Join

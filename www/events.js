@@ -30,6 +30,7 @@ import {
 import { refuseJoin, joinFailed, saveTab } from './session.js';
 import { onFileUrl, failFileUrls } from './fileurls.js';
 import { notifyMention } from './mentions.js';
+import { decorate, applyChange } from './changes.js';
 
 const TYPING_SHOW_MS = 3500; // forget a typist after this long without news
 const NAME_TAKEN_RETRIES = 8; // after a reload our old connection may still hold the name
@@ -62,6 +63,7 @@ export function handleEvent(msg) {
     case 'history': return onHistory(msg);
     case 'search': return onSearch(msg);
     case 'error': return onError(msg);
+    case 'edit': case 'delete': case 'react': case 'unreact': return trackId(msg) && applyChange(msg);
     case 'slow_down':
       // Nothing is lost: the server reads this page's frames more slowly.
       return setNotice('info', 'You are sending faster than the server allows: your messages are delayed, not lost.');
@@ -314,7 +316,9 @@ function onMessage(msg) {
   if (!trackId(msg)) return;
   if (!msg.replay) stopTyping(from);
   const news = arriving(msg, mine);
-  countUnread(news, addTextBubble(msg, from, msg.text), from, msg.text);
+  const bubble = addTextBubble(msg, from, msg.text);
+  decorate(bubble, msg);
+  countUnread(news, bubble, from, msg.text);
 }
 
 function onFile(msg) {

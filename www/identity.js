@@ -44,16 +44,28 @@ export function forgetToken() {
   saved.remove(STORE_TOKEN);
 }
 
-/** The name a token says its holder goes by (read, not verified: the server does that). */
-export function tokenName(token) {
+/** A token's claims (read, not verified: the server does that); {} if it has none. */
+function claimsOf(token) {
   try {
     const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
     const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
     const claims = JSON.parse(new TextDecoder().decode(bytes));
-    return typeof claims.sub === 'string' ? claims.sub : '';
+    return claims && typeof claims === 'object' ? claims : {};
   } catch (_) {
-    return '';
+    return {};
   }
+}
+
+/** The name a token says its holder goes by. */
+export function tokenName(token) {
+  const claims = claimsOf(token);
+  return typeof claims.sub === 'string' ? claims.sub : '';
+}
+
+/** Whether the token kept is a moderator's (`"mod":true`): the page then offers Delete on every message. */
+export function heldByModerator() {
+  const token = heldToken();
+  return !!token && claimsOf(token).mod === true;
 }
 
 /** The close reasons of a moderator's action (close code 1008). */

@@ -83,6 +83,11 @@ function where() {
   return log.holder;
 }
 
+/** The bubble of message `id` in the list of the room acted on, if it shows it. */
+export function bubbleById(id) {
+  return where().querySelector(`[data-testid="message"][data-id="${Number(id)}"]`);
+}
+
 /** Before another room is shown: the shown room's list goes to its holder, with its scroll position. */
 export function putAwayLog() {
   log.scrollTop = messagesEl.scrollTop;

@@ -96,6 +96,21 @@ fn check(text: &str) {
                     assert!(words.iter().all(|w| !w.is_empty()));
                     assert!((1..=50).contains(&limit), "{limit} results accepted");
                 }
+                Command::Change { id, change, cid } => {
+                    use protocol::changes::{Change, is_one_emoji};
+                    assert_eq!(kind, Some(change.kind()));
+                    assert!(id > 0, "message id 0 accepted");
+                    assert_eq!(Some(id), field("id").and_then(Value::as_u64));
+                    assert_eq!(cid, string_field("cid"));
+                    match change {
+                        Change::Edit(text) => assert_eq!(Some(text), string_field("text")),
+                        Change::Delete => {}
+                        Change::React(emoji) | Change::Unreact(emoji) => {
+                            assert!(is_one_emoji(&emoji), "{emoji:?} accepted as an emoji");
+                            assert_eq!(Some(emoji), string_field("emoji"));
+                        }
+                    }
+                }
             }
         }
         Err(refusal) => {
@@ -105,8 +120,10 @@ fn check(text: &str) {
                     assert!(object.is_some());
                     assert!(!matches!(
                         field("type").and_then(Value::as_str),
-                        Some("join" | "message" | "file" | "typing" | "file_url")
-                            | Some("history" | "search")
+                        Some(
+                            "join" | "message" | "file" | "typing" | "file_url" | "edit" | "delete"
+                                | "react" | "unreact"
+                        ) | Some("history" | "search")
                     ));
                 }
                 "bad_field" => assert!(object.is_some()),

@@ -17,5 +17,9 @@ pub enum Tool {
         /// Seconds the token stays valid.
         #[arg(long, default_value_t = 86_400.0, value_name = "SECS")]
         ttl: f64,
+        /// A moderator's token (claim `"mod":true`): its holder may delete
+        /// anyone's message.
+        #[arg(long = "mod")]
+        moderator: bool,
     },
 }

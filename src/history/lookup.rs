@@ -60,8 +60,8 @@ impl fmt::Debug for Lookup {
 /// What a record weighs in an answer, roughly its bytes.
 pub(crate) fn weight(record: &Record) -> usize {
     let body = match &record.body {
-        super::Body::Text(text) => text.len(),
         super::Body::File { name, mime, .. } => name.len() + mime.len(),
+        body => body.text().map_or(0, str::len),
     };
     record.from.len() + record.cid.as_ref().map_or(0, String::len) + body + 64
 }

@@ -32,6 +32,7 @@
 //! Three threads per instance, whatever the number of rooms or clients. The
 //! key layout and the failure cases are in `docs/SCALING.md`.
 
+mod changes;
 mod commands;
 mod entry;
 mod files;

@@ -26,7 +26,10 @@ mod lookups;
 mod pace;
 mod reader;
 mod reads;
+#[macro_use]
 mod retention;
+// After `retention`, whose cost macros its trigger uses.
+mod changes;
 mod rows;
 mod schema;
 mod writer;

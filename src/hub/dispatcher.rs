@@ -38,6 +38,7 @@ use crate::proto::names;
 use crate::proto::protocol::{self, Mode, now_ms};
 use crate::proto::wire::Encoded;
 
+mod changes;
 mod fanout;
 mod input;
 mod records;
@@ -283,6 +284,8 @@ pub struct Dispatcher {
     closing: Closing,
     next_ping: Instant,
     ping: Encoded,
+    /// Clients whose identity token says they are moderators.
+    moderators: HashSet<ClientId>,
 }
 
 impl Dispatcher {
@@ -320,6 +323,7 @@ impl Dispatcher {
             appending: 0,
             closing: VecDeque::new(),
             ping: Encoded::ping(),
+            moderators: HashSet::new(),
         }
     }
 
@@ -464,7 +468,13 @@ impl Dispatcher {
                 };
                 self.clients.insert(id, client);
             }
-            Input::Join(request) => self.join(request),
+            Input::Join(request) => self.join_as_moderator(request),
+            Input::Change {
+                id,
+                target,
+                change,
+                cid,
+            } => self.change(id, target, change, cid),
             Input::Text { id, text, cid } => self.text(id, text, cid),
             Input::Store(reply) => self.stored(reply),
             Input::Cluster(note) => self.noted(note),
@@ -480,6 +490,7 @@ impl Dispatcher {
             Input::FileUrl { id, file, name } => self.file_url(id, file, &name),
             Input::Lookup { id, ask } => self.lookup(id, ask),
             Input::Leave { id } => {
+                self.moderators.remove(&id);
                 if let Some(client) = self.clients.remove(&id) {
                     self.vacate(client, None);
                 }
@@ -509,6 +520,9 @@ impl Dispatcher {
         };
         room.last_id = room.last_id.max(record.id);
         let raw_members = room.members.len() - room.v1_members.len();
+        if let sqlite::Body::Change { .. } = record.body {
+            return self.deliver_change(record, sender);
+        }
         let live = Encoded::text(protocol::encode(&event(&record, false, None)));
         if self.limits.history > 0 {
             self.keep(&room_name, Stored::new(&record, &self.limits.file_urls));
@@ -537,6 +551,9 @@ impl Dispatcher {
                 }
                 None => (vec![live.clone()], Vec::new()),
             },
+            sqlite::Body::Change { .. } | sqlite::Body::Changed(_) => {
+                (vec![live.clone()], Vec::new())
+            }
         };
         self.fan_out(
             &room_name,

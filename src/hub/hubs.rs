@@ -290,6 +290,7 @@ mod tests {
             since: None,
             epoch: None,
             owner: crate::proto::names::Owner::Nobody,
+            moderator: false,
         }
     }
 

@@ -20,6 +20,8 @@ pub(crate) enum Mode {
 
 pub use crate::proto::names::{MAX_FILE_NAME, MAX_NAME_CHARS};
 
+pub mod changes;
+
 /// Milliseconds since the Unix epoch: what a message's `ts` counts.
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -68,6 +70,15 @@ pub enum Command {
     /// Reads the room's history: an older page, or a search
     /// (`proto::lookup`).
     Lookup(crate::proto::lookup::Ask),
+    /// Edit, delete or react to message `id` (see `changes`).
+    Change {
+        /// The message's id.
+        id: u64,
+        /// What changes.
+        change: changes::Change,
+        /// As a message's `cid`.
+        cid: Option<String>,
+    },
 }
 
 /// What a `file` announcement says about the binary frame that follows.
@@ -153,12 +164,16 @@ pub enum ErrorCode {
     NoSuchFile,
     /// A `history` or `search` over the connection's allowance of them.
     RateLimited,
+    /// A change to a message the room does not have (or has deleted).
+    NoSuchMessage,
+    /// A change only the message's sender (or a moderator) may make.
+    NotYours,
 }
 
 impl ErrorCode {
     /// Every code, for the test that holds the document to them.
     #[cfg(test)]
-    const ALL: [ErrorCode; 24] = [
+    const ALL: [ErrorCode; 26] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::BadField,
@@ -183,6 +198,8 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::NoSuchFile,
         ErrorCode::RateLimited,
+        ErrorCode::NoSuchMessage,
+        ErrorCode::NotYours,
     ];
 
     /// The code as it is sent.
@@ -212,6 +229,8 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::NoSuchFile => "no_such_file",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::NoSuchMessage => "no_such_message",
+            ErrorCode::NotYours => "not_yours",
         }
     }
 }
@@ -334,6 +353,7 @@ pub fn parse_command(text: &str) -> Result<Command, FrameRefusal> {
             Ok(Command::FileUrl { id, name })
         }
         "history" | "search" => crate::proto::lookup::parse(kind, &obj).map(Command::Lookup),
+        "edit" | "delete" | "react" | "unreact" => changes::parse(kind, &obj),
         other => Err(FrameRefusal::new(
             ErrorCode::UnknownType,
             format!(

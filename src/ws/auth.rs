@@ -73,6 +73,9 @@ pub(crate) struct Claims {
     /// The rooms it may enter; every room when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) rooms: Option<Vec<String>>,
+    /// A moderator's.
+    #[serde(rename = "mod", default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) moderator: bool,
 }
 
 /// The claims as read before they are checked: what is missing is then
@@ -84,6 +87,9 @@ struct Presented {
     /// Not before: checked here rather than by jsonwebtoken, whose one
     /// leeway would apply to `exp` too, which gets none.
     nbf: Option<u64>,
+    /// A moderator: may delete anyone's message in the rooms it may enter.
+    #[serde(rename = "mod")]
+    moderator: Option<bool>,
 }
 
 /// A verified token: who, and where they may go.
@@ -94,6 +100,8 @@ pub(crate) struct Identity {
     /// Skeletons of the rooms allowed (a room is known by its skeleton, as
     /// the dispatcher knows it); `None` for every room.
     rooms: Option<Vec<String>>,
+    /// Its `mod` claim is `true`: it may delete anyone's message.
+    pub(crate) moderator: bool,
 }
 
 impl Identity {
@@ -276,6 +284,7 @@ pub(crate) fn verify(secret: &Secret, token: &str) -> Result<Identity, AuthError
         // Required by the validation above.
         subject: data.claims.sub.unwrap_or_default(),
         rooms,
+        moderator: data.claims.moderator == Some(true),
     })
 }
 
@@ -312,11 +321,23 @@ impl std::error::Error for MintError {}
 /// Mints a token for `name`, valid for `ttl`, limited to `rooms` if any.
 /// The name and rooms must meet the name rules, so that no token is made
 /// that could never be used.
+#[cfg(test)]
 pub(crate) fn mint(
     secret: &Secret,
     name: &str,
     rooms: &[String],
     ttl: Duration,
+) -> Result<String, MintError> {
+    mint_as(secret, name, rooms, ttl, false)
+}
+
+/// [`mint`], for a moderator when `moderator`.
+pub(crate) fn mint_as(
+    secret: &Secret,
+    name: &str,
+    rooms: &[String],
+    ttl: Duration,
+    moderator: bool,
 ) -> Result<String, MintError> {
     let checked = |s: &str| names::name(s).map_err(|e| MintError::Name(s.to_owned(), e));
     let sub = checked(name)?.text;
@@ -334,6 +355,7 @@ pub(crate) fn mint(
         sub,
         exp: (now + ttl).as_secs(),
         rooms: (!rooms.is_empty()).then_some(rooms),
+        moderator,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -408,6 +430,20 @@ pub(crate) fn owner_for_join(
     Ok(Owner::Subject(identity.subject))
 }
 
+/// Whether a join's token (the join frame's, else the query's) is a
+/// moderator's. Only with a secret; a bad token is refused by the join.
+// Out of line, as `owner_for_join`: only a server with a secret goes deeper.
+#[inline(never)]
+pub(crate) fn is_moderator(config: &Config, query: &RoomQuery, token: Option<&str>) -> bool {
+    let Some(secret) = secret(config) else {
+        return false;
+    };
+    match token {
+        Some(token) => verify(secret, token).is_ok_and(|i| i.moderator),
+        None => query.identity.as_ref().is_some_and(|i| i.moderator),
+    }
+}
+
 /// Who a join made from the query comes from: the identity verified at
 /// the upgrade, if any.
 pub(crate) fn owner_of_query(query: &RoomQuery) -> Owner {
@@ -444,12 +480,17 @@ fn valid_key(key: &str) -> bool {
 /// Runs a [`Tool`]: prints its result on stdout, or the error on stderr
 /// with status 2 (the status of a bad option).
 pub fn run_tool(tool: &Tool, config: &Config) -> ExitCode {
-    let Tool::Token { name, rooms, ttl } = tool;
+    let Tool::Token {
+        name,
+        rooms,
+        ttl,
+        moderator,
+    } = tool;
     let minted = secret(config)
         .ok_or(MintError::NoSecret)
         .and_then(|secret| {
             let ttl = Duration::try_from_secs_f64(*ttl).map_err(|_| MintError::Ttl)?;
-            mint(secret, name, rooms, ttl)
+            mint_as(secret, name, rooms, ttl, *moderator)
         });
     match minted {
         Ok(token) => {

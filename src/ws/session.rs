@@ -93,7 +93,11 @@ pub struct Session {
     /// The client has been told `slow_down` for its address's store rate
     /// and has not since sent something within it.
     store_slowed: bool,
+    /// Its identity token says it is a moderator (`"mod":true`).
+    moderator: bool,
 }
+
+mod changes;
 
 impl Session {
     pub fn new(
@@ -128,6 +132,7 @@ impl Session {
             redis,
             store_rate: None,
             store_slowed: false,
+            moderator: false,
         }
     }
 
@@ -187,6 +192,7 @@ impl Session {
         since: Option<u64>,
     ) {
         let owner = crate::ws::auth::owner_of_query(query);
+        self.moderator = crate::ws::auth::is_moderator(&self.config, query, None);
         self.join_as(query, room, name, (since, None), owner);
     }
 
@@ -211,6 +217,7 @@ impl Session {
             since: since.or(query.since),
             epoch,
             owner,
+            moderator: self.moderator,
         }));
     }
 
@@ -406,6 +413,8 @@ impl Session {
                 key,
             } => {
                 let query = self.query.clone();
+                self.moderator =
+                    crate::ws::auth::is_moderator(&self.config, &query, token.as_deref());
                 let owner = crate::ws::auth::owner_for_join(
                     &self.config,
                     &query,
@@ -498,6 +507,7 @@ impl Session {
                 }
                 self.tell(Input::Lookup { id: self.id, ask });
             }
+            Command::Change { id, change, cid } => return self.change(own, id, change, cid),
         }
         Flow::Continue
     }

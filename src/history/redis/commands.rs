@@ -310,7 +310,7 @@ impl Worker {
                 spelling: None,
                 epoch: read.epoch,
                 last_id: read.last_id,
-                recent: read.arrivals.into_iter().rev().map(|a| a.record).collect(),
+                recent: folded(read.arrivals.into_iter().rev()),
                 loaded: true,
                 members: read.members,
             },
@@ -362,7 +362,7 @@ impl Worker {
             Ok(read) => Reply::Fetched {
                 room,
                 token,
-                records: read.arrivals.into_iter().map(|a| a.record).collect(),
+                records: folded(read.arrivals.into_iter()),
                 frames: Vec::new(),
             },
             Err(e) => {
@@ -584,4 +584,11 @@ struct Read {
     last_id: u64,
     arrivals: Vec<Arrival>,
     members: Vec<String>,
+}
+
+/// The records of what was read, oldest first, each message as it stands.
+fn folded(arrivals: impl Iterator<Item = super::Arrival>) -> Vec<sqlite::Record> {
+    let mut records: Vec<sqlite::Record> = arrivals.map(|a| a.record).collect();
+    super::changes::fold(&mut records);
+    records
 }

@@ -59,6 +59,12 @@ pub struct Wire {
     /// When a ban ends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<u64>,
+    /// A change's kind (`edit`, `delete`, `react`, `unreact`; its `text`
+    /// the edit's text or the emoji) and the message it changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<u64>,
 }
 
 /// What the append script is given: the entry without its leading brace
@@ -75,7 +81,12 @@ pub fn entry_tail(record: &Record, instance: &str, client: u64, raw: bool) -> St
         ..Wire::default()
     };
     match &record.body {
-        Body::Text(text) => wire.text = Some(text.clone()),
+        Body::Text(_) | Body::Changed(_) | Body::Change { .. } => {
+            wire.text = record.body.text().map(str::to_owned);
+            let (kind, target) = record.body.change_columns();
+            wire.kind = kind.map(str::to_owned);
+            wire.target = target;
+        }
         Body::File {
             name, size, mime, ..
         } => {
@@ -156,7 +167,14 @@ impl Wire {
     /// file's bytes are still kept.
     pub fn into_arrival(self, available: bool) -> Option<Arrival> {
         let body = match (self.text, self.size, self.mime) {
-            (Some(text), _, _) => Body::Text(text),
+            (Some(text), _, _) => match (self.kind, self.target) {
+                (Some(kind), Some(target)) => Body::Change {
+                    target,
+                    change: crate::history::Change::from_stored(&kind, text)?,
+                    moderator: false,
+                },
+                _ => Body::Text(text),
+            },
             (None, Some(size), Some(mime)) => Body::File {
                 name: self.name,
                 size,

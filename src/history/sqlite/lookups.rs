@@ -134,7 +134,8 @@ fn page(
     // One more than asked says whether anything older is kept.
     let mut records = conn
         .prepare_cached(&format!(
-            "{RECORD} WHERE r.room = ?1 AND r.id < ?2 ORDER BY r.id DESC LIMIT ?3"
+            "{RECORD} WHERE r.room = ?1 AND r.id < ?2 AND r.kind IS NULL \
+             ORDER BY r.id DESC LIMIT ?3"
         ))?
         .query_map(params![key, before, limit + 1], record)?
         .collect::<rusqlite::Result<Vec<Record>>>()?;
@@ -156,15 +157,13 @@ fn search(
 ) -> rusqlite::Result<Found> {
     let query = match_query(key, words);
     let mut records = conn
-        .prepare_cached(
-            "SELECT r.room, r.id, r.sender, r.ts, r.cid, r.text, r.file_name, r.file_size, \
-             r.file_mime, 0 \
-             FROM search_text t \
-             JOIN search_rows s ON s.seq = t.rowid \
-             JOIN records r ON r.room = s.room AND r.id = s.id \
+        .prepare_cached(&format!(
+            "{RECORD} \
+             JOIN search_rows s ON r.room = s.room AND r.id = s.id \
+             JOIN search_text t ON s.seq = t.rowid \
              WHERE search_text MATCH ?1 AND s.room = ?2 \
-             ORDER BY t.rowid DESC LIMIT ?3",
-        )?
+             ORDER BY t.rowid DESC LIMIT ?3"
+        ))?
         .query_map(params![query, key, limit], record)?
         .collect::<rusqlite::Result<Vec<Record>>>()?;
     within_bytes(&mut records);

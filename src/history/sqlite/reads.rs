@@ -300,8 +300,8 @@ impl Within {
 /// What a record holds in its strings, roughly what it costs in memory.
 fn weight(record: &Record) -> usize {
     let body = match &record.body {
-        Body::Text(text) => text.len(),
         Body::File { name, mime, .. } => name.len() + mime.len(),
+        body => body.text().map_or(0, str::len),
     };
     record.room.len() + record.from.len() + record.cid.as_ref().map_or(0, String::len) + body
 }

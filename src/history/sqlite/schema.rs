@@ -91,6 +91,7 @@ pub const MIGRATIONS: &[&str] = &[
     super::retention::V5,
     super::lookups::V6,
     super::retention::V7,
+    super::changes::V8,
 ];
 
 /// Refuses, before anything is written, a database this build must not

@@ -34,6 +34,7 @@ use super::{Body, Options, Origin, Outcome, Reader, Record, Reply, Request, Stat
 
 mod bounds;
 mod bulk;
+mod changes;
 mod each;
 mod opening;
 
@@ -57,10 +58,7 @@ const KEYS: usize = 4096;
 fn weight(request: &Request) -> u64 {
     match request {
         Request::Append { record, data, .. } => {
-            let text = match &record.body {
-                Body::Text(text) => text.len(),
-                Body::File { .. } => 0,
-            };
+            let text = record.body.text().map_or(0, str::len);
             (text + data.as_ref().map_or(0, Bytes::len)) as u64
         }
         _ => 0,
@@ -208,8 +206,22 @@ impl Writer {
         log::info!("event=store_stopped path={:?}", self.options.path);
     }
 
-    /// Writes a group of appends and answers each.
+    /// Writes a group of appends and answers each; changes that may not
+    /// be made are answered refused, in their place, and not written.
     fn append(&mut self, appends: &mut Vec<Pending>) {
+        if appends.is_empty() {
+            return;
+        }
+        for (pending, why) in self.refuse_changes(appends) {
+            (self.reply)(Reply::Appended {
+                record: pending.record,
+                data: pending.data,
+                origin: pending.origin,
+                relay: pending.relay,
+                outcome: Outcome::Refused(why),
+                epoch: None,
+            });
+        }
         if appends.is_empty() {
             return;
         }

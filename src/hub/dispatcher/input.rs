@@ -60,6 +60,13 @@ pub enum Input {
         id: ClientId,
         ask: crate::proto::lookup::Ask,
     },
+    /// A v1 client edits, deletes or reacts to message `target` of its room.
+    Change {
+        id: ClientId,
+        target: u64,
+        change: crate::proto::protocol::changes::Change,
+        cid: Option<String>,
+    },
     /// The connection ended, for whatever reason: sent when its
     /// `Link` is dropped.
     Leave {
@@ -90,6 +97,8 @@ pub struct JoinRequest {
     pub epoch: Option<String>,
     /// Who asks: the same owner may hold one name from several connections.
     pub owner: Owner,
+    /// Its identity token's `mod` claim: it may delete anyone's message.
+    pub moderator: bool,
 }
 
 impl Input {
@@ -97,7 +106,7 @@ impl Input {
     pub(crate) fn metric(&self) -> Option<crate::metrics::Received> {
         use crate::metrics::Received;
         match self {
-            Input::Text { .. } => Some(Received::Text),
+            Input::Text { .. } | Input::Change { .. } => Some(Received::Text),
             Input::File { .. } => Some(Received::File),
             Input::Typing { .. } => Some(Received::Typing),
             Input::Join(_) => Some(Received::Join),
@@ -114,6 +123,7 @@ impl Input {
             | Input::Typing { id }
             | Input::FileUrl { id, .. }
             | Input::Lookup { id, .. }
+            | Input::Change { id, .. }
             | Input::Leave { id } => Some(*id),
             Input::Connect { .. }
             | Input::Admin { .. }

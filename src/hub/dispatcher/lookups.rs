@@ -85,7 +85,16 @@ fn answer(outlet: &Arc<Outlet>, urls: &Signer, room: &str, ask: &Ask, found: Fou
                         ts: r.ts,
                         text,
                     }),
-                    sqlite::Body::File { .. } => None,
+                    // As it stands, unless it was deleted.
+                    sqlite::Body::Changed(changed) if !changed.deleted => Some(Hit {
+                        id: r.id,
+                        from: &r.from,
+                        ts: r.ts,
+                        text: &changed.text,
+                    }),
+                    sqlite::Body::File { .. }
+                    | sqlite::Body::Changed(_)
+                    | sqlite::Body::Change { .. } => None,
                 })
                 .collect();
             search_event(room, q, &hits)
@@ -103,11 +112,18 @@ fn answer(outlet: &Arc<Outlet>, urls: &Signer, room: &str, ask: &Ask, found: Fou
     }
 }
 
-/// A record's event as a replay sends it, a file's URL signed alike.
+/// A record's event as a replay sends it, a file's URL signed alike, a
+/// message as it stands after its changes.
 fn replayed(record: &sqlite::Record, urls: &Signer) -> String {
     let url = match &record.body {
         sqlite::Body::File { name, .. } => {
             crate::proto::capability::signed_url(urls, &record.room, record.id, name)
+        }
+        sqlite::Body::Change { target, change, .. } => {
+            return super::changes::encode(record, *target, change, true);
+        }
+        sqlite::Body::Changed(changed) => {
+            return super::changes::encode_changed(record, changed, true);
         }
         sqlite::Body::Text(_) => None,
     };

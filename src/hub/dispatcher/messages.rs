@@ -40,7 +40,7 @@ impl Dispatcher {
     /// copy being the acknowledgement, when the store says so
     /// ([`Dispatcher::deliver`]), so an id anyone has seen is always a
     /// stored record's and a replay never misses it.
-    fn submit(
+    pub(super) fn submit(
         &mut self,
         sender: ClientId,
         cid: Option<String>,

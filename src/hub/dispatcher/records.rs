@@ -69,6 +69,18 @@ pub(super) fn event<'a>(
             available: (!available).then_some(false),
             replay,
         },
+        // Encoded by `changes.rs` (see `replay_frame`, `deliver`).
+        body @ (sqlite::Body::Changed(_) | sqlite::Body::Change { .. }) => {
+            protocol::Event::Message {
+                id: record.id,
+                room: &record.room,
+                from: &record.from,
+                text: body.text().unwrap_or_default(),
+                ts: record.ts,
+                cid,
+                replay,
+            }
+        }
     }
 }
 
@@ -82,6 +94,12 @@ pub(super) fn replay_frame(
     let url = match &record.body {
         sqlite::Body::File { name, .. } => {
             crate::proto::capability::signed_url(urls, &record.room, record.id, name)
+        }
+        sqlite::Body::Change { target, change, .. } => {
+            return Encoded::text(super::changes::encode(record, *target, change, true));
+        }
+        sqlite::Body::Changed(changed) => {
+            return Encoded::text(super::changes::encode_changed(record, changed, true));
         }
         sqlite::Body::Text(_) => None,
     };

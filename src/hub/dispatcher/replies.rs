@@ -139,6 +139,12 @@ impl Dispatcher {
                 let frame = replay_frame(&record, &self.limits.file_urls);
                 self.send(origin.client, frame);
             }
+            sqlite::Outcome::Refused(why) => {
+                if let sqlite::Body::Change { target, change, .. } = &record.body {
+                    let refusal = why.to_frame(*target, change).with_cid(record.cid.clone());
+                    self.refuse(origin.client, refusal);
+                }
+            }
             sqlite::Outcome::Failed => {
                 // The store logged the failure, once a second at most.
                 log::debug!(

@@ -134,6 +134,7 @@ impl Harness {
             since,
             epoch: None,
             owner: Owner::Nobody,
+            moderator: false,
         }));
         // The room comes from the store first.
         self.pump(|d| d.rooms.contains_key(room));
@@ -223,6 +224,7 @@ impl Harness {
             since: None,
             epoch: None,
             owner: Owner::Nobody,
+            moderator: false,
         }));
         for request in self.requests.try_iter().collect::<Vec<_>>() {
             match request {

@@ -74,7 +74,7 @@ fn retention_takes_from_the_room_holding_the_most() {
         .iter()
         .map(|r| match r.body {
             Body::File { available, .. } => (r.id, available),
-            Body::Text(_) => panic!("only files here"),
+            _ => panic!("only files here"),
         })
         .collect();
     assert_eq!(available, [(1, false), (2, false), (3, false), (4, true)]);

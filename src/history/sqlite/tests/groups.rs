@@ -19,6 +19,7 @@ fn cost(key: &str, record: &Record) -> u64 {
     let (body, words) = match &record.body {
         Body::Text(text) => (text.len(), 48 + 2 * key.len() + text.len() / 2),
         Body::File { name, mime, .. } => (name.len() + mime.len(), 0),
+        body => (body.text().map_or(0, str::len), 0),
     };
     (key.len() + record.from.len() + record.cid.as_ref().map_or(0, String::len) + body + 64 + words)
         as u64
@@ -117,10 +118,10 @@ fn a_group_gives_each_room_its_ids_in_order_and_knows_a_resend_within_it() {
     let kept: Vec<(u64, &str, bool)> = recent
         .iter()
         .map(|r| match &r.body {
-            Body::Text(text) => (r.id, text.as_str(), true),
             Body::File {
                 name, available, ..
             } => (r.id, name.as_str(), *available),
+            body => (r.id, body.text().unwrap_or_default(), true),
         })
         .collect();
     assert_eq!(

@@ -79,8 +79,9 @@ impl Insert {
 }
 
 static RECORDS: Insert = Insert::new(
-    "INSERT INTO records (room, id, sender, ts, cid, text, file_name, file_size, file_mime)",
-    9,
+    "INSERT INTO records \
+     (room, id, sender, ts, cid, text, file_name, file_size, file_mime, kind, target)",
+    11,
 );
 
 static FILES: Insert = Insert::new("INSERT INTO file_bytes (room, id, size, bytes)", 4);
@@ -309,12 +310,16 @@ fn bind_record(
     key: &str,
     record: &Record,
 ) -> rusqlite::Result<()> {
-    let (text, name, size, mime) = match &record.body {
-        Body::Text(text) => (Some(text), None, None, None),
+    let (name, size, mime) = match &record.body {
         Body::File {
             name, size, mime, ..
-        } => (None, Some(name), Some(*size), Some(mime)),
+        } => (Some(name), Some(*size), Some(mime)),
+        _ => (None, None, None),
     };
+    let (kind, target) = record.body.change_columns();
+    statement.raw_bind_parameter(at + 9, kind)?;
+    statement.raw_bind_parameter(at + 10, target)?;
+    let text = record.body.text();
     statement.raw_bind_parameter(at, key)?;
     statement.raw_bind_parameter(at + 1, record.id)?;
     statement.raw_bind_parameter(at + 2, &record.from)?;

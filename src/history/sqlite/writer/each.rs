@@ -156,17 +156,19 @@ impl Writer {
     ) -> rusqlite::Result<(u64, String)> {
         let (id, epoch) = self.take_ids(key, &record.room, 1)?;
         record.id = id;
-        let (text, name, size, mime) = match &record.body {
-            Body::Text(text) => (Some(text), None, None, None),
+        let (name, size, mime) = match &record.body {
             Body::File {
                 name, size, mime, ..
-            } => (None, Some(name), Some(*size), Some(mime)),
+            } => (Some(name), Some(*size), Some(mime)),
+            _ => (None, None, None),
         };
+        let text = record.body.text();
+        let (kind, target) = record.body.change_columns();
         self.conn
             .prepare_cached(
                 "INSERT INTO records \
-                 (room, id, sender, ts, cid, text, file_name, file_size, file_mime) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (room, id, sender, ts, cid, text, file_name, file_size, file_mime, kind, target) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 key,
@@ -177,7 +179,9 @@ impl Writer {
                 text,
                 name,
                 size,
-                mime
+                mime,
+                kind,
+                target
             ])?;
         let file = match (&record.body, data) {
             (Body::File { .. }, Some(bytes)) => {

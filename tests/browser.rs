@@ -599,6 +599,16 @@ fn history_survives_a_server_restart() {
     run_script_restarting("server_restart.mjs", &["--db", db.to_str().unwrap()], &[]);
 }
 
+/// Edits, deletions and reactions made before a restart on the same
+/// database show on the pages that resume, after a reload and to someone
+/// joining only after it.
+#[test]
+fn changes_survive_a_server_restart() {
+    let dir = support::TempDir::new("changes-db");
+    let db = dir.path.join("chat.db");
+    run_script_restarting("changes_restart.mjs", &["--db", db.to_str().unwrap()], &[]);
+}
+
 /// The page tells a restart (SIGHUP, close 1012) from a stop (SIGTERM,
 /// close 1001) in words, and people coming back with a restart are not
 /// announced as joining again.

@@ -10,16 +10,26 @@
 //! Redis stream: pages read backwards from the stream, and a search
 //! scanning the newest 5,000 entries.
 //!
+//! Between the two, a lookup storm: 100 v1 connections from one address
+//! walk room0 back page by page and search it, each as fast as its own
+//! lookup allowance lets it, while an honest pair in room `quiet` times its
+//! acknowledgements (alone first, then during the storm).
+//!
 //! Run with `cargo bench --bench lookups`. The database is written as an
 //! older wschat would have left it (version 5) straight through SQLite.
 
 mod pair;
 
-use std::time::{Duration, Instant};
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
+use pair::acks::{PHASE, time_pair, v1_from};
 use pair::{Server, connect, next_json, pct};
 
 const ROOMS: usize = 10;
@@ -35,11 +45,17 @@ fn word(x: u64) -> String {
 }
 
 /// Writes `ROOMS × PER_ROOM` messages into `path`, an empty wschat
-/// database, and takes it back to version 5 (no word index).
+/// database, and takes it back to version 5 (no word index, no changes).
 fn fill(path: &str) {
     let mut conn = rusqlite::Connection::open(path).unwrap();
+    // Undoes version 8 (changes to messages), 7 (a recount, nothing to
+    // undo) and 6 (the word index).
     conn.execute_batch(
-        "DROP TRIGGER records_search_insert; DROP TRIGGER records_search_delete;
+        "DROP TRIGGER records_change; DROP TRIGGER records_gone; DROP TRIGGER records_recount;
+         DROP TRIGGER records_search_update; DROP TRIGGER records_search_insert;
+         DROP TRIGGER records_search_delete; DROP TABLE reactions;
+         ALTER TABLE records DROP COLUMN kind; ALTER TABLE records DROP COLUMN target;
+         ALTER TABLE records DROP COLUMN edited; ALTER TABLE records DROP COLUMN deleted;
          DROP TABLE search_text; DROP TABLE search_rows; PRAGMA user_version = 5;",
     )
     .unwrap();
@@ -213,6 +229,7 @@ fn main() {
         ),
     ];
     table(&server, &asks);
+    storm(&server);
     drop(server);
     redis_run(binary);
 }
@@ -287,5 +304,213 @@ fn redis_run(binary: &str) {
                 json!({"type": "search", "q": "nowhere", "limit": 50}),
             ),
         ],
+    );
+}
+
+/// Connections of the lookup storm, all from 127.0.0.2, and the threads
+/// that drive them (each many sockets, none blocking).
+const STORMERS: usize = 100;
+const STORM_THREADS: usize = 4;
+/// A connection's lookup allowance, as the server counts it.
+const LOOKUP_BURST: f64 = 10.0;
+const LOOKUPS_PER_SEC: f64 = 2.0;
+
+/// One connection of the storm: one lookup in flight at a time, sent as
+/// soon as its allowance (kept here as the server keeps it) has room.
+struct Stormer {
+    ws: WebSocket<TcpStream>,
+    tokens: f64,
+    filled: Instant,
+    /// When the lookup in flight was sent.
+    asked: Option<Instant>,
+    /// Nothing is sent before this (a `rate_limited` answer's `until`).
+    not_before: Instant,
+    /// Where its walk back through room0 is (`None`: from the newest).
+    before: Option<u64>,
+    sent: u64,
+}
+
+/// What a storm's connections were answered.
+#[derive(Default)]
+struct Tally {
+    answered: usize,
+    refused: usize,
+    /// Each answered lookup's latency, µs.
+    lat: Vec<u64>,
+}
+
+impl Stormer {
+    fn new(addr: &str, i: usize) -> Stormer {
+        let mut ws = v1_from(addr, &format!("/ws?room=room0&name=storm{i}"), "127.0.0.2");
+        let welcome = next_json(&mut ws);
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        ws.get_mut().set_nonblocking(true).unwrap();
+        Stormer {
+            ws,
+            tokens: LOOKUP_BURST,
+            filled: Instant::now(),
+            asked: None,
+            not_before: Instant::now(),
+            before: None,
+            sent: 0,
+        }
+    }
+
+    /// Pages of 100 walking back, every other lookup a search: a rare
+    /// word, a common one, two words, or one of the vocabulary.
+    fn next_ask(&mut self) -> Value {
+        self.sent += 1;
+        if self.sent.is_multiple_of(2) {
+            let mut ask = json!({"type": "history", "limit": 100});
+            if let Some(before) = self.before {
+                ask["before"] = before.into();
+            }
+            return ask;
+        }
+        let q = match self.sent / 2 % 4 {
+            0 => "needle".to_owned(),
+            1 => "w0".to_owned(),
+            2 => "w0 w1".to_owned(),
+            _ => word(self.sent * 7919),
+        };
+        json!({"type": "search", "q": q, "limit": 50})
+    }
+
+    fn answer(&mut self, v: &Value, tally: &mut Tally) {
+        match v["type"].as_str() {
+            Some("history") => {
+                let events = v["events"].as_array().unwrap();
+                self.before = match events.first() {
+                    Some(oldest) if v["complete"] != true => oldest["id"].as_u64(),
+                    _ => None,
+                };
+                assert!(!events.is_empty() || v["complete"] == true, "{v}");
+            }
+            Some("search") => assert!(v["results"].is_array(), "{v}"),
+            Some("error") if v["code"] == "rate_limited" => {
+                let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+                let until = Duration::from_millis(v["until"].as_u64().unwrap());
+                self.not_before = Instant::now() + until.saturating_sub(now_ms);
+                self.asked = None;
+                tally.refused += 1;
+                return;
+            }
+            Some("error") => panic!("storm: {v}"),
+            _ => return, // presence and the like
+        }
+        let asked = self.asked.take().expect("an answer to a lookup in flight");
+        tally.lat.push(asked.elapsed().as_micros() as u64);
+        tally.answered += 1;
+    }
+
+    /// Reads what has arrived and sends a lookup if one is due; whether
+    /// anything happened.
+    fn step(&mut self, tally: &mut Tally) -> bool {
+        let mut busy = false;
+        loop {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => self.answer(&serde_json::from_str(&t).unwrap(), tally),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("storm read: {e}"),
+            }
+            busy = true;
+        }
+        let now = Instant::now();
+        let earned = now.duration_since(self.filled).as_secs_f64() * LOOKUPS_PER_SEC;
+        self.tokens = (self.tokens + earned).min(LOOKUP_BURST);
+        self.filled = now;
+        if self.asked.is_none() && now >= self.not_before && self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.asked = Some(now);
+            let ask = self.next_ask();
+            match self.ws.send(Message::text(ask.to_string())) {
+                // Queued: the next flush sends it.
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+                r => r.unwrap(),
+            }
+            busy = true;
+        }
+        match self.ws.flush() {
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            r => r.unwrap(),
+        }
+        busy
+    }
+}
+
+/// Drives `conns` until `stop`, napping a millisecond when none had
+/// anything to do.
+fn drive(mut conns: Vec<Stormer>, stop: &AtomicBool) -> Tally {
+    let mut tally = Tally::default();
+    while !stop.load(Ordering::Relaxed) {
+        let mut busy = false;
+        for c in &mut conns {
+            busy |= c.step(&mut tally);
+        }
+        if !busy {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    tally
+}
+
+/// The pair in room `quiet`, alone and then while [`STORMERS`] connections
+/// from 127.0.0.2 send `history` and `search` into room0.
+fn storm(server: &Server) {
+    let mut conns: Vec<Stormer> = (0..STORMERS)
+        .map(|i| Stormer::new(&server.addr, i))
+        .collect();
+    let quiet = time_pair(&server.addr, |_| {});
+    let mut tally = Tally::default();
+    let mut took = Duration::ZERO;
+    let stormy = time_pair(&server.addr, |stop| {
+        let start = Instant::now();
+        thread::scope(|s| {
+            let per = STORMERS.div_ceil(STORM_THREADS);
+            let drivers: Vec<_> = (0..STORM_THREADS)
+                .map(|_| {
+                    let mine: Vec<Stormer> = conns.drain(..per.min(conns.len())).collect();
+                    s.spawn(move || drive(mine, stop))
+                })
+                .collect();
+            for d in drivers {
+                let t = d.join().unwrap();
+                tally.answered += t.answered;
+                tally.refused += t.refused;
+                tally.lat.extend(t.lat);
+            }
+        });
+        took = start.elapsed();
+    });
+    tally.lat.sort_unstable();
+    println!(
+        "lookup storm: {STORMERS} v1 connections from one address send history pages (walking \
+         back) and searches into room0 as fast as each may ({PHASE:?}); a v1 pair in room `quiet` \
+         times its acknowledgements (ms), alone and during it"
+    );
+    println!(
+        "{:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>10} {:>10}",
+        "quiet p50",
+        "quiet p99",
+        "storm p50",
+        "storm p99",
+        "storm max",
+        "lookups/s",
+        "refused",
+        "lookup p50",
+        "lookup p99"
+    );
+    println!(
+        "{:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10.0} {:>8} {:>10.2} {:>10.2}",
+        pct(&quiet, 0.5),
+        pct(&quiet, 0.99),
+        pct(&stormy, 0.5),
+        pct(&stormy, 0.99),
+        pct(&stormy, 1.0),
+        tally.answered as f64 / took.as_secs_f64(),
+        tally.refused,
+        pct(&tally.lat, 0.5),
+        pct(&tally.lat, 0.99),
     );
 }

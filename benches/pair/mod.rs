@@ -4,6 +4,8 @@
 //! timed end to end).
 #![allow(dead_code)] // each bench uses a different subset
 
+/// The pair that times its own acknowledgements.
+pub mod acks;
 /// Debian's redis-server, started as the tests start it.
 #[path = "../../tests/support/redis.rs"]
 pub mod redis;
@@ -25,7 +27,7 @@ pub use server::{Server, WATCHDOG};
 pub use system::{TempDir, require_debian_package};
 
 /// How often the pair's sender speaks.
-const TICK: Duration = Duration::from_millis(5);
+pub const TICK: Duration = Duration::from_millis(5);
 
 /// Starts `binary` on an ephemeral port with the per-connection rate
 /// limit lifted, plus `args`; the history is in memory unless `args` name a

@@ -361,7 +361,11 @@ fn accessibility_checked_by_axe() {
 /// shown.
 #[test]
 fn scrollback_and_search() {
-    run_script_with("scrollback.mjs", &["--history", "10"], &[]);
+    run_script_with(
+        "scrollback.mjs",
+        &["--history", "10", "--rate", "1000", "--burst", "1000"],
+        &[],
+    );
 }
 
 /// One person in two rooms at once: the room not shown counts its unread

@@ -1,12 +1,12 @@
-// Reading a room further back than its replay (the server runs with
-// `--history 10`): scrolling to the top draws the older page above,
-// keeping the message being read where it was, down to the first message,
-// once each; "Load older messages" does the same; and the search box finds
+// Reading a room of 160 messages further back than its replay (the server
+// runs with `--history 10`): scrolling to the top draws the older page
+// above, keeping the message being read where it was, page by page down to
+// the first message, once each; "Load older messages" does the same; and the search box finds
 // a message by its words, shows who said it, when and what, and leads to
 // it, loading the pages above until it is shown.
 import { run, person, uniqueRoom, assert, assertEq } from './lib.mjs';
 
-const N = 45;
+const N = 160;
 
 /** Ids of the messages the page shows, in order. */
 function shownIds(page) {
@@ -49,16 +49,23 @@ run('scrolling back and searching', async (browser) => {
   await carol.waitForSelector('[data-testid="load-older"]', { state: 'visible' });
 
   // She scrolls to the top: the page above comes, and what she was reading
-  // (message 36, then at the top) stays where it was on the screen.
-  const before = await carol.evaluate(() => {
+  // (the first of her replay, then at the top) stays where it was on the
+  // screen.
+  const top = newest[0];
+  const before = await carol.evaluate((id) => {
     const list = document.querySelector('[data-testid="messages"]');
     list.scrollTop = 0;
-    const b = document.querySelector('[data-testid="message"][data-id="36"]');
-    return b.getBoundingClientRect().top;
-  });
-  await carol.waitForSelector('[data-testid="message"][data-id="1"]', { state: 'attached' });
-  const after = await carol.evaluate(() => document.querySelector('[data-testid="message"][data-id="36"]').getBoundingClientRect().top);
-  assert(Math.abs(after - before) <= 2, `message 36 stayed in place: ${before} then ${after}`);
+    return document.querySelector(`[data-testid="message"][data-id="${id}"]`).getBoundingClientRect().top;
+  }, top);
+  await carol.waitForSelector(`[data-testid="message"][data-id="${top - 1}"]`, { state: 'attached' });
+  const after = await carol.evaluate((id) => document.querySelector(`[data-testid="message"][data-id="${id}"]`).getBoundingClientRect().top, top);
+  assert(Math.abs(after - before) <= 2, `message ${top} stayed in place: ${before} then ${after}`);
+  // And on, page by page, to the room's first message.
+  while (!(await carol.evaluate(() => document.querySelector('[data-testid="message"][data-id="1"]')))) {
+    const shown = (await shownIds(carol)).length;
+    await carol.evaluate(() => { document.querySelector('[data-testid="messages"]').scrollTop = 0; });
+    await carol.waitForFunction((n) => document.querySelectorAll('[data-testid="message"]').length > n, shown);
+  }
   assertEq(await shownIds(carol), all, 'every message once, in order');
   // Nothing older: the button goes, and scrolling up again asks nothing more.
   await carol.waitForSelector('[data-testid="load-older"]', { state: 'hidden' });
@@ -68,8 +75,11 @@ run('scrolling back and searching', async (browser) => {
   // Dave loads the older page with the button instead.
   const dave = await person(browser, 'dave', room, view);
   await dave.waitForFunction((n) => document.querySelectorAll('[data-testid="message"]').length === n, 10);
-  await dave.getByRole('button', { name: 'Load older messages' }).click();
-  await dave.waitForSelector('[data-testid="message"][data-id="1"]', { state: 'attached' });
+  while (!(await dave.evaluate(() => document.querySelector('[data-testid="message"][data-id="1"]')))) {
+    const shown = (await shownIds(dave)).length;
+    await dave.getByRole('button', { name: 'Load older messages' }).click();
+    await dave.waitForFunction((n) => document.querySelectorAll('[data-testid="message"]').length > n, shown);
+  }
   assertEq(await shownIds(dave), all, 'the button loads the rest, once each');
   await dave.waitForSelector('[data-testid="load-older"]', { state: 'hidden' });
 

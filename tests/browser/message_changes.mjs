@@ -78,6 +78,14 @@ run('message changes', async (browser) => {
   await theirs.hover();
   await theirs.getByRole('button', { name: 'React', exact: true }).click();
   await axeCheck(bob, 'a message with its buttons, reactions and picker');
+  await bob.emulateMedia({ colorScheme: 'dark' });
+  await axeCheck(bob, 'a message with its buttons, reactions and picker, dark');
+  const desk = bob.viewportSize();
+  await bob.setViewportSize({ width: 390, height: 844 });
+  await axeCheck(bob, 'a message with its buttons, reactions and picker, phone, dark');
+  await bob.emulateMedia({ colorScheme: 'light' });
+  await axeCheck(bob, 'a message with its buttons, reactions and picker, phone');
+  await bob.setViewportSize(desk);
   await theirs.getByRole('button', { name: 'React', exact: true }).click();
   await theirs.locator('[data-testid="reaction"][data-emoji="👍"]').click();
   await until(alice, id, { reactions: [['👍', 1, 'true']] }, 'bob took his back');

@@ -4,7 +4,7 @@
 // the first message, once each; "Load older messages" does the same; and the search box finds
 // a message by its words, shows who said it, when and what, and leads to
 // it, loading the pages above until it is shown.
-import { run, person, uniqueRoom, assert, assertEq } from './lib.mjs';
+import { run, person, uniqueRoom, assert, assertEq, axeCheck } from './lib.mjs';
 
 const N = 160;
 
@@ -92,6 +92,16 @@ run('scrolling back and searching', async (browser) => {
   const result = erin.locator('[data-testid="search-result"]');
   await result.first().waitFor();
   assertEq(await result.count(), 1, 'one message holds both words');
+  // The search box, its results and "Load older messages" meet WCAG AA
+  // (axe-core), light and dark, desk and phone.
+  await axeCheck(erin, 'search results and load older, light');
+  await erin.emulateMedia({ colorScheme: 'dark' });
+  await axeCheck(erin, 'search results and load older, dark');
+  await erin.setViewportSize({ width: 390, height: 844 });
+  await axeCheck(erin, 'search results and load older, phone, dark');
+  await erin.emulateMedia({ colorScheme: 'light' });
+  await axeCheck(erin, 'search results and load older, phone');
+  await erin.setViewportSize(view.viewport);
   assertEq(await result.locator('.search-from').textContent(), 'alice', 'its sender');
   assertEq(await result.locator('.search-text').textContent(), 'a needle in the haystack', 'its text');
   assert(/\d\d:\d\d/.test(await result.locator('time').textContent()), 'its time');

@@ -45,11 +45,14 @@ use super::rows::{RECORD, record};
 use super::{Body, FetchFor, Reader, Record, Reply, Request, Stats};
 
 /// Most bytes of records (texts, names, cids) one fetch answers with, the
-/// newest kept: 1,000 messages of a v1 client's longest text (4 KiB by
-/// default) with their names and cids fit. With the dispatcher's bound on
-/// fetches under way, this bounds what answers in flight hold. A fetch cut
-/// here is a resume the dispatcher reports as `trimmed`, with a gap.
-pub(super) const FETCH_BYTES: usize = 5 << 20;
+/// newest kept: 1,000 chat lines of a few hundred bytes fit, 250 of a v1
+/// client's longest text (4 KiB by default). With the dispatcher's bound on
+/// fetches under way (8), this bounds what answers in flight hold: their
+/// replay frames may be up to six times their text (JSON escapes), so 8
+/// answers hold at most about 56 MiB. (At 5 MiB, a join churn into a room
+/// of 64 KiB texts took the server 60 MiB over its memory bound.) A fetch
+/// cut here is a resume the dispatcher reports as `trimmed`, with a gap.
+pub(super) const FETCH_BYTES: usize = 1 << 20;
 
 /// Hands fetches to the reads thread; the thread ends, having answered
 /// every fetch handed to it, once this is dropped.

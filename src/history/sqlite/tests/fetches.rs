@@ -79,7 +79,7 @@ fn a_fetch_answers_with_the_newest_records_that_fit_in_its_bytes() {
     }
     let fetched = running.fetch("lobby", 0, 800, 1000);
     // Each weighs its room, sender and text: 5 + 3 + 8,192 bytes.
-    let fit = (5 << 20) / (5 + 3 + (8 << 10));
+    let fit = (1 << 20) / (5 + 3 + (8 << 10));
     let ids: Vec<u64> = fetched.iter().map(|r| r.id).collect();
     assert_eq!(ids, (800 - fit as u64 + 1..=800).collect::<Vec<_>>());
     running.stop();

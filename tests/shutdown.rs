@@ -114,6 +114,8 @@ fn frames_queued_before_the_signal_arrive_before_the_close() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
+    // Without a store rate: the 48 MiB bob stores would otherwise take two
+    // minutes at the default 256K/s, which is not what this test is about.
     let mut server = Server::start(&[
         "--shutdown-grace",
         "30",
@@ -121,6 +123,8 @@ fn a_second_signal_exits_at_once() {
         "100000",
         "--burst",
         "100000",
+        "--store-rate",
+        "0",
     ]);
     let mut alice = join_v1(&server, "r", "alice");
     let (mut bob, _) = connect_raw_synced(&server, &mut alice, "/ws?room=r&name=bob");

@@ -10,38 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::redis::Redis;
+use support::redis::{Redis, instance};
 use support::*;
-
-fn instance(redis: &Redis) -> Server {
-    Server::start(&["--redis", &redis.url()])
-}
-
-fn say(ws: &mut Client, text: &str, cid: &str) {
-    send_json(ws, json!({"type": "message", "text": text, "cid": cid}));
-}
-
-/// Reads events until `n` messages have arrived; returns them in order.
-fn messages(ws: &mut Client, n: usize) -> Vec<Value> {
-    let mut got = Vec::new();
-    while got.len() < n {
-        let v = next_json(ws);
-        if v["type"] == "message" {
-            got.push(v);
-        }
-    }
-    got
-}
-
-/// The next event of `ty`, skipping others (joins, leaves, typing).
-fn next_of(ws: &mut Client, ty: &str) -> Value {
-    loop {
-        let v = next_json(ws);
-        if v["type"] == ty {
-            return v;
-        }
-    }
-}
 
 fn status(addr: &str, path: &str) -> u16 {
     http_fetch(addr, path).status

@@ -15,24 +15,10 @@ const ADMIN: &str = "an admin token for the tests";
 /// test of `hub::hubs` checks that these names do).
 const ROOMS: usize = 12;
 
+/// An admin API request that must succeed, and its JSON answer.
 fn api(server: &Server, path: &str, body: Option<Value>) -> Value {
-    let addr = &server.addr;
-    let (method, body) = match body {
-        Some(b) => ("POST", b.to_string()),
-        None => ("GET", String::new()),
-    };
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN}\r\n"
-    );
-    if method == "POST" {
-        request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    let r = http_request(addr, &request);
+    let method = if body.is_some() { "POST" } else { "GET" };
+    let r = admin_api(server, method, path, Some(ADMIN), body);
     assert_eq!(r.status, 200, "{}", r.text());
     serde_json::from_slice(&r.body).expect("a JSON body")
 }

@@ -5,37 +5,10 @@
 mod support;
 
 use serde_json::{Value, json};
+use support::admin_api as api;
 use support::*;
 
 const ADMIN: &str = "an admin token for the tests";
-
-/// An API request: `method path` with the admin token `token` (none if
-/// `None`), a label, and a JSON body.
-fn api(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> HttpResponse {
-    let addr = &server.addr;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nX-Admin-Name: tester\r\n"
-    );
-    if let Some(token) = token {
-        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    if method == "POST" {
-        request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    request.push_str("\r\n");
-    request.push_str(&body);
-    http_request(addr, &request)
-}
 
 fn json_of(r: &HttpResponse) -> Value {
     assert_eq!(

@@ -7,34 +7,14 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::redis::Redis;
+use support::redis::{Redis, instance};
 use support::*;
 
 /// Events the instance's subscriber heard from Redis.
 const HEARD: &str = "wschat_redis_events_total";
 
-fn instance(redis: &Redis) -> Server {
-    Server::start(&["--redis", &redis.url()])
-}
-
 fn heard(server: &Server) -> f64 {
     sample(&scrape(&server.addr), HEARD)
-}
-
-fn say(ws: &mut Client, text: &str, cid: &str) {
-    send_json(ws, json!({"type": "message", "text": text, "cid": cid}));
-}
-
-/// Reads events until `n` messages have arrived; returns them in order.
-fn messages(ws: &mut Client, n: usize) -> Vec<Value> {
-    let mut got = Vec::new();
-    while got.len() < n {
-        let v = next_json(ws);
-        if v["type"] == "message" {
-            got.push(v);
-        }
-    }
-    got
 }
 
 fn ids(messages: &[Value]) -> Vec<u64> {
@@ -46,16 +26,6 @@ fn texts(messages: &[Value]) -> Vec<String> {
         .iter()
         .map(|m| m["text"].as_str().unwrap().to_owned())
         .collect()
-}
-
-/// The next event of `ty`, skipping others (joins, leaves, typing).
-fn next_of(ws: &mut Client, ty: &str) -> Value {
-    loop {
-        let v = next_json(ws);
-        if v["type"] == ty {
-            return v;
-        }
-    }
 }
 
 /// Joins as a page does, with its browser key and, when resuming, where it

@@ -78,10 +78,6 @@ fn join(ws: &mut Client, room: &str, name: &str) -> Value {
     join_frame(ws, room, name)
 }
 
-fn say(ws: &mut Client, text: &str, cid: &str) {
-    send_json(ws, json!({"type": "message", "text": text, "cid": cid}));
-}
-
 fn status(server: &Server, path: &str) -> u16 {
     http_fetch(&server.addr, path).status
 }

@@ -220,3 +220,31 @@ pub fn http_fetch(addr: &str, path: &str) -> HttpResponse {
 pub fn upgrade_request(addr: &str, path: &str, extra_headers: &[&str]) -> HttpResponse {
     http_request(addr, &upgrade_head(addr, path, extra_headers))
 }
+
+/// An admin API request: `method path` with the admin token `token` (none
+/// if `None`), the label `tester`, and a JSON body.
+pub fn admin_api(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> HttpResponse {
+    let addr = &server.addr;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nX-Admin-Name: tester\r\n"
+    );
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    if method == "POST" {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    http_request(addr, &request)
+}

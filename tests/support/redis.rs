@@ -143,3 +143,8 @@ impl Drop for Redis {
         let _ = self.child.wait();
     }
 }
+
+/// A wschat instance sharing its rooms through `redis`.
+pub fn instance(redis: &Redis) -> super::Server {
+    super::Server::start(&["--redis", &redis.url()])
+}

@@ -166,3 +166,30 @@ pub fn pair(server: &Server) -> (Client, Client) {
     assert_eq!(expect_type(&mut alice, "join")["name"], "bob");
     (alice, bob)
 }
+
+/// Sends a v1 message with the client's id for it.
+pub fn say(ws: &mut Client, text: &str, cid: &str) {
+    send_json(ws, json!({"type": "message", "text": text, "cid": cid}));
+}
+
+/// Reads events until `n` messages have arrived; returns them in order.
+pub fn messages(ws: &mut Client, n: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let v = next_json(ws);
+        if v["type"] == "message" {
+            got.push(v);
+        }
+    }
+    got
+}
+
+/// The next event of `ty`, skipping others (joins, leaves, typing).
+pub fn next_of(ws: &mut Client, ty: &str) -> Value {
+    loop {
+        let v = next_json(ws);
+        if v["type"] == ty {
+            return v;
+        }
+    }
+}

@@ -215,7 +215,7 @@ impl Server {
         // With a secret, file URLs are signed under a key derived from it;
         // without, under a random one kept in the database or Redis.
         let from_secret = crate::ws::auth::secret(&config).map(|s| Signer::from_secret(s.bytes()));
-        let (store, store_thread, files, cluster, signer) =
+        let (store, store_thread, files, cluster, signer, everywhere) =
             match self.history.take().expect("run is called once") {
                 History::Embedded(store) => {
                     let files = store.reader().into();
@@ -230,7 +230,7 @@ impl Server {
                     metrics::get().watch_store(store.stats());
                     health.watch_store(store.stats());
                     let (store, thread) = store.spawn(reply)?;
-                    (store, thread, files, None, signer)
+                    (store, thread, files, None, signer, None)
                 }
                 History::Shared(options, client) => {
                     let notes = hubs.clone();
@@ -247,7 +247,8 @@ impl Server {
                             }
                         }
                     });
-                    let shared = redis::spawn(options, client, reply, note)?;
+                    let answer = crate::hub::everywhere::answerer(hubs.clone());
+                    let shared = redis::spawn(options, client, reply, note, answer)?;
                     health.watch_cluster(shared.handle.status());
                     let signer = match from_secret {
                         Some(signer) => signer,
@@ -260,6 +261,7 @@ impl Server {
                         files,
                         Some(shared.handle),
                         signer,
+                        Some(shared.everywhere),
                     )
                 }
             };
@@ -323,7 +325,7 @@ impl Server {
             hosts: Hosts::new(&config.public_urls).map_err(io::Error::other)?,
             admin: crate::http::admin::Admin::new(
                 crate::ws::auth::admin_token(&config).cloned(),
-                hubs.clone(),
+                (hubs.clone(), everywhere),
                 config.www.clone().map_or(Site::Embedded, Site::Dir),
                 config.handshake_timeout,
             ),

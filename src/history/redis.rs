@@ -29,13 +29,19 @@
 //! Clients' `history` pages and `search`es are read on a third thread,
 //! `redis-lookups` (`commands/lookups.rs`), with a connection of its own.
 //!
-//! Three threads per instance, whatever the number of rooms or clients. The
+//! A fourth, `redis-admin` (`instances`), keeps this instance in the
+//! registry of live instances and answers moderators' questions, which
+//! every instance hears on the moderation channel: so the admin view of
+//! any instance lists and acts on every instance's clients.
+//!
+//! Four threads per instance, whatever the number of rooms or clients. The
 //! key layout and the failure cases are in `docs/SCALING.md`.
 
 mod changes;
 mod commands;
 mod entry;
 mod files;
+mod instances;
 mod keys;
 mod resp;
 mod scripts;
@@ -53,6 +59,7 @@ use crate::history::sqlite::{self, StoreHandle};
 
 pub use entry::Arrival;
 pub use files::Files;
+pub use instances::{Answerer, Asked, Everywhere};
 
 /// How long a command may take before Redis counts as unreachable.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -143,9 +150,8 @@ pub enum Note {
         client: u64,
         cid: Option<String>,
     },
-    /// A moderator acted on another instance (or, for bans loaded from
-    /// Redis, before this one started): this instance does the same to its
-    /// own clients.
+    /// A ban kept in Redis, placed before this instance started (or while
+    /// it was cut off): this instance refuses the name too.
     Moderated(Moderation),
     /// The room's channel is subscribed (asked by [`Order::Subscribe`], or
     /// made again after the connection was lost): what was published before
@@ -210,9 +216,6 @@ pub enum Order {
     },
     /// Someone here is typing: told to the other instances.
     Typing { room: String, name: String },
-    /// A moderator acted here: the other instances do the same, and a ban
-    /// is kept in Redis for instances that start later.
-    Moderate(Moderation),
     /// Someone joined `room` through this instance, where nobody was: its
     /// events are wanted here from now on (told by [`Note::Subscribed`]).
     /// Goes to the subscriber thread.
@@ -342,6 +345,8 @@ pub struct Cluster {
     /// long as the process.
     pub thread: JoinHandle<()>,
     pub files: Files,
+    /// Asks moderators' questions of every instance.
+    pub everywhere: Everywhere,
 }
 
 /// Checks the URL; nothing is connected yet (an unreachable Redis is
@@ -353,13 +358,15 @@ pub fn client(url: &str) -> Result<redis::Client, ClusterError> {
     })
 }
 
-/// Starts the command and subscriber threads. Store replies go to
-/// `reply`, cluster notes to `note`, both on those threads.
+/// Starts the command, subscriber and admin threads. Store replies go to
+/// `reply`, cluster notes to `note`, both on those threads; moderators'
+/// questions are answered by `answer`, on the admin thread.
 pub fn spawn(
     options: Options,
     client: redis::Client,
     reply: Box<dyn Fn(sqlite::Reply) + Send>,
     note: Arc<dyn Fn(Note) + Send + Sync>,
+    answer: Answerer,
 ) -> std::io::Result<Cluster> {
     let instance: Arc<str> = format!("{:016x}", crate::history::sqlite::random_u64()).into();
     let status = Arc::new(Status::default());
@@ -384,12 +391,23 @@ pub fn spawn(
     let command_thread = thread::Builder::new()
         .name("redis-commands".into())
         .spawn(move || worker.run(&requests, &commands))?;
+    let (questions_tx, questions) = crossbeam_channel::unbounded();
+    let responder = instances::Responder {
+        client: client.clone(),
+        instance: instance.clone(),
+        status: status.clone(),
+        questions,
+        answer,
+    };
+    thread::Builder::new()
+        .name("redis-admin".into())
+        .spawn(move || responder.run())?;
     let listener = subscriber::Subscriber::new(
         client.clone(),
-        instance,
+        instance.clone(),
         status.clone(),
         note,
-        subscriptions,
+        (subscriptions, questions_tx),
     );
     thread::Builder::new()
         .name("redis-subscriber".into())
@@ -398,6 +416,7 @@ pub fn spawn(
         store,
         handle,
         thread: command_thread,
+        everywhere: Everywhere::new(client.clone(), instance),
         files: Files { client },
     })
 }

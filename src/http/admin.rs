@@ -7,7 +7,10 @@
 //!
 //! The hubs own the rooms: every request becomes an `Input::Admin` to each
 //! hub, answered from its thread, and their answers are added up
-//! (`hub::hubs`). Every
+//! (`hub::hubs`). With shared rooms (`--redis`) the request is asked of
+//! every live instance, each answering from its own hubs, and the answer
+//! says which instances answered and which did not (`hub::everywhere`).
+//! Every
 //! action is logged with who did it (the peer address, and the
 //! `X-Admin-Name` label the request gave). `/api/info`, which the chat page
 //! reads, is not one of these: anyone may read it (`router.rs`).
@@ -22,7 +25,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::secret::Secret;
+use crate::history::redis::Everywhere;
 use crate::http::{self, Head, Site};
+use crate::hub::everywhere::{self, Reach};
 use crate::hub::hubs::Hubs;
 use crate::hub::moderation::{MAX_BAN_MINUTES, Reply, Request};
 use crate::limits::lockout::{self, Lockout};
@@ -40,6 +45,8 @@ const MAX_LABEL: usize = 64;
 pub struct Admin {
     token: Option<Secret>,
     hubs: Hubs,
+    /// With shared rooms: asks every instance.
+    everywhere: Option<Everywhere>,
     site: Site,
     body_timeout: Duration,
     /// Wrong tokens per address (see `lockout`).
@@ -71,6 +78,9 @@ enum Failure {
     TooLarge,
     BadBody(String),
     Unavailable,
+    /// 503: Redis did not answer, so the other instances could not be
+    /// asked.
+    Unreachable(String),
     Io(io::Error),
 }
 
@@ -98,10 +108,16 @@ struct UnbanBody {
 }
 
 impl Admin {
-    pub fn new(token: Option<Secret>, hubs: Hubs, site: Site, body_timeout: Duration) -> Admin {
+    pub fn new(
+        token: Option<Secret>,
+        (hubs, everywhere): (Hubs, Option<Everywhere>),
+        site: Site,
+        body_timeout: Duration,
+    ) -> Admin {
         Admin {
             token,
             hubs,
+            everywhere,
             site,
             body_timeout,
             lockout: Lockout::default(),
@@ -239,14 +255,20 @@ impl Admin {
                 Request::Unban { name: body.name }
             }
         };
-        let logged = request.clone();
-        let reply = self.ask(request)?;
-        log_action(peer, &by, &logged, &reply);
+        let (reply, reach) = self.ask(&request)?;
+        log_action(peer, &by, &request, &reply, reach.as_ref());
         let status = match reply {
             Reply::Refused { .. } => 400,
             _ => 200,
         };
-        let body = serde_json::to_vec(&reply).expect("replies are plain data");
+        let mut body = serde_json::to_value(&reply).expect("replies are plain data");
+        if let (Some(reach), serde_json::Value::Object(fields)) = (reach, &mut body)
+            && !matches!(reply, Reply::Refused { .. })
+        {
+            fields.insert("instances".into(), json!(reach.instances));
+            fields.insert("missing".into(), json!(reach.missing));
+        }
+        let body = serde_json::to_vec(&body).expect("replies are plain data");
         json_response(sock, head, status, body).map_err(Failure::Io)
     }
 
@@ -286,11 +308,24 @@ impl Admin {
         serde_json::from_slice(&body).map_err(|e| Failure::BadBody(e.to_string()))
     }
 
-    /// Asks every hub and waits for their answers, put together.
-    fn ask(&self, request: Request) -> Result<Reply, Failure> {
-        self.hubs
-            .moderate(request, ANSWER_TIMEOUT)
-            .ok_or(Failure::Unavailable)
+    /// Asks every hub (of every instance, with shared rooms) and waits for
+    /// their answers, put together; with shared rooms, also which
+    /// instances answered.
+    fn ask(&self, request: &Request) -> Result<(Reply, Option<Reach>), Failure> {
+        let Some(everywhere) = &self.everywhere else {
+            let reply = self.hubs.moderate(request.clone(), ANSWER_TIMEOUT);
+            return Ok((reply.ok_or(Failure::Unavailable)?, None));
+        };
+        let (reply, reach) = everywhere::ask(everywhere, request)
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        if !reach.missing.is_empty() {
+            log::warn!(
+                "event=admin_partial answered={} missing={:?} msg=\"instances did not answer: their clients are left out\"",
+                reach.instances.len(),
+                reach.missing.join(",")
+            );
+        }
+        Ok((reply, Some(reach)))
     }
 
     fn fail(&self, sock: &TcpStream, head: &Head, failure: Failure) -> io::Result<()> {
@@ -343,6 +378,11 @@ impl Admin {
             ),
             Failure::BadBody(why) => (400, "bad_request", why),
             Failure::Unavailable => (503, "unavailable", "the server is shutting down".into()),
+            Failure::Unreachable(why) => (
+                503,
+                "unavailable",
+                format!("Redis did not answer, so no instance was asked: {why}"),
+            ),
             Failure::Io(e) => return Err(e),
         };
         let body = json!({"error": error, "message": message}).to_string();
@@ -369,15 +409,24 @@ fn label(head: &Head) -> String {
 /// One line per moderator's request. These name the person acted on at
 /// `info`, unlike the chat's own lines: they are the record of who removed
 /// whom, which an operator must be able to read back.
-fn log_action(peer: SocketAddr, by: &str, request: &Request, reply: &Reply) {
+fn log_action(peer: SocketAddr, by: &str, request: &Request, reply: &Reply, reach: Option<&Reach>) {
     let peer = crate::proto::addr::show_peer(peer);
+    // With shared rooms: how many instances carried it out, and how many
+    // did not answer.
+    let reach = reach.map_or(String::new(), |r| {
+        format!(
+            " instances={} missing={}",
+            r.instances.len(),
+            r.missing.len()
+        )
+    });
     let outcome = match reply {
         Reply::Refused { error, .. } => format!("refused error={error}"),
         _ => "done".to_owned(),
     };
     match (request, reply) {
         (Request::Overview, _) => {
-            log::debug!("event=admin action=rooms peer={peer} by={by:?} outcome={outcome}")
+            log::debug!("event=admin action=rooms peer={peer} by={by:?} outcome={outcome}{reach}")
         }
         (Request::Kick { name, room }, reply) => {
             let kicked = match reply {
@@ -385,7 +434,7 @@ fn log_action(peer: SocketAddr, by: &str, request: &Request, reply: &Reply) {
                 _ => 0,
             };
             log::info!(
-                "event=admin action=kick peer={peer} by={by:?} name={name:?} room={:?} kicked={kicked} outcome={outcome}",
+                "event=admin action=kick peer={peer} by={by:?} name={name:?} room={:?} kicked={kicked} outcome={outcome}{reach}",
                 room.as_deref().unwrap_or("*")
             );
         }
@@ -395,14 +444,14 @@ fn log_action(peer: SocketAddr, by: &str, request: &Request, reply: &Reply) {
                 _ => (0, 0),
             };
             log::info!(
-                "event=admin action=ban peer={peer} by={by:?} name={name:?} minutes={minutes} until={} kicked={kicked} outcome={outcome}",
+                "event=admin action=ban peer={peer} by={by:?} name={name:?} minutes={minutes} until={} kicked={kicked} outcome={outcome}{reach}",
                 crate::hub::moderation::rfc3339(until)
             );
         }
         (Request::Unban { name }, reply) => {
             let lifted = matches!(reply, Reply::Unbanned { unbanned: true, .. });
             log::info!(
-                "event=admin action=unban peer={peer} by={by:?} name={name:?} lifted={lifted} outcome={outcome}"
+                "event=admin action=unban peer={peer} by={by:?} name={name:?} lifted={lifted} outcome={outcome}{reach}"
             );
         }
     }

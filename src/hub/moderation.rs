@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::proto::names;
 
@@ -68,19 +69,22 @@ pub enum Reply {
     },
 }
 
-/// Every room and who is in it.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+/// Every room and who is in it. Read back from JSON too: another
+/// instance's answer (`hub/everywhere.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Overview {
     pub rooms: Vec<RoomView>,
     /// Connections the dispatcher knows, in rooms or not (echo, joining).
     pub connections: usize,
     pub bans: Vec<BanView>,
     /// Where the bans are kept: `"memory"` (this process: a restart lifts
-    /// them) or `"redis"` (shared, outliving any one instance).
+    /// them) or `"redis"` (shared, outliving any one instance). Not read
+    /// back: the instance putting answers together says it.
+    #[serde(skip_deserializing)]
     pub bans_kept: &'static str,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomView {
     pub name: String,
     /// People in order of joining; one entry per person.
@@ -93,15 +97,20 @@ pub struct RoomView {
     pub last_id: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PersonView {
     pub name: String,
     pub connections: usize,
     /// `raw` or `v1`, one per connection, in order of joining.
+    #[serde(deserialize_with = "labels")]
     pub modes: Vec<&'static str>,
+    /// The instance these connections are on, with shared rooms (a person
+    /// on two instances is listed once for each); `None` on one instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BanView {
     pub name: String,
     pub until: u64,
@@ -153,6 +162,14 @@ impl Bans {
     }
 }
 
+/// The answer to a request naming someone no one could be called.
+pub fn not_a_name(e: names::NameError) -> Reply {
+    Reply::Refused {
+        error: "invalid_name",
+        message: format!("no one can be called that: {e}"),
+    }
+}
+
 /// Two hubs' answers to one request, as one: each hub knows only its own
 /// rooms and clients, and every hub keeps the same bans.
 pub fn merge(a: Reply, b: Reply) -> Reply {
@@ -193,6 +210,20 @@ pub fn merge(a: Reply, b: Reply) -> Reply {
         (refused @ Reply::Refused { .. }, _) | (_, refused @ Reply::Refused { .. }) => refused,
         (a, _) => a,
     }
+}
+
+/// A connection's modes, as another instance's answer spells them, read
+/// back as this build's own `&'static str`s.
+fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<&'static str>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .into_iter()
+        .map(|text| {
+            ["v1", "raw"]
+                .into_iter()
+                .find(|l| *l == text)
+                .ok_or_else(|| D::Error::custom(format!("unknown mode {text:?}")))
+        })
+        .collect()
 }
 
 pub(crate) use crate::proto::protocol::now_ms;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use tungstenite::Bytes;
 
+use super::instances::{Asked, Question};
 use super::{Change, Moderation};
 use crate::history::sqlite::{Body, Record};
 
@@ -65,6 +66,10 @@ pub struct Wire {
     pub kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<u64>,
+    /// A moderator's question's id: every instance answers it on the
+    /// reply list of that id (`instances.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
 }
 
 /// What the append script is given: the entry without its leading brace
@@ -111,20 +116,27 @@ pub fn presence(t: &str, room: &str, name: &str, instance: &str) -> String {
     .expect("plain fields serialise")
 }
 
-/// A moderator's action as published (`t` is `k`ick, `b`an or `u`nban; a
-/// kick's `room`, empty, means every room).
-pub fn moderation(action: &Moderation, instance: &str) -> String {
-    let (t, name, room, until) = match action {
-        Moderation::Kick { name, room } => ("k", name, room.clone().unwrap_or_default(), None),
-        Moderation::Ban { name, until } => ("b", name, String::new(), Some(*until)),
-        Moderation::Unban { name } => ("u", name, String::new(), None),
+/// A moderator's question as published (`t` is `o`verview, `k`ick, `b`an
+/// or `u`nban; a kick's `room`, empty, means every room), with its id in
+/// `q` and the asking instance in `o`.
+pub fn question(question: &Question) -> String {
+    let (t, name, room, until) = match &question.asked {
+        Asked::Overview => ("o", String::new(), String::new(), None),
+        Asked::Act(Moderation::Kick { name, room }) => {
+            ("k", name.clone(), room.clone().unwrap_or_default(), None)
+        }
+        Asked::Act(Moderation::Ban { name, until }) => {
+            ("b", name.clone(), String::new(), Some(*until))
+        }
+        Asked::Act(Moderation::Unban { name }) => ("u", name.clone(), String::new(), None),
     };
     serde_json::to_string(&Wire {
         t: t.to_owned(),
         room,
-        name: name.clone(),
-        o: instance.to_owned(),
+        name,
+        o: question.from.clone(),
         until,
+        q: Some(question.id.clone()),
         ..Wire::default()
     })
     .expect("plain fields serialise")
@@ -143,8 +155,19 @@ impl Change {
 }
 
 impl Wire {
+    /// The moderator's question this event carries, if it is one.
+    pub fn into_question(mut self) -> Option<Question> {
+        let id = self.q.take()?;
+        let from = std::mem::take(&mut self.o);
+        let asked = match self.t.as_str() {
+            "o" => Asked::Overview,
+            _ => Asked::Act(self.into_moderation()?),
+        };
+        Some(Question { id, from, asked })
+    }
+
     /// The moderator's action this event carries, if it is one.
-    pub fn into_moderation(self) -> Option<Moderation> {
+    fn into_moderation(self) -> Option<Moderation> {
         match self.t.as_str() {
             "k" => Some(Moderation::Kick {
                 name: self.name,

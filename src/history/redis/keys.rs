@@ -7,6 +7,17 @@
 /// ([`Room::channel`]).
 pub const CHANNEL: &str = "wschat:events";
 
+/// Sorted set of the live instances' ids, each scored with the Redis
+/// time (ms) its registration ends: refreshed by each instance, pruned by
+/// score (`instances.rs`).
+pub const INSTANCES: &str = "wschat:instances";
+
+/// List where every instance pushes its answer to the moderator's question
+/// `id` (`instances.rs`); short-lived.
+pub fn reply(id: &str) -> String {
+    format!("wschat:reply:{id}")
+}
+
 /// Hash: name skeleton → `until \t name` of the bans in force, for every
 /// room (a ban is the whole service's, not a room's).
 pub const BANS: &str = "wschat:bans";

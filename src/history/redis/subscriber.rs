@@ -1,6 +1,6 @@
-//! The subscriber thread: the events of the rooms this instance hosts, and
-//! moderators' actions, handed to the dispatcher in the order Redis
-//! delivered them.
+//! The subscriber thread: the events of the rooms this instance hosts,
+//! handed to the dispatcher in the order Redis delivered them, and
+//! moderators' questions, handed to the admin thread (`instances.rs`).
 //!
 //! It holds the set of rooms the hubs asked for ([`Order::Subscribe`],
 //! [`Order::Unsubscribe`]) and subscribes to their channels between reads:
@@ -17,11 +17,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use redis::Connection;
 use tungstenite::Bytes;
 
 use super::entry::Wire;
+use super::instances::Question;
 use super::keys::{self, CHANNEL};
 use super::resp::{self, Value};
 use super::{COMMAND_TIMEOUT, Change, Note, Order, PubSub, Status};
@@ -41,6 +42,8 @@ pub struct Subscriber {
     status: Arc<Status>,
     note: Arc<dyn Fn(Note) + Send + Sync>,
     orders: Receiver<Order>,
+    /// Where moderators' questions go: the admin thread.
+    questions: Sender<Question>,
     /// The rooms whose events are wanted here, by channel, as their hub
     /// spells them.
     rooms: HashMap<String, String>,
@@ -52,7 +55,7 @@ impl Subscriber {
         instance: Arc<str>,
         status: Arc<Status>,
         note: Arc<dyn Fn(Note) + Send + Sync>,
-        orders: Receiver<Order>,
+        (orders, questions): (Receiver<Order>, Sender<Question>),
     ) -> Subscriber {
         Subscriber {
             client,
@@ -60,6 +63,7 @@ impl Subscriber {
             status,
             note,
             orders,
+            questions,
             rooms: HashMap::new(),
         }
     }
@@ -219,13 +223,16 @@ impl Subscriber {
     }
 
     fn note_for(&self, wire: Wire, files: &mut Connection) -> redis::RedisResult<Option<Note>> {
+        if wire.q.is_some() {
+            // Asked of every instance, this one included.
+            if let Some(question) = wire.into_question() {
+                let _ = self.questions.send(question);
+            }
+            return Ok(None);
+        }
         if wire.t != "m" {
             let Some(change) = Change::from_tag(&wire.t) else {
-                // Our own actions were carried out here already.
-                if wire.o == *self.instance {
-                    return Ok(None);
-                }
-                return Ok(wire.into_moderation().map(Note::Moderated));
+                return Ok(None);
             };
             return Ok(Some(Note::Presence {
                 own: wire.o == *self.instance,

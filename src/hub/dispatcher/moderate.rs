@@ -5,8 +5,10 @@
 use crossbeam_channel::Sender;
 
 use super::{Dispatcher, Seat};
-use crate::history::redis::{Moderation, Order};
-use crate::hub::moderation::{self, BanView, Overview, PersonView, Reply, Request, RoomView};
+use crate::history::redis::Moderation;
+use crate::hub::moderation::{
+    self, BanView, Overview, PersonView, Reply, Request, RoomView, not_a_name,
+};
 use crate::proto::close::Close;
 use crate::proto::names;
 use crate::proto::protocol::Mode;
@@ -55,18 +57,12 @@ impl Dispatcher {
         let _ = reply.try_send(answer);
     }
 
-    /// Carries out a moderator's action on this hub and, with shared
-    /// rooms, on every other instance (every hub of this one is asked too,
-    /// and hub 0 tells the others). Returns how many connections were
-    /// closed here.
+    /// Carries out a moderator's action on this hub. With shared rooms the
+    /// request was asked of every instance, each of which carries it out
+    /// (`history/redis/instances.rs`), so nothing is told onward from here.
+    /// Returns how many connections were closed here.
     fn act(&mut self, action: Moderation) -> usize {
-        let kicked = self.carry_out(&action);
-        if let Some(cluster) = &self.cluster
-            && self.hub == 0
-        {
-            cluster.send(Order::Moderate(action));
-        }
-        kicked
+        self.carry_out(&action)
     }
 
     /// Carries out a moderator's action on this instance's clients;
@@ -123,6 +119,7 @@ impl Dispatcher {
                             name: name.clone(),
                             connections: 1,
                             modes: vec![mode],
+                            instance: None,
                         }),
                     }
                 }
@@ -178,12 +175,5 @@ impl Dispatcher {
             }
         }
         kicked.len()
-    }
-}
-
-fn not_a_name(e: names::NameError) -> Reply {
-    Reply::Refused {
-        error: "invalid_name",
-        message: format!("no one can be called that: {e}"),
     }
 }

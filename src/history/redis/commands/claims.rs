@@ -1,13 +1,13 @@
-//! What the dispatcher commands of Redis: name claims and releases, kicks
-//! and bans, and the bans loaded at start; and keeping this instance's
-//! names alive.
+//! What the dispatcher commands of Redis: name claims and releases, and
+//! the bans loaded at start; and keeping this instance's names alive.
+//! (Kicks and bans are asked of every instance by `instances.rs`.)
 
 use crate::logs as log;
 
 use redis::{Connection, Value};
 
 use crate::history::redis::entry;
-use crate::history::redis::keys::{self, CHANNEL};
+use crate::history::redis::keys;
 use crate::history::redis::{ALIVE_TTL, ClaimOutcome, Moderation, Note, Order};
 
 use super::Worker;
@@ -45,15 +45,6 @@ impl Worker {
                     self.releases.push_back((room, name, skeleton));
                 }
             }
-            Order::Moderate(action) => {
-                if let Err(e) = self.moderate(&action) {
-                    log::error!(
-                        "event=moderation_not_shared action={action:?} error={:?}",
-                        e.to_string()
-                    );
-                    self.lost(&e);
-                }
-            }
             Order::Subscribe { .. } | Order::Unsubscribe { .. } => {
                 // The subscriber thread's (see `ClusterHandle::send`).
             }
@@ -67,32 +58,6 @@ impl Worker {
                 }
             }
         }
-    }
-
-    /// Tells the other instances of a moderator's action; keeps a ban (and
-    /// forgets a lifted one) for those that start later.
-    pub(super) fn moderate(&mut self, action: &Moderation) -> redis::RedisResult<()> {
-        let json = entry::moderation(action, &self.instance);
-        let mut pipe = redis::pipe();
-        match action {
-            Moderation::Ban { name, until } => {
-                pipe.cmd("HSET")
-                    .arg(keys::BANS)
-                    .arg(crate::proto::names::skeleton(name))
-                    .arg(format!("{until}\t{name}"))
-                    .ignore();
-            }
-            Moderation::Unban { name } => {
-                pipe.cmd("HDEL")
-                    .arg(keys::BANS)
-                    .arg(crate::proto::names::skeleton(name))
-                    .ignore();
-            }
-            Moderation::Kick { .. } => {}
-        }
-        pipe.cmd("PUBLISH").arg(CHANNEL).arg(json).ignore();
-        let conn = self.connected()?;
-        pipe.query(conn)
     }
 
     /// The bans in force, kept in Redis by whichever instance a moderator

@@ -1,14 +1,17 @@
 //! The chat page in a real browser against shared rooms (`--redis`): two
 //! wschat instances on one real Redis, behind one real nginx whose
 //! `upstream` lists both (docs/DEPLOY.md, "Scaling out"), and two pages,
-//! each reaching its own instance.
+//! each reaching its own instance; and the admin view of one instance
+//! showing the people of both.
 
 mod support;
 
-use support::Server;
+use std::process::Command;
+
 use support::chromium::{prepare, run_script};
 use support::nginx::Nginx;
 use support::redis::Redis;
+use support::{Server, admin_api, join_v1};
 
 /// Two pages chatting across instances while Redis is restarted without
 /// persistence under them, then stops answering for a moment:
@@ -52,4 +55,39 @@ fn pages_on_two_instances_get_through_a_redis_restart() {
     });
     print!("{stdout}");
     drop(nginx);
+}
+
+const ADMIN: &str = "the admin token of the browser test";
+
+/// The admin view of instance A lists ann (on A) and bob (on B), each with
+/// the instance they are on; once B is killed, it says that one instance
+/// did not answer and that its people are not listed.
+#[test]
+fn the_admin_view_shows_every_instance_and_names_a_dead_one() {
+    let _guard = prepare();
+    let redis = Redis::start();
+    let instance = || Server::start(&["--redis", &redis.url(), "--admin-token", ADMIN]);
+    let (a, b) = (instance(), instance());
+    let _ann = join_v1(&a, "staff", "ann");
+    let _bob = join_v1(&b, "staff", "bob");
+    // Both instances registered (each does once its subscription is up).
+    a.wait_until("both instances to answer", |a| {
+        let r = admin_api(a, "GET", "/api/rooms", Some(ADMIN), None);
+        r.text().contains(r#""missing":[]"#) && r.text().matches(r#""instance":"#).count() == 2
+    });
+    let stdout = run_script(
+        "admin_instances.mjs",
+        &[&a.addr, ADMIN, "staff"],
+        |command| {
+            if command != "kill b" {
+                return false;
+            }
+            Command::new("kill")
+                .args(["-9", &b.pid().to_string()])
+                .status()
+                .unwrap();
+            true
+        },
+    );
+    print!("{stdout}");
 }

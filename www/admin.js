@@ -25,6 +25,7 @@ const bansEmpty = $('bans-empty');
 const metricsEl = $('metrics');
 const minutesInput = $('ban-minutes');
 const bansKept = $('bans-kept');
+const reachEl = $('reach');
 const toasts = $('toasts');
 const confirmDialog = $('confirm');
 const confirmTitle = $('confirm-title');
@@ -150,6 +151,14 @@ function renderRooms(overview) {
         class: 'admin-count', 'data-testid': 'person-connections',
         text: plural(person.connections, 'connection', 'connections') + ' (' + person.modes.join(', ') + ')',
       }));
+      // With shared rooms, one line per person per instance.
+      if (person.instance) {
+        li.dataset.instance = person.instance;
+        li.append(el('span', {
+          class: 'admin-count', 'data-testid': 'person-instance', title: 'instance ' + person.instance,
+          text: 'on ' + shortId(person.instance),
+        }));
+      }
       const actions = el('span', { class: 'actions' });
       const kick = el('button', { class: 'btn btn-ghost btn-small', type: 'button', 'data-testid': 'kick', 'aria-label': 'Kick ' + person.name + ' from #' + room.name }, 'Kick');
       kick.addEventListener('click', () => confirmKick(person.name, room.name));
@@ -162,6 +171,35 @@ function renderRooms(overview) {
     section.append(list);
     return section;
   }));
+}
+
+/** An instance's id, short enough to tell instances apart at a glance. */
+function shortId(id) {
+  return String(id).slice(0, 8);
+}
+
+/** Which instances answered, and loudly which did not (their people are not listed). */
+function renderReach(overview) {
+  const missing = Array.isArray(overview.missing) ? overview.missing : [];
+  if (!Array.isArray(overview.instances)) {
+    reachEl.hidden = true;
+    return;
+  }
+  reachEl.hidden = false;
+  reachEl.classList.toggle('admin-warning', missing.length > 0);
+  reachEl.textContent = plural(overview.instances.length, 'instance', 'instances') + ' answered'
+    + (missing.length > 0
+      ? '; ' + plural(missing.length, 'instance', 'instances') + ' did not (' + missing.map(shortId).join(', ')
+        + '): the people on ' + (missing.length === 1 ? 'it' : 'them') + ' are not listed.'
+      : '.');
+}
+
+/** What an action's answer says of instances that did not answer. */
+function notReached(r) {
+  const missing = Array.isArray(r.missing) ? r.missing : [];
+  return missing.length > 0
+    ? '; ' + plural(missing.length, 'instance', 'instances') + ' did not answer (' + missing.map(shortId).join(', ') + ')'
+    : '';
 }
 
 function renderBans(overview) {
@@ -206,6 +244,7 @@ async function renderMetrics(overview) {
   const shown = [
     ['Connections in rooms', overview.connections],
   ];
+  // The metrics below are this instance's own (the view above is every instance's).
   try {
     // /api/metrics, the same text behind the admin token: a reverse proxy
     // keeps /metrics itself off the public side (docs/DEPLOY.md).
@@ -241,6 +280,7 @@ async function refresh() {
   try {
     const overview = await api('GET', '/api/rooms');
     renderRooms(overview);
+    renderReach(overview);
     renderBans(overview);
     await renderMetrics(overview);
     statusText.textContent = 'Updated ' + new Date().toLocaleTimeString([], { timeStyle: 'medium' });
@@ -260,8 +300,9 @@ async function refresh() {
 async function act(action, body) {
   try {
     const r = await api('POST', '/api/' + action, body);
-    if (action === 'kick') toast('Kicked ' + r.name + ' from #' + body.room + ' (' + plural(r.kicked, 'connection', 'connections') + ')');
-    else if (action === 'ban') toast('Banned ' + r.name + ' until ' + until(r.until) + ' (' + plural(r.kicked, 'connection', 'connections') + ' closed)');
+    const kind = notReached(r) ? 'error' : 'ok';
+    if (action === 'kick') toast('Kicked ' + r.name + ' from #' + body.room + ' (' + plural(r.kicked, 'connection', 'connections') + notReached(r) + ')', kind);
+    else if (action === 'ban') toast('Banned ' + r.name + ' until ' + until(r.until) + ' (' + plural(r.kicked, 'connection', 'connections') + ' closed' + notReached(r) + ')', kind);
     else toast(r.unbanned ? 'Lifted the ban on ' + r.name : r.name + ' was not banned');
   } catch (e) {
     if (e instanceof Unauthorized) {

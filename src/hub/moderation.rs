@@ -102,7 +102,7 @@ pub struct PersonView {
     pub name: String,
     pub connections: usize,
     /// `raw` or `v1`, one per connection, in order of joining.
-    #[serde(deserialize_with = "labels")]
+    #[serde(deserialize_with = "modes")]
     pub modes: Vec<&'static str>,
     /// The instance these connections are on, with shared rooms (a person
     /// on two instances is listed once for each); `None` on one instance.
@@ -214,7 +214,7 @@ pub fn merge(a: Reply, b: Reply) -> Reply {
 
 /// A connection's modes, as another instance's answer spells them, read
 /// back as this build's own `&'static str`s.
-fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<&'static str>, D::Error> {
+fn modes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<&'static str>, D::Error> {
     Vec::<String>::deserialize(d)?
         .into_iter()
         .map(|text| {

@@ -37,7 +37,9 @@ use crate::proto::close::Close;
 use crate::proto::names;
 use crate::proto::protocol::{self, Mode, now_ms};
 use crate::proto::wire::Encoded;
+use backend::Backend;
 
+mod backend;
 mod changes;
 mod fanout;
 mod input;
@@ -266,8 +268,9 @@ pub struct Dispatcher {
     /// How many of them may be read at once, and those waiting their turn.
     resumes: resumes::Turns<Catchup>,
     next_token: u64,
-    /// With `--redis`: the shared rooms (see `shared.rs`).
-    cluster: Option<ClusterHandle>,
+    /// Where the rooms live: this instance alone, or shared through Redis
+    /// (`backend.rs`; what the bus tells is handled in `shared.rs`).
+    backend: Backend,
     /// Reads of missed messages under way, by token, and rooms whose read
     /// failed, to ask again at `next_fill_retry`.
     fills: HashMap<u64, String>,
@@ -296,7 +299,7 @@ impl Dispatcher {
             hub: 0,
             counted_rooms: 0,
             store,
-            cluster,
+            backend: Backend::new(cluster),
             fills: HashMap::new(),
             unfilled: HashSet::new(),
             next_fill_retry: Instant::now(),

@@ -32,7 +32,7 @@ impl Dispatcher {
             return;
         };
         let moderator = self.moderators.contains(&id);
-        if self.cluster.is_some()
+        if !self.backend.store_checks_changes()
             && let Err(why) = self.check_in_memory(&room, target, &change, &name, moderator)
         {
             return self.refuse(id, why.to_frame(target, &change).with_cid(cid));
@@ -45,7 +45,7 @@ impl Dispatcher {
         self.submit(id, cid, body, None, None);
     }
 
-    /// With `--redis`, whether the change may be made, from the target's
+    /// Where the store cannot check it (`--redis`), whether the change may be made, from the target's
     /// frame in the room's recent history.
     fn check_in_memory(
         &self,

@@ -157,10 +157,9 @@ impl Dispatcher {
         room.v1_members.remove(&client.joined);
         let gone = room.people.leave(&name);
         let empty = room.members.is_empty();
-        if gone && self.cluster.is_some() {
-            // The room hears of it when Redis says they left everywhere.
-            self.release(&room_name, &name);
-        }
+        // Whether the room is told now; with shared rooms, it hears of it
+        // when Redis says they left everywhere.
+        let tell = gone && self.backend.release(&room_name, &name);
         if empty && self.let_go(&room_name) {
             return;
         }
@@ -173,11 +172,9 @@ impl Dispatcher {
             self.forget_idle_rooms();
             return;
         }
-        if !gone {
-            // The person is still here on another connection.
-            return;
-        }
-        if self.cluster.is_some() {
+        if !tell {
+            // The person is still here on another connection, or the
+            // backend tells the room later.
             return;
         }
         let left = [Encoded::text(protocol::encode(&protocol::Event::Leave {

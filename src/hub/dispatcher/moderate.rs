@@ -5,7 +5,7 @@
 use crossbeam_channel::Sender;
 
 use super::{Dispatcher, Seat};
-use crate::history::redis::{Moderation, Order};
+use crate::history::redis::Moderation;
 use crate::hub::moderation::{self, BanView, Overview, PersonView, Reply, Request, RoomView};
 use crate::proto::close::Close;
 use crate::proto::names;
@@ -61,10 +61,8 @@ impl Dispatcher {
     /// closed here.
     fn act(&mut self, action: Moderation) -> usize {
         let kicked = self.carry_out(&action);
-        if let Some(cluster) = &self.cluster
-            && self.hub == 0
-        {
-            cluster.send(Order::Moderate(action));
+        if self.hub == 0 {
+            self.backend.moderate(action);
         }
         kicked
     }
@@ -141,11 +139,7 @@ impl Dispatcher {
             rooms,
             connections: self.clients.len(),
             bans,
-            bans_kept: if self.cluster.is_some() {
-                "redis"
-            } else {
-                "memory"
-            },
+            bans_kept: self.backend.bans_kept(),
         }
     }
 

@@ -169,7 +169,7 @@ impl Harness {
             text: text.into(),
             cid: None,
         });
-        if self.d.cluster.is_none() {
+        if self.d.backend.delivers_when_stored() {
             loop {
                 let reply = self.replies.recv_timeout(Duration::from_secs(10)).unwrap();
                 let appended = matches!(reply, sqlite::Reply::Appended { .. });

@@ -2,7 +2,7 @@
 //! vectored send per client at the end of a batch, and the clients evicted,
 //! refused or gone.
 
-use super::{Client, ClientId, Dispatcher, Fanout, Seat, now_ms};
+use super::{Client, ClientId, Dispatcher, Seat, now_ms};
 use crate::logs as log;
 use crate::proto::close::Close;
 use crate::proto::protocol::{self, ErrorCode, FrameRefusal, Mode};
@@ -210,4 +210,14 @@ pub(super) fn stage_frames(batch: &mut Vec<Encoded>, frames: &[Encoded]) -> Rang
     let start = batch.len() as u32;
     batch.extend_from_slice(frames);
     start..batch.len() as u32
+}
+
+/// What each kind of room member receives for one event. The frames are
+/// encoded once and shared by every receiver. A raw sender never receives
+/// its own frames (the tutorial's rule).
+#[derive(Default)]
+pub(super) struct Fanout<'a> {
+    pub(super) v1: &'a [Encoded],
+    pub(super) v1_sender: &'a [Encoded],
+    pub(super) raw: &'a [Encoded],
 }

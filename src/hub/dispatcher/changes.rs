@@ -7,7 +7,7 @@
 //! text`, and the target's replay frame kept in memory is changed to the
 //! message as it stands, as the store changed its row.
 
-use super::{ClientId, Dispatcher, Fanout, JoinRequest, Seat, Stored};
+use super::{ClientId, Dispatcher, Fanout, JoinRequest, Seat};
 use crate::history::sqlite;
 use crate::proto::protocol::changes::{self, Change, Head, Refusal};
 use crate::proto::wire::Encoded;
@@ -71,11 +71,9 @@ impl Dispatcher {
 
     /// Delivers a stored change: its event to every v1 client (the
     /// sender's copy its acknowledgement), an edit's text to raw clients,
-    /// and the target's frame in memory changed.
+    /// and the target's frame in memory changed. (`deliver` has kept the
+    /// change itself, as it keeps every record.)
     pub(super) fn deliver_change(&mut self, record: sqlite::Record, sender: Option<ClientId>) {
-        if self.limits.history > 0 {
-            self.keep(&record.room, Stored::new(&record, &self.limits.file_urls));
-        }
         let sqlite::Body::Change { target, change, .. } = &record.body else {
             return;
         };

@@ -32,13 +32,14 @@ impl Dispatcher {
         };
         room.last_id = room.last_id.max(record.id);
         let raw_members = room.members.len() - room.v1_members.len();
+        // Every kind of record is kept for replay the same way.
+        if self.limits.history > 0 {
+            self.keep(&room_name, Stored::new(&record, &self.limits.file_urls));
+        }
         if let sqlite::Body::Change { .. } = record.body {
             return self.deliver_change(record, sender);
         }
         let live = Encoded::text(protocol::encode(&event(&record, false, None)));
-        if self.limits.history > 0 {
-            self.keep(&room_name, Stored::new(&record, &self.limits.file_urls));
-        }
         let (v1, raw) = match record.body {
             sqlite::Body::Text(text) => {
                 let raw = match sender_raw {

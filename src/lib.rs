@@ -14,7 +14,8 @@
 //!   budget.
 //! - `hub`: rooms are spread over hub threads (`hub::hubs` says which hub
 //!   owns a room and asks them all for what spans rooms); each hub's
-//!   `hub::dispatcher` owns its rooms and fans frames out, and carries out
+//!   `hub::dispatcher` owns its rooms and fans frames out (one room engine,
+//!   whether its rooms are local or shared through Redis), and carries out
 //!   the admin view's requests (`hub::moderation`). Every byte
 //!   to a client goes through its `hub::outlet`, straight into the socket
 //!   when it has room, otherwise through a `hub::outlet::writer` thread that lives
@@ -25,7 +26,8 @@
 //!   `http::files` the downloads, `http::proxy` finds the real client behind
 //!   a trusted proxy, `http::admin` answers the admin view and
 //!   `http::health` the operator's endpoints.
-//! - `proto`: pure formats. `proto::protocol` and `proto::wire`,
+//! - `proto`: pure formats. `proto::protocol` (what v1 clients send and
+//!   receive, and the raw file frame) and `proto::wire`,
 //!   `proto::names` (the names people and rooms go by) and `proto::close`
 //!   (why we close a WebSocket).
 //! - `limits`: the memory `limits::budget`, `limits::ratelimit`,

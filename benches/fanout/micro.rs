@@ -42,6 +42,9 @@ pub fn micro(budget: Duration) -> Vec<(&'static str, f64)> {
                     text: "hello everyone, the build is green again",
                     ts: 1_764_028_800_000,
                     cid: None,
+                    edited: false,
+                    deleted: false,
+                    reactions: None,
                     replay: false,
                 })));
             }),

@@ -9,27 +9,31 @@
 //! closed with 1008 and everyone else carries on. It also sends every
 //! client's heartbeat ping, from one timer.
 //!
+//! It is one room engine for local and shared rooms: what differs between
+//! the embedded store alone and rooms shared through Redis is asked of its
+//! `backend`, never branched on here.
+//!
 //! This file holds the dispatcher's state and its loop; the rest is in
 //! files by role: `input` (what it is told), `join` (a seat, a name, the
 //! greeting and the catch-up), `messages` (what seated clients send),
-//! `replies` (what the history backend answers), `fanout` (staging,
-//! flushing, evicting), `keep` (the history kept in memory), `records`
-//! (a stored record's event and replay frame), `resumes`
-//! (reads from the store, a few at a time), `shared` (rooms shared through
-//! Redis) and `moderate`.
+//! `replies` (what the store answers), `deliver` (a stored record's way
+//! to its room, the acknowledgement), `fanout` (staging, flushing,
+//! evicting), `keep` (the history kept in memory), `records` (a stored
+//! record's event and replay frame), `resumes` (reads from the store, a
+//! few at a time), `backend` (local or shared rooms), `shared` (what the
+//! Redis bus tells) and `moderate`.
 
 use crate::logs as log;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use tungstenite::Bytes;
 
 use crate::history::redis::{self, ClusterHandle};
-use crate::history::sqlite::{self, StoreHandle};
+use crate::history::sqlite::StoreHandle;
 use crate::hub::moderation::Bans;
 use crate::hub::outlet::{CLOSE_TIMEOUT, Outlet};
 use crate::limits::budget::Share;
@@ -37,13 +41,17 @@ use crate::proto::close::Close;
 use crate::proto::names;
 use crate::proto::protocol::{self, Mode, now_ms};
 use crate::proto::wire::Encoded;
+use backend::Backend;
 
+mod backend;
 mod changes;
+mod deliver;
 mod fanout;
 mod input;
 mod records;
-use fanout::stage_frames;
-use records::{Stored, event, replay_frame};
+use fanout::{Fanout, stage_frames};
+use records::{Stored, replay_frame};
+use resumes::{Catchup, RESUME_FROM_STORE, Resume};
 mod join;
 mod keep;
 mod lookups;
@@ -119,58 +127,9 @@ struct Client {
     held: Option<Vec<Encoded>>,
 }
 
-/// A resume that reaches further back than the room's history in memory:
-/// the store is asked for the rest, and the client's welcome waits for it.
-struct Catchup {
-    client: ClientId,
-    /// The client's address: it may have only so many resumes read at once.
-    address: IpAddr,
-    room: String,
-    name: String,
-    since: u64,
-    /// A join without `since` whose room's recent history is partly no
-    /// longer in memory: its welcome says nothing of a resume.
-    fresh: bool,
-    /// The room's last id when the client joined: the replay ends there.
-    last_id: u64,
-    /// The first id the room had in memory then, and the frames from it on.
-    first: u64,
-    cached: Vec<Encoded>,
-}
-
-/// What a welcome says of a resume (nothing without `since`), and the gap
-/// that follows it when events were lost.
-#[derive(Default)]
-struct Resume {
-    recovered: Option<bool>,
-    reason: Option<&'static str>,
-    gap: Option<(u64, u64)>,
-}
-
-impl Resume {
-    fn recovered() -> Resume {
-        Resume {
-            recovered: Some(true),
-            ..Resume::default()
-        }
-    }
-
-    fn lost(reason: &'static str) -> Resume {
-        Resume {
-            recovered: Some(false),
-            reason: Some(reason),
-            gap: None,
-        }
-    }
-}
-
 /// How long a hub waits at shutdown for the store's answers to the
 /// appends it sent before, to deliver them.
 const APPEND_DRAIN: Duration = Duration::from_secs(2);
-
-/// Most events a resume reads back from the store; a client that missed
-/// more is told `trimmed` and given a gap.
-const RESUME_FROM_STORE: u64 = 1000;
 
 #[derive(Default)]
 struct Room {
@@ -266,8 +225,9 @@ pub struct Dispatcher {
     /// How many of them may be read at once, and those waiting their turn.
     resumes: resumes::Turns<Catchup>,
     next_token: u64,
-    /// With `--redis`: the shared rooms (see `shared.rs`).
-    cluster: Option<ClusterHandle>,
+    /// Where the rooms live: this instance alone, or shared through Redis
+    /// (`backend.rs`; what the bus tells is handled in `shared.rs`).
+    backend: Backend,
     /// Reads of missed messages under way, by token, and rooms whose read
     /// failed, to ask again at `next_fill_retry`.
     fills: HashMap<u64, String>,
@@ -296,7 +256,7 @@ impl Dispatcher {
             hub: 0,
             counted_rooms: 0,
             store,
-            cluster,
+            backend: Backend::new(cluster),
             fills: HashMap::new(),
             unfilled: HashSet::new(),
             next_fill_retry: Instant::now(),
@@ -500,72 +460,6 @@ impl Dispatcher {
         }
     }
 
-    /// Delivers a stored message or file to everyone in its room, keeps it
-    /// for replay, and so acknowledges it to its sender (a v1 sender gets
-    /// its own copy; a raw one nothing, as the tutorial's relay did).
-    /// `relay` is a raw sender's own file frame, passed on to raw clients
-    /// as it came.
-    pub(super) fn deliver(
-        &mut self,
-        record: sqlite::Record,
-        data: Option<Bytes>,
-        relay: Option<Bytes>,
-        sender: Option<ClientId>,
-        sender_raw: bool,
-    ) {
-        let room_name = record.room.clone();
-        let Some(room) = self.rooms.get_mut(&room_name) else {
-            // Everyone left while it was stored.
-            return;
-        };
-        room.last_id = room.last_id.max(record.id);
-        let raw_members = room.members.len() - room.v1_members.len();
-        if let sqlite::Body::Change { .. } = record.body {
-            return self.deliver_change(record, sender);
-        }
-        let live = Encoded::text(protocol::encode(&event(&record, false, None)));
-        if self.limits.history > 0 {
-            self.keep(&room_name, Stored::new(&record, &self.limits.file_urls));
-        }
-        let (v1, raw) = match record.body {
-            sqlite::Body::Text(text) => {
-                let raw = match sender_raw {
-                    true => Encoded::text(text),
-                    false => Encoded::text(format!("{}: {text}", record.from)),
-                };
-                (vec![live.clone()], vec![raw])
-            }
-            sqlite::Body::File { name, .. } => match data {
-                Some(data) => {
-                    // The raw form is built only for a room that has raw
-                    // clients besides its sender.
-                    let raw = match raw_members > usize::from(sender_raw && sender.is_some()) {
-                        true => {
-                            let frame =
-                                relay.unwrap_or_else(|| protocol::file_frame(&name, &data).into());
-                            vec![Encoded::binary(frame)]
-                        }
-                        false => Vec::new(),
-                    };
-                    (vec![live.clone(), Encoded::binary(data)], raw)
-                }
-                None => (vec![live.clone()], Vec::new()),
-            },
-            sqlite::Body::Change { .. } | sqlite::Body::Changed(_) => {
-                (vec![live.clone()], Vec::new())
-            }
-        };
-        self.fan_out(
-            &room_name,
-            sender,
-            &Fanout {
-                v1: &v1,
-                v1_sender: std::slice::from_ref(&live),
-                raw: &raw,
-            },
-        );
-    }
-
     /// Closes every client with 1001 (1012 for a restart, see
     /// `Close::shutdown`) behind what it still has to receive.
     fn shutdown(&mut self) {
@@ -589,16 +483,6 @@ impl Dispatcher {
 /// answered it, oldest first; past that their socket is shut. Weak, so that a
 /// client that has gone does not keep its socket open here.
 pub type Closing = VecDeque<(Instant, Weak<Outlet>)>;
-
-/// What each kind of room member receives for one event. The frames are
-/// encoded once and shared by every receiver. A raw sender never receives
-/// its own frames (the tutorial's rule).
-#[derive(Default)]
-struct Fanout<'a> {
-    v1: &'a [Encoded],
-    v1_sender: &'a [Encoded],
-    raw: &'a [Encoded],
-}
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@
 //! text`, and the target's replay frame kept in memory is changed to the
 //! message as it stands, as the store changed its row.
 
-use super::{ClientId, Dispatcher, Fanout, JoinRequest, Seat, Stored};
+use super::{ClientId, Dispatcher, Fanout, JoinRequest, Seat};
 use crate::history::sqlite;
 use crate::proto::protocol::changes::{self, Change, Head, Refusal};
 use crate::proto::wire::Encoded;
@@ -32,7 +32,7 @@ impl Dispatcher {
             return;
         };
         let moderator = self.moderators.contains(&id);
-        if self.cluster.is_some()
+        if !self.backend.store_checks_changes()
             && let Err(why) = self.check_in_memory(&room, target, &change, &name, moderator)
         {
             return self.refuse(id, why.to_frame(target, &change).with_cid(cid));
@@ -45,7 +45,7 @@ impl Dispatcher {
         self.submit(id, cid, body, None, None);
     }
 
-    /// With `--redis`, whether the change may be made, from the target's
+    /// Where the store cannot check it (`--redis`), whether the change may be made, from the target's
     /// frame in the room's recent history.
     fn check_in_memory(
         &self,
@@ -71,11 +71,9 @@ impl Dispatcher {
 
     /// Delivers a stored change: its event to every v1 client (the
     /// sender's copy its acknowledgement), an edit's text to raw clients,
-    /// and the target's frame in memory changed.
+    /// and the target's frame in memory changed. (`deliver` has kept the
+    /// change itself, as it keeps every record.)
     pub(super) fn deliver_change(&mut self, record: sqlite::Record, sender: Option<ClientId>) {
-        if self.limits.history > 0 {
-            self.keep(&record.room, Stored::new(&record, &self.limits.file_urls));
-        }
         let sqlite::Body::Change { target, change, .. } = &record.body else {
             return;
         };

@@ -2,7 +2,7 @@
 //! vectored send per client at the end of a batch, and the clients evicted,
 //! refused or gone.
 
-use super::{Client, ClientId, Dispatcher, Fanout, Seat, now_ms};
+use super::{Client, ClientId, Dispatcher, Seat, now_ms};
 use crate::logs as log;
 use crate::proto::close::Close;
 use crate::proto::protocol::{self, ErrorCode, FrameRefusal, Mode};
@@ -157,10 +157,9 @@ impl Dispatcher {
         room.v1_members.remove(&client.joined);
         let gone = room.people.leave(&name);
         let empty = room.members.is_empty();
-        if gone && self.cluster.is_some() {
-            // The room hears of it when Redis says they left everywhere.
-            self.release(&room_name, &name);
-        }
+        // Whether the room is told now; with shared rooms, it hears of it
+        // when Redis says they left everywhere.
+        let tell = gone && self.backend.release(&room_name, &name);
         if empty && self.let_go(&room_name) {
             return;
         }
@@ -173,11 +172,9 @@ impl Dispatcher {
             self.forget_idle_rooms();
             return;
         }
-        if !gone {
-            // The person is still here on another connection.
-            return;
-        }
-        if self.cluster.is_some() {
+        if !tell {
+            // The person is still here on another connection, or the
+            // backend tells the room later.
             return;
         }
         let left = [Encoded::text(protocol::encode(&protocol::Event::Leave {
@@ -213,4 +210,14 @@ pub(super) fn stage_frames(batch: &mut Vec<Encoded>, frames: &[Encoded]) -> Rang
     let start = batch.len() as u32;
     batch.extend_from_slice(frames);
     start..batch.len() as u32
+}
+
+/// What each kind of room member receives for one event. The frames are
+/// encoded once and shared by every receiver. A raw sender never receives
+/// its own frames (the tutorial's rule).
+#[derive(Default)]
+pub(super) struct Fanout<'a> {
+    pub(super) v1: &'a [Encoded],
+    pub(super) v1_sender: &'a [Encoded],
+    pub(super) raw: &'a [Encoded],
 }

@@ -380,11 +380,7 @@ impl Dispatcher {
     pub(super) fn guest_name(&mut self, room: &str) -> String {
         loop {
             self.guests += 1;
-            // Other instances count their own guests.
-            let name = match &self.cluster {
-                Some(c) => format!("guest-{}-{}", &c.instance[..4], self.guests),
-                None => format!("guest-{}", self.guests),
-            };
+            let name = self.backend.guest_name(self.guests);
             if !self.name_taken(room, &name) {
                 return name;
             }

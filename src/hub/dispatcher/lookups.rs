@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use super::{ClientId, Dispatcher, event};
+use super::records::event;
+use super::{ClientId, Dispatcher};
 use crate::history::lookup::{Ask, Found, Lookup};
 use crate::history::sqlite::{self, Request};
 use crate::hub::outlet::Outlet;

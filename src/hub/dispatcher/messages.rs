@@ -2,7 +2,6 @@
 //! URLs, each checked and handed to the history to be stored.
 
 use super::{ClientId, Dispatcher, Fanout, Seat, now_ms};
-use crate::history::redis;
 use crate::history::sqlite;
 use crate::logs as log;
 use crate::proto::protocol::{self, ErrorCode, FrameRefusal, Mode};
@@ -55,7 +54,7 @@ impl Dispatcher {
             return;
         }
         let origin = self.origin(sender);
-        if self.cluster.is_none() {
+        if self.backend.delivers_when_stored() {
             self.appending += 1;
         }
         let record = sqlite::Record {
@@ -106,12 +105,7 @@ impl Dispatcher {
         let Some((Seat { room, name }, _)) = self.seated(id) else {
             return;
         };
-        if let Some(cluster) = &self.cluster {
-            cluster.send(redis::Order::Typing {
-                room: room.clone(),
-                name: name.clone(),
-            });
-        }
+        self.backend.typing(&room, &name);
         let frame = [Encoded::text(protocol::encode(&protocol::Event::Typing {
             room: &room,
             name: &name,

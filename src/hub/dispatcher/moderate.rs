@@ -138,11 +138,7 @@ impl Dispatcher {
             rooms,
             connections: self.clients.len(),
             bans,
-            bans_kept: if self.cluster.is_some() {
-                "redis"
-            } else {
-                "memory"
-            },
+            bans_kept: self.backend.bans_kept(),
         }
     }
 

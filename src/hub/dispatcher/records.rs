@@ -49,6 +49,9 @@ pub(super) fn event<'a>(
             text,
             ts: record.ts,
             cid,
+            edited: false,
+            deleted: false,
+            reactions: None,
             replay,
         },
         sqlite::Body::File {
@@ -78,6 +81,9 @@ pub(super) fn event<'a>(
                 text: body.text().unwrap_or_default(),
                 ts: record.ts,
                 cid,
+                edited: false,
+                deleted: false,
+                reactions: None,
                 replay,
             }
         }

@@ -22,7 +22,7 @@ impl Dispatcher {
                 loaded,
                 members,
             } => {
-                if !loaded && self.cluster.is_some() {
+                if !loaded && !self.backend.may_start_afresh() {
                     // Shared rooms cannot start afresh on their own: the
                     // joins are refused, to be tried again.
                     self.unreachable(&asked);
@@ -71,7 +71,7 @@ impl Dispatcher {
                 if let Some(room) = self.rooms.get(&name)
                     && room.members.is_empty()
                 {
-                    if room.history.is_empty() && self.cluster.is_none() {
+                    if room.history.is_empty() && self.backend.keeps_idle_rooms() {
                         self.remove_room(&name);
                     }
                     self.forget_idle_rooms();

@@ -18,8 +18,58 @@ use crate::logs as log;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use super::{Catchup, Dispatcher, RESUME_FROM_STORE, replay_frame};
+use super::{ClientId, Dispatcher, replay_frame};
 use crate::history::sqlite;
+use crate::proto::wire::Encoded;
+
+/// Most events a resume reads back from the store; a client that missed
+/// more is told `trimmed` and given a gap.
+pub(super) const RESUME_FROM_STORE: u64 = 1000;
+
+/// A resume that reaches further back than the room's history in memory:
+/// the store is asked for the rest, and the client's welcome waits for it.
+pub(super) struct Catchup {
+    pub(super) client: ClientId,
+    /// The client's address: it may have only so many resumes read at once.
+    pub(super) address: IpAddr,
+    pub(super) room: String,
+    pub(super) name: String,
+    pub(super) since: u64,
+    /// A join without `since` whose room's recent history is partly no
+    /// longer in memory: its welcome says nothing of a resume.
+    pub(super) fresh: bool,
+    /// The room's last id when the client joined: the replay ends there.
+    pub(super) last_id: u64,
+    /// The first id the room had in memory then, and the frames from it on.
+    pub(super) first: u64,
+    pub(super) cached: Vec<Encoded>,
+}
+
+/// What a welcome says of a resume (nothing without `since`), and the gap
+/// that follows it when events were lost.
+#[derive(Default)]
+pub(super) struct Resume {
+    pub(super) recovered: Option<bool>,
+    pub(super) reason: Option<&'static str>,
+    pub(super) gap: Option<(u64, u64)>,
+}
+
+impl Resume {
+    pub(super) fn recovered() -> Resume {
+        Resume {
+            recovered: Some(true),
+            ..Resume::default()
+        }
+    }
+
+    pub(super) fn lost(reason: &'static str) -> Resume {
+        Resume {
+            recovered: Some(false),
+            reason: Some(reason),
+            gap: None,
+        }
+    }
+}
 
 /// Encodes a fetch's replay frames, on the thread that answered it (the
 /// store's reads thread, or the Redis command thread), before the answer

@@ -20,7 +20,7 @@ use crate::logs as log;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::history::redis::{Arrival, Change, ClaimOutcome, Note, Order};
+use crate::history::redis::{Arrival, Change, ClaimOutcome, Note};
 use crate::history::sqlite;
 use crate::proto::protocol::{self, ErrorCode, FrameRefusal};
 use crate::proto::wire::Encoded;
@@ -182,16 +182,10 @@ impl Dispatcher {
     /// Someone joined the room through this instance: its events are
     /// wanted here, if they were not already.
     pub(super) fn host(&mut self, name: &str) {
-        let Some(cluster) = &self.cluster else {
-            return;
-        };
         if let Some(room) = self.rooms.get_mut(name)
             && !room.subscribed
         {
-            room.subscribed = true;
-            cluster.send(Order::Subscribe {
-                room: name.to_owned(),
-            });
+            room.subscribed = self.backend.subscribe(name);
         }
     }
 
@@ -199,9 +193,9 @@ impl Dispatcher {
     /// listened to, and is forgotten unless joins wait for their names in
     /// it. True when it was forgotten.
     pub(super) fn let_go(&mut self, name: &str) -> bool {
-        let Some(cluster) = &self.cluster else {
+        if self.backend.keeps_idle_rooms() {
             return false;
-        };
+        }
         let Some(room) = self.rooms.get_mut(name) else {
             return false;
         };
@@ -210,9 +204,7 @@ impl Dispatcher {
         }
         if room.subscribed {
             room.subscribed = false;
-            cluster.send(Order::Unsubscribe {
-                room: name.to_owned(),
-            });
+            self.backend.unsubscribe(name);
         }
         if room.claims > 0 {
             return false;
@@ -378,7 +370,7 @@ impl Dispatcher {
             data,
             ..
         } = arrival;
-        let sender = (*instance == *self.instance()).then_some(client);
+        let sender = (*instance == *self.backend.instance()).then_some(client);
         self.deliver(record, data, None, sender, raw);
     }
 
@@ -431,18 +423,16 @@ impl Dispatcher {
         );
     }
 
-    /// Asks Redis for a name before seating its first connection here;
-    /// the join and whatever its client sends meanwhile wait for the
-    /// answer. False when no claim is needed.
+    /// With shared rooms, asks Redis for a name before seating its first
+    /// connection here; the join and whatever its client sends meanwhile
+    /// wait for the answer. Gives the request back when no claim is
+    /// needed (names held here alone, or already by this instance).
     pub(super) fn claim(
         &mut self,
         request: JoinRequest,
         room: &str,
         name: &crate::proto::names::Name,
     ) -> Option<JoinRequest> {
-        let Some(cluster) = &self.cluster else {
-            return Some(request);
-        };
         if self.claimed.contains_key(&request.id)
             || self
                 .rooms
@@ -452,14 +442,11 @@ impl Dispatcher {
             return Some(request);
         }
         let token = self.next_token;
+        if !self.backend.claim(token, room, name, request.owner.key()) {
+            // Names are held here alone: the room's own list decides.
+            return Some(request);
+        }
         self.next_token += 1;
-        cluster.send(Order::Claim {
-            token,
-            room: room.to_owned(),
-            name: name.text.clone(),
-            skeleton: name.skeleton.clone(),
-            owner: request.owner.key(),
-        });
         if let Some(r) = self.rooms.get_mut(room) {
             r.claims += 1;
         }
@@ -520,23 +507,8 @@ impl Dispatcher {
     /// Whether the person's join is news to the room: with shared rooms,
     /// only when nobody held the name on any instance.
     pub(super) fn first_anywhere(&self, id: ClientId, first_here: bool) -> bool {
-        match self.cluster {
-            Some(_) => first_here && self.claimed.get(&id).copied().unwrap_or(false),
-            None => first_here,
-        }
-    }
-
-    /// This instance's last connection of a person left the room: Redis is
-    /// told, and the room hears of the leave once Redis says the person
-    /// left every instance.
-    pub(super) fn release(&mut self, room: &str, name: &str) {
-        if let Some(cluster) = &self.cluster {
-            cluster.send(Order::Release {
-                room: room.to_owned(),
-                name: name.to_owned(),
-                skeleton: crate::proto::names::skeleton(name),
-            });
-        }
+        first_here
+            && (!self.backend.shares_names() || self.claimed.get(&id).copied().unwrap_or(false))
     }
 
     /// Names in the room on other instances, for a joiner's presence list.
@@ -555,10 +527,6 @@ impl Dispatcher {
                     .collect()
             })
             .unwrap_or_default()
-    }
-
-    fn instance(&self) -> &str {
-        self.cluster.as_ref().map_or("", |c| &c.instance)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::history::redis::{Arrival, Change, ClaimOutcome, Note};
+use crate::history::sqlite;
 use crate::hub::outlet::Bounds;
 
 use crate::proto::names::Owner;
@@ -10,6 +11,7 @@ use crate::testing::{self, Frame};
 use crossbeam_channel::Receiver;
 use socket2::SockRef;
 use std::net::TcpStream;
+use tungstenite::Bytes;
 
 /// A dispatcher with `history_share` bytes for history, and clients whose
 /// outlets write to loopback sockets the test reads when it wants to see
@@ -169,7 +171,7 @@ impl Harness {
             text: text.into(),
             cid: None,
         });
-        if self.d.cluster.is_none() {
+        if self.d.backend.delivers_when_stored() {
             loop {
                 let reply = self.replies.recv_timeout(Duration::from_secs(10)).unwrap();
                 let appended = matches!(reply, sqlite::Reply::Appended { .. });

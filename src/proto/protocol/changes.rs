@@ -8,10 +8,10 @@
 //! it stands (`Changed`).
 
 use serde::Serialize;
-use serde::ser::SerializeMap;
 use serde_json::{Map, Value};
 
-use super::{Command, ErrorCode, FrameRefusal, opt_cid, opt_u64, req_string};
+use super::commands::{opt_cid, opt_u64, req_string};
+use super::{Command, ErrorCode, Event, FrameRefusal, Reactions};
 
 /// What a change does to its message.
 #[derive(Debug, Clone, PartialEq)]
@@ -255,41 +255,6 @@ pub(crate) struct Head<'a> {
     pub(crate) replay: bool,
 }
 
-/// The reactions as a JSON object: emoji to names.
-struct Reactions<'a>(&'a [(String, Vec<String>)]);
-
-impl Serialize for Reactions<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (emoji, names) in self.0 {
-            map.serialize_entry(emoji, names)?;
-        }
-        map.end()
-    }
-}
-
-/// A `message` event with what changed it.
-#[derive(Serialize)]
-struct MessageEvent<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    id: u64,
-    room: &'a str,
-    from: &'a str,
-    text: &'a str,
-    ts: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cid: Option<&'a str>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    edited: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    deleted: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reactions: Option<Reactions<'a>>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    replay: bool,
-}
-
 /// `edit`, `delete`, `react` and `unreact`: their `type` is the change's.
 #[derive(Serialize)]
 struct ChangeEvent<'a> {
@@ -334,8 +299,7 @@ pub(crate) fn encode_change(head: &Head<'_>, target: u64, change: &Change) -> St
 /// A changed message's event: a `message` that says `edited` or
 /// `deleted`, with its `reactions`.
 pub(crate) fn encode_changed(head: &Head<'_>, changed: &Changed) -> String {
-    encode(&MessageEvent {
-        kind: "message",
+    super::encode(&Event::Message {
         id: head.id,
         room: head.room,
         from: head.from,

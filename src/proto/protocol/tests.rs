@@ -111,6 +111,9 @@ fn events_match_the_protocol_document() {
         text: "hello",
         ts: 1,
         cid: None,
+        edited: false,
+        deleted: false,
+        reactions: None,
         replay: false,
     });
     assert_eq!(

@@ -37,6 +37,7 @@ mod commands;
 mod entry;
 mod files;
 mod keys;
+mod link;
 mod resp;
 mod scripts;
 mod subscriber;
@@ -373,8 +374,11 @@ pub fn spawn(
         status: status.clone(),
         instance: instance.clone(),
     };
+    // Whether `--redis` names a cluster is found on the first connection
+    // and shared by every thread's connections.
+    let target = link::Target::new(client);
     let worker = commands::Worker::new(
-        client.clone(),
+        target.clone(),
         options,
         instance.clone(),
         status.clone(),
@@ -385,7 +389,7 @@ pub fn spawn(
         .name("redis-commands".into())
         .spawn(move || worker.run(&requests, &commands))?;
     let listener = subscriber::Subscriber::new(
-        client.clone(),
+        target.clone(),
         instance,
         status.clone(),
         note,
@@ -398,6 +402,6 @@ pub fn spawn(
         store,
         handle,
         thread: command_thread,
-        files: Files { client },
+        files: Files { target },
     })
 }

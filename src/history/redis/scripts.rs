@@ -4,15 +4,25 @@
 use redis::Script;
 
 /// The part shared by every script that reads or writes a room's history:
-/// a room whose `meta` hash is gone (Redis restarted without persistence,
-/// or the key was flushed) starts a new epoch, and whatever was left of its
-/// stream and files is dropped with it, so ids start again at 1 only under
-/// a new epoch.
+/// a room starts a new epoch, and whatever was left of its stream and files
+/// is dropped with it, so ids start again at 1 only under a new epoch, when
+/// its `meta` hash is gone (Redis restarted without persistence, or the key
+/// was flushed), or, in a Redis Cluster, when a master other than the one
+/// that last wrote it holds it: a replica that took over may lack the
+/// newest writes (replication is asynchronous), and ids must never be given
+/// twice. `node` is `CLUSTER MYID`, or '' for a single Redis.
 const ENSURE_EPOCH: &str = r#"
 local function ensure_epoch(meta, log, files, fileq, fresh)
-  if redis.call('HSETNX', meta, 'epoch', fresh) == 1 then
+  local me = redis.pcall('CLUSTER', 'MYID')
+  if type(me) ~= 'string' then me = '' end
+  local new = redis.call('HSETNX', meta, 'epoch', fresh) == 1
+  if not new and (redis.call('HGET', meta, 'node') or '') ~= me then
+    redis.call('HSET', meta, 'epoch', fresh)
+    new = true
+  end
+  if new then
     redis.call('DEL', log, files, fileq)
-    redis.call('HSET', meta, 'seq', 0, 'file_bytes', 0)
+    redis.call('HSET', meta, 'seq', 0, 'file_bytes', 0, 'node', me)
   end
   return redis.call('HGET', meta, 'epoch')
 end

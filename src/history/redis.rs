@@ -29,8 +29,14 @@
 //! Clients' `history` pages and `search`es are read on a third thread,
 //! `redis-lookups` (`commands/lookups.rs`), with a connection of its own.
 //!
-//! Three threads per instance, whatever the number of rooms or clients. The
-//! key layout and the failure cases are in `docs/SCALING.md`.
+//! `--redis` may name a single Redis or any node of a Redis Cluster
+//! (`link`): with a cluster, commands go to each key's master, and the
+//! subscriber listens on each master that owns a hosted room
+//! (`subscriber/shards.rs`).
+//!
+//! Three threads per instance, whatever the number of rooms or clients
+//! (plus one reader per master subscribed on, with a cluster). The key
+//! layout and the failure cases are in `docs/SCALING.md`.
 
 mod changes;
 mod commands;

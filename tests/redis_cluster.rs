@@ -3,7 +3,8 @@
 //! holds it, once and in one order; that a killed instance's clients resume
 //! on another with nothing lost; and that a shard failing over to its
 //! replica, or restarted empty, gives its rooms a new epoch
-//! (`recovered:false`) while rooms on the other shards keep theirs.
+//! (`recovered:false`) while rooms on the other shards keep theirs; and
+//! that a moderator's ban through one instance holds on the others.
 
 mod support;
 
@@ -217,4 +218,42 @@ fn a_shard_restarted_empty_gives_its_rooms_a_new_epoch_and_others_keep_theirs() 
     cluster.masters[2].restart();
     cluster.wait_ok();
     assert_only_the_hit_room_reset(&a, rooms);
+}
+
+const ADMIN: &str = "an admin token for the tests";
+
+#[test]
+fn a_ban_through_one_instance_holds_on_the_others() {
+    let cluster = RedisCluster::start(false);
+    let with_admin = || Server::start(&["--redis", &cluster.url(), "--admin-token", ADMIN]);
+    let a = with_admin();
+    let b = with_admin();
+    let room = cluster.room_on(1, "hall");
+    let mut ann = join_v1(&a, &room, "ann");
+    let mut bob = join_v1(&b, &room, "bob");
+    assert_eq!(wait_join(&mut ann), "bob");
+
+    // Moderation is published on one node and heard from every node.
+    let body = json!({"name": "bob", "minutes": 5}).to_string();
+    let request = format!(
+        "POST /api/ban HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n{body}",
+        addr = a.addr,
+        len = body.len()
+    );
+    let r = http_request(&a.addr, &request);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        close_frame(&mut bob),
+        Some((1008, "banned by moderator".to_string()))
+    );
+    assert_eq!(wait_leave(&mut ann), "bob");
+    // An instance started after the ban reads it from the cluster.
+    let c = with_admin();
+    let mut again = connect_v1(&c.url("/ws"));
+    send_json(
+        &mut again,
+        json!({"type": "join", "room": room, "name": "bob"}),
+    );
+    expect_error(&mut again, "banned");
 }

@@ -134,8 +134,10 @@ impl ConnectionLike for Link {
     }
 
     /// A pipeline: to one Redis as it is; to a cluster, each command to the
-    /// shard that owns its key, in order (the crate's own would send a
-    /// whole pipeline to its first command's shard).
+    /// shard that owns its key (the crate's plain pipeline would send it
+    /// all to its first command's shard), as one pipeline per shard when
+    /// every command may go in the crate's cluster pipeline, else one by
+    /// one, in order.
     fn req_packed_commands(
         &mut self,
         cmd: &[u8],
@@ -146,18 +148,20 @@ impl ConnectionLike for Link {
             Link::Single(c) => return c.req_packed_commands(cmd, offset, count),
             Link::Cluster(c) => c,
         };
-        let mut replies = Vec::new();
-        let mut rest = cmd;
-        while !rest.is_empty() {
-            let Some((_, used)) = resp::parse(rest)? else {
-                return Err(redis::RedisError::from((
-                    redis::ErrorKind::Client,
-                    "a pipeline ended inside a command",
-                )));
-            };
-            replies.push(cluster.req_packed_command(&rest[..used])?);
-            rest = &rest[used..];
-        }
+        let commands = split(cmd)?;
+        let replies = if commands.iter().all(|c| per_shard(&c.name)) {
+            let mut pipe = redis::cluster::cluster_pipe();
+            for command in commands {
+                pipe.add_command(command.cmd);
+            }
+            pipe.query(cluster)?
+        } else {
+            let mut replies = Vec::with_capacity(commands.len());
+            for command in commands {
+                replies.push(cluster.req_packed_command(command.packed)?);
+            }
+            replies
+        };
         Ok(replies.into_iter().skip(offset).take(count).collect())
     }
 
@@ -187,5 +191,78 @@ impl ConnectionLike for Link {
             Link::Single(c) => c.is_open(),
             Link::Cluster(c) => c.is_open(),
         }
+    }
+}
+
+/// One command of a packed pipeline.
+struct Packed<'a> {
+    /// Its bytes.
+    packed: &'a [u8],
+    /// Its name, in capitals.
+    name: Vec<u8>,
+    cmd: Cmd,
+}
+
+/// The commands of a packed pipeline.
+fn split(mut packed: &[u8]) -> RedisResult<Vec<Packed<'_>>> {
+    let mut commands = Vec::new();
+    while !packed.is_empty() {
+        let Some((resp::Value::Array(Some(args)), used)) = resp::parse(packed)? else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "a pipeline ended inside a command",
+            )));
+        };
+        let mut command = Cmd::new();
+        for arg in &args {
+            command.arg(arg.bytes().unwrap_or_default());
+        }
+        let name = args
+            .first()
+            .and_then(resp::Value::bytes)
+            .unwrap_or_default();
+        commands.push(Packed {
+            packed: &packed[..used],
+            name: name.to_ascii_uppercase(),
+            cmd: command,
+        });
+        packed = &packed[used..];
+    }
+    Ok(commands)
+}
+
+/// Whether the cluster pipeline takes the command called `name`: those of one key that this
+/// module sends in pipelines (not `PUBLISH`, which it refuses, nor `DEL`,
+/// which it may split across shards).
+fn per_shard(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"EVALSHA" | b"HGET" | b"HEXISTS" | b"HSTRLEN" | b"XRANGE" | b"SET" | b"GET" | b"SPUBLISH"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipeline_splits_into_its_commands_and_only_single_key_ones_go_per_shard() {
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVALSHA").arg("abc").arg(1).arg("wschat:{a}:meta");
+        pipe.cmd("hget").arg("wschat:{b}:files").arg(7).ignore();
+        pipe.cmd("PUBLISH").arg("wschat:events").arg("{}");
+        let packed = pipe.get_packed_pipeline();
+        let commands = split(&packed).unwrap();
+        let names: Vec<&[u8]> = commands.iter().map(|c| &c.name[..]).collect();
+        assert_eq!(names, [&b"EVALSHA"[..], b"HGET", b"PUBLISH"]);
+        let whole: Vec<u8> = commands.iter().flat_map(|c| c.packed.to_vec()).collect();
+        assert_eq!(whole, packed);
+        assert_eq!(commands[1].cmd.get_packed_command(), commands[1].packed);
+        assert!(per_shard(&commands[0].name) && per_shard(&commands[1].name));
+        assert!(
+            !per_shard(&commands[2].name),
+            "the cluster pipeline refuses PUBLISH"
+        );
+        assert!(split(&packed[..packed.len() - 1]).is_err());
     }
 }

@@ -86,8 +86,13 @@ impl Target {
             None => {}
         }
         let mut conn = single(&self.client, timeout)?;
-        let info: String = redis::cmd("INFO").arg("cluster").query(&mut conn)?;
-        let found = info.lines().any(|l| l.trim() == "cluster_enabled:1");
+        let found = match redis::cmd("INFO").arg("cluster").query::<String>(&mut conn) {
+            Ok(info) => info.lines().any(|l| l.trim() == "cluster_enabled:1"),
+            Err(e) if e.is_io_error() || e.is_timeout() => return Err(e),
+            // A Redis that refuses `INFO` (renamed, or denied by its ACL)
+            // is taken for a single one, as before clusters were known.
+            Err(_) => false,
+        };
         if self.cluster.set(found).is_ok() && found {
             log::info!(
                 "event=redis_cluster_found node={:?}",

@@ -478,3 +478,24 @@ fn a_redis_that_refuses_info_is_taken_for_a_single_one() {
     say(&mut bob, "heard?", "b1");
     assert_eq!(next_of(&mut ann, "message")["text"], "heard?");
 }
+
+#[test]
+fn a_single_redis_is_given_no_command_it_refuses() {
+    // The scripts ask a cluster's master for its id (`CLUSTER MYID`); one
+    // Redis is not asked, which it would count as an error each time.
+    let redis = Redis::start();
+    let a = instance(&redis);
+    let b = instance(&redis);
+    let mut ann = join_v1(&a, "hall", "ann");
+    let mut bob = join_v1(&b, "hall", "bob");
+    assert_eq!(wait_join(&mut ann), "bob");
+    say(&mut bob, "counted?", "b1");
+    assert_eq!(next_of(&mut ann, "message")["text"], "counted?");
+    let stats = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "INFO", "commandstats"])
+        .output()
+        .unwrap();
+    let stats = String::from_utf8_lossy(&stats.stdout);
+    assert!(stats.contains("cmdstat_evalsha"), "{stats}");
+    assert!(!stats.contains("cmdstat_cluster"), "{stats}");
+}

@@ -245,6 +245,7 @@ impl Worker {
         // Connected first: the way to publish is found on connecting.
         self.connected()?;
         let publish = self.pubsub.publish();
+        let clustered = self.target.clustered();
         let mut pipe = redis::pipe();
         for a in appends {
             let k = keys::Room::new(&a.record.room);
@@ -269,7 +270,8 @@ impl Worker {
                 .arg(is_file)
                 .arg(bytes)
                 .arg(self.options.retain_bytes)
-                .arg(publish);
+                .arg(publish)
+                .arg(clustered);
         }
         let conn = self.connected()?;
         pipe.query(conn)
@@ -429,7 +431,8 @@ impl Worker {
             .arg(last)
             .arg(count)
             .arg(if newest_first { "1" } else { "0" })
-            .arg(k.alive_prefix());
+            .arg(k.alive_prefix())
+            .arg(self.target.clustered());
         let conn = self.connected()?;
         let (epoch, last_id, rows, members): ReadReply = invocation.invoke(conn)?;
         let arrivals = rows

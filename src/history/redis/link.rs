@@ -58,6 +58,14 @@ impl Target {
         self.cluster.get().copied()
     }
 
+    /// Whether it is a cluster, as the scripts take it (`'1'`/`'0'`).
+    pub fn clustered(&self) -> &'static str {
+        match self.is_cluster() {
+            Some(true) => "1",
+            _ => "0",
+        }
+    }
+
     /// Keeps the cluster's nodes, as last seen.
     pub fn learn(&self, nodes: Vec<Addr>) {
         *self.nodes.lock().unwrap_or_else(|p| p.into_inner()) = nodes;

@@ -1,7 +1,8 @@
 //! Instances sharing rooms through one real `redis-server` (`--redis`):
 //! messages reach every instance once and in one order, presence and names
 //! span instances, a killed instance's clients resume elsewhere without a
-//! gap, and Redis going away is loud and loses nothing.
+//! gap, and Redis going away is loud and loses nothing; a Redis that
+//! refuses `INFO` is taken for a single one.
 
 mod support;
 
@@ -460,4 +461,41 @@ fn a_ban_on_one_instance_holds_on_every_instance_and_on_those_started_later() {
         close_frame(&mut ann),
         Some((1008, "kicked by moderator".to_string()))
     );
+}
+
+#[test]
+fn a_redis_that_refuses_info_is_taken_for_a_single_one() {
+    // `INFO cluster` is how an instance tells a cluster from one Redis.
+    let redis = Redis::start_with(
+        support::redis::free_port(),
+        &["--rename-command", "INFO", ""],
+    );
+    let a = instance(&redis);
+    let b = instance(&redis);
+    let mut ann = join_v1(&a, "hall", "ann");
+    let mut bob = join_v1(&b, "hall", "bob");
+    assert_eq!(wait_join(&mut ann), "bob");
+    say(&mut bob, "heard?", "b1");
+    assert_eq!(next_of(&mut ann, "message")["text"], "heard?");
+}
+
+#[test]
+fn a_single_redis_is_given_no_command_it_refuses() {
+    // The scripts ask a cluster's master for its id (`CLUSTER MYID`); one
+    // Redis is not asked, which it would count as an error each time.
+    let redis = Redis::start();
+    let a = instance(&redis);
+    let b = instance(&redis);
+    let mut ann = join_v1(&a, "hall", "ann");
+    let mut bob = join_v1(&b, "hall", "bob");
+    assert_eq!(wait_join(&mut ann), "bob");
+    say(&mut bob, "counted?", "b1");
+    assert_eq!(next_of(&mut ann, "message")["text"], "counted?");
+    let stats = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "INFO", "commandstats"])
+        .output()
+        .unwrap();
+    let stats = String::from_utf8_lossy(&stats.stdout);
+    assert!(stats.contains("cmdstat_evalsha"), "{stats}");
+    assert!(!stats.contains("cmdstat_cluster"), "{stats}");
 }

@@ -9,6 +9,7 @@ use crate::NAMES;
 use crate::loadgen::closed_loop::Watched;
 use crate::loadgen::{Net, STALL_TIMEOUT, cpu_seconds};
 use crate::pair::redis::Redis;
+use crate::pair::redis_cluster::RedisCluster;
 use crate::pair::{self, Server};
 
 /// A connection to the fleet's Redis, for its `INFO`.
@@ -18,16 +19,19 @@ pub fn redis_connection(redis: &Redis) -> redis::Connection {
         .expect("connect to Redis")
 }
 
-/// Redis, the three instances that share it and the one that does not.
-/// Fields drop in order: the instances go before Redis.
+/// Redis, the three instances that share it and the one that does not;
+/// and, when asked, three more instances on a Redis Cluster of three
+/// masters. Fields drop in order: the instances go before Redis.
 pub struct Fleet {
     pub shared: Vec<Server>,
     pub single: Server,
+    pub on_cluster: Vec<Server>,
     pub redis: Redis,
+    pub cluster: Option<RedisCluster>,
 }
 
 impl Fleet {
-    pub fn start() -> Fleet {
+    pub fn start(with_cluster: bool) -> Fleet {
         let redis = Redis::start();
         let url = redis.url();
         let shared: Vec<Server> = NAMES
@@ -35,7 +39,15 @@ impl Fleet {
             .map(|_| start_instance(&["--redis", &url]))
             .collect();
         let single = start_instance(&[]);
-        for server in shared.iter().chain([&single]) {
+        let cluster = with_cluster.then(|| RedisCluster::start(false));
+        let on_cluster: Vec<Server> = match &cluster {
+            Some(cluster) => NAMES
+                .iter()
+                .map(|_| start_instance(&["--redis", &cluster.url()]))
+                .collect(),
+            None => Vec::new(),
+        };
+        for server in shared.iter().chain([&single]).chain(&on_cluster) {
             wait_ready_endpoint(server);
         }
         // For `perf record -p`: which process is which.
@@ -49,7 +61,9 @@ impl Fleet {
         Fleet {
             shared,
             single,
+            on_cluster,
             redis,
+            cluster,
         }
     }
 
@@ -57,10 +71,24 @@ impl Fleet {
         self.shared.iter().map(addr).collect()
     }
 
+    /// The instances on the Redis Cluster, if it was started.
+    pub fn cluster_addrs(&self) -> Vec<SocketAddr> {
+        self.on_cluster.iter().map(addr).collect()
+    }
+
     /// Fails the run if a process died or a client connection ended.
     pub fn health(&mut self, net: &Net) -> Result<(), String> {
-        let names = NAMES.iter().copied().chain(["single"]);
-        let servers = self.shared.iter_mut().chain([&mut self.single]);
+        let names =
+            NAMES
+                .iter()
+                .copied()
+                .chain(["single"])
+                .chain(["cluster A", "cluster B", "cluster C"]);
+        let servers = self
+            .shared
+            .iter_mut()
+            .chain([&mut self.single])
+            .chain(&mut self.on_cluster);
         for (name, server) in names.zip(servers) {
             if let Some(status) = server.exited() {
                 return Err(format!("instance {name} exited ({status})"));
@@ -68,6 +96,11 @@ impl Fleet {
         }
         if let Some(status) = self.redis.exited() {
             return Err(format!("redis-server exited ({status})"));
+        }
+        for master in self.cluster.iter_mut().flat_map(|c| &mut c.masters) {
+            if let Some(status) = master.exited() {
+                return Err(format!("a cluster master exited ({status})"));
+            }
         }
         match net.endings() {
             Some(endings) => Err(endings),
@@ -87,6 +120,17 @@ impl Fleet {
             redis: cpu_seconds(&self.redis.pid().to_string()),
             single: cpu_seconds(&self.single.pid().to_string()),
             bench: cpu_seconds("self"),
+            on_cluster: self
+                .on_cluster
+                .iter()
+                .map(|s| cpu_seconds(&s.pid().to_string()))
+                .sum(),
+            masters: self
+                .cluster
+                .iter()
+                .flat_map(|c| &c.masters)
+                .map(|m| cpu_seconds(&m.pid().to_string()))
+                .sum(),
         }
     }
 }
@@ -111,6 +155,9 @@ pub struct Cpu {
     pub redis: f64,
     pub single: f64,
     pub bench: f64,
+    /// The instances on the cluster, and its masters.
+    pub on_cluster: f64,
+    pub masters: f64,
 }
 
 impl std::ops::Add for Cpu {
@@ -121,6 +168,8 @@ impl std::ops::Add for Cpu {
             redis: self.redis + o.redis,
             single: self.single + o.single,
             bench: self.bench + o.bench,
+            on_cluster: self.on_cluster + o.on_cluster,
+            masters: self.masters + o.masters,
         }
     }
 }
@@ -133,6 +182,8 @@ impl std::ops::Sub for Cpu {
             redis: self.redis - o.redis,
             single: self.single - o.single,
             bench: self.bench - o.bench,
+            on_cluster: self.on_cluster - o.on_cluster,
+            masters: self.masters - o.masters,
         }
     }
 }

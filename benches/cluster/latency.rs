@@ -215,35 +215,11 @@ pub fn print_latency(plan: &Plan, single: &LatencyRun, shared: &LatencyRun) {
          {} round(s) pooled",
         plan.receivers, plan.rate, plan.seconds, plan.rounds
     );
-    println!(
-        "{:<26} {:>10} {:>6} {:>8} {:>8} {:>8}",
-        "receivers on", "deliveries", "lost", "p50 ms", "p99 ms", "max ms"
-    );
-    latency_line("single (no Redis)", &single.all, Some(single.lost));
-    for (name, lat) in NAMES.iter().zip(&shared.by_instance) {
-        let label = match *name {
-            "A" => "A (the sender's)".to_owned(),
-            other => other.to_owned(),
-        };
-        latency_line(&label, lat, None);
-    }
-    latency_line("A + B + C", &shared.all, Some(shared.lost));
-    let added = |p| percentile_ms(&shared.all, p) - percentile_ms(&single.all, p);
-    println!(
-        "added by Redis: p50 {:+.2} ms, p99 {:+.2} ms (target: under 5 ms at p99), max {:+.2} ms",
-        added(0.50),
-        added(0.99),
-        added(1.0)
-    );
-    let rounds = |run: &LatencyRun| {
-        let p99: Vec<String> = run.round_p99.iter().map(|p| format!("{p:.2}")).collect();
-        p99.join(" / ")
-    };
-    println!(
-        "p99 ms of each round: single {}, shared {}",
-        rounds(single),
-        rounds(shared)
-    );
+    let labels = NAMES.map(|name| match name {
+        "A" => "A (the sender's)".to_owned(),
+        other => other.to_owned(),
+    });
+    print_comparison(single, shared, &labels, "Redis", "shared");
     println!(
         "sender lateness, worst: single {:.2} ms, shared {:.2} ms",
         single.worst_lateness_ms, shared.worst_lateness_ms
@@ -256,5 +232,42 @@ pub fn print_latency(plan: &Plan, single: &LatencyRun, shared: &LatencyRun) {
         cores(shared.cpu.shared, shared),
         cores(shared.cpu.redis, shared),
         cores(shared.cpu.bench, shared),
+    );
+}
+
+/// The table of a latency comparison: the single instance, then `other`'s
+/// receivers by instance (`labels`) and pooled; what `other` adds (it goes
+/// through `through`), and each round's p99 (`other` called `name`).
+pub fn print_comparison(
+    single: &LatencyRun,
+    other: &LatencyRun,
+    labels: &[String],
+    through: &str,
+    name: &str,
+) {
+    println!(
+        "{:<26} {:>10} {:>6} {:>8} {:>8} {:>8}",
+        "receivers on", "deliveries", "lost", "p50 ms", "p99 ms", "max ms"
+    );
+    latency_line("single (no Redis)", &single.all, Some(single.lost));
+    for (label, lat) in labels.iter().zip(&other.by_instance) {
+        latency_line(label, lat, None);
+    }
+    latency_line("A + B + C", &other.all, Some(other.lost));
+    let added = |p| percentile_ms(&other.all, p) - percentile_ms(&single.all, p);
+    println!(
+        "added by {through}: p50 {:+.2} ms, p99 {:+.2} ms (target: under 5 ms at p99), max {:+.2} ms",
+        added(0.50),
+        added(0.99),
+        added(1.0)
+    );
+    let rounds = |run: &LatencyRun| {
+        let p99: Vec<String> = run.round_p99.iter().map(|p| format!("{p:.2}")).collect();
+        p99.join(" / ")
+    };
+    println!(
+        "p99 ms of each round: single {}, {name} {}",
+        rounds(single),
+        rounds(other)
     );
 }

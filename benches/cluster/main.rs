@@ -40,8 +40,12 @@
 //! `mio` poll loop (`benches/loadgen`), not a thread each. Every instance
 //! and Redis share the machine's cores with the bench.
 //!
+//! - **cluster**: the latency scenario again, with its receivers spread
+//!   over three more instances whose `--redis` names a Redis Cluster of
+//!   three masters, against the single instance (rounds alternate likewise).
+//!
 //! Run with `cargo bench --bench cluster`; `WSCHAT_BENCH_QUICK=1` shrinks
-//! every size for a smoke run, `WSCHAT_BENCH_ONLY=latency,fanout,memory,idle`
+//! every size for a smoke run, `WSCHAT_BENCH_ONLY=latency,fanout,memory,idle,cluster`
 //! picks scenarios, `WSCHAT_BENCH_IDLE_RATE` changes the idle scenario's
 //! rate, and `WSCHAT_BENCH_RECEIVERS` and `WSCHAT_BENCH_RATE`
 //! change the number of receivers and the latency sender's rate. The
@@ -57,6 +61,7 @@ mod fleet;
 mod idle;
 mod latency;
 mod memory;
+mod on_cluster;
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -66,6 +71,7 @@ use fleet::{Fleet, addr};
 use idle::{idle, print_idle};
 use latency::{LatencyRun, latency, print_latency};
 use memory::{memory, print_memory};
+use on_cluster::print_on_cluster;
 
 /// The clustered instances, in the order receivers are dealt to them.
 const NAMES: [&str; 3] = ["A", "B", "C"];
@@ -174,7 +180,7 @@ fn main() {
     };
     let plan = Plan::new(quick);
     let total = Instant::now();
-    let mut fleet = Fleet::start();
+    let mut fleet = Fleet::start(selected("cluster"));
     let base = Instant::now();
     println!(
         "wschat: three instances sharing one Redis against one instance alone{} ({} cores)",
@@ -240,6 +246,27 @@ fn main() {
     }
     if let [Some(single), Some(shared)] = &lat {
         print_latency(&plan, single, shared);
+    }
+    if selected("cluster") {
+        let clustered = fleet.cluster_addrs();
+        let setups = [("single", &single[..]), ("cluster", &clustered[..])];
+        let mut runs: [Option<LatencyRun>; 2] = [None, None];
+        for round in 0..plan.rounds {
+            for k in [round % 2, 1 - round % 2] {
+                let (name, targets) = setups[k];
+                eprintln!("round {}: latency on the cluster, {name}", round + 1);
+                let room = format!("lat-on-{name}-{round}");
+                let run = latency(&mut fleet, targets, &plan, base, &room)
+                    .unwrap_or_else(|e| fail(&format!("latency on the cluster, {name}"), e));
+                runs[k] = Some(match runs[k].take() {
+                    Some(before) => before.merge(run),
+                    None => run,
+                });
+            }
+        }
+        if let [Some(single), Some(clustered)] = &runs {
+            print_on_cluster(&plan, single, clustered);
+        }
     }
     if let [Some(single), Some(shared)] = &fan {
         print_fanout(&plan, single, shared);

@@ -9,6 +9,9 @@ pub mod acks;
 /// Debian's redis-server, started as the tests start it.
 #[path = "../../tests/support/redis.rs"]
 pub mod redis;
+/// A Redis Cluster of three masters, started as the tests start it.
+#[path = "../../tests/support/redis_cluster.rs"]
+pub mod redis_cluster;
 #[path = "../../tests/support/server.rs"]
 #[allow(dead_code)] // the tests use more of it
 mod server;

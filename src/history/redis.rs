@@ -34,8 +34,14 @@
 //! every instance hears on the moderation channel: so the admin view of
 //! any instance lists and acts on every instance's clients.
 //!
-//! Four threads per instance, whatever the number of rooms or clients. The
-//! key layout and the failure cases are in `docs/SCALING.md`.
+//! `--redis` may name a single Redis or any node of a Redis Cluster
+//! (`link`): with a cluster, commands go to each key's master, and the
+//! subscriber listens on each master that owns a hosted room
+//! (`subscriber/shards.rs`).
+//!
+//! Four threads per instance, whatever the number of rooms or clients
+//! (plus one reader per master subscribed on, with a cluster). The key
+//! layout and the failure cases are in `docs/SCALING.md`.
 
 mod changes;
 mod commands;
@@ -43,6 +49,7 @@ mod entry;
 mod files;
 mod instances;
 mod keys;
+mod link;
 mod resp;
 mod scripts;
 mod subscriber;
@@ -380,8 +387,11 @@ pub fn spawn(
         status: status.clone(),
         instance: instance.clone(),
     };
+    // Whether `--redis` names a cluster is found on the first connection
+    // and shared by every thread's connections.
+    let target = link::Target::new(client);
     let worker = commands::Worker::new(
-        client.clone(),
+        target.clone(),
         options,
         instance.clone(),
         status.clone(),
@@ -393,7 +403,7 @@ pub fn spawn(
         .spawn(move || worker.run(&requests, &commands))?;
     let (questions_tx, questions) = crossbeam_channel::unbounded();
     let responder = instances::Responder {
-        client: client.clone(),
+        target: target.clone(),
         instance: instance.clone(),
         status: status.clone(),
         questions,
@@ -403,7 +413,7 @@ pub fn spawn(
         .name("redis-admin".into())
         .spawn(move || responder.run())?;
     let listener = subscriber::Subscriber::new(
-        client.clone(),
+        target.clone(),
         instance.clone(),
         status.clone(),
         note,
@@ -416,7 +426,7 @@ pub fn spawn(
         store,
         handle,
         thread: command_thread,
-        everywhere: Everywhere::new(client.clone(), instance),
-        files: Files { client },
+        everywhere: Everywhere::new(target.clone(), instance),
+        files: Files { target },
     })
 }

@@ -15,6 +15,8 @@ pub mod nginx;
 mod raw_socket;
 /// Debian's redis-server, for the tests of shared rooms.
 pub mod redis;
+/// A real Redis Cluster of three masters (and a replica), for `--redis`.
+pub mod redis_cluster;
 /// `Server`: the `wschat` process, what /proc says of it, its log.
 mod server;
 /// Temporary directories and Debian packages.

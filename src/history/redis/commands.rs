@@ -9,11 +9,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
-use redis::{Connection, Value};
+use redis::Value;
 use tungstenite::Bytes;
 
 use super::entry::{self, Wire};
 use super::keys;
+use super::link::{Link, Target};
 use super::scripts::Scripts;
 use super::{Arrival, COMMAND_TIMEOUT, Note, Options, Order, PubSub, REFRESH_EVERY, Status};
 use crate::history::sqlite::{self, FetchFor, Origin, Record, Reply, Request};
@@ -43,8 +44,8 @@ struct Append {
 }
 
 pub struct Worker {
-    client: redis::Client,
-    conn: Option<Connection>,
+    target: Target,
+    conn: Option<Link>,
     /// How rooms' events are published, found on connecting.
     pubsub: PubSub,
     options: Options,
@@ -71,7 +72,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(
-        client: redis::Client,
+        target: Target,
         options: Options,
         instance: Arc<str>,
         status: Arc<Status>,
@@ -79,7 +80,7 @@ impl Worker {
         note: Arc<dyn Fn(Note) + Send + Sync>,
     ) -> Worker {
         Worker {
-            client,
+            target,
             conn: None,
             pubsub: PubSub::Plain,
             options,
@@ -244,6 +245,7 @@ impl Worker {
         // Connected first: the way to publish is found on connecting.
         self.connected()?;
         let publish = self.pubsub.publish();
+        let clustered = self.target.clustered();
         let mut pipe = redis::pipe();
         for a in appends {
             let k = keys::Room::new(&a.record.room);
@@ -268,7 +270,8 @@ impl Worker {
                 .arg(is_file)
                 .arg(bytes)
                 .arg(self.options.retain_bytes)
-                .arg(publish);
+                .arg(publish)
+                .arg(clustered);
         }
         let conn = self.connected()?;
         pipe.query(conn)
@@ -428,7 +431,8 @@ impl Worker {
             .arg(last)
             .arg(count)
             .arg(if newest_first { "1" } else { "0" })
-            .arg(k.alive_prefix());
+            .arg(k.alive_prefix())
+            .arg(self.target.clustered());
         let conn = self.connected()?;
         let (epoch, last_id, rows, members): ReadReply = invocation.invoke(conn)?;
         let arrivals = rows
@@ -491,13 +495,13 @@ impl Worker {
     }
 
     /// The command connection, or the error that Redis cannot be reached.
-    fn connected(&mut self) -> redis::RedisResult<&mut Connection> {
+    fn connected(&mut self) -> redis::RedisResult<&mut Link> {
         self.connection()
             .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "not connected")))
     }
 
     /// The command connection, and how rooms' events are published on it.
-    pub(super) fn publishing(&mut self) -> redis::RedisResult<(&mut Connection, &'static str)> {
+    pub(super) fn publishing(&mut self) -> redis::RedisResult<(&mut Link, &'static str)> {
         self.connected()?;
         let publish = self.pubsub.publish();
         Ok((self.conn.as_mut().expect("connected above"), publish))
@@ -505,7 +509,7 @@ impl Worker {
 
     /// The command connection, made (and the scripts loaded) if there is
     /// none; `None` while Redis cannot be reached.
-    fn connection(&mut self) -> Option<&mut Connection> {
+    fn connection(&mut self) -> Option<&mut Link> {
         if self.conn.is_none() && Instant::now() < self.next_attempt {
             return None;
         }
@@ -529,10 +533,8 @@ impl Worker {
         self.conn.as_mut()
     }
 
-    fn connect(&self) -> redis::RedisResult<(Connection, PubSub)> {
-        let mut conn = self.client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
-        conn.set_read_timeout(Some(COMMAND_TIMEOUT))?;
-        conn.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+    fn connect(&self) -> redis::RedisResult<(Link, PubSub)> {
+        let mut conn = self.target.connect(COMMAND_TIMEOUT)?;
         for script in [
             &self.scripts.append,
             &self.scripts.read,
@@ -564,7 +566,7 @@ impl Worker {
 }
 
 /// Whether the server has sharded pub/sub.
-pub(super) fn pubsub_of(conn: &mut Connection) -> redis::RedisResult<PubSub> {
+pub(super) fn pubsub_of(conn: &mut Link) -> redis::RedisResult<PubSub> {
     let info: Vec<Value> = redis::cmd("COMMAND")
         .arg("INFO")
         .arg("SPUBLISH")

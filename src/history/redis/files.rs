@@ -1,5 +1,6 @@
 //! Stored files, read from Redis for `GET /files/…` by any instance.
 
+use super::link::{Link, Target};
 use super::{COMMAND_TIMEOUT, entry, keys};
 use crate::history::sqlite;
 
@@ -10,7 +11,7 @@ type StreamEntries = Vec<(String, Vec<(String, Vec<u8>)>)>;
 /// connection of its own.
 #[derive(Clone)]
 pub struct Files {
-    pub(super) client: redis::Client,
+    pub(super) target: Target,
 }
 
 impl Files {
@@ -81,9 +82,7 @@ impl Files {
         Ok(key.try_into().ok())
     }
 
-    fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        let conn = self.client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
-        conn.set_read_timeout(Some(COMMAND_TIMEOUT * 5))?;
-        Ok(conn)
+    fn connect(&self) -> redis::RedisResult<Link> {
+        self.target.connect(COMMAND_TIMEOUT * 5)
     }
 }

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::link::{Link, Target};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use redis::Connection;
 
 use super::keys::{self, CHANNEL};
 use super::{ALIVE_TTL, COMMAND_TIMEOUT, Moderation, REFRESH_EVERY, Status, entry};
@@ -80,22 +80,21 @@ pub struct Gathered {
 /// and a blocking wait must not hold a connection another thread needs.
 #[derive(Clone)]
 pub struct Everywhere {
-    client: redis::Client,
+    target: Target,
     instance: Arc<str>,
 }
 
 impl Everywhere {
-    pub(super) fn new(client: redis::Client, instance: Arc<str>) -> Everywhere {
-        Everywhere { client, instance }
+    pub(super) fn new(target: Target, instance: Arc<str>) -> Everywhere {
+        Everywhere { target, instance }
     }
 
     /// Asks every live instance, this one included, and gathers their
     /// answers; a ban is kept in Redis (an unban forgotten there) first,
     /// for instances that start later. An error when Redis does not answer.
     pub fn ask(&self, asked: Asked) -> redis::RedisResult<Gathered> {
-        let mut conn = self.client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
-        conn.set_read_timeout(Some(COMMAND_TIMEOUT))?;
-        conn.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+        // Its replies may take the whole wait for answers.
+        let mut conn = self.target.connect(ANSWER_WAIT + COMMAND_TIMEOUT)?;
         let now = redis_now(&mut conn)?;
         let mut live: Vec<String> = redis::cmd("ZRANGEBYSCORE")
             .arg(keys::INSTANCES)
@@ -149,7 +148,7 @@ impl Everywhere {
 /// passed. An answer is `instance \n json`; an instance's second answer
 /// (none is sent) would be ignored.
 fn gather(
-    conn: &mut Connection,
+    conn: &mut Link,
     key: &str,
     live: &[String],
     deadline: Instant,
@@ -161,7 +160,6 @@ fn gather(
         if left < Duration::from_millis(2) {
             break;
         }
-        conn.set_read_timeout(Some(left + COMMAND_TIMEOUT))?;
         let popped: Option<(String, String)> = redis::cmd("BLPOP")
             .arg(key)
             .arg(format!("{:.3}", left.as_secs_f64()))
@@ -178,7 +176,7 @@ fn gather(
 }
 
 /// Redis's clock, in milliseconds since the Unix epoch.
-fn redis_now(conn: &mut Connection) -> redis::RedisResult<u64> {
+fn redis_now(conn: &mut Link) -> redis::RedisResult<u64> {
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query(conn)?;
     Ok(secs * 1_000 + micros / 1_000)
 }
@@ -186,7 +184,7 @@ fn redis_now(conn: &mut Connection) -> redis::RedisResult<u64> {
 /// The thread that keeps this instance registered and answers the
 /// questions its subscriber hears, with a connection of its own.
 pub(super) struct Responder {
-    pub client: redis::Client,
+    pub target: Target,
     pub instance: Arc<str>,
     pub status: Arc<Status>,
     pub questions: Receiver<Question>,
@@ -196,7 +194,7 @@ pub(super) struct Responder {
 impl Responder {
     /// Runs until the subscriber thread, which sends the questions, is gone.
     pub fn run(self) {
-        let mut conn: Option<Connection> = None;
+        let mut conn: Option<Link> = None;
         let mut next = Instant::now();
         loop {
             match self
@@ -217,7 +215,7 @@ impl Responder {
     }
 
     /// Answers `question` from this instance's hubs, on its reply list.
-    fn reply(&self, conn: &mut Option<Connection>, question: &Question) {
+    fn reply(&self, conn: &mut Option<Link>, question: &Question) {
         let Some(answer) = (self.answer)(&question.asked, HUBS_WAIT) else {
             log::warn!(
                 "event=admin_not_answered id={} msg=\"the hubs did not answer in time\"",
@@ -226,7 +224,7 @@ impl Responder {
             return;
         };
         let key = keys::reply(&question.id);
-        let sent = connected(&self.client, conn).and_then(|c| {
+        let sent = connected(&self.target, conn).and_then(|c| {
             redis::pipe()
                 .cmd("RPUSH")
                 .arg(&key)
@@ -251,11 +249,11 @@ impl Responder {
     /// Refreshes this instance's registration and prunes the lapsed ones;
     /// false while its subscription is not up (it would not hear a
     /// question) or Redis does not answer.
-    fn register(&self, conn: &mut Option<Connection>) -> bool {
+    fn register(&self, conn: &mut Option<Link>) -> bool {
         if !self.status.subscribed.load(Ordering::SeqCst) {
             return false;
         }
-        let done = connected(&self.client, conn).and_then(|c| {
+        let done = connected(&self.target, conn).and_then(|c| {
             let now = redis_now(c)?;
             redis::pipe()
                 .cmd("ZADD")
@@ -282,15 +280,9 @@ impl Responder {
     }
 }
 
-fn connected<'a>(
-    client: &redis::Client,
-    conn: &'a mut Option<Connection>,
-) -> redis::RedisResult<&'a mut Connection> {
+fn connected<'a>(target: &Target, conn: &'a mut Option<Link>) -> redis::RedisResult<&'a mut Link> {
     if conn.is_none() {
-        let c = client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
-        c.set_read_timeout(Some(COMMAND_TIMEOUT))?;
-        c.set_write_timeout(Some(COMMAND_TIMEOUT))?;
-        *conn = Some(c);
+        *conn = Some(target.connect(COMMAND_TIMEOUT)?);
     }
     Ok(conn.as_mut().expect("connected above"))
 }

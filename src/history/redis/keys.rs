@@ -26,6 +26,32 @@ pub const BANS: &str = "wschat:bans";
 /// shared by every instance (a string of 32 bytes, set once).
 pub const FILE_URL_KEY: &str = "wschat:file-url-key";
 
+/// The Redis Cluster slot of `key`: CRC16 (XMODEM) of its hash tag (what
+/// lies between the first `{` and the next `}`, when not empty), else of
+/// the whole key, modulo 16384.
+pub fn slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    crc16(tagged.unwrap_or(key)) % 16384
+}
+
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in bytes {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = match crc & 0x8000 {
+                0 => crc << 1,
+                _ => (crc << 1) ^ 0x1021,
+            };
+        }
+    }
+    crc
+}
+
 /// The keys of one room.
 pub struct Room {
     prefix: String,
@@ -57,7 +83,8 @@ impl Room {
         format!("{}events", self.prefix)
     }
 
-    /// Hash: `epoch`, `seq` (the last id given) and `file_bytes`.
+    /// Hash: `epoch`, `seq` (the last id given), `file_bytes` and `node`
+    /// (the cluster master that last wrote it; empty for a single Redis).
     pub fn meta(&self) -> String {
         format!("{}meta", self.prefix)
     }
@@ -92,5 +119,24 @@ impl Room {
     /// instance's own id for it when it has none.
     pub fn sent(&self, key: &str) -> String {
         format!("{}sent:{key}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_redis_clusters() {
+        // Values from Redis's own cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(crc16(b"123456789"), 0x31c3);
+        assert_eq!(slot(b"foo"), 12182);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
+        assert_eq!(slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") % 16384);
+        let room = Room::new("lobby");
+        assert_eq!(
+            slot(room.channel().as_bytes()),
+            slot(room.meta().as_bytes())
+        );
     }
 }

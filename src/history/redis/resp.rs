@@ -95,6 +95,29 @@ impl Conn {
         Ok(conn)
     }
 
+    /// A second handle on the same socket, for a thread of its own: one
+    /// handle only sends, the other only reads.
+    pub fn try_clone(&self) -> io::Result<Conn> {
+        let stream = match &self.stream {
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+        };
+        Ok(Conn {
+            stream,
+            buf: Vec::new(),
+            start: 0,
+        })
+    }
+
+    /// Ends the connection both ways: a read blocked on another handle
+    /// returns.
+    pub fn shutdown(&self) {
+        let _ = match &self.stream {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+        };
+    }
+
     pub fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.set_read_timeout(timeout)?;
         match &self.stream {

@@ -4,15 +4,27 @@
 use redis::Script;
 
 /// The part shared by every script that reads or writes a room's history:
-/// a room whose `meta` hash is gone (Redis restarted without persistence,
-/// or the key was flushed) starts a new epoch, and whatever was left of its
-/// stream and files is dropped with it, so ids start again at 1 only under
-/// a new epoch.
+/// a room starts a new epoch, and whatever was left of its stream and files
+/// is dropped with it, so ids start again at 1 only under a new epoch, when
+/// its `meta` hash is gone (Redis restarted without persistence, or the key
+/// was flushed), or, in a Redis Cluster, when a master other than the one
+/// that last wrote it holds it: a replica that took over may lack the
+/// newest writes (replication is asynchronous), and ids must never be given
+/// twice. `node` is `CLUSTER MYID` when `clustered` is '1', else '' (a
+/// single Redis answers `CLUSTER` with an error, which its error counts
+/// would show).
 const ENSURE_EPOCH: &str = r#"
-local function ensure_epoch(meta, log, files, fileq, fresh)
-  if redis.call('HSETNX', meta, 'epoch', fresh) == 1 then
+local function ensure_epoch(meta, log, files, fileq, fresh, clustered)
+  local me = ''
+  if clustered == '1' then me = redis.call('CLUSTER', 'MYID') end
+  local new = redis.call('HSETNX', meta, 'epoch', fresh) == 1
+  if not new and (redis.call('HGET', meta, 'node') or '') ~= me then
+    redis.call('HSET', meta, 'epoch', fresh)
+    new = true
+  end
+  if new then
     redis.call('DEL', log, files, fileq)
-    redis.call('HSET', meta, 'seq', 0, 'file_bytes', 0)
+    redis.call('HSET', meta, 'seq', 0, 'file_bytes', 0, 'node', me)
   end
   return redis.call('HGET', meta, 'epoch')
 end
@@ -22,11 +34,11 @@ end
 /// ARGV: fresh epoch, max stream length, dedup seconds, entry (JSON after
 /// its `id` and `epoch`), the room's channel, is file ('1'/'0'), file
 /// bytes, retained file bytes, the publishing command (`SPUBLISH` or
-/// `PUBLISH`).
+/// `PUBLISH`), in a cluster ('1'/'0').
 /// Returns `{epoch, id, duplicate}`: a key already sent returns the id it
 /// was given then, and nothing is added or published.
 const APPEND: &str = r#"
-local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1])
+local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[10])
 local old = redis.call('GET', KEYS[5])
 if old then return {epoch, tonumber(old), 1} end
 local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
@@ -51,11 +63,12 @@ return {epoch, id, 0}
 
 /// KEYS: meta, log, files, fileq, names.
 /// ARGV: fresh epoch, first stream id, last stream id, count (0: none),
-/// newest first ('1') or oldest first ('0'), alive prefix.
+/// newest first ('1') or oldest first ('0'), alive prefix, in a cluster
+/// ('1'/'0').
 /// Returns `{epoch, last id, {entry, file kept}…, names held by a live
 /// instance}`.
 const READ: &str = r#"
-local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1])
+local epoch = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[7])
 local seq = redis.call('HGET', KEYS[1], 'seq')
 local rows = {}
 if tonumber(ARGV[4]) > 0 then

@@ -18,26 +18,28 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use redis::Connection;
 use tungstenite::Bytes;
 
 use super::entry::Wire;
 use super::instances::Question;
 use super::keys::{self, CHANNEL};
+use super::link::{Link, Target};
 use super::resp::{self, Value};
 use super::{COMMAND_TIMEOUT, Change, Note, Order, PubSub, Status};
 
 /// How long the subscription may stay silent before Redis is pinged, to
 /// find out whether it is still there.
-const SILENCE: Duration = Duration::from_secs(2);
+pub(super) const SILENCE: Duration = Duration::from_secs(2);
 
 /// How long a read waits before the orders are looked at: at most this
 /// passes between a hub's order and its (un)subscription when nothing
 /// arrives meanwhile.
-const POLL: Duration = Duration::from_millis(20);
+pub(super) const POLL: Duration = Duration::from_millis(20);
+
+mod shards;
 
 pub struct Subscriber {
-    client: redis::Client,
+    target: Target,
     instance: Arc<str>,
     status: Arc<Status>,
     note: Arc<dyn Fn(Note) + Send + Sync>,
@@ -51,14 +53,14 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub fn new(
-        client: redis::Client,
+        target: Target,
         instance: Arc<str>,
         status: Arc<Status>,
         note: Arc<dyn Fn(Note) + Send + Sync>,
         (orders, questions): (Receiver<Order>, Sender<Question>),
     ) -> Subscriber {
         Subscriber {
-            client,
+            target,
             instance,
             status,
             note,
@@ -91,17 +93,12 @@ impl Subscriber {
     }
 
     fn listen(&mut self) -> Result<(), Box<dyn std::error::Error>> {
-        let mut files = self.client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
-        files.set_read_timeout(Some(COMMAND_TIMEOUT * 5))?;
-        let mut conn = resp::Conn::open(&self.client, COMMAND_TIMEOUT)?;
-        let pubsub = match conn.call(&[b"COMMAND", b"INFO", b"SPUBLISH"])? {
-            Value::Array(Some(info)) => {
-                // An unknown command's entry is nil.
-                PubSub::from_command_info(matches!(info.first(), Some(Value::Array(Some(_)))))
-            }
-            Value::Error(e) => return Err(e.into()),
-            _ => PubSub::Plain,
-        };
+        let mut files = self.target.connect(COMMAND_TIMEOUT * 5)?;
+        if self.target.is_cluster() == Some(true) {
+            return self.listen_sharded(&mut files);
+        }
+        let mut conn = resp::Conn::open(self.target.client(), COMMAND_TIMEOUT)?;
+        let pubsub = pubsub_on(&mut conn)?;
         while let Ok(order) = self.orders.try_recv() {
             self.take(order, None)?;
         }
@@ -180,7 +177,7 @@ impl Subscriber {
         &mut self,
         value: Value,
         pubsub: PubSub,
-        files: &mut Connection,
+        files: &mut Link,
     ) -> Result<(), Box<dyn std::error::Error>> {
         let items = match value {
             Value::Array(Some(items)) => items,
@@ -222,7 +219,7 @@ impl Subscriber {
         Ok(())
     }
 
-    fn note_for(&self, wire: Wire, files: &mut Connection) -> redis::RedisResult<Option<Note>> {
+    fn note_for(&self, wire: Wire, files: &mut Link) -> redis::RedisResult<Option<Note>> {
         if wire.q.is_some() {
             // Asked of every instance, this one included.
             if let Some(question) = wire.into_question() {
@@ -254,4 +251,16 @@ impl Subscriber {
         }
         Ok(Some(Note::Arrived(arrival)))
     }
+}
+
+/// Whether the server `conn` reaches has sharded pub/sub.
+fn pubsub_on(conn: &mut resp::Conn) -> Result<PubSub, Box<dyn std::error::Error>> {
+    Ok(match conn.call(&[b"COMMAND", b"INFO", b"SPUBLISH"])? {
+        Value::Array(Some(info)) => {
+            // An unknown command's entry is nil.
+            PubSub::from_command_info(matches!(info.first(), Some(Value::Array(Some(_)))))
+        }
+        Value::Error(e) => return Err(e.into()),
+        _ => PubSub::Plain,
+    })
 }

@@ -4,10 +4,11 @@
 
 use crate::logs as log;
 
-use redis::{Connection, Value};
+use redis::Value;
 
 use crate::history::redis::entry;
 use crate::history::redis::keys;
+use crate::history::redis::link::Link;
 use crate::history::redis::{ALIVE_TTL, ClaimOutcome, Moderation, Note, Order};
 
 use super::Worker;
@@ -62,7 +63,7 @@ impl Worker {
 
     /// The bans in force, kept in Redis by whichever instance a moderator
     /// used: handed to the dispatcher whenever the connection is made.
-    pub(super) fn load_bans(&self, conn: &mut Connection) -> redis::RedisResult<()> {
+    pub(super) fn load_bans(&self, conn: &mut Link) -> redis::RedisResult<()> {
         let bans: Vec<(String, String)> = redis::cmd("HGETALL").arg(keys::BANS).query(conn)?;
         let now = crate::proto::protocol::now_ms();
         for (_, value) in bans {

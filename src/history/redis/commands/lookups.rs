@@ -13,13 +13,13 @@ use crate::logs as log;
 use std::thread;
 
 use crossbeam_channel::Sender;
-use redis::Connection;
 
 use super::Worker;
 use crate::history::lookup::{Ask, Found, Lookup, REDIS_SEARCH_SCAN, within_bytes};
 use crate::history::redis::COMMAND_TIMEOUT;
 use crate::history::redis::entry::Wire;
 use crate::history::redis::keys;
+use crate::history::redis::link::{Link, Target};
 use crate::history::sqlite::{Body, Record};
 use crate::proto::lookup::words;
 
@@ -33,9 +33,9 @@ pub(super) struct Lookups {
 }
 
 impl Lookups {
-    fn spawn(client: redis::Client) -> Option<Lookups> {
+    fn spawn(target: Target) -> Option<Lookups> {
         let (inbox, lookups) = crossbeam_channel::unbounded::<Lookup>();
-        let mut reader = Reader { client, conn: None };
+        let mut reader = Reader { target, conn: None };
         let spawned = thread::Builder::new()
             .name("redis-lookups".into())
             .spawn(move || {
@@ -57,7 +57,7 @@ impl Worker {
     /// Hands `lookup` to the lookups thread, started the first time.
     pub(super) fn lookup(&mut self, lookup: Lookup) {
         if self.lookups.is_none() {
-            self.lookups = Lookups::spawn(self.client.clone());
+            self.lookups = Lookups::spawn(self.target.clone());
         }
         let lookup = match &self.lookups {
             Some(lookups) => match lookups.inbox.send(lookup) {
@@ -73,8 +73,8 @@ impl Worker {
 /// The lookups thread's side: its own connection, made when first needed
 /// and again after a failure.
 struct Reader {
-    client: redis::Client,
-    conn: Option<Connection>,
+    target: Target,
+    conn: Option<Link>,
 }
 
 impl Reader {
@@ -108,12 +108,9 @@ impl Reader {
         (lookup.answer)(found);
     }
 
-    fn conn(&mut self) -> redis::RedisResult<&mut Connection> {
+    fn conn(&mut self) -> redis::RedisResult<&mut Link> {
         if self.conn.is_none() {
-            let conn = self.client.get_connection_with_timeout(COMMAND_TIMEOUT)?;
-            conn.set_read_timeout(Some(COMMAND_TIMEOUT))?;
-            conn.set_write_timeout(Some(COMMAND_TIMEOUT))?;
-            self.conn = Some(conn);
+            self.conn = Some(self.target.connect(COMMAND_TIMEOUT)?);
         }
         Ok(self.conn.as_mut().expect("just made"))
     }

@@ -1,4 +1,5 @@
-//! Scenario: what rooms an instance does not host cost it. Ten rooms on
+//! Scenario: what rooms an instance does not host cost it, on one Redis
+//! and, when the cluster was started, on the Redis Cluster. Ten rooms on
 //! instance B, each with one raw receiver on B and a paced raw sender on B,
 //! carry `--rate`-many messages a second in all (5,000 by default) for the
 //! plan's seconds; instance A has one client, in a room of its own, and
@@ -19,30 +20,47 @@ use crate::{Plan, grouped};
 const ROOMS: usize = 10;
 
 pub struct IdleRun {
+    /// Which Redis: `"one Redis"` or `"Redis Cluster"`.
+    pub on: &'static str,
     pub rate: u64,
     pub wall: f64,
     pub sent: u64,
     pub received: u64,
     /// CPU seconds over the window: the idle instance A, the busy instance
-    /// B, Redis.
+    /// B, Redis (every master of a cluster).
     pub idle: f64,
     pub busy: f64,
     pub redis: f64,
 }
 
-fn cpu(fleet: &Fleet) -> [f64; 3] {
+fn cpu(fleet: &Fleet, clustered: bool) -> [f64; 3] {
+    let (instances, redis) = match clustered {
+        false => (&fleet.shared, fleet.cpu().redis),
+        true => (&fleet.on_cluster, fleet.cpu().masters),
+    };
     [
-        cpu_seconds(&fleet.shared[0].pid().to_string()),
-        cpu_seconds(&fleet.shared[1].pid().to_string()),
-        cpu_seconds(&fleet.redis.pid().to_string()),
+        cpu_seconds(&instances[0].pid().to_string()),
+        cpu_seconds(&instances[1].pid().to_string()),
+        redis,
     ]
 }
 
-pub fn idle(fleet: &mut Fleet, plan: &Plan, base: Instant) -> Result<IdleRun, String> {
+/// Runs the scenario on the instances of one Redis, or of the cluster
+/// when `clustered`.
+pub fn idle(
+    fleet: &mut Fleet,
+    plan: &Plan,
+    base: Instant,
+    clustered: bool,
+) -> Result<IdleRun, String> {
     let rate = plan.idle_rate;
     let per_room = rate * plan.seconds / ROOMS as u64;
     let period = 1_000_000_000 * ROOMS as u64 / rate;
-    let (a, b): (SocketAddr, SocketAddr) = (addr(&fleet.shared[0]), addr(&fleet.shared[1]));
+    let instances = match clustered {
+        false => &fleet.shared,
+        true => &fleet.on_cluster,
+    };
+    let (a, b): (SocketAddr, SocketAddr) = (addr(&instances[0]), addr(&instances[1]));
     let mut net = Net::new(base);
     // A hosts a room of its own, quiet.
     net.connect(a, "/ws?room=idle-home")?;
@@ -88,7 +106,7 @@ pub fn idle(fleet: &mut Fleet, plan: &Plan, base: Instant) -> Result<IdleRun, St
             ));
         }
     }
-    let before = cpu(fleet);
+    let before = cpu(fleet, clustered);
     let started = Instant::now();
     ready.store(true, Ordering::SeqCst);
     let expected = per_room * ROOMS as u64;
@@ -103,13 +121,18 @@ pub fn idle(fleet: &mut Fleet, plan: &Plan, base: Instant) -> Result<IdleRun, St
         fleet.health(&net)?;
     }
     let wall = started.elapsed().as_secs_f64();
-    let after = cpu(fleet);
+    let after = cpu(fleet, clustered);
     for sender in senders {
         sender
             .join()
             .map_err(|_| "a sender panicked".to_string())??;
     }
     Ok(IdleRun {
+        on: if clustered {
+            "Redis Cluster"
+        } else {
+            "one Redis"
+        },
         rate,
         wall,
         sent: expected,
@@ -124,7 +147,8 @@ pub fn print_idle(run: &IdleRun) {
     let pct = |s: f64| 100.0 * s / run.wall;
     println!();
     println!(
-        "idle instance: {} messages/s for {:.1} s through {ROOMS} rooms on B that A does not host",
+        "idle instance, {}: {} messages/s for {:.1} s through {ROOMS} rooms on B that A does not host",
+        run.on,
         grouped(run.rate as f64, 0),
         run.wall
     );

@@ -275,9 +275,16 @@ fn main() {
         print_memory(mem);
     }
     if selected("idle") {
-        eprintln!("idle instance");
-        let run = idle(&mut fleet, &plan, base).unwrap_or_else(|e| fail("idle instance", e));
-        print_idle(&run);
+        let clusters: &[bool] = match selected("cluster") {
+            true => &[false, true],
+            false => &[false],
+        };
+        for &clustered in clusters {
+            eprintln!("idle instance, on the cluster: {clustered}");
+            let run = idle(&mut fleet, &plan, base, clustered)
+                .unwrap_or_else(|e| fail("idle instance", e));
+            print_idle(&run);
+        }
     }
 
     println!();

@@ -99,29 +99,36 @@ impl Connection {
     /// and the ending runs out of line too (`finish`). A connection's thread
     /// keeps every stack page it ever touched (see "Limits" in
     /// docs/ARCHITECTURE.md).
+    #[inline(never)]
     pub fn serve(self: Box<Self>) {
         let Some(mut served) = open(self) else {
             return;
         };
-        let s = &mut *served;
-        let end =
-            if let Some(place) = take_place((s.id, s.peer), &mut s.session, &s.echoes, &s.outlet) {
-                if let Endpoint::Room(mode, query) = &s.endpoint
-                    && (*mode == Mode::Raw || query.name.is_some())
-                {
-                    s.session.join(query, None, None, None);
-                }
-                let mut ctx = context(std::mem::take(&mut s.early), s.session.message_limit());
-                let end = read_loop(&s.outlet, &mut ctx, &mut s.session);
-                // The room hears of the leave before any lingering below.
-                s.session.disconnect();
-                drop(place);
-                end
-            } else {
-                shut_down(&s.outlet)
-            };
+        let end = run(&mut served);
         finish(served, end);
     }
+}
+
+/// The connection from its place with the hub to its end. Out of line, as
+/// every step: the sends to the hub (the `Connect`, a raw or named client's
+/// join) are the deepest calls an idle connection's thread has made, and
+/// they are made from here, two small frames below the thread's closure.
+#[inline(never)]
+fn run(s: &mut Served) -> End {
+    let Some(place) = take_place((s.id, s.peer), &mut s.session, &s.echoes, &s.outlet) else {
+        return shut_down(&s.outlet);
+    };
+    if let Endpoint::Room(mode, query) = &s.endpoint
+        && (*mode == Mode::Raw || query.name.is_some())
+    {
+        s.session.join(query, None, None, None);
+    }
+    let mut ctx = context(std::mem::take(&mut s.early), s.session.message_limit());
+    let end = read_loop(&s.outlet, &mut ctx, &mut s.session);
+    // The room hears of the leave before any lingering below.
+    s.session.disconnect();
+    drop(place);
+    end
 }
 
 /// What a connection's reader keeps while the connection lives, on the
@@ -361,7 +368,7 @@ fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Ses
     let pings_itself = session.kind == Kind::Echo;
     let mut pinged = false;
     loop {
-        let read = ctx.read(&mut stream);
+        let read = read_next(ctx, &mut stream);
         if stream.heard() {
             pinged = false;
         }
@@ -370,23 +377,11 @@ fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Ses
             // the session has nothing to do with them, and its frame is the
             // reader's deepest (see "Limits" in docs/ARCHITECTURE.md).
             Ok(Message::Pong(_)) => continue,
-            Ok(msg) => {
-                match session.on_message(stream.received(msg), stream.incoming.held(), outlet) {
-                    Flow::Continue => {
-                        let wanted = session.message_limit();
-                        if wanted != limit {
-                            ctx.set_config(|c| {
-                                c.max_message_size = Some(wanted);
-                                c.max_frame_size = Some(wanted);
-                            });
-                            limit = wanted;
-                        }
-                        continue;
-                    }
-                    Flow::Close(close) => close,
-                    Flow::Gone => return End::Reset("connection ended".into()),
-                }
-            }
+            Ok(msg) => match deliver(msg, &mut stream, ctx, session, &mut limit) {
+                Flow::Continue => continue,
+                Flow::Close(close) => close,
+                Flow::Gone => return End::Reset("connection ended".into()),
+            },
             Err(WsError::Io(e)) if pings_itself && !pinged && is_timeout(&e) => {
                 pinged = true;
                 if outlet.send(std::iter::once(&Encoded::ping())).is_err() {
@@ -402,6 +397,40 @@ fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Ses
         outlet.close(&close);
         return End::ClosedByUs(close);
     }
+}
+
+/// Reads the next message. Out of line, as `deliver`: this is the call an
+/// idle connection's thread waits in, and the frame of the loop around it
+/// lies under the whole of tungstenite's reading, so it must stay small
+/// (see "Limits" in docs/ARCHITECTURE.md).
+#[inline(never)]
+fn read_next(ctx: &mut WebSocketContext, stream: &mut ReplyStream) -> Result<Message, WsError> {
+    ctx.read(stream)
+}
+
+/// Hands a message to the session, and follows the limit on the next
+/// message it sets (a v1 client's announced file may be larger).
+#[inline(never)]
+fn deliver(
+    msg: Message,
+    stream: &mut ReplyStream,
+    ctx: &mut WebSocketContext,
+    session: &mut Session,
+    limit: &mut usize,
+) -> Flow {
+    let outlet = stream.outlet;
+    let flow = session.on_message(stream.received(msg), stream.incoming.held(), outlet);
+    if let Flow::Continue = flow {
+        let wanted = session.message_limit();
+        if wanted != *limit {
+            ctx.set_config(|c| {
+                c.max_message_size = Some(wanted);
+                c.max_frame_size = Some(wanted);
+            });
+            *limit = wanted;
+        }
+    }
+    flow
 }
 
 /// What a read error means: how the connection ended, or the close to send.

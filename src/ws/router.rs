@@ -50,22 +50,29 @@ pub(crate) struct Shared {
 /// every call the handshake makes (the admission's channel, the accept key),
 /// so it holds little more than pointers (see "Limits" in
 /// docs/ARCHITECTURE.md).
+#[inline(never)]
 pub(crate) fn handle(
-    sock: TcpStream,
-    peer: SocketAddr,
-    id: u64,
-    mut ticket: Ticket,
+    mut job: Box<Accepted>,
     shared: &Shared,
-) -> Option<(Box<Connection>, Ticket)> {
-    let request = read_request(&sock, peer, &mut ticket, shared)?;
-    if !admit(&sock, &request, &mut ticket, shared) || !route(&sock, &request, shared) {
+) -> Option<(Box<Connection>, Box<Ticket>)> {
+    let request = read_request(&job.sock, job.peer, &mut job.ticket, shared)?;
+    let sock = &job.sock;
+    if !admit(sock, &request, &mut job.ticket, shared) || !route(&job.sock, &request, shared) {
         return None;
     }
-    let endpoint = upgrade(&sock, id, &request, shared)?;
-    Some((
-        connection(id, sock, request, endpoint, &ticket, shared),
-        ticket,
-    ))
+    let endpoint = upgrade(&job.sock, job.id, &request, shared)?;
+    Some(connection(job, request, endpoint, shared))
+}
+
+/// A connection as the accept loop hands it to its thread: boxed, so that
+/// the frames under the whole handshake hold a pointer to it only.
+pub(crate) struct Accepted {
+    pub sock: TcpStream,
+    pub peer: SocketAddr,
+    /// The connection's id, for the logs and the hubs.
+    pub id: u64,
+    /// Its place among the connections admitted, held until it ends.
+    pub ticket: Ticket,
 }
 
 /// A request head read whole, and who sent it.
@@ -203,15 +210,16 @@ fn log_connect(id: u64, request: &Request, endpoint: &Endpoint) {
     reason = "boxed by the steps before, whose values must not stay in handle's frame"
 )]
 fn connection(
-    id: u64,
-    sock: TcpStream,
+    job: Box<Accepted>,
     request: Box<Request>,
     endpoint: Box<Endpoint>,
-    ticket: &Ticket,
     shared: &Shared,
-) -> Box<Connection> {
+) -> (Box<Connection>, Box<Ticket>) {
+    let Accepted {
+        sock, id, ticket, ..
+    } = *job;
     let Request { early, client, .. } = *request;
-    Box::new(Connection {
+    let connection = Box::new(Connection {
         id,
         peer: client,
         sock,
@@ -224,7 +232,8 @@ fn connection(
         budget: shared.budget.clone(),
         redis: shared.health.cluster(),
         store_rate: ticket.store_rate.clone(),
-    })
+    });
+    (connection, Box::new(ticket))
 }
 
 // The answers below are kept out of line (as is `refuse_upgrade`): their

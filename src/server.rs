@@ -436,9 +436,8 @@ impl Server {
 /// docs/ARCHITECTURE.md).
 #[inline(never)]
 fn connection_thread(job: Box<Accepted>, shared: &Shared) {
-    if let Some((connection, ticket)) = router::handle(job, shared) {
+    if let Some(connection) = router::handle(job, shared) {
         connection.serve();
-        drop(ticket);
     }
 }
 

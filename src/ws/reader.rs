@@ -25,6 +25,7 @@ use crate::hub::hubs::Hubs;
 use crate::hub::outlet::writer::Writers;
 use crate::hub::outlet::{Bounds, CLOSE_TIMEOUT, Outlet};
 use crate::limits::budget::Budget;
+use crate::net::admission::Ticket;
 use crate::proto::close::Close;
 use crate::proto::protocol::Mode;
 use crate::proto::wire::Encoded;
@@ -63,6 +64,9 @@ pub struct Connection {
     pub redis: Option<Arc<crate::history::redis::Status>>,
     /// Its address's allowance of bytes to store (`--store-rate`).
     pub store_rate: Option<Arc<crate::limits::storerate::StoreRate>>,
+    /// Its place among the connections admitted, given back when what the
+    /// reader keeps is dropped, last, as the connection ends.
+    pub ticket: Ticket,
 }
 
 /// How a connection ended, for the disconnect log line.
@@ -144,6 +148,9 @@ struct Served {
     early: Vec<u8>,
     echoes: EchoClients,
     open: crate::metrics::OpenConnection,
+    /// Dropped last (fields drop in order): the connection no longer
+    /// counts once everything else of it is gone.
+    _ticket: Ticket,
 }
 
 /// Sets the socket up and makes the client's outlet and session; `None` if
@@ -182,6 +189,7 @@ fn served(connection: Box<Connection>, mut session: Box<Session>) -> Box<Served>
         budget,
         redis: _,
         store_rate,
+        ticket,
     } = *connection;
     let bounds = Bounds {
         frames: config.queue_frames.max(1),
@@ -201,6 +209,7 @@ fn served(connection: Box<Connection>, mut session: Box<Session>) -> Box<Served>
         early,
         echoes,
         open,
+        _ticket: ticket,
     })
 }
 

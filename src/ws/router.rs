@@ -42,8 +42,8 @@ pub(crate) struct Shared {
 }
 
 /// One connection's thread: reads the request head, then serves a file or
-/// refuses, or upgrades to a WebSocket, which it returns to be served (with
-/// the ticket, held until the connection ends).
+/// refuses, or upgrades to a WebSocket, which it returns to be served (the
+/// connection holds the ticket until it ends).
 ///
 /// Each step is out of line and hands on what it made boxed: a connection's
 /// thread keeps every stack page it ever touched, and this frame is below
@@ -51,10 +51,7 @@ pub(crate) struct Shared {
 /// so it holds little more than pointers (see "Limits" in
 /// docs/ARCHITECTURE.md).
 #[inline(never)]
-pub(crate) fn handle(
-    mut job: Box<Accepted>,
-    shared: &Shared,
-) -> Option<(Box<Connection>, Box<Ticket>)> {
+pub(crate) fn handle(mut job: Box<Accepted>, shared: &Shared) -> Option<Box<Connection>> {
     let request = read_request(&job.sock, job.peer, &mut job.ticket, shared)?;
     let sock = &job.sock;
     if !admit(sock, &request, &mut job.ticket, shared) || !route(&job.sock, &request, shared) {
@@ -214,12 +211,12 @@ fn connection(
     request: Box<Request>,
     endpoint: Box<Endpoint>,
     shared: &Shared,
-) -> (Box<Connection>, Box<Ticket>) {
+) -> Box<Connection> {
     let Accepted {
         sock, id, ticket, ..
     } = *job;
     let Request { early, client, .. } = *request;
-    let connection = Box::new(Connection {
+    Box::new(Connection {
         id,
         peer: client,
         sock,
@@ -232,8 +229,8 @@ fn connection(
         budget: shared.budget.clone(),
         redis: shared.health.cluster(),
         store_rate: ticket.store_rate.clone(),
-    });
-    (connection, Box::new(ticket))
+        ticket,
+    })
 }
 
 // The answers below are kept out of line (as is `refuse_upgrade`): their

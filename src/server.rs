@@ -39,7 +39,7 @@ use crate::proto::protocol;
 use crate::ws::echo::Echoes;
 use crate::ws::handshake::OriginPolicy;
 use crate::ws::reader::THREAD_STACK;
-use crate::ws::router::{self, Shared};
+use crate::ws::router::{self, Accepted, Shared};
 
 /// Pause after `accept` fails for lack of file descriptors, so the loop does
 /// not spin while connections close.
@@ -409,19 +409,15 @@ impl Server {
             let thread = thread::Builder::new()
                 .name(format!("conn-{id}"))
                 .stack_size(THREAD_STACK);
-            let spawned = spawn_with(thread, (sock, ticket), move |(sock, ticket)| {
-                // The handshake's frames are gone before the connection is
-                // served: the two never stack up on the thread.
-                // The connection comes boxed: the frame it is served from is
-                // one the thread keeps, and stack pages once touched are never
-                // given back (see "Limits" in docs/ARCHITECTURE.md).
-                if let Some((connection, ticket)) = router::handle(sock, peer, id, ticket, &shared)
-                {
-                    connection.serve();
-                    drop(ticket);
-                }
+            let job = Box::new(Accepted {
+                sock,
+                peer,
+                id,
+                ticket,
             });
-            if let Err((e, (sock, ticket))) = spawned {
+            let spawned = spawn_with(thread, job, move |job| connection_thread(job, &shared));
+            if let Err((e, job)) = spawned {
+                let Accepted { sock, ticket, .. } = *job;
                 drop(ticket);
                 log::error!(
                     "event=refused peer={peer} reason=busy error={:?}",
@@ -431,6 +427,19 @@ impl Server {
                 admission::refuse_now(&sock, 503, "server busy\n", RETRY_AFTER);
             }
         }
+    }
+}
+
+/// A connection's thread: the handshake, then the connection served. The
+/// handshake's frames are gone before the connection is served: the two
+/// never stack up. Out of line, with what it needs boxed, so that the
+/// frame under both (the thread's closure) holds pointers only: stack pages
+/// once touched are never given back (see "Limits" in
+/// docs/ARCHITECTURE.md).
+#[inline(never)]
+fn connection_thread(job: Box<Accepted>, shared: &Shared) {
+    if let Some(connection) = router::handle(job, shared) {
+        connection.serve();
     }
 }
 

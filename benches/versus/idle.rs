@@ -19,6 +19,43 @@ pub struct IdleRun {
     pub threads_per_conn: Option<f64>,
     /// Time for one message to reach every held connection.
     pub broadcast_ms: Option<f64>,
+    /// wschat's connection threads whose stack has more than two pages
+    /// resident, of those found.
+    pub deep_stacks: Option<(usize, usize)>,
+}
+
+/// The stack a wschat connection thread is given (`THREAD_STACK` in
+/// src/ws/reader.rs); glibc maps it as one read-write mapping of this size.
+const CONNECTION_STACK_KIB: u64 = 128;
+
+/// The stack pages an idle connection's thread may touch: everything it
+/// runs before it idles is kept within two (see "Limits" in
+/// docs/ARCHITECTURE.md); a third costs every connection 4 KiB.
+const STACK_PAGES_KIB: u64 = 8;
+
+/// Counts the mappings of a connection thread's stack size in `pid` and
+/// those with more than two pages resident: `(deeper, found)`.
+fn deep_stacks(pid: u32) -> Option<(usize, usize)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let (mut deeper, mut found) = (0, 0);
+    let mut stack_sized = false;
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if let Some((from, to)) = first.split_once('-')
+            && let (Ok(from), Ok(to)) = (u64::from_str_radix(from, 16), u64::from_str_radix(to, 16))
+        {
+            let perms = words.next().unwrap_or("");
+            // Anonymous: offset, device, inode, and no path.
+            let anonymous = words.nth(2) == Some("0") && words.next().is_none();
+            stack_sized = perms == "rw-p" && anonymous && to - from == CONNECTION_STACK_KIB * 1024;
+        } else if stack_sized && first == "Rss:" {
+            found += 1;
+            let rss: u64 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            deeper += usize::from(rss > STACK_PAGES_KIB);
+        }
+    }
+    Some((deeper, found))
 }
 
 /// Waits until the server's RSS and thread count stop moving (nothing
@@ -52,6 +89,7 @@ pub fn idle(mut server: Server, wanted: usize, base: Instant) -> IdleRun {
         kib_per_conn: None,
         threads_per_conn: None,
         broadcast_ms: None,
+        deep_stacks: None,
     };
     let (rss_before, threads_before) = settle(&server);
     let mut net = Net::new(base);
@@ -92,6 +130,22 @@ pub fn idle(mut server: Server, wanted: usize, base: Instant) -> IdleRun {
     let connections = net.open().max(1) as f64;
     run.kib_per_conn = Some(rss_after.saturating_sub(rss_before) as f64 / connections);
     run.threads_per_conn = Some(threads_after.saturating_sub(threads_before) as f64 / connections);
+    if server.kind == Kind::Wschat {
+        run.deep_stacks = deep_stacks(server.pid());
+        // A few other mappings may have the same size; a third stack page
+        // shows in (nearly) every connection.
+        match run.deep_stacks {
+            Some((deeper, found)) if found >= run.held && deeper <= run.held / 10 => {}
+            Some((deeper, found)) => add_failure(
+                &mut run.failure,
+                format!(
+                    "{deeper} of {found} connection stacks have more than \
+                     {STACK_PAGES_KIB} KiB resident (a third stack page)"
+                ),
+            ),
+            None => add_failure(&mut run.failure, "cannot read the server's smaps".into()),
+        }
+    }
 
     // The speaker says one thing to the whole room.
     let sent_at = net.now_ns();
@@ -131,12 +185,16 @@ pub fn idle_rows(plan: &Plan, relay: &Path, base: Instant, notes: &mut Vec<Strin
         |kind| Ok(idle(Server::start(kind, relay, true), n, base)),
         |r| {
             format!(
-                "held {} of {}, {} KiB and {} threads per connection, \
+                "held {} of {}, {} KiB and {} threads per connection{}, \
                  one message to all in {} ms{}",
                 r.held,
                 r.wanted,
                 r.kib_per_conn.map_or("-".into(), |v| format!("{v:.1}")),
                 r.threads_per_conn.map_or("-".into(), |v| format!("{v:.3}")),
+                r.deep_stacks
+                    .map_or(String::new(), |(deeper, found)| format!(
+                        " ({deeper} of {found} stacks past {STACK_PAGES_KIB} KiB)"
+                    )),
                 r.broadcast_ms.map_or("-".into(), |v| format!("{v:.1}")),
                 r.failure
                     .as_deref()

@@ -31,6 +31,7 @@ impl Kind {
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    pub kind: Kind,
 }
 
 impl Server {
@@ -89,7 +90,7 @@ impl Server {
             .expect("listening address");
         // Keep draining stdout so that the server never blocks on it.
         thread::spawn(move || io::copy(&mut stdout, &mut io::sink()));
-        Server { child, addr }
+        Server { child, addr, kind }
     }
 
     pub fn pid(&self) -> u32 {

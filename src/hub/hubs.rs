@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{SendTimeoutError, Sender};
 
-use crate::hub::dispatcher::{ClientId, Input, JoinRequest};
+use crate::hub::dispatcher::{ClientId, Input};
 use crate::hub::moderation::{self, Reply, Request};
 use crate::hub::outlet::Outlet;
 use crate::proto::names;
@@ -154,7 +154,9 @@ impl Hubs {
 
 /// The slot of a room's name: hashed from its skeleton as it is made,
 /// without building the skeleton's string, since every stored message's
-/// answer is routed through here.
+/// answer is routed through here. Out of line: the hasher's state stays
+/// off the frame of a reader that sends to a hub next.
+#[inline(never)]
 fn slot_of(room: &str) -> usize {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     names::hash_skeleton(room, &mut hasher);
@@ -177,72 +179,103 @@ pub struct Link {
 }
 
 impl Link {
-    /// Makes a new client known to the hub of `room` (the room its URL
-    /// names), or to a hub chosen by its id when it names none yet.
-    pub fn connect(
+    /// A new client's link to the hub of `room` (the room its URL names),
+    /// or to a hub chosen by its id when it names none yet; the hub knows
+    /// of it once it [enters](Link::enter). Out of line and apart from the
+    /// send, so that the link being made is not on the sending frame.
+    #[inline(never)]
+    pub fn new(
         hubs: &Hubs,
         (id, peer, mode): (ClientId, SocketAddr, Mode),
         outlet: Arc<Outlet>,
         room: Option<&str>,
-    ) -> Result<Link, Stopped> {
+    ) -> Link {
         let at = match room {
             Some(room) => hubs.enter_room(room),
             None => (id % hubs.count() as u64) as usize,
         };
-        let link = Link {
+        Link {
             id,
             peer,
             mode,
             outlet,
             hubs: hubs.clone(),
             at,
-        };
-        link.hubs.doors[at]
-            .send(link.connect_input())
-            .map_err(|_| Stopped)?;
-        Ok(link)
+        }
     }
 
-    fn connect_input(&self) -> Input {
-        Input::Connect {
+    /// Sends the `Connect`: until it is sent, the hub does not know the
+    /// client (and the `Leave` of a link dropped before is dropped by it).
+    #[inline(never)]
+    pub fn enter(&self) -> Result<(), Stopped> {
+        post(&self.hubs.doors[self.at], self.connect_input())
+    }
+
+    /// The `Connect` event, made out of line and on the heap, so that the
+    /// frame that sends it does not hold it too.
+    #[inline(never)]
+    fn connect_input(&self) -> Box<Input> {
+        Box::new(Input::Connect {
             id: self.id,
             peer: self.peer,
             mode: self.mode,
             outlet: self.outlet.clone(),
+        })
+    }
+
+    /// Hands the hub that knows the client one of its events. A join first
+    /// moves the client to its room's hub, if another hub knows it and has
+    /// not seated it (a connection joins one room: a seated client's hub
+    /// answers `already_joined`).
+    pub fn send(&mut self, input: Box<Input>) -> Result<(), Stopped> {
+        if let Input::Join(request) = &*input {
+            self.follow(request.room.as_deref().unwrap_or(DEFAULT_ROOM))?;
         }
+        post(&self.hubs.doors[self.at], input)
     }
 
-    /// Hands the hub that knows the client one of its events.
-    pub fn send(&self, input: Input) -> Result<(), Stopped> {
-        self.hubs.doors[self.at].send(input).map_err(|_| Stopped)
-    }
-
-    /// Asks to join: first moves the client to its room's hub, if another
-    /// hub knows it and has not seated it (a connection joins one room: a
-    /// seated client's hub answers `already_joined`).
-    pub fn join(&mut self, request: JoinRequest) -> Result<(), Stopped> {
-        let room = request.room.as_deref().unwrap_or(DEFAULT_ROOM);
+    /// Moves the client to the hub of `room`, unless that hub knows it
+    /// already or it is seated.
+    #[inline(never)]
+    fn follow(&mut self, room: &str) -> Result<(), Stopped> {
         let to = self.hubs.enter_room(room);
         if to != self.at && !self.outlet.is_seated() {
-            let _ = self.send(Input::Leave { id: self.id });
+            let _ = post(&self.hubs.doors[self.at], leave(self.id));
             self.at = to;
-            self.send(self.connect_input())?;
+            post(&self.hubs.doors[to], self.connect_input())?;
         }
-        self.send(Input::Join(request))
+        Ok(())
     }
+}
+
+/// The `Leave` event, on the heap (see [`post`]).
+#[inline(never)]
+fn leave(id: ClientId) -> Box<Input> {
+    Box::new(Input::Leave { id })
+}
+
+/// Sends one event on a hub's channel. A reader's sends are the deepest
+/// calls its thread makes (about 0.9 KB of crossbeam below this frame),
+/// and a thread keeps every stack page it ever touched: so the event comes
+/// boxed, and no caller's frame holds a copy of it (see "Limits" in
+/// docs/ARCHITECTURE.md).
+#[inline(never)]
+fn post(door: &Sender<Input>, input: Box<Input>) -> Result<(), Stopped> {
+    door.send(*input).map_err(|_| Stopped)
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
         // Fails only when the hub has stopped, which has then closed the
         // client itself.
-        let _ = self.send(Input::Leave { id: self.id });
+        let _ = post(&self.hubs.doors[self.at], leave(self.id));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::dispatcher::JoinRequest;
 
     fn hubs(n: usize) -> (Hubs, Vec<crossbeam_channel::Receiver<Input>>) {
         let (doors, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| crossbeam_channel::unbounded()).unzip();
@@ -298,7 +331,8 @@ mod tests {
     fn a_link_leaves_when_dropped_even_by_a_panic() {
         let (hubs, rx) = hubs(1);
         let (outlet, peer) = outlet(7);
-        let link = Link::connect(&hubs, (7, peer, Mode::V1), outlet, None).unwrap();
+        let link = Link::new(&hubs, (7, peer, Mode::V1), outlet, None);
+        link.enter().unwrap();
         let reader = std::thread::spawn(move || {
             let _link = link;
             panic!("a reader's bug");
@@ -316,12 +350,13 @@ mod tests {
             .find(|r| hubs.enter_room(r) != 7 % 3)
             .unwrap();
         let (outlet, peer) = outlet(7);
-        let mut link = Link::connect(&hubs, (7, peer, Mode::V1), outlet, None).unwrap();
+        let mut link = Link::new(&hubs, (7, peer, Mode::V1), outlet, None);
+        link.enter().unwrap();
         assert!(matches!(
             rx[7 % 3].try_recv(),
             Ok(Input::Connect { id: 7, .. })
         ));
-        link.join(join(7, &room)).unwrap();
+        link.send(Box::new(Input::Join(join(7, &room)))).unwrap();
         assert!(matches!(rx[7 % 3].try_recv(), Ok(Input::Leave { id: 7 })));
         let to = &rx[hubs.of_room(&room)];
         assert!(matches!(to.try_recv(), Ok(Input::Connect { id: 7, .. })));

@@ -25,6 +25,7 @@ use crate::hub::hubs::Hubs;
 use crate::hub::outlet::writer::Writers;
 use crate::hub::outlet::{Bounds, CLOSE_TIMEOUT, Outlet};
 use crate::limits::budget::Budget;
+use crate::net::admission::Ticket;
 use crate::proto::close::Close;
 use crate::proto::protocol::Mode;
 use crate::proto::wire::Encoded;
@@ -63,6 +64,9 @@ pub struct Connection {
     pub redis: Option<Arc<crate::history::redis::Status>>,
     /// Its address's allowance of bytes to store (`--store-rate`).
     pub store_rate: Option<Arc<crate::limits::storerate::StoreRate>>,
+    /// Its place among the connections admitted, given back when what the
+    /// reader keeps is dropped, last, as the connection ends.
+    pub ticket: Ticket,
 }
 
 /// How a connection ended, for the disconnect log line.
@@ -99,29 +103,36 @@ impl Connection {
     /// and the ending runs out of line too (`finish`). A connection's thread
     /// keeps every stack page it ever touched (see "Limits" in
     /// docs/ARCHITECTURE.md).
+    #[inline(never)]
     pub fn serve(self: Box<Self>) {
         let Some(mut served) = open(self) else {
             return;
         };
-        let s = &mut *served;
-        let end =
-            if let Some(place) = take_place((s.id, s.peer), &mut s.session, &s.echoes, &s.outlet) {
-                if let Endpoint::Room(mode, query) = &s.endpoint
-                    && (*mode == Mode::Raw || query.name.is_some())
-                {
-                    s.session.join(query, None, None, None);
-                }
-                let mut ctx = context(std::mem::take(&mut s.early), s.session.message_limit());
-                let end = read_loop(&s.outlet, &mut ctx, &mut s.session);
-                // The room hears of the leave before any lingering below.
-                s.session.disconnect();
-                drop(place);
-                end
-            } else {
-                shut_down(&s.outlet)
-            };
+        let end = run(&mut served);
         finish(served, end);
     }
+}
+
+/// The connection from its place with the hub to its end. Out of line, as
+/// every step: the sends to the hub (the `Connect`, a raw or named client's
+/// join) are the deepest calls an idle connection's thread has made, and
+/// they are made from here, two small frames below the thread's closure.
+#[inline(never)]
+fn run(s: &mut Served) -> End {
+    let Some(place) = take_place((s.id, s.peer), &mut s.session, &s.echoes, &s.outlet) else {
+        return shut_down(&s.outlet);
+    };
+    if let Endpoint::Room(mode, query) = &s.endpoint
+        && (*mode == Mode::Raw || query.name.is_some())
+    {
+        s.session.join(query, None, None, None);
+    }
+    let mut ctx = context(std::mem::take(&mut s.early), s.session.message_limit());
+    let end = read_loop(&s.outlet, &mut ctx, &mut s.session);
+    // The room hears of the leave before any lingering below.
+    s.session.disconnect();
+    drop(place);
+    end
 }
 
 /// What a connection's reader keeps while the connection lives, on the
@@ -137,6 +148,9 @@ struct Served {
     early: Vec<u8>,
     echoes: EchoClients,
     open: crate::metrics::OpenConnection,
+    /// Dropped last (fields drop in order): the connection no longer
+    /// counts once everything else of it is gone.
+    _ticket: Ticket,
 }
 
 /// Sets the socket up and makes the client's outlet and session; `None` if
@@ -175,6 +189,7 @@ fn served(connection: Box<Connection>, mut session: Box<Session>) -> Box<Served>
         budget,
         redis: _,
         store_rate,
+        ticket,
     } = *connection;
     let bounds = Bounds {
         frames: config.queue_frames.max(1),
@@ -194,6 +209,7 @@ fn served(connection: Box<Connection>, mut session: Box<Session>) -> Box<Served>
         early,
         echoes,
         open,
+        _ticket: ticket,
     })
 }
 
@@ -361,7 +377,7 @@ fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Ses
     let pings_itself = session.kind == Kind::Echo;
     let mut pinged = false;
     loop {
-        let read = ctx.read(&mut stream);
+        let read = read_next(ctx, &mut stream);
         if stream.heard() {
             pinged = false;
         }
@@ -370,23 +386,11 @@ fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Ses
             // the session has nothing to do with them, and its frame is the
             // reader's deepest (see "Limits" in docs/ARCHITECTURE.md).
             Ok(Message::Pong(_)) => continue,
-            Ok(msg) => {
-                match session.on_message(stream.received(msg), stream.incoming.held(), outlet) {
-                    Flow::Continue => {
-                        let wanted = session.message_limit();
-                        if wanted != limit {
-                            ctx.set_config(|c| {
-                                c.max_message_size = Some(wanted);
-                                c.max_frame_size = Some(wanted);
-                            });
-                            limit = wanted;
-                        }
-                        continue;
-                    }
-                    Flow::Close(close) => close,
-                    Flow::Gone => return End::Reset("connection ended".into()),
-                }
-            }
+            Ok(msg) => match deliver(msg, &mut stream, ctx, session, &mut limit) {
+                Flow::Continue => continue,
+                Flow::Close(close) => close,
+                Flow::Gone => return End::Reset("connection ended".into()),
+            },
             Err(WsError::Io(e)) if pings_itself && !pinged && is_timeout(&e) => {
                 pinged = true;
                 if outlet.send(std::iter::once(&Encoded::ping())).is_err() {
@@ -402,6 +406,40 @@ fn read_loop(outlet: &Arc<Outlet>, ctx: &mut WebSocketContext, session: &mut Ses
         outlet.close(&close);
         return End::ClosedByUs(close);
     }
+}
+
+/// Reads the next message. Out of line, as `deliver`: this is the call an
+/// idle connection's thread waits in, and the frame of the loop around it
+/// lies under the whole of tungstenite's reading, so it must stay small
+/// (see "Limits" in docs/ARCHITECTURE.md).
+#[inline(never)]
+fn read_next(ctx: &mut WebSocketContext, stream: &mut ReplyStream) -> Result<Message, WsError> {
+    ctx.read(stream)
+}
+
+/// Hands a message to the session, and follows the limit on the next
+/// message it sets (a v1 client's announced file may be larger).
+#[inline(never)]
+fn deliver(
+    msg: Message,
+    stream: &mut ReplyStream,
+    ctx: &mut WebSocketContext,
+    session: &mut Session,
+    limit: &mut usize,
+) -> Flow {
+    let outlet = stream.outlet;
+    let flow = session.on_message(stream.received(msg), stream.incoming.held(), outlet);
+    if let Flow::Continue = flow {
+        let wanted = session.message_limit();
+        if wanted != *limit {
+            ctx.set_config(|c| {
+                c.max_message_size = Some(wanted);
+                c.max_frame_size = Some(wanted);
+            });
+            *limit = wanted;
+        }
+    }
+    flow
 }
 
 /// What a read error means: how the connection ended, or the close to send.

@@ -42,30 +42,34 @@ pub(crate) struct Shared {
 }
 
 /// One connection's thread: reads the request head, then serves a file or
-/// refuses, or upgrades to a WebSocket, which it returns to be served (with
-/// the ticket, held until the connection ends).
+/// refuses, or upgrades to a WebSocket, which it returns to be served (the
+/// connection holds the ticket until it ends).
 ///
 /// Each step is out of line and hands on what it made boxed: a connection's
 /// thread keeps every stack page it ever touched, and this frame is below
 /// every call the handshake makes (the admission's channel, the accept key),
 /// so it holds little more than pointers (see "Limits" in
 /// docs/ARCHITECTURE.md).
-pub(crate) fn handle(
-    sock: TcpStream,
-    peer: SocketAddr,
-    id: u64,
-    mut ticket: Ticket,
-    shared: &Shared,
-) -> Option<(Box<Connection>, Ticket)> {
-    let request = read_request(&sock, peer, &mut ticket, shared)?;
-    if !admit(&sock, &request, &mut ticket, shared) || !route(&sock, &request, shared) {
+#[inline(never)]
+pub(crate) fn handle(mut job: Box<Accepted>, shared: &Shared) -> Option<Box<Connection>> {
+    let request = read_request(&job.sock, job.peer, &mut job.ticket, shared)?;
+    let sock = &job.sock;
+    if !admit(sock, &request, &mut job.ticket, shared) || !route(&job.sock, &request, shared) {
         return None;
     }
-    let endpoint = upgrade(&sock, id, &request, shared)?;
-    Some((
-        connection(id, sock, request, endpoint, &ticket, shared),
-        ticket,
-    ))
+    let endpoint = upgrade(&job.sock, job.id, &request, shared)?;
+    Some(connection(job, request, endpoint, shared))
+}
+
+/// A connection as the accept loop hands it to its thread: boxed, so that
+/// the frames under the whole handshake hold a pointer to it only.
+pub(crate) struct Accepted {
+    pub sock: TcpStream,
+    pub peer: SocketAddr,
+    /// The connection's id, for the logs and the hubs.
+    pub id: u64,
+    /// Its place among the connections admitted, held until it ends.
+    pub ticket: Ticket,
 }
 
 /// A request head read whole, and who sent it.
@@ -203,13 +207,14 @@ fn log_connect(id: u64, request: &Request, endpoint: &Endpoint) {
     reason = "boxed by the steps before, whose values must not stay in handle's frame"
 )]
 fn connection(
-    id: u64,
-    sock: TcpStream,
+    job: Box<Accepted>,
     request: Box<Request>,
     endpoint: Box<Endpoint>,
-    ticket: &Ticket,
     shared: &Shared,
 ) -> Box<Connection> {
+    let Accepted {
+        sock, id, ticket, ..
+    } = *job;
     let Request { early, client, .. } = *request;
     Box::new(Connection {
         id,
@@ -224,6 +229,7 @@ fn connection(
         budget: shared.budget.clone(),
         redis: shared.health.cluster(),
         store_rate: ticket.store_rate.clone(),
+        ticket,
     })
 }
 

@@ -156,14 +156,13 @@ impl Session {
         let Kind::Room(mode) = self.kind else {
             return Ok(());
         };
-        let link = Link::connect(
+        let link = Link::new(
             &self.hubs,
             (self.id, peer, mode),
             outlet.clone(),
             self.query.room.as_deref(),
-        )?;
-        self.link = Some(link);
-        Ok(())
+        );
+        self.link.insert(link).enter()
     }
 
     /// Leaves the room, if it is in one, and the hub: its room hears of it
@@ -173,15 +172,17 @@ impl Session {
     }
 
     pub fn tell(&mut self, event: Input) {
+        self.tell_boxed(Box::new(event));
+    }
+
+    /// As `tell`, with the event already on the heap: the join, made out of
+    /// line, comes this way, so that no frame on its way holds it.
+    fn tell_boxed(&mut self, event: Box<Input>) {
         if let Some(what) = event.metric() {
             crate::metrics::get().received(what);
         }
         let Some(link) = &mut self.link else { return };
-        let told = match event {
-            Input::Join(request) => link.join(request),
-            event => link.send(event),
-        };
-        self.hub_lost |= told.is_err();
+        self.hub_lost |= link.send(event).is_err();
     }
 
     pub fn join(
@@ -191,9 +192,25 @@ impl Session {
         name: Option<String>,
         since: Option<u64>,
     ) {
+        let event = self.join_event(query, room, name, since);
+        self.tell_boxed(event);
+    }
+
+    /// The join a client's URL or `join` asks for. Out of line, as the
+    /// request it makes: a raw client joins before it idles, and nothing
+    /// this makes may lie under the channel send (see "Limits" in
+    /// docs/ARCHITECTURE.md).
+    #[inline(never)]
+    fn join_event(
+        &mut self,
+        query: &RoomQuery,
+        room: Option<String>,
+        name: Option<String>,
+        since: Option<u64>,
+    ) -> Box<Input> {
         let owner = crate::ws::auth::owner_of_query(query);
         self.moderator = crate::ws::auth::is_moderator(&self.config, query, None);
-        self.join_as(query, room, name, (since, None), owner);
+        self.join_request(query, room, name, (since, None), owner)
     }
 
     /// Asks to join as `owner`; a token's holder goes by the token's name.
@@ -202,15 +219,29 @@ impl Session {
         query: &RoomQuery,
         room: Option<String>,
         name: Option<String>,
-        (since, epoch): (Option<u64>, Option<String>),
+        since_epoch: (Option<u64>, Option<String>),
         owner: crate::proto::names::Owner,
     ) {
+        let event = self.join_request(query, room, name, since_epoch, owner);
+        self.tell_boxed(event);
+    }
+
+    /// The join event, on the heap, made out of line.
+    #[inline(never)]
+    fn join_request(
+        &mut self,
+        query: &RoomQuery,
+        room: Option<String>,
+        name: Option<String>,
+        (since, epoch): (Option<u64>, Option<String>),
+        owner: crate::proto::names::Owner,
+    ) -> Box<Input> {
         self.join_asked = true;
         let subject = match &owner {
             crate::proto::names::Owner::Subject(subject) => Some(subject.clone()),
             _ => None,
         };
-        self.tell(Input::Join(JoinRequest {
+        Box::new(Input::Join(JoinRequest {
             id: self.id,
             room: room.or_else(|| query.room.clone()),
             name: subject.or(name).or_else(|| query.name.clone()),
@@ -218,7 +249,7 @@ impl Session {
             epoch,
             owner,
             moderator: self.moderator,
-        }));
+        }))
     }
 
     /// Handles one message. `ahead` is what the incoming share already

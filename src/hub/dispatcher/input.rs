@@ -19,7 +19,8 @@ use crate::proto::protocol::Mode;
 #[derive(Debug)]
 pub enum Input {
     /// A chat-room client finished its handshake; it is not in a room
-    /// yet. Sent by `Link::connect`, whose drop sends its `Leave`.
+    /// yet. Sent when a `Link` enters its hub (`Link::new`, then
+    /// `enter`); its drop sends its `Leave`.
     Connect {
         id: ClientId,
         peer: SocketAddr,

@@ -6,7 +6,13 @@
 //! The file store also takes a burst from a wschat.v1 client, each
 //! message with its own `cid` ("file, v1 cid").
 //!
-//! Run with `cargo bench --bench store`. Each row also says what the store
+//! The "retained" row is the file store with `--retain-messages 2000`: a
+//! first burst, not timed, takes the room past its bound, so that in the
+//! timed one retention deletes as many records as every group adds (the
+//! steady state of a busy room, and of the word index with it).
+//!
+//! Run with `cargo bench --bench store`; `WSCHAT_BENCH_ONLY=file,retained`
+//! runs only the rows named (`file`, `fsync`, `memory`, `retained`). Each row also says what the store
 //! thread's CPU cost per message of the burst was (from the scheduler's
 //! count in nanoseconds, where the kernel keeps one; the tick-counted
 //! figure before it was good to 1 µs a message). `WSCHAT_BENCH_BIN` runs
@@ -120,8 +126,14 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bench.db");
     let file_sync = dir.join("bench-fsync.db");
-    let runs: [(&str, String, &[&str]); 3] = [
+    let file_retained = dir.join("bench-retained.db");
+    let runs: [(&str, String, &[&str]); 4] = [
         ("file", file.to_string_lossy().into_owned(), &[]),
+        (
+            "retained",
+            file_retained.to_string_lossy().into_owned(),
+            &["--retain-messages", "2000"],
+        ),
         (
             "file --fsync",
             file_sync.to_string_lossy().into_owned(),
@@ -147,10 +159,26 @@ fn main() {
         "pair max",
         "rows"
     );
+    // WSCHAT_BENCH_ONLY=file,fsync,memory,retained runs only those rows.
+    let only = std::env::var("WSCHAT_BENCH_ONLY").ok();
     for (name, db, extra) in runs {
+        let short = match name {
+            "file --fsync" => "fsync",
+            ":memory:" => "memory",
+            other => other,
+        };
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|x| x == short))
+        {
+            continue;
+        }
         let mut args = vec!["--db", db.as_str(), "--history", "100"];
         args.extend_from_slice(extra);
         let server = pair::start(&binary, &args);
+        if name == "retained" {
+            burst(&server, false);
+        }
         let (took, store_cpu) = burst(&server, false);
         let lat = time_pair(&server.addr, PHASE);
         let rows = if db == ":memory:" {

@@ -12,8 +12,9 @@ use crate::logs as log;
 
 use std::sync::atomic::Ordering;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
+use super::index::ID_BITS;
 use super::rows::{RECORD, record};
 use super::{Reader, Record, Stats};
 use crate::history::lookup::{Ask, Found, Lookup, within_bytes};
@@ -148,41 +149,49 @@ fn page(
     Ok(Found::History { records, complete })
 }
 
-/// The room's newest `limit` messages holding every one of `words`.
+/// The room's newest `limit` messages holding every one of `words`: the
+/// index read backwards within the room's range of row ids (version 9,
+/// `index`), the records then read by their keys.
 fn search(
     conn: &mut rusqlite::Connection,
     key: &str,
     words: &[String],
     limit: usize,
 ) -> rusqlite::Result<Found> {
-    let query = match_query(key, words);
+    let num: Option<i64> = conn
+        .prepare_cached("SELECT num FROM rooms WHERE key = ?1")?
+        .query_row([key], |row| row.get(0))
+        .optional()?
+        .flatten();
+    // A room without a row has no records; one without a number (past
+    // 2^23 - 1 rooms) is not indexed.
+    let Some(num) = num else {
+        return Ok(Found::Search(Vec::new()));
+    };
+    let low = num << ID_BITS;
+    let high = low | ((1 << ID_BITS) - 1);
     let mut records = conn
         .prepare_cached(&format!(
-            "{RECORD} \
-             JOIN search_rows s ON r.room = s.room AND r.id = s.id \
-             JOIN search_text t ON s.seq = t.rowid \
-             WHERE search_text MATCH ?1 AND s.room = ?2 \
-             ORDER BY t.rowid DESC LIMIT ?3"
+            "{RECORD} WHERE r.room = ?2 AND r.id IN \
+             (SELECT rowid - ?3 FROM search_text WHERE search_text MATCH ?1 \
+              AND rowid BETWEEN ?3 AND ?4 ORDER BY rowid DESC LIMIT ?5) \
+             ORDER BY r.id DESC"
         ))?
-        .query_map(params![query, key, limit], record)?
+        .query_map(params![match_query(words), key, low, high, limit], record)?
         .collect::<rusqlite::Result<Vec<Record>>>()?;
     within_bytes(&mut records);
-    // Row ids follow the order of storing; ids within a room do too, but
-    // the order promised is by id.
-    records.sort_by_key(|r| std::cmp::Reverse(r.id));
     Ok(Found::Search(records))
 }
 
-/// An FTS5 query matching the rows of room `key` whose text holds every
-/// word: each word quoted (a quote doubled), so nothing a client writes is
-/// taken as query syntax.
-fn match_query(key: &str, words: &[String]) -> String {
-    let room: String = key.bytes().map(|b| format!("{b:02X}")).collect();
-    let mut query = format!("room : \"r{room}\"");
-    for word in words {
-        query.push_str(&format!(" AND text : \"{}\"", word.replace('"', "\"\"")));
-    }
-    query
+/// An FTS5 query matching the rows whose text holds every word: each word
+/// quoted (a quote doubled), so nothing a client writes is taken as query
+/// syntax.
+fn match_query(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+        .collect::<Vec<String>>()
+        .join(" AND ")
 }
 
 #[cfg(test)]
@@ -191,17 +200,19 @@ mod tests {
 
     #[test]
     fn words_are_quoted_as_phrases() {
-        let q = match_query("é", &["deploy".into(), "a\"b".into(), "or".into()]);
-        assert_eq!(
-            q,
-            "room : \"rC3A9\" AND text : \"deploy\" AND text : \"a\"\"b\" AND text : \"or\""
-        );
+        let q = match_query(&["deploy".into(), "a\"b".into(), "or".into()]);
+        assert_eq!(q, "\"deploy\" AND \"a\"\"b\" AND \"or\"");
     }
 
     #[test]
     fn the_index_follows_inserts_and_deletes() {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut conn, "t.db", super::super::schema::MIGRATIONS).unwrap();
+        conn.execute_batch(
+            "INSERT INTO rooms (key, name, epoch, last_id) VALUES ('a', 'a', '00', 3);
+             INSERT INTO rooms (key, name, epoch, last_id) VALUES ('b', 'b', '00', 1);",
+        )
+        .unwrap();
         let add = |conn: &rusqlite::Connection, room: &str, id: i64, text: &str| {
             conn.execute(
                 "INSERT INTO records (room, id, sender, ts, text) VALUES (?1, ?2, 'ann', 0, ?3)",
@@ -230,19 +241,16 @@ mod tests {
         conn.execute("DELETE FROM records WHERE room = 'a' AND id <= 1", [])
             .unwrap();
         assert_eq!(ids(&mut conn, "a", &["deploye"]), [3]);
-        let rows: i64 = conn
-            .query_row("SELECT COUNT(*) FROM search_rows", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(rows, 3);
         // The index itself forgot the deleted message's words.
         let indexed: i64 = conn
             .query_row(
-                "SELECT COUNT(*) FROM search_text WHERE search_text MATCH 'text : \"the\"'",
+                "SELECT COUNT(*) FROM search_text WHERE search_text MATCH '\"the\"'",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
         assert_eq!(indexed, 0);
+        assert_eq!(ids(&mut conn, "c", &["deploye"]), Vec::<u64>::new());
     }
 
     #[test]
@@ -250,6 +258,11 @@ mod tests {
         use super::super::schema::{MIGRATIONS, migrate};
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         migrate(&mut conn, "t.db", &MIGRATIONS[..5]).unwrap();
+        conn.execute(
+            "INSERT INTO rooms (key, name, epoch, last_id, bytes) VALUES ('a', 'a', '00', 2, 0)",
+            [],
+        )
+        .unwrap();
         conn.execute(
             "INSERT INTO records (room, id, sender, ts, text) VALUES ('a', 1, 'ann', 0, 'old deploy')",
             [],

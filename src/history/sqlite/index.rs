@@ -25,8 +25,9 @@ pub(super) const ID_BITS: u32 = 40;
 /// - `search_rows`, `search_text` and their triggers go; `rooms.num` is
 ///   each room's number, unique, given in key order to the rooms there
 ///   are and, to a new room, one more than the highest (or, past
-///   2^23 − 1, the lowest free one: a room's rows leave the index with
-///   its records, so a number is free once its room's row is gone).
+///   2^23 − 1, a free one, the first after a number in use: a room's
+///   rows leave the index with its records, so a number is free once its
+///   room's row is gone).
 /// - `search_text` holds one column, the text, with no content, no
 ///   column sizes and no positions (`detail=none`: a search matches
 ///   whole words, never phrases); same tokenizer as before.
@@ -56,6 +57,7 @@ CREATE VIRTUAL TABLE search_text USING fts5(
     detail = none,
     tokenize = 'unicode61 remove_diacritics 2'
 );
+INSERT INTO search_text (search_text, rank) VALUES ('crisismerge', 4);
 
 CREATE TRIGGER rooms_number AFTER INSERT ON rooms BEGIN
     UPDATE rooms SET num = (
@@ -206,7 +208,7 @@ mod tests {
         room(&conn, "d");
         assert_eq!(num(&conn, "d"), 3);
         assert_eq!(indexed(&conn, "d", "gone"), Vec::<i64>::new());
-        // Past the highest number, the lowest free one.
+        // Past the highest number, a free one, the first after a number in use.
         conn.execute("UPDATE rooms SET num = 8388607 WHERE key = 'd'", [])
             .unwrap();
         room(&conn, "e");

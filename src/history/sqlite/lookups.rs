@@ -3,10 +3,11 @@
 //! They are read on the reads thread (`reads.rs`), on a read-only
 //! connection, never on the store thread.
 //!
-//! The index (schema version 6) is SQLite's FTS5, kept in step with
-//! `records` by triggers, so that a message is findable in the same
-//! transaction that stores it and is no longer found once retention (or
-//! anything else) deletes it.
+//! The index is SQLite's FTS5, kept in step with `records` by triggers,
+//! so that a message is findable in the same transaction that stores it
+//! (before its sender's acknowledgement is sent) and is no longer found
+//! once retention (or anything else) deletes it. Version 6 below made
+//! it; version 9 (`index`) keys it by room ranges, as it is now.
 
 use crate::logs as log;
 
@@ -19,7 +20,8 @@ use super::rows::{RECORD, record};
 use super::{Reader, Record, Stats};
 use crate::history::lookup::{Ask, Found, Lookup, within_bytes};
 
-/// Version 6: the full-text index of messages.
+/// Version 6: the full-text index of messages, as it was (version 9,
+/// `index`, replaced it).
 ///
 /// - `search_rows` gives each indexed message (by room key and id) an
 ///   integer, the index's row id: `records` has no row id of its own.

@@ -20,6 +20,17 @@
 /// Bits of a row id that hold the message's id; the room's number is above.
 pub(super) const ID_BITS: u32 = 40;
 
+/// Indexes every message the invariant (module comment) says the index
+/// holds; the index must be empty.
+macro_rules! reindex {
+    () => {
+        "INSERT INTO search_text (rowid, text)
+    SELECT (m.num << 40) | r.id, r.text FROM records r JOIN rooms m ON m.key = r.room
+    WHERE m.num IS NOT NULL AND r.kind IS NULL AND r.text <> '' AND r.id < 1099511627776
+    ORDER BY m.num, r.id"
+    };
+}
+
 /// Version 9: the word index by room ranges.
 ///
 /// - `search_rows`, `search_text` and their triggers go; `rooms.num` is
@@ -38,7 +49,8 @@ pub(super) const ID_BITS: u32 = 40;
 ///   it goes, so that the invariant (module comment) holds whatever the
 ///   order of writes.
 /// - The messages already stored are indexed again.
-pub(super) const V9: &str = "
+pub(super) const V9: &str = concat!(
+    "
 DROP TRIGGER records_search_insert;
 DROP TRIGGER records_search_update;
 DROP TRIGGER records_search_delete;
@@ -105,11 +117,29 @@ BEGIN
         WHERE key = OLD.room AND num IS NOT NULL;
 END;
 
-INSERT INTO search_text (rowid, text)
-    SELECT (m.num << 40) | r.id, r.text FROM records r JOIN rooms m ON m.key = r.room
-    WHERE m.num IS NOT NULL AND r.kind IS NULL AND r.text <> '' AND r.id < 1099511627776
-    ORDER BY m.num, r.id;
-";
+",
+    reindex!(),
+    ";"
+);
+
+/// Empties the index and indexes every message again: what the store does
+/// should a `delete` find the index not holding what it deletes (see
+/// [`is_corrupt`]), so that retention, which deletes through it, works
+/// again.
+pub(super) const REBUILD: &str = concat!(
+    "INSERT INTO search_text (search_text) VALUES ('delete-all');",
+    reindex!(),
+    ";"
+);
+
+/// Whether `error` is FTS5 finding its index not as the invariant (module
+/// comment) says, as when more rows are taken out than it holds: only a
+/// database changed by hand can do that, and deletions of records through
+/// the index then fail, retention's too, until [`REBUILD`] runs.
+pub(super) fn is_corrupt(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(e, _)
+        if e.extended_code == rusqlite::ffi::SQLITE_CORRUPT_VTAB)
+}
 
 #[cfg(test)]
 mod tests {
@@ -242,6 +272,29 @@ mod tests {
             .unwrap();
         assert_eq!(indexed(&conn, "a", "beta"), Vec::<i64>::new());
         check(&conn, &["alpha", "beta", "one", "two", "elsewhere"]);
+    }
+
+    #[test]
+    fn an_index_found_corrupt_is_rebuilt_from_the_records() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, "t.db", MIGRATIONS).unwrap();
+        room(&conn, "a");
+        add(&conn, "a", 1, "hello world");
+        add(&conn, "a", 2, "other words");
+        // As a database edited by hand might be: words the records hold
+        // are not in the index.
+        conn.execute_batch("INSERT INTO search_text (search_text) VALUES ('delete-all')")
+            .unwrap();
+        add(&conn, "a", 3, "hello again");
+        let e = conn
+            .execute("DELETE FROM records WHERE room = 'a' AND id <= 2", [])
+            .unwrap_err();
+        assert!(super::is_corrupt(&e), "{e}");
+        conn.execute_batch(super::REBUILD).unwrap();
+        check(&conn, &["hello", "world", "words", "again"]);
+        conn.execute("DELETE FROM records WHERE room = 'a' AND id <= 2", [])
+            .unwrap();
+        check(&conn, &["hello", "world", "words", "again"]);
     }
 
     #[test]

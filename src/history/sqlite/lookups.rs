@@ -13,7 +13,7 @@ use crate::logs as log;
 
 use std::sync::atomic::Ordering;
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::index::ID_BITS;
 use super::rows::{RECORD, record};
@@ -160,26 +160,20 @@ fn search(
     words: &[String],
     limit: usize,
 ) -> rusqlite::Result<Found> {
-    let num: Option<i64> = conn
-        .prepare_cached("SELECT num FROM rooms WHERE key = ?1")?
-        .query_row([key], |row| row.get(0))
-        .optional()?
-        .flatten();
-    // A room without a row has no records; one without a number (past
-    // 2^23 - 1 rooms) is not indexed.
-    let Some(num) = num else {
-        return Ok(Found::Search(Vec::new()));
-    };
-    let low = num << ID_BITS;
-    let high = low | ((1 << ID_BITS) - 1);
+    // The room's number is read in the same statement, so in the same
+    // snapshot, as its rows: a room without a row (and so without records)
+    // or without a number (past 2^23 - 1 rooms, not indexed) finds nothing.
     let mut records = conn
         .prepare_cached(&format!(
             "{RECORD} WHERE r.room = ?2 AND r.id IN \
-             (SELECT rowid - ?3 FROM search_text WHERE search_text MATCH ?1 \
-              AND rowid BETWEEN ?3 AND ?4 ORDER BY rowid DESC LIMIT ?5) \
-             ORDER BY r.id DESC"
+             (SELECT rowid & {mask} FROM search_text WHERE search_text MATCH ?1 \
+              AND rowid BETWEEN (SELECT num << {ID_BITS} FROM rooms WHERE key = ?2) \
+              AND (SELECT num << {ID_BITS} | {mask} FROM rooms WHERE key = ?2) \
+              ORDER BY rowid DESC LIMIT ?3) \
+             ORDER BY r.id DESC",
+            mask = (1u64 << ID_BITS) - 1
         ))?
-        .query_map(params![match_query(words), key, low, high, limit], record)?
+        .query_map(params![match_query(words), key, limit], record)?
         .collect::<rusqlite::Result<Vec<Record>>>()?;
     within_bytes(&mut records);
     Ok(Found::Search(records))

@@ -48,15 +48,17 @@ fn word(x: u64) -> String {
 /// database, and takes it back to version 5 (no word index, no changes).
 fn fill(path: &str) {
     let mut conn = rusqlite::Connection::open(path).unwrap();
-    // Undoes version 8 (changes to messages), 7 (a recount, nothing to
-    // undo) and 6 (the word index).
+    // Undoes version 9 (rooms numbered for the word index), 8 (changes to
+    // messages), 7 (a recount, nothing to undo) and 6 (the word index).
     conn.execute_batch(
-        "DROP TRIGGER records_change; DROP TRIGGER records_gone; DROP TRIGGER records_recount;
+        "DROP TRIGGER rooms_number; DROP TRIGGER rooms_unnumber; DROP INDEX rooms_by_num;
+         ALTER TABLE rooms DROP COLUMN num;
+         DROP TRIGGER records_change; DROP TRIGGER records_gone; DROP TRIGGER records_recount;
          DROP TRIGGER records_search_update; DROP TRIGGER records_search_insert;
          DROP TRIGGER records_search_delete; DROP TABLE reactions;
          ALTER TABLE records DROP COLUMN kind; ALTER TABLE records DROP COLUMN target;
          ALTER TABLE records DROP COLUMN edited; ALTER TABLE records DROP COLUMN deleted;
-         DROP TABLE search_text; DROP TABLE search_rows; PRAGMA user_version = 5;",
+         DROP TABLE search_text; PRAGMA user_version = 5;",
     )
     .unwrap();
     let tx = conn.transaction().unwrap();

@@ -6,7 +6,13 @@
 //! The file store also takes a burst from a wschat.v1 client, each
 //! message with its own `cid` ("file, v1 cid").
 //!
-//! Run with `cargo bench --bench store`. Each row also says what the store
+//! The "retained" row is the file store with `--retain-messages 2000`: a
+//! first burst, not timed, takes the room past its bound, so that in the
+//! timed one retention deletes as many records as every group adds (the
+//! steady state of a busy room, and of the word index with it).
+//!
+//! Run with `cargo bench --bench store`; `WSCHAT_BENCH_ONLY=file,retained`
+//! runs only the rows named (`file`, `fsync`, `memory`, `retained`). Each row also says what the store
 //! thread's CPU cost per message of the burst was (from the scheduler's
 //! count in nanoseconds, where the kernel keeps one; the tick-counted
 //! figure before it was good to 1 µs a message). `WSCHAT_BENCH_BIN` runs
@@ -77,14 +83,18 @@ fn store_cpu_seconds(server: &Server) -> f64 {
 /// until the store has committed them all, and the store thread's CPU
 /// seconds meanwhile.
 fn burst(server: &Server, cid: bool) -> (Duration, f64) {
+    burst_as(server, cid, "burster")
+}
+
+/// [`burst`] from a client named `name`: a second burst into the same
+/// room comes from another name, so that it never races the first
+/// client's leaving.
+fn burst_as(server: &Server, cid: bool, name: &str) -> (Duration, f64) {
     let before = written(server);
     let cpu_before = store_cpu_seconds(server);
-    let path = if cid {
-        "/ws?room=burst-cid&name=burster"
-    } else {
-        "/ws?room=burst&name=burster"
-    };
-    let mut ws = connect(&server.addr, path, cid);
+    let room = if cid { "burst-cid" } else { "burst" };
+    let path = format!("/ws?room={room}&name={name}");
+    let mut ws = connect(&server.addr, &path, cid);
     if cid {
         // What the server sends a v1 client back is read and dropped, so
         // that its queue never fills.
@@ -120,8 +130,14 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bench.db");
     let file_sync = dir.join("bench-fsync.db");
-    let runs: [(&str, String, &[&str]); 3] = [
+    let file_retained = dir.join("bench-retained.db");
+    let runs: [(&str, String, &[&str]); 4] = [
         ("file", file.to_string_lossy().into_owned(), &[]),
+        (
+            "retained",
+            file_retained.to_string_lossy().into_owned(),
+            &["--retain-messages", "2000"],
+        ),
         (
             "file --fsync",
             file_sync.to_string_lossy().into_owned(),
@@ -147,10 +163,26 @@ fn main() {
         "pair max",
         "rows"
     );
+    // WSCHAT_BENCH_ONLY=file,fsync,memory,retained runs only those rows.
+    let only = std::env::var("WSCHAT_BENCH_ONLY").ok();
     for (name, db, extra) in runs {
+        let short = match name {
+            "file --fsync" => "fsync",
+            ":memory:" => "memory",
+            other => other,
+        };
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|x| x == short))
+        {
+            continue;
+        }
         let mut args = vec!["--db", db.as_str(), "--history", "100"];
         args.extend_from_slice(extra);
         let server = pair::start(&binary, &args);
+        if name == "retained" {
+            burst_as(&server, false, "warmer");
+        }
         let (took, store_cpu) = burst(&server, false);
         let lat = time_pair(&server.addr, PHASE);
         let rows = if db == ":memory:" {

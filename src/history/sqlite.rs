@@ -22,6 +22,7 @@ use crate::logs as log;
 mod checkpointer;
 mod complaints;
 mod fold;
+mod index;
 mod lookups;
 mod pace;
 mod reader;

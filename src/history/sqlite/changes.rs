@@ -194,11 +194,11 @@ mod tests {
         let found = |conn: &Connection, word: &str| -> Vec<i64> {
             let mut stmt = conn
                 .prepare(
-                    "SELECT s.id FROM search_text t JOIN search_rows s ON s.seq = t.rowid \
-                     WHERE search_text MATCH ?1 ORDER BY s.id",
+                    "SELECT rowid & ((1 << 40) - 1) FROM search_text \
+                     WHERE search_text MATCH ?1 ORDER BY rowid",
                 )
                 .unwrap();
-            stmt.query_map([format!("text : \"{word}\"")], |r| r.get(0))
+            stmt.query_map([format!("\"{word}\"")], |r| r.get(0))
                 .unwrap()
                 .map(Result::unwrap)
                 .collect()

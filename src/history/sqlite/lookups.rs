@@ -3,10 +3,11 @@
 //! They are read on the reads thread (`reads.rs`), on a read-only
 //! connection, never on the store thread.
 //!
-//! The index (schema version 6) is SQLite's FTS5, kept in step with
-//! `records` by triggers, so that a message is findable in the same
-//! transaction that stores it and is no longer found once retention (or
-//! anything else) deletes it.
+//! The index is SQLite's FTS5, kept in step with `records` by triggers,
+//! so that a message is findable in the same transaction that stores it
+//! (before its sender's acknowledgement is sent) and is no longer found
+//! once retention (or anything else) deletes it. Version 6 below made
+//! it; version 9 (`index`) keys it by room ranges, as it is now.
 
 use crate::logs as log;
 
@@ -14,11 +15,13 @@ use std::sync::atomic::Ordering;
 
 use rusqlite::params;
 
+use super::index::ID_BITS;
 use super::rows::{RECORD, record};
 use super::{Reader, Record, Stats};
 use crate::history::lookup::{Ask, Found, Lookup, within_bytes};
 
-/// Version 6: the full-text index of messages.
+/// Version 6: the full-text index of messages, as it was (version 9,
+/// `index`, replaced it).
 ///
 /// - `search_rows` gives each indexed message (by room key and id) an
 ///   integer, the index's row id: `records` has no row id of its own.
@@ -148,41 +151,43 @@ fn page(
     Ok(Found::History { records, complete })
 }
 
-/// The room's newest `limit` messages holding every one of `words`.
+/// The room's newest `limit` messages holding every one of `words`: the
+/// index read backwards within the room's range of row ids (version 9,
+/// `index`), the records then read by their keys.
 fn search(
     conn: &mut rusqlite::Connection,
     key: &str,
     words: &[String],
     limit: usize,
 ) -> rusqlite::Result<Found> {
-    let query = match_query(key, words);
+    // The room's number is read in the same statement, so in the same
+    // snapshot, as its rows: a room without a row (and so without records)
+    // or without a number (past 2^23 - 1 rooms, not indexed) finds nothing.
     let mut records = conn
         .prepare_cached(&format!(
-            "{RECORD} \
-             JOIN search_rows s ON r.room = s.room AND r.id = s.id \
-             JOIN search_text t ON s.seq = t.rowid \
-             WHERE search_text MATCH ?1 AND s.room = ?2 \
-             ORDER BY t.rowid DESC LIMIT ?3"
+            "{RECORD} WHERE r.room = ?2 AND r.id IN \
+             (SELECT rowid & {mask} FROM search_text WHERE search_text MATCH ?1 \
+              AND rowid BETWEEN (SELECT num << {ID_BITS} FROM rooms WHERE key = ?2) \
+              AND (SELECT num << {ID_BITS} | {mask} FROM rooms WHERE key = ?2) \
+              ORDER BY rowid DESC LIMIT ?3) \
+             ORDER BY r.id DESC",
+            mask = (1u64 << ID_BITS) - 1
         ))?
-        .query_map(params![query, key, limit], record)?
+        .query_map(params![match_query(words), key, limit], record)?
         .collect::<rusqlite::Result<Vec<Record>>>()?;
     within_bytes(&mut records);
-    // Row ids follow the order of storing; ids within a room do too, but
-    // the order promised is by id.
-    records.sort_by_key(|r| std::cmp::Reverse(r.id));
     Ok(Found::Search(records))
 }
 
-/// An FTS5 query matching the rows of room `key` whose text holds every
-/// word: each word quoted (a quote doubled), so nothing a client writes is
-/// taken as query syntax.
-fn match_query(key: &str, words: &[String]) -> String {
-    let room: String = key.bytes().map(|b| format!("{b:02X}")).collect();
-    let mut query = format!("room : \"r{room}\"");
-    for word in words {
-        query.push_str(&format!(" AND text : \"{}\"", word.replace('"', "\"\"")));
-    }
-    query
+/// An FTS5 query matching the rows whose text holds every word: each word
+/// quoted (a quote doubled), so nothing a client writes is taken as query
+/// syntax.
+fn match_query(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+        .collect::<Vec<String>>()
+        .join(" AND ")
 }
 
 #[cfg(test)]
@@ -191,17 +196,19 @@ mod tests {
 
     #[test]
     fn words_are_quoted_as_phrases() {
-        let q = match_query("é", &["deploy".into(), "a\"b".into(), "or".into()]);
-        assert_eq!(
-            q,
-            "room : \"rC3A9\" AND text : \"deploy\" AND text : \"a\"\"b\" AND text : \"or\""
-        );
+        let q = match_query(&["deploy".into(), "a\"b".into(), "or".into()]);
+        assert_eq!(q, "\"deploy\" AND \"a\"\"b\" AND \"or\"");
     }
 
     #[test]
     fn the_index_follows_inserts_and_deletes() {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut conn, "t.db", super::super::schema::MIGRATIONS).unwrap();
+        conn.execute_batch(
+            "INSERT INTO rooms (key, name, epoch, last_id) VALUES ('a', 'a', '00', 3);
+             INSERT INTO rooms (key, name, epoch, last_id) VALUES ('b', 'b', '00', 1);",
+        )
+        .unwrap();
         let add = |conn: &rusqlite::Connection, room: &str, id: i64, text: &str| {
             conn.execute(
                 "INSERT INTO records (room, id, sender, ts, text) VALUES (?1, ?2, 'ann', 0, ?3)",
@@ -230,19 +237,16 @@ mod tests {
         conn.execute("DELETE FROM records WHERE room = 'a' AND id <= 1", [])
             .unwrap();
         assert_eq!(ids(&mut conn, "a", &["deploye"]), [3]);
-        let rows: i64 = conn
-            .query_row("SELECT COUNT(*) FROM search_rows", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(rows, 3);
         // The index itself forgot the deleted message's words.
         let indexed: i64 = conn
             .query_row(
-                "SELECT COUNT(*) FROM search_text WHERE search_text MATCH 'text : \"the\"'",
+                "SELECT COUNT(*) FROM search_text WHERE search_text MATCH '\"the\"'",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
         assert_eq!(indexed, 0);
+        assert_eq!(ids(&mut conn, "c", &["deploye"]), Vec::<u64>::new());
     }
 
     #[test]
@@ -250,6 +254,11 @@ mod tests {
         use super::super::schema::{MIGRATIONS, migrate};
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         migrate(&mut conn, "t.db", &MIGRATIONS[..5]).unwrap();
+        conn.execute(
+            "INSERT INTO rooms (key, name, epoch, last_id, bytes) VALUES ('a', 'a', '00', 2, 0)",
+            [],
+        )
+        .unwrap();
         conn.execute(
             "INSERT INTO records (room, id, sender, ts, text) VALUES ('a', 1, 'ann', 0, 'old deploy')",
             [],

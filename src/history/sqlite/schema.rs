@@ -92,6 +92,7 @@ pub const MIGRATIONS: &[&str] = &[
     super::lookups::V6,
     super::retention::V7,
     super::changes::V8,
+    super::index::V9,
 ];
 
 /// Refuses, before anything is written, a database this build must not

@@ -126,3 +126,42 @@ fn a_lower_byte_bound_applies_at_the_next_start() {
     assert!(reader.file("lobby", 3).unwrap().is_some());
     running.stop();
 }
+
+#[test]
+fn a_word_index_not_matching_the_messages_is_made_again_and_retention_goes_on() {
+    let db = TempDb::new("reindex");
+    let mut opts = options(&db.path());
+    opts.retain_messages = 3;
+    let running = Running::start(open(&opts).unwrap());
+    for id in 1..=3 {
+        assert!(running.append(text("lobby", id, &format!("kept {id}")), None));
+    }
+    running.stop();
+    // As a database edited by hand might be: the index forgot every word,
+    // so taking more messages out of it than it holds fails.
+    rusqlite::Connection::open(db.path())
+        .unwrap()
+        .execute_batch("INSERT INTO search_text (search_text) VALUES ('delete-all')")
+        .unwrap();
+    // A lower bound applies at the start, the next appends' after.
+    opts.retain_messages = 2;
+    let running = Running::start(open(&opts).unwrap());
+    let (_, _, recent) = running.open("lobby", 100);
+    assert_eq!(recent.len(), 2, "retention at the start");
+    for id in 4..=6 {
+        assert!(running.append(text("lobby", id, &format!("kept {id}")), None));
+    }
+    let (_, last_id, recent) = running.open("lobby", 100);
+    let ids: Vec<u64> = recent.iter().map(|r| r.id).collect();
+    assert_eq!((last_id, ids), (6, vec![5, 6]), "retention went on");
+    running.stop();
+    let indexed: i64 = rusqlite::Connection::open(db.path())
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM search_text WHERE search_text MATCH 'kept'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexed, 2, "the index holds the messages kept");
+}

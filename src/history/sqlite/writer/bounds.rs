@@ -3,11 +3,13 @@
 //! the group's own transaction; and both to every room at start, for when
 //! they were lowered since the database was last written.
 
+use crate::logs as log;
+
 use std::sync::atomic::Ordering;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::super::retention;
+use super::super::{index, retention};
 use super::Writer;
 
 impl Writer {
@@ -40,10 +42,31 @@ impl Writer {
         }
     }
 
+    /// [`Writer::bound_once`], and again after making the word index anew
+    /// should it not hold what the records say (a database edited by
+    /// hand): retention deletes through it, so such an index would stop
+    /// every deletion, and with them the bounds. What the first try
+    /// deleted stays deleted; the second goes on from there.
+    fn bound<S: AsRef<str>>(&mut self, rooms: &[S]) -> rusqlite::Result<u64> {
+        match self.bound_once(rooms) {
+            Err(e) if index::is_corrupt(&e) => {
+                log::warn!(
+                    "event=store_index_rebuilt path={:?} error={:?} msg=\"the word index did \
+                     not match the messages and is made again from them\"",
+                    self.options.path,
+                    e.to_string()
+                );
+                self.conn.execute_batch(index::REBUILD)?;
+                self.bound_once(rooms)
+            }
+            result => result,
+        }
+    }
+
     /// Deletes the records of `rooms` beyond `retain_messages`, then, while
     /// everything stored passes `retain_bytes`, from the room holding the
     /// most (see `retention`). Returns the file bytes freed.
-    fn bound<S: AsRef<str>>(&mut self, rooms: &[S]) -> rusqlite::Result<u64> {
+    fn bound_once<S: AsRef<str>>(&mut self, rooms: &[S]) -> rusqlite::Result<u64> {
         let mut freed = 0;
         for room in rooms {
             freed += self.retain_messages(room.as_ref())?;

@@ -27,7 +27,6 @@ use crate::hub::outlet::{Bounds, CLOSE_TIMEOUT, Outlet};
 use crate::limits::budget::Budget;
 use crate::net::admission::Ticket;
 use crate::proto::close::Close;
-use crate::proto::protocol::Mode;
 use crate::proto::wire::Encoded;
 use crate::ws::echo::{EchoClients, EchoPlace};
 use crate::ws::handshake::{Endpoint, Kind};
@@ -41,7 +40,8 @@ pub const THREAD_STACK: usize = 128 * 1024;
 
 /// tungstenite's read buffer per connection, sized for chat lines rather
 /// than its 128 KiB default: larger frames grow it while they are read.
-const READ_BUFFER: usize = 1024;
+/// The size of the request head's buffer, whose freed chunk it takes.
+const READ_BUFFER: usize = crate::http::HEAD_BUFFER;
 
 /// Everything a connection needs once its handshake is done.
 pub struct Connection {
@@ -122,11 +122,7 @@ fn run(s: &mut Served) -> End {
     let Some(place) = take_place((s.id, s.peer), &mut s.session, &s.echoes, &s.outlet) else {
         return shut_down(&s.outlet);
     };
-    if let Endpoint::Room(mode, query) = &s.endpoint
-        && (*mode == Mode::Raw || query.name.is_some())
-    {
-        s.session.join(query, None, None, None);
-    }
+    s.session.join_from_url();
     let mut ctx = context(std::mem::take(&mut s.early), s.session.message_limit());
     let end = read_loop(&s.outlet, &mut ctx, &mut s.session);
     // The room hears of the leave before any lingering below.
@@ -142,7 +138,6 @@ struct Served {
     peer: SocketAddr,
     outlet: Arc<Outlet>,
     session: Box<Session>,
-    endpoint: Endpoint,
     /// Bytes the client sent after its request head, until the reading
     /// starts.
     early: Vec<u8>,
@@ -158,7 +153,7 @@ struct Served {
 /// last step, `served`, so that this frame stays small under the calls it
 /// makes.
 #[inline(never)]
-fn open(connection: Box<Connection>) -> Option<Box<Served>> {
+fn open(mut connection: Box<Connection>) -> Option<Box<Served>> {
     let c = &*connection;
     if let Err(e) = configure(&c.sock, &c.config, matches!(c.endpoint, Endpoint::Echo)) {
         log::warn!(
@@ -169,7 +164,7 @@ fn open(connection: Box<Connection>) -> Option<Box<Served>> {
         );
         return None;
     }
-    let session = new_session(c, c.redis.clone());
+    let session = new_session(&mut connection);
     Some(served(connection, session))
 }
 
@@ -181,7 +176,7 @@ fn served(connection: Box<Connection>, mut session: Box<Session>) -> Box<Served>
         peer,
         sock,
         early,
-        endpoint,
+        endpoint: _,
         config,
         hubs: _,
         echoes,
@@ -205,7 +200,6 @@ fn served(connection: Box<Connection>, mut session: Box<Session>) -> Box<Served>
         peer,
         outlet,
         session,
-        endpoint,
         early,
         echoes,
         open,
@@ -214,15 +208,17 @@ fn served(connection: Box<Connection>, mut session: Box<Session>) -> Box<Served>
 }
 
 /// The client's session, on the heap: it is the reader's largest value.
+/// The endpoint's query moves into it (the reader keeps no copy).
 #[inline(never)]
-fn new_session(c: &Connection, redis: Option<Arc<crate::history::redis::Status>>) -> Box<Session> {
+fn new_session(c: &mut Connection) -> Box<Session> {
+    let endpoint = std::mem::replace(&mut c.endpoint, Endpoint::Echo);
     Box::new(Session::new(
         c.id,
-        &c.endpoint,
+        endpoint,
         &c.config,
         c.hubs.clone(),
         c.budget.incoming.clone(),
-        redis,
+        c.redis.clone(),
     ))
 }
 
@@ -269,7 +265,7 @@ fn finish(mut served: Box<Served>, end: End) {
         (end, _) => end,
     };
     let abuse = matches!(&end, End::ClosedByUs(close) if close.is_abuse());
-    let close = end.close(served.session.peer_close.take());
+    let close = end.close(served.session.peer_close.take().map(|close| *close));
     let duration = served.open.elapsed();
     log_end(
         served.id,

@@ -20,10 +20,13 @@ pub mod proxy;
 /// Largest request head accepted; a larger one gets 431.
 pub const MAX_HEAD: usize = 16 * 1024;
 
-/// The first read of a request head goes into a buffer this large. The
-/// WebSocket handshake's 101 response and tungstenite's read buffer are
-/// made the same size, so that each reuses the chunk the one before freed.
-pub(crate) const HEAD_BUFFER: usize = 1024;
+/// The first read of a request head goes into a buffer this large, and
+/// the WebSocket handshake's 101 response is written from one. Above the
+/// 1,032 bytes up to which glibc keeps a freed chunk in the freeing
+/// thread's own cache (tcache), so that these go back to the shared heap
+/// when freed: a connection's thread that then only idles would keep a
+/// cached chunk for nothing (see "Limits" in docs/ARCHITECTURE.md).
+pub(crate) const HEAD_BUFFER: usize = 2048;
 
 /// Most headers parsed in one request head.
 const MAX_HEADERS: usize = 64;

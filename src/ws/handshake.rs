@@ -182,10 +182,8 @@ pub(crate) fn accept(
             .map_err(UpgradeRefusal::Unauthorized)?;
     }
     // Written in one piece, with one system call, from a buffer of the
-    // size the request head was read into: the head's buffer, freed by now,
-    // is taken again and given back for tungstenite's read buffer, where a
-    // smaller one would stay in the thread's malloc cache (see "Limits" in
-    // docs/ARCHITECTURE.md).
+    // size the request head was read into: too large for the thread's malloc
+    // cache, so that it goes back to the shared heap (see `HEAD_BUFFER`).
     let mut response = String::with_capacity(crate::http::HEAD_BUFFER);
     response.push_str("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n");
     response.push_str("Upgrade: websocket\r\nSec-WebSocket-Accept: ");

@@ -39,9 +39,9 @@ use crate::ws::session::{Flow, Session};
 pub const THREAD_STACK: usize = 128 * 1024;
 
 /// tungstenite's read buffer per connection, sized for chat lines rather
-/// than its 128 KiB default: larger frames grow it while they are read.
-/// The size of the request head's buffer, whose freed chunk it takes.
-const READ_BUFFER: usize = crate::http::HEAD_BUFFER;
+/// than its 128 KiB default: larger frames grow it while they are read
+/// (in reads of at most this size). Every idle connection keeps it.
+const READ_BUFFER: usize = 512;
 
 /// Everything a connection needs once its handshake is done, as the
 /// handshake hands it over: [`open`] makes what the reader keeps of it.

@@ -60,9 +60,8 @@ pub struct Session {
     /// Its hub has stopped: at shutdown (which closes the client itself)
     /// or because the hub failed, which closes it with 1011.
     hub_lost: bool,
-    /// A v1 client's announced file, until its bytes come. Boxed, as
-    /// everything a connection rarely uses: the session lives as long as
-    /// its connection, idle or not.
+    /// A v1 client's announced file, until its bytes come. Boxed, as what
+    /// is rarely used: the session lives as long as its connection.
     pending_file: Option<Box<FileMeta>>,
     /// Whether a join has been asked for. The dispatcher decides whether it
     /// succeeded; this only lets a file announced before any join be refused
@@ -80,11 +79,12 @@ pub struct Session {
     /// The close code and reason the peer sent, if it has (1005: no code).
     /// Boxed, as `pending_file`.
     pub peer_close: Option<Box<(u16, String)>>,
-    /// Error frames sent draw on this; empty means abuse.
-    errors: TokenBucket,
+    /// Error frames sent draw on this; empty means abuse. Made full when
+    /// first drawn on, as `lookups`: most clients never draw on either.
+    errors: Option<Box<TokenBucket>>,
     /// `history` and `search` frames draw on this: each is a read of the
     /// store.
-    lookups: TokenBucket,
+    lookups: Option<Box<TokenBucket>>,
     /// The memory budget's share for messages being received: a file is
     /// refused at its announcement when the share cannot hold it now.
     pub incoming: Arc<Share>,
@@ -131,8 +131,8 @@ impl Session {
             slowed: false,
             held: Duration::ZERO,
             peer_close: None,
-            errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
-            lookups: TokenBucket::new(LOOKUPS_PER_SEC, LOOKUP_BURST),
+            errors: None,
+            lookups: None,
             incoming,
             redis,
             store_rate: None,
@@ -533,7 +533,13 @@ impl Session {
                 name,
             }),
             Command::Lookup(ask) => {
-                if let Some(wait) = self.lookups.take_or_wait() {
+                if let Some(wait) = self
+                    .lookups
+                    .get_or_insert_with(|| {
+                        Box::new(TokenBucket::new(LOOKUPS_PER_SEC, LOOKUP_BURST))
+                    })
+                    .take_or_wait()
+                {
                     let wait_ms = wait.as_millis().max(1) as u64;
                     let why = format!(
                         "at most {LOOKUP_BURST} history or search requests at once, then \
@@ -583,7 +589,10 @@ impl Session {
             refusal.code.as_str(),
             refusal.message
         );
-        if !self.errors.take() {
+        let errors = self
+            .errors
+            .get_or_insert_with(|| Box::new(TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST)));
+        if !errors.take() {
             return Flow::Close(Close::abuse("too many errors"));
         }
         reply(own, Encoded::text(refusal.to_json()))

@@ -20,6 +20,14 @@ pub mod proxy;
 /// Largest request head accepted; a larger one gets 431.
 pub const MAX_HEAD: usize = 16 * 1024;
 
+/// The first read of a request head goes into a buffer this large, and
+/// the WebSocket handshake's 101 response is written from one. Above the
+/// 1,032 bytes up to which glibc keeps a freed chunk in the freeing
+/// thread's own cache (tcache), so that these go back to the shared heap
+/// when freed: a connection's thread that then only idles would keep a
+/// cached chunk for nothing (see "Limits" in docs/ARCHITECTURE.md).
+pub(crate) const HEAD_BUFFER: usize = 2048;
+
 /// Most headers parsed in one request head.
 const MAX_HEADERS: usize = 64;
 
@@ -177,7 +185,7 @@ pub(crate) fn read_head(sock: &TcpStream, timeout: Duration) -> Result<(Head, Ve
     let deadline = Instant::now() + timeout;
     // Read straight into `buf`: a connection's thread keeps every stack page
     // it ever touched, so large arrays on the stack cost every connection.
-    let mut buf = Vec::with_capacity(1024);
+    let mut buf = Vec::with_capacity(HEAD_BUFFER);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -185,7 +193,7 @@ pub(crate) fn read_head(sock: &TcpStream, timeout: Duration) -> Result<(Head, Ve
         }
         sock.set_read_timeout(Some(left)).map_err(HeadError::Io)?;
         if buf.len() == buf.capacity() {
-            buf.reserve(1024);
+            buf.reserve(HEAD_BUFFER);
         }
         let start = buf.len();
         buf.resize(buf.capacity(), 0);
@@ -394,8 +402,10 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Parses a query string into decoded pairs (`+` is a space).
-pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+/// Parses a query string into decoded pairs (`+` is a space), one at a
+/// time: a WebSocket's handshake keeps the few it wants and collects no
+/// list (a connection's thread keeps the small chunks it frees).
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -406,7 +416,6 @@ pub fn query_pairs(query: &str) -> Vec<(String, String)> {
                 percent_decode(&v.replace('+', " "))?,
             ))
         })
-        .collect()
 }
 
 fn header(name: &str, value: &str) -> Header {
@@ -559,7 +568,7 @@ mod tests {
         assert_eq!(used, 40);
         assert_eq!(head.path(), "/ws");
         assert_eq!(
-            query_pairs(head.query()),
+            query_pairs(head.query()).collect::<Vec<_>>(),
             vec![("room".into(), "a b".into())]
         );
         assert!(parse_head(b"GET / HTTP/1.1\r\nHost").unwrap().is_none());

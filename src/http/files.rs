@@ -222,7 +222,7 @@ fn prepare(downloads: &Downloads, head: &Head) -> Result<Reply, ErrorPage> {
 /// Refuses a request whose URL is not one the server signed for this room
 /// and file, or has expired: 403, or 503 while the key is not known.
 fn authorize(signer: &Signer, head: &Head, target: &Target) -> Result<(), ErrorPage> {
-    let pairs = http::query_pairs(head.query());
+    let pairs: Vec<_> = http::query_pairs(head.query()).collect();
     let value = |name: &str| {
         pairs
             .iter()

@@ -181,8 +181,10 @@ pub(crate) fn accept(
         crate::ws::auth::admit_upgrade(config, *mode, query)
             .map_err(UpgradeRefusal::Unauthorized)?;
     }
-    // Written in one piece, with one system call.
-    let mut response = String::with_capacity(192);
+    // Written in one piece, with one system call, from a buffer of the
+    // size the request head was read into: too large for the thread's malloc
+    // cache, so that it goes back to the shared heap (see `HEAD_BUFFER`).
+    let mut response = String::with_capacity(crate::http::HEAD_BUFFER);
     response.push_str("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n");
     response.push_str("Upgrade: websocket\r\nSec-WebSocket-Accept: ");
     response.push_str(&accept_key);

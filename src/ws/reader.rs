@@ -27,7 +27,6 @@ use crate::hub::outlet::{Bounds, CLOSE_TIMEOUT, Outlet};
 use crate::limits::budget::Budget;
 use crate::net::admission::Ticket;
 use crate::proto::close::Close;
-use crate::proto::protocol::Mode;
 use crate::proto::wire::Encoded;
 use crate::ws::echo::{EchoClients, EchoPlace};
 use crate::ws::handshake::{Endpoint, Kind};
@@ -40,30 +39,26 @@ use crate::ws::session::{Flow, Session};
 pub const THREAD_STACK: usize = 128 * 1024;
 
 /// tungstenite's read buffer per connection, sized for chat lines rather
-/// than its 128 KiB default: larger frames grow it while they are read.
-const READ_BUFFER: usize = 1024;
+/// than its 128 KiB default: larger frames grow it while they are read
+/// (in reads of at most this size). Every idle connection keeps it.
+const READ_BUFFER: usize = 512;
 
-/// Everything a connection needs once its handshake is done.
+/// Everything a connection needs once its handshake is done, as the
+/// handshake hands it over: [`open`] makes what the reader keeps of it.
 pub struct Connection {
     pub id: ClientId,
     pub peer: SocketAddr,
     pub sock: TcpStream,
     /// Bytes the client sent after its request head.
     pub early: Vec<u8>,
-    pub endpoint: Endpoint,
+    /// Made by [`new_session`], beside this.
+    pub session: Box<Session>,
     pub config: Arc<Config>,
-    /// The hub threads; a chat-room client is known to its room's.
-    pub hubs: Hubs,
     /// Where an echo client makes itself known, to be closed at shutdown.
     pub echoes: EchoClients,
     /// The count of backlog writers, shared by every connection.
     pub writers: Arc<Writers>,
     pub budget: Budget,
-    /// With `--redis`: whether Redis answers (a raw client's messages wait
-    /// while it does not).
-    pub redis: Option<Arc<crate::history::redis::Status>>,
-    /// Its address's allowance of bytes to store (`--store-rate`).
-    pub store_rate: Option<Arc<crate::limits::storerate::StoreRate>>,
     /// Its place among the connections admitted, given back when what the
     /// reader keeps is dropped, last, as the connection ends.
     pub ticket: Ticket,
@@ -93,23 +88,20 @@ impl End {
     }
 }
 
-impl Connection {
+impl Served {
     /// Serves the connection on the current thread (the reader) until it
     /// ends.
     ///
     /// This frame lies under every call the reader makes while the
     /// connection lives, so it holds pointers only: what the connection
-    /// keeps is made out of line (`open`, `context`) and lives on the heap,
+    /// keeps was made out of line (`open`, `context`) and lives on the heap,
     /// and the ending runs out of line too (`finish`). A connection's thread
     /// keeps every stack page it ever touched (see "Limits" in
     /// docs/ARCHITECTURE.md).
     #[inline(never)]
-    pub fn serve(self: Box<Self>) {
-        let Some(mut served) = open(self) else {
-            return;
-        };
-        let end = run(&mut served);
-        finish(served, end);
+    pub fn serve(mut self: Box<Self>) {
+        let end = run(&mut self);
+        finish(self, end);
     }
 }
 
@@ -122,11 +114,7 @@ fn run(s: &mut Served) -> End {
     let Some(place) = take_place((s.id, s.peer), &mut s.session, &s.echoes, &s.outlet) else {
         return shut_down(&s.outlet);
     };
-    if let Endpoint::Room(mode, query) = &s.endpoint
-        && (*mode == Mode::Raw || query.name.is_some())
-    {
-        s.session.join(query, None, None, None);
-    }
+    s.session.join_from_url();
     let mut ctx = context(std::mem::take(&mut s.early), s.session.message_limit());
     let end = read_loop(&s.outlet, &mut ctx, &mut s.session);
     // The room hears of the leave before any lingering below.
@@ -136,13 +124,14 @@ fn run(s: &mut Served) -> End {
 }
 
 /// What a connection's reader keeps while the connection lives, on the
-/// heap; the `Connection` it was made from is freed once it is.
-struct Served {
+/// heap: made straight from the handshake's `Connection`, which is never
+/// boxed itself, because a chunk a connection's thread frees stays in its
+/// malloc cache while it idles (see "Limits" in docs/ARCHITECTURE.md).
+pub struct Served {
     id: ClientId,
     peer: SocketAddr,
     outlet: Arc<Outlet>,
     session: Box<Session>,
-    endpoint: Endpoint,
     /// Bytes the client sent after its request head, until the reading
     /// starts.
     early: Vec<u8>,
@@ -153,14 +142,14 @@ struct Served {
     _ticket: Ticket,
 }
 
-/// Sets the socket up and makes the client's outlet and session; `None` if
-/// the socket cannot be set up. The connection is only borrowed until the
-/// last step, `served`, so that this frame stays small under the calls it
-/// makes.
+/// Sets the socket up and makes the client's outlet; `None` if the socket
+/// cannot be set up. Out of line, as the outlet it makes, so that the
+/// handshake's frames stay small.
 #[inline(never)]
-fn open(connection: Box<Connection>) -> Option<Box<Served>> {
-    let c = &*connection;
-    if let Err(e) = configure(&c.sock, &c.config, matches!(c.endpoint, Endpoint::Echo)) {
+pub fn open(connection: Connection) -> Option<Box<Served>> {
+    let c = &connection;
+    let echo = c.session.kind == Kind::Echo;
+    if let Err(e) = configure(&c.sock, &c.config, echo) {
         log::warn!(
             "event=socket_setup_failed client={} peer={} error={:?}",
             c.id,
@@ -169,28 +158,24 @@ fn open(connection: Box<Connection>) -> Option<Box<Served>> {
         );
         return None;
     }
-    let session = new_session(c, c.redis.clone());
-    Some(served(connection, session))
+    Some(served(connection))
 }
 
 /// Moves what the reader keeps out of the connection, beside its outlet.
 #[inline(never)]
-fn served(connection: Box<Connection>, mut session: Box<Session>) -> Box<Served> {
+fn served(connection: Connection) -> Box<Served> {
     let Connection {
         id,
         peer,
         sock,
         early,
-        endpoint,
+        session,
         config,
-        hubs: _,
         echoes,
         writers,
         budget,
-        redis: _,
-        store_rate,
         ticket,
-    } = *connection;
+    } = connection;
     let bounds = Bounds {
         frames: config.queue_frames.max(1),
         bytes: config.queue_bytes,
@@ -198,14 +183,12 @@ fn served(connection: Box<Connection>, mut session: Box<Session>) -> Box<Served>
         share: budget.outbound.clone(),
     };
     let outlet = Outlet::new(id, sock, bounds, writers);
-    session.store_rate = store_rate;
     let open = crate::metrics::get().connection(session.kind.metric());
     Box::new(Served {
         id,
         peer,
         outlet,
         session,
-        endpoint,
         early,
         echoes,
         open,
@@ -214,14 +197,28 @@ fn served(connection: Box<Connection>, mut session: Box<Session>) -> Box<Served>
 }
 
 /// The client's session, on the heap: it is the reader's largest value.
+/// The endpoint's query moves into it (the reader keeps no copy). Made
+/// out of line and beside [`open`], not under it: the handshake's frames
+/// must stay small.
 #[inline(never)]
-fn new_session(c: &Connection, redis: Option<Arc<crate::history::redis::Status>>) -> Box<Session> {
+#[allow(
+    clippy::boxed_local,
+    reason = "boxed by the handshake, so that its frames do not hold the endpoint"
+)]
+pub fn new_session(
+    id: ClientId,
+    endpoint: Box<Endpoint>,
+    config: &Arc<Config>,
+    hubs: Hubs,
+    budget: &Budget,
+    redis: Option<Arc<crate::history::redis::Status>>,
+) -> Box<Session> {
     Box::new(Session::new(
-        c.id,
-        &c.endpoint,
-        &c.config,
-        c.hubs.clone(),
-        c.budget.incoming.clone(),
+        id,
+        *endpoint,
+        config,
+        hubs,
+        budget.incoming.clone(),
         redis,
     ))
 }
@@ -269,7 +266,7 @@ fn finish(mut served: Box<Served>, end: End) {
         (end, _) => end,
     };
     let abuse = matches!(&end, End::ClosedByUs(close) if close.is_abuse());
-    let close = end.close(served.session.peer_close.take());
+    let close = end.close(served.session.peer_close.take().map(|close| *close));
     let duration = served.open.elapsed();
     log_end(
         served.id,

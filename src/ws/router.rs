@@ -20,7 +20,7 @@ use crate::metrics;
 use crate::net::admission::{self, Admission, Ticket};
 use crate::ws::echo::EchoClients;
 use crate::ws::handshake::{self, Endpoint, OriginPolicy, UpgradeRefusal};
-use crate::ws::reader::Connection;
+use crate::ws::reader::{self, Connection, Served};
 
 /// What every connection thread shares, read-only.
 pub(crate) struct Shared {
@@ -51,14 +51,14 @@ pub(crate) struct Shared {
 /// so it holds little more than pointers (see "Limits" in
 /// docs/ARCHITECTURE.md).
 #[inline(never)]
-pub(crate) fn handle(mut job: Box<Accepted>, shared: &Shared) -> Option<Box<Connection>> {
+pub(crate) fn handle(mut job: Box<Accepted>, shared: &Shared) -> Option<Box<Served>> {
     let request = read_request(&job.sock, job.peer, &mut job.ticket, shared)?;
     let sock = &job.sock;
     if !admit(sock, &request, &mut job.ticket, shared) || !route(&job.sock, &request, shared) {
         return None;
     }
     let endpoint = upgrade(&job.sock, job.id, &request, shared)?;
-    Some(connection(job, request, endpoint, shared))
+    connection(job, request, endpoint, shared)
 }
 
 /// A connection as the accept loop hands it to its thread: boxed, so that
@@ -200,7 +200,8 @@ fn log_connect(id: u64, request: &Request, endpoint: &Endpoint) {
     );
 }
 
-/// What the connection's reader needs, gathered on the heap.
+/// What the connection's reader keeps, made from what the handshake
+/// gathered; `None` if its socket cannot be set up.
 #[inline(never)]
 #[allow(
     clippy::boxed_local,
@@ -211,24 +212,30 @@ fn connection(
     request: Box<Request>,
     endpoint: Box<Endpoint>,
     shared: &Shared,
-) -> Box<Connection> {
+) -> Option<Box<Served>> {
     let Accepted {
         sock, id, ticket, ..
     } = *job;
     let Request { early, client, .. } = *request;
-    Box::new(Connection {
+    let mut session = reader::new_session(
+        id,
+        endpoint,
+        &shared.config,
+        shared.hubs.clone(),
+        &shared.budget,
+        shared.health.cluster(),
+    );
+    session.store_rate = ticket.store_rate.clone();
+    reader::open(Connection {
         id,
         peer: client,
         sock,
         early,
-        endpoint: *endpoint,
+        session,
         config: shared.config.clone(),
-        hubs: shared.hubs.clone(),
         echoes: shared.echoes.clone(),
         writers: shared.writers.clone(),
         budget: shared.budget.clone(),
-        redis: shared.health.cluster(),
-        store_rate: ticket.store_rate.clone(),
         ticket,
     })
 }

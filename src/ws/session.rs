@@ -60,7 +60,9 @@ pub struct Session {
     /// Its hub has stopped: at shutdown (which closes the client itself)
     /// or because the hub failed, which closes it with 1011.
     hub_lost: bool,
-    pending_file: Option<FileMeta>,
+    /// A v1 client's announced file, until its bytes come. Boxed, as what
+    /// is rarely used: the session lives as long as its connection.
+    pending_file: Option<Box<FileMeta>>,
     /// Whether a join has been asked for. The dispatcher decides whether it
     /// succeeded; this only lets a file announced before any join be refused
     /// at once rather than after its bytes.
@@ -75,12 +77,14 @@ pub struct Session {
     /// log line.
     pub held: Duration,
     /// The close code and reason the peer sent, if it has (1005: no code).
-    pub peer_close: Option<(u16, String)>,
-    /// Error frames sent draw on this; empty means abuse.
-    errors: TokenBucket,
+    /// Boxed, as `pending_file`.
+    pub peer_close: Option<Box<(u16, String)>>,
+    /// Error frames sent draw on this; empty means abuse. Made full when
+    /// first drawn on, as `lookups`: most clients never draw on either.
+    errors: Option<Box<TokenBucket>>,
     /// `history` and `search` frames draw on this: each is a read of the
     /// store.
-    lookups: TokenBucket,
+    lookups: Option<Box<TokenBucket>>,
     /// The memory budget's share for messages being received: a file is
     /// refused at its announcement when the share cannot hold it now.
     pub incoming: Arc<Share>,
@@ -102,19 +106,20 @@ mod changes;
 impl Session {
     pub fn new(
         id: ClientId,
-        endpoint: &Endpoint,
+        endpoint: Endpoint,
         config: &Arc<Config>,
         hubs: Hubs,
         incoming: Arc<Share>,
         redis: Option<Arc<crate::history::redis::Status>>,
     ) -> Session {
+        let kind = endpoint.kind();
         let query = match endpoint {
             Endpoint::Echo => RoomQuery::default(),
-            Endpoint::Room(_, query) => query.clone(),
+            Endpoint::Room(_, query) => query,
         };
         Session {
             id,
-            kind: endpoint.kind(),
+            kind,
             query,
             config: config.clone(),
             hubs,
@@ -126,8 +131,8 @@ impl Session {
             slowed: false,
             held: Duration::ZERO,
             peer_close: None,
-            errors: TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST),
-            lookups: TokenBucket::new(LOOKUPS_PER_SEC, LOOKUP_BURST),
+            errors: None,
+            lookups: None,
             incoming,
             redis,
             store_rate: None,
@@ -185,32 +190,34 @@ impl Session {
         self.hub_lost |= link.send(event).is_err();
     }
 
-    pub fn join(
-        &mut self,
-        query: &RoomQuery,
-        room: Option<String>,
-        name: Option<String>,
-        since: Option<u64>,
-    ) {
-        let event = self.join_event(query, room, name, since);
-        self.tell_boxed(event);
+    /// Joins the room the client's URL names, as it connects: a raw client
+    /// always does, a v1 client when its URL names it. The query stays here
+    /// for a later `join`; the reader keeps no copy of it.
+    pub fn join_from_url(&mut self) {
+        let joins = match self.kind {
+            Kind::Room(Mode::Raw) => true,
+            Kind::Room(Mode::V1) => self.query.name.is_some(),
+            Kind::Echo => false,
+        };
+        if joins {
+            let event = self.url_join_event();
+            self.tell_boxed(event);
+        }
     }
 
-    /// The join a client's URL or `join` asks for. Out of line, as the
-    /// request it makes: a raw client joins before it idles, and nothing
-    /// this makes may lie under the channel send (see "Limits" in
+    /// The join a client's URL asks for. Out of line, as the request it
+    /// makes: a raw client joins before it idles, and nothing this makes
+    /// may lie under the channel send (see "Limits" in
     /// docs/ARCHITECTURE.md).
     #[inline(never)]
-    fn join_event(
-        &mut self,
-        query: &RoomQuery,
-        room: Option<String>,
-        name: Option<String>,
-        since: Option<u64>,
-    ) -> Box<Input> {
-        let owner = crate::ws::auth::owner_of_query(query);
-        self.moderator = crate::ws::auth::is_moderator(&self.config, query, None);
-        self.join_request(query, room, name, (since, None), owner)
+    fn url_join_event(&mut self) -> Box<Input> {
+        let owner = crate::ws::auth::owner_of_query(&self.query);
+        self.moderator = crate::ws::auth::is_moderator(&self.config, &self.query, None);
+        // Taken for the call and put back: no copy of it is made.
+        let query = std::mem::take(&mut self.query);
+        let event = self.join_request(&query, (None, None), (None, None), owner);
+        self.query = query;
+        event
     }
 
     /// Asks to join as `owner`; a token's holder goes by the token's name.
@@ -222,17 +229,17 @@ impl Session {
         since_epoch: (Option<u64>, Option<String>),
         owner: crate::proto::names::Owner,
     ) {
-        let event = self.join_request(query, room, name, since_epoch, owner);
+        let event = self.join_request(query, (room, name), since_epoch, owner);
         self.tell_boxed(event);
     }
 
-    /// The join event, on the heap, made out of line.
+    /// The join event, on the heap, made out of line: what the client asks
+    /// for, with what its URL's query asked for where the `join` is silent.
     #[inline(never)]
     fn join_request(
         &mut self,
         query: &RoomQuery,
-        room: Option<String>,
-        name: Option<String>,
+        (room, name): (Option<String>, Option<String>),
         (since, epoch): (Option<u64>, Option<String>),
         owner: crate::proto::names::Owner,
     ) -> Box<Input> {
@@ -282,11 +289,11 @@ impl Session {
             (Message::Text(text), Kind::Room(Mode::V1)) => self.v1_text(text, ahead, own),
             (Message::Binary(bytes), Kind::Room(Mode::V1)) => self.v1_file(bytes, own),
             (Message::Close(frame), _) => {
-                self.peer_close = Some(
+                self.peer_close = Some(Box::new(
                     frame.map_or((CloseCode::Status.into(), String::new()), |f| {
                         (f.code.into(), f.reason.as_str().to_owned())
                     }),
-                );
+                ));
                 Flow::Continue
             }
             _ => Flow::Continue,
@@ -517,7 +524,7 @@ impl Session {
                 if let Flow::Gone = self.pay(cost, Some(own)) {
                     return Flow::Gone;
                 }
-                self.pending_file = Some(meta);
+                self.pending_file = Some(Box::new(meta));
             }
             Command::Typing => self.tell(Input::Typing { id: self.id }),
             Command::FileUrl { id, name } => self.tell(Input::FileUrl {
@@ -526,7 +533,13 @@ impl Session {
                 name,
             }),
             Command::Lookup(ask) => {
-                if let Some(wait) = self.lookups.take_or_wait() {
+                if let Some(wait) = self
+                    .lookups
+                    .get_or_insert_with(|| {
+                        Box::new(TokenBucket::new(LOOKUPS_PER_SEC, LOOKUP_BURST))
+                    })
+                    .take_or_wait()
+                {
                     let wait_ms = wait.as_millis().max(1) as u64;
                     let why = format!(
                         "at most {LOOKUP_BURST} history or search requests at once, then \
@@ -576,7 +589,10 @@ impl Session {
             refusal.code.as_str(),
             refusal.message
         );
-        if !self.errors.take() {
+        let errors = self
+            .errors
+            .get_or_insert_with(|| Box::new(TokenBucket::new(ERRORS_PER_SEC, ERROR_BURST)));
+        if !errors.take() {
             return Flow::Close(Close::abuse("too many errors"));
         }
         reply(own, Encoded::text(refusal.to_json()))

@@ -23,7 +23,7 @@ impl Client {
         let endpoint = Endpoint::Room(mode, RoomQuery::default());
         let mut session = Session::new(
             1,
-            &endpoint,
+            endpoint,
             &Arc::new(config),
             crate::hub::hubs::Hubs::new(vec![tx]),
             Share::new("incoming", 1 << 30),

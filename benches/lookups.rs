@@ -52,13 +52,13 @@ fn fill(path: &str) {
     // messages), 7 (a recount, nothing to undo) and 6 (the word index).
     conn.execute_batch(
         "DROP TRIGGER rooms_number; DROP TRIGGER rooms_unnumber; DROP INDEX rooms_by_num;
-         ALTER TABLE rooms DROP COLUMN num;
          DROP TRIGGER records_change; DROP TRIGGER records_gone; DROP TRIGGER records_recount;
          DROP TRIGGER records_search_update; DROP TRIGGER records_search_insert;
          DROP TRIGGER records_search_delete; DROP TABLE reactions;
          ALTER TABLE records DROP COLUMN kind; ALTER TABLE records DROP COLUMN target;
          ALTER TABLE records DROP COLUMN edited; ALTER TABLE records DROP COLUMN deleted;
-         DROP TABLE search_text; PRAGMA user_version = 5;",
+         DROP TABLE search_text; ALTER TABLE rooms DROP COLUMN num;
+         PRAGMA user_version = 5;",
     )
     .unwrap();
     let tx = conn.transaction().unwrap();

@@ -166,7 +166,7 @@ impl Writer {
             .query_row([room], |row| row.get(0))
             .optional()?;
         let upto = last.unwrap_or(0).saturating_sub(keep);
-        let edge = upto - retention::slack(keep);
+        let edge = upto.saturating_sub(retention::slack(keep));
         if upto < 1 || edge < 1 {
             return Ok(None);
         }

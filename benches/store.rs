@@ -12,8 +12,11 @@
 //! steady state of a busy room, and of the word index with it).
 //!
 //! Run with `cargo bench --bench store`; `WSCHAT_BENCH_ONLY=file,retained`
-//! runs only the rows named (`file`, `fsync`, `memory`, `retained`). Each row also says what the store
-//! thread's CPU cost per message of the burst was (from the scheduler's
+//! runs only the rows named (`file`, `fsync`, `memory`, `retained`);
+//! `WSCHAT_BENCH_PACE_US=50` waits 50 µs after each message of a burst,
+//! so that the store writes groups of a message or a few, as beside a
+//! busy fan-out. Each row also says what the store thread's CPU cost per
+//! message of the burst was (from the scheduler's
 //! count in nanoseconds, where the kernel keeps one; the tick-counted
 //! figure before it was good to 1 µs a message). `WSCHAT_BENCH_BIN` runs
 //! the table against another wschat binary (an older build, to compare the
@@ -104,8 +107,19 @@ fn burst_as(server: &Server, cid: bool, name: &str) -> (Duration, f64) {
             while tcp.read(&mut buf).is_ok_and(|n| n > 0) {}
         });
     }
+    // WSCHAT_BENCH_PACE_US=N waits N µs after each message, so that the
+    // store writes groups of a message or a few, as in a busy fan-out,
+    // rather than the large groups of a flat-out burst.
+    let pace = std::env::var("WSCHAT_BENCH_PACE_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_micros);
     let start = Instant::now();
     for i in 0..BURST {
+        if let Some(pace) = pace {
+            ws.flush().unwrap();
+            thread::sleep(pace);
+        }
         let text = format!("burst message {i:05} of a typical length");
         let frame = if cid {
             format!(r#"{{"type":"message","text":"{text}","cid":"b-{i}"}}"#)

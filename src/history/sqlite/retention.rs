@@ -139,6 +139,16 @@ pub fn count_range(
     Ok(())
 }
 
+/// How many records past `retain_messages` (`keep`) a room may hold
+/// before its oldest are deleted, down to `keep`, in one chunk: a room
+/// keeps at least `keep` and at most `keep + keep / 32` records (a bound
+/// of 32 or less is kept exactly). Deleting a record or a few after every
+/// group cost more than writing them (see `docs/DECISIONS.md`, "Retention
+/// in chunks").
+pub fn slack(keep: i64) -> i64 {
+    keep / 32
+}
+
 /// Deletes the records of room `key` up to and with id `upto`, with their
 /// files' bytes, and takes them off the room's count. Returns the file
 /// bytes freed.

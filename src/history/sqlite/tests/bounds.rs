@@ -34,6 +34,27 @@ fn retention_deletes_oldest_messages_but_keeps_the_last_id() {
     running.stop();
 }
 
+#[test]
+fn retention_deletes_in_chunks_once_past_its_slack() {
+    let mut opts = options(":memory:");
+    // A slack of 64 / 32 = 2: a room holds 64 to 66 messages.
+    opts.retain_messages = 64;
+    let running = Running::start(open(&opts).unwrap());
+    let mut held = Vec::new();
+    for id in 1..=70 {
+        assert!(running.append(text("lobby", id, &id.to_string()), None));
+        let (_, last_id, recent) = running.open("lobby", 100);
+        assert_eq!(last_id, id);
+        // Always the newest, one after another.
+        let ids: Vec<u64> = recent.iter().map(|r| r.id).collect();
+        assert_eq!(ids, (id + 1 - ids.len() as u64..=id).collect::<Vec<_>>());
+        held.push(ids.len());
+    }
+    assert_eq!(held[..64], (1..=64).collect::<Vec<_>>());
+    assert_eq!(held[63..], [64, 65, 66, 64, 65, 66, 64]);
+    running.stop();
+}
+
 /// What a file record of [`file`] named `fN` in `lobby` costs beyond its
 /// bytes: "ada", the name, the media type, the room and 64 (see
 /// `retention`).

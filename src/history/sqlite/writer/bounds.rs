@@ -22,6 +22,18 @@ impl Writer {
         if rooms.is_empty() && over == 0 {
             return 0;
         }
+        // Most groups, retention deleting in chunks, have nothing to
+        // delete: they are spared the savepoint, which would make the word
+        // index write what the group added to it as a segment of its own.
+        match self.within_bounds(rooms) {
+            Ok(true) => return 0,
+            Ok(false) => {}
+            Err(e) => {
+                let room = rooms.first().copied().unwrap_or("");
+                self.failed("retain", room, 0, &e);
+                return 0;
+            }
+        }
         let result = self.execute("SAVEPOINT retain").and_then(|()| {
             let freed = self.bound(rooms)?;
             self.execute("RELEASE retain")?;
@@ -40,6 +52,21 @@ impl Writer {
                 0
             }
         }
+    }
+
+    /// Whether neither bound has anything to delete after a group to
+    /// `rooms`: no room holds more than `retain_messages` and its slack,
+    /// and everything stored is within `retain_bytes` (which the
+    /// `stored_bytes` gauge is told).
+    fn within_bounds(&mut self, rooms: &[&str]) -> rusqlite::Result<bool> {
+        for room in rooms {
+            if self.beyond(room)?.is_some() {
+                return Ok(false);
+            }
+        }
+        let total = retention::total(&self.conn)?;
+        self.stats.stored_bytes.store(total, Ordering::Relaxed);
+        Ok(total <= self.options.retain_bytes)
     }
 
     /// [`Writer::bound_once`], and again after making the word index anew
@@ -107,31 +134,46 @@ impl Writer {
     }
 
     /// Deletes the records of the room keyed `room` beyond the newest
-    /// `retain_messages`, with their files' bytes. The room's row, and so
-    /// its last id, stays.
+    /// `retain_messages` once it holds more than that and a slack of
+    /// [`retention::slack`] (with their files' bytes), so that a busy
+    /// room pays for retention's statements, and for rewriting the pages
+    /// at the head of its records and of the word index, once a chunk
+    /// rather than after every group. The room's row, and so its last id,
+    /// stays.
     fn retain_messages(&mut self, room: &str) -> rusqlite::Result<u64> {
+        match self.beyond(room)? {
+            Some(upto) => retention::delete_upto(&self.conn, room, upto),
+            None => Ok(0),
+        }
+    }
+
+    /// If the room keyed `room` holds more than `retain_messages` and the
+    /// slack, the id up to which retention deletes its records.
+    fn beyond(&self, room: &str) -> rusqlite::Result<Option<i64>> {
         let keep = self.options.retain_messages.min(i64::MAX as usize) as i64;
         // Ids are given one after another and only a room's oldest records
         // are ever deleted, so its newest `keep` are those above
         // `last_id - keep` (where older ids had gaps, a few fewer are
-        // kept, never more): two index look-ups, where counting `keep`
-        // rows back from the newest walked them all after every group.
+        // kept, never more), and it holds more than `keep` and the slack
+        // only if it has an id at or below `last_id - keep - slack`: two
+        // index look-ups, where counting rows walked them all after every
+        // group. (Not `MIN(id)`: profiled in the store, SQLite prepared
+        // that statement again at every step, which cost more than all
+        // the rest of retention.)
         let last: Option<i64> = self
             .conn
             .prepare_cached("SELECT last_id FROM rooms WHERE key = ?1")?
             .query_row([room], |row| row.get(0))
             .optional()?;
         let upto = last.unwrap_or(0).saturating_sub(keep);
-        if upto < 1 {
-            return Ok(0);
+        let edge = upto.saturating_sub(retention::slack(keep));
+        if upto < 1 || edge < 1 {
+            return Ok(None);
         }
         let beyond: bool = self
             .conn
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM records WHERE room = ?1 AND id <= ?2)")?
-            .query_row(params![room, upto], |row| row.get(0))?;
-        if !beyond {
-            return Ok(0);
-        }
-        retention::delete_upto(&self.conn, room, upto)
+            .query_row(params![room, edge], |row| row.get(0))?;
+        Ok(beyond.then_some(upto))
     }
 }

@@ -19,10 +19,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::history::sqlite::Stats;
 use crate::limits::budget::Budget;
 
 mod atomics;
+pub(crate) mod store;
+
+use store::StoreStats as Stats;
 
 pub(crate) use atomics::AtomicHistogram;
 use atomics::{Counter, Gauge};

@@ -30,7 +30,9 @@ import { linkName, showSignIn, learnServer } from './signin.js';
 import {
   state, online, rooms, within, shownRoom, STORE_NAME, STORE_ROOM, STORE_AUTO, TAB_JOINED,
 } from './state.js';
-import { updateComposer, setNotice, clearNotice, setJoinError, showJoin } from './view.js';
+import {
+  updateComposer, setStatus, setNotice, clearNotice, setJoinError, showJoin,
+} from './view.js';
 import { connectUploads } from './uploads.js';
 import { dismissNewest } from './toasts.js';
 import { setMentionable } from './log.js';
@@ -47,7 +49,13 @@ const joinRoom = $('join-room');
 const leaveButton = $('leave-button');
 const messageInput = $('message-input');
 
-onConnection({ event: handleEvent, binary: handleBinary, closed: onClose });
+onConnection({
+  event: handleEvent,
+  binary: handleBinary,
+  closed: onClose,
+  status: setStatus,
+  composer: updateComposer,
+});
 
 setMentionable(() => state.users);
 

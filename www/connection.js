@@ -8,7 +8,6 @@ import { browserKey, heldToken } from './identity.js';
 import {
   state, online, later, every, within, session, rooms,
 } from './state.js';
-import { setStatus, updateComposer } from './view.js';
 
 const PROTOCOL = 'wschat.v1';
 const BACKOFF_MIN_MS = 500;
@@ -22,6 +21,9 @@ const input = $('message-input');
  *   event(msg)                        a JSON event from the server
  *   binary(data)                      a binary frame (a file's bytes), as an ArrayBuffer
  *   closed(ev, opened, wasJoined)     the socket closed; state.ws and state.joined are already cleared
+ *   status(kind, label, detail)       the status line to show while connecting or waiting to retry
+ *   composer()                        the composer to be drawn again (the device went offline)
+ * (So this module needs nothing of the view, which needs the socket.)
  */
 let handlers = null;
 
@@ -71,8 +73,8 @@ export function connect() {
   if (!state.wanted) return;
   state.joined = false;
   state.pendingBinary = null;
-  if (state.rejoining) setStatus('connecting', 'Rejoining…');
-  else setStatus('connecting', state.everJoined ? 'Reconnecting…' : 'Connecting…');
+  if (state.rejoining) handlers.status('connecting', 'Rejoining…');
+  else handlers.status('connecting', state.everJoined ? 'Reconnecting…' : 'Connecting…');
 
   let ws;
   try {
@@ -156,7 +158,7 @@ export function scheduleReconnect() {
   state.reconnectTimer = later(connect, delay);
   const tick = () => {
     const s = Math.max(0, Math.ceil((due - Date.now()) / 1000));
-    setStatus(kind, label, s > 0 ? ' · retrying in ' + s + 's' : ' · retrying…');
+    handlers.status(kind, label, s > 0 ? ' · retrying in ' + s + 's' : ' · retrying…');
   };
   tick();
   clearInterval(state.countdownTimer);
@@ -208,7 +210,7 @@ window.addEventListener('offline', () => {
     within(s, () => {
       if (state.wanted && !online() && state.offline) {
         state.offline = { short: 'Offline', why: 'this device has no network connection' };
-        updateComposer();
+        handlers.composer();
       }
     });
   }

@@ -65,8 +65,9 @@ use crossbeam_channel::Sender;
 use crate::history::sqlite::{self, StoreHandle};
 
 pub use entry::Arrival;
+pub use entry::Asked;
 pub use files::Files;
-pub use instances::{Answerer, Asked, Everywhere};
+pub use instances::{Answerer, Everywhere};
 
 /// How long a command may take before Redis counts as unreachable.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);

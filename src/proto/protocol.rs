@@ -6,7 +6,8 @@
 //! By role: `commands` parses what a v1 client sends, `events` encodes
 //! what it receives, `errors` says why a frame was refused (an `error`
 //! event), `changes` covers edits, deletions and reactions both ways, and
-//! `raw` is the tutorial's binary file frame.
+//! `raw` is the tutorial's binary file frame; `fields` reads a command's
+//! typed fields for both parsers.
 
 /// The subprotocol name a client offers to speak JSON.
 pub const V1: &str = "wschat.v1";
@@ -26,6 +27,7 @@ pub mod changes;
 mod commands;
 mod errors;
 mod events;
+mod fields;
 mod raw;
 
 pub use commands::{Command, FileMeta, parse_command};

@@ -5,7 +5,6 @@
 use serde::{Deserialize, Serialize};
 use tungstenite::Bytes;
 
-use super::instances::{Asked, Question};
 use super::{Change, Moderation};
 use crate::history::sqlite::{Body, Record};
 
@@ -114,6 +113,23 @@ pub fn presence(t: &str, room: &str, name: &str, instance: &str) -> String {
         ..Wire::default()
     })
     .expect("plain fields serialise")
+}
+
+/// What a moderator asks of every instance (`instances` carries it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Asked {
+    /// The rooms and people this instance hosts, and the bans.
+    Overview,
+    /// Carry out this action on this instance's clients.
+    Act(Moderation),
+}
+
+/// A question as published: its id, the instance asking, and what it asks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    pub id: String,
+    pub from: String,
+    pub asked: Asked,
 }
 
 /// A moderator's question as published (`t` is `o`verview, `k`ick, `b`an

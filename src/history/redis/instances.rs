@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 use super::link::{Link, Target};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use super::entry::{self, Asked, Question};
 use super::keys::{self, CHANNEL};
-use super::{ALIVE_TTL, COMMAND_TIMEOUT, Moderation, REFRESH_EVERY, Status, entry};
+use super::{ALIVE_TTL, COMMAND_TIMEOUT, Moderation, REFRESH_EVERY, Status};
 
 /// How long an asker waits for the instances' answers once its question is
 /// published.
@@ -44,23 +45,6 @@ const REPLY_TTL: u64 = 10;
 
 /// How soon an instance not yet subscribed tries to register again.
 const NOT_YET: Duration = Duration::from_millis(100);
-
-/// What a moderator asks of every instance.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Asked {
-    /// The rooms and people this instance hosts, and the bans.
-    Overview,
-    /// Carry out this action on this instance's clients.
-    Act(Moderation),
-}
-
-/// A question as published: its id, the instance asking, and what it asks.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Question {
-    pub id: String,
-    pub from: String,
-    pub asked: Asked,
-}
 
 /// How an instance answers a question from its hubs: its answer as JSON,
 /// or `None` when its hubs did not answer within the time given.

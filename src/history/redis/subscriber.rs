@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use tungstenite::Bytes;
 
+use super::entry::Question;
 use super::entry::Wire;
-use super::instances::Question;
 use super::keys::{self, CHANNEL};
 use super::link::{Link, Target};
 use super::resp::{self, Value};

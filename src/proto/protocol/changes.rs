@@ -10,8 +10,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::commands::{opt_cid, opt_u64, req_string};
-use super::{Command, ErrorCode, Event, FrameRefusal, Reactions};
+use super::fields::{opt_u64, req_string};
+use super::{ErrorCode, Event, FrameRefusal, Reactions};
 
 /// What a change does to its message.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,8 +106,9 @@ pub fn allowed(change: &Change, sender: &str, actor: &str, moderator: bool) -> R
     }
 }
 
-/// Parses `edit`, `delete`, `react` and `unreact` commands.
-pub(super) fn parse(kind: &str, obj: &Map<String, Value>) -> Result<Command, FrameRefusal> {
+/// Parses `edit`, `delete`, `react` and `unreact` commands: the target
+/// message's id and the change (`commands` adds the `cid`).
+pub(super) fn parse(kind: &str, obj: &Map<String, Value>) -> Result<(u64, Change), FrameRefusal> {
     let id = opt_u64(obj, "id")?.filter(|&id| id > 0).ok_or_else(|| {
         FrameRefusal::new(ErrorCode::BadField, "field \"id\" must be a message id")
     })?;
@@ -128,11 +129,7 @@ pub(super) fn parse(kind: &str, obj: &Map<String, Value>) -> Result<Command, Fra
             }
         }
     };
-    Ok(Command::Change {
-        id,
-        change,
-        cid: opt_cid(obj)?,
-    })
+    Ok((id, change))
 }
 
 /// Whether `s` is exactly one emoji: a pictograph with its presentation

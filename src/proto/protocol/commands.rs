@@ -1,9 +1,10 @@
 //! What a `wschat.v1` client sends: each text frame parsed into a
 //! [`Command`], or refused with the [`FrameRefusal`] that says why.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::changes;
+use super::fields::{opt_cid, opt_string, opt_u64, req_string};
 use super::{ErrorCode, FrameRefusal, MAX_FILE_NAME};
 
 /// A frame from a `wschat.v1` client, validated.
@@ -69,24 +70,6 @@ pub struct FileMeta {
     pub mime: String,
     /// As a message's `cid`.
     pub cid: Option<String>,
-}
-
-/// Longest `cid`, in characters.
-pub(crate) const MAX_CID_CHARS: usize = 64;
-
-/// A client's id for a message: 1-64 characters, none of them control.
-pub(super) fn opt_cid(obj: &Map<String, Value>) -> Result<Option<String>, FrameRefusal> {
-    let cid = opt_string(obj, "cid")?;
-    if let Some(cid) = &cid {
-        let chars = cid.chars().count();
-        if chars == 0 || chars > MAX_CID_CHARS || cid.chars().any(char::is_control) {
-            return Err(FrameRefusal::new(
-                ErrorCode::BadField,
-                "field \"cid\" must be 1-64 characters without control characters",
-            ));
-        }
-    }
-    Ok(cid)
 }
 
 /// Parses one text frame from a `wschat.v1` client. Limits that depend on
@@ -158,43 +141,20 @@ pub fn parse_command(text: &str) -> Result<Command, FrameRefusal> {
             Ok(Command::FileUrl { id, name })
         }
         "history" | "search" => crate::proto::lookup::parse(kind, &obj).map(Command::Lookup),
-        "edit" | "delete" | "react" | "unreact" => changes::parse(kind, &obj),
+        "edit" | "delete" | "react" | "unreact" => {
+            let (id, change) = changes::parse(kind, &obj)?;
+            Ok(Command::Change {
+                id,
+                change,
+                cid: opt_cid(&obj)?,
+            })
+        }
         other => Err(FrameRefusal::new(
             ErrorCode::UnknownType,
             format!(
                 "unknown type {other:?}; expected join, message, file, typing, file_url, \
                  history or search"
             ),
-        )),
-    }
-}
-
-pub(super) fn opt_string(
-    obj: &Map<String, Value>,
-    field: &str,
-) -> Result<Option<String>, FrameRefusal> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(FrameRefusal::new(
-            ErrorCode::BadField,
-            format!("field \"{field}\" must be a string"),
-        )),
-    }
-}
-
-pub(super) fn req_string(obj: &Map<String, Value>, field: &str) -> Result<String, FrameRefusal> {
-    opt_string(obj, field)?
-        .ok_or_else(|| FrameRefusal::new(ErrorCode::BadField, format!("missing field \"{field}\"")))
-}
-
-pub(super) fn opt_u64(obj: &Map<String, Value>, field: &str) -> Result<Option<u64>, FrameRefusal> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64()),
-        Some(_) => Err(FrameRefusal::new(
-            ErrorCode::BadField,
-            format!("field \"{field}\" must be a non-negative integer"),
         )),
     }
 }

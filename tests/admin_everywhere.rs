@@ -231,3 +231,28 @@ fn a_killed_instance_is_named_as_missing_not_waited_for() {
     assert_eq!(kicked["kicked"], 1, "{kicked}");
     assert_eq!(kicked["missing"], json!([dead]), "{kicked}");
 }
+
+#[test]
+fn a_stopped_instance_leaves_the_view_at_once() {
+    let redis = Redis::start();
+    let mut servers: Vec<Server> = (0..2).map(|_| with_admin(&redis)).collect();
+    let mut ann = join_v1(&servers[0], "hall", "ann");
+    let _bob = join_v1(&servers[1], "hall", "bob");
+    assert_eq!(wait_join(&mut ann), "bob");
+    wait_for_instances(&servers[0], 2);
+
+    // A graceful stop (SIGTERM) takes the instance out of the registry as
+    // it ends: it is neither waited for nor named missing, as a killed one
+    // is until its entry lapses.
+    let stopped = servers.pop().expect("two servers");
+    assert!(stopped.terminate().success());
+    let asked = Instant::now();
+    let view = rooms(&servers[0]);
+    assert_eq!(view["missing"], json!([]), "{view}");
+    assert_eq!(view["instances"].as_array().unwrap().len(), 1, "{view}");
+    assert!(
+        asked.elapsed() < Duration::from_millis(900),
+        "answered without waiting for the stopped instance: {:?}",
+        asked.elapsed()
+    );
+}

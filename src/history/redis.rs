@@ -299,6 +299,9 @@ pub enum Moderation {
 pub struct Status {
     commands: AtomicBool,
     subscribed: AtomicBool,
+    /// The instance is stopping and has left the registry of live
+    /// instances: it must not register again.
+    stopping: AtomicBool,
 }
 
 impl Status {

@@ -179,6 +179,7 @@ impl Worker {
                 }
                 Request::Shutdown => {
                     self.append(appends);
+                    self.unregister();
                     return false;
                 }
             }
@@ -509,6 +510,20 @@ impl Worker {
 
     /// The command connection, made (and the scripts loaded) if there is
     /// none; `None` while Redis cannot be reached.
+    /// A stopping instance leaves the registry of live instances at once,
+    /// so that the admin view does not name it missing until its entry
+    /// lapses (`instances`).
+    fn unregister(&mut self) {
+        self.status.stopping.store(true, Ordering::SeqCst);
+        let instance = self.instance.clone();
+        if let Some(conn) = self.connection() {
+            let _ = redis::cmd("ZREM")
+                .arg(keys::INSTANCES)
+                .arg(&*instance)
+                .query::<()>(conn);
+        }
+    }
+
     fn connection(&mut self) -> Option<&mut Link> {
         if self.conn.is_none() && Instant::now() < self.next_attempt {
             return None;

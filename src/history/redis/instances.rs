@@ -232,8 +232,13 @@ impl Responder {
 
     /// Refreshes this instance's registration and prunes the lapsed ones;
     /// false while its subscription is not up (it would not hear a
-    /// question) or Redis does not answer.
+    /// question) or Redis does not answer. Nothing once the instance is
+    /// stopping.
     fn register(&self, conn: &mut Option<Link>) -> bool {
+        if self.status.stopping.load(Ordering::SeqCst) {
+            // Left the registry for good (the command thread, at shutdown).
+            return true;
+        }
         if !self.status.subscribed.load(Ordering::SeqCst) {
             return false;
         }

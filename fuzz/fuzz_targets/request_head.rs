@@ -116,7 +116,7 @@ fn check_decode(s: &str) {
 }
 
 fn check_query(query: &str) {
-    let pairs = http::query_pairs(query);
+    let pairs: Vec<(String, String)> = http::query_pairs(query).collect();
     let pieces = query.split('&').filter(|p| !p.is_empty()).count();
     assert!(pairs.len() <= pieces);
     // Encoding the pairs again and parsing them gives the same pairs.
@@ -125,7 +125,11 @@ fn check_query(query: &str) {
         .map(|(k, v)| format!("{}={}", encode(k, true), encode(v, true)))
         .collect::<Vec<_>>()
         .join("&");
-    assert_eq!(http::query_pairs(&rebuilt), pairs, "query {rebuilt:?}");
+    assert_eq!(
+        http::query_pairs(&rebuilt).collect::<Vec<_>>(),
+        pairs,
+        "query {rebuilt:?}"
+    );
 }
 
 fn check_origin(origin: Option<&str>, host: Option<&str>) {

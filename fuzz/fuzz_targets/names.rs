@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let text = name.text.as_str();
     let count = text.chars().count();
-    assert!((1..=MAX_NAME_CHARS).contains(&count), "{count} chars: {text:?}");
+    assert!(
+        (1..=MAX_NAME_CHARS).contains(&count),
+        "{count} chars: {text:?}"
+    );
     assert_eq!(text.trim(), text, "not trimmed: {text:?}");
     assert_eq!(text.nfc().collect::<String>(), text, "not NFC: {text:?}");
     assert!(
@@ -27,5 +30,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(name.skeleton, names::skeleton(text));
     // Names are fixed points: the dispatcher may check one twice.
     let again = names::name(text).expect("a name it gave is a name");
-    assert_eq!((again.text.as_str(), again.skeleton.as_str()), (text, name.skeleton.as_str()));
+    assert_eq!(
+        (again.text.as_str(), again.skeleton.as_str()),
+        (text, name.skeleton.as_str())
+    );
 });

@@ -6,9 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wschat::ws::handshake::{self, OriginPolicy};
-use wschat::http::{self, HeadError, MAX_HEAD};
 use wschat::http::proxy::Seen;
+use wschat::http::{self, HeadError, MAX_HEAD};
+use wschat::ws::handshake::{self, OriginPolicy};
 
 fuzz_target!(|data: &[u8]| {
     match http::parse_head(data) {

@@ -33,7 +33,9 @@ fn check(text: &str) {
             );
             let kind = field("type").and_then(Value::as_str);
             match command {
-                Command::Join { room, name, since, .. } => {
+                Command::Join {
+                    room, name, since, ..
+                } => {
                     assert_eq!(kind, Some("join"));
                     assert_eq!(room, string_field("room"));
                     assert_eq!(name, string_field("name"));
@@ -49,7 +51,10 @@ fn check(text: &str) {
                     assert_eq!(cid, string_field("cid"));
                     if let Some(cid) = cid {
                         let chars = cid.chars().count();
-                        assert!((1..=64).contains(&chars), "cid of {chars} characters accepted");
+                        assert!(
+                            (1..=64).contains(&chars),
+                            "cid of {chars} characters accepted"
+                        );
                     }
                 }
                 Command::File(meta) => {
@@ -121,8 +126,15 @@ fn check(text: &str) {
                     assert!(!matches!(
                         field("type").and_then(Value::as_str),
                         Some(
-                            "join" | "message" | "file" | "typing" | "file_url" | "edit" | "delete"
-                                | "react" | "unreact"
+                            "join"
+                                | "message"
+                                | "file"
+                                | "typing"
+                                | "file_url"
+                                | "edit"
+                                | "delete"
+                                | "react"
+                                | "unreact"
                         ) | Some("history" | "search")
                     ));
                 }

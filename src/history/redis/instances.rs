@@ -180,14 +180,27 @@ impl Responder {
     pub fn run(self) {
         let mut conn: Option<Link> = None;
         let mut next = Instant::now();
+        let mut registered = false;
         loop {
             match self
                 .questions
                 .recv_timeout(next.saturating_duration_since(Instant::now()))
             {
-                Ok(question) => self.reply(&mut conn, &question),
+                Ok(question) => {
+                    // An instance that answers is live: it registers
+                    // first, so that once it has answered, an asker that
+                    // loses it later names it missing.
+                    if !registered {
+                        registered = self.register(&mut conn);
+                        if registered {
+                            next = Instant::now() + REFRESH_EVERY;
+                        }
+                    }
+                    self.reply(&mut conn, &question);
+                }
                 Err(RecvTimeoutError::Timeout) => {
-                    let wait = match self.register(&mut conn) {
+                    registered = self.register(&mut conn);
+                    let wait = match registered {
                         true => REFRESH_EVERY,
                         false => NOT_YET,
                     };

@@ -42,18 +42,6 @@ pub(super) fn event<'a>(
 ) -> protocol::Event<'a> {
     let cid = record.cid.as_deref();
     match &record.body {
-        sqlite::Body::Text(text) => protocol::Event::Message {
-            id: record.id,
-            room: &record.room,
-            from: &record.from,
-            text,
-            ts: record.ts,
-            cid,
-            edited: false,
-            deleted: false,
-            reactions: None,
-            replay,
-        },
         sqlite::Body::File {
             name,
             size,
@@ -72,8 +60,9 @@ pub(super) fn event<'a>(
             available: (!available).then_some(false),
             replay,
         },
-        // Encoded by `changes.rs` (see `replay_frame`, `deliver`).
-        body @ (sqlite::Body::Changed(_) | sqlite::Body::Change { .. }) => {
+        // A change's own frame is encoded by `changes.rs` (see
+        // `replay_frame`, `deliver`); as a message it is its text.
+        body @ (sqlite::Body::Text(_) | sqlite::Body::Changed(_) | sqlite::Body::Change { .. }) => {
             protocol::Event::Message {
                 id: record.id,
                 room: &record.room,

@@ -101,14 +101,7 @@ fn presence_and_names_span_instances() {
     let mut bob = join_v1(&b, "hall", "bob");
     assert_eq!(wait_join(&mut ann), "bob");
     let (mut cat, _, presence) = join_v1_path(&c, "/ws?room=hall&name=cat");
-    let mut users: Vec<&str> = presence["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u.as_str().unwrap())
-        .collect();
-    users.sort();
-    assert_eq!(users, ["ann", "bob", "cat"], "{presence}");
+    assert_eq!(users_sorted(&presence), ["ann", "bob", "cat"], "{presence}");
     assert_eq!(wait_join(&mut ann), "cat");
     assert_eq!(wait_join(&mut bob), "cat");
 

@@ -188,14 +188,7 @@ fn presence_spans_instances_for_people_who_joined_before_the_room_was_hosted() {
     let _cat = join_v1(&b, "hall", "cat");
     assert_eq!(wait_join(&mut bob), "cat");
     let (mut ann, _, presence) = join_v1_path(&a, "/ws?room=hall&name=ann");
-    let mut users: Vec<&str> = presence["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u.as_str().unwrap())
-        .collect();
-    users.sort();
-    assert_eq!(users, ["ann", "bob", "cat"], "{presence}");
+    assert_eq!(users_sorted(&presence), ["ann", "bob", "cat"], "{presence}");
     assert_eq!(wait_join(&mut bob), "ann");
     // A name held on B is refused on A.
     let mut other = connect_v1(&a.url("/ws?room=hall&name=bob"));

@@ -193,3 +193,16 @@ pub fn next_of(ws: &mut Client, ty: &str) -> Value {
         }
     }
 }
+
+/// The names a `presence` event lists, sorted: across instances their
+/// order is the order joins reached each one.
+pub fn users_sorted(presence: &Value) -> Vec<String> {
+    let mut users: Vec<String> = presence["users"]
+        .as_array()
+        .expect("a presence lists its users")
+        .iter()
+        .map(|u| u.as_str().expect("a user's name").to_owned())
+        .collect();
+    users.sort();
+    users
+}

@@ -508,22 +508,15 @@ impl Worker {
         Ok((self.conn.as_mut().expect("connected above"), publish))
     }
 
-    /// The command connection, made (and the scripts loaded) if there is
-    /// none; `None` while Redis cannot be reached.
-    /// A stopping instance leaves the registry of live instances at once,
-    /// so that the admin view does not name it missing until its entry
-    /// lapses (`instances`).
+    /// A stopping instance leaves the registry of live instances at once
+    /// (`instances::leave`), on the command connection it still has.
     fn unregister(&mut self) {
-        self.status.stopping.store(true, Ordering::SeqCst);
-        let instance = self.instance.clone();
-        if let Some(conn) = self.connection() {
-            let _ = redis::cmd("ZREM")
-                .arg(keys::INSTANCES)
-                .arg(&*instance)
-                .query::<()>(conn);
-        }
+        let (status, instance) = (self.status.clone(), self.instance.clone());
+        super::instances::leave(&status, &instance, self.connection());
     }
 
+    /// The command connection, made (and the scripts loaded) if there is
+    /// none; `None` while Redis cannot be reached.
     fn connection(&mut self) -> Option<&mut Link> {
         if self.conn.is_none() && Instant::now() < self.next_attempt {
             return None;

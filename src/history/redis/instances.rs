@@ -159,6 +159,19 @@ fn gather(
     Ok(answers)
 }
 
+/// Takes a stopping instance out of the registry, so that the admin view
+/// does not name it missing until its entry lapses, and keeps its
+/// [`Responder`] from registering it again.
+pub(super) fn leave(status: &Status, instance: &str, conn: Option<&mut Link>) {
+    status.stopping.store(true, Ordering::SeqCst);
+    if let Some(conn) = conn {
+        let _ = redis::cmd("ZREM")
+            .arg(keys::INSTANCES)
+            .arg(instance)
+            .query::<()>(conn);
+    }
+}
+
 /// Redis's clock, in milliseconds since the Unix epoch.
 fn redis_now(conn: &mut Link) -> redis::RedisResult<u64> {
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query(conn)?;
